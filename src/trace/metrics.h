@@ -1,0 +1,32 @@
+/*
+ * metrics.h - counters and latency histograms per protocol and command,
+ * served as Prometheus text on GET /metrics (libmicrohttpd, see metrics_http).
+ * Updates are lock-free or take a short mutex: safe from any thread.
+ */
+#ifndef POSTERN_METRICS_H
+#define POSTERN_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* postern_commands_total{protocol,command} and
+ * postern_command_duration_seconds{protocol,command} (histogram). */
+void metrics_command(const char *protocol, const char *command, uint64_t elapsed_usec);
+/* postern_connections_total{protocol} and postern_connections_active{protocol}. */
+void metrics_connection_open(const char *protocol);
+void metrics_connection_close(const char *protocol);
+/* postern_connections_refused_total{protocol,reason} ("max_connections", "per_ip"). */
+void metrics_connection_refused(const char *protocol, const char *reason);
+/* Any other counter: postern_<NAME>_total{protocol,LABEL_NAME=LABEL_VALUE}, e.g.
+ * metrics_count("smtp", "messages_delivered", NULL, NULL, 1). LABEL may be NULL. */
+void metrics_count(const char *protocol, const char *name, const char *label_name,
+		   const char *label_value, uint64_t n);
+
+/* Writes all metrics in Prometheus text format; returns malloc'd text. */
+char *metrics_render(size_t *len);
+
+/* Starts the HTTP listener (GET /metrics) on ADDRESS:PORT; 0 or -1 with ERR. */
+int metrics_http_start(const char *address, uint16_t port, char *err, size_t errlen);
+void metrics_http_stop(void);
+
+#endif

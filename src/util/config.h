@@ -1,0 +1,123 @@
+/*
+ * config.h - postern.conf: sections of "key = value" lines.
+ *
+ * Every key is documented in docs/config.md and has a safe default set by
+ * config_defaults(). Listener sections repeat: "[listener NAME]".
+ * config_load() rejects unknown sections and keys, malformed values and
+ * unreadable certificate files with "file:line: message".
+ */
+#ifndef POSTERN_CONFIG_H
+#define POSTERN_CONFIG_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CONFIG_MAX_LISTENERS 16
+#define CONFIG_PATH_MAX 1024
+
+enum tls_mode { TLS_MODE_NONE = 0, TLS_MODE_STARTTLS, TLS_MODE_IMPLICIT };
+
+/* [listener NAME] */
+struct config_listener {
+	char name[64];
+	char protocol[16]; /* "smtp" (MX), "submission", "pop3", "imap" */
+	char address[64];  /* numeric IPv4 or IPv6 address */
+	uint16_t port;
+	enum tls_mode tls;
+};
+
+enum store_engine { STORE_ENGINE_SQLITE = 0, STORE_ENGINE_MARIADB };
+
+/* [store] */
+struct config_store {
+	enum store_engine engine;
+	char sqlite_path[CONFIG_PATH_MAX]; /* default: <data_dir>/postern.db */
+	char mariadb_host[256];            /* empty: use the socket */
+	uint16_t mariadb_port;
+	char mariadb_socket[CONFIG_PATH_MAX];
+	char mariadb_user[128];
+	char mariadb_password_file[CONFIG_PATH_MAX]; /* the password is read from a file */
+	char mariadb_database[128];
+};
+
+struct config {
+	char path[CONFIG_PATH_MAX]; /* the file this was loaded from */
+
+	/* [server] */
+	struct {
+		char hostname[256];
+		char data_dir[CONFIG_PATH_MAX];
+		char user[64]; /* account to drop to after binding, when started as root */
+		unsigned workers; /* 0: one per core */
+		char log_level[16];
+		bool log_syslog;
+		char admin_socket[CONFIG_PATH_MAX]; /* default: <data_dir>/admin.sock */
+	} server;
+
+	/* [tls] */
+	struct {
+		char cert_file[CONFIG_PATH_MAX];
+		char key_file[CONFIG_PATH_MAX];
+		char min_version[8]; /* "1.2" or "1.3" */
+	} tls;
+
+	struct config_store store;
+
+	/* [limits] */
+	struct {
+		unsigned max_connections;
+		unsigned max_connections_per_ip;
+		unsigned idle_timeout;     /* seconds */
+		size_t max_line_length;    /* bytes, CRLF included */
+		size_t max_message_size;   /* bytes */
+		unsigned max_recipients;
+		unsigned max_errors;       /* protocol errors before disconnect */
+	} limits;
+
+	/* [auth] */
+	struct {
+		unsigned cache_ttl;            /* seconds; 0 turns the cache off */
+		unsigned long long argon2_ops; /* Argon2id opslimit */
+		size_t argon2_mem;             /* Argon2id memlimit, bytes */
+		unsigned failure_delay_ms;     /* added to every failed login */
+		char recovery_public_key[CONFIG_PATH_MAX]; /* optional organization recovery key */
+	} auth;
+
+	/* [metrics] */
+	struct {
+		bool enabled;
+		char address[64];
+		uint16_t port;
+	} metrics;
+
+	/* [scan] */
+	struct {
+		char model_file[CONFIG_PATH_MAX]; /* default: the shipped model */
+	} scan;
+
+	/* [queue] */
+	struct {
+		char key_file[CONFIG_PATH_MAX]; /* default: <data_dir>/queue.key */
+	} queue;
+
+	struct config_listener listeners[CONFIG_MAX_LISTENERS];
+	size_t n_listeners;
+};
+
+void config_defaults(struct config *cfg);
+
+/*
+ * Loads PATH over the defaults. Returns 0, or -1 with a translated message
+ * "PATH:LINE: what is wrong" in ERR.
+ */
+int config_load(const char *path, struct config *cfg, char *err, size_t errlen);
+
+/* Parses a config from memory (NAME is used in messages); same rules as config_load. */
+int config_parse(const char *name, const char *text, size_t len, struct config *cfg, char *err,
+		 size_t errlen);
+
+const struct config_listener *config_find_listener(const struct config *cfg, const char *protocol);
+
+#endif
