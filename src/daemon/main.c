@@ -1,0 +1,1 @@
+/* posternd entry point (being written). */
