@@ -29,6 +29,9 @@ struct store;
 
 struct protocol_ops {
 	const char *name; /* matches config_listener.protocol */
+	/* The line (without CRLF) sent when a limit refuses a client, e.g.
+	 * "421 4.7.0 Too many connections, try again later". */
+	const char *busy_reply;
 	/* A client connected (and, for implicit TLS, finished the handshake).
 	 * Returns the session (sends the greeting) or NULL to drop the client. */
 	void *(*open)(struct conn *c);
