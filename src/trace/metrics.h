@@ -22,11 +22,26 @@ void metrics_connection_refused(const char *protocol, const char *reason);
 void metrics_count(const char *protocol, const char *name, const char *label_name,
 		   const char *label_value, uint64_t n);
 
-/* Writes all metrics in Prometheus text format; returns malloc'd text. */
+/* Active connections of PROTOCOL right now (0 for unknown protocols). */
+int64_t metrics_connections_active(const char *protocol);
+/* Calls FN for every protocol that has had a connection, with its active
+ * count (for the admin socket's status reply). */
+void metrics_each_protocol(void (*fn)(void *arg, const char *protocol, int64_t active),
+			   void *arg);
+/* Seconds since the process started. */
+double metrics_uptime_seconds(void);
+
+/* Histogram bucket bounds in seconds (the +Inf bucket is implied). */
+#define METRICS_BUCKETS 14
+
+/* Writes all metrics in Prometheus text format (including process metrics:
+ * uptime, start time, resident memory); returns malloc'd text or NULL. */
 char *metrics_render(size_t *len);
 
 /* Starts the HTTP listener (GET /metrics) on ADDRESS:PORT; 0 or -1 with ERR. */
 int metrics_http_start(const char *address, uint16_t port, char *err, size_t errlen);
 void metrics_http_stop(void);
+/* The port actually bound (useful when started with port 0), or 0. */
+uint16_t metrics_http_port(void);
 
 #endif

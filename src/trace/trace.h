@@ -50,9 +50,26 @@ void trace_redact_command(const char *line, int in_sasl, char *out, size_t outle
  * not call trace_publish. Returns a handle for trace_unsubscribe, or -1. */
 typedef void (*trace_cb)(void *arg, const struct trace_event *ev);
 int trace_subscribe(trace_cb cb, void *arg);
+/* Like trace_subscribe, but first hands CB the recent events kept in the
+ * history ring (oldest first), atomically: no event is missed or repeated. */
+int trace_subscribe_history(trace_cb cb, void *arg);
+/* After this returns, CB is not running and will not run again. Must not be
+ * called from inside a callback. */
 void trace_unsubscribe(int handle);
 
-/* JSON text (one line, no newline) of EV into OUT; returns its length. */
+/* How many events the history ring keeps, and at most how many subscribers. */
+#define TRACE_HISTORY 1000
+#define TRACE_MAX_SUBSCRIBERS 64
+
+/* Copies up to MAX of the most recent events (oldest first) into OUT. */
+size_t trace_history(struct trace_event *out, size_t max);
+
+/*
+ * JSON text (one line, no newline) of EV into OUT; returns its length, or 0
+ * when OUTLEN is too small (TRACE_JSON_MAX always suffices). Invalid UTF-8
+ * in the text becomes U+FFFD, so the result is always valid JSON.
+ */
+#define TRACE_JSON_MAX 9216
 size_t trace_event_json(const struct trace_event *ev, char *out, size_t outlen);
 
 #endif
