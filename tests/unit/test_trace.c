@@ -1,6 +1,8 @@
 /*
  * test_trace.c - the trace bus: publish/subscribe across threads, the
- * history ring, redaction of every credential form, JSON escaping.
+ * history ring, redaction of every credential form, JSON escaping; and the
+ * admin socket that serves it (status, trace with filters, handlers,
+ * socket safety, slow readers).
  */
 #include <config.h>
 
@@ -9,8 +11,14 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
 
+#include "trace/admin.h"
 #include "trace/trace.h"
+#include "util/config.h"
 
 /* ---- publish / subscribe ---- */
 
@@ -372,6 +380,376 @@ START_TEST(test_kind_names)
 }
 END_TEST
 
+
+/* ---- admin socket ---- */
+
+static struct config admin_cfg;
+static char admin_dir[] = "/tmp/postern-admin-test-XXXXXX";
+static char admin_path[256];
+static int reloads;
+static char forgotten[128];
+
+static void on_reload(void *arg)
+{
+	ck_assert_ptr_eq(arg, &reloads);
+	reloads++;
+}
+
+static void on_forget(const char *address, void *arg)
+{
+	snprintf(forgotten, sizeof(forgotten), "%s", address);
+}
+
+static void admin_setup(void)
+{
+	struct admin_handlers h = { on_reload, on_forget, &reloads };
+	char err[512] = "";
+
+	memset(&admin_cfg, 0, sizeof(admin_cfg));
+	strcpy(admin_dir, "/tmp/postern-admin-test-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(admin_dir));
+	snprintf(admin_cfg.server.data_dir, sizeof(admin_cfg.server.data_dir), "%s", admin_dir);
+	snprintf(admin_path, sizeof(admin_path), "%s/admin.sock", admin_dir);
+	reloads = 0;
+	forgotten[0] = '\0';
+	ck_assert_msg(admin_start(&admin_cfg, &h, err, sizeof(err)) == 0, "%s", err);
+}
+
+static void admin_teardown(void)
+{
+	admin_stop();
+	rmdir(admin_dir);
+}
+
+struct lines {
+	json_t *items; /* array of parsed lines */
+	int stop_after;  /* stop after this many lines (0: never) */
+};
+
+static int collect_line(void *arg, const char *line)
+{
+	struct lines *l = arg;
+	json_t *j = json_loads(line, 0, NULL);
+
+	ck_assert_msg(j != NULL, "not JSON: %s", line);
+	json_array_append_new(l->items, j);
+	return l->stop_after > 0 && (int)json_array_size(l->items) >= l->stop_after;
+}
+
+/* Sends REQUEST and returns the single reply object (caller decrefs). */
+static json_t *admin_call(const char *request)
+{
+	struct lines l = { json_array(), 0 };
+	char err[512] = "";
+
+	ck_assert_msg(admin_request(admin_path, request, collect_line, &l, err, sizeof(err)) == 0,
+		      "%s", err);
+	ck_assert_uint_eq(json_array_size(l.items), 1);
+	json_t *reply = json_incref(json_array_get(l.items, 0));
+	json_decref(l.items);
+	return reply;
+}
+
+static int reply_ok(json_t *reply)
+{
+	return json_is_true(json_object_get(reply, "ok"));
+}
+
+START_TEST(test_admin_socket_is_private_and_reports_status)
+{
+	struct stat st;
+
+	ck_assert_int_eq(lstat(admin_path, &st), 0);
+	ck_assert(S_ISSOCK(st.st_mode));
+	ck_assert_int_eq(st.st_mode & 0777, 0600);
+
+	json_t *r = admin_call("{\"cmd\":\"status\"}");
+	ck_assert(reply_ok(r));
+	ck_assert_int_eq(json_integer_value(json_object_get(r, "pid")), getpid());
+	ck_assert(json_is_integer(json_object_get(r, "uptime")));
+	ck_assert_int_ge(json_integer_value(json_object_get(r, "uptime")), 0);
+	ck_assert(json_is_string(json_object_get(r, "version")));
+	ck_assert(json_is_object(json_object_get(r, "connections")));
+	json_decref(r);
+}
+END_TEST
+
+START_TEST(test_admin_handlers_and_errors)
+{
+	json_t *r;
+
+	r = admin_call("{\"cmd\":\"reload\"}");
+	ck_assert(reply_ok(r));
+	ck_assert_int_eq(reloads, 1);
+	json_decref(r);
+
+	r = admin_call("{\"cmd\":\"forget\",\"address\":\"alice@example.org\"}");
+	ck_assert(reply_ok(r));
+	ck_assert_str_eq(forgotten, "alice@example.org");
+	json_decref(r);
+
+	const char *bad[] = {
+		"{\"cmd\":\"forget\"}",          "{\"cmd\":\"forget\",\"address\":7}",
+		"{\"cmd\":\"explode\"}",         "{\"nocmd\":1}",
+		"not json at all",               "[1,2,3]",
+		"{\"cmd\":\"trace\",\"follow\":\"yes\"}",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		r = admin_call(bad[i]);
+		ck_assert_msg(json_is_false(json_object_get(r, "ok")), "accepted: %s", bad[i]);
+		ck_assert(json_is_string(json_object_get(r, "error")));
+		json_decref(r);
+	}
+	ck_assert_int_eq(reloads, 1);
+}
+END_TEST
+
+START_TEST(test_admin_request_line_is_bounded)
+{
+	char *big = malloc(20000);
+	memset(big, 'x', 19999);
+	big[19999] = '\0';
+	json_t *r = admin_call(big);
+	ck_assert(json_is_false(json_object_get(r, "ok")));
+	json_decref(r);
+	free(big);
+}
+END_TEST
+
+START_TEST(test_admin_trace_history_without_follow)
+{
+	struct lines l = { json_array(), 0 };
+	char err[512] = "";
+	int seen = 0;
+
+	trace_publish(4242, "imap", "carol@example.org", TRACE_COMMAND, 0, "a1 SELECT INBOX");
+	trace_publish(4243, "smtp", "", TRACE_COMMAND, 0, "EHLO filtered.example");
+	ck_assert_int_eq(admin_request(admin_path, "{\"cmd\":\"trace\",\"protocol\":\"imap\"}",
+				       collect_line, &l, err, sizeof(err)),
+			 0);
+	for (size_t i = 0; i < json_array_size(l.items); i++) {
+		json_t *ev = json_array_get(l.items, i);
+		ck_assert_str_eq(json_string_value(json_object_get(ev, "protocol")), "imap");
+		if (strcmp(json_string_value(json_object_get(ev, "text")), "a1 SELECT INBOX") == 0)
+			seen++;
+	}
+	ck_assert_int_eq(seen, 1);
+	json_decref(l.items);
+}
+END_TEST
+
+struct follow_state {
+	int history_seen;
+	int live_seen;
+	int foreign_seen;
+	int user_events;
+};
+
+static int follow_line(void *arg, const char *line)
+{
+	struct follow_state *f = arg;
+	json_t *j = json_loads(line, 0, NULL);
+	const char *text;
+
+	ck_assert_ptr_nonnull(j);
+	text = json_string_value(json_object_get(j, "text"));
+	ck_assert_ptr_nonnull(text);
+	if (strcmp(json_string_value(json_object_get(j, "protocol")), "pop3") != 0)
+		f->foreign_seen++;
+	if (strcmp(text, "history-marker") == 0) {
+		f->history_seen++;
+		/* Now publish live: one event the filter must drop, one it keeps. */
+		trace_publish(77, "smtp", "dave@example.org", TRACE_COMMAND, 0, "NOOP");
+		trace_publish(78, "pop3", "dave@example.org", TRACE_COMMAND, 0, "live-marker");
+	} else if (strcmp(text, "live-marker") == 0) {
+		f->live_seen++;
+	}
+	json_decref(j);
+	return f->live_seen > 0;
+}
+
+START_TEST(test_admin_trace_follow_sees_history_then_live_events)
+{
+	struct follow_state f = { 0, 0, 0, 0 };
+	char err[512] = "";
+
+	trace_publish(76, "pop3", "", TRACE_INFO, 0, "history-marker");
+	ck_assert_int_eq(admin_request(admin_path,
+				       "{\"cmd\":\"trace\",\"follow\":true,\"history\":true,"
+				       "\"protocol\":\"pop3\"}",
+				       follow_line, &f, err, sizeof(err)),
+			 0);
+	ck_assert_int_eq(f.history_seen, 1);
+	ck_assert_int_eq(f.live_seen, 1);
+	ck_assert_int_eq(f.foreign_seen, 0);
+}
+END_TEST
+
+struct user_state {
+	json_t *texts;
+};
+
+static int user_line(void *arg, const char *line)
+{
+	struct user_state *u = arg;
+	json_t *j = json_loads(line, 0, NULL);
+	const char *text = json_string_value(json_object_get(j, "text"));
+
+	int done;
+
+	ck_assert_ptr_nonnull(text);
+	done = strcmp(text, "user-done") == 0;
+	json_array_append_new(u->texts, json_string(text));
+	json_decref(j);
+	return done;
+}
+
+START_TEST(test_admin_trace_user_filter_follows_the_session)
+{
+	struct user_state u = { json_array() };
+	char err[512] = "";
+
+	/* Session 500 logs in as erin; session 501 is someone else. */
+	trace_publish(500, "imap", "", TRACE_CONNECT, 0, "127.0.0.1");
+	trace_publish(500, "imap", "Erin@Example.org", TRACE_AUTH, 0, "ok");
+	trace_publish(501, "imap", "frank@example.org", TRACE_AUTH, 0, "frank-ok");
+	trace_publish(500, "imap", "", TRACE_DISCONNECT, 0, "user-done");
+	ck_assert_int_eq(admin_request(admin_path,
+				       "{\"cmd\":\"trace\",\"follow\":true,\"history\":true,"
+				       "\"user\":\"erin@example.org\"}",
+				       user_line, &u, err, sizeof(err)),
+			 0);
+	ck_assert_uint_eq(json_array_size(u.texts), 2);
+	ck_assert_str_eq(json_string_value(json_array_get(u.texts, 0)), "ok");
+	ck_assert_str_eq(json_string_value(json_array_get(u.texts, 1)), "user-done");
+	json_decref(u.texts);
+}
+END_TEST
+
+struct slow_state {
+	int published;
+	int dropped_notice;
+	long long dropped;
+};
+
+static int slow_line(void *arg, const char *line)
+{
+	struct slow_state *s = arg;
+	json_t *j = json_loads(line, 0, NULL);
+	char text[1000];
+
+	ck_assert_ptr_nonnull(j);
+	if (!s->published) {
+		/* Flood while not reading: the admin side must drop, not block. */
+		memset(text, 'z', sizeof(text) - 1);
+		text[sizeof(text) - 1] = '\0';
+		for (int i = 0; i < 8000; i++)
+			trace_publish(600, "http", "", TRACE_INFO, 0, text);
+		s->published = 1;
+	}
+	if (strcmp(json_string_value(json_object_get(j, "kind")), "dropped") == 0) {
+		s->dropped_notice = 1;
+		s->dropped = json_integer_value(json_object_get(j, "count"));
+	}
+	json_decref(j);
+	return s->dropped_notice;
+}
+
+START_TEST(test_admin_trace_slow_reader_loses_events_and_is_told)
+{
+	struct slow_state s = { 0, 0, 0 };
+	char err[512] = "";
+
+	trace_publish(600, "http", "", TRACE_INFO, 0, "start");
+	ck_assert_int_eq(admin_request(admin_path,
+				       "{\"cmd\":\"trace\",\"follow\":true,\"protocol\":\"http\"}",
+				       slow_line, &s, err, sizeof(err)),
+			 0);
+	ck_assert_int_eq(s.dropped_notice, 1);
+	ck_assert_int_gt(s.dropped, 0);
+}
+END_TEST
+
+START_TEST(test_admin_refuses_second_start_and_non_socket_path)
+{
+	struct config cfg = admin_cfg;
+	char err[512] = "";
+	char path[300];
+	struct admin_handlers h = { NULL, NULL, NULL };
+
+	ck_assert_int_eq(admin_start(&cfg, &h, err, sizeof(err)), -1);
+	ck_assert_uint_gt(strlen(err), 0);
+	admin_stop();
+	/* The socket is gone once stopped. */
+	ck_assert_int_ne(access(admin_path, F_OK), 0);
+
+	/* A regular file in the way is never removed. */
+	snprintf(path, sizeof(path), "%s/not-a-socket", admin_dir);
+	FILE *f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	fclose(f);
+	snprintf(cfg.server.admin_socket, sizeof(cfg.server.admin_socket), "%s", path);
+	ck_assert_int_eq(admin_start(&cfg, &h, err, sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, "not a socket"));
+	ck_assert_int_eq(access(path, F_OK), 0);
+	unlink(path);
+
+	/* Without handlers, reload is refused with a reason. */
+	ck_assert_msg(admin_start(&admin_cfg, &h, err, sizeof(err)) == 0, "%s", err);
+	json_t *r = admin_call("{\"cmd\":\"reload\"}");
+	ck_assert(json_is_false(json_object_get(r, "ok")));
+	json_decref(r);
+}
+END_TEST
+
+START_TEST(test_admin_replaces_stale_socket_but_not_a_live_one)
+{
+	struct config cfg = admin_cfg;
+	struct admin_handlers h = { NULL, NULL, NULL };
+	struct sockaddr_un sun;
+	char err[512] = "";
+	char path[100];
+	int fd;
+
+	/* A live socket (this test's own daemon) is refused. */
+	admin_stop();
+	ck_assert_int_eq(admin_start(&admin_cfg, &h, err, sizeof(err)), 0);
+	fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	snprintf(path, sizeof(path), "%s/live.sock", admin_dir);
+	memcpy(sun.sun_path, path, strlen(path) + 1);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+	ck_assert_int_eq(listen(fd, 1), 0);
+	admin_stop();
+	snprintf(cfg.server.admin_socket, sizeof(cfg.server.admin_socket), "%s", path);
+	ck_assert_int_eq(admin_start(&cfg, &h, err, sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, "in use"));
+	close(fd); /* now it is stale */
+	ck_assert_msg(admin_start(&cfg, &h, err, sizeof(err)) == 0, "%s", err);
+	snprintf(admin_path, sizeof(admin_path), "%s", path);
+	json_t *r = admin_call("{\"cmd\":\"status\"}");
+	ck_assert(reply_ok(r));
+	json_decref(r);
+}
+END_TEST
+
+START_TEST(test_admin_request_reports_unreachable_daemon)
+{
+	char err[512] = "";
+	struct lines l = { json_array(), 0 };
+
+	ck_assert_int_eq(admin_request("/nonexistent/postern/admin.sock", "{\"cmd\":\"status\"}",
+				       collect_line, &l, err, sizeof(err)),
+			 -1);
+	ck_assert_ptr_nonnull(strstr(err, "/nonexistent/postern/admin.sock"));
+	ck_assert_int_eq(admin_request(admin_path, "{\"cmd\":\n\"status\"}", collect_line, &l,
+				       err, sizeof(err)),
+			 -1);
+	json_decref(l.items);
+}
+END_TEST
+
 static Suite *trace_suite(void)
 {
 	Suite *s = suite_create("trace");
@@ -397,6 +775,20 @@ static Suite *trace_suite(void)
 	tcase_add_test(tc, test_json_replaces_invalid_utf8);
 	tcase_add_test(tc, test_json_worst_case_fits_and_small_buffer_fails_cleanly);
 	tcase_add_test(tc, test_kind_names);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("admin");
+	tcase_add_checked_fixture(tc, admin_setup, admin_teardown);
+	tcase_add_test(tc, test_admin_socket_is_private_and_reports_status);
+	tcase_add_test(tc, test_admin_handlers_and_errors);
+	tcase_add_test(tc, test_admin_request_line_is_bounded);
+	tcase_add_test(tc, test_admin_trace_history_without_follow);
+	tcase_add_test(tc, test_admin_trace_follow_sees_history_then_live_events);
+	tcase_add_test(tc, test_admin_trace_user_filter_follows_the_session);
+	tcase_add_test(tc, test_admin_trace_slow_reader_loses_events_and_is_told);
+	tcase_add_test(tc, test_admin_refuses_second_start_and_non_socket_path);
+	tcase_add_test(tc, test_admin_replaces_stale_socket_but_not_a_live_one);
+	tcase_add_test(tc, test_admin_request_reports_unreachable_daemon);
 	suite_add_tcase(s, tc);
 	return s;
 }
