@@ -24,8 +24,23 @@
 /* Calls sodium_init(); safe to call more than once. */
 int crypto_setup(void);
 
-/* Argon2id cost; defaults sized so one derivation costs 50-100 ms on a 2-core VM. */
+/*
+ * Argon2id cost of password hashes and of the key that wraps a private key.
+ * The defaults are sized so one derivation costs 50-100 ms on a 2-core VM
+ * (measured in keys.c); a login runs two (verify, then unwrap). Set the cost
+ * once at startup, before threads start (config keys auth.argon2_ops and
+ * auth.argon2_mem). Values outside the accepted range are clamped into it.
+ */
+#define CRYPTO_ARGON2_OPS_DEFAULT 3ULL
+#define CRYPTO_ARGON2_MEM_DEFAULT (64UL * 1024 * 1024)
+#define CRYPTO_ARGON2_OPS_MIN 1ULL
+#define CRYPTO_ARGON2_OPS_MAX 64ULL
+#define CRYPTO_ARGON2_MEM_MIN 8192UL
+#define CRYPTO_ARGON2_MEM_MAX (4096UL * 1024 * 1024)
 void crypto_set_argon2_cost(unsigned long long opslimit, size_t memlimit);
+void crypto_get_argon2_cost(unsigned long long *opslimit, size_t *memlimit);
+/* Number of Argon2id derivations this process has run (tests check the auth cache with it). */
+unsigned long crypto_argon2_count(void);
 
 /* Password hashing (Argon2id encoded string, NUL-terminated in OUT). */
 int crypto_password_hash(const char *password, size_t len, char out[CRYPTO_PWHASH_STR_MAX]);
@@ -64,14 +79,28 @@ int crypto_recovery_seal(const struct user_key *k, const unsigned char recovery_
 /* Recovers a user's private key with the recovery key pair. */
 int crypto_recovery_open(const unsigned char *sealed, size_t len, const unsigned char recovery_pub[32],
 			 const unsigned char recovery_priv[32], struct user_key **out);
-/* Reads/writes a key file ("postern-recovery-public: <base64>" style text, mode 0600 for private). */
+/*
+ * Key files: one line "LABEL: <base64>" (lines starting with '#' are comments).
+ * Labels are short words of [a-z0-9-], e.g. "postern-recovery-public". A label
+ * containing "public" gives mode 0644, every other key file is 0600.
+ * crypto_key_file_write replaces PATH atomically (temporary file, fsync,
+ * rename); crypto_key_file_create fails with errno EEXIST when PATH exists.
+ * crypto_key_file_read needs exactly LEN bytes under LABEL; ERRNO is EINVAL
+ * for a malformed file or wrong label.
+ */
 int crypto_key_file_write(const char *path, const char *label, const unsigned char *key, size_t len);
+int crypto_key_file_create(const char *path, const char *label, const unsigned char *key,
+			   size_t len);
 int crypto_key_file_read(const char *path, const char *label, unsigned char *key, size_t len);
 
-/* Server queue key (outbound mail and quarantine): created on first use at PATH (0600). */
+/* Server queue key (outbound mail and quarantine): created on first use at PATH (0600).
+ * Safe when several processes race to create it: all end up with the same key. */
 int crypto_server_key_load(const char *path, struct user_key **out);
 
-/* Self-signed certificate (RSA 3072 or P-256) for HOSTNAME, written as PEM (key 0600). */
+/* Self-signed certificate (EC P-256, SHA-256, two years, random serial) for
+ * HOSTNAME with SAN DNS:HOSTNAME, DNS:localhost, IP:127.0.0.1, IP:::1, written
+ * as PEM (certificate 0644, key 0600, each replaced atomically). On failure
+ * ERR holds a translated message naming the file or the OpenSSL step. */
 int crypto_selfsigned_cert(const char *hostname, const char *cert_path, const char *key_path,
 			   char *err, size_t errlen);
 
