@@ -38,9 +38,18 @@ struct scan_result {
 };
 
 const char *scan_verdict_name(enum scan_verdict v);
+/* "clean"/"ham", "spam", "phishing"/"phish", "malware"; 0 or -1. */
+int scan_verdict_parse(const char *name, enum scan_verdict *out);
 
-/* Loads the model file (NULL: the shipped default). 0 or -1 with ERR. */
+/* Loads the model file (NULL or "": the shipped default). 0 or -1 with ERR.
+ * May be called again (reload): scans already running keep the old model.
+ * Default lookup, first readable wins: $POSTERN_SCAN_MODEL,
+ * PKGDATADIR/postern-scan.model, <source tree>/data/postern-scan.model. */
 int scan_model_load(const char *path, char *err, size_t errlen);
+/* The path scan_model_load(NULL) would use; -1 when none is readable. */
+int scan_model_default_path(char *out, size_t outlen);
+/* Version string of the loaded model, NULL when none is loaded. */
+const char *scan_model_version(void);
 
 /* Scans MSG. ST (may be NULL) gives access to per-user deltas. Always
  * returns a result: malformed input yields a verdict with a reason. */
@@ -53,5 +62,13 @@ int scan_learn(struct store *st, int64_t user_id, const unsigned char *msg, size
 
 /* "[\"reason\", ...]" JSON text of the reasons (malloc'd) for store_scan_result. */
 char *scan_reasons_json(const struct scan_result *r);
+
+/* The header lines src/deliver prepends to a stored message for R, each
+ * ending in CRLF: "X-Spam-Status: Yes|No, verdict=... score=... model=...",
+ * "X-Spam-Score: 0.973", and for phishing and malware
+ * "X-Postern-Warning: this message looks like phishing: <first reason>".
+ * Returns the length written (NUL-terminated) or -1 when LEN is too small
+ * (1024 bytes always suffice). */
+int scan_format_headers(const struct scan_result *r, char *buf, size_t len);
 
 #endif

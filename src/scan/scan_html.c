@@ -1,0 +1,208 @@
+/*
+ * scan_html.c - HTML bodies: turns markup into the text a reader sees (for
+ * the tokenizer) and pairs every <a href> with its visible text so the URL
+ * analysis can spot a link that shows one domain and goes to another.
+ *
+ * A forgiving single pass, no DOM: malformed markup degrades to text, never
+ * to an error. Script and style contents are skipped.
+ */
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "scan/scan_int.h"
+
+#define ANCHOR_TEXT_MAX 512
+#define HREF_MAX 2048
+
+struct html_out {
+	char *buf;
+	size_t len, cap;
+};
+
+static void out_byte(struct html_out *o, char c)
+{
+	if (o->len + 1 < o->cap)
+		o->buf[o->len++] = c;
+}
+
+static void out_space(struct html_out *o)
+{
+	if (o->len && o->buf[o->len - 1] != ' ')
+		out_byte(o, ' ');
+}
+
+/* Decodes the entity at S (after '&'); returns bytes consumed, 0 if none. */
+static size_t entity(const char *s, size_t len, struct html_out *o)
+{
+	static const struct {
+		const char *name;
+		char c;
+	} named[] = { { "amp;", '&' }, { "lt;", '<' }, { "gt;", '>' }, { "quot;", '"' },
+		      { "apos;", '\'' }, { "nbsp;", ' ' } };
+	for (size_t i = 0; i < sizeof(named) / sizeof(named[0]); i++) {
+		size_t n = strlen(named[i].name);
+		if (len >= n && strncasecmp(s, named[i].name, n) == 0) {
+			out_byte(o, named[i].c);
+			return n;
+		}
+	}
+	if (len >= 3 && s[0] == '#') {
+		size_t k = 1;
+		unsigned long cp = 0;
+		int hex = s[1] == 'x' || s[1] == 'X';
+		if (hex)
+			k++;
+		while (k < len && k < 10 && isxdigit((unsigned char)s[k])) {
+			if (!hex && !isdigit((unsigned char)s[k]))
+				break;
+			cp = cp * (hex ? 16 : 10) +
+			     (unsigned long)(isdigit((unsigned char)s[k]) ? s[k] - '0'
+									   : (tolower((unsigned char)s[k]) - 'a' + 10));
+			k++;
+		}
+		if (k < len && s[k] == ';')
+			k++;
+		/* ASCII survives as itself (obfuscated "&#112;aypal"); the rest
+		 * becomes a word byte so tokens stay together. */
+		out_byte(o, cp > 0 && cp < 0x80 ? (char)cp : (char)0x80);
+		return k;
+	}
+	return 0;
+}
+
+/* Finds attribute NAME in the tag text [S, S+LEN) and copies its value. */
+static int tag_attr(const char *s, size_t len, const char *name, char *out, size_t outlen)
+{
+	size_t n = strlen(name);
+	for (size_t i = 0; i + n < len; i++) {
+		if (strncasecmp(s + i, name, n) != 0 || (i && !isspace((unsigned char)s[i - 1])))
+			continue;
+		size_t k = i + n;
+		while (k < len && isspace((unsigned char)s[k]))
+			k++;
+		if (k >= len || s[k] != '=')
+			continue;
+		k++;
+		while (k < len && isspace((unsigned char)s[k]))
+			k++;
+		char quote = 0;
+		if (k < len && (s[k] == '"' || s[k] == '\''))
+			quote = s[k++];
+		size_t o = 0;
+		while (k < len && o + 1 < outlen) {
+			char c = s[k];
+			if (quote ? c == quote : (isspace((unsigned char)c) || c == '>'))
+				break;
+			out[o++] = c;
+			k++;
+		}
+		out[o] = '\0';
+		/* "&amp;" in hrefs */
+		return 0;
+	}
+	return -1;
+}
+
+void scan_html(struct scan_doc *d, const char *html, size_t len)
+{
+	struct html_out o = { malloc(len + 1), 0, len + 1 };
+	char href[HREF_MAX];
+	int in_anchor = 0;
+	size_t anchor_start = 0;
+	size_t i = 0;
+
+	if (!o.buf)
+		return;
+	scan_feat_str(d, "html", "yes");
+	while (i < len) {
+		char c = html[i];
+		if (c == '&') {
+			size_t n = entity(html + i + 1, len - i - 1, &o);
+			if (n) {
+				i += n + 1;
+				continue;
+			}
+			out_byte(&o, c);
+			i++;
+			continue;
+		}
+		if (c != '<') {
+			out_byte(&o, isspace((unsigned char)c) ? ' ' : c);
+			i++;
+			continue;
+		}
+		/* a tag, comment or declaration */
+		if (i + 4 <= len && strncmp(html + i, "<!--", 4) == 0) {
+			const char *end = NULL;
+			for (size_t k = i + 4; k + 3 <= len; k++)
+				if (html[k] == '-' && html[k + 1] == '-' && html[k + 2] == '>') {
+					end = html + k + 3;
+					break;
+				}
+			i = end ? (size_t)(end - html) : len;
+			continue;
+		}
+		size_t t = i + 1;
+		const char *gt = memchr(html + t, '>', len - t);
+		size_t tend = gt ? (size_t)(gt - html) : len;
+		int closing = t < len && html[t] == '/';
+		if (closing)
+			t++;
+		char name[16];
+		size_t nl = 0;
+		while (t < tend && nl + 1 < sizeof(name) && isalnum((unsigned char)html[t]))
+			name[nl++] = (char)tolower((unsigned char)html[t++]);
+		name[nl] = '\0';
+		i = gt ? tend + 1 : len;
+
+		if (!closing && (strcmp(name, "script") == 0 || strcmp(name, "style") == 0)) {
+			if (name[1] == 'c')
+				scan_feat_str(d, "html", "script");
+			/* skip to the matching close tag */
+			char close[16] = "</";
+			strcat(close, name);
+			size_t cl = strlen(close);
+			size_t k = i;
+			while (k + cl <= len && strncasecmp(html + k, close, cl) != 0)
+				k++;
+			i = k + cl <= len ? k : len;
+			continue;
+		}
+		if (strcmp(name, "a") == 0) {
+			if (!closing) {
+				if (tag_attr(html + t, tend - t, "href", href, sizeof(href)) == 0) {
+					in_anchor = 1;
+					anchor_start = o.len;
+				}
+			} else if (in_anchor) {
+				size_t tl = o.len - anchor_start;
+				if (tl > ANCHOR_TEXT_MAX)
+					tl = ANCHOR_TEXT_MAX;
+				scan_url(d, href, strlen(href), o.buf + anchor_start, tl);
+				in_anchor = 0;
+			}
+		} else if (!closing && strcmp(name, "form") == 0) {
+			scan_feat_str(d, "html", "form");
+		} else if (!closing && strcmp(name, "img") == 0) {
+			scan_feat_str(d, "html", "img");
+		} else if (!closing && (strcmp(name, "input") == 0)) {
+			char type[32];
+			if (tag_attr(html + t, tend - t, "type", type, sizeof(type)) == 0 &&
+			    strcasecmp(type, "password") == 0)
+				scan_feat_str(d, "html", "password-input");
+		}
+		/* Block elements separate words. */
+		out_space(&o);
+	}
+	if (in_anchor) {
+		size_t tl = o.len - anchor_start;
+		scan_url(d, href, strlen(href), o.buf + anchor_start,
+			 tl > ANCHOR_TEXT_MAX ? ANCHOR_TEXT_MAX : tl);
+	}
+	size_t budget = SCAN_MAX_TEXT_BYTES > d->text_bytes ? SCAN_MAX_TEXT_BYTES - d->text_bytes : 0;
+	size_t n = o.len < budget ? o.len : budget;
+	scan_tokenize(d, "b", o.buf, n);
+	d->text_bytes += n;
+	free(o.buf);
+}
