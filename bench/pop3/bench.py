@@ -1,0 +1,284 @@
+#!/usr/bin/env python3
+"""POP3 benchmark: sessions per second of Postern and Dovecot on the same mail.
+
+One session = TLS connect (port 995 semantics), USER/PASS, STAT, UIDL, RETR of
+every message, QUIT. CLIENTS processes run sessions back to back for SECONDS;
+the result is completed sessions per second. Both servers get the same
+MESSAGES generated messages (Postern: sealed in its store via pop3_fill;
+Dovecot: a Maildir) and both verify Argon2id passwords behind a login cache.
+
+    bench/pop3/bench.py --builddir build [--clients 20] [--messages 200] [--seconds 20]
+
+Dovecot (Debian dovecot-pop3d) is installed with apt-get when missing and run
+as root in the foreground on a loopback port with its own config and data
+dir; everything is removed at the end.
+"""
+
+import argparse
+import multiprocessing
+import os
+import shutil
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SRCDIR = os.path.abspath(os.path.join(HERE, "..", ".."))
+sys.path.insert(0, os.path.join(SRCDIR, "tests", "integration"))
+
+USER = "bench@example.org"
+PASSWORD = "bench password 42"
+
+
+def make_messages(n):
+    """N messages of about 1-60 KB in canonical CRLF form, some lines dotted."""
+    out = []
+    for i in range(n):
+        lines = [b"From: sender%d@example.net" % i, b"To: %s" % USER.encode(),
+                 b"Subject: benchmark message %d" % i,
+                 b"Message-ID: <bench%d@example.net>" % i, b""]
+        for ln in range(10 + (i * 37) % 800):
+            lines.append((b"." if ln % 7 == 0 else b"") +
+                         b"line %d of message %d: the quick brown fox" % (ln, i))
+        out.append(b"\r\n".join(lines) + b"\r\n")
+    return out
+
+
+class Client:
+    """A minimal, fast POP3 client (poplib reads line by line, which would make
+    the client the bottleneck)."""
+
+    def __init__(self, port, ctx):
+        sock = socket.create_connection(("127.0.0.1", port), timeout=60)
+        self.sock = ctx.wrap_socket(sock, server_hostname="localhost")
+        self.buf = b""
+        self.status()
+
+    def _fill(self):
+        data = self.sock.recv(262144)
+        if not data:
+            raise EOFError("server closed the connection")
+        self.buf += data
+
+    def status(self):
+        while b"\r\n" not in self.buf:
+            self._fill()
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        if not line.startswith(b"+OK"):
+            raise RuntimeError(line.decode("utf-8", "replace"))
+        return line
+
+    def multi(self):
+        start = 0
+        while True:
+            if self.buf.startswith(b".\r\n"):
+                body, self.buf = b"", self.buf[3:]
+                return body
+            end = self.buf.find(b"\r\n.\r\n", start)
+            if end >= 0:
+                body, self.buf = self.buf[:end + 2], self.buf[end + 5:]
+                return body
+            start = max(0, len(self.buf) - 4)
+            self._fill()
+
+    def cmd(self, text, multi=False):
+        self.sock.sendall(text + b"\r\n")
+        line = self.status()
+        return (line, self.multi()) if multi else line
+
+    def close(self):
+        self.sock.close()
+
+
+def one_session(port, ctx, check=False):
+    c = Client(port, ctx)
+    c.cmd(b"USER " + USER.encode())
+    c.cmd(b"PASS " + PASSWORD.encode())
+    count, total = map(int, c.cmd(b"STAT").split()[1:3])
+    _, uidl = c.cmd(b"UIDL", multi=True)
+    got = 0
+    for i in range(1, count + 1):
+        _, body = c.cmd(b"RETR %d" % i, multi=True)
+        got += len(body.replace(b"\r\n..", b"\r\n.")) - (1 if body.startswith(b"..") else 0)
+    c.cmd(b"QUIT")
+    c.close()
+    if check and (got != total or len(uidl.split(b"\r\n")) - 1 != count):
+        raise RuntimeError("retrieved %d octets, STAT said %d" % (got, total))
+    return count
+
+
+def worker(port, cafile, seconds, result):
+    ctx = ssl.create_default_context(cafile=cafile)
+    ctx.check_hostname = False
+    deadline = time.monotonic() + seconds
+    done = 0
+    while time.monotonic() < deadline:
+        one_session(port, ctx)
+        done += 1
+    result.put(done)
+
+
+def run_load(port, cafile, clients, seconds, expect):
+    ctx = ssl.create_default_context(cafile=cafile)
+    ctx.check_hostname = False
+    n = one_session(port, ctx, check=True)
+    if n != expect:
+        raise RuntimeError("mailbox has %d messages, expected %d" % (n, expect))
+    result = multiprocessing.Queue()
+    procs = [multiprocessing.Process(target=worker, args=(port, cafile, seconds, result))
+             for _ in range(clients)]
+    start = time.monotonic()
+    for p in procs:
+        p.start()
+    total = sum(result.get(timeout=seconds + 300) for _ in procs)
+    for p in procs:
+        p.join()
+    return total, time.monotonic() - start
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def bench_postern(args, messages, tmp):
+    os.environ["POSTERN_BUILDDIR"] = os.path.abspath(args.builddir)
+    from harness import Server  # noqa: E402 (needs POSTERN_BUILDDIR)
+    import harness
+    harness.BUILDDIR = os.environ["POSTERN_BUILDDIR"]
+    with Server(listeners=("pop3s",),
+                config={"server": {"log_level": "warn", "workers": "0"},
+                        "limits": {"max_connections_per_ip": "1000"}}) as srv:
+        srv.add_domain("example.org")
+        srv.add_user(USER, PASSWORD)
+        paths = []
+        for i, m in enumerate(messages):
+            path = os.path.join(tmp, "p%d.eml" % i)
+            with open(path, "wb") as f:
+                f.write(m)
+            paths.append(path)
+        subprocess.run([os.path.join(harness.BUILDDIR, "tests/integration/pop3_fill"), "-c",
+                        srv.config_path, USER, *paths], check=True, stdout=subprocess.DEVNULL)
+        # The server's data dir goes away with it; Dovecot uses the same certificate.
+        shutil.copy(srv.cafile, os.path.join(tmp, "cert.pem"))
+        shutil.copy(srv.keyfile, os.path.join(tmp, "key.pem"))
+        return run_load(srv.port("pop3s"), srv.cafile, args.clients, args.seconds,
+                        len(messages)), os.path.join(tmp, "cert.pem")
+
+
+DOVECOT_CONF = """
+protocols = pop3
+listen = 127.0.0.1
+base_dir = {d}/run
+state_dir = {d}/state
+log_path = {d}/dovecot.log
+ssl = required
+ssl_cert = <{cert}
+ssl_key = <{key}
+ssl_min_protocol = TLSv1.2
+disable_plaintext_auth = yes
+auth_mechanisms = plain
+auth_cache_size = 10M
+auth_cache_ttl = 600s
+passdb {{
+  driver = passwd-file
+  args = {d}/passwd
+}}
+userdb {{
+  driver = static
+  args = uid=nobody gid=nogroup home={d}/home/%u
+}}
+mail_location = maildir:~/Maildir
+pop3_uidl_format = %08Xu%08Xv
+service pop3-login {{
+  inet_listener pop3 {{
+    port = 0
+  }}
+  inet_listener pop3s {{
+    port = {port}
+    ssl = yes
+  }}
+  service_count = 0
+  process_min_avail = {cores}
+}}
+"""
+
+
+def bench_dovecot(args, messages, tmp, cafile):
+    if not shutil.which("dovecot") or not os.path.exists("/usr/lib/dovecot/pop3"):
+        subprocess.run(["apt-get", "install", "-y", "-q", "dovecot-pop3d"], check=True,
+                       stdout=subprocess.DEVNULL)
+    d = os.path.join(tmp, "dovecot")
+    os.makedirs(os.path.join(d, "home", USER, "Maildir", "cur"))
+    os.makedirs(os.path.join(d, "home", USER, "Maildir", "new"))
+    os.makedirs(os.path.join(d, "home", USER, "Maildir", "tmp"))
+    shutil.copy(cafile, os.path.join(d, "cert.pem"))
+    shutil.copy(os.path.join(os.path.dirname(cafile), "key.pem"), os.path.join(d, "key.pem"))
+    now = int(time.time())
+    for i, m in enumerate(messages):
+        # Maildir keeps LF line ends; Dovecot adds the CR when it sends.
+        name = "%d.M%dP1.bench,S=%d:2," % (now + i, i, len(m.replace(b"\r\n", b"\n")))
+        with open(os.path.join(d, "home", USER, "Maildir", "cur", name), "wb") as f:
+            f.write(m.replace(b"\r\n", b"\n"))
+    pw = subprocess.run(["doveadm", "pw", "-s", "ARGON2ID", "-p", PASSWORD], check=True,
+                        capture_output=True, text=True).stdout.strip()
+    with open(os.path.join(d, "passwd"), "w") as f:
+        f.write("%s:%s\n" % (USER, pw))
+    port = free_port()
+    conf = os.path.join(d, "dovecot.conf")
+    with open(conf, "w") as f:
+        f.write(DOVECOT_CONF.format(d=d, cert=os.path.join(d, "cert.pem"),
+                                    key=os.path.join(d, "key.pem"), port=port,
+                                    cores=os.cpu_count() or 1))
+    subprocess.run(["chown", "-R", "nobody:nogroup", os.path.join(d, "home")], check=True)
+    os.chmod(tmp, 0o755)
+    os.chmod(d, 0o755)
+    proc = subprocess.Popen(["dovecot", "-F", "-c", conf])
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError("dovecot did not start; see %s/dovecot.log" % d)
+                time.sleep(0.1)
+        return run_load(port, os.path.join(d, "cert.pem"), args.clients, args.seconds,
+                        len(messages))
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--builddir", default=os.path.join(SRCDIR, "build"))
+    ap.add_argument("--clients", type=int, default=20)
+    ap.add_argument("--messages", type=int, default=200)
+    ap.add_argument("--seconds", type=int, default=20)
+    ap.add_argument("--no-dovecot", action="store_true")
+    args = ap.parse_args()
+
+    messages = make_messages(args.messages)
+    tmp = tempfile.mkdtemp(prefix="postern-bench-pop3-")
+    try:
+        (p_sessions, p_time), cafile = bench_postern(args, messages, tmp)
+        p_rate = p_sessions / p_time
+        print("postern: %d sessions in %.1f s = %.2f sessions/s" % (p_sessions, p_time, p_rate))
+        if not args.no_dovecot:
+            d_sessions, d_time = bench_dovecot(args, messages, tmp, cafile)
+            d_rate = d_sessions / d_time
+            print("dovecot: %d sessions in %.1f s = %.2f sessions/s" % (d_sessions, d_time,
+                                                                        d_rate))
+            print("ratio postern/dovecot: %.2f" % (p_rate / d_rate))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
