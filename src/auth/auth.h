@@ -34,12 +34,18 @@ struct auth_identity {
 	struct user_key *key; /* unlocked; owned by the identity */
 };
 
+/* Sets the cache lifetime (0 turns the cache off and empties it) and prepares
+ * the dummy hash for unknown users at the current Argon2id cost (call after
+ * crypto_set_argon2_cost). Call at startup and on reload. */
 void auth_setup(unsigned cache_ttl_seconds);
+unsigned auth_cache_ttl(void);
 enum auth_result auth_login(struct store *st, const char *address, const char *password,
 			    size_t pwlen, struct auth_identity *out);
 void auth_identity_clear(struct auth_identity *id);
 /* Drops cached logins of ADDRESS (password change, lock, delete). */
 void auth_cache_forget(const char *address);
 void auth_cache_clear(void);
+/* Number of cached logins (status output and tests). */
+size_t auth_cache_count(void);
 
 #endif
