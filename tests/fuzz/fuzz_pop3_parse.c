@@ -4,6 +4,10 @@
  * libFuzzer target; in the normal build its main() replays the files given
  * as arguments, or runs a fixed number of seeded random mutations of valid
  * commands, so "make check" exercises it under the sanitizers too.
+ *
+ *   clang -fsanitize=fuzzer,address,undefined -DPOSTERN_LIBFUZZER -I. -Isrc -IBUILD \
+ *     tests/fuzz/fuzz_pop3_parse.c src/pop3/pop3_parse.c src/pop3/pop3_format.c -lsodium \
+ *     -o fuzz_pop3 && ./fuzz_pop3 -max_total_time=60
  */
 #include <config.h>
 
