@@ -30,7 +30,6 @@
 #include "util/i18n.h"
 #include "util/log.h"
 
-#define AUTH_CACHE_MAX 1024   /* entries; each holds a guarded key */
 #define AUTH_PASSWORD_MAX 1024 /* bytes; longer is refused without hashing */
 #define AUTH_ID_BYTES crypto_generichash_BYTES
 

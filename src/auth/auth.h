@@ -21,6 +21,8 @@
 #include "crypto/crypto.h"
 #include "store/store.h"
 
+#define AUTH_CACHE_MAX 1024 /* cached logins; each holds a guarded key; the oldest goes first */
+
 enum auth_result {
 	AUTH_OK = 0,
 	AUTH_FAILED,   /* unknown user or wrong credentials: one reply for both */
