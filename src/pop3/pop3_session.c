@@ -44,7 +44,10 @@
 /* RETR stops writing while this much output is still unsent. */
 #define POP3_STREAM_HIGH_WATER (512 * 1024)
 #define POP3_STREAM_CHUNK (32 * 1024)
-#define POP3_STREAM_RETRY_MS 2
+/* While the client does not read, the stream looks again after 1 ms, then
+ * backs off up to 32 ms so stalled clients cost next to nothing. */
+#define POP3_STREAM_RETRY_MIN_MS 1
+#define POP3_STREAM_RETRY_MAX_MS 32
 
 enum pop3_state {
 	POP3_STATE_AUTHORIZATION = 1 << 0,
@@ -59,6 +62,7 @@ struct pop3_stream {
 	size_t pos;
 	bool at_line_start;
 	bool active;
+	unsigned retry_ms; /* current back-off while output is stalled */
 };
 
 struct pop3_session {
@@ -204,7 +208,10 @@ static void stream_pump(struct pop3_session *s)
 	while (st->pos < st->len) {
 		if (conn_output_pending(s->c) >= POP3_STREAM_HIGH_WATER) {
 			sodium_memzero(buf, sizeof(buf));
-			if (pop3_after(s, POP3_STREAM_RETRY_MS, stream_pump) < 0) {
+			st->retry_ms = st->retry_ms ? st->retry_ms * 2 : POP3_STREAM_RETRY_MIN_MS;
+			if (st->retry_ms > POP3_STREAM_RETRY_MAX_MS)
+				st->retry_ms = POP3_STREAM_RETRY_MAX_MS;
+			if (pop3_after(s, st->retry_ms, stream_pump) < 0) {
 				log_error(_("pop3: cannot arm the stream timer"));
 				conn_close(s->c);
 			}
@@ -213,6 +220,7 @@ static void stream_pump(struct pop3_session *s)
 		st->pos += pop3_dot_stuff(st->data + st->pos, st->len - st->pos, &st->at_line_start,
 					  buf, sizeof(buf), &out_len);
 		conn_write(s->c, buf, out_len);
+		st->retry_ms = 0;
 	}
 	sodium_memzero(buf, sizeof(buf));
 	/* The terminating dot must start a line (RFC 1939 3). */

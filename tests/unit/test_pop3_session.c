@@ -38,6 +38,7 @@ struct conn {
 };
 
 static const struct protocol_ops *ops;
+static size_t unsent_extra; /* pretends the peer has not read this much */
 static struct conn conn;
 static void *session;
 
@@ -88,7 +89,7 @@ int conn_printf(struct conn *c, const char *fmt, ...)
 
 size_t conn_output_pending(struct conn *c)
 {
-	return evbuffer_get_length(c->out);
+	return evbuffer_get_length(c->out) + unsent_extra;
 }
 
 int conn_starttls(struct conn *c)
@@ -308,6 +309,7 @@ static void setup(void)
 	conn.listener.tls = TLS_MODE_STARTTLS;
 	conn.tls = true;
 	memset(expunged, 0, sizeof(expunged));
+	unsent_extra = 0;
 	expunge_calls = 0;
 	pop3_register();
 	ck_assert_ptr_nonnull(ops);
@@ -407,6 +409,20 @@ START_TEST(retr_top_list_uidl)
 }
 END_TEST
 
+START_TEST(retr_waits_while_the_client_does_not_read)
+{
+	login();
+	unsent_extra = 1024 * 1024;
+	ck_assert_str_eq(talk("RETR 1\r\nNOOP\r\n"), "+OK 21 octets\r\n");
+	event_base_loop(conn.base, EVLOOP_ONCE);
+	ck_assert_str_eq(talk(""), "");
+	unsent_extra = 0;
+	event_base_loop(conn.base, EVLOOP_ONCE);
+	/* The rest of the message, then the pipelined NOOP. */
+	ck_assert_str_eq(talk(""), "Subject: a\r\n\r\nhello\r\n.\r\n+OK\r\n");
+}
+END_TEST
+
 START_TEST(pipelined_dele_rset_quit_expunges_once)
 {
 	login();
@@ -465,6 +481,7 @@ static Suite *session_suite(void)
 	tcase_add_test(tc, greeting_and_capa_depend_on_tls);
 	tcase_add_test(tc, login_failure_and_sasl_plain);
 	tcase_add_test(tc, retr_top_list_uidl);
+	tcase_add_test(tc, retr_waits_while_the_client_does_not_read);
 	tcase_add_test(tc, pipelined_dele_rset_quit_expunges_once);
 	tcase_add_test(tc, dropped_session_deletes_nothing_and_gone_messages_are_skipped);
 	tcase_add_test(tc, errors_states_and_limits);
