@@ -11,6 +11,10 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <jansson.h>
 
 #include "util/config.h"
 
@@ -27,25 +31,131 @@ enum ctl_exit {
 	CTL_EXIT_DAEMON = 7,   /* the running daemon could not be reached */
 };
 
+/* Longest password accepted from a prompt or stdin. */
+#define CTL_PASSWORD_MAX 1024
+
 struct ctl {
 	const char *config_path;
 	struct config cfg;
+	bool config_loaded;
 	bool json; /* --json: machine-readable output on stdout */
 	struct store *st; /* opened on first ctl_store() */
+	int schema_version; /* after ctl_store(): the migrated schema version */
 };
+
+/* Loads the config file once; prints the reason on failure. Returns
+ * CTL_EXIT_OK or CTL_EXIT_CONFIG. */
+int ctl_config(struct ctl *ctl);
 
 /* Opens (and migrates) the store of the config; prints the reason and returns
  * NULL on failure (the caller exits with CTL_EXIT_STORE). */
 struct store *ctl_store(struct ctl *ctl);
 
+/* Like ctl_store() but returns the exit code: CTL_EXIT_OK (and *OUT set),
+ * CTL_EXIT_CONFIG or CTL_EXIT_STORE. */
+int ctl_store_open(struct ctl *ctl, struct store **out);
+
+/* Closes the store if it was opened. */
+void ctl_close(struct ctl *ctl);
+
 /* Reads a password: a prompt without echo on a terminal (asked twice when
  * CONFIRM), else one line of stdin. Returns its length or -1. */
 ssize_t ctl_read_password(const char *prompt, bool confirm, char *buf, size_t len);
 
+/* Asks QUESTION on a terminal (or reads one line of stdin) and returns true
+ * only for an explicit "y" or "yes". */
+bool ctl_confirm(const char *question);
+
 /* Prints an error (already translated) to stderr as "posternctl: ..." */
 void ctl_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* Prints a notice (already translated) to stderr, for warnings and hints. */
+void ctl_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Prints a store failure ("what: store error") and maps the STORE_* code to an exit code. */
+int ctl_store_fail(struct ctl *ctl, int rc, const char *what);
+
+/* Prints V as one line of JSON on stdout and releases it. */
+void ctl_json_print(json_t *v);
+
+/* Records an admin action in the audit log; a failure is reported, not fatal. */
+void ctl_audit(struct ctl *ctl, const char *event, const char *detail);
+
+/* Tells a running daemon to drop cached logins of ADDRESS; silent when none runs. */
+void ctl_daemon_forget(struct ctl *ctl, const char *address);
+
+/* Lower-cases and checks a domain name (RFC 1035 labels, at least one dot).
+ * Returns 0 or -1 with a translated reason in ERR. */
+int ctl_domain_normalize(const char *in, char *out, size_t outlen, char *err, size_t errlen);
+
+/* Lower-cases and checks local@domain (dot-atom local part). */
+int ctl_address_normalize(const char *in, char *out, size_t outlen, char *err, size_t errlen);
+
+/* Parses "0", "123", "10K", "5M", "2G" (powers of 1024). 0 or -1. */
+int ctl_parse_size(const char *s, int64_t *out);
+
+/* Formats BYTES for people: "12.3 MiB". */
+void ctl_format_size(int64_t bytes, char *out, size_t outlen);
+
+/* Base64 of a binary value into OUT (standard alphabet, padded). */
+void ctl_base64(const unsigned char *bin, size_t len, char *out, size_t outlen);
+
+/*
+ * Option parsing for a verb. ARGV[0] is the verb; options may come anywhere
+ * after it ("--json" is always understood). Positional arguments are
+ * collected in POS (at most MAX_POS). Returns 0, or -1 after printing why.
+ */
+struct ctl_option {
+	const char *name;   /* "--yes" */
+	const char **value; /* option takes a value when not NULL */
+	bool *flag;         /* set to true when present (for options without a value) */
+};
+int ctl_parse_args(struct ctl *ctl, int argc, char **argv, const struct ctl_option *opts,
+		   char **pos, int min_pos, int max_pos, int *npos);
+
 /* A command group: ARGV[0] is the group name ("user"), ARGV[1] the verb. */
 typedef int (*ctl_command_fn)(struct ctl *ctl, int argc, char **argv);
+
+/* A verb of a group; ARGV[0] is the verb. */
+struct ctl_verb {
+	const char *name;
+	int (*fn)(struct ctl *ctl, int argc, char **argv);
+	const char *usage; /* N_("user add ADDRESS") */
+	const char *help;  /* N_("create a user (password from prompt or stdin)") */
+};
+
+/* Runs the verb ARGV[1] of group ARGV[0] from VERBS, or prints the group's
+ * usage on stderr and returns CTL_EXIT_USAGE. "help" lists the verbs. */
+int ctl_dispatch(struct ctl *ctl, const struct ctl_verb *verbs, size_t n, int argc, char **argv);
+
+/* Prints the usage line of VERB of VERBS on stderr and returns CTL_EXIT_USAGE. */
+int ctl_usage(const struct ctl_verb *verbs, size_t n, const char *verb);
+
+/* The command groups (one file each). */
+int ctl_cmd_alias(struct ctl *ctl, int argc, char **argv);
+int ctl_cmd_cert(struct ctl *ctl, int argc, char **argv);
+int ctl_cmd_db(struct ctl *ctl, int argc, char **argv);
+int ctl_cmd_domain(struct ctl *ctl, int argc, char **argv);
+int ctl_cmd_init(struct ctl *ctl, int argc, char **argv);
+int ctl_cmd_quarantine(struct ctl *ctl, int argc, char **argv);
+int ctl_cmd_quota(struct ctl *ctl, int argc, char **argv);
+int ctl_cmd_recovery(struct ctl *ctl, int argc, char **argv);
+int ctl_cmd_scan(struct ctl *ctl, int argc, char **argv);
+int ctl_cmd_status(struct ctl *ctl, int argc, char **argv);
+int ctl_cmd_trace(struct ctl *ctl, int argc, char **argv);
+int ctl_cmd_user(struct ctl *ctl, int argc, char **argv);
+
+/* Creates ADDRESS (domain must exist, store open) with password PW: hash, key
+ * pair, recovery copy when configured, audit record. Returns an exit code
+ * after printing why on failure; PUB_OUT and RECOVERY_OUT describe the user. */
+int ctl_user_create(struct ctl *ctl, const char *address, const char *pw, size_t pwlen,
+		    unsigned char pub_out[32], bool *recovery_out);
+
+/* Shared by the user and recovery groups (cmd_recovery.c): the configured
+ * recovery public key (auth.recovery_public_key: base64 or a key file).
+ * 1 when configured (PUB filled), 0 when not, -1 after printing why. */
+int ctl_recovery_public_key(struct ctl *ctl, unsigned char pub[32]);
+/* Reads a recovery private key file and derives its public half; 0 or -1 after printing why. */
+int ctl_recovery_private_key(const char *path, unsigned char pub[32], unsigned char priv[32]);
 
 #endif
