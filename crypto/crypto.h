@@ -60,6 +60,8 @@ int crypto_user_unlock(const unsigned char *wrapped, size_t wrapped_len, const c
 int crypto_user_rewrap(const struct user_key *k, const char *new_password, size_t pwlen,
 		       unsigned char **wrapped, size_t *wrapped_len);
 const unsigned char *user_key_public(const struct user_key *k);
+/* Another reference to the same guarded key (thread-safe count); each
+ * reference is released with its own user_key_free, the last one wipes. */
 struct user_key *user_key_dup(const struct user_key *k);
 void user_key_free(struct user_key *k);
 

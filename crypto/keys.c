@@ -11,7 +11,8 @@
  *
  * Everything before the ciphertext is authenticated as associated data.
  * Unlocked keys live in sodium_malloc'd memory (guard pages, mlock'd where the
- * system allows), read-only after creation, and are wiped by sodium_free.
+ * system allows), read-only after creation, shared by reference count between
+ * copies, and wiped by sodium_free when the last copy goes.
  *
  * The optional organization recovery key is a crypto_box key pair; a user's
  * private key sealed to it (version byte || crypto_box_seal output) lets the
@@ -51,9 +52,20 @@
 #define RECOVERY_VERSION 1
 #define RECOVERY_LEN (1 + crypto_box_SEALBYTES + CRYPTO_PRIVATE_KEY_BYTES)
 
-struct user_key {
+/* The key bytes, in guarded memory that is read-only once filled. */
+struct key_material {
 	unsigned char pub[crypto_box_PUBLICKEYBYTES];
 	unsigned char priv[crypto_box_SECRETKEYBYTES];
+};
+
+/*
+ * A handle shared by reference count: every session of a user and the auth
+ * cache may hold the same key, and each guarded allocation costs pages and
+ * memory mappings, so copies share one. The last user_key_free wipes it.
+ */
+struct user_key {
+	atomic_uint refs;
+	struct key_material *m;
 };
 
 static unsigned long long argon2_ops = CRYPTO_ARGON2_OPS_DEFAULT;
@@ -128,43 +140,57 @@ int crypto_password_verify(const char *hash, const char *password, size_t len)
 struct user_key *user_key_from_private(const unsigned char priv[CRYPTO_PRIVATE_KEY_BYTES])
 {
 	struct user_key *k;
+	struct key_material *m;
 
 	if (crypto_setup() < 0)
 		return NULL;
-	k = sodium_malloc(sizeof(*k));
-	if (k == NULL)
+	k = malloc(sizeof(*k));
+	m = sodium_malloc(sizeof(*m));
+	if (k == NULL || m == NULL) {
+		free(k);
+		if (m != NULL)
+			sodium_free(m);
 		return NULL;
-	memcpy(k->priv, priv, sizeof(k->priv));
-	if (crypto_scalarmult_base(k->pub, k->priv) != 0) {
-		sodium_free(k);
+	}
+	memcpy(m->priv, priv, sizeof(m->priv));
+	if (crypto_scalarmult_base(m->pub, m->priv) != 0) {
+		sodium_free(m);
+		free(k);
 		return NULL;
 	}
 	/* Read-only from here on; readers in several threads never need to toggle it. */
-	sodium_mprotect_readonly(k);
+	sodium_mprotect_readonly(m);
+	atomic_init(&k->refs, 1);
+	k->m = m;
 	return k;
 }
 
 const unsigned char *user_key_private(const struct user_key *k)
 {
-	return k->priv;
+	return k->m->priv;
 }
 
 const unsigned char *user_key_public(const struct user_key *k)
 {
-	return k->pub;
+	return k->m->pub;
 }
 
 struct user_key *user_key_dup(const struct user_key *k)
 {
-	if (k == NULL)
+	struct user_key *shared = (struct user_key *)k; /* only the count changes */
+
+	if (shared == NULL)
 		return NULL;
-	return user_key_from_private(k->priv);
+	atomic_fetch_add(&shared->refs, 1);
+	return shared;
 }
 
 void user_key_free(struct user_key *k)
 {
-	if (k != NULL)
-		sodium_free(k); /* makes the pages writable, wipes, unmaps */
+	if (k == NULL || atomic_fetch_sub(&k->refs, 1) != 1)
+		return;
+	sodium_free(k->m); /* makes the pages writable, wipes, unmaps */
+	free(k);
 }
 
 /* ---- wrapping the private key under a password ---- */
@@ -303,7 +329,7 @@ int crypto_user_rewrap(const struct user_key *k, const char *new_password, size_
 {
 	if (k == NULL || crypto_setup() < 0)
 		return -1;
-	return wrap_private(k->priv, new_password, pwlen, wrapped, wrapped_len);
+	return wrap_private(k->m->priv, new_password, pwlen, wrapped, wrapped_len);
 }
 
 /* ---- organization recovery key ---- */
@@ -327,7 +353,7 @@ int crypto_recovery_seal(const struct user_key *k, const unsigned char recovery_
 	if (s == NULL)
 		return -1;
 	s[0] = RECOVERY_VERSION;
-	if (crypto_box_seal(s + 1, k->priv, sizeof(k->priv), recovery_pub) != 0) {
+	if (crypto_box_seal(s + 1, k->m->priv, sizeof(k->m->priv), recovery_pub) != 0) {
 		free(s);
 		return -1;
 	}
