@@ -129,7 +129,7 @@ int crypto_password_verify(const char *hash, const char *password, size_t len)
 	/* Only Argon2id strings of ours; anything else (empty, truncated) fails. */
 	if (strncmp(hash, crypto_pwhash_argon2id_STRPREFIX,
 		    sizeof(crypto_pwhash_argon2id_STRPREFIX) - 1) != 0 ||
-	    memchr(hash, '\0', CRYPTO_PWHASH_STR_MAX) == NULL)
+	    strnlen(hash, CRYPTO_PWHASH_STR_MAX) == CRYPTO_PWHASH_STR_MAX)
 		return -1;
 	crypto_count_argon2();
 	return crypto_pwhash_str_verify(hash, password, len) == 0 ? 0 : -1;
