@@ -1,0 +1,482 @@
+#!/usr/bin/env python3
+"""posternctl end to end: every command group through the real binary, its
+exit codes, --json output, passwords on stdin, the recovery key and the
+admin password reset, init --demo, and status against a running posternd."""
+
+import base64
+import json
+import os
+import shutil
+import socket
+import sqlite3
+import subprocess
+import tempfile
+import time
+import unittest
+
+import harness
+from harness import Server
+
+# Cheap Argon2id so the suite does not spend its time hashing.
+FAST_AUTH = {"argon2_ops": "1", "argon2_mem": "8M"}
+
+EXIT_FAIL, EXIT_USAGE, EXIT_NOTFOUND, EXIT_EXISTS, EXIT_CONFIG, EXIT_DAEMON = 1, 2, 3, 4, 5, 7
+
+
+def ctl_raw(*args, input=None, env=None):
+    """posternctl without the harness's -c (for config and init tests)."""
+    return subprocess.run([harness.program("posternctl"), *args], input=input,
+                          capture_output=True, text=True, timeout=120, env=env)
+
+
+def as_json(res):
+    return json.loads(res.stdout)
+
+
+class CtlStoreTest(unittest.TestCase):
+    """Commands that only need the store: no daemon is started."""
+
+    def setUp(self):
+        self.srv = Server(listeners=(), config={"auth": dict(FAST_AUTH)}, start=False)
+        self.addCleanup(self.srv.close)
+
+    def ctl(self, *args, input=None):
+        return self.srv.ctl(*args, input=input, check=False)
+
+    def ok(self, *args, input=None):
+        res = self.ctl(*args, input=input)
+        self.assertEqual(res.returncode, 0, "posternctl %s: %s%s" % (args, res.stdout, res.stderr))
+        return res
+
+    def show(self, address):
+        return as_json(self.ok("user", "show", address, "--json"))
+
+    # ---- usage and exit codes ----
+    def test_help_lists_every_group(self):
+        res = self.ok("help")
+        for group in ("alias", "cert", "db", "domain", "init", "quota", "recovery", "status",
+                      "user"):
+            self.assertIn(group, res.stdout)
+        self.assertEqual(ctl_raw("--help").returncode, 0)
+
+    def test_unknown_group_and_verb_print_usage_and_exit_2(self):
+        for args in (("frobnicate",), ("user", "frobnicate"), ("user",), ("domain", "add"),
+                     ("domain", "add", "a.org", "b.org"), ("user", "add", "--bogus", "a@b.org")):
+            res = self.ctl(*args)
+            self.assertEqual(res.returncode, EXIT_USAGE, args)
+            self.assertIn("Usage", res.stderr, args)
+        self.assertEqual(ctl_raw().returncode, EXIT_USAGE)
+
+    def test_missing_or_invalid_config_exits_5(self):
+        res = ctl_raw("-c", os.path.join(self.srv.data_dir, "nope.conf"), "domain", "list")
+        self.assertEqual(res.returncode, EXIT_CONFIG)
+        self.assertIn("nope.conf", res.stderr)
+        bad = os.path.join(self.srv.data_dir, "bad.conf")
+        with open(bad, "w") as f:
+            f.write("[server]\nno_such_key = 1\n")
+        res = ctl_raw("-c", bad, "user", "list")
+        self.assertEqual(res.returncode, EXIT_CONFIG)
+        self.assertIn("bad.conf:2", res.stderr)
+        env = dict(os.environ, POSTERN_CONFIG=bad)
+        self.assertEqual(ctl_raw("domain", "list", env=env).returncode, EXIT_CONFIG)
+
+    # ---- domains ----
+    def test_domain_add_list_del(self):
+        self.ok("domain", "add", "Example.ORG")
+        self.assertEqual(self.ctl("domain", "add", "example.org").returncode, EXIT_EXISTS)
+        self.assertEqual(as_json(self.ok("domain", "list", "--json")), ["example.org"])
+        self.assertIn("example.org", self.ok("domain", "list").stdout)
+        for bad in ("nodot", "-bad.org", "bad_.org", "a..org", "x" * 64 + ".org", "1.2.3.4"):
+            res = self.ctl("domain", "add", bad)
+            self.assertEqual(res.returncode, EXIT_USAGE, bad)
+            self.assertIn("invalid domain", res.stderr)
+        self.assertEqual(self.ctl("domain", "del", "other.org").returncode, EXIT_NOTFOUND)
+        self.ok("domain", "del", "example.org")
+        self.assertEqual(as_json(self.ok("domain", "list", "--json")), [])
+
+    def test_domain_del_refuses_while_users_remain(self):
+        self.ok("domain", "add", "example.org")
+        self.ok("user", "add", "alice@example.org", input="pw-alice\n")
+        res = self.ctl("domain", "del", "example.org")
+        self.assertEqual(res.returncode, EXIT_FAIL)
+        self.assertIn("users", res.stderr)
+        self.assertEqual(as_json(self.ok("domain", "list", "--json")), ["example.org"])
+        self.ok("user", "del", "alice@example.org", "--yes")
+        self.ok("domain", "del", "example.org")
+
+    # ---- users ----
+    def test_user_add_takes_the_password_from_stdin_only(self):
+        self.ok("domain", "add", "example.org")
+        secret = "Sekret-Phrase-4711"
+        res = self.ok("user", "add", "Alice@Example.org", "--json", input=secret + "\n")
+        out = as_json(res)
+        self.assertEqual(out["address"], "alice@example.org")
+        self.assertEqual(len(base64.b64decode(out["public_key"])), 32)
+        self.assertNotIn(secret, res.stdout + res.stderr)
+        # a password on the command line is an extra argument, refused
+        res = self.ctl("user", "add", "bob@example.org", secret)
+        self.assertEqual(res.returncode, EXIT_USAGE)
+        # no password at all
+        res = self.ctl("user", "add", "bob@example.org", input="")
+        self.assertEqual(res.returncode, EXIT_USAGE)
+        self.assertIn("password", res.stderr)
+        self.assertEqual(self.ctl("user", "show", "bob@example.org").returncode, EXIT_NOTFOUND)
+        # the store holds neither the password nor anything derived in clear
+        if harness.engine() == "sqlite":
+            with open(os.path.join(self.srv.data_dir, "postern.db"), "rb") as f:
+                self.assertNotIn(secret.encode(), f.read())
+
+    def test_user_add_duplicate_and_unknown_domain(self):
+        self.ok("domain", "add", "example.org")
+        self.ok("user", "add", "alice@example.org", input="pw1\n")
+        res = self.ctl("user", "add", "alice@example.org", input="pw2\n")
+        self.assertEqual(res.returncode, EXIT_EXISTS)
+        res = self.ctl("user", "add", "alice@elsewhere.org", input="pw\n")
+        self.assertEqual(res.returncode, EXIT_NOTFOUND)
+        self.assertIn("elsewhere.org", res.stderr)
+        for bad in ("alice", "@example.org", "a..b@example.org", "al ice@example.org"):
+            self.assertEqual(self.ctl("user", "add", bad, input="pw\n").returncode,
+                             EXIT_USAGE, bad)
+
+    def test_user_list_and_show(self):
+        self.ok("domain", "add", "example.org")
+        self.ok("domain", "add", "example.net")
+        self.ok("user", "add", "alice@example.org", input="pw-a\n")
+        self.ok("user", "add", "bob@example.net", input="pw-b\n")
+        everyone = as_json(self.ok("user", "list", "--json"))
+        self.assertEqual(sorted(u["address"] for u in everyone),
+                         ["alice@example.org", "bob@example.net"])
+        only = as_json(self.ok("user", "list", "example.net", "--json"))
+        self.assertEqual([u["address"] for u in only], ["bob@example.net"])
+        self.assertEqual(self.ctl("user", "list", "nowhere.org").returncode, EXIT_NOTFOUND)
+        self.assertIn("alice@example.org", self.ok("user", "list").stdout)
+        info = self.show("alice@example.org")
+        self.assertFalse(info["locked"])
+        self.assertEqual(info["quota_bytes"], 0)
+        self.assertEqual(info["used_bytes"], 0)
+        names = {m["name"] for m in info["mailboxes"]}
+        self.assertTrue({"INBOX", "Sent", "Drafts", "Junk", "Trash", "Archive"} <= names, names)
+        self.assertTrue(all(m["messages"] == 0 for m in info["mailboxes"]))
+        self.assertIn("INBOX", self.ok("user", "show", "alice@example.org").stdout)
+        self.assertEqual(self.ctl("user", "show", "nobody@example.org").returncode,
+                         EXIT_NOTFOUND)
+
+    def test_lock_and_unlock(self):
+        self.ok("domain", "add", "example.org")
+        self.ok("user", "add", "alice@example.org", input="pw\n")
+        self.ok("user", "lock", "alice@example.org")
+        self.assertTrue(self.show("alice@example.org")["locked"])
+        self.ok("user", "unlock", "alice@example.org")
+        self.assertFalse(self.show("alice@example.org")["locked"])
+        self.assertEqual(self.ctl("user", "lock", "x@example.org").returncode, EXIT_NOTFOUND)
+
+    def test_user_del_asks_unless_yes(self):
+        self.ok("domain", "add", "example.org")
+        self.ok("user", "add", "alice@example.org", input="pw\n")
+        res = self.ctl("user", "del", "alice@example.org", input="no\n")
+        self.assertEqual(res.returncode, EXIT_FAIL)
+        self.show("alice@example.org")
+        self.ok("user", "del", "alice@example.org", input="yes\n")
+        self.assertEqual(self.ctl("user", "show", "alice@example.org").returncode,
+                         EXIT_NOTFOUND)
+        self.assertEqual(self.ctl("user", "del", "alice@example.org", "--yes").returncode,
+                         EXIT_NOTFOUND)
+
+    # ---- passwords ----
+    def test_passwd_with_old_password_keeps_the_key(self):
+        self.ok("domain", "add", "example.org")
+        self.ok("user", "add", "alice@example.org", input="old-pw\n")
+        before = self.show("alice@example.org")["public_key"]
+        res = self.ctl("user", "passwd", "alice@example.org", "--old-password-stdin",
+                       input="wrong\nnew-pw\n")
+        self.assertEqual(res.returncode, EXIT_FAIL)
+        self.assertIn("wrong", res.stderr)
+        out = as_json(self.ok("user", "passwd", "alice@example.org", "--old-password-stdin",
+                              "--json", input="old-pw\nnew-pw\n"))
+        self.assertTrue(out["mail_kept"])
+        self.assertEqual(out["public_key"], before)
+        self.assertEqual(self.show("alice@example.org")["public_key"], before)
+        # the new password is now the one that unlocks the key
+        self.assertEqual(self.ctl("user", "passwd", "alice@example.org", "--old-password-stdin",
+                                  input="old-pw\nx\n").returncode, EXIT_FAIL)
+        self.ok("user", "passwd", "alice@example.org", "--old-password-stdin",
+                input="new-pw\nnewer-pw\n")
+
+    def test_admin_reset_warns_and_makes_a_new_key(self):
+        self.ok("domain", "add", "example.org")
+        self.ok("user", "add", "alice@example.org", input="old-pw\n")
+        self.ok("alias", "add", "info@example.org", "alice@example.org")
+        self.ok("quota", "set", "alice@example.org", "5M")
+        before = self.show("alice@example.org")["public_key"]
+        # without --yes and without a terminal: refused, nothing changes
+        res = self.ctl("user", "passwd", "alice@example.org", input="new-pw\n")
+        self.assertEqual(res.returncode, EXIT_USAGE)
+        self.assertIn("UNREADABLE", res.stderr)
+        self.assertEqual(self.show("alice@example.org")["public_key"], before)
+        res = self.ok("user", "passwd", "alice@example.org", "--yes", input="new-pw\n")
+        self.assertIn("UNREADABLE", res.stderr)
+        after = self.show("alice@example.org")
+        self.assertNotEqual(after["public_key"], before)
+        # the account keeps its settings and aliases
+        self.assertEqual(after["quota_bytes"], 5 * 1024 * 1024)
+        self.assertIn({"alias": "info@example.org", "target": "alice@example.org"},
+                      as_json(self.ok("alias", "list", "--json")))
+        self.ok("user", "passwd", "alice@example.org", "--old-password-stdin",
+                input="new-pw\nthird-pw\n")
+
+    def test_recovery_key_keeps_the_private_key(self):
+        keyfile = os.path.join(self.srv.data_dir, "recovery.key")
+        res = ctl_raw("recovery", "init", "--out", keyfile, "--json")
+        self.assertEqual(res.returncode, 0, res.stderr)
+        rec = as_json(res)
+        self.assertEqual(os.stat(keyfile).st_mode & 0o777, 0o600)
+        self.assertTrue(os.path.exists(keyfile + ".pub"))
+        self.assertEqual(len(base64.b64decode(rec["recovery_public_key"])), 32)
+        human = ctl_raw("recovery", "init", "--out", keyfile)
+        self.assertEqual(human.returncode, EXIT_EXISTS)
+        other = os.path.join(self.srv.data_dir, "other.key")
+        res = ctl_raw("recovery", "init", "--out", other)
+        self.assertEqual(res.returncode, 0)
+        self.assertIn("recovery_public_key = ", res.stdout)
+        self.assertIn("OFFLINE", res.stdout)
+
+        with Server(listeners=(), start=False, config={"auth": dict(
+                FAST_AUTH, recovery_public_key=rec["recovery_public_key"])}) as srv:
+            def run(*args, input=None):
+                return srv.ctl(*args, input=input, check=False)
+            self.assertEqual(run("domain", "add", "example.org").returncode, 0)
+            out = as_json(run("user", "add", "alice@example.org", "--json", input="pw1\n"))
+            self.assertTrue(out["recovery"])
+            pub = out["public_key"]
+            res = run("user", "recover", "alice@example.org", "--recovery-key", other,
+                      input="pw2\n")
+            self.assertEqual(res.returncode, EXIT_FAIL)
+            res = run("user", "recover", "alice@example.org", input="pw2\n")
+            self.assertEqual(res.returncode, EXIT_USAGE)
+            res = run("user", "recover", "alice@example.org", "--recovery-key", keyfile,
+                      input="forgotten-no-more\n")
+            self.assertEqual(res.returncode, 0, res.stderr)
+            shown = as_json(run("user", "show", "alice@example.org", "--json"))
+            self.assertEqual(shown["public_key"], pub)
+            self.assertTrue(shown["recovery"])
+            # the recovered password unlocks the same key
+            res = run("user", "passwd", "alice@example.org", "--old-password-stdin", "--json",
+                      input="forgotten-no-more\npw3\n")
+            self.assertEqual(res.returncode, 0, res.stderr)
+            self.assertEqual(as_json(res)["public_key"], pub)
+
+    def test_recover_without_recovery_copy_fails(self):
+        keyfile = os.path.join(self.srv.data_dir, "recovery.key")
+        self.assertEqual(ctl_raw("recovery", "init", "--out", keyfile).returncode, 0)
+        self.ok("domain", "add", "example.org")
+        self.ok("user", "add", "alice@example.org", input="pw\n")
+        self.assertFalse(self.show("alice@example.org")["recovery"])
+        res = self.ctl("user", "recover", "alice@example.org", "--recovery-key", keyfile,
+                       input="pw2\n")
+        self.assertEqual(res.returncode, EXIT_FAIL)
+        self.assertIn("recovery", res.stderr)
+
+    # ---- aliases and quotas ----
+    def test_alias_add_list_del(self):
+        self.ok("domain", "add", "example.org")
+        self.ok("domain", "add", "example.net")
+        self.ok("user", "add", "alice@example.org", input="pw\n")
+        self.ok("alias", "add", "Postmaster@example.org", "alice@example.org")
+        self.ok("alias", "add", "alice@example.net", "alice@example.org")
+        self.assertEqual(self.ctl("alias", "add", "postmaster@example.org",
+                                  "alice@example.org").returncode, EXIT_EXISTS)
+        self.assertEqual(self.ctl("alias", "add", "x@example.org",
+                                  "nobody@example.org").returncode, EXIT_NOTFOUND)
+        self.assertEqual(self.ctl("alias", "add", "x@remote.org",
+                                  "alice@example.org").returncode, EXIT_NOTFOUND)
+        self.assertEqual(self.ctl("alias", "add", "alice@example.org",
+                                  "alice@example.org").returncode, EXIT_USAGE)
+        self.assertEqual(self.ctl("alias", "add", "bad", "alice@example.org").returncode,
+                         EXIT_USAGE)
+        listed = as_json(self.ok("alias", "list", "--json"))
+        self.assertIn({"alias": "postmaster@example.org", "target": "alice@example.org"}, listed)
+        self.assertIn({"alias": "alice@example.net", "target": "alice@example.org"}, listed)
+        only = as_json(self.ok("alias", "list", "example.net", "--json"))
+        self.assertEqual(only, [{"alias": "alice@example.net", "target": "alice@example.org"}])
+        self.assertIn("postmaster@example.org", self.ok("alias", "list").stdout)
+        self.ok("alias", "del", "postmaster@example.org")
+        self.assertEqual(self.ctl("alias", "del", "postmaster@example.org").returncode,
+                         EXIT_NOTFOUND)
+        self.assertEqual(len(as_json(self.ok("alias", "list", "--json"))), 1)
+
+    def test_quota_set_shows_in_user_show(self):
+        self.ok("domain", "add", "example.org")
+        self.ok("user", "add", "alice@example.org", input="pw\n")
+        self.ok("quota", "set", "alice@example.org", "10M")
+        self.assertEqual(self.show("alice@example.org")["quota_bytes"], 10 * 1024 * 1024)
+        self.assertIn("10.0 MiB", self.ok("user", "show", "alice@example.org").stdout)
+        self.ok("quota", "set", "alice@example.org", "2G")
+        self.assertEqual(self.show("alice@example.org")["quota_bytes"], 2 * 1024 ** 3)
+        self.ok("quota", "set", "alice@example.org", "0")
+        self.assertEqual(self.show("alice@example.org")["quota_bytes"], 0)
+        for bad in ("10X", "-5", "M", "1.5G", ""):
+            self.assertEqual(self.ctl("quota", "set", "alice@example.org", bad).returncode,
+                             EXIT_USAGE, bad)
+        self.assertEqual(self.ctl("quota", "set", "bob@example.org", "1M").returncode,
+                         EXIT_NOTFOUND)
+
+    # ---- store and certificates ----
+    def test_db_migrate_reports_the_schema_version(self):
+        out = as_json(self.ok("db", "migrate", "--json"))
+        self.assertGreaterEqual(out["schema_version"], 1)
+        self.assertEqual(out["engine"], harness.engine())
+        again = as_json(self.ok("db", "migrate", "--json"))
+        self.assertEqual(again["schema_version"], out["schema_version"])
+        self.assertIn(str(out["schema_version"]), self.ok("db", "migrate").stdout)
+
+    def test_status_without_daemon(self):
+        self.ok("domain", "add", "example.org")
+        self.ok("user", "add", "alice@example.org", input="pw\n")
+        self.ok("alias", "add", "info@example.org", "alice@example.org")
+        out = as_json(self.ok("status", "--json"))
+        self.assertEqual(out["store"]["domains"], 1)
+        self.assertEqual(out["store"]["users"], 1)
+        self.assertEqual(out["store"]["aliases"], 1)
+        self.assertEqual(out["store"]["messages"], 0)
+        self.assertEqual(out["store"]["queued"], 0)
+        self.assertFalse(out["daemon"]["running"])
+        res = self.ok("status")
+        self.assertIn("not reachable", res.stdout)
+        res = self.ctl("status", "--require-daemon")
+        self.assertEqual(res.returncode, EXIT_DAEMON)
+
+    def test_cert_selfsigned_writes_pem_files(self):
+        cert = os.path.join(self.srv.data_dir, "c.pem")
+        key = os.path.join(self.srv.data_dir, "k.pem")
+        out = as_json(self.ok("cert", "selfsigned", "--hostname", "mail.example.org",
+                              "--cert", cert, "--key", key, "--json"))
+        self.assertEqual(out["hostname"], "mail.example.org")
+        with open(cert) as f:
+            self.assertIn("BEGIN CERTIFICATE", f.read())
+        self.assertEqual(os.stat(key).st_mode & 0o777, 0o600)
+        self.assertEqual(self.ctl("cert", "selfsigned", "--cert", cert).returncode, EXIT_USAGE)
+        self.assertEqual(self.ctl("cert", "selfsigned", "--hostname", "bad host",
+                                  "--cert", cert, "--key", key).returncode, EXIT_USAGE)
+        if shutil.which("openssl"):
+            res = subprocess.run(["openssl", "x509", "-in", cert, "-noout", "-ext",
+                                  "subjectAltName"], capture_output=True, text=True)
+            self.assertIn("mail.example.org", res.stdout)
+
+
+def free_port_base():
+    """A base N with N+25 ... N+9465 all free on 127.0.0.1."""
+    offsets = (25, 587, 465, 110, 995, 9465)
+    for base in range(20000 + os.getpid() % 20000, 56000, 97):
+        socks = []
+        try:
+            for off in offsets:
+                s = socket.socket()
+                socks.append(s)
+                s.bind(("127.0.0.1", base + off))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError("no free port range")
+
+
+class CtlInitTest(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="postern-init-")
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+
+    def test_init_demo_creates_a_working_data_dir(self):
+        data = os.path.join(self.tmp, "var", "demo")
+        base = free_port_base()
+        pwfile = os.path.join(self.tmp, "demo-password")
+        res = ctl_raw("init", "--data-dir", data, "--demo", "--port-base", str(base),
+                      "--demo-password-file", pwfile, "--json")
+        self.assertEqual(res.returncode, 0, res.stderr)
+        out = as_json(res)
+        conf = os.path.join(data, "postern.conf")
+        self.assertEqual(out["config"], os.path.realpath(conf))
+        self.assertEqual(out["ports"]["smtp"], base + 25)
+        self.assertEqual(out["ports"]["submissions"], base + 465)
+        password = out["demo"]["password"]
+        self.assertEqual(len(password), 16)
+        self.assertTrue(set(password) <= set("abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ"
+                                             "23456789"))
+        with open(pwfile) as f:
+            self.assertEqual(f.read().strip(), password)
+        self.assertEqual(os.stat(pwfile).st_mode & 0o777, 0o600)
+        self.assertEqual(os.stat(data).st_mode & 0o777, 0o700)
+        users = as_json(ctl_raw("-c", conf, "user", "list", "--json"))
+        self.assertEqual([u["address"] for u in users], ["demo@example.test"])
+        # the password opens the demo user's key
+        res = ctl_raw("-c", conf, "user", "passwd", "demo@example.test",
+                      "--old-password-stdin", input=password + "\n" + password + "\n")
+        self.assertEqual(res.returncode, 0, res.stderr)
+        # never overwritten
+        res = ctl_raw("init", "--data-dir", data, "--demo")
+        self.assertEqual(res.returncode, EXIT_EXISTS)
+        # a second run with a different password would be a different password
+        self.assertNotEqual(as_json(ctl_raw("init", "--data-dir", os.path.join(self.tmp, "b"),
+                                            "--demo", "--json",
+                                            "--port-base", str(base)))["demo"]["password"],
+                            password)
+        # posternd runs on it and greets on the SMTP port
+        proc = subprocess.Popen([harness.program("posternd"), "-c", conf],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            greeting = None
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and greeting is None:
+                self.assertIsNone(proc.poll(), "posternd exited")
+                try:
+                    with socket.create_connection(("127.0.0.1", base + 25), timeout=5) as s:
+                        greeting = s.recv(512).decode("ascii", "replace")
+                except OSError:
+                    time.sleep(0.1)
+            self.assertIsNotNone(greeting)
+            self.assertTrue(greeting.startswith("220"), greeting)
+        finally:
+            proc.terminate()
+            proc.wait(15)
+
+    def test_init_rejects_bad_arguments(self):
+        self.assertEqual(ctl_raw("init").returncode, EXIT_USAGE)
+        self.assertEqual(ctl_raw("init", "--data-dir", self.tmp, "--port-base",
+                                 "70000").returncode, EXIT_USAGE)
+        self.assertEqual(ctl_raw("init", "--data-dir", self.tmp, "--port-base",
+                                 "x").returncode, EXIT_USAGE)
+        self.assertFalse(os.path.exists(os.path.join(self.tmp, "postern.conf")))
+
+
+class CtlDaemonTest(unittest.TestCase):
+    """Commands that talk to a running posternd over the admin socket."""
+
+    def test_status_reports_the_running_daemon(self):
+        with Server(listeners=("smtp",), config={"auth": dict(FAST_AUTH)}) as srv:
+            out = None
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                out = as_json(srv.ctl("status", "--json", "--require-daemon", check=False))
+                if out["daemon"]["running"]:
+                    break
+                time.sleep(0.1)
+            self.assertTrue(out["daemon"]["running"], out)
+            self.assertEqual(out["daemon"]["pid"], srv.pid)
+            self.assertGreaterEqual(out["daemon"]["uptime"], 0)
+            self.assertIn("pid %d" % srv.pid, srv.ctl("status").stdout)
+
+    def test_changes_while_the_daemon_runs(self):
+        with Server(listeners=("smtp",), config={"auth": dict(FAST_AUTH)}) as srv:
+            srv.add_domain("example.org")
+            srv.add_user("alice@example.org", "pw")
+            # lock and password changes tell the daemon; the command still succeeds
+            srv.ctl("user", "lock", "alice@example.org")
+            srv.ctl("user", "passwd", "alice@example.org", "--old-password-stdin",
+                    input="pw\npw2\n")
+            srv.ctl("user", "del", "alice@example.org", "--yes")
+            self.assertIsNone(srv.proc.poll())
+
+
+if __name__ == "__main__":
+    unittest.main()
