@@ -214,22 +214,13 @@ class TraceTest(unittest.TestCase):
 
     def test_status_reports_uptime(self):
         res = self.srv.ctl("status", "--json")
-        data = json.loads(res.stdout)
-
-        def find(obj, key):
-            if isinstance(obj, dict):
-                if key in obj:
-                    return obj[key]
-                for v in obj.values():
-                    r = find(v, key)
-                    if r is not None:
-                        return r
-            return None
-
-        uptime = find(data, "uptime")
-        self.assertIsNotNone(uptime, res.stdout)
-        self.assertGreaterEqual(uptime, 0)
-        self.assertLess(uptime, 3600)
+        daemon = json.loads(res.stdout)["daemon"]
+        self.assertTrue(daemon["running"], res.stdout)
+        self.assertEqual(daemon["pid"], self.srv.pid)
+        self.assertIsInstance(daemon["uptime"], int)
+        self.assertGreaterEqual(daemon["uptime"], 0)
+        self.assertLess(daemon["uptime"], 3600)
+        self.assertIsInstance(daemon["connections"], dict)
 
     def test_metrics_counters_move(self):
         url = "http://127.0.0.1:%d/metrics" % self.srv.metrics_port
