@@ -514,6 +514,22 @@ static void on_accept(struct evconnlistener *listener, evutil_socket_t fd,
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 }
 
+static void on_accept_resume(evutil_socket_t fd, short what, void *arg)
+{
+	if (admin.listener != NULL)
+		evconnlistener_enable(admin.listener);
+}
+
+/* accept() failed (out of descriptors, typically): pause instead of spinning. */
+static void on_accept_error(struct evconnlistener *listener, void *arg)
+{
+	struct timeval pause = { 1, 0 };
+
+	evconnlistener_disable(listener);
+	if (event_base_once(admin.base, -1, EV_TIMEOUT, on_accept_resume, NULL, &pause) != 0)
+		evconnlistener_enable(listener);
+}
+
 /* ---- socket setup and the thread ---- */
 
 /* Refuses to replace anything but a stale socket. */
@@ -659,6 +675,8 @@ int admin_start(const struct config *cfg, const struct admin_handlers *h, char *
 					    -1, fd);
 	admin.wake_event = event_new(admin.base, admin.wake_pipe[0], EV_READ | EV_PERSIST,
 				     on_wake, NULL);
+	if (admin.listener != NULL)
+		evconnlistener_set_error_cb(admin.listener, on_accept_error);
 	if (admin.listener == NULL || admin.wake_event == NULL ||
 	    event_add(admin.wake_event, NULL) != 0) {
 		if (admin.listener == NULL)
