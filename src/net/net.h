@@ -55,6 +55,23 @@ int net_bind(const struct config *cfg, char *err, size_t errlen);
 /* Loads the TLS context from CFG; also used on SIGHUP (new connections get
  * the new certificate, running ones keep theirs). 0 or -1 with ERR. */
 int net_tls_reload(const struct config *cfg, char *err, size_t errlen);
+/*
+ * How worker and job threads get their store handles: posternd passes
+ * store_open/store_close. Without this (unit tests), conn_store() is NULL.
+ */
+typedef struct store *(*net_store_open_fn)(const struct config_store *cfg, char *err,
+					    size_t errlen);
+typedef void (*net_store_close_fn)(struct store *st);
+void net_set_store(net_store_open_fn open, net_store_close_fn close);
+
+/*
+ * When running as root: switches to cfg->server.user (supplementary groups,
+ * gid, uid) and checks that root cannot be regained. Refuses (-1 with ERR)
+ * when that user does not exist or is root. Does nothing otherwise. Call
+ * after net_bind() and before net_run().
+ */
+int net_drop_privileges(const struct config *cfg, char *err, size_t errlen);
+
 /* Starts worker threads (each opens its own store) and runs until net_stop(). */
 int net_run(const struct config *cfg, char *err, size_t errlen);
 /* Thread-safe: asks every loop to finish; net_run() then returns. */
@@ -87,6 +104,7 @@ void conn_resume(struct conn *c);
 bool conn_is_tls(const struct conn *c);
 const char *conn_tls_version(const struct conn *c); /* "TLSv1.3" or NULL */
 const char *conn_tls_cipher(const struct conn *c);
+const char *conn_tls_sni(const struct conn *c); /* server name the client asked for, or NULL */
 const char *conn_peer_address(const struct conn *c); /* numeric IP */
 uint16_t conn_peer_port(const struct conn *c);
 uint64_t conn_id(const struct conn *c); /* trace session id */
