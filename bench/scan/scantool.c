@@ -3,7 +3,8 @@
  * daemon: the model make target and the benchmark use it, so neither needs
  * a config file or a store.
  *
- *   scantool train DIR OUT [--algo lr|nb] [--bits N] [--epochs N] [--threshold T] [--all]
+ *   scantool train DIR OUT [--algo lr|nb] [--bits N] [--epochs N] [--threshold T]
+ *                          [--ham-weight W] [--all]
  *   scantool eval DIR [--model FILE] [--json] [--all] [--predictions FILE]
  *   scantool scan FILE [--model FILE]
  *
@@ -20,7 +21,7 @@
 static int usage(void)
 {
 	fprintf(stderr, "usage: scantool train DIR OUT [--algo lr|nb] [--bits N] [--epochs N] "
-			"[--threshold T] [--all]\n"
+			"[--threshold T] [--ham-weight W] [--all]\n"
 			"       scantool eval DIR [--model FILE] [--json] [--all] [--predictions FILE]\n"
 			"       scantool scan FILE [--model FILE]\n");
 	return 2;
@@ -71,6 +72,9 @@ int main(int argc, char **argv)
 			i++;
 		} else if (v && strcmp(a, "--epochs") == 0) {
 			o.epochs = (unsigned)strtoul(v, NULL, 10);
+			i++;
+		} else if (v && strcmp(a, "--ham-weight") == 0) {
+			o.ham_weight = strtod(v, NULL);
 			i++;
 		} else if (v && strcmp(a, "--threshold") == 0) {
 			o.threshold = strtod(v, NULL);

@@ -7,6 +7,7 @@
  * keeps long repetitive spam from dominating and makes the model linear in
  * a small, bounded set per message (at most SCAN_MAX_FEATURES).
  */
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,7 +17,7 @@
 
 #define TOKEN_MIN 2
 #define TOKEN_MAX 30
-#define BIGRAM_TOKENS 4000 /* bigrams only from the first tokens of a text */
+#define BIGRAM_TOKENS 1500 /* bigrams only from the first tokens of a text */
 
 static uint32_t fmix32(uint32_t h)
 {
@@ -50,24 +51,46 @@ uint32_t scan_hash(const char *prefix, const char *s, size_t len)
 	return h ? h : 1;
 }
 
-void scan_doc_init(struct scan_doc *d, struct scan_result *out)
+static pthread_key_t doc_key;
+static pthread_once_t doc_once = PTHREAD_ONCE_INIT;
+
+static void doc_key_init(void)
 {
-	memset(d, 0, sizeof(*d));
-	d->out = out;
-	d->names = malloc(SCAN_NAMES_MAX);
+	pthread_key_create(&doc_key, free);
 }
 
-void scan_doc_free(struct scan_doc *d)
+struct scan_doc *scan_doc_get(struct scan_result *out)
 {
-	free(d->names);
-	d->names = NULL;
+	pthread_once(&doc_once, doc_key_init);
+	struct scan_doc *d = pthread_getspecific(doc_key);
+	if (!d) {
+		d = malloc(sizeof(*d));
+		if (!d || pthread_setspecific(doc_key, d) != 0) {
+			free(d);
+			return NULL;
+		}
+	}
+	/* Only the set's occupancy needs clearing: names and feats are
+	 * written before they are read. */
+	memset(d->slot_hash, 0, sizeof(d->slot_hash));
+	d->n_feats = 0;
+	d->names_len = 0;
+	d->flags = 0;
+	d->text_bytes = 0;
+	d->n_parts = 0;
+	d->n_urls = 0;
+	d->n_url_domains = 0;
+	d->from_domain[0] = '\0';
+	d->out = out;
+	return d;
 }
 
 static void keep_name(struct scan_doc *d, size_t slot, const char *prefix, const char *s,
 		      size_t len)
 {
 	size_t plen = strlen(prefix);
-	if (!d->names || d->names_len + plen + 1 + len + 1 > SCAN_NAMES_MAX)
+	d->slot_name[slot] = 0;
+	if (d->names_len + plen + 1 + len + 1 > SCAN_NAMES_MAX)
 		return;
 	char *dst = d->names + d->names_len;
 	memcpy(dst, prefix, plen);
@@ -190,17 +213,49 @@ void scan_tokenize(struct scan_doc *d, const char *prefix, const char *text, siz
 	}
 }
 
+/* Length of the valid UTF-8 sequence at P (1..4), 0 when invalid. */
+static size_t utf8_len(const unsigned char *p)
+{
+	if (p[0] < 0x80)
+		return 1;
+	size_t n = (p[0] & 0xe0) == 0xc0 ? 2 : (p[0] & 0xf0) == 0xe0 ? 3 : (p[0] & 0xf8) == 0xf0 ? 4 : 0;
+	if (n == 0 || (n == 2 && p[0] < 0xc2) || (n == 4 && p[0] > 0xf4))
+		return 0;
+	for (size_t i = 1; i < n; i++)
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+	return n;
+}
+
+void scan_clean_text(char *s)
+{
+	unsigned char *p = (unsigned char *)s;
+	while (*p) {
+		size_t n = utf8_len(p);
+		/* Control characters, invalid UTF-8 and the bidirectional
+		 * overrides (U+202A..U+202E, U+2066..U+2069) that would let a
+		 * file name reorder the text around it. */
+		int bidi = n == 3 && p[0] == 0xe2 &&
+			   ((p[1] == 0x80 && p[2] >= 0xaa && p[2] <= 0xae) ||
+			    (p[1] == 0x81 && p[2] >= 0xa6 && p[2] <= 0xa9));
+		if (n == 0 || (n == 1 && (*p < 0x20 || *p == 0x7f))) {
+			*p++ = '?';
+		} else if (bidi) {
+			p[0] = p[1] = p[2] = '?';
+			p += 3;
+		} else {
+			p += n;
+		}
+	}
+}
+
 static void add_reason(struct scan_doc *d, const char *fmt, va_list ap)
 {
 	struct scan_result *r = d->out;
 	if (!r || r->n_reasons >= SCAN_MAX_REASONS)
 		return;
 	vsnprintf(r->reasons[r->n_reasons], sizeof(r->reasons[0]), fmt, ap);
-	/* Reasons end up in JSON and logs: keep them printable ASCII/UTF-8
-	 * without control characters. */
-	for (char *p = r->reasons[r->n_reasons]; *p; p++)
-		if ((unsigned char)*p < 0x20 || *p == 0x7f)
-			*p = '?';
+	scan_clean_text(r->reasons[r->n_reasons]);
 	r->n_reasons++;
 }
 
@@ -231,6 +286,7 @@ static const char *flag_feature(enum scan_flag f)
 	case SCAN_F_REPLYTO_MISMATCH: return "replyto-mismatch";
 	case SCAN_F_MALFORMED: return "malformed";
 	case SCAN_F_TRUNCATED: return "truncated";
+	case SCAN_F_BRAND_LINK: return "brand-link";
 	}
 	return "unknown";
 }

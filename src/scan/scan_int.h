@@ -20,7 +20,7 @@
 
 /* ---- documented caps: every scan is bounded in time and memory ---- */
 #define SCAN_MAX_PARSE_BYTES (8u * 1024 * 1024) /* bytes handed to the MIME parser */
-#define SCAN_MAX_TEXT_BYTES (256u * 1024)       /* decoded text tokenized per message */
+#define SCAN_MAX_TEXT_BYTES (64u * 1024)        /* decoded text tokenized per message */
 #define SCAN_MAX_PART_BYTES (4u * 1024 * 1024)  /* decoded bytes inspected per part */
 #define SCAN_MAX_DEPTH 32                        /* MIME nesting walked */
 #define SCAN_MAX_MULTIPARTS 200                  /* "multipart/" seen before giving up on MIME */
@@ -50,17 +50,18 @@ enum scan_flag {
 	SCAN_F_REPLYTO_MISMATCH = 1u << 13,
 	SCAN_F_MALFORMED = 1u << 14,
 	SCAN_F_TRUNCATED = 1u << 15,
+	SCAN_F_BRAND_LINK = 1u << 16, /* link shows a brand or goes to an IP, but leads elsewhere */
 };
 
 #define SCAN_SET_SLOTS 16384 /* open addressing set of features, 2x the cap */
-#define SCAN_NAMES_MAX (256u * 1024) /* bytes of feature names kept for reasons */
+#define SCAN_NAMES_MAX (64u * 1024) /* bytes of feature names kept for reasons */
 
 struct scan_doc {
 	uint32_t feats[SCAN_MAX_FEATURES]; /* distinct feature hashes, in order seen */
 	size_t n_feats;
 	uint32_t slot_hash[SCAN_SET_SLOTS]; /* 0 = empty */
 	uint32_t slot_name[SCAN_SET_SLOTS]; /* offset+1 into names, 0 = none */
-	char *names; /* arena of NUL-terminated feature names */
+	char names[SCAN_NAMES_MAX]; /* arena of NUL-terminated feature names */
 	size_t names_len;
 
 	uint32_t flags;
@@ -75,8 +76,9 @@ struct scan_doc {
 
 /* ---- scan_features.c ---- */
 uint32_t scan_hash(const char *prefix, const char *s, size_t len);
-void scan_doc_init(struct scan_doc *d, struct scan_result *out);
-void scan_doc_free(struct scan_doc *d);
+/* The calling thread's document, emptied, reasons going to OUT; NULL when
+ * out of memory. Reused across scans (it is large), freed at thread exit. */
+struct scan_doc *scan_doc_get(struct scan_result *out);
 /* Adds feature PREFIX+S (S of LEN bytes). */
 void scan_feat(struct scan_doc *d, const char *prefix, const char *s, size_t len);
 void scan_feat_str(struct scan_doc *d, const char *prefix, const char *s);
@@ -84,6 +86,9 @@ void scan_feat_str(struct scan_doc *d, const char *prefix, const char *s);
 void scan_tokenize(struct scan_doc *d, const char *prefix, const char *text, size_t len);
 /* Looks up the text of a feature hash kept for explanations; NULL if none. */
 const char *scan_doc_name(const struct scan_doc *d, uint32_t hash);
+/* Makes S safe to show, log and store as JSON: invalid UTF-8, control
+ * characters and bidirectional overrides become '?'. */
+void scan_clean_text(char *s);
 void scan_reason(struct scan_doc *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Sets FLAG once: adds its feature and (the first time) REASON. */
 void scan_flag(struct scan_doc *d, enum scan_flag flag, const char *fmt, ...)
@@ -157,8 +162,9 @@ float *scan_delta_row(struct scan_delta *d, uint32_t idx);
 const float *scan_delta_find(const struct scan_delta *d, uint32_t idx);
 
 /* Feature extraction for training and learning: the sorted distinct model
- * rows of MSG into *ROWS (malloc'd); *MALWARE set when rules say malware. */
+ * rows of MSG into *ROWS (malloc'd) and its rule flags into *FLAGS (may be
+ * NULL). Returns 1 when the rules say malware, 0 otherwise, -1 on error. */
 int scan_extract(const unsigned char *msg, size_t len, uint32_t bits, uint32_t **rows,
-		 size_t *n);
+		 size_t *n, uint32_t *flags);
 
 #endif

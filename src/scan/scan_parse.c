@@ -84,15 +84,13 @@ static void walk_leaf(struct scan_doc *d, GMimePart *part)
 		} else if (charset) {
 			scan_feat_str(d, "cs", charset);
 		}
-		GByteArray *raw = part_bytes(part);
-		if (raw && scan_is_eicar(raw->data, raw->len))
-			scan_flag(d, SCAN_F_EICAR, "the message body is the EICAR test file");
-		if (raw)
-			g_byte_array_free(raw, TRUE);
 		char *text = g_mime_text_part_get_text(GMIME_TEXT_PART(part));
 		if (!text)
 			return;
 		size_t len = strlen(text);
+		/* The test file is ASCII: the UTF-8 text shows it unchanged. */
+		if (scan_is_eicar((const unsigned char *)text, len))
+			scan_flag(d, SCAN_F_EICAR, "the message body is the EICAR test file");
 		if (strcmp(mime, "text/html") == 0)
 			scan_html(d, text, len < SCAN_MAX_PART_BYTES ? len : SCAN_MAX_PART_BYTES);
 		else
@@ -129,7 +127,7 @@ static void walk(struct scan_doc *d, GMimeObject *obj, int depth)
 	} else if (GMIME_IS_MULTIPART(obj)) {
 		GMimeMultipart *mp = GMIME_MULTIPART(obj);
 		int n = g_mime_multipart_get_count(mp);
-		for (int i = 0; i < n && d->n_parts < SCAN_MAX_PARTS; i++)
+		for (int i = 0; i < n; i++)
 			walk(d, g_mime_multipart_get_part(mp, i), depth + 1);
 	} else if (GMIME_IS_PART(obj)) {
 		d->n_parts++;
@@ -210,8 +208,11 @@ static void walk_headers(struct scan_doc *d, GMimeMessage *m)
 		if (!value)
 			value = "";
 		size_t vlen = strnlen(value, SCAN_MAX_HEADER_BYTES);
-		if (strcasecmp(name, "Received") == 0)
-			received++;
+		if (strcasecmp(name, "Received") == 0) {
+			/* the hops nearest the sender say most about it */
+			if (received++ < 3)
+				scan_tokenize(d, "hr", value, vlen < 256 ? vlen : 256);
+		}
 		else if (strcasecmp(name, "Message-ID") == 0)
 			have_msgid = 1;
 		else if (strcasecmp(name, "Date") == 0)
@@ -222,6 +223,13 @@ static void walk_headers(struct scan_doc *d, GMimeMessage *m)
 			auth_results(d, value);
 		else if (strcasecmp(name, "Content-Type") == 0)
 			scan_tokenize(d, "hct", value, vlen < 64 ? vlen : 64);
+		else if (strcasecmp(name, "From") == 0 || strcasecmp(name, "Reply-To") == 0 ||
+			 strcasecmp(name, "Return-Path") == 0 || strcasecmp(name, "Sender") == 0)
+			scan_tokenize(d, "hf", value, vlen < 256 ? vlen : 256);
+		else if (strcasecmp(name, "To") == 0 || strcasecmp(name, "Cc") == 0)
+			scan_tokenize(d, "hto", value, vlen < 256 ? vlen : 256);
+		else if (strcasecmp(name, "List-Id") == 0 || strcasecmp(name, "Precedence") == 0)
+			scan_tokenize(d, "hl", value, vlen < 128 ? vlen : 128);
 	}
 	char buf[16];
 	snprintf(buf, sizeof(buf), "%d", received > 10 ? 10 : received);

@@ -25,9 +25,14 @@
 #include "scan/scan_train.h"
 
 #define CORPUS_MAX_FILE (64u * 1024 * 1024)
+#ifndef LR_EPOCHS
 #define LR_EPOCHS 12
+#endif
+#ifndef LR_RATE
 #define LR_RATE 0.8
+#endif
 #define LR_DECAY 1e-6
+#define LR_HAM_WEIGHT 1.0
 #define NB_ALPHA 0.5
 #define DEFAULT_BITS 18
 
@@ -199,7 +204,8 @@ static uint64_t next_rand(uint64_t *s)
 	return *s * 2685821657736338717ull;
 }
 
-static void train_lr(struct scan_model *m, struct example *ex, size_t n, unsigned epochs)
+static void train_lr(struct scan_model *m, struct example *ex, size_t n, unsigned epochs,
+		     double ham_weight)
 {
 	size_t *order = malloc(n * sizeof(*order));
 	if (!order)
@@ -220,8 +226,9 @@ static void train_lr(struct scan_model *m, struct example *ex, size_t n, unsigne
 			double p[SCAN_NCLASS];
 			scan_model_score(m, NULL, x->rows, x->n, p);
 			double s = x->n ? 1.0 / sqrt((double)x->n) : 1.0;
+			double cw = x->label == SCAN_CLASS_HAM ? ham_weight : 1.0;
 			for (int c = 0; c < SCAN_NCLASS; c++) {
-				double g = (c == x->label) - p[c];
+				double g = cw * ((c == x->label) - p[c]);
 				m->bias[c] += (float)(rate * g * 0.1);
 				for (size_t r = 0; r < x->n; r++) {
 					float *w = &m->w[(size_t)x->rows[r] * SCAN_NCLASS + c];
@@ -301,7 +308,7 @@ int scan_train(const struct scan_corpus *c, const struct scan_train_opts *o,
 		size_t len;
 		if (scan_read_file(c->items[i].path, CORPUS_MAX_FILE, &buf, &len, err, errlen) != 0)
 			goto out;
-		int mal = scan_extract(buf, len, bits, &ex[n].rows, &ex[n].n);
+		int mal = scan_extract(buf, len, bits, &ex[n].rows, &ex[n].n, NULL);
 		free(buf);
 		if (mal < 0) {
 			snprintf(err, errlen, "out of memory");
@@ -316,7 +323,8 @@ int scan_train(const struct scan_corpus *c, const struct scan_train_opts *o,
 		goto out;
 	}
 	if (strcmp(algo, "lr") == 0)
-		train_lr(m, ex, n, o->epochs ? o->epochs : LR_EPOCHS);
+		train_lr(m, ex, n, o->epochs ? o->epochs : LR_EPOCHS,
+			 o->ham_weight > 0 ? o->ham_weight : LR_HAM_WEIGHT);
 	else
 		train_nb(m, ex, n);
 	rc = scan_model_write(m, out_path, err, errlen);

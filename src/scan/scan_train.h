@@ -41,6 +41,7 @@ struct scan_train_opts {
 	unsigned bits;      /* hash buckets 2^bits; 0 = default 18 */
 	unsigned epochs;    /* lr only; 0 = default */
 	double threshold;   /* 0 = default 0.5 */
+	double ham_weight;  /* lr only: loss weight of ham examples; 0 = default */
 	enum scan_split split; /* which part to learn from (default: train) */
 };
 

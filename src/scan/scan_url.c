@@ -97,8 +97,13 @@ void scan_registered_domain(const char *host, char *out, size_t outlen)
 
 static int is_ip_literal(const char *host)
 {
-	if (host[0] == '[')
+	if (host[0] == '[') {
+		/* "[2001:db8::1]" but not template placeholders like "[unsubscribe]" */
+		for (const char *p = host + 1; *p && *p != ']'; p++)
+			if (!isxdigit((unsigned char)*p) && *p != ':' && *p != '.')
+				return 0;
 		return 1;
+	}
 	int dots = 0, digits = 0;
 	for (const char *p = host; *p; p++) {
 		if (*p == '.')
@@ -395,9 +400,14 @@ void scan_url(struct scan_doc *d, const char *url, size_t len, const char *link_
 				snprintf(shown_rd, sizeof(shown_rd), "%s", shown);
 			else
 				scan_registered_domain(shown, shown_rd, sizeof(shown_rd));
-			if (strcmp(shown_rd, rd) != 0)
+			if (strcmp(shown_rd, rd) != 0) {
 				scan_flag(d, SCAN_F_LINK_MISMATCH,
 					  "link text shows %s but points to %s", shown, host);
+				/* Newsletters route links through trackers; a link
+				 * that shows a bank or goes to a bare IP does not. */
+				if (ip || scan_brand_in_text(shown) || scan_lookalike(host))
+					scan_flag(d, SCAN_F_BRAND_LINK, NULL);
+			}
 		}
 	}
 }
@@ -408,6 +418,11 @@ void scan_text_urls(struct scan_doc *d, const char *text, size_t len)
 	while (i + 4 < len && d->n_urls < SCAN_MAX_URLS) {
 		const char *p = text + i;
 		size_t rest = len - i;
+		char c0 = (char)(*p | 0x20);
+		if (c0 != 'h' && c0 != 'w') {
+			i++;
+			continue;
+		}
 		int hit = (rest > 7 && (strncasecmp(p, "http://", 7) == 0 ||
 					(rest > 8 && strncasecmp(p, "https://", 8) == 0))) ||
 			  (strncasecmp(p, "www.", 4) == 0 && (i == 0 || !isalnum((unsigned char)p[-1])));
