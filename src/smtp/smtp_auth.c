@@ -1,0 +1,271 @@
+/*
+ * smtp_auth.c - SMTP AUTH (RFC 4954) with the PLAIN (RFC 4616, with or
+ * without initial response) and LOGIN mechanisms. The credentials go to
+ * auth_login() on the job pool (Argon2id is slow); a failure is answered only
+ * after [auth] failure_delay_ms, so guessing is slow too. Credentials are
+ * wiped as soon as they are used and never traced or logged.
+ */
+#include <config.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "auth/auth.h"
+#include "smtp/smtp_int.h"
+#include "trace/metrics.h"
+#include "trace/trace.h"
+
+#define AUTH_DECODED_MAX (SMTP_AUTH_LINE_MAX * 3 / 4 + 4)
+#define AUTH_PASSWORD_MAX 1024
+
+struct login_job {
+	struct smtp_session *s;
+	char address[SMTP_PATH_MAX + 1];
+	char password[AUTH_PASSWORD_MAX + 1];
+	size_t pwlen;
+	bool valid; /* the address has mailbox syntax */
+	enum auth_result result;
+	struct auth_identity id;
+};
+
+static void login_job_free(struct login_job *job)
+{
+	auth_identity_clear(&job->id);
+	sodium_memzero(job, sizeof(*job));
+	free(job);
+}
+
+/* Base64 (original alphabet, padded) into OUT; returns length or -1. */
+static ssize_t b64_decode(const char *in, size_t len, unsigned char *out, size_t outlen)
+{
+	size_t n;
+
+	if (len == 0)
+		return 0;
+	if (sodium_base642bin(out, outlen, in, len, NULL, &n, NULL,
+			      sodium_base64_VARIANT_ORIGINAL) != 0)
+		return -1;
+	return (ssize_t)n;
+}
+
+static void login_work(struct store *st, void *arg)
+{
+	struct login_job *job = arg;
+
+	if (!job->valid) {
+		job->result = AUTH_FAILED;
+		return;
+	}
+	job->result = auth_login(st, job->address, job->password, job->pwlen, &job->id);
+	sodium_memzero(job->password, sizeof(job->password));
+}
+
+static void auth_failed_reply(struct smtp_session *s)
+{
+	smtp_fail(s, 535, "5.7.8", "Authentication credentials invalid");
+	smtp_resume(s);
+}
+
+static void login_done(struct conn *c, void *arg)
+{
+	struct login_job *job = arg;
+	struct smtp_session *s = job->s;
+
+	(void)c;
+	if (conn_is_closing(s->c)) {
+		login_job_free(job);
+		return;
+	}
+	if (job->result == AUTH_OK) {
+		s->authenticated = true;
+		s->user_id = job->id.user_id;
+		snprintf(s->user, sizeof(s->user), "%s", job->id.address);
+		conn_set_user(s->c, s->user);
+		trace_publish(conn_id(s->c), s->protocol, s->user, TRACE_AUTH, 0, "ok");
+		smtp_reply(s, "235 2.7.0 Authentication successful");
+		login_job_free(job);
+		smtp_resume(s);
+		return;
+	}
+	trace_publish(conn_id(s->c), s->protocol, job->valid ? job->address : "", TRACE_AUTH, 0,
+		      "failed");
+	metrics_count(s->protocol, "auth_failures", NULL, NULL, 1);
+	if (job->result == AUTH_TEMPFAIL) {
+		login_job_free(job);
+		smtp_reply(s, "454 4.7.0 Temporary authentication failure");
+		smtp_resume(s);
+		return;
+	}
+	login_job_free(job);
+	/* Stay busy during the delay: pipelined commands wait for the answer. */
+	if (s->cfg->auth.failure_delay_ms == 0 ||
+	    smtp_after(s, s->cfg->auth.failure_delay_ms, auth_failed_reply) < 0)
+		auth_failed_reply(s);
+}
+
+/* Starts auth_login for ADDRESS/PASSWORD (both wiped by the caller). */
+static void login_start(struct smtp_session *s, const char *address, size_t alen,
+			const char *password, size_t pwlen)
+{
+	struct smtp_error err;
+	struct login_job *job;
+	size_t i;
+
+	s->mode = SMTP_INPUT_COMMAND;
+	job = calloc(1, sizeof(*job));
+	if (!job) {
+		smtp_reply(s, "454 4.7.0 Temporary authentication failure");
+		return;
+	}
+	job->s = s;
+	if (alen < sizeof(job->address) && pwlen <= AUTH_PASSWORD_MAX && pwlen > 0 &&
+	    !memchr(address, '\0', alen) && smtp_check_mailbox(address, alen, true, &err) == 0) {
+		for (i = 0; i < alen; i++)
+			job->address[i] = (address[i] >= 'A' && address[i] <= 'Z')
+						  ? (char)(address[i] - 'A' + 'a')
+						  : address[i];
+		job->address[alen] = '\0';
+		memcpy(job->password, password, pwlen);
+		job->pwlen = pwlen;
+		job->valid = true;
+	}
+	s->busy = true;
+	if (conn_defer(s->c, login_work, login_done, job) < 0) {
+		login_job_free(job);
+		s->busy = false;
+		smtp_reply(s, "454 4.7.0 Temporary authentication failure");
+	}
+}
+
+/* RFC 4616: [authzid] NUL authcid NUL passwd. */
+static void plain_response(struct smtp_session *s, const char *b64, size_t len)
+{
+	unsigned char *buf = malloc(AUTH_DECODED_MAX);
+	const unsigned char *authzid, *authcid, *pw, *nul1, *nul2;
+	ssize_t n;
+
+	if (!buf) {
+		s->mode = SMTP_INPUT_COMMAND;
+		smtp_reply(s, "454 4.7.0 Temporary authentication failure");
+		return;
+	}
+	n = b64_decode(b64, len, buf, AUTH_DECODED_MAX);
+	if (n < 0) {
+		s->mode = SMTP_INPUT_COMMAND;
+		smtp_fail(s, 501, "5.5.2", "Invalid base64 data");
+		goto out;
+	}
+	nul1 = memchr(buf, '\0', (size_t)n);
+	nul2 = nul1 ? memchr(nul1 + 1, '\0', (size_t)(buf + n - nul1 - 1)) : NULL;
+	if (!nul2) {
+		s->mode = SMTP_INPUT_COMMAND;
+		smtp_fail(s, 501, "5.5.2", "Malformed PLAIN response");
+		goto out;
+	}
+	authzid = buf;
+	authcid = nul1 + 1;
+	pw = nul2 + 1;
+	/* Acting for someone else is not offered: authzid is empty or the user. */
+	if (nul1 != authzid && ((size_t)(nul1 - authzid) != (size_t)(nul2 - authcid) ||
+				memcmp(authzid, authcid, (size_t)(nul1 - authzid)) != 0)) {
+		s->mode = SMTP_INPUT_COMMAND;
+		smtp_fail(s, 535, "5.7.8", "Authentication credentials invalid");
+		goto out;
+	}
+	login_start(s, (const char *)authcid, (size_t)(nul2 - authcid), (const char *)pw,
+		    (size_t)(buf + n - pw));
+out:
+	sodium_memzero(buf, AUTH_DECODED_MAX);
+	free(buf);
+}
+
+/* LOGIN: the user name (from the first prompt or the initial response). */
+static void login_user(struct smtp_session *s, const char *b64, size_t len)
+{
+	unsigned char buf[SMTP_PATH_MAX + 4];
+	ssize_t n = b64_decode(b64, len, buf, sizeof(buf) - 1);
+
+	if (n <= 0 || (size_t)n > SMTP_PATH_MAX) {
+		s->mode = SMTP_INPUT_COMMAND;
+		smtp_fail(s, 501, "5.5.2", "Invalid user name");
+		return;
+	}
+	memcpy(s->login_user, buf, (size_t)n);
+	s->login_user[n] = '\0';
+	sodium_memzero(buf, sizeof(buf));
+	s->mode = SMTP_INPUT_AUTH_PASS;
+	smtp_reply(s, "334 UGFzc3dvcmQ6"); /* "Password:" */
+}
+
+static void login_pass(struct smtp_session *s, const char *b64, size_t len)
+{
+	unsigned char *buf = malloc(AUTH_DECODED_MAX);
+	ssize_t n;
+
+	if (!buf) {
+		s->mode = SMTP_INPUT_COMMAND;
+		smtp_reply(s, "454 4.7.0 Temporary authentication failure");
+		return;
+	}
+	n = b64_decode(b64, len, buf, AUTH_DECODED_MAX);
+	if (n < 0) {
+		s->mode = SMTP_INPUT_COMMAND;
+		smtp_fail(s, 501, "5.5.2", "Invalid base64 data");
+	} else {
+		login_start(s, s->login_user, strlen(s->login_user), (const char *)buf, (size_t)n);
+	}
+	sodium_memzero(s->login_user, sizeof(s->login_user));
+	sodium_memzero(buf, AUTH_DECODED_MAX);
+	free(buf);
+}
+
+void smtp_auth_start(struct smtp_session *s, const struct smtp_command *cmd)
+{
+	bool plain = strcmp(cmd->mechanism, "PLAIN") == 0;
+
+	if (plain) {
+		if (cmd->has_initial) {
+			plain_response(s, cmd->initial, cmd->initial_len);
+			return;
+		}
+		s->mode = SMTP_INPUT_AUTH_PLAIN;
+		smtp_reply(s, "334 ");
+		return;
+	}
+	if (cmd->has_initial) {
+		login_user(s, cmd->initial, cmd->initial_len);
+		return;
+	}
+	s->mode = SMTP_INPUT_AUTH_USER;
+	smtp_reply(s, "334 VXNlcm5hbWU6"); /* "Username:" */
+}
+
+void smtp_auth_continue(struct smtp_session *s, const char *line, size_t len)
+{
+	char redacted[64];
+
+	trace_redact_command(line, 1, redacted, sizeof(redacted));
+	trace_publish(conn_id(s->c), s->protocol, smtp_session_user(s), TRACE_COMMAND, 0, redacted);
+	if (len == 1 && line[0] == '*') {
+		s->mode = SMTP_INPUT_COMMAND;
+		sodium_memzero(s->login_user, sizeof(s->login_user));
+		smtp_fail(s, 501, "5.0.0", "Authentication cancelled");
+		return;
+	}
+	switch (s->mode) {
+	case SMTP_INPUT_AUTH_PLAIN:
+		plain_response(s, line, len);
+		return;
+	case SMTP_INPUT_AUTH_USER:
+		login_user(s, line, len);
+		return;
+	case SMTP_INPUT_AUTH_PASS:
+		login_pass(s, line, len);
+		return;
+	default:
+		s->mode = SMTP_INPUT_COMMAND;
+		return;
+	}
+}

@@ -1,0 +1,166 @@
+/*
+ * smtp_deliver.c - hands a finished DATA/BDAT message to src/deliver on the
+ * job pool (scanning and sealing are slow) and answers the transaction:
+ * 250 only after every recipient's copy is committed durably.
+ */
+#include <config.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <sodium.h>
+
+#include "deliver/deliver.h"
+#include "smtp/smtp_int.h"
+#include "trace/metrics.h"
+#include "trace/trace.h"
+
+struct deliver_job {
+	struct smtp_session *s;
+	const struct config *cfg;
+	struct deliver_envelope env;
+	char protocol[16];
+	char tls_version[32];
+	char tls_cipher[128];
+	char client_ip[64];
+	struct deliver_recipient *rcpts;
+	bool *local;
+	size_t n_rcpts;
+	unsigned char *msg;
+	size_t len;
+	enum deliver_status status;
+	struct deliver_report report;
+};
+
+static void deliver_job_free(struct deliver_job *job)
+{
+	if (job->msg) {
+		sodium_memzero(job->msg, job->len);
+		free(job->msg);
+	}
+	free(job->rcpts);
+	free(job->local);
+	free(job);
+}
+
+static void deliver_work(struct store *st, void *arg)
+{
+	struct deliver_job *job = arg;
+
+	job->status = deliver_message(st, job->cfg, &job->env, job->rcpts, job->local,
+				      job->n_rcpts, job->msg, job->len, &job->report);
+}
+
+static void deliver_done(struct conn *c, void *arg)
+{
+	struct deliver_job *job = arg;
+	struct smtp_session *s = job->s;
+	char info[128];
+
+	(void)c;
+	if (job->status == DELIVER_OK) {
+		snprintf(info, sizeof(info), "message accepted: %zu stored, %zu queued, %zu quarantined",
+			 job->report.stored_local, job->report.queued_remote,
+			 job->report.quarantined);
+		trace_publish(conn_id(s->c), s->protocol, smtp_session_user(s), TRACE_INFO, 0, info);
+		metrics_count(s->protocol, "messages_accepted", NULL, NULL, 1);
+	} else {
+		metrics_count(s->protocol, "messages_refused", NULL, NULL, 1);
+	}
+	if (conn_is_closing(s->c)) {
+		deliver_job_free(job);
+		return;
+	}
+	switch (job->status) {
+	case DELIVER_OK:
+		smtp_reply(s, "250 2.0.0 Ok: queued as %016llX%04X",
+			   (unsigned long long)conn_id(s->c), s->transactions & 0xffff);
+		break;
+	case DELIVER_QUOTA:
+		smtp_reply(s, "552 5.2.2 %s",
+			   job->report.message[0] ? job->report.message : "Mailbox full");
+		break;
+	case DELIVER_TEMPFAIL:
+		smtp_reply(s, "451 4.3.0 %s",
+			   job->report.message[0] ? job->report.message
+						  : "Temporary failure, try again later");
+		break;
+	case DELIVER_FAIL:
+	default:
+		smtp_reply(s, "554 5.0.0 %s",
+			   job->report.message[0] ? job->report.message : "Delivery failed");
+		break;
+	}
+	deliver_job_free(job);
+	smtp_reset_transaction(s);
+	smtp_resume(s);
+}
+
+/* RFC 3848 / RFC 6531 "with" protocol name. */
+static void with_protocol(const struct smtp_session *s, char *out, size_t outlen)
+{
+	snprintf(out, outlen, "%s%s%s%s", s->smtputf8 ? "UTF8" : "", s->esmtp ? "ESMTP" : "SMTP",
+		 conn_is_tls(s->c) && s->esmtp ? "S" : "",
+		 s->authenticated && s->esmtp ? "A" : "");
+}
+
+void smtp_deliver_start(struct smtp_session *s)
+{
+	struct deliver_job *job = calloc(1, sizeof(*job));
+	const char *v;
+	size_t i;
+
+	s->transactions++;
+	if (!job)
+		goto fail;
+	job->rcpts = calloc(s->n_rcpts, sizeof(*job->rcpts));
+	job->local = calloc(s->n_rcpts, sizeof(*job->local));
+	if (!job->rcpts || !job->local)
+		goto fail;
+	job->s = s;
+	job->cfg = s->cfg;
+	for (i = 0; i < s->n_rcpts; i++) {
+		job->rcpts[i].address = s->rcpts[i].address;
+		job->rcpts[i].dsn_notify = s->rcpts[i].notify[0] ? s->rcpts[i].notify : NULL;
+		job->rcpts[i].dsn_orcpt = s->rcpts[i].orcpt[0] ? s->rcpts[i].orcpt : NULL;
+		job->local[i] = s->rcpts[i].local;
+	}
+	job->n_rcpts = s->n_rcpts;
+	with_protocol(s, job->protocol, sizeof(job->protocol));
+	snprintf(job->client_ip, sizeof(job->client_ip), "%s", conn_peer_address(s->c));
+	job->env.sender = s->sender;
+	job->env.helo = s->helo;
+	job->env.client_ip = job->client_ip;
+	job->env.protocol = job->protocol;
+	if (conn_is_tls(s->c)) {
+		v = conn_tls_version(s->c);
+		snprintf(job->tls_version, sizeof(job->tls_version), "%s", v ? v : "TLS");
+		v = conn_tls_cipher(s->c);
+		snprintf(job->tls_cipher, sizeof(job->tls_cipher), "%s", v ? v : "unknown");
+		job->env.tls_version = job->tls_version;
+		job->env.tls_cipher = job->tls_cipher;
+	}
+	job->env.auth_user = s->authenticated ? s->user : NULL;
+	job->env.dsn_ret = s->ret[0] ? s->ret : NULL;
+	job->env.dsn_envid = s->envid[0] ? s->envid : NULL;
+	job->env.received_at = (int64_t)time(NULL);
+	job->env.session_id = conn_id(s->c);
+	/* The message moves to the job; the session's buffer is now empty. */
+	job->msg = s->data.buf;
+	job->len = s->data.len;
+	s->data.buf = NULL;
+	s->data.len = s->data.cap = 0;
+	s->busy = true;
+	if (conn_defer(s->c, deliver_work, deliver_done, job) < 0) {
+		s->busy = false;
+		goto fail;
+	}
+	return;
+fail:
+	if (job)
+		deliver_job_free(job);
+	smtp_reset_transaction(s);
+	smtp_reply(s, "451 4.3.0 Insufficient system resources");
+}
