@@ -1,0 +1,123 @@
+-- Postern schema, MariaDB engine (InnoDB, utf8mb4, binary collation so names
+-- compare exactly as on SQLite). Keep in step with sql/sqlite/001_initial.sql.
+-- Statements end with ";" at the end of a line (the store runs them one by one).
+
+CREATE TABLE domains (
+	id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+	name VARCHAR(255) NOT NULL UNIQUE,
+	created BIGINT NOT NULL
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+
+CREATE TABLE users (
+	id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+	domain_id BIGINT NOT NULL,
+	address VARCHAR(320) NOT NULL UNIQUE,
+	password_hash VARCHAR(128) NOT NULL,
+	public_key VARBINARY(32) NOT NULL,
+	wrapped_key BLOB,
+	recovery_key BLOB,
+	is_locked TINYINT NOT NULL DEFAULT 0,
+	quota_bytes BIGINT NOT NULL DEFAULT 0,
+	used_bytes BIGINT NOT NULL DEFAULT 0,
+	last_uidvalidity BIGINT NOT NULL DEFAULT 0,
+	created BIGINT NOT NULL,
+	FOREIGN KEY (domain_id) REFERENCES domains(id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+
+CREATE TABLE aliases (
+	id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+	domain_id BIGINT NOT NULL,
+	alias VARCHAR(320) NOT NULL UNIQUE,
+	target VARCHAR(320) NOT NULL,
+	FOREIGN KEY (domain_id) REFERENCES domains(id) ON DELETE CASCADE
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+
+CREATE TABLE mailboxes (
+	id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+	user_id BIGINT NOT NULL,
+	name VARCHAR(512) NOT NULL,
+	uidvalidity BIGINT NOT NULL,
+	uidnext BIGINT NOT NULL DEFAULT 1,
+	highestmodseq BIGINT NOT NULL DEFAULT 1,
+	special_use INT NOT NULL DEFAULT 0,
+	subscribed TINYINT NOT NULL DEFAULT 1,
+	UNIQUE KEY mailboxes_user_name (user_id, name),
+	FOREIGN KEY (user_id) REFERENCES users(id) ON DELETE CASCADE
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+
+CREATE TABLE blobs (
+	id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+	user_id BIGINT NOT NULL,
+	data LONGBLOB NOT NULL,
+	FOREIGN KEY (user_id) REFERENCES users(id) ON DELETE CASCADE
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+
+CREATE TABLE messages (
+	id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+	mailbox_id BIGINT NOT NULL,
+	uid BIGINT NOT NULL,
+	modseq BIGINT NOT NULL,
+	flags INT NOT NULL DEFAULT 0,
+	keywords VARCHAR(511) NOT NULL DEFAULT '',
+	internal_date BIGINT NOT NULL,
+	size BIGINT NOT NULL,
+	blob_id BIGINT NOT NULL,
+	UNIQUE KEY messages_mailbox_uid (mailbox_id, uid),
+	KEY messages_blob (blob_id),
+	FOREIGN KEY (mailbox_id) REFERENCES mailboxes(id) ON DELETE CASCADE,
+	FOREIGN KEY (blob_id) REFERENCES blobs(id) ON DELETE CASCADE
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+
+CREATE TABLE scan_results (
+	message_id BIGINT NOT NULL PRIMARY KEY,
+	verdict VARCHAR(15) NOT NULL,
+	score DOUBLE NOT NULL,
+	confidence DOUBLE NOT NULL,
+	model_version VARCHAR(63) NOT NULL,
+	reasons MEDIUMTEXT,
+	FOREIGN KEY (message_id) REFERENCES messages(id) ON DELETE CASCADE
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+
+CREATE TABLE queue (
+	id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+	sender VARCHAR(320) NOT NULL,
+	recipient VARCHAR(320) NOT NULL,
+	dsn_notify VARCHAR(63) NOT NULL DEFAULT '',
+	dsn_orcpt VARCHAR(327) NOT NULL DEFAULT '',
+	dsn_ret VARCHAR(7) NOT NULL DEFAULT '',
+	dsn_envid VARCHAR(127) NOT NULL DEFAULT '',
+	attempts INT NOT NULL DEFAULT 0,
+	next_attempt BIGINT NOT NULL,
+	created BIGINT NOT NULL,
+	last_error VARCHAR(511) NOT NULL DEFAULT '',
+	data LONGBLOB NOT NULL,
+	KEY queue_next (next_attempt)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+
+CREATE TABLE quarantine (
+	id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+	recipient VARCHAR(320) NOT NULL,
+	sender VARCHAR(320) NOT NULL,
+	verdict VARCHAR(15) NOT NULL,
+	reason VARCHAR(511) NOT NULL,
+	size BIGINT NOT NULL,
+	created BIGINT NOT NULL,
+	data LONGBLOB NOT NULL
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+
+CREATE TABLE user_data (
+	user_id BIGINT NOT NULL,
+	kind VARCHAR(64) NOT NULL,
+	data LONGBLOB NOT NULL,
+	PRIMARY KEY (user_id, kind),
+	FOREIGN KEY (user_id) REFERENCES users(id) ON DELETE CASCADE
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+
+CREATE TABLE audit_log (
+	id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+	ts BIGINT NOT NULL,
+	actor VARCHAR(320) NOT NULL,
+	event VARCHAR(64) NOT NULL,
+	detail TEXT NOT NULL,
+	KEY audit_log_ts (ts)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
