@@ -8,8 +8,10 @@
 #include "daemon/protocols.h"
 
 /* One include per protocol layer, below. */
+#include "smtp/smtp.h"
 
 void protocols_register_all(void)
 {
 	/* One <protocol>_register() call per protocol layer, below. */
+	smtp_register();
 }
