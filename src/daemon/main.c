@@ -206,9 +206,11 @@ int main(int argc, char **argv)
 	}
 	crypto_set_argon2_cost(cfg.auth.argon2_ops, cfg.auth.argon2_mem);
 	auth_setup(cfg.auth.cache_ttl);
-	if (prepare_scanner(err, sizeof(err)) != 0 || prepare_store(err, sizeof(err)) != 0 ||
+	/* The store is prepared after dropping root, so a database file it
+	 * creates belongs to the account that uses it. */
+	if (prepare_scanner(err, sizeof(err)) != 0 ||
 	    net_tls_reload(&cfg, err, sizeof(err)) != 0 || net_bind(&cfg, err, sizeof(err)) != 0 ||
-	    net_drop_privileges(&cfg, err, sizeof(err)) != 0) {
+	    net_drop_privileges(&cfg, err, sizeof(err)) != 0 || prepare_store(err, sizeof(err)) != 0) {
 		log_error("%s", err);
 		return EXIT_FAILURE;
 	}
