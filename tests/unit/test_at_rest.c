@@ -4,7 +4,8 @@
  * Creates a user, seals and stores a message holding a known phrase, then
  * reads the raw bytes the engine keeps (the SQLite database with its WAL and
  * journal files; for MariaDB, when $POSTERN_TEST_MARIADB_SOCKET is set, a
- * mariadb-dump of the database) and checks that neither the phrase, nor the
+ * mariadb-dump --hex-blob of the database, so binary columns show as hex and
+ * no escaping can hide a match) and checks that neither the phrase, nor the
  * password, nor the private key appears in clear (raw, hex or base64). As a
  * control it checks that the same bytes do contain what is meant to be plain
  * (the address and the public key), so the search really looks at the data.
@@ -257,7 +258,7 @@ static void read_mariadb_dump(struct fixture *fx, struct buf *b)
 
 	snprintf(path, sizeof(path), "%s/dump.sql", fx->dir);
 	snprintf(cmd, sizeof(cmd),
-		 "mariadb-dump --no-defaults -S '%s' -u root --skip-extended-insert %s > '%s'",
+		 "mariadb-dump --no-defaults -S '%s' -u root --hex-blob --skip-extended-insert %s > '%s'",
 		 fx->mariadb_socket, fx->mariadb_db, path);
 	run(cmd);
 	buf_append_file(b, path);
