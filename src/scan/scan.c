@@ -126,7 +126,7 @@ static int load_delta(struct store *st, int64_t user_id, struct scan_delta *delt
 #define RULE_BRAND_LINK_LOGIT 3.0
 #define RULE_FROM_BRAND_LOGIT 1.5
 
-static void apply_rules(uint32_t flags, double p[SCAN_NCLASS])
+void scan_apply_rules(uint32_t flags, double p[SCAN_NCLASS])
 {
 	double bonus = 0;
 	if (flags & SCAN_F_URL_LOOKALIKE)
@@ -227,7 +227,7 @@ void scan_message(struct store *st, const unsigned char *msg, size_t len,
 	int have_delta = in && load_delta(st, in->user_id, &delta) == 0;
 	double p[SCAN_NCLASS];
 	scan_model_score(m, have_delta ? &delta : NULL, d->feats, d->n_feats, p);
-	apply_rules(d->flags, p);
+	scan_apply_rules(d->flags, p);
 	int k = p[SCAN_CLASS_PHISH] > p[SCAN_CLASS_SPAM] ? SCAN_CLASS_PHISH : SCAN_CLASS_SPAM;
 	if (p[SCAN_CLASS_HAM] < m->threshold) {
 		out->verdict = k == SCAN_CLASS_PHISH ? SCAN_PHISHING : SCAN_SPAM;
@@ -298,7 +298,7 @@ int scan_learn(struct store *st, int64_t user_id, const unsigned char *msg, size
 	for (int round = 0; round < LEARN_ROUNDS; round++) {
 		double p[SCAN_NCLASS];
 		scan_model_score(m, &delta, feats, n, p);
-		apply_rules(flags, p);
+		scan_apply_rules(flags, p);
 		int ok = target == SCAN_CLASS_HAM ? p[SCAN_CLASS_HAM] >= m->threshold + 0.2
 						  : p[SCAN_CLASS_HAM] < m->threshold - 0.2 &&
 							    p[target] >= p[3 - target];

@@ -14,6 +14,7 @@
 #include "scan/scan_int.h"
 
 #define ZIP_MAX_ENTRIES 64
+#define ATTACH_HASH_BYTES (64u * 1024)
 #define EICAR_MAX_FILE 128 /* the test file may be padded with whitespace to this size */
 
 static const char eicar[] =
@@ -223,11 +224,19 @@ void scan_attachment(struct scan_doc *d, const char *filename, const char *decla
 		  memfind(data, len, "_\0V\0B\0A\0_\0P\0R\0O\0J\0E\0C\0T", 23)))
 		scan_flag(d, SCAN_F_MACRO, "Office attachment %s contains macros", where);
 
-	/* The payload's identity: repeated campaigns share it. */
+	/* The payload's identity: repeated campaigns share it. Its first
+	 * ATTACH_HASH_BYTES and its size are identity enough, and cheap. */
 	if (len) {
 		unsigned char h[crypto_hash_sha256_BYTES];
 		char hex[17];
-		crypto_hash_sha256(h, data, len);
+		crypto_hash_sha256_state hs;
+		unsigned char size_le[8];
+		for (int i = 0; i < 8; i++)
+			size_le[i] = (unsigned char)((uint64_t)len >> (8 * i));
+		crypto_hash_sha256_init(&hs);
+		crypto_hash_sha256_update(&hs, data, len < ATTACH_HASH_BYTES ? len : ATTACH_HASH_BYTES);
+		crypto_hash_sha256_update(&hs, size_le, sizeof(size_le));
+		crypto_hash_sha256_final(&hs, h);
 		sodium_bin2hex(hex, sizeof(hex), h, 8);
 		scan_feat_str(d, "ah", hex);
 	}

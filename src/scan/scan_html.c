@@ -76,7 +76,8 @@ static int tag_attr(const char *s, size_t len, const char *name, char *out, size
 {
 	size_t n = strlen(name);
 	for (size_t i = 0; i + n < len; i++) {
-		if (strncasecmp(s + i, name, n) != 0 || (i && !isspace((unsigned char)s[i - 1])))
+		if ((s[i] | 0x20) != name[0] || strncasecmp(s + i, name, n) != 0 ||
+		    (i && !isspace((unsigned char)s[i - 1])))
 			continue;
 		size_t k = i + n;
 		while (k < len && isspace((unsigned char)s[k]))
@@ -164,8 +165,17 @@ void scan_html(struct scan_doc *d, const char *html, size_t len)
 			strcat(close, name);
 			size_t cl = strlen(close);
 			size_t k = i;
-			while (k + cl <= len && strncasecmp(html + k, close, cl) != 0)
+			while (k + cl <= len) {
+				const char *lt = memchr(html + k, '<', len - k);
+				if (!lt) {
+					k = len;
+					break;
+				}
+				k = (size_t)(lt - html);
+				if (k + cl <= len && strncasecmp(html + k, close, cl) == 0)
+					break;
 				k++;
+			}
 			i = k + cl <= len ? k : len;
 			continue;
 		}

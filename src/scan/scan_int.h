@@ -151,6 +151,9 @@ int scan_model_write(const struct scan_model *m, const char *path, char *err, si
 void scan_model_score(const struct scan_model *m, const struct scan_delta *delta,
 		      const uint32_t *feats, size_t n, double prob[SCAN_NCLASS]);
 const struct scan_model *scan_model_current(void);
+/* Adds the rule evidence (look-alike links, brand impersonation) of FLAGS
+ * to class probabilities P. */
+void scan_apply_rules(uint32_t flags, double p[SCAN_NCLASS]);
 /* Replaces the process-wide model (takes ownership). */
 void scan_model_set(struct scan_model *m);
 size_t scan_model_rows(const struct scan_model *m);

@@ -126,7 +126,16 @@ int scan_model_write(const struct scan_model *m, const char *path, char *err, si
 	}
 	unsigned char h[crypto_hash_sha256_BYTES];
 	char hex[2 * crypto_hash_sha256_BYTES + 1];
-	crypto_hash_sha256(h, bin, o);
+	/* The version names everything that decides a verdict: weights,
+	 * biases and threshold. */
+	char params[256];
+	int pl = snprintf(params, sizeof(params), "%.6f %.9g %.9g %.9g", m->threshold,
+			  (double)m->bias[0], (double)m->bias[1], (double)m->bias[2]);
+	crypto_hash_sha256_state vs;
+	crypto_hash_sha256_init(&vs);
+	crypto_hash_sha256_update(&vs, bin, o);
+	crypto_hash_sha256_update(&vs, (const unsigned char *)params, (size_t)pl);
+	crypto_hash_sha256_final(&vs, h);
 	sodium_bin2hex(hex, sizeof(hex), h, 6);
 
 	char header[1024];

@@ -35,6 +35,9 @@
 #define LR_HAM_WEIGHT 1.0
 #define NB_ALPHA 0.5
 #define DEFAULT_BITS 18
+#define CV_FOLDS 5
+#define CV_MAX_HAM_FP 0.003 /* out-of-fold ham false positives the threshold allows */
+#define CV_MIN_THRESHOLD 0.05
 
 int scan_read_file(const char *path, size_t max, unsigned char **buf, size_t *len, char *err,
 		   size_t errlen)
@@ -174,6 +177,8 @@ struct example {
 	uint32_t *rows;
 	size_t n;
 	int label;
+	unsigned fold;  /* cross-validation fold, from the content hash */
+	uint32_t flags; /* rule findings, for the rule evidence in scoring */
 };
 
 static int cmp_u32(const void *a, const void *b)
@@ -275,6 +280,70 @@ static void train_nb(struct scan_model *m, struct example *ex, size_t n)
 	free(cnt);
 }
 
+static void fit(struct scan_model *m, struct example *ex, size_t n, unsigned epochs,
+		double ham_weight)
+{
+	if (strcmp(m->algo, "lr") == 0)
+		train_lr(m, ex, n, epochs, ham_weight);
+	else
+		train_nb(m, ex, n);
+}
+
+/* Chooses the decision threshold on the training part only: each message
+ * is scored by a model trained on the other folds, and the threshold is
+ * the largest P(ham) cut (at most 0.5) that keeps out-of-fold ham false
+ * positives at or under CV_MAX_HAM_FP. The test part is never looked at. */
+static int calibrate(const struct scan_model *proto, struct example *ex, size_t n,
+		     unsigned epochs, double ham_weight, double *threshold)
+{
+	double *pham = malloc(n * sizeof(*pham));
+	struct example *sub = malloc(n * sizeof(*sub));
+	if (!pham || !sub) {
+		free(pham);
+		free(sub);
+		return -1;
+	}
+	for (unsigned k = 0; k < CV_FOLDS; k++) {
+		size_t ns = 0;
+		for (size_t i = 0; i < n; i++)
+			if (ex[i].fold != k)
+				sub[ns++] = ex[i];
+		struct scan_model *m = scan_model_new(proto->bits, proto->algo);
+		if (!m) {
+			free(pham);
+			free(sub);
+			return -1;
+		}
+		fit(m, sub, ns, epochs, ham_weight);
+		for (size_t i = 0; i < n; i++) {
+			if (ex[i].fold != k)
+				continue;
+			double p[SCAN_NCLASS];
+			scan_model_score(m, NULL, ex[i].rows, ex[i].n, p);
+			scan_apply_rules(ex[i].flags, p);
+			pham[i] = p[SCAN_CLASS_HAM];
+		}
+		scan_model_free(m);
+	}
+	size_t hams = 0;
+	for (size_t i = 0; i < n; i++)
+		hams += ex[i].label == SCAN_CLASS_HAM;
+	*threshold = CV_MIN_THRESHOLD;
+	for (int step = 50; step >= (int)(CV_MIN_THRESHOLD * 100); step--) {
+		double t = step / 100.0;
+		size_t fp = 0;
+		for (size_t i = 0; i < n; i++)
+			fp += ex[i].label == SCAN_CLASS_HAM && pham[i] < t;
+		if ((double)fp <= CV_MAX_HAM_FP * (double)hams) {
+			*threshold = t;
+			break;
+		}
+	}
+	free(pham);
+	free(sub);
+	return 0;
+}
+
 int scan_train(const struct scan_corpus *c, const struct scan_train_opts *o,
 	       const char *out_path, size_t *n_used, char *err, size_t errlen)
 {
@@ -308,7 +377,7 @@ int scan_train(const struct scan_corpus *c, const struct scan_train_opts *o,
 		size_t len;
 		if (scan_read_file(c->items[i].path, CORPUS_MAX_FILE, &buf, &len, err, errlen) != 0)
 			goto out;
-		int mal = scan_extract(buf, len, bits, &ex[n].rows, &ex[n].n, NULL);
+		int mal = scan_extract(buf, len, bits, &ex[n].rows, &ex[n].n, &ex[n].flags);
 		free(buf);
 		if (mal < 0) {
 			snprintf(err, errlen, "out of memory");
@@ -316,17 +385,20 @@ int scan_train(const struct scan_corpus *c, const struct scan_train_opts *o,
 		}
 		ex[n].n = unique_rows(ex[n].rows, ex[n].n);
 		ex[n].label = c->items[i].label;
+		ex[n].fold = c->items[i].sha256[1] % CV_FOLDS;
 		n++;
 	}
 	if (n == 0) {
 		snprintf(err, errlen, "no messages to learn from");
 		goto out;
 	}
-	if (strcmp(algo, "lr") == 0)
-		train_lr(m, ex, n, o->epochs ? o->epochs : LR_EPOCHS,
-			 o->ham_weight > 0 ? o->ham_weight : LR_HAM_WEIGHT);
-	else
-		train_nb(m, ex, n);
+	unsigned epochs = o->epochs ? o->epochs : LR_EPOCHS;
+	double ham_weight = o->ham_weight > 0 ? o->ham_weight : LR_HAM_WEIGHT;
+	if (o->threshold <= 0 && calibrate(m, ex, n, epochs, ham_weight, &m->threshold) != 0) {
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	fit(m, ex, n, epochs, ham_weight);
 	rc = scan_model_write(m, out_path, err, errlen);
 	*n_used = n;
 out:
