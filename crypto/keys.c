@@ -68,8 +68,9 @@ struct user_key {
 	struct key_material *m;
 };
 
-static unsigned long long argon2_ops = CRYPTO_ARGON2_OPS_DEFAULT;
-static size_t argon2_mem = CRYPTO_ARGON2_MEM_DEFAULT;
+/* Atomic: a reload may change the cost while job threads hash. */
+static _Atomic unsigned long long argon2_ops = CRYPTO_ARGON2_OPS_DEFAULT;
+static _Atomic size_t argon2_mem = CRYPTO_ARGON2_MEM_DEFAULT;
 static atomic_ulong argon2_runs;
 
 int crypto_setup(void)
@@ -87,16 +88,16 @@ void crypto_set_argon2_cost(unsigned long long opslimit, size_t memlimit)
 		memlimit = CRYPTO_ARGON2_MEM_MIN;
 	if (memlimit > CRYPTO_ARGON2_MEM_MAX)
 		memlimit = CRYPTO_ARGON2_MEM_MAX;
-	argon2_ops = opslimit;
-	argon2_mem = memlimit;
+	atomic_store(&argon2_ops, opslimit);
+	atomic_store(&argon2_mem, memlimit);
 }
 
 void crypto_get_argon2_cost(unsigned long long *opslimit, size_t *memlimit)
 {
 	if (opslimit)
-		*opslimit = argon2_ops;
+		*opslimit = atomic_load(&argon2_ops);
 	if (memlimit)
-		*memlimit = argon2_mem;
+		*memlimit = atomic_load(&argon2_mem);
 }
 
 void crypto_count_argon2(void)
@@ -113,11 +114,14 @@ unsigned long crypto_argon2_count(void)
 
 int crypto_password_hash(const char *password, size_t len, char out[CRYPTO_PWHASH_STR_MAX])
 {
+	unsigned long long ops;
+	size_t mem;
+
 	if (crypto_setup() < 0 || password == NULL)
 		return -1;
+	crypto_get_argon2_cost(&ops, &mem);
 	crypto_count_argon2();
-	if (crypto_pwhash_str_alg(out, password, len, argon2_ops, argon2_mem,
-				  crypto_pwhash_ALG_ARGON2ID13) != 0)
+	if (crypto_pwhash_str_alg(out, password, len, ops, mem, crypto_pwhash_ALG_ARGON2ID13) != 0)
 		return -1;
 	return 0;
 }
@@ -227,6 +231,8 @@ static int wrap_private(const unsigned char *priv, const char *password, size_t 
 			unsigned char **wrapped, size_t *wrapped_len)
 {
 	unsigned char key[crypto_aead_xchacha20poly1305_ietf_KEYBYTES];
+	unsigned long long ops;
+	size_t mem;
 	unsigned char *w;
 	int rc = -1;
 
@@ -235,12 +241,13 @@ static int wrap_private(const unsigned char *priv, const char *password, size_t 
 	w = malloc(WRAP_LEN);
 	if (w == NULL)
 		return -1;
+	crypto_get_argon2_cost(&ops, &mem);
 	w[0] = WRAP_VERSION;
 	randombytes_buf(w + WRAP_SALT_OFF, crypto_pwhash_SALTBYTES);
-	put_be64(w + WRAP_OPS_OFF, argon2_ops);
-	put_be64(w + WRAP_MEM_OFF, argon2_mem);
+	put_be64(w + WRAP_OPS_OFF, ops);
+	put_be64(w + WRAP_MEM_OFF, mem);
 	randombytes_buf(w + WRAP_NONCE_OFF, crypto_aead_xchacha20poly1305_ietf_NPUBBYTES);
-	if (derive_wrap_key(key, password, pwlen, w + WRAP_SALT_OFF, argon2_ops, argon2_mem) < 0)
+	if (derive_wrap_key(key, password, pwlen, w + WRAP_SALT_OFF, ops, mem) < 0)
 		goto out;
 	if (crypto_aead_xchacha20poly1305_ietf_encrypt(w + WRAP_HEADER_LEN, NULL, priv,
 						       CRYPTO_PRIVATE_KEY_BYTES, w, WRAP_HEADER_LEN,
