@@ -2,10 +2,12 @@
 """posternd core against the real daemon: TLS (verified with Python's ssl and
 openssl s_client), old TLS refused, connection limits and the idle timeout
 with their refusal lines, certificate reload on SIGHUP, --check-config and a
-clean stop. Uses the POP3 listeners (pop3 with STARTTLS, pop3s implicit)."""
+clean stop. Uses the SMTP listeners: smtp (MX, STARTTLS) and submissions
+(implicit TLS)."""
 
 import hashlib
 import os
+import pwd
 import shutil
 import socket
 import ssl
@@ -13,11 +15,43 @@ import subprocess
 import tempfile
 import time
 import unittest
+import warnings
 
 from harness import Server, program
 
-BUSY = "-ERR [SYS/TEMP] too many connections"
-LISTENERS = ("pop3", "pop3s")
+BUSY = "421 4.7.0 Too many connections, try again later"
+LISTENERS = ("smtp", "submissions")
+PLAIN, IMPLICIT = LISTENERS
+
+
+# posternd started as root switches to [server] user: tests running as root
+# use "nobody" and hand it the data dir.
+RUN_AS = "nobody" if os.getuid() == 0 else None
+
+
+def chown_tree(path, uid, gid):
+    os.chown(path, uid, gid)
+    for root, dirs, files in os.walk(path):
+        for name in dirs + files:
+            os.lchown(os.path.join(root, name), uid, gid)
+
+
+def server(limits=None, **overrides):
+    """A started Server on LISTENERS that works when the tests run as root."""
+    config = {"limits": limits or {}}
+    if RUN_AS:
+        config["server"] = {"user": RUN_AS}
+    config.update(overrides)
+    srv = Server(listeners=LISTENERS, config=config, start=False)
+    give_data_dir(srv)
+    srv.start()
+    return srv
+
+
+def give_data_dir(srv):
+    if RUN_AS:
+        pw = pwd.getpwnam(RUN_AS)
+        chown_tree(srv.data_dir, pw.pw_uid, pw.pw_gid)
 
 
 def read_line(sock, timeout=10):
@@ -35,11 +69,11 @@ def read_line(sock, timeout=10):
     return data.decode().rstrip("\r\n")
 
 
-def plain(srv, name="pop3"):
+def plain(srv, name=PLAIN):
     return socket.create_connection(("127.0.0.1", srv.port(name)), timeout=10)
 
 
-def tls(srv, ctx=None, name="pop3s"):
+def tls(srv, ctx=None, name=IMPLICIT):
     ctx = ctx or srv.ssl_context()
     return ctx.wrap_socket(plain(srv, name), server_hostname="localhost")
 
@@ -50,14 +84,15 @@ def fingerprint(srv):
 
 
 def s_client(args, stdin="QUIT\r\n"):
-    return subprocess.run(["openssl", "s_client", *args], input=stdin, capture_output=True,
+    # -ign_eof: after our QUIT, read until the server closes.
+    return subprocess.run(["openssl", "s_client", "-ign_eof", *args], input=stdin, capture_output=True,
                           text=True, timeout=30)
 
 
 class DaemonTLS(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.srv = Server(listeners=LISTENERS)
+        cls.srv = server()
 
     @classmethod
     def tearDownClass(cls):
@@ -66,7 +101,7 @@ class DaemonTLS(unittest.TestCase):
     def test_python_ssl_verifies_certificate_and_negotiates_modern_tls(self):
         with tls(self.srv) as s:
             self.assertIn(s.version(), ("TLSv1.2", "TLSv1.3"))
-            self.assertTrue(read_line(s).startswith("+OK"))
+            self.assertTrue(read_line(s).startswith("220"))
             name, _, bits = s.cipher()
             self.assertGreaterEqual(bits, 128)
         # A client that trusts nothing special rejects the self-signed certificate.
@@ -74,15 +109,16 @@ class DaemonTLS(unittest.TestCase):
             tls(self.srv, ssl.create_default_context(cafile=None, capath="/nonexistent"))
 
     def test_openssl_s_client_verifies_implicit_tls(self):
-        res = s_client(["-connect", "127.0.0.1:%d" % self.srv.port("pop3s"),
+        res = s_client(["-connect", "127.0.0.1:%d" % self.srv.port(IMPLICIT),
                         "-CAfile", self.srv.cafile, "-verify_return_error",
                         "-verify_hostname", "localhost", "-servername", "localhost"])
         self.assertEqual(res.returncode, 0, res.stdout + res.stderr)
         self.assertIn("Verify return code: 0 (ok)", res.stdout)
-        self.assertIn("+OK", res.stdout)
+        self.assertIn("220 ", res.stdout)
+        self.assertIn("221 ", res.stdout)
 
     def test_openssl_s_client_verifies_starttls(self):
-        res = s_client(["-connect", "127.0.0.1:%d" % self.srv.port("pop3"), "-starttls", "pop3",
+        res = s_client(["-connect", "127.0.0.1:%d" % self.srv.port(PLAIN), "-starttls", "smtp",
                         "-CAfile", self.srv.cafile, "-verify_return_error",
                         "-verify_hostname", "localhost"])
         self.assertEqual(res.returncode, 0, res.stdout + res.stderr)
@@ -93,11 +129,13 @@ class DaemonTLS(unittest.TestCase):
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
         ctx.set_ciphers("ALL:@SECLEVEL=0")
-        ctx.minimum_version = ssl.TLSVersion.TLSv1
-        ctx.maximum_version = ssl.TLSVersion.TLSv1_1
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            ctx.minimum_version = ssl.TLSVersion.TLSv1
+            ctx.maximum_version = ssl.TLSVersion.TLSv1_1
         with self.assertRaises((ssl.SSLError, ConnectionResetError)):
             tls(self.srv, ctx)
-        res = s_client(["-connect", "127.0.0.1:%d" % self.srv.port("pop3s"), "-tls1_1",
+        res = s_client(["-connect", "127.0.0.1:%d" % self.srv.port(IMPLICIT), "-tls1_1",
                         "-cipher", "ALL:@SECLEVEL=0"])
         self.assertNotEqual(res.returncode, 0, res.stdout)
 
@@ -112,31 +150,31 @@ class DaemonTLS(unittest.TestCase):
 
 
 class DaemonLimits(unittest.TestCase):
-    def assert_refused(self, srv, name="pop3"):
+    def assert_refused(self, srv, name=PLAIN):
         with plain(srv, name) as s:
             self.assertEqual(read_line(s), BUSY)
             self.assertIsNone(read_line(s))
 
     def test_per_ip_limit_refuses_with_busy_reply(self):
-        with Server(listeners=LISTENERS, config={"limits": {"max_connections_per_ip": "2"}}) as srv:
+        with server({"max_connections_per_ip": "2"}) as srv:
             time.sleep(0.5)  # the harness's readiness probes are gone
             held = [plain(srv), plain(srv)]
             for s in held:
-                self.assertTrue(read_line(s).startswith("+OK"))
+                self.assertTrue(read_line(s).startswith("220"))
             self.assert_refused(srv)
             held.pop().close()
             time.sleep(0.5)
             with plain(srv) as s:
-                self.assertTrue(read_line(s).startswith("+OK"))
+                self.assertTrue(read_line(s).startswith("220"))
             for s in held:
                 s.close()
 
     def test_total_limit_refuses_with_busy_reply(self):
-        with Server(listeners=LISTENERS, config={"limits": {"max_connections": "2"}}) as srv:
+        with server({"max_connections": "2"}) as srv:
             time.sleep(0.5)
             held = [plain(srv), tls(srv)]
             for s in held:
-                self.assertTrue(read_line(s).startswith("+OK"))
+                self.assertTrue(read_line(s).startswith("220"))
             self.assert_refused(srv)
             # Over the limit on the implicit TLS port: the same line, inside TLS.
             with tls(srv) as s:
@@ -146,14 +184,14 @@ class DaemonLimits(unittest.TestCase):
             self.assertIn("limit reached", srv.log())
 
     def test_idle_timeout_closes_with_reply(self):
-        with Server(listeners=LISTENERS, config={"limits": {"idle_timeout": "2"}}) as srv:
+        with server({"idle_timeout": "2"}) as srv:
             with plain(srv) as s:
-                self.assertTrue(read_line(s).startswith("+OK"))
+                self.assertTrue(read_line(s).startswith("220"))
                 start = time.monotonic()
                 line = read_line(s, timeout=10)
                 elapsed = time.monotonic() - start
                 self.assertIsNotNone(line)
-                self.assertTrue(line.startswith("-ERR"), line)
+                self.assertTrue(line.startswith("421"), line)
                 self.assertIsNone(read_line(s))
                 self.assertGreater(elapsed, 1.5)
                 self.assertLess(elapsed, 6)
@@ -161,12 +199,13 @@ class DaemonLimits(unittest.TestCase):
 
 class DaemonLifecycle(unittest.TestCase):
     def test_sighup_serves_new_certificate_and_keeps_old_connections(self):
-        with Server(listeners=LISTENERS) as srv:
+        with server() as srv:
             before = fingerprint(srv)
             old = tls(srv)
-            self.assertTrue(read_line(old).startswith("+OK"))
+            self.assertTrue(read_line(old).startswith("220"))
             srv.ctl("cert", "selfsigned", "--hostname", "localhost",
                     "--cert", srv.cafile, "--key", srv.keyfile)
+            give_data_dir(srv)
             srv.reload()
             after = before
             deadline = time.monotonic() + 10
@@ -176,13 +215,13 @@ class DaemonLifecycle(unittest.TestCase):
             self.assertNotEqual(before, after, srv.log())
             # The connection opened before the reload still works on its old certificate.
             self.assertEqual(hashlib.sha256(old.getpeercert(binary_form=True)).hexdigest(), before)
-            old.sendall(b"CAPA\r\n")
-            self.assertTrue(read_line(old).startswith("+OK"))
+            old.sendall(b"NOOP\r\n")
+            self.assertTrue(read_line(old).startswith("250"))
             old.close()
             self.assertIn("reloaded", srv.log())
 
     def test_sighup_with_broken_certificate_keeps_the_old_one(self):
-        with Server(listeners=LISTENERS) as srv:
+        with server() as srv:
             before = fingerprint(srv)
             with open(srv.cafile, "w") as f:
                 f.write("not a certificate\n")
@@ -198,13 +237,40 @@ class DaemonLifecycle(unittest.TestCase):
             self.assertIn("reload failed", srv.log())
 
     def test_sigterm_stops_cleanly(self):
-        with Server(listeners=LISTENERS) as srv:
+        with server() as srv:
             with plain(srv) as s:
-                self.assertTrue(read_line(s).startswith("+OK"))
+                self.assertTrue(read_line(s).startswith("220"))
                 self.assertEqual(srv.stop(), 0)
                 self.assertIsNone(read_line(s))
             self.assertIn("ready", srv.log())
             self.assertIn("stopped", srv.log())
+
+
+class Privileges(unittest.TestCase):
+    @unittest.skipUnless(RUN_AS, "needs root")
+    def test_root_switches_to_configured_user(self):
+        with server() as srv:
+            with open("/proc/%d/status" % srv.pid) as f:
+                ids = {line.split(":")[0]: line.split()[1:] for line in f
+                       if line.startswith(("Uid:", "Gid:", "Groups:"))}
+            pw = pwd.getpwnam(RUN_AS)
+            self.assertEqual(ids["Uid"], [str(pw.pw_uid)] * 4)
+            self.assertEqual(ids["Gid"], [str(pw.pw_gid)] * 4)
+            self.assertNotIn("0", ids["Groups"])
+            with plain(srv) as s:
+                self.assertTrue(read_line(s).startswith("220"))
+
+    @unittest.skipUnless(RUN_AS, "needs root")
+    def test_root_refuses_a_missing_user(self):
+        srv = Server(listeners=LISTENERS, config={"server": {"user": "no-such-postern-user"}},
+                     start=False)
+        try:
+            with self.assertRaises(RuntimeError) as cm:
+                srv.start()
+            self.assertIn("no-such-postern-user", str(cm.exception))
+            self.assertEqual(srv.proc.returncode, 1)
+        finally:
+            srv.close()
 
 
 class CheckConfig(unittest.TestCase):
@@ -253,7 +319,8 @@ class CheckConfig(unittest.TestCase):
         self.assertIn("--frobnicate", res.stderr)
 
     def test_good_file_passes(self):
-        srv = Server(listeners=LISTENERS, start=False)
+        srv = Server(listeners=LISTENERS, start=False,
+                     config={"server": {"user": RUN_AS}} if RUN_AS else None)
         try:
             res = subprocess.run([program("posternd"), "-c", srv.config_path, "--check-config"],
                                  capture_output=True, text=True, timeout=30)
