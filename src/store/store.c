@@ -349,6 +349,16 @@ static const char SQL_SCHEMA_VERSION[] = "SELECT COALESCE(MAX(version), 0) FROM 
 static const char SQL_SCHEMA_RECORD[] =
 	"INSERT INTO schema_version (version, name, applied) VALUES (?, ?, ?)";
 
+/* Releases the migration lock without losing the error message at hand. */
+static void migrate_unlock(struct store *st)
+{
+	char saved[sizeof(st->err)];
+
+	memcpy(saved, st->err, sizeof(saved));
+	st->engine->migrate_lock(st, false);
+	memcpy(st->err, saved, sizeof(saved));
+}
+
 int store_migrate(struct store *st, int *version_out)
 {
 	const struct store_migration *list;
@@ -363,10 +373,14 @@ int store_migrate(struct store *st, int *version_out)
 		list = store_migrations_sqlite;
 		count = store_migrations_sqlite_count;
 	}
-	if (st->engine->exec(st, SQL_SCHEMA_VERSION_TABLE) != STORE_OK)
+	if (st->engine->migrate_lock != NULL && st->engine->migrate_lock(st, true) != STORE_OK)
 		return STORE_ERR;
-	if (store_begin(st) != STORE_OK)
+	if (st->engine->exec(st, SQL_SCHEMA_VERSION_TABLE) != STORE_OK ||
+	    store_begin(st) != STORE_OK) {
+		if (st->engine->migrate_lock != NULL)
+			migrate_unlock(st);
 		return STORE_ERR;
+	}
 	rc = store_query_int64(st, &current, SQL_SCHEMA_VERSION, "");
 	for (size_t i = 0; i < count && rc == STORE_OK; i++) {
 		if (list[i].version <= current)
@@ -385,6 +399,8 @@ int store_migrate(struct store *st, int *version_out)
 			current = list[i].version;
 	}
 	rc = store_end(st, rc == STORE_OK ? STORE_OK : STORE_ERR);
+	if (st->engine->migrate_lock != NULL)
+		migrate_unlock(st);
 	if (rc == STORE_OK && version_out != NULL)
 		*version_out = (int)current;
 	return rc;

@@ -33,6 +33,9 @@ struct store_engine_ops {
 	int (*begin)(struct store *st); /* a write transaction */
 	int (*commit)(struct store *st);
 	int (*rollback)(struct store *st);
+	/* Serializes store_migrate() between processes; NULL when the write
+	 * transaction already does (SQLite's BEGIN IMMEDIATE). */
+	int (*migrate_lock)(struct store *st, bool lock);
 
 	/* Prepared statements are cached per connection, keyed by the SQL
 	 * text's address (the SQL is always a string constant). NULL on error. */

@@ -8,9 +8,15 @@
  * does. Results are buffered client-side (mysql_stmt_store_result), so a list
  * callback may run other statements on the same connection; columns are
  * fetched on demand with mysql_stmt_fetch_column into per-column buffers.
+ *
+ * A daemon keeps its connection for days; when the server closed it (restart,
+ * wait_timeout), the failing call reports the error and marks the connection
+ * broken, and the next call outside a transaction connects again. Idle
+ * connections are pinged before use for the same reason.
  */
 #include "config.h"
 
+#include <errmsg.h>
 #include <errno.h>
 #include <mysql.h>
 #include <mysqld_error.h>
@@ -18,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "store/store_engine.h"
 #include "util/i18n.h"
@@ -26,6 +33,7 @@
 #define MARIADB_CONNECT_TIMEOUT 10 /* seconds */
 #define MARIADB_PASSWORD_MAX 256
 #define MARIADB_DATABASE_MAX 64
+#define MARIADB_IDLE_PING 60 /* seconds idle after which a connection is pinged */
 
 struct store_stmt {
 	struct store *st;
@@ -53,6 +61,9 @@ struct store_stmt {
 
 struct mariadb_state {
 	MYSQL *conn;
+	struct config_store cfg; /* to connect again */
+	bool broken;             /* the server went away */
+	time_t last_used;
 	int64_t last_id;
 	int64_t changes;
 	struct store_stmt *cache[MARIADB_STMT_CACHE];
@@ -73,12 +84,20 @@ static MYSQL *conn_of(struct store *st)
 	return ((struct mariadb_state *)st->engine_state)->conn;
 }
 
+static bool connection_lost(unsigned err)
+{
+	return err == CR_SERVER_GONE_ERROR || err == CR_SERVER_LOST;
+}
+
 static int conn_error(struct store *st)
 {
-	MYSQL *c = conn_of(st);
+	struct mariadb_state *m = st->engine_state;
+	unsigned err = mysql_errno(m->conn);
 
-	store_set_error(st, "mariadb: %s", mysql_error(c));
-	return mysql_errno(c) == ER_DUP_ENTRY ? STORE_EXISTS : STORE_ERR;
+	store_set_error(st, "mariadb: %s", mysql_error(m->conn));
+	if (connection_lost(err))
+		m->broken = true;
+	return err == ER_DUP_ENTRY ? STORE_EXISTS : STORE_ERR;
 }
 
 static int mariadb_exec(struct store *st, const char *sql)
@@ -165,35 +184,24 @@ static bool valid_database_name(const char *name)
 	return true;
 }
 
-static int mariadb_open(struct store *st, const struct config_store *cfg)
+/* Connects M->conn with M->cfg and selects (creating it if needed) the database. */
+static int connect_server(struct store *st, struct mariadb_state *m)
 {
-	struct mariadb_state *m;
+	const struct config_store *cfg = &m->cfg;
 	char password[MARIADB_PASSWORD_MAX] = "";
-	char sql[160];
+	char sql[256];
 	unsigned timeout = MARIADB_CONNECT_TIMEOUT;
 	const char *where;
 	bool use_socket = cfg->mariadb_host[0] == '\0';
 
-	pthread_once(&library_once, library_init);
-	if (library_rc != 0) {
-		store_set_error(st, "%s", _("cannot initialize the MariaDB client library"));
-		return STORE_ERR;
-	}
-	if (!valid_database_name(cfg->mariadb_database)) {
-		store_set_error(st, _("[store] mariadb_database must be 1-64 of A-Z a-z 0-9 _: %.64s"),
-				cfg->mariadb_database);
-		return STORE_ERR;
-	}
 	if (cfg->mariadb_password_file[0] != '\0' &&
 	    read_password(st, cfg->mariadb_password_file, password, sizeof(password)) != STORE_OK)
 		return STORE_ERR;
-	m = calloc(1, sizeof(*m));
-	if (m == NULL || (m->conn = mysql_init(NULL)) == NULL) {
-		free(m);
+	m->conn = mysql_init(NULL);
+	if (m->conn == NULL) {
 		store_set_error(st, "%s", _("out of memory"));
 		return STORE_ERR;
 	}
-	st->engine_state = m;
 	mysql_options(m->conn, MYSQL_OPT_CONNECT_TIMEOUT, &timeout);
 	mysql_options(m->conn, MYSQL_SET_CHARSET_NAME, "utf8mb4");
 	where = use_socket ? (cfg->mariadb_socket[0] != '\0' ? cfg->mariadb_socket
@@ -209,7 +217,6 @@ static int mariadb_open(struct store *st, const struct config_store *cfg)
 		store_set_error(st, _("cannot connect to MariaDB at %s: %s"), where,
 				mysql_error(m->conn));
 		explicit_bzero(password, sizeof(password));
-		mariadb_close(st);
 		return STORE_ERR;
 	}
 	explicit_bzero(password, sizeof(password));
@@ -225,15 +232,97 @@ static int mariadb_open(struct store *st, const struct config_store *cfg)
 		memcpy(msg, st->err, sizeof(msg));
 		store_set_error(st, _("cannot use MariaDB database %s: %s"), cfg->mariadb_database,
 				msg);
+		return STORE_ERR;
+	}
+	m->broken = false;
+	m->last_used = time(NULL);
+	return STORE_OK;
+}
+
+static int mariadb_open(struct store *st, const struct config_store *cfg)
+{
+	struct mariadb_state *m;
+
+	pthread_once(&library_once, library_init);
+	if (library_rc != 0) {
+		store_set_error(st, "%s", _("cannot initialize the MariaDB client library"));
+		return STORE_ERR;
+	}
+	if (!valid_database_name(cfg->mariadb_database)) {
+		store_set_error(st, _("[store] mariadb_database must be 1-64 of A-Z a-z 0-9 _: %.64s"),
+				cfg->mariadb_database);
+		return STORE_ERR;
+	}
+	m = calloc(1, sizeof(*m));
+	if (m == NULL) {
+		store_set_error(st, "%s", _("out of memory"));
+		return STORE_ERR;
+	}
+	m->cfg = *cfg;
+	st->engine_state = m;
+	if (connect_server(st, m) != STORE_OK) {
 		mariadb_close(st);
 		return STORE_ERR;
 	}
 	return STORE_OK;
 }
 
+/*
+ * Outside a transaction and with no statement running, a connection that
+ * broke or sat idle is checked and, if the server is gone, replaced (the
+ * cached statements died with it).
+ */
+static int ensure_connected(struct store *st)
+{
+	struct mariadb_state *m = st->engine_state;
+	time_t now = time(NULL);
+
+	if (st->tx_depth > 0)
+		return STORE_OK;
+	for (size_t i = 0; i < m->ncache; i++)
+		if (m->cache[i]->in_use)
+			return STORE_OK;
+	if (!m->broken && now - m->last_used < MARIADB_IDLE_PING) {
+		m->last_used = now;
+		return STORE_OK;
+	}
+	m->last_used = now;
+	if (!m->broken && m->conn != NULL && mysql_ping(m->conn) == 0)
+		return STORE_OK;
+	m->broken = true; /* until connect_server() succeeds */
+	for (size_t i = 0; i < m->ncache; i++)
+		stmt_free(m->cache[i]);
+	m->ncache = 0;
+	if (m->conn != NULL)
+		mysql_close(m->conn);
+	m->conn = NULL;
+	return connect_server(st, m);
+}
+
 static int mariadb_begin(struct store *st)
 {
+	if (ensure_connected(st) != STORE_OK)
+		return STORE_ERR;
 	return mariadb_exec(st, "START TRANSACTION");
+}
+
+/* Migrations are DDL, which MariaDB commits as it goes: a named lock per
+ * database keeps two processes from migrating at once. */
+static const char SQL_MIGRATE_LOCK[] =
+	"SELECT GET_LOCK(CONCAT('postern_migrate_', DATABASE()), 120)";
+static const char SQL_MIGRATE_UNLOCK[] =
+	"SELECT RELEASE_LOCK(CONCAT('postern_migrate_', DATABASE()))";
+
+static int mariadb_migrate_lock(struct store *st, bool lock)
+{
+	int64_t got = 0;
+	int rc = store_query_int64(st, &got, lock ? SQL_MIGRATE_LOCK : SQL_MIGRATE_UNLOCK, "");
+
+	if (rc == STORE_OK && lock && got != 1) {
+		store_set_error(st, "%s", _("another process is migrating the database"));
+		rc = STORE_ERR;
+	}
+	return rc == STORE_OK ? STORE_OK : STORE_ERR;
 }
 
 static int mariadb_commit(struct store *st)
@@ -248,8 +337,12 @@ static int mariadb_rollback(struct store *st)
 
 static int stmt_error(struct store_stmt *s)
 {
+	unsigned err = mysql_stmt_errno(s->stmt);
+
 	store_set_error(s->st, "mariadb: %s", mysql_stmt_error(s->stmt));
-	return mysql_stmt_errno(s->stmt) == ER_DUP_ENTRY ? STORE_EXISTS : STORE_ERR;
+	if (connection_lost(err))
+		((struct mariadb_state *)s->st->engine_state)->broken = true;
+	return err == ER_DUP_ENTRY ? STORE_EXISTS : STORE_ERR;
 }
 
 static struct store_stmt *stmt_new(struct store *st, const char *sql)
@@ -309,6 +402,8 @@ static struct store_stmt *mariadb_prepare(struct store *st, const char *sql)
 	struct mariadb_state *m = st->engine_state;
 	struct store_stmt *s;
 
+	if (ensure_connected(st) != STORE_OK)
+		return NULL;
 	for (size_t i = 0; i < m->ncache; i++) {
 		if (m->cache[i]->sql == sql && !m->cache[i]->in_use) {
 			m->cache[i]->in_use = true;
@@ -555,6 +650,7 @@ const struct store_engine_ops store_engine_mariadb = {
 	.begin = mariadb_begin,
 	.commit = mariadb_commit,
 	.rollback = mariadb_rollback,
+	.migrate_lock = mariadb_migrate_lock,
 	.prepare = mariadb_prepare,
 	.bind_int64 = mariadb_bind_int64,
 	.bind_double = mariadb_bind_double,

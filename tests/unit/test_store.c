@@ -820,6 +820,71 @@ START_TEST(concurrent_writers_get_distinct_uids)
 }
 END_TEST
 
+struct migrator {
+	struct config_store cfg;
+	int rc;
+	int version;
+	char err[512];
+};
+
+static void *migrate_fresh(void *arg)
+{
+	struct migrator *m = arg;
+	struct store *own = store_open(&m->cfg, m->err, sizeof(m->err));
+
+	m->rc = STORE_ERR;
+	if (own == NULL)
+		return NULL;
+	m->rc = store_migrate(own, &m->version);
+	if (m->rc != STORE_OK)
+		snprintf(m->err, sizeof(m->err), "%s", store_error(own));
+	store_close(own);
+	return NULL;
+}
+
+/* posternd and `posternctl db migrate` may start together on an empty database. */
+START_TEST(concurrent_migrations_apply_once)
+{
+	struct migrator m[3];
+	pthread_t t[3];
+	struct config_store fresh = cfg;
+
+	if (engine == STORE_ENGINE_SQLITE)
+		snprintf(fresh.sqlite_path, sizeof(fresh.sqlite_path), "%s/postern.db-fresh",
+			 tmpdir);
+	else
+		snprintf(fresh.mariadb_database, sizeof(fresh.mariadb_database), "%.64s_fresh",
+			 cfg.mariadb_database);
+	for (int i = 0; i < 3; i++) {
+		memset(&m[i], 0, sizeof(m[i]));
+		m[i].cfg = fresh;
+		ck_assert_int_eq(pthread_create(&t[i], NULL, migrate_fresh, &m[i]), 0);
+	}
+	for (int i = 0; i < 3; i++)
+		pthread_join(t[i], NULL);
+	for (int i = 0; i < 3; i++) {
+		ck_assert_msg(m[i].rc == STORE_OK, "migrator %d: %s", i, m[i].err);
+		ck_assert_int_eq(m[i].version, 1);
+	}
+	if (engine == STORE_ENGINE_SQLITE) {
+		char path[sizeof(fresh.sqlite_path) + 8];
+
+		unlink(fresh.sqlite_path);
+		snprintf(path, sizeof(path), "%s-wal", fresh.sqlite_path);
+		unlink(path);
+		snprintf(path, sizeof(path), "%s-shm", fresh.sqlite_path);
+		unlink(path);
+	} else {
+		MYSQL *c = admin_connect();
+		char sql[200];
+
+		snprintf(sql, sizeof(sql), "DROP DATABASE `%s`", fresh.mariadb_database);
+		ck_assert_msg(mysql_query(c, sql) == 0, "drop: %s", mysql_error(c));
+		mysql_close(c);
+	}
+}
+END_TEST
+
 START_TEST(bad_config_gives_clear_error)
 {
 	struct config_store bad = cfg;
@@ -838,6 +903,40 @@ START_TEST(bad_config_gives_clear_error)
 		ck_assert_ptr_null(store_open(&bad, err, sizeof(err)));
 		ck_assert_ptr_nonnull(strstr(err, "mariadb_database"));
 	}
+}
+END_TEST
+
+/* The server closes the connection (restart, wait_timeout): the call that
+ * notices fails cleanly, the next one works on a new connection. */
+START_TEST(mariadb_reconnects_after_losing_the_server)
+{
+	MYSQL *c = admin_connect();
+	MYSQL_RES *res;
+	MYSQL_ROW row;
+	char sql[256];
+	int killed = 0, rc;
+
+	OK(store_domain_add(st, "before.example"));
+	snprintf(sql, sizeof(sql),
+		 "SELECT ID FROM information_schema.PROCESSLIST WHERE DB = '%s' AND ID <> "
+		 "CONNECTION_ID()",
+		 cfg.mariadb_database);
+	ck_assert_int_eq(mysql_query(c, sql), 0);
+	res = mysql_store_result(c);
+	ck_assert_ptr_nonnull(res);
+	while ((row = mysql_fetch_row(res)) != NULL) {
+		snprintf(sql, sizeof(sql), "KILL %s", row[0]);
+		ck_assert_int_eq(mysql_query(c, sql), 0);
+		killed++;
+	}
+	mysql_free_result(res);
+	mysql_close(c);
+	ck_assert_int_eq(killed, 1);
+	rc = store_domain_exists(st, "before.example");
+	ck_assert(rc == STORE_OK || rc == STORE_ERR);
+	OK(store_domain_add(st, "after.example"));
+	OK(store_domain_exists(st, "before.example"));
+	OK(store_domain_exists(st, "after.example"));
 }
 END_TEST
 
@@ -863,6 +962,9 @@ static Suite *store_suite(const char *name)
 	tcase_add_test(tc, migrate_is_idempotent);
 	tcase_add_test(tc, concurrent_writers_get_distinct_uids);
 	tcase_add_test(tc, bad_config_gives_clear_error);
+	tcase_add_test(tc, concurrent_migrations_apply_once);
+	if (engine == STORE_ENGINE_MARIADB)
+		tcase_add_test(tc, mariadb_reconnects_after_losing_the_server);
 	suite_add_tcase(s, tc);
 	return s;
 }
