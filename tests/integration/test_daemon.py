@@ -6,6 +6,7 @@ clean stop. Uses the SMTP listeners: smtp (MX, STARTTLS) and submissions
 (implicit TLS)."""
 
 import hashlib
+import json
 import os
 import pwd
 import shutil
@@ -15,6 +16,7 @@ import subprocess
 import tempfile
 import time
 import unittest
+import urllib.request
 import warnings
 
 from harness import Server, program
@@ -149,6 +151,33 @@ class DaemonTLS(unittest.TestCase):
             self.assertTrue("GCM" in name or "CHACHA20" in name, name)
 
 
+    def test_trace_shows_connect_tls_and_disconnect(self):
+        with tls(self.srv) as s:
+            self.assertTrue(read_line(s).startswith("220"))
+            version = s.version()
+            s.sendall(b"QUIT\r\n")
+            self.assertTrue(read_line(s).startswith("221"))
+        deadline = time.monotonic() + 10
+        while True:
+            res = self.srv.ctl("trace", "--json", "--protocol", "submission")
+            events = [json.loads(line) for line in res.stdout.splitlines() if line.strip()]
+            tls_events = [e for e in events if e["kind"] == "tls"]
+            session = tls_events[-1]["session"] if tls_events else None
+            kinds = [e["kind"] for e in events if e["session"] == session]
+            if "disconnect" in kinds or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        self.assertEqual(kinds[0], "connect")
+        self.assertEqual(kinds[1], "tls")
+        self.assertEqual(kinds[-1], "disconnect")
+        text = tls_events[-1]["text"]
+        self.assertTrue(text.startswith(version + " "), text)
+        self.assertIn("sni=localhost", text)
+        self.assertIn("CN=localhost", text.replace(" ", ""))
+        connect = [e for e in events if e["session"] == session][0]
+        self.assertEqual(connect["text"], "127.0.0.1")
+
+
 class DaemonLimits(unittest.TestCase):
     def assert_refused(self, srv, name=PLAIN):
         with plain(srv, name) as s:
@@ -182,6 +211,11 @@ class DaemonLimits(unittest.TestCase):
             for s in held:
                 s.close()
             self.assertIn("limit reached", srv.log())
+            url = "http://127.0.0.1:%d/metrics" % srv.metrics_port
+            with urllib.request.urlopen(url, timeout=10) as r:
+                metrics = r.read().decode()
+            self.assertRegex(metrics, r'postern_connections_refused_total\{protocol="smtp",'
+                             r'reason="max_connections"\} [1-9]')
 
     def test_idle_timeout_closes_with_reply(self):
         with server({"idle_timeout": "2"}) as srv:
