@@ -135,11 +135,11 @@ static int prepare_scanner(char *err, size_t errlen)
 int main(int argc, char **argv)
 {
 	static const struct option options[] = {
-		{"config", required_argument, NULL, 'c'},
-		{"check-config", no_argument, NULL, 'k'},
-		{"version", no_argument, NULL, 'V'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"config", required_argument, NULL, 'c'},
+	    {"check-config", no_argument, NULL, 'k'},
+	    {"version", no_argument, NULL, 'V'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	const char *config_path = DEFAULT_CONFIG;
 	bool check_only = false;
@@ -155,12 +155,21 @@ int main(int argc, char **argv)
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, ":c:Vh", options, NULL)) != -1) {
 		switch (opt) {
-		case 'c': config_path = optarg; break;
-		case 'k': check_only = true; break;
-		case 'V': printf("posternd %s\n", PACKAGE_VERSION); return EXIT_SUCCESS;
-		case 'h': usage(stdout); return EXIT_SUCCESS;
+		case 'c':
+			config_path = optarg;
+			break;
+		case 'k':
+			check_only = true;
+			break;
+		case 'V':
+			printf("posternd %s\n", PACKAGE_VERSION);
+			return EXIT_SUCCESS;
+		case 'h':
+			usage(stdout);
+			return EXIT_SUCCESS;
 		case ':':
-			fprintf(stderr, _("posternd: option %s needs an argument\n"), argv[optind - 1]);
+			fprintf(stderr, _("posternd: option %s needs an argument\n"),
+				argv[optind - 1]);
 			usage(stderr);
 			return 2;
 		default:
@@ -208,9 +217,10 @@ int main(int argc, char **argv)
 	auth_setup(cfg.auth.cache_ttl);
 	/* The store is prepared after dropping root, so a database file it
 	 * creates belongs to the account that uses it. */
-	if (prepare_scanner(err, sizeof(err)) != 0 ||
-	    net_tls_reload(&cfg, err, sizeof(err)) != 0 || net_bind(&cfg, err, sizeof(err)) != 0 ||
-	    net_drop_privileges(&cfg, err, sizeof(err)) != 0 || prepare_store(err, sizeof(err)) != 0) {
+	if (prepare_scanner(err, sizeof(err)) != 0 || net_tls_reload(&cfg, err, sizeof(err)) != 0 ||
+	    net_bind(&cfg, err, sizeof(err)) != 0 ||
+	    net_drop_privileges(&cfg, err, sizeof(err)) != 0 ||
+	    prepare_store(err, sizeof(err)) != 0) {
 		log_error("%s", err);
 		return EXIT_FAILURE;
 	}

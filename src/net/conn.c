@@ -154,9 +154,10 @@ static void start_tls_filter(struct conn *c)
 		return;
 	}
 	/* Whatever arrived before the handshake was sent in the clear: drop it. */
-	evbuffer_drain(bufferevent_get_input(c->bev), evbuffer_get_length(bufferevent_get_input(c->bev)));
+	evbuffer_drain(bufferevent_get_input(c->bev),
+		       evbuffer_get_length(bufferevent_get_input(c->bev)));
 	filter = bufferevent_openssl_filter_new(c->worker->base, c->bev, ssl,
-						 BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+						BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
 	if (!filter) {
 		SSL_free(ssl);
 		set_reason(c, "TLS setup failed");
@@ -303,9 +304,8 @@ void conn_start(struct worker *w, struct conn *c)
 	if (c->listener->tls == TLS_MODE_IMPLICIT) {
 		c->ssl = tls_new_ssl();
 		if (c->ssl) {
-			c->bev = bufferevent_openssl_socket_new(base, c->fd, c->ssl,
-								BUFFEREVENT_SSL_ACCEPTING,
-								BEV_OPT_CLOSE_ON_FREE);
+			c->bev = bufferevent_openssl_socket_new(
+			    base, c->fd, c->ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
 			if (!c->bev)
 				SSL_free(c->ssl);
 		}
@@ -456,7 +456,8 @@ int conn_starttls(struct conn *c)
 	c->starttls_pending = true;
 	/* Stop reading plaintext: the next bytes on the socket are the ClientHello. */
 	bufferevent_disable(c->bev, EV_READ);
-	evbuffer_drain(bufferevent_get_input(c->bev), evbuffer_get_length(bufferevent_get_input(c->bev)));
+	evbuffer_drain(bufferevent_get_input(c->bev),
+		       evbuffer_get_length(bufferevent_get_input(c->bev)));
 	event_active(c->kick_ev, EV_TIMEOUT, 0);
 	return 0;
 }

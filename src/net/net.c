@@ -313,18 +313,19 @@ int net_bind(const struct config *cfg, char *err, size_t errlen)
 			 l->address, (unsigned)l->port);
 		memset(&ss, 0, sizeof(ss));
 		if (evutil_parse_sockaddr_port(spec, (struct sockaddr *)&ss, &sslen) != 0) {
-			snprintf(err, errlen, _("listener %s: bad address %s"), l->name, l->address);
+			snprintf(err, errlen, _("listener %s: bad address %s"), l->name,
+				 l->address);
 			return -1;
 		}
 		bl->cfg = l;
 		bl->ops = ops;
-		bl->lev = evconnlistener_new_bind(main_base, accept_cb, bl,
-						  LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
-							  LEV_OPT_CLOSE_ON_EXEC,
-						  NET_LISTEN_BACKLOG, (struct sockaddr *)&ss, sslen);
+		bl->lev = evconnlistener_new_bind(
+		    main_base, accept_cb, bl,
+		    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
+		    NET_LISTEN_BACKLOG, (struct sockaddr *)&ss, sslen);
 		if (!bl->lev) {
-			snprintf(err, errlen, _("listener %s: cannot listen on %s: %s"), l->name, spec,
-				 strerror(errno));
+			snprintf(err, errlen, _("listener %s: cannot listen on %s: %s"), l->name,
+				 spec, strerror(errno));
 			return -1;
 		}
 		evconnlistener_set_error_cb(bl->lev, accept_error_cb);
@@ -402,7 +403,7 @@ static size_t worker_count(const struct config *cfg)
 
 	if (cfg->server.workers > 0)
 		return cfg->server.workers > NET_MAX_WORKERS ? NET_MAX_WORKERS
-							      : cfg->server.workers;
+							     : cfg->server.workers;
 	cores = sysconf(_SC_NPROCESSORS_ONLN);
 	if (cores < 1)
 		cores = 1;
@@ -417,8 +418,8 @@ static void workers_stop(size_t n)
 	for (size_t i = 0; i < n; i++) {
 		struct worker *w = &workers[i];
 
-		if (w->failed || event_base_once(w->base, -1, EV_TIMEOUT, worker_shutdown, w,
-						 &now) != 0)
+		if (w->failed ||
+		    event_base_once(w->base, -1, EV_TIMEOUT, worker_shutdown, w, &now) != 0)
 			event_base_loopbreak(w->base);
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -460,7 +461,8 @@ static int workers_start(const struct config *cfg, char *err, size_t errlen)
 	pthread_mutex_unlock(&start_lock);
 	for (size_t i = 0; i < n; i++) {
 		if (workers[i].failed) {
-			snprintf(err, errlen, _("worker cannot open the store: %s"), workers[i].err);
+			snprintf(err, errlen, _("worker cannot open the store: %s"),
+				 workers[i].err);
 			workers_stop(n);
 			return -1;
 		}

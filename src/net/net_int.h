@@ -57,8 +57,8 @@ struct conn {
 	struct bufferevent *plain; /* the socket below a STARTTLS filter, or NULL */
 	SSL *ssl;
 
-	bool refuse;      /* over a limit: send busy_reply after the handshake, close */
-	bool counted;     /* holds a slot in the connection counts */
+	bool refuse;	  /* over a limit: send busy_reply after the handshake, close */
+	bool counted;	  /* holds a slot in the connection counts */
 	bool handshaking; /* TLS handshake running */
 	bool starttls_pending;
 	bool closing;
@@ -79,8 +79,8 @@ struct conn {
 	const char *tls_cipher;
 
 	struct event *finish_ev; /* frees the connection at a safe point */
-	struct event *kick_ev;   /* starts STARTTLS, feeds input buffered during a pause */
-	struct event *drain_ev;  /* waits for the socket below a filter to drain */
+	struct event *kick_ev;	 /* starts STARTTLS, feeds input buffered during a pause */
+	struct event *drain_ev;	 /* waits for the socket below a filter to drain */
 	struct conn_timer *timers;
 	struct conn *prev, *next;
 };

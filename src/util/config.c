@@ -40,9 +40,9 @@ enum value_type {
 	VAL_ENGINE, /* sqlite|mariadb */
 	VAL_LOGLEVEL,
 	VAL_TLSVERSION, /* 1.2|1.3 */
-	VAL_ADDRESS,    /* numeric IPv4 or IPv6 */
-	VAL_PROTOCOL,   /* smtp|submission|pop3|imap */
-	VAL_TLSMODE,    /* none|starttls|implicit */
+	VAL_ADDRESS,	/* numeric IPv4 or IPv6 */
+	VAL_PROTOCOL,	/* smtp|submission|pop3|imap */
+	VAL_TLSMODE,	/* none|starttls|implicit */
 };
 
 struct key_def {
@@ -53,57 +53,57 @@ struct key_def {
 	size_t size;   /* of the field, for strings */
 };
 
-#define CFG(section, name, type, field)                                                   \
-	{                                                                                  \
-		section, name, type, offsetof(struct config, field),                       \
-			sizeof(((struct config *)0)->field)                                \
+#define CFG(section, name, type, field)                                                            \
+	{                                                                                          \
+		section, name, type, offsetof(struct config, field),                               \
+		    sizeof(((struct config *)0)->field)                                            \
 	}
-#define LST(name, type, field)                                                              \
-	{                                                                                    \
-		"listener", name, type, offsetof(struct config_listener, field),             \
-			sizeof(((struct config_listener *)0)->field)                         \
+#define LST(name, type, field)                                                                     \
+	{                                                                                          \
+		"listener", name, type, offsetof(struct config_listener, field),                   \
+		    sizeof(((struct config_listener *)0)->field)                                   \
 	}
 
 static const struct key_def keys[] = {
-	CFG("server", "hostname", VAL_STRING, server.hostname),
-	CFG("server", "data_dir", VAL_STRING, server.data_dir),
-	CFG("server", "user", VAL_STRING, server.user),
-	CFG("server", "workers", VAL_UINT, server.workers),
-	CFG("server", "log_level", VAL_LOGLEVEL, server.log_level),
-	CFG("server", "log_syslog", VAL_BOOL, server.log_syslog),
-	CFG("server", "admin_socket", VAL_STRING, server.admin_socket),
-	CFG("tls", "cert_file", VAL_STRING, tls.cert_file),
-	CFG("tls", "key_file", VAL_STRING, tls.key_file),
-	CFG("tls", "min_version", VAL_TLSVERSION, tls.min_version),
-	CFG("store", "engine", VAL_ENGINE, store.engine),
-	CFG("store", "sqlite_path", VAL_STRING, store.sqlite_path),
-	CFG("store", "mariadb_host", VAL_STRING, store.mariadb_host),
-	CFG("store", "mariadb_port", VAL_PORT, store.mariadb_port),
-	CFG("store", "mariadb_socket", VAL_STRING, store.mariadb_socket),
-	CFG("store", "mariadb_user", VAL_STRING, store.mariadb_user),
-	CFG("store", "mariadb_password_file", VAL_STRING, store.mariadb_password_file),
-	CFG("store", "mariadb_database", VAL_STRING, store.mariadb_database),
-	CFG("limits", "max_connections", VAL_UINT, limits.max_connections),
-	CFG("limits", "max_connections_per_ip", VAL_UINT, limits.max_connections_per_ip),
-	CFG("limits", "idle_timeout", VAL_UINT, limits.idle_timeout),
-	CFG("limits", "max_line_length", VAL_SIZE, limits.max_line_length),
-	CFG("limits", "max_message_size", VAL_SIZE, limits.max_message_size),
-	CFG("limits", "max_recipients", VAL_UINT, limits.max_recipients),
-	CFG("limits", "max_errors", VAL_UINT, limits.max_errors),
-	CFG("auth", "cache_ttl", VAL_UINT, auth.cache_ttl),
-	CFG("auth", "argon2_ops", VAL_ULL, auth.argon2_ops),
-	CFG("auth", "argon2_mem", VAL_SIZE, auth.argon2_mem),
-	CFG("auth", "failure_delay_ms", VAL_UINT, auth.failure_delay_ms),
-	CFG("auth", "recovery_public_key", VAL_STRING, auth.recovery_public_key),
-	CFG("metrics", "enabled", VAL_BOOL, metrics.enabled),
-	CFG("metrics", "address", VAL_ADDRESS, metrics.address),
-	CFG("metrics", "port", VAL_PORT, metrics.port),
-	CFG("scan", "model_file", VAL_STRING, scan.model_file),
-	CFG("queue", "key_file", VAL_STRING, queue.key_file),
-	LST("protocol", VAL_PROTOCOL, protocol),
-	LST("address", VAL_ADDRESS, address),
-	LST("port", VAL_PORT, port),
-	LST("tls", VAL_TLSMODE, tls),
+    CFG("server", "hostname", VAL_STRING, server.hostname),
+    CFG("server", "data_dir", VAL_STRING, server.data_dir),
+    CFG("server", "user", VAL_STRING, server.user),
+    CFG("server", "workers", VAL_UINT, server.workers),
+    CFG("server", "log_level", VAL_LOGLEVEL, server.log_level),
+    CFG("server", "log_syslog", VAL_BOOL, server.log_syslog),
+    CFG("server", "admin_socket", VAL_STRING, server.admin_socket),
+    CFG("tls", "cert_file", VAL_STRING, tls.cert_file),
+    CFG("tls", "key_file", VAL_STRING, tls.key_file),
+    CFG("tls", "min_version", VAL_TLSVERSION, tls.min_version),
+    CFG("store", "engine", VAL_ENGINE, store.engine),
+    CFG("store", "sqlite_path", VAL_STRING, store.sqlite_path),
+    CFG("store", "mariadb_host", VAL_STRING, store.mariadb_host),
+    CFG("store", "mariadb_port", VAL_PORT, store.mariadb_port),
+    CFG("store", "mariadb_socket", VAL_STRING, store.mariadb_socket),
+    CFG("store", "mariadb_user", VAL_STRING, store.mariadb_user),
+    CFG("store", "mariadb_password_file", VAL_STRING, store.mariadb_password_file),
+    CFG("store", "mariadb_database", VAL_STRING, store.mariadb_database),
+    CFG("limits", "max_connections", VAL_UINT, limits.max_connections),
+    CFG("limits", "max_connections_per_ip", VAL_UINT, limits.max_connections_per_ip),
+    CFG("limits", "idle_timeout", VAL_UINT, limits.idle_timeout),
+    CFG("limits", "max_line_length", VAL_SIZE, limits.max_line_length),
+    CFG("limits", "max_message_size", VAL_SIZE, limits.max_message_size),
+    CFG("limits", "max_recipients", VAL_UINT, limits.max_recipients),
+    CFG("limits", "max_errors", VAL_UINT, limits.max_errors),
+    CFG("auth", "cache_ttl", VAL_UINT, auth.cache_ttl),
+    CFG("auth", "argon2_ops", VAL_ULL, auth.argon2_ops),
+    CFG("auth", "argon2_mem", VAL_SIZE, auth.argon2_mem),
+    CFG("auth", "failure_delay_ms", VAL_UINT, auth.failure_delay_ms),
+    CFG("auth", "recovery_public_key", VAL_STRING, auth.recovery_public_key),
+    CFG("metrics", "enabled", VAL_BOOL, metrics.enabled),
+    CFG("metrics", "address", VAL_ADDRESS, metrics.address),
+    CFG("metrics", "port", VAL_PORT, metrics.port),
+    CFG("scan", "model_file", VAL_STRING, scan.model_file),
+    CFG("queue", "key_file", VAL_STRING, queue.key_file),
+    LST("protocol", VAL_PROTOCOL, protocol),
+    LST("address", VAL_ADDRESS, address),
+    LST("port", VAL_PORT, port),
+    LST("tls", VAL_TLSMODE, tls),
 };
 
 /* Where each key was last set, for messages about values checked at the end. */
@@ -120,7 +120,7 @@ struct parse_state {
 };
 
 static int fail(struct parse_state *ps, unsigned line, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 static int fail(struct parse_state *ps, unsigned line, const char *fmt, ...)
 {
@@ -222,10 +222,17 @@ static int parse_size(const char *s, unsigned long long *out)
 		return -1;
 	if (*rest) {
 		switch (toupper((unsigned char)*rest)) {
-		case 'K': mult = 1024ULL; break;
-		case 'M': mult = 1024ULL * 1024; break;
-		case 'G': mult = 1024ULL * 1024 * 1024; break;
-		default: return -1;
+		case 'K':
+			mult = 1024ULL;
+			break;
+		case 'M':
+			mult = 1024ULL * 1024;
+			break;
+		case 'G':
+			mult = 1024ULL * 1024 * 1024;
+			break;
+		default:
+			return -1;
 		}
 		rest++;
 		if (toupper((unsigned char)*rest) == 'B')
@@ -288,7 +295,8 @@ static int set_value(struct parse_state *ps, unsigned line, const struct key_def
 		return 0;
 	case VAL_BOOL:
 		if (parse_bool(value, &b) != 0)
-			return fail(ps, line, _("%s must be yes or no, not \"%s\""), k->name, value);
+			return fail(ps, line, _("%s must be yes or no, not \"%s\""), k->name,
+				    value);
 		*(bool *)(void *)field = b;
 		return 0;
 	case VAL_ENGINE:
@@ -297,8 +305,8 @@ static int set_value(struct parse_state *ps, unsigned line, const struct key_def
 		else if (strcmp(value, "mariadb") == 0)
 			*(enum store_engine *)(void *)field = STORE_ENGINE_MARIADB;
 		else
-			return fail(ps, line, _("%s must be sqlite or mariadb, not \"%s\""), k->name,
-				    value);
+			return fail(ps, line, _("%s must be sqlite or mariadb, not \"%s\""),
+				    k->name, value);
 		ps->engine_line = line;
 		return 0;
 	case VAL_LOGLEVEL: {
@@ -312,7 +320,8 @@ static int set_value(struct parse_state *ps, unsigned line, const struct key_def
 	}
 	case VAL_TLSVERSION:
 		if (strcmp(value, "1.2") != 0 && strcmp(value, "1.3") != 0)
-			return fail(ps, line, _("%s must be 1.2 or 1.3, not \"%s\""), k->name, value);
+			return fail(ps, line, _("%s must be 1.2 or 1.3, not \"%s\""), k->name,
+				    value);
 		snprintf(field, k->size, "%s", value);
 		return 0;
 	case VAL_ADDRESS:
@@ -364,20 +373,22 @@ static int parse_section(struct parse_state *ps, unsigned line, char *s)
 	*end = '\0';
 	name = trim(s + 1);
 	ps->listener = NULL;
-	if (strncmp(name, "listener", 8) == 0 && (name[8] == ' ' || name[8] == '\t' ||
-						  name[8] == '\0')) {
+	if (strncmp(name, "listener", 8) == 0 &&
+	    (name[8] == ' ' || name[8] == '\t' || name[8] == '\0')) {
 		char *lname = trim(name + 8);
 		struct config *cfg = ps->cfg;
 
 		if (*lname == '\0')
-			return fail(ps, line, _("a listener section needs a name: [listener NAME]"));
+			return fail(ps, line,
+				    _("a listener section needs a name: [listener NAME]"));
 		if (strlen(lname) >= sizeof(cfg->listeners[0].name))
 			return fail(ps, line, _("listener name \"%s\" is too long"), lname);
 		for (size_t i = 0; i < cfg->n_listeners; i++)
 			if (strcmp(cfg->listeners[i].name, lname) == 0)
-				return fail(ps, line,
-					    _("duplicate listener \"%s\" (first defined on line %u)"),
-					    lname, ps->listener_line[i]);
+				return fail(
+				    ps, line,
+				    _("duplicate listener \"%s\" (first defined on line %u)"),
+				    lname, ps->listener_line[i]);
 		if (cfg->n_listeners >= CONFIG_MAX_LISTENERS)
 			return fail(ps, line, _("too many listeners (at most %d)"),
 				    CONFIG_MAX_LISTENERS);
@@ -439,8 +450,7 @@ static int parse_assignment(struct parse_state *ps, unsigned line, char *s)
 	return fail(ps, line, _("unknown key \"%s\" in [%s]"), key, ps->section);
 }
 
-static int check_readable(struct parse_state *ps, unsigned line, const char *what,
-			  const char *path)
+static int check_readable(struct parse_state *ps, unsigned line, const char *what, const char *path)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 
@@ -490,24 +500,26 @@ static int check_whole(struct parse_state *ps, unsigned last_line)
 			inet_pton(fa, l->address, a);
 			inet_pton(fb, o->address, b);
 			if (l->port == o->port && fa == fb && memcmp(a, b, sizeof(a)) == 0)
-				return fail(ps, ps->listener_port_line[i],
-					    _("listener \"%s\" uses %s port %u, like listener \"%s\""),
-					    l->name, l->address, (unsigned)l->port, o->name);
+				return fail(
+				    ps, ps->listener_port_line[i],
+				    _("listener \"%s\" uses %s port %u, like listener \"%s\""),
+				    l->name, l->address, (unsigned)l->port, o->name);
 		}
 	}
 	if (need_cert || cfg->tls.cert_file[0] || cfg->tls.key_file[0]) {
 		if (cfg->tls.cert_file[0] == '\0' || cfg->tls.key_file[0] == '\0') {
 			for (size_t i = 0; i < cfg->n_listeners; i++)
 				if (cfg->listeners[i].tls != TLS_MODE_NONE)
-					return fail(ps, ps->listener_line[i],
-						    _("listener \"%s\" uses TLS but [tls] cert_file "
-						      "and key_file are not both set"),
-						    cfg->listeners[i].name);
+					return fail(
+					    ps, ps->listener_line[i],
+					    _("listener \"%s\" uses TLS but [tls] cert_file "
+					      "and key_file are not both set"),
+					    cfg->listeners[i].name);
 			return fail(ps, cfg->tls.cert_file[0] ? ps->cert_line : ps->key_line,
 				    _("[tls] cert_file and key_file must be set together"));
 		}
 		if (check_readable(ps, ps->cert_line, _("certificate file"), cfg->tls.cert_file) !=
-			    0 ||
+			0 ||
 		    check_readable(ps, ps->key_line, _("key file"), cfg->tls.key_file) != 0)
 			return -1;
 	}
@@ -516,8 +528,8 @@ static int check_whole(struct parse_state *ps, unsigned last_line)
 			    _("engine mariadb needs mariadb_database"));
 	if (cfg->server.data_dir[0] == '\0')
 		return fail(ps, last_line, _("[server] data_dir must not be empty"));
-	if (derive_path(ps, cfg->store.sqlite_path, sizeof(cfg->store.sqlite_path),
-			"postern.db") != 0 ||
+	if (derive_path(ps, cfg->store.sqlite_path, sizeof(cfg->store.sqlite_path), "postern.db") !=
+		0 ||
 	    derive_path(ps, cfg->queue.key_file, sizeof(cfg->queue.key_file), "queue.key") != 0)
 		return -1;
 	return 0;
@@ -546,7 +558,8 @@ int config_parse(const char *name, const char *text, size_t len, struct config *
 
 		lineno++;
 		if (n > CONFIG_LINE_MAX)
-			return fail(&ps, lineno, _("line is longer than %d bytes"), CONFIG_LINE_MAX);
+			return fail(&ps, lineno, _("line is longer than %d bytes"),
+				    CONFIG_LINE_MAX);
 		memcpy(line, text + pos, n);
 		line[n] = '\0';
 		pos += n + (nl ? 1 : 0);

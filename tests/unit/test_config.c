@@ -290,8 +290,8 @@ START_TEST(unreadable_certificate_is_an_error)
 {
 	char text[1024];
 
-	snprintf(text, sizeof(text), "[tls]\ncert_file = %s/missing.pem\nkey_file = %s\n",
-		 certdir, key_path);
+	snprintf(text, sizeof(text), "[tls]\ncert_file = %s/missing.pem\nkey_file = %s\n", certdir,
+		 key_path);
 	assert_error(text, 2, "missing.pem");
 	snprintf(text, sizeof(text), "[tls]\ncert_file = %s\n\nkey_file = %s/nokey.pem\n",
 		 cert_path, certdir);
@@ -320,8 +320,9 @@ START_TEST(overlong_values_and_lines_are_errors)
 	assert_error(text, 2, "4096");
 	memcpy(text + 300, "\n", 2);
 	assert_error(text, 2, "hostname");
-	assert_error("[listener aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa]\n",
-		     1, "too long");
+	assert_error(
+	    "[listener aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa]\n", 1,
+	    "too long");
 	ck_assert_int_eq(config_parse("t.conf", "[server]\0x", 10, &cfg, err, sizeof(err)), -1);
 	ck_assert_msg(strstr(err, "t.conf:1: ") == err, "%s", err);
 }

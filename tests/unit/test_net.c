@@ -136,13 +136,13 @@ static void proto_close(void *arg)
 }
 
 static const struct protocol_ops test_proto = {
-	.name = "imap",
-	.busy_reply = BUSY_LINE,
-	.open = proto_open,
-	.input = proto_input,
-	.tls_ready = NULL,
-	.timeout = proto_timeout,
-	.close = proto_close,
+    .name = "imap",
+    .busy_reply = BUSY_LINE,
+    .open = proto_open,
+    .input = proto_input,
+    .tls_ready = NULL,
+    .timeout = proto_timeout,
+    .close = proto_close,
 };
 
 /* ---- helpers ---- */
@@ -183,8 +183,8 @@ static void make_certificate(void)
 	X509_gmtime_adj(X509_getm_notAfter(x), 3600);
 	X509_set_pubkey(x, pkey);
 	name = X509_get_subject_name(x);
-	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"localhost",
-				   -1, -1, 0);
+	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"localhost", -1,
+				   -1, 0);
 	X509_set_issuer_name(x, name);
 	require(X509_sign(x, pkey, EVP_sha256()) > 0, "signing");
 	f = fopen(cert_path, "w");
@@ -424,8 +424,8 @@ START_TEST(implicit_tls_negotiates_1_2_or_newer)
 	ck_assert_ptr_nonnull(ssl);
 	ck_assert_int_eq(SSL_version(ssl), TLS1_2_VERSION);
 	ck_assert_msg(strncmp(SSL_get_cipher_name(ssl), "ECDHE-", 6) == 0 &&
-			      (strstr(SSL_get_cipher_name(ssl), "GCM") ||
-			       strstr(SSL_get_cipher_name(ssl), "CHACHA20")),
+			  (strstr(SSL_get_cipher_name(ssl), "GCM") ||
+			   strstr(SSL_get_cipher_name(ssl), "CHACHA20")),
 		      "cipher %s", SSL_get_cipher_name(ssl));
 	SSL_free(ssl);
 	close(fd);
