@@ -9,6 +9,7 @@
 #include <check.h>
 #include <mysql.h>
 #include <pthread.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -480,6 +481,78 @@ START_TEST(quota_refuses_and_expunge_frees)
 	OK(store_message_add(st, inbox, 0, 1, 60, blob, 60, &m));
 	OK(store_user_set_quota(st, uid, 0)); /* unlimited */
 	OK(store_message_add(st, inbox, 0, 1, 1000000, blob, 10, &m));
+}
+END_TEST
+
+START_TEST(missing_rows_are_reported_not_crashed_on)
+{
+	struct store_message m;
+	struct store_stats s;
+	uint64_t modseq;
+	int64_t uid, inbox;
+
+	OK(store_domain_add(st, "example.org"));
+	uid = make_user("alice@example.org", 0);
+	inbox = inbox_of(uid);
+	ck_assert_int_eq(store_message_add(st, inbox + 1000, 0, 1, 1,
+					   (const unsigned char *)"x", 1, &m),
+			 STORE_NOTFOUND);
+	ck_assert_int_eq(store_message_add(st, inbox, 0, 1, -1, (const unsigned char *)"x", 1,
+					   &m),
+			 STORE_ERR);
+	add_message(inbox, "body", &m);
+	ck_assert_int_eq(store_message_set_flags(st, m.id + 1000, 0, "", &modseq),
+			 STORE_NOTFOUND);
+	ck_assert_int_eq(store_message_copy(st, m.id, inbox + 1000, NULL), STORE_NOTFOUND);
+	ck_assert_int_eq(store_message_copy(st, m.id + 1000, inbox, NULL), STORE_NOTFOUND);
+	ck_assert_int_eq(store_mailbox_set_subscribed(st, inbox + 1000, true), STORE_NOTFOUND);
+	ck_assert_int_eq(store_mailbox_get_special(st, uid + 1000, SPECIAL_SENT, NULL),
+			 STORE_NOTFOUND);
+
+	/* Deleting the user takes its mail along. */
+	OK(store_user_del(st, "alice@example.org"));
+	OK(store_stats(st, &s));
+	ck_assert_int_eq(s.messages, 0);
+	ck_assert_int_eq(s.bytes, 0);
+	ck_assert_int_eq(store_message_blob(st, m.id, &(unsigned char *){NULL}, &(size_t){0}),
+			 STORE_NOTFOUND);
+}
+END_TEST
+
+/* Several megabytes of binary content come back byte for byte. */
+START_TEST(large_blob_round_trip)
+{
+	size_t n = 8u << 20;
+	unsigned char *blob = malloc(n), *back = NULL;
+	struct store_message m;
+	size_t len = 0;
+	int64_t uid;
+
+	ck_assert_ptr_nonnull(blob);
+	for (size_t i = 0; i < n; i++)
+		blob[i] = (unsigned char)((i * 2654435761u) >> 13);
+	OK(store_domain_add(st, "example.org"));
+	uid = make_user("alice@example.org", 0);
+	OK(store_message_add(st, inbox_of(uid), 0, 1, (int64_t)n, blob, n, &m));
+	OK(store_message_blob(st, m.id, &back, &len));
+	ck_assert_uint_eq(len, n);
+	ck_assert(memcmp(back, blob, n) == 0);
+	free(back);
+	free(blob);
+}
+END_TEST
+
+START_TEST(sqlite_file_is_wal)
+{
+	sqlite3 *db;
+	sqlite3_stmt *q;
+
+	ck_assert_int_eq(sqlite3_open(cfg.sqlite_path, &db), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &q, NULL), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_step(q), SQLITE_ROW);
+	ck_assert_str_eq((const char *)sqlite3_column_text(q, 0), "wal");
+	sqlite3_finalize(q);
+	sqlite3_close(db);
 }
 END_TEST
 
@@ -963,6 +1036,10 @@ static Suite *store_suite(const char *name)
 	tcase_add_test(tc, concurrent_writers_get_distinct_uids);
 	tcase_add_test(tc, bad_config_gives_clear_error);
 	tcase_add_test(tc, concurrent_migrations_apply_once);
+	tcase_add_test(tc, missing_rows_are_reported_not_crashed_on);
+	tcase_add_test(tc, large_blob_round_trip);
+	if (engine == STORE_ENGINE_SQLITE)
+		tcase_add_test(tc, sqlite_file_is_wal);
 	if (engine == STORE_ENGINE_MARIADB)
 		tcase_add_test(tc, mariadb_reconnects_after_losing_the_server);
 	suite_add_tcase(s, tc);
