@@ -9,6 +9,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
+#include <pwd.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,7 +45,8 @@ static const struct {
 #define METRICS_OFFSET 9465
 
 static const char init_usage[] =
-	N_("init --data-dir DIR [--hostname H] [--port-base N] [--demo [--demo-password-file FILE]]");
+	N_("init --data-dir DIR [--hostname H] [--port-base N] [--user ACCOUNT] [--demo "
+	   "[--demo-password-file FILE]]");
 static const char init_help[] = N_("create a data dir with config, certificate and store");
 
 static int usage(const char *verb)
@@ -101,7 +104,19 @@ static int write_file_excl(const char *path, const char *text, mode_t mode)
 	return 0;
 }
 
-static char *config_text(const char *dir, const char *hostname, unsigned base)
+/* Hands the data dir to the account posternd drops to (when run as root). */
+static uid_t chown_uid;
+static gid_t chown_gid;
+
+static int chown_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	return lchown(path, chown_uid, chown_gid) == 0 ? 0 : -1;
+}
+
+static char *config_text(const char *dir, const char *hostname, const char *user, unsigned base)
 {
 	char *text = NULL;
 	size_t size = 0;
@@ -111,11 +126,12 @@ static char *config_text(const char *dir, const char *hostname, unsigned base)
 		return NULL;
 	fprintf(f,
 		"# Postern configuration written by \"posternctl init\" (docs/config.md).\n"
-		"[server]\nhostname = %s\ndata_dir = %s\nlog_level = info\n\n"
+		"[server]\nhostname = %s\ndata_dir = %s\nlog_level = info\n%s%s%s\n"
 		"[tls]\ncert_file = %s/cert.pem\nkey_file = %s/key.pem\n\n"
 		"[store]\nengine = sqlite\nsqlite_path = %s/postern.db\n\n"
 		"[metrics]\nenabled = yes\naddress = 127.0.0.1\nport = %u\n",
-		hostname, dir, dir, dir, dir, base + METRICS_OFFSET);
+		hostname, dir, user ? "user = " : "", user ? user : "", user ? "\n" : "", dir, dir,
+		dir, base + METRICS_OFFSET);
 	for (size_t i = 0; i < sizeof(init_listeners) / sizeof(init_listeners[0]); i++)
 		fprintf(f,
 			"\n[listener %s]\nprotocol = %s\naddress = 127.0.0.1\nport = %u\n"
@@ -154,12 +170,15 @@ static int create_demo(struct ctl *ctl, char pw[DEMO_PASSWORD_LEN + 1])
 static int init(struct ctl *ctl, int argc, char **argv)
 {
 	const char *dir_arg = NULL, *hostname = "localhost", *base_arg = NULL, *pwfile = NULL;
+	const char *user = NULL;
+	struct passwd *pwent = NULL;
 	bool demo = false;
 	const struct ctl_option opts[] = {{"--data-dir", &dir_arg, NULL},
 					  {"--hostname", &hostname, NULL},
 					  {"--port-base", &base_arg, NULL},
 					  {"--demo", NULL, &demo},
 					  {"--demo-password-file", &pwfile, NULL},
+					  {"--user", &user, NULL},
 					  {NULL, NULL, NULL}};
 	char *pos[1], dir[PATH_MAX], conf[CONFIG_PATH_MAX], cert[CONFIG_PATH_MAX];
 	char key[CONFIG_PATH_MAX], err[1024], host[256], *text, *end;
@@ -189,6 +208,10 @@ static int init(struct ctl *ctl, int argc, char **argv)
 		ctl_error(_("--demo-password-file needs --demo"));
 		return usage(NULL);
 	}
+	if (user && (!(pwent = getpwnam(user)) || strpbrk(user, " \t\n#"))) {
+		ctl_error(_("no such account: %s"), user);
+		return usage(NULL);
+	}
 	if (make_dirs(dir_arg, 0700) != 0 || !realpath(dir_arg, dir)) {
 		ctl_error(_("cannot create %s: %s"), dir_arg, strerror(errno));
 		return CTL_EXIT_FAIL;
@@ -208,7 +231,7 @@ static int init(struct ctl *ctl, int argc, char **argv)
 		ctl_error(_("cannot create the certificate: %s"), err);
 		return CTL_EXIT_FAIL;
 	}
-	text = config_text(dir, hostname, (unsigned)base);
+	text = config_text(dir, hostname, user, (unsigned)base);
 	if (!text) {
 		ctl_error(_("out of memory"));
 		return CTL_EXIT_FAIL;
@@ -243,6 +266,16 @@ static int init(struct ctl *ctl, int argc, char **argv)
 				goto fail;
 			}
 			sodium_memzero(line, sizeof(line));
+		}
+	}
+	ctl_close(ctl);
+	if (pwent && geteuid() == 0) {
+		chown_uid = pwent->pw_uid;
+		chown_gid = pwent->pw_gid;
+		if (nftw(dir, chown_one, 16, FTW_PHYS) != 0) {
+			ctl_error(_("cannot hand %s to %s: %s"), dir, user, strerror(errno));
+			rc = CTL_EXIT_FAIL;
+			goto fail;
 		}
 	}
 	if (ctl->json) {

@@ -554,7 +554,7 @@ static int collect_aliases_to(struct store *st, struct alias_list *l)
 
 static int passwd_reset(struct ctl *ctl, struct store *st, struct store_user *old)
 {
-	char *pw = password_new(), prompt[512];
+	char *pw = password_new(), prompt[512], resolved[STORE_ADDRESS_MAX + 1];
 	struct store_user u;
 	struct user_key *k = NULL;
 	struct alias_list al = {old->address, json_array()};
@@ -602,8 +602,12 @@ static int passwd_reset(struct ctl *ctl, struct store *st, struct store_user *ol
 
 		if (src != STORE_OK)
 			break;
-		ar = store_alias_add(st, json_string_value(a), u.address);
-		if (ar != STORE_OK && ar != STORE_EXISTS)
+		/* An alias row may outlive its target; add back only the missing ones,
+		 * as a failed insert would roll back the whole reset. */
+		ar = store_resolve_address(st, json_string_value(a), resolved);
+		if (ar == STORE_NOTFOUND)
+			ar = store_alias_add(st, json_string_value(a), u.address);
+		if (ar != STORE_OK)
 			src = ar;
 	}
 	if (src == STORE_OK)

@@ -6,6 +6,7 @@ admin password reset, init --demo, and status against a running posternd."""
 import base64
 import json
 import os
+import pwd
 import shutil
 import socket
 import sqlite3
@@ -20,6 +21,9 @@ from harness import Server
 # Cheap Argon2id so the suite does not spend its time hashing.
 FAST_AUTH = {"argon2_ops": "1", "argon2_mem": "8M"}
 
+# posternd started as root drops to [server] user; tests running as root use "nobody".
+RUN_AS = "nobody" if os.getuid() == 0 else None
+
 EXIT_FAIL, EXIT_USAGE, EXIT_NOTFOUND, EXIT_EXISTS, EXIT_CONFIG, EXIT_DAEMON = 1, 2, 3, 4, 5, 7
 
 
@@ -27,6 +31,28 @@ def ctl_raw(*args, input=None, env=None):
     """posternctl without the harness's -c (for config and init tests)."""
     return subprocess.run([harness.program("posternctl"), *args], input=input,
                           capture_output=True, text=True, timeout=120, env=env)
+
+
+def give_to_daemon_user(path):
+    """Hands PATH to the account posternd switches to when the tests run as root."""
+    if not RUN_AS:
+        return
+    pw = pwd.getpwnam(RUN_AS)
+    os.chown(path, pw.pw_uid, pw.pw_gid)
+    for root, dirs, files in os.walk(path):
+        for name in dirs + files:
+            os.lchown(os.path.join(root, name), pw.pw_uid, pw.pw_gid)
+
+
+def daemon_server(**kwargs):
+    """A started Server that also works when the tests run as root."""
+    config = {"auth": dict(FAST_AUTH)}
+    if RUN_AS:
+        config["server"] = {"user": RUN_AS}
+    srv = Server(config=config, start=False, **kwargs)
+    give_to_daemon_user(srv.data_dir)
+    srv.start()
+    return srv
 
 
 def as_json(res):
@@ -86,10 +112,13 @@ class CtlStoreTest(unittest.TestCase):
         self.assertEqual(self.ctl("domain", "add", "example.org").returncode, EXIT_EXISTS)
         self.assertEqual(as_json(self.ok("domain", "list", "--json")), ["example.org"])
         self.assertIn("example.org", self.ok("domain", "list").stdout)
-        for bad in ("nodot", "-bad.org", "bad_.org", "a..org", "x" * 64 + ".org", "1.2.3.4"):
+        for bad in ("nodot", "bad-.org", "bad_.org", "a..org", "x" * 64 + ".org", "1.2.3.4"):
             res = self.ctl("domain", "add", bad)
             self.assertEqual(res.returncode, EXIT_USAGE, bad)
             self.assertIn("invalid domain", res.stderr)
+        res = self.ctl("domain", "add", "-bad.org")
+        self.assertEqual(res.returncode, EXIT_USAGE)
+        self.assertIn("Usage", res.stderr)
         self.assertEqual(self.ctl("domain", "del", "other.org").returncode, EXIT_NOTFOUND)
         self.ok("domain", "del", "example.org")
         self.assertEqual(as_json(self.ok("domain", "list", "--json")), [])
@@ -276,6 +305,29 @@ class CtlStoreTest(unittest.TestCase):
         self.assertEqual(res.returncode, EXIT_FAIL)
         self.assertIn("recovery", res.stderr)
 
+    def test_every_change_is_audited(self):
+        self.ok("domain", "add", "example.org")
+        self.ok("user", "add", "alice@example.org", input="audit-pw\n")
+        self.ok("alias", "add", "info@example.org", "alice@example.org")
+        self.ok("quota", "set", "alice@example.org", "1M")
+        self.ok("user", "lock", "alice@example.org")
+        self.ok("user", "del", "alice@example.org", "--yes")
+        if harness.engine() != "sqlite":
+            self.skipTest("the audit log is read with the sqlite3 module")
+        db = sqlite3.connect(os.path.join(self.srv.data_dir, "postern.db"))
+        try:
+            rows = db.execute("SELECT actor, event, detail FROM audit_log ORDER BY id").fetchall()
+        finally:
+            db.close()
+        events = [(e, d) for _, e, d in rows]
+        for expected in (("domain.add", "example.org"), ("user.add", "alice@example.org"),
+                         ("alias.add", "info@example.org -> alice@example.org"),
+                         ("user.lock", "alice@example.org"), ("user.del", "alice@example.org")):
+            self.assertIn(expected, events)
+        self.assertIn("quota.set", [e for e, _ in events])
+        self.assertTrue(all(a.startswith("posternctl:") for a, _, _ in rows))
+        self.assertFalse(any("audit-pw" in d for _, _, d in rows))
+
     # ---- aliases and quotas ----
     def test_alias_add_list_del(self):
         self.ok("domain", "add", "example.org")
@@ -385,6 +437,7 @@ def free_port_base():
 class CtlInitTest(unittest.TestCase):
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="postern-init-")
+        os.chmod(self.tmp, 0o755)  # the daemon's account walks through it
         self.addCleanup(shutil.rmtree, self.tmp, True)
 
     def test_init_demo_creates_a_working_data_dir(self):
@@ -392,7 +445,8 @@ class CtlInitTest(unittest.TestCase):
         base = free_port_base()
         pwfile = os.path.join(self.tmp, "demo-password")
         res = ctl_raw("init", "--data-dir", data, "--demo", "--port-base", str(base),
-                      "--demo-password-file", pwfile, "--json")
+                      "--demo-password-file", pwfile, "--json",
+                      *(("--user", RUN_AS) if RUN_AS else ()))
         self.assertEqual(res.returncode, 0, res.stderr)
         out = as_json(res)
         conf = os.path.join(data, "postern.conf")
@@ -422,6 +476,7 @@ class CtlInitTest(unittest.TestCase):
                                             "--port-base", str(base)))["demo"]["password"],
                             password)
         # posternd runs on it and greets on the SMTP port
+        give_to_daemon_user(data)
         proc = subprocess.Popen([harness.program("posternd"), "-c", conf],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
@@ -446,6 +501,8 @@ class CtlInitTest(unittest.TestCase):
                                  "70000").returncode, EXIT_USAGE)
         self.assertEqual(ctl_raw("init", "--data-dir", self.tmp, "--port-base",
                                  "x").returncode, EXIT_USAGE)
+        self.assertEqual(ctl_raw("init", "--data-dir", self.tmp, "--user",
+                                 "no-such-account-here").returncode, EXIT_USAGE)
         self.assertFalse(os.path.exists(os.path.join(self.tmp, "postern.conf")))
 
 
@@ -453,7 +510,7 @@ class CtlDaemonTest(unittest.TestCase):
     """Commands that talk to a running posternd over the admin socket."""
 
     def test_status_reports_the_running_daemon(self):
-        with Server(listeners=("smtp",), config={"auth": dict(FAST_AUTH)}) as srv:
+        with daemon_server(listeners=("smtp",)) as srv:
             out = None
             deadline = time.monotonic() + 10
             while time.monotonic() < deadline:
@@ -467,7 +524,7 @@ class CtlDaemonTest(unittest.TestCase):
             self.assertIn("pid %d" % srv.pid, srv.ctl("status").stdout)
 
     def test_changes_while_the_daemon_runs(self):
-        with Server(listeners=("smtp",), config={"auth": dict(FAST_AUTH)}) as srv:
+        with daemon_server(listeners=("smtp",)) as srv:
             srv.add_domain("example.org")
             srv.add_user("alice@example.org", "pw")
             # lock and password changes tell the daemon; the command still succeeds
