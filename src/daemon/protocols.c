@@ -8,10 +8,12 @@
 #include "daemon/protocols.h"
 
 /* One include per protocol layer, below. */
+#include "pop3/pop3.h"
 #include "smtp/smtp.h"
 
 void protocols_register_all(void)
 {
 	/* One <protocol>_register() call per protocol layer, below. */
 	smtp_register();
+	pop3_register();
 }
