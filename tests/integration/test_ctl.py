@@ -8,6 +8,7 @@ import json
 import os
 import pwd
 import shutil
+import smtplib
 import socket
 import sqlite3
 import subprocess
@@ -44,9 +45,9 @@ def give_to_daemon_user(path):
             os.lchown(os.path.join(root, name), pw.pw_uid, pw.pw_gid)
 
 
-def daemon_server(**kwargs):
+def daemon_server(auth=None, **kwargs):
     """A started Server that also works when the tests run as root."""
-    config = {"auth": dict(FAST_AUTH)}
+    config = {"auth": dict(FAST_AUTH, **(auth or {}))}
     if RUN_AS:
         config["server"] = {"user": RUN_AS}
     srv = Server(config=config, start=False, **kwargs)
@@ -523,16 +524,68 @@ class CtlDaemonTest(unittest.TestCase):
             self.assertGreaterEqual(out["daemon"]["uptime"], 0)
             self.assertIn("pid %d" % srv.pid, srv.ctl("status").stdout)
 
-    def test_changes_while_the_daemon_runs(self):
-        with daemon_server(listeners=("smtp",)) as srv:
+    def login(self, srv, address, password):
+        """True when SMTP AUTH on the submission port accepts ADDRESS/PASSWORD."""
+        ctx = srv.ssl_context()
+        ctx.check_hostname = False
+        with smtplib.SMTP("127.0.0.1", srv.port("submission"), timeout=30) as c:
+            c.starttls(context=ctx)
+            try:
+                c.login(address, password)
+                return True
+            except smtplib.SMTPAuthenticationError:
+                return False
+
+    def deliver(self, srv, rcpt):
+        ctx = srv.ssl_context()
+        ctx.check_hostname = False
+        with smtplib.SMTP("127.0.0.1", srv.port("smtp"), timeout=30) as c:
+            c.starttls(context=ctx)
+            c.sendmail("carol@example.net", [rcpt],
+                       b"From: carol@example.net\r\nTo: %s\r\nSubject: hi\r\n\r\nHello.\r\n"
+                       % rcpt.encode())
+
+    def inbox(self, srv, address):
+        info = as_json(srv.ctl("user", "show", address, "--json"))
+        return {m["name"]: m["messages"] for m in info["mailboxes"]}["INBOX"]
+
+    def test_password_change_and_lock_reach_the_running_daemon(self):
+        with daemon_server(listeners=("smtp", "submission"),
+                           auth={"failure_delay_ms": "0", "cache_ttl": "600"}) as srv:
             srv.add_domain("example.org")
-            srv.add_user("alice@example.org", "pw")
-            # lock and password changes tell the daemon; the command still succeeds
-            srv.ctl("user", "lock", "alice@example.org")
+            srv.add_user("alice@example.org", "pw1")
+            self.assertTrue(self.login(srv, "alice@example.org", "pw1"))  # now cached
             srv.ctl("user", "passwd", "alice@example.org", "--old-password-stdin",
-                    input="pw\npw2\n")
+                    input="pw1\npw2\n")
+            self.assertFalse(self.login(srv, "alice@example.org", "pw1"))
+            self.assertTrue(self.login(srv, "alice@example.org", "pw2"))
+            srv.ctl("user", "lock", "alice@example.org")
+            self.assertFalse(self.login(srv, "alice@example.org", "pw2"))
+            srv.ctl("user", "unlock", "alice@example.org")
+            self.assertTrue(self.login(srv, "alice@example.org", "pw2"))
             srv.ctl("user", "del", "alice@example.org", "--yes")
+            self.assertFalse(self.login(srv, "alice@example.org", "pw2"))
             self.assertIsNone(srv.proc.poll())
+
+    def test_mail_survives_passwd_but_not_an_admin_reset(self):
+        with daemon_server(listeners=("smtp", "submission"),
+                           auth={"failure_delay_ms": "0"}) as srv:
+            srv.add_domain("example.org")
+            srv.add_user("alice@example.org", "pw1")
+            srv.ctl("alias", "add", "info@example.org", "alice@example.org")
+            self.deliver(srv, "info@example.org")
+            self.assertEqual(self.inbox(srv, "alice@example.org"), 1)
+            srv.ctl("user", "passwd", "alice@example.org", "--old-password-stdin",
+                    input="pw1\npw2\n")
+            self.assertEqual(self.inbox(srv, "alice@example.org"), 1)
+            res = srv.ctl("user", "passwd", "alice@example.org", "--yes", input="pw3\n")
+            self.assertIn("UNREADABLE", res.stderr)
+            self.assertEqual(self.inbox(srv, "alice@example.org"), 0)
+            self.assertTrue(self.login(srv, "alice@example.org", "pw3"))
+            self.assertFalse(self.login(srv, "alice@example.org", "pw2"))
+            # the alias still delivers to the new key
+            self.deliver(srv, "info@example.org")
+            self.assertEqual(self.inbox(srv, "alice@example.org"), 1)
 
 
 if __name__ == "__main__":
