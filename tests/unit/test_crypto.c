@@ -365,6 +365,36 @@ START_TEST(every_byte_flip_of_a_blob_fails)
 }
 END_TEST
 
+START_TEST(random_bytes_never_open_or_unlock)
+{
+	unsigned char pub[32], *wrapped = NULL, junk[400], *msg = NULL;
+	size_t wrapped_len = 0, msg_len = 0;
+	struct user_key *k, *u = NULL;
+
+	fast_cost();
+	k = new_user("pw", pub, &wrapped, &wrapped_len);
+	for (int i = 0; i < 3000; i++) {
+		size_t len = randombytes_uniform(sizeof(junk) + 1);
+
+		randombytes_buf(junk, len);
+		if (len > 0 && i % 2 == 0)
+			junk[0] = 1; /* a valid version byte, so the rest is really parsed */
+		ck_assert_int_eq(crypto_open(k, junk, len, &msg, &msg_len), -1);
+		ck_assert_ptr_null(msg);
+		if (len == wrapped_len) {
+			ck_assert_int_eq(crypto_user_unlock(junk, len, "pw", 2, &u), -1);
+			ck_assert_ptr_null(u);
+		}
+	}
+	/* A junk wrapped key of the right size whose cost fields are absurd is refused. */
+	memcpy(junk, wrapped, wrapped_len);
+	memset(junk + 17, 0xff, 16);
+	ck_assert_int_eq(crypto_user_unlock(junk, wrapped_len, "pw", 2, &u), -1);
+	user_key_free(k);
+	free(wrapped);
+}
+END_TEST
+
 START_TEST(sealed_keys_cannot_be_swapped_between_blobs)
 {
 	unsigned char pub[32], *wrapped = NULL, *b1 = NULL, *b2 = NULL, *msg = NULL;
@@ -705,6 +735,7 @@ static Suite *crypto_suite(void)
 	tcase_add_test(tc, sealing_twice_gives_different_blobs);
 	tcase_add_test(tc, open_with_another_users_key_fails);
 	tcase_add_test(tc, every_byte_flip_of_a_blob_fails);
+	tcase_add_test(tc, random_bytes_never_open_or_unlock);
 	tcase_add_test(tc, sealed_keys_cannot_be_swapped_between_blobs);
 	tcase_add_test(tc, recovery_key_recovers_the_private_key);
 	tcase_add_test(tc, key_file_round_trip_and_modes);
