@@ -46,6 +46,10 @@ static void set_reason(struct conn *c, const char *reason)
 static void conn_setup_bev(struct conn *c)
 {
 	unsigned idle = c->cfg->limits.idle_timeout;
+
+	/* A refused client only gets its busy line: a short leash. */
+	if (c->refuse && (idle == 0 || idle > NET_REFUSED_TIMEOUT_SEC))
+		idle = NET_REFUSED_TIMEOUT_SEC;
 	struct timeval tv = {idle ? (time_t)idle : 0, 0};
 
 	bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
@@ -83,8 +87,10 @@ static void conn_free(struct conn *c)
 		  c->reason);
 	if (c->counted) {
 		metrics_connection_close(c->listener->protocol);
-		net_conn_release(c->peer);
+		net_conn_release(c->limit_key);
 	}
+	if (c->refuse)
+		net_refused_done();
 	event_free(c->finish_ev);
 	event_free(c->kick_ev);
 	event_free(c->drain_ev);

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/listener.h>
@@ -55,10 +56,11 @@ static struct worker *workers;
 static size_t n_workers;
 static size_t next_worker;
 static atomic_uint_fast64_t next_conn_id = 1;
+static atomic_int refused_handshakes; /* refused implicit TLS clients still connected */
 
 /* Connection counts: total and per peer address. */
 struct ip_count {
-	char addr[INET6_ADDRSTRLEN];
+	char addr[NET_LIMIT_KEY_MAX];
 	unsigned n;
 	struct ip_count *next;
 };
@@ -175,19 +177,67 @@ void net_conn_release(const char *peer)
 	pthread_mutex_unlock(&count_lock);
 }
 
-static void peer_of(const struct sockaddr *sa, char *addr, size_t addrlen, uint16_t *port)
+/*
+ * The numeric peer address (IPv4-mapped IPv6 shown as IPv4) and the key its
+ * connections are counted under for max_connections_per_ip: the address for
+ * IPv4, the /64 prefix for IPv6, since one IPv6 client usually holds a whole
+ * /64 and could otherwise open the limit once per address.
+ */
+static void peer_of(const struct sockaddr *sa, char *addr, size_t addrlen, char *key, size_t keylen,
+		    uint16_t *port)
 {
 	addr[0] = '\0';
+	key[0] = '\0';
 	*port = 0;
 	if (sa->sa_family == AF_INET) {
 		const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)sa;
 		inet_ntop(AF_INET, &in->sin_addr, addr, (socklen_t)addrlen);
 		*port = ntohs(in->sin_port);
+		snprintf(key, keylen, "%s", addr);
 	} else if (sa->sa_family == AF_INET6) {
 		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)sa;
-		inet_ntop(AF_INET6, &in6->sin6_addr, addr, (socklen_t)addrlen);
+		struct in6_addr prefix = in6->sin6_addr;
+		char net[INET6_ADDRSTRLEN];
+
 		*port = ntohs(in6->sin6_port);
+		if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) {
+			inet_ntop(AF_INET, &in6->sin6_addr.s6_addr[12], addr, (socklen_t)addrlen);
+			snprintf(key, keylen, "%s", addr);
+			return;
+		}
+		inet_ntop(AF_INET6, &in6->sin6_addr, addr, (socklen_t)addrlen);
+		memset(&prefix.s6_addr[8], 0, 8);
+		inet_ntop(AF_INET6, &prefix, net, sizeof(net));
+		snprintf(key, keylen, "%s/64", net);
 	}
+}
+
+void net_refused_done(void)
+{
+	atomic_fetch_sub(&refused_handshakes, 1);
+}
+
+/* One log line per second at most: a flood must not flood the log too. */
+static void log_refusal(const char *peer, const char *listener, const char *limit)
+{
+	static time_t last;
+	static unsigned suppressed;
+	time_t now = time(NULL);
+
+	if (now == last) {
+		suppressed++;
+		return;
+	}
+	last = now;
+	const char *what =
+	    strcmp(limit, "per_ip") == 0 ? _("per-address connection") : _("connection");
+	if (suppressed > 0)
+		log_info(_("refused %s on %s: %s limit reached (and %u refusals in the last "
+			   "second or more not logged)"),
+			 peer, listener, what, suppressed);
+	else
+		log_info(_("refused %s on %s: %s limit reached"), peer, listener, what);
+	suppressed = 0;
 }
 
 /* Refuses a plaintext client right away: one busy line, then close. */
@@ -217,21 +267,26 @@ static void accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct soc
 	struct bound_listener *bl = arg;
 	const char *refused;
 	struct conn *c;
-	char peer[INET6_ADDRSTRLEN];
+	char peer[INET6_ADDRSTRLEN], key[NET_LIMIT_KEY_MAX];
 	uint16_t port;
 	struct timeval now = {0, 0};
 
 	(void)lev;
 	(void)socklen;
-	peer_of(sa, peer, sizeof(peer), &port);
-	refused = net_conn_admit(peer);
+	peer_of(sa, peer, sizeof(peer), key, sizeof(key), &port);
+	refused = net_conn_admit(key);
 	if (refused) {
 		metrics_connection_refused(bl->cfg->protocol, refused);
-		log_info(_("refused %s on %s: %s limit reached"), peer, bl->cfg->name,
-			 strcmp(refused, "per_ip") == 0 ? _("per-address connection")
-							: _("connection"));
+		log_refusal(peer, bl->cfg->name, refused);
 		if (bl->cfg->tls != TLS_MODE_IMPLICIT) {
 			refuse_plain(fd, bl->ops);
+			return;
+		}
+		/* The busy line of an implicit TLS listener costs a handshake: only
+		 * a few at a time, the rest are just closed. */
+		if (atomic_fetch_add(&refused_handshakes, 1) >= NET_MAX_REFUSED_HANDSHAKES) {
+			atomic_fetch_sub(&refused_handshakes, 1);
+			evutil_closesocket(fd);
 			return;
 		}
 	}
@@ -239,7 +294,9 @@ static void accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct soc
 	if (!c) {
 		log_error(_("out of memory accepting a connection"));
 		if (!refused)
-			net_conn_release(peer);
+			net_conn_release(key);
+		else
+			net_refused_done();
 		evutil_closesocket(fd);
 		return;
 	}
@@ -251,13 +308,16 @@ static void accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct soc
 	c->counted = refused == NULL;
 	c->id = atomic_fetch_add(&next_conn_id, 1);
 	snprintf(c->peer, sizeof(c->peer), "%s", peer);
+	snprintf(c->limit_key, sizeof(c->limit_key), "%s", key);
 	c->peer_port = port;
 	c->worker = &workers[next_worker];
 	next_worker = (next_worker + 1) % n_workers;
 	if (event_base_once(c->worker->base, -1, EV_TIMEOUT, hand_to_worker, c, &now) != 0) {
 		log_error(_("cannot hand a connection to a worker"));
 		if (c->counted)
-			net_conn_release(peer);
+			net_conn_release(key);
+		else
+			net_refused_done();
 		evutil_closesocket(fd);
 		free(c);
 	}

@@ -24,6 +24,11 @@
 #define NET_FLUSH_GRACE_SEC 5
 /* Poll interval while the socket below a STARTTLS filter drains. */
 #define NET_DRAIN_POLL_MSEC 20
+/* Refused implicit TLS clients given a handshake (for the busy line) at once. */
+#define NET_MAX_REFUSED_HANDSHAKES 32
+#define NET_REFUSED_TIMEOUT_SEC 10
+/* An address, or an IPv6 /64 prefix with "/64": what per-address limits count. */
+#define NET_LIMIT_KEY_MAX (INET6_ADDRSTRLEN + 4)
 
 struct conn;
 
@@ -71,6 +76,7 @@ struct conn {
 
 	uint64_t id;
 	char peer[INET6_ADDRSTRLEN];
+	char limit_key[NET_LIMIT_KEY_MAX];
 	uint16_t peer_port;
 	char user[321];
 	char sni[256];
@@ -86,7 +92,9 @@ struct conn {
 };
 
 /* net.c */
-void net_conn_release(const char *peer); /* gives back the slot of a counted connection */
+void net_conn_release(const char *limit_key);
+void net_refused_done(void);
+    /* a refused implicit TLS client is gone */ /* gives back a counted connection's slot */
 struct store *net_store_open_thread(const struct config *cfg, char *err, size_t errlen);
 void net_store_close_thread(struct store *st);
 bool net_store_configured(void);
