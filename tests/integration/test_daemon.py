@@ -254,6 +254,25 @@ class DaemonLifecycle(unittest.TestCase):
             old.close()
             self.assertIn("reloaded", srv.log())
 
+    def test_admin_socket_reload_serves_new_certificate(self):
+        with server() as srv:
+            before = fingerprint(srv)
+            srv.ctl("cert", "selfsigned", "--hostname", "localhost",
+                    "--cert", srv.cafile, "--key", srv.keyfile)
+            give_data_dir(srv)
+            with socket.socket(socket.AF_UNIX) as a:
+                a.settimeout(10)
+                a.connect(os.path.join(srv.data_dir, "admin.sock"))
+                a.sendall(b'{"cmd":"reload"}\n')
+                answer = b""
+                while True:
+                    chunk = a.recv(4096)
+                    if not chunk:
+                        break
+                    answer += chunk
+            self.assertEqual(json.loads(answer.decode().splitlines()[0]), {"ok": True})
+            self.assertNotEqual(fingerprint(srv), before)
+
     def test_sighup_with_broken_certificate_keeps_the_old_one(self):
         with server() as srv:
             before = fingerprint(srv)
