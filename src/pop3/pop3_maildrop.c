@@ -86,11 +86,18 @@ int pop3_maildrop_expunge(struct store *st, const struct pop3_maildrop *drop, si
 	if (rc != STORE_OK)
 		return rc;
 	for (size_t i = 0; i < drop->count; i++) {
+		struct store_message cur;
+
 		if (!drop->msgs[i].deleted)
 			continue;
-		rc = store_message_expunge(st, drop->msgs[i].id);
-		if (rc == STORE_NOTFOUND)
-			continue; /* another session removed it first: nothing lost */
+		/* Another session may have removed it first: nothing is lost then.
+		 * Look before expunging, because a failed inner expunge would
+		 * roll back the whole transaction. */
+		rc = store_message_get(st, drop->mailbox_id, drop->msgs[i].uid, &cur);
+		if (rc == STORE_NOTFOUND || (rc == STORE_OK && cur.id != drop->msgs[i].id))
+			continue;
+		if (rc == STORE_OK)
+			rc = store_message_expunge(st, drop->msgs[i].id);
 		if (rc != STORE_OK) {
 			store_rollback(st);
 			return rc;

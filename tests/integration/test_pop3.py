@@ -515,6 +515,7 @@ class ClientsTest(POP3Base):
             f.write('poll localhost via 127.0.0.1 protocol pop3 port %d\n'
                     '  user "%s" password "%s"\n'
                     '  ssl sslproto TLS1.2+ sslcertck sslcertfile "%s"\n'
+                    '  sslcommonname localhost\n'
                     '  mda "/bin/sh -c \'cat > %s/msg.$$\'"\n'
                     % (self.srv.port("pop3s"), address, PASSWORD, self.srv.cafile, out_dir))
         os.chmod(rc, 0o600)
