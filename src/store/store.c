@@ -43,8 +43,8 @@ struct store *store_open(const struct config_store *cfg, char *err, size_t errle
 		snprintf(err, errlen, "%s", _("out of memory"));
 		return NULL;
 	}
-	st->engine = cfg->engine == STORE_ENGINE_MARIADB ? &store_engine_mariadb
-							 : &store_engine_sqlite;
+	st->engine =
+	    cfg->engine == STORE_ENGINE_MARIADB ? &store_engine_mariadb : &store_engine_sqlite;
 	if (st->engine->open(st, cfg) != STORE_OK) {
 		snprintf(err, errlen, "%s", st->err);
 		free(st);
@@ -87,8 +87,7 @@ int store_commit(struct store *st)
 	if (st->tx_poisoned) {
 		st->engine->rollback(st);
 		st->tx_poisoned = false;
-		store_set_error(st, "%s",
-				_("transaction rolled back: an inner part of it failed"));
+		store_set_error(st, "%s", _("transaction rolled back: an inner part of it failed"));
 		return STORE_ERR;
 	}
 	return st->engine->commit(st);
@@ -155,8 +154,7 @@ static int bind_args(struct store *st, struct store_stmt *s, const char *types, 
 	return rc;
 }
 
-static struct store_stmt *query_v(struct store *st, const char *sql, const char *types,
-				  va_list ap)
+static struct store_stmt *query_v(struct store *st, const char *sql, const char *types, va_list ap)
 {
 	struct store_stmt *s = st->engine->prepare(st, sql);
 
@@ -316,8 +314,8 @@ static int run_script(struct store *st, const char *sql)
 			memcpy(buf + len, p, linelen);
 			len += linelen;
 			buf[len++] = '\n';
-			while (end > 0 && (p[end - 1] == ' ' || p[end - 1] == '\t' ||
-					   p[end - 1] == '\r'))
+			while (end > 0 &&
+			       (p[end - 1] == ' ' || p[end - 1] == '\t' || p[end - 1] == '\r'))
 				end--;
 			if (end > 0 && p[end - 1] == ';') {
 				buf[len] = '\0';
@@ -343,11 +341,11 @@ static int run_script(struct store *st, const char *sql)
 }
 
 static const char SQL_SCHEMA_VERSION_TABLE[] =
-	"CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL PRIMARY KEY, "
-	"name VARCHAR(128) NOT NULL, applied BIGINT NOT NULL)";
+    "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL PRIMARY KEY, "
+    "name VARCHAR(128) NOT NULL, applied BIGINT NOT NULL)";
 static const char SQL_SCHEMA_VERSION[] = "SELECT COALESCE(MAX(version), 0) FROM schema_version";
 static const char SQL_SCHEMA_RECORD[] =
-	"INSERT INTO schema_version (version, name, applied) VALUES (?, ?, ?)";
+    "INSERT INTO schema_version (version, name, applied) VALUES (?, ?, ?)";
 
 /* Releases the migration lock without losing the error message at hand. */
 static void migrate_unlock(struct store *st)
@@ -393,8 +391,8 @@ int store_migrate(struct store *st, int *version_out)
 			store_set_error(st, _("migration %s failed: %s"), list[i].name, msg);
 			break;
 		}
-		rc = store_run(st, SQL_SCHEMA_RECORD, "iti", (int64_t)list[i].version,
-			       list[i].name, (int64_t)time(NULL));
+		rc = store_run(st, SQL_SCHEMA_RECORD, "iti", (int64_t)list[i].version, list[i].name,
+			       (int64_t)time(NULL));
 		if (rc == STORE_OK)
 			current = list[i].version;
 	}
@@ -484,12 +482,13 @@ int store_domain_list(struct store *st, store_domain_cb cb, void *arg)
 
 /* ---- aliases ---- */
 
-static const char SQL_ALIAS_ADD[] = "INSERT INTO aliases (domain_id, alias, target) VALUES (?, ?, ?)";
+static const char SQL_ALIAS_ADD[] =
+    "INSERT INTO aliases (domain_id, alias, target) VALUES (?, ?, ?)";
 static const char SQL_ALIAS_DEL[] = "DELETE FROM aliases WHERE alias = ?";
 static const char SQL_ALIAS_LIST_ALL[] = "SELECT alias, target FROM aliases ORDER BY alias";
 static const char SQL_ALIAS_LIST_DOMAIN[] =
-	"SELECT a.alias, a.target FROM aliases a JOIN domains d ON d.id = a.domain_id "
-	"WHERE d.name = ? ORDER BY a.alias";
+    "SELECT a.alias, a.target FROM aliases a JOIN domains d ON d.id = a.domain_id "
+    "WHERE d.name = ? ORDER BY a.alias";
 static const char SQL_ALIAS_TARGET[] = "SELECT target FROM aliases WHERE alias = ?";
 static const char SQL_USER_EXISTS[] = "SELECT id FROM users WHERE address = ?";
 
@@ -620,20 +619,20 @@ int store_resolve_address(struct store *st, const char *address, char *out)
 /* ---- users ---- */
 
 static const char SQL_USER_ADD[] =
-	"INSERT INTO users (domain_id, address, password_hash, public_key, wrapped_key, "
-	"recovery_key, is_locked, quota_bytes, used_bytes, created) "
-	"VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?)";
-#define USER_COLUMNS                                                                           \
-	"SELECT id, address, password_hash, public_key, wrapped_key, recovery_key, is_locked, " \
+    "INSERT INTO users (domain_id, address, password_hash, public_key, wrapped_key, "
+    "recovery_key, is_locked, quota_bytes, used_bytes, created) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?)";
+#define USER_COLUMNS                                                                               \
+	"SELECT id, address, password_hash, public_key, wrapped_key, recovery_key, is_locked, "    \
 	"quota_bytes, used_bytes, created FROM users "
 static const char SQL_USER_GET[] = USER_COLUMNS "WHERE address = ?";
 static const char SQL_USER_GET_ID[] = USER_COLUMNS "WHERE id = ?";
 static const char SQL_USER_LIST_ALL[] = USER_COLUMNS "ORDER BY address";
 static const char SQL_USER_LIST_DOMAIN[] =
-	USER_COLUMNS "WHERE domain_id = (SELECT id FROM domains WHERE name = ?) ORDER BY address";
+    USER_COLUMNS "WHERE domain_id = (SELECT id FROM domains WHERE name = ?) ORDER BY address";
 static const char SQL_USER_DEL[] = "DELETE FROM users WHERE id = ?";
 static const char SQL_USER_SET_PASSWORD[] =
-	"UPDATE users SET password_hash = ?, wrapped_key = ? WHERE id = ?";
+    "UPDATE users SET password_hash = ?, wrapped_key = ? WHERE id = ?";
 static const char SQL_USER_SET_RECOVERY[] = "UPDATE users SET recovery_key = ? WHERE id = ?";
 static const char SQL_USER_SET_LOCKED[] = "UPDATE users SET is_locked = ? WHERE id = ?";
 static const char SQL_USER_SET_QUOTA[] = "UPDATE users SET quota_bytes = ? WHERE id = ?";
@@ -652,8 +651,8 @@ static const struct {
 	const char *name;
 	enum store_special_use use;
 } default_mailboxes[] = {
-	{"INBOX", SPECIAL_NONE},     {"Sent", SPECIAL_SENT},   {"Drafts", SPECIAL_DRAFTS},
-	{"Junk", SPECIAL_JUNK},      {"Trash", SPECIAL_TRASH}, {"Archive", SPECIAL_ARCHIVE},
+    {"INBOX", SPECIAL_NONE}, {"Sent", SPECIAL_SENT},   {"Drafts", SPECIAL_DRAFTS},
+    {"Junk", SPECIAL_JUNK},  {"Trash", SPECIAL_TRASH}, {"Archive", SPECIAL_ARCHIVE},
 };
 
 int store_user_add(struct store *st, struct store_user *u)
@@ -683,8 +682,8 @@ int store_user_add(struct store *st, struct store_user *u)
 		u->used_bytes = 0;
 		memcpy(u->address, addr, sizeof(addr));
 	}
-	for (size_t i = 0; rc == STORE_OK && i < sizeof(default_mailboxes) / sizeof(default_mailboxes[0]);
-	     i++)
+	for (size_t i = 0;
+	     rc == STORE_OK && i < sizeof(default_mailboxes) / sizeof(default_mailboxes[0]); i++)
 		rc = store_mailbox_create(st, u->id, default_mailboxes[i].name,
 					  default_mailboxes[i].use, NULL);
 	return store_end(st, rc);
@@ -702,7 +701,8 @@ static int read_user(struct store *st, struct store_stmt *s, struct store_user *
 	store_col_text(st, s, 2, out->password_hash, sizeof(out->password_hash));
 	key = e->column_blob(s, 3, &klen);
 	memset(out->public_key, 0, sizeof(out->public_key));
-	memcpy(out->public_key, key, klen < sizeof(out->public_key) ? klen : sizeof(out->public_key));
+	memcpy(out->public_key, key,
+	       klen < sizeof(out->public_key) ? klen : sizeof(out->public_key));
 	rc = store_col_blob(st, s, 4, &out->wrapped_key, &out->wrapped_key_len);
 	if (rc == STORE_OK)
 		rc = store_col_blob(st, s, 5, &out->recovery_key, &out->recovery_key_len);
@@ -792,8 +792,8 @@ int store_user_set_password(struct store *st, int64_t user_id, const char *passw
 int store_user_set_recovery(struct store *st, int64_t user_id, const unsigned char *recovery_key,
 			    size_t len)
 {
-	int rc = store_run(st, SQL_USER_SET_RECOVERY, "bi", (const void *)recovery_key, len,
-			   user_id);
+	int rc =
+	    store_run(st, SQL_USER_SET_RECOVERY, "bi", (const void *)recovery_key, len, user_id);
 
 	return user_updated(st, user_id, rc);
 }

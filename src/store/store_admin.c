@@ -14,19 +14,19 @@
 #include "util/i18n.h"
 
 static const char SQL_QUEUE_ADD[] =
-	"INSERT INTO queue (sender, recipient, dsn_notify, dsn_orcpt, dsn_ret, dsn_envid, "
-	"attempts, next_attempt, created, last_error, data) "
-	"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    "INSERT INTO queue (sender, recipient, dsn_notify, dsn_orcpt, dsn_ret, dsn_envid, "
+    "attempts, next_attempt, created, last_error, data) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 static const char SQL_QUEUE_LIST[] =
-	"SELECT id, sender, recipient, dsn_notify, dsn_orcpt, dsn_ret, dsn_envid, attempts, "
-	"next_attempt, created, last_error FROM queue ORDER BY next_attempt, id";
+    "SELECT id, sender, recipient, dsn_notify, dsn_orcpt, dsn_ret, dsn_envid, attempts, "
+    "next_attempt, created, last_error FROM queue ORDER BY next_attempt, id";
 static const char SQL_QUEUE_BLOB[] = "SELECT data FROM queue WHERE id = ?";
 static const char SQL_QUEUE_UPDATE[] =
-	"UPDATE queue SET attempts = ?, next_attempt = ?, last_error = ? WHERE id = ?";
+    "UPDATE queue SET attempts = ?, next_attempt = ?, last_error = ? WHERE id = ?";
 static const char SQL_QUEUE_DEL[] = "DELETE FROM queue WHERE id = ?";
 static const char SQL_QUARANTINE_ADD[] =
-	"INSERT INTO quarantine (recipient, sender, verdict, reason, size, created, data) "
-	"VALUES (?, ?, ?, ?, ?, ?, ?)";
+    "INSERT INTO quarantine (recipient, sender, verdict, reason, size, created, data) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?)";
 #define QUARANTINE_COLUMNS "SELECT id, recipient, sender, verdict, reason, size, created"
 static const char SQL_QUARANTINE_LIST[] = QUARANTINE_COLUMNS " FROM quarantine ORDER BY id";
 static const char SQL_QUARANTINE_GET[] = QUARANTINE_COLUMNS ", data FROM quarantine WHERE id = ?";
@@ -34,17 +34,16 @@ static const char SQL_QUARANTINE_DEL[] = "DELETE FROM quarantine WHERE id = ?";
 static const char SQL_USER_ID[] = "SELECT id FROM users WHERE id = ?";
 static const char SQL_USER_DATA_DEL[] = "DELETE FROM user_data WHERE user_id = ? AND kind = ?";
 static const char SQL_USER_DATA_ADD[] =
-	"INSERT INTO user_data (user_id, kind, data) VALUES (?, ?, ?)";
-static const char SQL_USER_DATA_GET[] =
-	"SELECT data FROM user_data WHERE user_id = ? AND kind = ?";
+    "INSERT INTO user_data (user_id, kind, data) VALUES (?, ?, ?)";
+static const char SQL_USER_DATA_GET[] = "SELECT data FROM user_data WHERE user_id = ? AND kind = ?";
 static const char SQL_AUDIT_ADD[] =
-	"INSERT INTO audit_log (ts, actor, event, detail) VALUES (?, ?, ?, ?)";
+    "INSERT INTO audit_log (ts, actor, event, detail) VALUES (?, ?, ?, ?)";
 static const char SQL_AUDIT_LIST[] =
-	"SELECT ts, actor, event, detail FROM audit_log WHERE ts >= ? ORDER BY id";
+    "SELECT ts, actor, event, detail FROM audit_log WHERE ts >= ? ORDER BY id";
 static const char SQL_STATS[] =
-	"SELECT (SELECT COUNT(*) FROM domains), (SELECT COUNT(*) FROM users), "
-	"(SELECT COUNT(*) FROM aliases), (SELECT COUNT(*) FROM messages), "
-	"(SELECT COALESCE(SUM(size), 0) FROM messages), (SELECT COUNT(*) FROM queue)";
+    "SELECT (SELECT COUNT(*) FROM domains), (SELECT COUNT(*) FROM users), "
+    "(SELECT COUNT(*) FROM aliases), (SELECT COUNT(*) FROM messages), "
+    "(SELECT COALESCE(SUM(size), 0) FROM messages), (SELECT COUNT(*) FROM queue)";
 
 #define USER_DATA_KIND_MAX 64
 
@@ -194,7 +193,8 @@ int store_user_data_put(struct store *st, int64_t user_id, const char *kind,
 	if (rc == STORE_OK)
 		rc = store_run(st, SQL_USER_DATA_DEL, "it", user_id, kind);
 	if (rc == STORE_OK)
-		rc = store_run(st, SQL_USER_DATA_ADD, "itb", user_id, kind, (const void *)blob, len);
+		rc =
+		    store_run(st, SQL_USER_DATA_ADD, "itb", user_id, kind, (const void *)blob, len);
 	return store_end(st, rc);
 }
 

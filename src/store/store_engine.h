@@ -64,7 +64,7 @@ struct store_engine_ops {
 struct store {
 	const struct store_engine_ops *engine;
 	void *engine_state;
-	int tx_depth;     /* nesting of store_begin() */
+	int tx_depth;	  /* nesting of store_begin() */
 	bool tx_poisoned; /* an inner level rolled back: the outer commit must not */
 	char err[512];
 };

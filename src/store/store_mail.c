@@ -19,73 +19,73 @@
 #include "store/store_engine.h"
 #include "util/i18n.h"
 
-#define MAILBOX_COLUMNS                                                                         \
-	"SELECT m.id, m.user_id, m.name, m.uidvalidity, m.uidnext, m.highestmodseq, "          \
-	"m.special_use, m.subscribed, "                                                         \
-	"(SELECT COUNT(*) FROM messages x WHERE x.mailbox_id = m.id), "                       \
-	"(SELECT COALESCE(SUM(x.size), 0) FROM messages x WHERE x.mailbox_id = m.id) "        \
+#define MAILBOX_COLUMNS                                                                            \
+	"SELECT m.id, m.user_id, m.name, m.uidvalidity, m.uidnext, m.highestmodseq, "              \
+	"m.special_use, m.subscribed, "                                                            \
+	"(SELECT COUNT(*) FROM messages x WHERE x.mailbox_id = m.id), "                            \
+	"(SELECT COALESCE(SUM(x.size), 0) FROM messages x WHERE x.mailbox_id = m.id) "             \
 	"FROM mailboxes m "
 static const char SQL_MAILBOX_GET[] = MAILBOX_COLUMNS "WHERE m.user_id = ? AND m.name = ?";
 static const char SQL_MAILBOX_GET_ID[] = MAILBOX_COLUMNS "WHERE m.id = ?";
 static const char SQL_MAILBOX_GET_SPECIAL[] =
-	MAILBOX_COLUMNS "WHERE m.user_id = ? AND m.special_use = ? ORDER BY m.id";
+    MAILBOX_COLUMNS "WHERE m.user_id = ? AND m.special_use = ? ORDER BY m.id";
 static const char SQL_MAILBOX_LIST[] = MAILBOX_COLUMNS "WHERE m.user_id = ? ORDER BY m.name";
 /* Every mailbox a user ever creates gets a larger UIDVALIDITY than the one
  * before (at least the current time), so a recreated name never reuses one. */
 static const char SQL_USER_NEXT_UIDVALIDITY[] =
-	"UPDATE users SET last_uidvalidity = CASE WHEN last_uidvalidity + 1 > ? "
-	"THEN last_uidvalidity + 1 ELSE ? END WHERE id = ?";
+    "UPDATE users SET last_uidvalidity = CASE WHEN last_uidvalidity + 1 > ? "
+    "THEN last_uidvalidity + 1 ELSE ? END WHERE id = ?";
 static const char SQL_USER_UIDVALIDITY[] = "SELECT last_uidvalidity FROM users WHERE id = ?";
 static const char SQL_MAILBOX_ADD[] =
-	"INSERT INTO mailboxes (user_id, name, uidvalidity, uidnext, highestmodseq, special_use, "
-	"subscribed) VALUES (?, ?, ?, 1, 1, ?, 1)";
+    "INSERT INTO mailboxes (user_id, name, uidvalidity, uidnext, highestmodseq, special_use, "
+    "subscribed) VALUES (?, ?, ?, 1, 1, ?, 1)";
 static const char SQL_MAILBOX_RENAME[] = "UPDATE mailboxes SET name = ? WHERE id = ?";
 static const char SQL_MAILBOX_CHILDREN[] =
-	"SELECT id, name FROM mailboxes WHERE user_id = ? AND name >= ? AND name < ?";
+    "SELECT id, name FROM mailboxes WHERE user_id = ? AND name >= ? AND name < ?";
 static const char SQL_MAILBOX_DEL[] = "DELETE FROM mailboxes WHERE id = ?";
 static const char SQL_MAILBOX_MESSAGE_IDS[] = "SELECT id FROM messages WHERE mailbox_id = ?";
 static const char SQL_MAILBOX_SUBSCRIBE[] = "UPDATE mailboxes SET subscribed = ? WHERE id = ?";
 static const char SQL_MAILBOX_BUMP[] =
-	"UPDATE mailboxes SET uidnext = uidnext + ?, highestmodseq = highestmodseq + 1 "
-	"WHERE id = ?";
+    "UPDATE mailboxes SET uidnext = uidnext + ?, highestmodseq = highestmodseq + 1 "
+    "WHERE id = ?";
 static const char SQL_MAILBOX_COUNTERS[] =
-	"SELECT user_id, uidnext, highestmodseq FROM mailboxes WHERE id = ?";
+    "SELECT user_id, uidnext, highestmodseq FROM mailboxes WHERE id = ?";
 static const char SQL_USER_CHARGE[] =
-	"UPDATE users SET used_bytes = used_bytes + ? "
-	"WHERE id = ? AND (quota_bytes = 0 OR used_bytes + ? <= quota_bytes)";
+    "UPDATE users SET used_bytes = used_bytes + ? "
+    "WHERE id = ? AND (quota_bytes = 0 OR used_bytes + ? <= quota_bytes)";
 static const char SQL_USER_REFUND[] =
-	"UPDATE users SET used_bytes = CASE WHEN used_bytes > ? THEN used_bytes - ? ELSE 0 END "
-	"WHERE id = ?";
+    "UPDATE users SET used_bytes = CASE WHEN used_bytes > ? THEN used_bytes - ? ELSE 0 END "
+    "WHERE id = ?";
 static const char SQL_BLOB_ADD[] = "INSERT INTO blobs (user_id, data) VALUES (?, ?)";
 static const char SQL_BLOB_GET[] =
-	"SELECT b.data FROM blobs b JOIN messages m ON m.blob_id = b.id WHERE m.id = ?";
+    "SELECT b.data FROM blobs b JOIN messages m ON m.blob_id = b.id WHERE m.id = ?";
 static const char SQL_BLOB_DEL_UNUSED[] =
-	"DELETE FROM blobs WHERE id = ? AND NOT EXISTS (SELECT 1 FROM messages WHERE blob_id = ?)";
+    "DELETE FROM blobs WHERE id = ? AND NOT EXISTS (SELECT 1 FROM messages WHERE blob_id = ?)";
 static const char SQL_MESSAGE_ADD[] =
-	"INSERT INTO messages (mailbox_id, uid, modseq, flags, keywords, internal_date, size, "
-	"blob_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
-#define MESSAGE_COLUMNS                                                                        \
+    "INSERT INTO messages (mailbox_id, uid, modseq, flags, keywords, internal_date, size, "
+    "blob_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
+#define MESSAGE_COLUMNS                                                                            \
 	"SELECT id, mailbox_id, uid, modseq, flags, keywords, internal_date, size FROM messages "
 static const char SQL_MESSAGE_GET[] = MESSAGE_COLUMNS "WHERE mailbox_id = ? AND uid = ?";
 static const char SQL_MESSAGE_LIST[] =
-	MESSAGE_COLUMNS "WHERE mailbox_id = ? AND uid >= ? ORDER BY uid";
+    MESSAGE_COLUMNS "WHERE mailbox_id = ? AND uid >= ? ORDER BY uid";
 static const char SQL_MESSAGE_SOURCE[] =
-	"SELECT m.mailbox_id, m.flags, m.keywords, m.internal_date, m.size, m.blob_id, b.user_id "
-	"FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id WHERE m.id = ?";
+    "SELECT m.mailbox_id, m.flags, m.keywords, m.internal_date, m.size, m.blob_id, b.user_id "
+    "FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id WHERE m.id = ?";
 static const char SQL_MESSAGE_SET_FLAGS[] =
-	"UPDATE messages SET flags = ?, keywords = ?, modseq = ? WHERE id = ?";
+    "UPDATE messages SET flags = ?, keywords = ?, modseq = ? WHERE id = ?";
 static const char SQL_MESSAGE_DEL[] = "DELETE FROM messages WHERE id = ?";
 static const char SQL_SCAN_COPY[] =
-	"INSERT INTO scan_results (message_id, verdict, score, confidence, model_version, "
-	"reasons) SELECT ?, verdict, score, confidence, model_version, reasons "
-	"FROM scan_results WHERE message_id = ?";
+    "INSERT INTO scan_results (message_id, verdict, score, confidence, model_version, "
+    "reasons) SELECT ?, verdict, score, confidence, model_version, reasons "
+    "FROM scan_results WHERE message_id = ?";
 static const char SQL_SCAN_DEL[] = "DELETE FROM scan_results WHERE message_id = ?";
 static const char SQL_SCAN_ADD[] =
-	"INSERT INTO scan_results (message_id, verdict, score, confidence, model_version, "
-	"reasons) VALUES (?, ?, ?, ?, ?, ?)";
+    "INSERT INTO scan_results (message_id, verdict, score, confidence, model_version, "
+    "reasons) VALUES (?, ?, ?, ?, ?, ?)";
 static const char SQL_SCAN_GET[] =
-	"SELECT message_id, verdict, score, confidence, model_version, reasons "
-	"FROM scan_results WHERE message_id = ?";
+    "SELECT message_id, verdict, score, confidence, model_version, reasons "
+    "FROM scan_results WHERE message_id = ?";
 static const char SQL_MESSAGE_EXISTS[] = "SELECT id FROM messages WHERE id = ?";
 
 /* ---- mailboxes ---- */
@@ -103,7 +103,8 @@ static int check_mailbox_name(struct store *st, const char *name, char *out)
 	}
 	for (size_t i = 0; i < n; i++) {
 		if ((unsigned char)name[i] < 0x20 || name[i] == 0x7f) {
-			store_set_error(st, "%s", _("a mailbox name cannot hold control characters"));
+			store_set_error(st, "%s",
+					_("a mailbox name cannot hold control characters"));
 			return STORE_ERR;
 		}
 	}
@@ -203,8 +204,8 @@ int store_mailbox_get(struct store *st, int64_t user_id, const char *name,
 int store_mailbox_get_special(struct store *st, int64_t user_id, enum store_special_use use,
 			      struct store_mailbox *out)
 {
-	struct store_stmt *s = store_query(st, SQL_MAILBOX_GET_SPECIAL, "ii", user_id,
-					   (int64_t)use);
+	struct store_stmt *s =
+	    store_query(st, SQL_MAILBOX_GET_SPECIAL, "ii", user_id, (int64_t)use);
 
 	return mailbox_one(st, s, out);
 }
@@ -219,7 +220,7 @@ struct mailbox_child {
 int store_mailbox_rename(struct store *st, int64_t mailbox_id, const char *new_name)
 {
 	char to[STORE_MAILBOX_NAME_MAX + 1], lo[STORE_MAILBOX_NAME_MAX + 2],
-		hi[STORE_MAILBOX_NAME_MAX + 2];
+	    hi[STORE_MAILBOX_NAME_MAX + 2];
 	struct store_mailbox mb;
 	struct mailbox_child *kids = NULL;
 	size_t nkids = 0, cap = 0;
@@ -323,8 +324,8 @@ int store_mailbox_delete(struct store *st, int64_t mailbox_id)
 
 int store_mailbox_set_subscribed(struct store *st, int64_t mailbox_id, bool subscribed)
 {
-	int rc = store_run(st, SQL_MAILBOX_SUBSCRIBE, "ii", (int64_t)(subscribed ? 1 : 0),
-			   mailbox_id);
+	int rc =
+	    store_run(st, SQL_MAILBOX_SUBSCRIBE, "ii", (int64_t)(subscribed ? 1 : 0), mailbox_id);
 
 	if (rc == STORE_OK && st->engine->changes(st) == 0) {
 		store_set_error(st, "%s", _("no such mailbox"));
@@ -494,12 +495,12 @@ int store_message_blob(struct store *st, int64_t message_id, unsigned char **blo
 	return rc;
 }
 
-int store_message_list(struct store *st, int64_t mailbox_id, uint32_t min_uid,
-		       store_message_cb cb, void *arg)
+int store_message_list(struct store *st, int64_t mailbox_id, uint32_t min_uid, store_message_cb cb,
+		       void *arg)
 {
 	struct store_message m;
-	struct store_stmt *s = store_query(st, SQL_MESSAGE_LIST, "ii", mailbox_id,
-					   (int64_t)min_uid);
+	struct store_stmt *s =
+	    store_query(st, SQL_MESSAGE_LIST, "ii", mailbox_id, (int64_t)min_uid);
 	int rc;
 
 	if (s == NULL)
@@ -611,15 +612,16 @@ int store_message_copy(struct store *st, int64_t message_id, int64_t to_mailbox_
 	if (rc == STORE_OK)
 		rc = mailbox_advance(st, to_mailbox_id, 1, &user_id, &uid, &modseq);
 	if (rc == STORE_OK && user_id != src.user_id) {
-		store_set_error(st, "%s", _("messages are copied only between one user's mailboxes"));
+		store_set_error(st, "%s",
+				_("messages are copied only between one user's mailboxes"));
 		rc = STORE_ERR;
 	}
 	if (rc == STORE_OK)
 		rc = charge_quota(st, user_id, src.size);
 	if (rc == STORE_OK)
 		rc = store_run(st, SQL_MESSAGE_ADD, "iiiitiii", to_mailbox_id, (int64_t)uid,
-			       (int64_t)modseq, (int64_t)src.flags, src.keywords,
-			       src.internal_date, src.size, src.blob_id);
+			       (int64_t)modseq, (int64_t)src.flags, src.keywords, src.internal_date,
+			       src.size, src.blob_id);
 	if (rc == STORE_OK) {
 		int64_t id = st->engine->last_insert_id(st);
 

@@ -62,7 +62,7 @@ struct store_stmt {
 struct mariadb_state {
 	MYSQL *conn;
 	struct config_store cfg; /* to connect again */
-	bool broken;             /* the server went away */
+	bool broken;		 /* the server went away */
 	time_t last_used;
 	int64_t last_id;
 	int64_t changes;
@@ -205,15 +205,14 @@ static int connect_server(struct store *st, struct mariadb_state *m)
 	mysql_options(m->conn, MYSQL_OPT_CONNECT_TIMEOUT, &timeout);
 	mysql_options(m->conn, MYSQL_SET_CHARSET_NAME, "utf8mb4");
 	where = use_socket ? (cfg->mariadb_socket[0] != '\0' ? cfg->mariadb_socket
-							    : _("the default socket"))
+							     : _("the default socket"))
 			   : cfg->mariadb_host;
-	if (mysql_real_connect(m->conn, use_socket ? NULL : cfg->mariadb_host,
-			       cfg->mariadb_user[0] != '\0' ? cfg->mariadb_user : NULL,
-			       password[0] != '\0' ? password : NULL, NULL,
-			       use_socket ? 0 : cfg->mariadb_port,
-			       use_socket && cfg->mariadb_socket[0] != '\0' ? cfg->mariadb_socket
-									  : NULL,
-			       CLIENT_FOUND_ROWS) == NULL) {
+	if (mysql_real_connect(
+		m->conn, use_socket ? NULL : cfg->mariadb_host,
+		cfg->mariadb_user[0] != '\0' ? cfg->mariadb_user : NULL,
+		password[0] != '\0' ? password : NULL, NULL, use_socket ? 0 : cfg->mariadb_port,
+		use_socket && cfg->mariadb_socket[0] != '\0' ? cfg->mariadb_socket : NULL,
+		CLIENT_FOUND_ROWS) == NULL) {
 		store_set_error(st, _("cannot connect to MariaDB at %s: %s"), where,
 				mysql_error(m->conn));
 		explicit_bzero(password, sizeof(password));
@@ -226,7 +225,7 @@ static int connect_server(struct store *st, struct mariadb_state *m)
 	if (mariadb_exec(st, sql) != STORE_OK ||
 	    (mysql_select_db(m->conn, cfg->mariadb_database) != 0 && conn_error(st)) ||
 	    mariadb_exec(st, "SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION'") !=
-		    STORE_OK) {
+		STORE_OK) {
 		char msg[sizeof(st->err)];
 
 		memcpy(msg, st->err, sizeof(msg));
@@ -249,7 +248,8 @@ static int mariadb_open(struct store *st, const struct config_store *cfg)
 		return STORE_ERR;
 	}
 	if (!valid_database_name(cfg->mariadb_database)) {
-		store_set_error(st, _("[store] mariadb_database must be 1-64 of A-Z a-z 0-9 _: %.64s"),
+		store_set_error(st,
+				_("[store] mariadb_database must be 1-64 of A-Z a-z 0-9 _: %.64s"),
 				cfg->mariadb_database);
 		return STORE_ERR;
 	}
@@ -309,9 +309,9 @@ static int mariadb_begin(struct store *st)
 /* Migrations are DDL, which MariaDB commits as it goes: a named lock per
  * database keeps two processes from migrating at once. */
 static const char SQL_MIGRATE_LOCK[] =
-	"SELECT GET_LOCK(CONCAT('postern_migrate_', DATABASE()), 120)";
+    "SELECT GET_LOCK(CONCAT('postern_migrate_', DATABASE()), 120)";
 static const char SQL_MIGRATE_UNLOCK[] =
-	"SELECT RELEASE_LOCK(CONCAT('postern_migrate_', DATABASE()))";
+    "SELECT RELEASE_LOCK(CONCAT('postern_migrate_', DATABASE()))";
 
 static int mariadb_migrate_lock(struct store *st, bool lock)
 {
@@ -643,26 +643,26 @@ static int64_t mariadb_changes(struct store *st)
 }
 
 const struct store_engine_ops store_engine_mariadb = {
-	.name = "mariadb",
-	.open = mariadb_open,
-	.close = mariadb_close,
-	.exec = mariadb_exec,
-	.begin = mariadb_begin,
-	.commit = mariadb_commit,
-	.rollback = mariadb_rollback,
-	.migrate_lock = mariadb_migrate_lock,
-	.prepare = mariadb_prepare,
-	.bind_int64 = mariadb_bind_int64,
-	.bind_double = mariadb_bind_double,
-	.bind_text = mariadb_bind_text,
-	.bind_blob = mariadb_bind_blob,
-	.step = mariadb_step,
-	.column_null = mariadb_column_null,
-	.column_int64 = mariadb_column_int64,
-	.column_double = mariadb_column_double,
-	.column_text = mariadb_column_text,
-	.column_blob = mariadb_column_blob,
-	.finish = mariadb_finish,
-	.last_insert_id = mariadb_last_insert_id,
-	.changes = mariadb_changes,
+    .name = "mariadb",
+    .open = mariadb_open,
+    .close = mariadb_close,
+    .exec = mariadb_exec,
+    .begin = mariadb_begin,
+    .commit = mariadb_commit,
+    .rollback = mariadb_rollback,
+    .migrate_lock = mariadb_migrate_lock,
+    .prepare = mariadb_prepare,
+    .bind_int64 = mariadb_bind_int64,
+    .bind_double = mariadb_bind_double,
+    .bind_text = mariadb_bind_text,
+    .bind_blob = mariadb_bind_blob,
+    .step = mariadb_step,
+    .column_null = mariadb_column_null,
+    .column_int64 = mariadb_column_int64,
+    .column_double = mariadb_column_double,
+    .column_text = mariadb_column_text,
+    .column_blob = mariadb_column_blob,
+    .finish = mariadb_finish,
+    .last_insert_id = mariadb_last_insert_id,
+    .changes = mariadb_changes,
 };

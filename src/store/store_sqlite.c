@@ -67,9 +67,9 @@ static int sqlite_open(struct store *st, const struct config_store *cfg)
 {
 	struct sqlite_state *s;
 	static const char *const pragmas[] = {
-		"PRAGMA journal_mode = WAL",
-		"PRAGMA synchronous = FULL",
-		"PRAGMA foreign_keys = ON",
+	    "PRAGMA journal_mode = WAL",
+	    "PRAGMA synchronous = FULL",
+	    "PRAGMA foreign_keys = ON",
 	};
 
 	if (cfg->sqlite_path[0] == '\0') {
@@ -195,8 +195,8 @@ static int sqlite_bind_blob(struct store_stmt *s, int idx, const void *v, size_t
 {
 	if (v == NULL)
 		return bind_result(s, sqlite3_bind_null(s->stmt, idx));
-	return bind_result(s, sqlite3_bind_blob64(s->stmt, idx, v, (sqlite3_uint64)len,
-						   SQLITE_STATIC));
+	return bind_result(
+	    s, sqlite3_bind_blob64(s->stmt, idx, v, (sqlite3_uint64)len, SQLITE_STATIC));
 }
 
 static int sqlite_step(struct store_stmt *s)
@@ -273,25 +273,25 @@ static int64_t sqlite_changes(struct store *st)
 }
 
 const struct store_engine_ops store_engine_sqlite = {
-	.name = "sqlite",
-	.open = sqlite_open,
-	.close = sqlite_close,
-	.exec = sqlite_exec,
-	.begin = sqlite_begin,
-	.commit = sqlite_commit,
-	.rollback = sqlite_rollback,
-	.prepare = sqlite_prepare,
-	.bind_int64 = sqlite_bind_int64,
-	.bind_double = sqlite_bind_double,
-	.bind_text = sqlite_bind_text,
-	.bind_blob = sqlite_bind_blob,
-	.step = sqlite_step,
-	.column_null = sqlite_column_null,
-	.column_int64 = sqlite_column_int64,
-	.column_double = sqlite_column_double,
-	.column_text = sqlite_column_text,
-	.column_blob = sqlite_column_blob,
-	.finish = sqlite_finish,
-	.last_insert_id = sqlite_last_insert_id,
-	.changes = sqlite_changes,
+    .name = "sqlite",
+    .open = sqlite_open,
+    .close = sqlite_close,
+    .exec = sqlite_exec,
+    .begin = sqlite_begin,
+    .commit = sqlite_commit,
+    .rollback = sqlite_rollback,
+    .prepare = sqlite_prepare,
+    .bind_int64 = sqlite_bind_int64,
+    .bind_double = sqlite_bind_double,
+    .bind_text = sqlite_bind_text,
+    .bind_blob = sqlite_bind_blob,
+    .step = sqlite_step,
+    .column_null = sqlite_column_null,
+    .column_int64 = sqlite_column_int64,
+    .column_double = sqlite_column_double,
+    .column_text = sqlite_column_text,
+    .column_blob = sqlite_column_blob,
+    .finish = sqlite_finish,
+    .last_insert_id = sqlite_last_insert_id,
+    .changes = sqlite_changes,
 };

@@ -31,7 +31,7 @@ static MYSQL *admin_connect(void)
 
 	ck_assert_ptr_nonnull(c);
 	ck_assert_msg(mysql_real_connect(c, NULL, "root", NULL, NULL, 0, cfg.mariadb_socket, 0) !=
-			      NULL,
+			  NULL,
 		      "connect: %s", mysql_error(c));
 	return c;
 }
@@ -52,8 +52,8 @@ static void setup(void)
 		snprintf(cfg.mariadb_socket, sizeof(cfg.mariadb_socket), "%s",
 			 getenv("POSTERN_TEST_MARIADB_SOCKET"));
 		snprintf(cfg.mariadb_user, sizeof(cfg.mariadb_user), "root");
-		snprintf(cfg.mariadb_database, sizeof(cfg.mariadb_database),
-			 "postern_test_%ld_%d", (long)getpid(), ++db_counter);
+		snprintf(cfg.mariadb_database, sizeof(cfg.mariadb_database), "postern_test_%ld_%d",
+			 (long)getpid(), ++db_counter);
 	}
 	st = store_open(&cfg, err, sizeof(err));
 	ck_assert_msg(st != NULL, "store_open: %s", err);
@@ -276,8 +276,7 @@ START_TEST(aliases_resolve_to_users)
 	OK(store_alias_add(st, "hop@b.org", "postmaster@example.org"));
 	ck_assert_int_eq(store_alias_add(st, "postmaster@example.org", "x@example.org"),
 			 STORE_EXISTS);
-	ck_assert_int_eq(store_alias_add(st, "a@nowhere.org", "alice@example.org"),
-			 STORE_NOTFOUND);
+	ck_assert_int_eq(store_alias_add(st, "a@nowhere.org", "alice@example.org"), STORE_NOTFOUND);
 
 	OK(store_resolve_address(st, "ALICE@example.org", out));
 	ck_assert_str_eq(out, "alice@example.org");
@@ -494,15 +493,13 @@ START_TEST(missing_rows_are_reported_not_crashed_on)
 	OK(store_domain_add(st, "example.org"));
 	uid = make_user("alice@example.org", 0);
 	inbox = inbox_of(uid);
-	ck_assert_int_eq(store_message_add(st, inbox + 1000, 0, 1, 1,
-					   (const unsigned char *)"x", 1, &m),
-			 STORE_NOTFOUND);
-	ck_assert_int_eq(store_message_add(st, inbox, 0, 1, -1, (const unsigned char *)"x", 1,
-					   &m),
+	ck_assert_int_eq(
+	    store_message_add(st, inbox + 1000, 0, 1, 1, (const unsigned char *)"x", 1, &m),
+	    STORE_NOTFOUND);
+	ck_assert_int_eq(store_message_add(st, inbox, 0, 1, -1, (const unsigned char *)"x", 1, &m),
 			 STORE_ERR);
 	add_message(inbox, "body", &m);
-	ck_assert_int_eq(store_message_set_flags(st, m.id + 1000, 0, "", &modseq),
-			 STORE_NOTFOUND);
+	ck_assert_int_eq(store_message_set_flags(st, m.id + 1000, 0, "", &modseq), STORE_NOTFOUND);
 	ck_assert_int_eq(store_message_copy(st, m.id, inbox + 1000, NULL), STORE_NOTFOUND);
 	ck_assert_int_eq(store_message_copy(st, m.id + 1000, inbox, NULL), STORE_NOTFOUND);
 	ck_assert_int_eq(store_mailbox_set_subscribed(st, inbox + 1000, true), STORE_NOTFOUND);
@@ -710,9 +707,9 @@ START_TEST(user_data_put_get_replace)
 	ck_assert_uint_eq(len, 5);
 	ck_assert_mem_eq(data, "v2\0yz", 5);
 	free(data);
-	ck_assert_int_eq(store_user_data_put(st, uid + 50, "scan_model",
-					     (const unsigned char *)"x", 1),
-			 STORE_NOTFOUND);
+	ck_assert_int_eq(
+	    store_user_data_put(st, uid + 50, "scan_model", (const unsigned char *)"x", 1),
+	    STORE_NOTFOUND);
 	ck_assert_int_eq(store_user_data_put(st, uid, "", (const unsigned char *)"x", 1),
 			 STORE_ERR);
 	OK(store_user_del(st, "alice@example.org"));
