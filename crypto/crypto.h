@@ -81,7 +81,8 @@ int crypto_recovery_keygen(unsigned char pub[32], unsigned char priv[32]);
 int crypto_recovery_seal(const struct user_key *k, const unsigned char recovery_pub[32],
 			 unsigned char **out, size_t *out_len);
 /* Recovers a user's private key with the recovery key pair. */
-int crypto_recovery_open(const unsigned char *sealed, size_t len, const unsigned char recovery_pub[32],
+int crypto_recovery_open(const unsigned char *sealed, size_t len,
+			 const unsigned char recovery_pub[32],
 			 const unsigned char recovery_priv[32], struct user_key **out);
 /*
  * Key files: one line "LABEL: <base64>" (lines starting with '#' are comments).
@@ -92,7 +93,8 @@ int crypto_recovery_open(const unsigned char *sealed, size_t len, const unsigned
  * crypto_key_file_read needs exactly LEN bytes under LABEL; ERRNO is EINVAL
  * for a malformed file or wrong label.
  */
-int crypto_key_file_write(const char *path, const char *label, const unsigned char *key, size_t len);
+int crypto_key_file_write(const char *path, const char *label, const unsigned char *key,
+			  size_t len);
 int crypto_key_file_create(const char *path, const char *label, const unsigned char *key,
 			   size_t len);
 int crypto_key_file_read(const char *path, const char *label, unsigned char *key, size_t len);

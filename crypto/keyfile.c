@@ -24,7 +24,7 @@
 #include "crypto/crypto.h"
 #include "crypto/crypto_internal.h"
 
-#define KEY_FILE_MAX 4096   /* bytes; a key file is one short line */
+#define KEY_FILE_MAX 4096 /* bytes; a key file is one short line */
 #define KEY_LABEL_MAX 64
 #define KEY_BYTES_MAX 1024
 #define QUEUE_KEY_LABEL "postern-queue-private"
@@ -91,7 +91,8 @@ int crypto_file_write_atomic(const char *path, const void *data, size_t len, mod
 	char tmp[CRYPTO_PATH_MAX];
 	int fd, saved;
 
-	if (path == NULL || (size_t)snprintf(tmp, sizeof(tmp), "%s.tmp.XXXXXX", path) >= sizeof(tmp)) {
+	if (path == NULL ||
+	    (size_t)snprintf(tmp, sizeof(tmp), "%s.tmp.XXXXXX", path) >= sizeof(tmp)) {
 		errno = ENAMETOOLONG;
 		return -1;
 	}
@@ -126,8 +127,8 @@ fail:
 static int key_file_put(const char *path, const char *label, const unsigned char *key, size_t len,
 			int exclusive)
 {
-	char line[KEY_LABEL_MAX + 4 + sodium_base64_ENCODED_LEN(KEY_BYTES_MAX,
-								 sodium_base64_VARIANT_ORIGINAL)];
+	char line[KEY_LABEL_MAX + 4 +
+		  sodium_base64_ENCODED_LEN(KEY_BYTES_MAX, sodium_base64_VARIANT_ORIGINAL)];
 	size_t n;
 	mode_t mode;
 	int rc, saved;

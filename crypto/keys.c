@@ -223,8 +223,8 @@ static int derive_wrap_key(unsigned char key[crypto_aead_xchacha20poly1305_ietf_
 	crypto_count_argon2();
 	return crypto_pwhash(key, crypto_aead_xchacha20poly1305_ietf_KEYBYTES, password, pwlen,
 			     salt, ops, mem, crypto_pwhash_ALG_ARGON2ID13) == 0
-		       ? 0
-		       : -1;
+		   ? 0
+		   : -1;
 }
 
 static int wrap_private(const unsigned char *priv, const char *password, size_t pwlen,
@@ -316,11 +316,9 @@ int crypto_user_unlock(const unsigned char *wrapped, size_t wrapped_len, const c
 		return -1;
 	if (derive_wrap_key(key, password, pwlen, wrapped + WRAP_SALT_OFF, ops, (size_t)mem) < 0)
 		goto out;
-	if (crypto_aead_xchacha20poly1305_ietf_decrypt(priv, &priv_len, NULL,
-						       wrapped + WRAP_HEADER_LEN,
-						       wrapped_len - WRAP_HEADER_LEN, wrapped,
-						       WRAP_HEADER_LEN, wrapped + WRAP_NONCE_OFF,
-						       key) != 0 ||
+	if (crypto_aead_xchacha20poly1305_ietf_decrypt(
+		priv, &priv_len, NULL, wrapped + WRAP_HEADER_LEN, wrapped_len - WRAP_HEADER_LEN,
+		wrapped, WRAP_HEADER_LEN, wrapped + WRAP_NONCE_OFF, key) != 0 ||
 	    priv_len != sizeof(priv))
 		goto out;
 	*out = user_key_from_private(priv);
@@ -369,7 +367,8 @@ int crypto_recovery_seal(const struct user_key *k, const unsigned char recovery_
 	return 0;
 }
 
-int crypto_recovery_open(const unsigned char *sealed, size_t len, const unsigned char recovery_pub[32],
+int crypto_recovery_open(const unsigned char *sealed, size_t len,
+			 const unsigned char recovery_pub[32],
 			 const unsigned char recovery_priv[32], struct user_key **out)
 {
 	unsigned char priv[CRYPTO_PRIVATE_KEY_BYTES];

@@ -86,10 +86,9 @@ int crypto_open(const struct user_key *k, const unsigned char *blob, size_t blob
 	m = malloc(plen > 0 ? plen : 1);
 	if (m == NULL)
 		goto out;
-	if (crypto_aead_xchacha20poly1305_ietf_decrypt(m, &mlen, NULL, blob + BLOB_HEADER_LEN,
-						       blob_len - BLOB_HEADER_LEN, blob,
-						       BLOB_NONCE_OFF, blob + BLOB_NONCE_OFF,
-						       key) != 0 ||
+	if (crypto_aead_xchacha20poly1305_ietf_decrypt(
+		m, &mlen, NULL, blob + BLOB_HEADER_LEN, blob_len - BLOB_HEADER_LEN, blob,
+		BLOB_NONCE_OFF, blob + BLOB_NONCE_OFF, key) != 0 ||
 	    mlen != plen)
 		goto out;
 	*msg = m;

@@ -40,7 +40,7 @@ struct cache_entry {
 	int64_t user_id;
 	char password_hash[STORE_PWHASH_MAX];
 	struct user_key *key;
-	time_t expires;    /* monotonic seconds */
+	time_t expires;	   /* monotonic seconds */
 	uint64_t inserted; /* insertion order, for evicting the oldest */
 };
 
@@ -379,7 +379,8 @@ enum auth_result auth_login(struct store *st, const char *address, const char *p
 	if (use_cache && cache_lookup(id, u.id, cached_hash, &key)) {
 		/* The cache proves the password; the row decides whether it still counts. */
 		if (hash_equal(cached_hash, u.password_hash) &&
-		    sodium_memcmp(user_key_public(key), u.public_key, CRYPTO_PUBLIC_KEY_BYTES) == 0) {
+		    sodium_memcmp(user_key_public(key), u.public_key, CRYPTO_PUBLIC_KEY_BYTES) ==
+			0) {
 			if (u.locked) {
 				user_key_free(key);
 				cache_drop_id(id);

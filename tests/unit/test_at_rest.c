@@ -91,11 +91,10 @@ static void assert_absent(const struct buf *b, const char *what, const unsigned 
 	ck_assert_msg(!contains(b, h, 2 * len), "%s found as hex", what);
 	hex(secret, len, h, 1);
 	ck_assert_msg(!contains(b, h, 2 * len), "%s found as HEX", what);
-	sodium_bin2base64(b64, sodium_base64_ENCODED_LEN(len, sodium_base64_VARIANT_ORIGINAL), secret,
-			  len, sodium_base64_VARIANT_ORIGINAL);
+	sodium_bin2base64(b64, sodium_base64_ENCODED_LEN(len, sodium_base64_VARIANT_ORIGINAL),
+			  secret, len, sodium_base64_VARIANT_ORIGINAL);
 	/* Base64 of a prefix aligned to 3 bytes, so padding does not hide a match. */
-	ck_assert_msg(len < 12 || !contains(b, b64, (len / 3) * 4), "%s found as base64",
-		      what);
+	ck_assert_msg(len < 12 || !contains(b, b64, (len / 3) * 4), "%s found as base64", what);
 	free(h);
 	free(b64);
 }
@@ -153,7 +152,8 @@ static void fixture_init(struct fixture *fx, enum store_engine engine)
 	ck_assert_ptr_nonnull(mkdtemp(fx->dir));
 	fx->cfg.engine = engine;
 	if (engine == STORE_ENGINE_SQLITE) {
-		snprintf(fx->cfg.sqlite_path, sizeof(fx->cfg.sqlite_path), "%s/postern.db", fx->dir);
+		snprintf(fx->cfg.sqlite_path, sizeof(fx->cfg.sqlite_path), "%s/postern.db",
+			 fx->dir);
 	} else {
 		fx->mariadb_socket = getenv("POSTERN_TEST_MARIADB_SOCKET");
 		ck_assert_ptr_nonnull(fx->mariadb_socket);
@@ -221,7 +221,8 @@ static void create_user_and_deliver(struct fixture *fx)
 	free(wrapped);
 
 	/* Delivery needs only the public key: the server cannot read what it stores. */
-	ck_assert_int_eq(crypto_seal(fx->public_key, message, sizeof(message), &blob, &blob_len), 0);
+	ck_assert_int_eq(crypto_seal(fx->public_key, message, sizeof(message), &blob, &blob_len),
+			 0);
 	ck_assert_int_eq(store_mailbox_get(fx->st, fx->user_id, "INBOX", &inbox), STORE_OK);
 	ck_assert_int_eq(store_begin(fx->st), STORE_OK);
 	ck_assert_msg(store_message_add(fx->st, inbox.id, 0, 1700000000, (int64_t)sizeof(message),
@@ -258,7 +259,8 @@ static void read_mariadb_dump(struct fixture *fx, struct buf *b)
 
 	snprintf(path, sizeof(path), "%s/dump.sql", fx->dir);
 	snprintf(cmd, sizeof(cmd),
-		 "mariadb-dump --no-defaults -S '%s' -u root --hex-blob --skip-extended-insert %s > '%s'",
+		 "mariadb-dump --no-defaults -S '%s' -u root --hex-blob --skip-extended-insert %s "
+		 "> '%s'",
 		 fx->mariadb_socket, fx->mariadb_db, path);
 	run(cmd);
 	buf_append_file(b, path);

@@ -2,8 +2,8 @@
  * test_auth.c - src/auth: login results, the unknown-user dummy check, and
  * the login cache (hits skip Argon2id; password change, lock, delete, forget,
  * expiry and TTL 0 all take effect). Runs on a real store: SQLite in a
- * temporary directory, or MariaDB when POSTERN_TEST_ENGINE=mariadb. Argon2id derivations are counted with
- * crypto_argon2_count(), so "the cache was used" is a fact, not a timing guess.
+ * temporary directory, or MariaDB when POSTERN_TEST_ENGINE=mariadb. Argon2id derivations are
+ * counted with crypto_argon2_count(), so "the cache was used" is a fact, not a timing guess.
  */
 #include "config.h"
 
@@ -133,10 +133,11 @@ static void change_password(int64_t user_id, const char *old_pw, const char *new
 	memset(&u, 0, sizeof(u));
 	ck_assert_int_eq(store_user_get_by_id(st, user_id, &u), STORE_OK);
 	ck_assert_int_eq(
-		crypto_user_unlock(u.wrapped_key, u.wrapped_key_len, old_pw, strlen(old_pw), &k), 0);
+	    crypto_user_unlock(u.wrapped_key, u.wrapped_key_len, old_pw, strlen(old_pw), &k), 0);
 	ck_assert_int_eq(crypto_user_rewrap(k, new_pw, strlen(new_pw), &wrapped, &wrapped_len), 0);
 	ck_assert_int_eq(crypto_password_hash(new_pw, strlen(new_pw), hash), 0);
-	ck_assert_int_eq(store_user_set_password(st, user_id, hash, wrapped, wrapped_len), STORE_OK);
+	ck_assert_int_eq(store_user_set_password(st, user_id, hash, wrapped, wrapped_len),
+			 STORE_OK);
 	free(wrapped);
 	user_key_free(k);
 	store_user_clear(&u);

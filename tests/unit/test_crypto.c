@@ -68,9 +68,8 @@ static struct user_key *new_user(const char *password, unsigned char pub[32],
 {
 	struct user_key *k = NULL;
 
-	ck_assert_int_eq(crypto_user_keygen(password, strlen(password), pub, wrapped, wrapped_len,
-					    &k),
-			 0);
+	ck_assert_int_eq(
+	    crypto_user_keygen(password, strlen(password), pub, wrapped, wrapped_len, &k), 0);
 	ck_assert_ptr_nonnull(k);
 	ck_assert_mem_eq(user_key_public(k), pub, 32);
 	return k;
@@ -88,9 +87,8 @@ START_TEST(password_hash_verifies_only_the_right_password)
 	ck_assert_int_eq(crypto_password_verify(hash, "correct hors", 12), -1);
 	ck_assert_int_eq(crypto_password_verify(hash, "", 0), -1);
 	ck_assert_int_eq(crypto_password_verify("", "correct horse", 13), -1);
-	ck_assert_int_eq(crypto_password_verify("$argon2i$v=19$m=8,t=1,p=1$AAAA$AAAA",
-						"correct horse", 13),
-			 -1);
+	ck_assert_int_eq(
+	    crypto_password_verify("$argon2i$v=19$m=8,t=1,p=1$AAAA$AAAA", "correct horse", 13), -1);
 }
 END_TEST
 
@@ -406,7 +404,7 @@ START_TEST(sealed_keys_cannot_be_swapped_between_blobs)
 	k = new_user("pw", pub, &wrapped, &wrapped_len);
 	ck_assert_int_eq(crypto_seal(pub, "first message", 13, &b1, &l1), 0);
 	ck_assert_int_eq(crypto_seal(pub, "other message", 13, &b2, &l2), 0);
-	memcpy(b2 + 1, b1 + 1, sealed_len);      /* b1's content key ... */
+	memcpy(b2 + 1, b1 + 1, sealed_len);			      /* b1's content key ... */
 	ck_assert_int_eq(crypto_open(k, b2, l2, &msg, &msg_len), -1); /* ... does not open b2 */
 	free(b1);
 	free(b2);
@@ -491,12 +489,14 @@ START_TEST(key_file_round_trip_and_modes)
 
 	/* Replace works and keeps 0600; create-only refuses an existing file. */
 	randombytes_buf(other, sizeof(other));
-	ck_assert_int_eq(crypto_key_file_write(priv_path, "postern-recovery-private", other, 32), 0);
+	ck_assert_int_eq(crypto_key_file_write(priv_path, "postern-recovery-private", other, 32),
+			 0);
 	ck_assert_int_eq(file_mode(priv_path), 0600);
 	ck_assert_int_eq(crypto_key_file_read(priv_path, "postern-recovery-private", back, 32), 0);
 	ck_assert_mem_eq(other, back, 32);
 	errno = 0;
-	ck_assert_int_eq(crypto_key_file_create(priv_path, "postern-recovery-private", key, 32), -1);
+	ck_assert_int_eq(crypto_key_file_create(priv_path, "postern-recovery-private", key, 32),
+			 -1);
 	ck_assert_int_eq(errno, EEXIST);
 	ck_assert_int_eq(crypto_key_file_read(priv_path, "postern-recovery-private", back, 32), 0);
 	ck_assert_mem_eq(other, back, 32);
@@ -510,12 +510,12 @@ START_TEST(key_file_with_garbage_is_refused)
 	unsigned char back[32];
 	FILE *f;
 	static const char *const bad[] = {
-		"",
-		"postern-queue-private:\n",
-		"postern-queue-private: !!!!\n",
-		"postern-queue-private: AAAA\n",
-		"postern-queue-private: AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=trailing\n",
-		"other-label: AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n",
+	    "",
+	    "postern-queue-private:\n",
+	    "postern-queue-private: !!!!\n",
+	    "postern-queue-private: AAAA\n",
+	    "postern-queue-private: AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=trailing\n",
+	    "other-label: AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n",
 	};
 
 	make_tmpdir();
@@ -615,9 +615,8 @@ START_TEST(selfsigned_cert_verifies_against_itself)
 	make_tmpdir();
 	path_in_tmp(cert_path, sizeof(cert_path), "cert.pem");
 	path_in_tmp(key_path, sizeof(key_path), "key.pem");
-	ck_assert_int_eq(crypto_selfsigned_cert("mail.example.org", cert_path, key_path, err,
-						sizeof(err)),
-			 0);
+	ck_assert_int_eq(
+	    crypto_selfsigned_cert("mail.example.org", cert_path, key_path, err, sizeof(err)), 0);
 	ck_assert_int_eq(file_mode(key_path), 0600);
 
 	f = fopen(cert_path, "r");
@@ -683,9 +682,8 @@ START_TEST(selfsigned_cert_verifies_against_itself)
 		y = PEM_read_X509(f, NULL, NULL, NULL);
 		fclose(f);
 		ck_assert_ptr_nonnull(y);
-		ck_assert_int_ne(ASN1_INTEGER_cmp(X509_get0_serialNumber(x),
-						  X509_get0_serialNumber(y)),
-				 0);
+		ck_assert_int_ne(
+		    ASN1_INTEGER_cmp(X509_get0_serialNumber(x), X509_get0_serialNumber(y)), 0);
 		ck_assert_int_ne(X509_check_private_key(y, pkey), 1);
 		ck_assert_int_eq(X509_check_host(y, "localhost", 0, 0, NULL), 1);
 		X509_free(y);
