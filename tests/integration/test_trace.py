@@ -128,6 +128,14 @@ class TraceTest(unittest.TestCase):
                     for name in [root] + [os.path.join(root, n) for n in dirs + files]:
                         os.lchown(name, pw.pw_uid, pw.pw_gid)
             cls.srv.start()
+            # Listeners accept before the admin socket exists (it is created
+            # after privileges are dropped): wait for it too.
+            sock = os.path.join(cls.srv.data_dir, "admin.sock")
+            deadline = time.monotonic() + 15
+            while not os.path.exists(sock):
+                if time.monotonic() > deadline:
+                    raise RuntimeError("no admin socket:\n" + cls.srv.log())
+                time.sleep(0.05)
         except Exception:
             cls.srv.close()
             raise
