@@ -6,6 +6,7 @@ delivery) and, in SMTPToPOP3Test, through the SMTP MX listener."""
 import base64
 import os
 import poplib
+import pwd
 import shutil
 import smtplib
 import socket
@@ -35,6 +36,29 @@ BIG = b"From: big@example.net\r\nSubject: big\r\n\r\n" + b"".join(
 
 _users = iter(range(1, 100000))
 
+# posternd started as root drops to [server] user; suites run as root use "nobody".
+RUN_AS = "nobody" if os.getuid() == 0 else None
+FAST_AUTH = {"argon2_mem": "8M", "argon2_ops": "1"}
+
+
+def start_server(listeners, config):
+    """A started Server; as root, its data dir belongs to RUN_AS."""
+    config = {k: dict(v) for k, v in config.items()}
+    if RUN_AS:
+        config.setdefault("server", {})["user"] = RUN_AS
+    srv = Server(listeners=listeners, config=config, start=False)
+    try:
+        if RUN_AS:
+            pw = pwd.getpwnam(RUN_AS)
+            for root, dirs, files in os.walk(srv.data_dir):
+                for name in [root] + [os.path.join(root, n) for n in dirs + files]:
+                    os.lchown(name, pw.pw_uid, pw.pw_gid)
+        srv.start()
+    except Exception:
+        srv.close()
+        raise
+    return srv
+
 
 def tls_context(srv):
     """Trusts the server's certificate; poplib connects by IP, so the name
@@ -54,7 +78,10 @@ def fill(srv, address, messages):
             with open(path, "wb") as f:
                 f.write(m)
             paths.append(path)
-        res = subprocess.run([os.path.join(harness.BUILDDIR, "tests/integration/pop3_fill"),
+        if RUN_AS:
+            os.chmod(tmp, 0o755)
+        as_user = ["runuser", "-u", RUN_AS, "--"] if RUN_AS else []
+        res = subprocess.run(as_user + [os.path.join(harness.BUILDDIR, "tests/integration/pop3_fill"),
                               "-c", srv.config_path, address, *paths],
                              capture_output=True, text=True, timeout=120)
         if res.returncode != 0:
@@ -107,13 +134,12 @@ class Raw:
 
 class POP3Base(unittest.TestCase):
     listeners = ("pop3", "pop3s")
-    config = {"auth": {"failure_delay_ms": str(DELAY_MS), "argon2_mem": "8M",
-                       "argon2_ops": "1"},
+    config = {"auth": dict(FAST_AUTH, failure_delay_ms=str(DELAY_MS)),
               "limits": {"max_connections_per_ip": "300", "max_errors": "8"}}
 
     @classmethod
     def setUpClass(cls):
-        cls.srv = Server(listeners=cls.listeners, config=cls.config)
+        cls.srv = start_server(cls.listeners, cls.config)
         cls.srv.add_domain("example.org")
 
     @classmethod
@@ -539,8 +565,7 @@ class SMTPToPOP3Test(unittest.TestCase):
     """Mail accepted by the SMTP MX listener is read back over POP3."""
 
     def test_message_sent_through_smtp_is_retrieved(self):
-        with Server(listeners=("smtp", "pop3s"),
-                    config={"auth": {"argon2_mem": "8M", "argon2_ops": "1"}}) as srv:
+        with start_server(("smtp", "pop3s"), {"auth": FAST_AUTH}) as srv:
             srv.add_domain("example.org")
             srv.add_user("rcpt@example.org", PASSWORD)
             body = ("From: sender@example.net\r\nTo: rcpt@example.org\r\n"
