@@ -430,8 +430,9 @@ static int domain_id(struct store *st, const char *domain, int64_t *id)
 	char name[STORE_DOMAIN_MAX + 1];
 	int rc;
 
+	/* A malformed name is simply not one of ours. */
 	if (normalize_domain(st, domain, name) != STORE_OK)
-		return STORE_ERR;
+		return STORE_NOTFOUND;
 	rc = store_query_int64(st, id, SQL_DOMAIN_ID, "t", name);
 	if (rc == STORE_NOTFOUND)
 		store_set_error(st, _("no such domain: %s"), name);
@@ -526,8 +527,8 @@ int store_alias_del(struct store *st, const char *alias)
 	int rc;
 
 	if (n == 0 || n > STORE_ADDRESS_MAX) {
-		store_set_error(st, _("not a valid address: %.64s"), alias);
-		return STORE_ERR;
+		store_set_error(st, _("no such alias: %.64s"), alias);
+		return STORE_NOTFOUND;
 	}
 	for (size_t i = 0; i <= n; i++)
 		a[i] = (char)tolower((unsigned char)alias[i]);
@@ -588,7 +589,7 @@ int store_resolve_address(struct store *st, const char *address, char *out)
 	int rc;
 
 	if (store_normalize_address(st, address, cur) != STORE_OK)
-		return STORE_ERR;
+		return STORE_NOTFOUND;
 	for (int hop = 0; hop <= ALIAS_MAX_HOPS; hop++) {
 		rc = store_query_int64(st, &id, SQL_USER_EXISTS, "t", cur);
 		if (rc == STORE_OK) {
@@ -739,7 +740,7 @@ int store_user_get(struct store *st, const char *address, struct store_user *out
 
 	memset(out, 0, sizeof(*out));
 	if (store_normalize_address(st, address, addr) != STORE_OK)
-		return STORE_ERR;
+		return STORE_NOTFOUND;
 	return user_get_one(st, store_query(st, SQL_USER_GET, "t", addr), out, addr);
 }
 
@@ -758,7 +759,7 @@ int store_user_del(struct store *st, const char *address)
 	int rc;
 
 	if (store_normalize_address(st, address, addr) != STORE_OK)
-		return STORE_ERR;
+		return STORE_NOTFOUND;
 	if (store_begin(st) != STORE_OK)
 		return STORE_ERR;
 	rc = store_query_int64(st, &id, SQL_USER_EXISTS, "t", addr);

@@ -8,6 +8,9 @@
  * STORE_ERR, store_error() holds a message. Text values are UTF-8 and
  * NUL-terminated; binary values come with a length. Functions that return
  * allocated memory say so; the caller frees with free() unless noted.
+ * Addresses and domains are compared lower-cased. Lookups (get, exists,
+ * resolve, del) answer STORE_NOTFOUND for a malformed address, domain or
+ * mailbox name, since no such row can exist; adds answer STORE_ERR.
  *
  * Mail that a protocol acknowledges is committed durably (SQLite: WAL with
  * synchronous=FULL; MariaDB: InnoDB commit) before store_commit() returns.

@@ -197,7 +197,7 @@ int store_mailbox_get(struct store *st, int64_t user_id, const char *name,
 	char mbname[STORE_MAILBOX_NAME_MAX + 1];
 
 	if (check_mailbox_name(st, name, mbname) != STORE_OK)
-		return STORE_ERR;
+		return STORE_NOTFOUND;
 	return mailbox_one(st, store_query(st, SQL_MAILBOX_GET, "it", user_id, mbname), out);
 }
 

@@ -146,6 +146,8 @@ START_TEST(domains_add_list_delete)
 	ck_assert_int_eq(store_domain_exists(st, "nope.example"), STORE_NOTFOUND);
 	ck_assert_int_eq(store_domain_add(st, ""), STORE_ERR);
 	ck_assert_int_eq(store_domain_add(st, "a@b"), STORE_ERR);
+	ck_assert_int_eq(store_domain_exists(st, ""), STORE_NOTFOUND);
+	ck_assert_int_eq(store_domain_del(st, "a@b"), STORE_NOTFOUND);
 	OK(store_domain_list(st, collect_domain, list));
 	ck_assert_str_eq(list, "a.example,example.org,");
 	make_user("bob@example.org", 0);
@@ -214,6 +216,9 @@ START_TEST(users_round_trip_binary_keys)
 	ck_assert_int_eq(store_user_add(st, &dup), STORE_ERR);
 	ck_assert_int_eq(store_user_get(st, "nobody@example.org", &u), STORE_NOTFOUND);
 	store_user_clear(&u);
+	ck_assert_int_eq(store_user_get(st, "no-at-sign", &u), STORE_NOTFOUND);
+	ck_assert_int_eq(store_user_get(st, "", &u), STORE_NOTFOUND);
+	ck_assert_int_eq(store_user_del(st, "@example.org"), STORE_NOTFOUND);
 	ck_assert_int_eq(store_user_get_by_id(st, id + 1000, &u), STORE_NOTFOUND);
 
 	for (size_t i = 0; i < sizeof(recovery); i++)
@@ -285,6 +290,8 @@ START_TEST(aliases_resolve_to_users)
 	OK(store_resolve_address(st, "hop@b.org", out));
 	ck_assert_str_eq(out, "alice@example.org");
 	ck_assert_int_eq(store_resolve_address(st, "nobody@example.org", out), STORE_NOTFOUND);
+	ck_assert_int_eq(store_resolve_address(st, "example.org", out), STORE_NOTFOUND);
+	ck_assert_int_eq(store_resolve_address(st, "a@", out), STORE_NOTFOUND);
 	OK(store_alias_add(st, "@example.org", "alice@example.org"));
 	OK(store_resolve_address(st, "nobody@example.org", out));
 	ck_assert_str_eq(out, "alice@example.org");
@@ -324,6 +331,7 @@ START_TEST(mailboxes_create_rename_delete)
 	ck_assert_int_eq(store_mailbox_create(st, uid, "a//b", SPECIAL_NONE, NULL), STORE_ERR);
 	ck_assert_int_eq(store_mailbox_create(st, uid + 99, "X", SPECIAL_NONE, NULL),
 			 STORE_NOTFOUND);
+	ck_assert_int_eq(store_mailbox_get(st, uid, "a//b", &again), STORE_NOTFOUND);
 	OK(store_mailbox_get(st, uid, "inbox", &again));
 	ck_assert_str_eq(again.name, "INBOX");
 
