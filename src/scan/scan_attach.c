@@ -206,12 +206,13 @@ void scan_attachment(struct scan_doc *d, const char *filename, const char *decla
 
 	if (declared_type)
 		scan_feat_str(d, "at", declared_type);
-	if (filename && *filename)
-		check_name(d, filename, where);
 	if (len > SCAN_MAX_PART_BYTES)
 		len = SCAN_MAX_PART_BYTES;
+	/* First, so that it is the first reason (the one a quarantine lists). */
 	if (scan_is_eicar(data, len))
 		scan_flag(d, SCAN_F_EICAR, "attachment %s is the EICAR test file", where);
+	if (filename && *filename)
+		check_name(d, filename, where);
 
 	const char *magic = magic_type(data, len);
 	scan_feat_str(d, "am", magic);

@@ -192,6 +192,18 @@ static void smtp_facts(struct scan_doc *d, const struct scan_input *in)
 		scan_feat_str(d, "helo", "no-dot");
 }
 
+static int header_wanted(const char *name)
+{
+	static const char *const wanted[] = { "Received", "Message-ID", "Date", "X-Mailer",
+					      "User-Agent", "Authentication-Results",
+					      "Content-Type", "From", "Reply-To", "Return-Path",
+					      "Sender", "To", "Cc", "List-Id", "Precedence" };
+	for (size_t i = 0; i < sizeof(wanted) / sizeof(wanted[0]); i++)
+		if (strcasecmp(name, wanted[i]) == 0)
+			return 1;
+	return 0;
+}
+
 static void walk_headers(struct scan_doc *d, GMimeMessage *m)
 {
 	GMimeHeaderList *hl = g_mime_object_get_header_list(GMIME_OBJECT(m));
@@ -201,10 +213,14 @@ static void walk_headers(struct scan_doc *d, GMimeMessage *m)
 	for (int i = 0; i < n; i++) {
 		GMimeHeader *h = g_mime_header_list_get_header_at(hl, i);
 		const char *name = g_mime_header_get_name(h);
-		const char *value = g_mime_header_get_value(h);
 		if (!name)
 			continue;
 		scan_feat_str(d, "hn", name);
+		/* Values are decoded lazily by GMime and that is costly: only
+		 * the headers used below are decoded. */
+		if (!header_wanted(name))
+			continue;
+		const char *value = g_mime_header_get_value(h);
 		if (!value)
 			value = "";
 		size_t vlen = strnlen(value, SCAN_MAX_HEADER_BYTES);
@@ -279,11 +295,12 @@ static void walk_headers(struct scan_doc *d, GMimeMessage *m)
 static size_t count_multiparts(const unsigned char *msg, size_t len)
 {
 	size_t n = 0;
-	for (size_t i = 0; i + 10 <= len; i++) {
-		if ((msg[i] | 0x20) == 'm' && strncasecmp((const char *)msg + i, "multipart/", 10) == 0) {
+	const unsigned char *p = msg, *end = msg + len;
+	/* '/' is rarer than any letter: find it, then look back. */
+	while ((p = memchr(p, '/', (size_t)(end - p)))) {
+		if (p - msg >= 9 && strncasecmp((const char *)p - 9, "multipart", 9) == 0)
 			n++;
-			i += 9;
-		}
+		p++;
 	}
 	return n;
 }
