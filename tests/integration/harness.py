@@ -10,6 +10,7 @@ database of its own, dropped at stop).
 
 import itertools
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -34,6 +35,31 @@ LISTENERS = {
 }
 
 _counter = itertools.count(1)
+
+# posternd refuses to keep running as root. When the tests run as root (as
+# in CI), the daemon drops to this account and posternctl runs as it too, so
+# every file in the data dir belongs to the account the daemon runs as.
+RUN_AS = "nobody" if os.getuid() == 0 else None
+
+
+def demote():
+    """preexec_fn: become RUN_AS (no-op when not root)."""
+    if RUN_AS:
+        pw = pwd.getpwnam(RUN_AS)
+        os.setgroups([])
+        os.setgid(pw.pw_gid)
+        os.setuid(pw.pw_uid)
+
+
+def chown_tree(path):
+    """Hands PATH and everything below it to RUN_AS (no-op when not root)."""
+    if not RUN_AS:
+        return
+    pw = pwd.getpwnam(RUN_AS)
+    os.chown(path, pw.pw_uid, pw.pw_gid)
+    for root, dirs, files in os.walk(path):
+        for name in dirs + files:
+            os.lchown(os.path.join(root, name), pw.pw_uid, pw.pw_gid)
 
 
 def free_port():
@@ -68,6 +94,8 @@ class Server:
         self.listeners = tuple(listeners)
         self.overrides = config or {}
         self.data_dir = tempfile.mkdtemp(prefix="postern-test-")
+        self.run_as = RUN_AS
+        chown_tree(self.data_dir)
         self.config_path = os.path.join(self.data_dir, "postern.conf")
         self.cafile = os.path.join(self.data_dir, "cert.pem")
         self.keyfile = os.path.join(self.data_dir, "key.pem")
@@ -103,6 +131,8 @@ class Server:
             "metrics": {"enabled": "yes", "address": "127.0.0.1",
                         "port": str(self.metrics_port)},
         }
+        if RUN_AS:
+            sections["server"]["user"] = RUN_AS
         if self.engine == "mariadb":
             sections["store"].update({
                 "mariadb_socket": os.environ["POSTERN_TEST_MARIADB_SOCKET"],
@@ -126,9 +156,11 @@ class Server:
                       "tls = %s" % tls, ""]
         with open(self.config_path, "w") as f:
             f.write("\n".join(lines))
+        chown_tree(self.data_dir)
 
     # ---- process control ----
     def start(self, timeout=30):
+        chown_tree(self.data_dir)
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([program("posternd"), "-c", self.config_path],
                                      stdout=self._log, stderr=subprocess.STDOUT)
@@ -214,7 +246,8 @@ class Server:
 
     def ctl(self, *args, input=None, check=True, timeout=120):
         res = subprocess.run([program("posternctl"), "-c", self.config_path, *args],
-                             input=input, capture_output=True, text=True, timeout=timeout)
+                             input=input, capture_output=True, text=True, timeout=timeout,
+                             preexec_fn=demote)
         if check and res.returncode != 0:
             raise RuntimeError("posternctl %s exited %d:\n%s%s" % (
                 " ".join(args), res.returncode, res.stdout, res.stderr))
