@@ -26,14 +26,14 @@ int crypto_setup(void);
 
 /*
  * Argon2id cost of password hashes and of the key that wraps a private key.
- * The defaults are sized so one derivation costs 50-100 ms on a 2-core VM
- * (measured in keys.c); a first login runs two (verify, then unwrap). Set it
+ * The defaults are sized so one login costs 50-100 ms on a 2-core VM
+ * (measured in keys.c); a first login runs two derivations (verify, then unwrap). Set it
  * at startup and reload from the config keys auth.argon2_ops and
  * auth.argon2_mem (thread-safe). Values outside the accepted range are
  * clamped into it. Existing hashes and wrapped keys keep the cost they were
  * made with (it is recorded in them).
  */
-#define CRYPTO_ARGON2_OPS_DEFAULT 3ULL
+#define CRYPTO_ARGON2_OPS_DEFAULT 2ULL
 #define CRYPTO_ARGON2_MEM_DEFAULT (64UL * 1024 * 1024)
 #define CRYPTO_ARGON2_OPS_MIN 1ULL
 #define CRYPTO_ARGON2_OPS_MAX 64ULL
