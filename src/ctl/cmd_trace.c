@@ -22,12 +22,12 @@
 #include "trace/admin.h"
 #include "util/i18n.h"
 
-static const char *const trace_protocols[] = { "smtp", "submission", "pop3", "imap", "http" };
+static const char *const trace_protocols[] = {"smtp", "submission", "pop3", "imap", "http"};
 
 struct trace_output {
 	bool json;
-	bool first;       /* the next line is the first of the answer */
-	bool failed;      /* the daemon answered with an error */
+	bool first;	  /* the next line is the first of the answer */
+	bool failed;	  /* the daemon answered with an error */
 	bool write_error; /* stdout went away */
 };
 
@@ -61,8 +61,7 @@ static void print_event(json_t *ev)
 	if (kind == NULL || protocol == NULL || text == NULL)
 		return;
 	format_time(json_integer_value(json_object_get(ev, "time_usec")), when, sizeof(when));
-	printf("%s %s#%lld %s  ", when, protocol, (long long)session,
-	       user && *user ? user : "-");
+	printf("%s %s#%lld %s  ", when, protocol, (long long)session, user && *user ? user : "-");
 	if (strcmp(kind, "command") == 0)
 		printf("C: %s\n", text);
 	else if (strcmp(kind, "reply") == 0 && elapsed > 0)
@@ -119,17 +118,13 @@ int ctl_cmd_trace(struct ctl *ctl, int argc, char **argv)
 	const char *protocol = NULL, *user = NULL;
 	bool follow = false, help = false;
 	const struct ctl_option opts[] = {
-		{ "--follow", NULL, &follow },
-		{ "-f", NULL, &follow },
-		{ "--protocol", &protocol, NULL },
-		{ "--user", &user, NULL },
-		{ "--help", NULL, &help },
-		{ NULL, NULL, NULL },
+	    {"--follow", NULL, &follow}, {"-f", NULL, &follow},	  {"--protocol", &protocol, NULL},
+	    {"--user", &user, NULL},	 {"--help", NULL, &help}, {NULL, NULL, NULL},
 	};
 	char *pos[1];
 	int npos = 0, rc;
 	char path[CONFIG_PATH_MAX], err[1024];
-	struct trace_output out = { false, true, false, false };
+	struct trace_output out = {false, true, false, false};
 	json_t *req;
 	char *text;
 

@@ -40,11 +40,11 @@
 #include "util/i18n.h"
 
 #define ADMIN_MAX_CLIENTS 32
-#define ADMIN_MAX_REQUEST 4096            /* bytes in the request line */
-#define ADMIN_REQUEST_TIMEOUT_SECONDS 10  /* to send the request line */
-#define ADMIN_QUEUE_EVENTS 1280           /* > TRACE_HISTORY: history fits */
-#define ADMIN_MAX_OUTPUT (1024 * 1024)    /* unsent bytes before dropping */
-#define ADMIN_FOLLOW_SESSIONS 64          /* sessions remembered by a user filter */
+#define ADMIN_MAX_REQUEST 4096		 /* bytes in the request line */
+#define ADMIN_REQUEST_TIMEOUT_SECONDS 10 /* to send the request line */
+#define ADMIN_QUEUE_EVENTS 1280		 /* > TRACE_HISTORY: history fits */
+#define ADMIN_MAX_OUTPUT (1024 * 1024)	 /* unsent bytes before dropping */
+#define ADMIN_FOLLOW_SESSIONS 64	 /* sessions remembered by a user filter */
 #define ADMIN_BACKLOG 16
 
 struct admin_client {
@@ -85,10 +85,9 @@ static struct {
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	ino_t inode;
 	dev_t device;
-} admin = { .wake_pipe = { -1, -1 } };
+} admin = {.wake_pipe = {-1, -1}};
 
-int admin_socket_path(const struct config *cfg, char *out, size_t outlen, char *err,
-		      size_t errlen)
+int admin_socket_path(const struct config *cfg, char *out, size_t outlen, char *err, size_t errlen)
 {
 	struct sockaddr_un sun;
 	int n;
@@ -354,7 +353,7 @@ static void add_protocol(void *arg, const char *protocol, int64_t active)
 
 static void cmd_status(struct admin_client *c)
 {
-	struct connections_arg a = { json_object() };
+	struct connections_arg a = {json_object()};
 
 	metrics_each_protocol(add_protocol, &a);
 	send_json(c, json_pack("{s:b, s:s, s:I, s:I, s:o}", "ok", 1, "version", PACKAGE_VERSION,
@@ -482,11 +481,11 @@ static int peer_allowed(evutil_socket_t fd)
 	return cred.uid == 0 || cred.uid == geteuid();
 }
 
-static void on_accept(struct evconnlistener *listener, evutil_socket_t fd,
-		      struct sockaddr *sa, int socklen, void *arg)
+static void on_accept(struct evconnlistener *listener, evutil_socket_t fd, struct sockaddr *sa,
+		      int socklen, void *arg)
 {
 	struct admin_client *c;
-	struct timeval timeout = { ADMIN_REQUEST_TIMEOUT_SECONDS, 0 };
+	struct timeval timeout = {ADMIN_REQUEST_TIMEOUT_SECONDS, 0};
 
 	if (!peer_allowed(fd) || admin.n_clients >= ADMIN_MAX_CLIENTS) {
 		evutil_closesocket(fd);
@@ -523,7 +522,7 @@ static void on_accept_resume(evutil_socket_t fd, short what, void *arg)
 /* accept() failed (out of descriptors, typically): pause instead of spinning. */
 static void on_accept_error(struct evconnlistener *listener, void *arg)
 {
-	struct timeval pause = { 1, 0 };
+	struct timeval pause = {1, 0};
 
 	evconnlistener_disable(listener);
 	if (event_base_once(admin.base, -1, EV_TIMEOUT, on_accept_resume, NULL, &pause) != 0)
@@ -639,8 +638,7 @@ static void cleanup(void)
 	admin.base = NULL;
 }
 
-int admin_start(const struct config *cfg, const struct admin_handlers *h, char *err,
-		size_t errlen)
+int admin_start(const struct config *cfg, const struct admin_handlers *h, char *err, size_t errlen)
 {
 	sigset_t all, old;
 	int fd, r;
@@ -671,10 +669,10 @@ int admin_start(const struct config *cfg, const struct admin_handlers *h, char *
 		cleanup();
 		return -1;
 	}
-	admin.listener = evconnlistener_new(admin.base, on_accept, NULL, LEV_OPT_CLOSE_ON_FREE,
-					    -1, fd);
-	admin.wake_event = event_new(admin.base, admin.wake_pipe[0], EV_READ | EV_PERSIST,
-				     on_wake, NULL);
+	admin.listener =
+	    evconnlistener_new(admin.base, on_accept, NULL, LEV_OPT_CLOSE_ON_FREE, -1, fd);
+	admin.wake_event =
+	    event_new(admin.base, admin.wake_pipe[0], EV_READ | EV_PERSIST, on_wake, NULL);
 	if (admin.listener != NULL)
 		evconnlistener_set_error_cb(admin.listener, on_accept_error);
 	if (admin.listener == NULL || admin.wake_event == NULL ||

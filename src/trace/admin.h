@@ -34,16 +34,14 @@ struct admin_handlers {
 
 /* The socket path of CFG: server.admin_socket, or <data_dir>/admin.sock.
  * 0, or -1 with ERR when the path does not fit a UNIX socket address. */
-int admin_socket_path(const struct config *cfg, char *out, size_t outlen, char *err,
-		      size_t errlen);
+int admin_socket_path(const struct config *cfg, char *out, size_t outlen, char *err, size_t errlen);
 
 /*
  * Creates the socket (replacing a stale one; refusing when another daemon
  * answers on it or the path is not a socket) and starts the admin thread.
  * H is copied. 0, or -1 with a translated ERR.
  */
-int admin_start(const struct config *cfg, const struct admin_handlers *h, char *err,
-		size_t errlen);
+int admin_start(const struct config *cfg, const struct admin_handlers *h, char *err, size_t errlen);
 /* Stops the thread, ends every admin connection and removes the socket. */
 void admin_stop(void);
 
@@ -55,7 +53,6 @@ void admin_stop(void);
  * or the exchange fails.
  */
 int admin_request(const char *socket_path, const char *request_json,
-		  int (*line_cb)(void *arg, const char *line), void *arg, char *err,
-		  size_t errlen);
+		  int (*line_cb)(void *arg, const char *line), void *arg, char *err, size_t errlen);
 
 #endif

@@ -35,8 +35,7 @@ static int send_all(int fd, const char *data, size_t len)
 }
 
 int admin_request(const char *socket_path, const char *request_json,
-		  int (*line_cb)(void *arg, const char *line), void *arg, char *err,
-		  size_t errlen)
+		  int (*line_cb)(void *arg, const char *line), void *arg, char *err, size_t errlen)
 {
 	struct sockaddr_un sun;
 	char *buf = NULL;
@@ -89,8 +88,9 @@ int admin_request(const char *socket_path, const char *request_json,
 		}
 		if (n == 0) {
 			if (used > 0) {
-				snprintf(err, errlen, "%s",
-					 _("posternd closed the connection in the middle of a line"));
+				snprintf(
+				    err, errlen, "%s",
+				    _("posternd closed the connection in the middle of a line"));
 				break;
 			}
 			result = 0;

@@ -27,6 +27,8 @@
 #define MAX_NAME 64
 #define MAX_LABEL_VALUE 128
 
+/* The name tables read better packed than one entry per line. */
+/* clang-format off */
 static const char *const protocol_names[] = {
 	"smtp", "submission", "pop3", "imap", "http", "admin", "other",
 };
@@ -54,12 +56,15 @@ static const char *const command_names[] = {
 };
 #define N_COMMANDS (sizeof(command_names) / sizeof(command_names[0]))
 
-static const char *const refusal_reasons[] = { "max_connections", "per_ip", "other" };
+/* clang-format on */
+
+static const char *const refusal_reasons[] = {"max_connections", "per_ip", "other"};
 #define N_REASONS (sizeof(refusal_reasons) / sizeof(refusal_reasons[0]))
 
 /* Upper bounds, as Prometheus client libraries usually choose: in
  * microseconds for comparing, and as text in seconds for rendering (text, so
  * the locale's decimal separator can never leak into the exposition). */
+/* clang-format off */
 static const uint64_t bucket_usec[METRICS_BUCKETS] = {
 	500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000,
 	1000000, 2500000, 5000000, 10000000,
@@ -68,6 +73,7 @@ static const char *const bucket_text[METRICS_BUCKETS] = {
 	"0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05",
 	"0.1", "0.25", "0.5", "1", "2.5", "5", "10",
 };
+/* clang-format on */
 
 struct command_series {
 	atomic_uint_fast64_t count;
@@ -128,7 +134,7 @@ static size_t protocol_index(const char *protocol)
 void metrics_command(const char *protocol, const char *command, uint64_t elapsed_usec)
 {
 	struct command_series *s =
-		&commands[protocol_index(protocol)][find_name(command_names, N_COMMANDS, command)];
+	    &commands[protocol_index(protocol)][find_name(command_names, N_COMMANDS, command)];
 	size_t b = 0;
 
 	while (b < METRICS_BUCKETS && elapsed_usec > bucket_usec[b])
@@ -153,10 +159,9 @@ void metrics_connection_close(const char *protocol)
 
 void metrics_connection_refused(const char *protocol, const char *reason)
 {
-	atomic_fetch_add(
-		&connections_refused[protocol_index(protocol)][find_name(refusal_reasons,
-									 N_REASONS, reason)],
-		1);
+	atomic_fetch_add(&connections_refused[protocol_index(protocol)]
+					     [find_name(refusal_reasons, N_REASONS, reason)],
+			 1);
 }
 
 int64_t metrics_connections_active(const char *protocol)
@@ -216,7 +221,8 @@ void metrics_count(const char *protocol, const char *name, const char *label_nam
 	char lvalue[MAX_LABEL_VALUE];
 
 	if (!valid_name(name) || reserved_name(name) ||
-	    (label_name != NULL && (!valid_name(label_name) || strcmp(label_name, "protocol") == 0))) {
+	    (label_name != NULL &&
+	     (!valid_name(label_name) || strcmp(label_name, "protocol") == 0))) {
 		atomic_fetch_add(&series_dropped, 1);
 		return;
 	}
@@ -286,7 +292,8 @@ static void render_commands(FILE *f)
 			uint64_t n = atomic_load(&commands[p][c].count);
 			if (n == 0)
 				continue;
-			fprintf(f, "postern_commands_total{protocol=\"%s\",command=", protocol_names[p]);
+			fprintf(f, "postern_commands_total{protocol=\"%s\",command=",
+				protocol_names[p]);
 			put_label_value(f, command_names[c]);
 			fprintf(f, "} %llu\n", (unsigned long long)n);
 		}
@@ -304,7 +311,8 @@ static void render_commands(FILE *f)
 			for (size_t b = 0; b <= METRICS_BUCKETS; b++) {
 				cumulative += atomic_load(&s->buckets[b]);
 				fprintf(f,
-					"postern_command_duration_seconds_bucket{protocol=\"%s\",command=",
+					"postern_command_duration_seconds_bucket{protocol=\"%s\","
+					"command=",
 					protocol_names[p]);
 				put_label_value(f, command_names[c]);
 				if (b < METRICS_BUCKETS)
@@ -318,7 +326,8 @@ static void render_commands(FILE *f)
 				protocol_names[p]);
 			put_label_value(f, command_names[c]);
 			put_seconds(f, "} ", atomic_load(&s->sum_usec));
-			fprintf(f, "postern_command_duration_seconds_count{protocol=\"%s\",command=",
+			fprintf(f,
+				"postern_command_duration_seconds_count{protocol=\"%s\",command=",
 				protocol_names[p]);
 			put_label_value(f, command_names[c]);
 			fprintf(f, "} %llu\n", (unsigned long long)cumulative);
@@ -339,8 +348,7 @@ static void render_connections(FILE *f)
 	for (size_t p = 0; p < N_PROTOCOLS; p++) {
 		if (atomic_load(&connections_total[p]) > 0)
 			fprintf(f, "postern_connections_active{protocol=\"%s\"} %lld\n",
-				protocol_names[p],
-				(long long)atomic_load(&connections_active[p]));
+				protocol_names[p], (long long)atomic_load(&connections_active[p]));
 	}
 	put_header(f, "postern_connections_refused_total", "counter",
 		   "Connections refused by a limit, by protocol and reason.");
@@ -349,9 +357,11 @@ static void render_connections(FILE *f)
 			uint64_t n = atomic_load(&connections_refused[p][r]);
 			if (n > 0)
 				fprintf(f,
-					"postern_connections_refused_total{protocol=\"%s\",reason=\"%s\"} "
+					"postern_connections_refused_total{protocol=\"%s\",reason="
+					"\"%s\"} "
 					"%llu\n",
-					protocol_names[p], refusal_reasons[r], (unsigned long long)n);
+					protocol_names[p], refusal_reasons[r],
+					(unsigned long long)n);
 		}
 	}
 }

@@ -26,8 +26,7 @@ void metrics_count(const char *protocol, const char *name, const char *label_nam
 int64_t metrics_connections_active(const char *protocol);
 /* Calls FN for every protocol that has had a connection, with its active
  * count (for the admin socket's status reply). */
-void metrics_each_protocol(void (*fn)(void *arg, const char *protocol, int64_t active),
-			   void *arg);
+void metrics_each_protocol(void (*fn)(void *arg, const char *protocol, int64_t active), void *arg);
 /* Seconds since the process started. */
 double metrics_uptime_seconds(void);
 

@@ -31,7 +31,7 @@ static enum MHD_Result reply_text(struct MHD_Connection *conn, unsigned int stat
 				  const char *text)
 {
 	struct MHD_Response *resp = MHD_create_response_from_buffer(
-		strlen(text), (void *)(uintptr_t)text, MHD_RESPMEM_PERSISTENT);
+	    strlen(text), (void *)(uintptr_t)text, MHD_RESPMEM_PERSISTENT);
 	enum MHD_Result r;
 
 	if (resp == NULL)
@@ -94,16 +94,17 @@ int metrics_http_start(const char *address, uint16_t port, char *err, size_t err
 		sin6->sin6_port = htons(port);
 		flags |= MHD_USE_IPv6;
 	} else {
-		snprintf(err, errlen, _("metrics address \"%s\" is not a numeric IPv4 or IPv6 address"),
+		snprintf(err, errlen,
+			 _("metrics address \"%s\" is not a numeric IPv4 or IPv6 address"),
 			 address);
 		return -1;
 	}
 
-	metrics_daemon = MHD_start_daemon(
-		flags, port, NULL, NULL, handle_request, NULL, MHD_OPTION_SOCK_ADDR,
-		(struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT,
-		(unsigned int)METRICS_CONNECTION_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
-		(unsigned int)METRICS_TIMEOUT_SECONDS, MHD_OPTION_END);
+	metrics_daemon =
+	    MHD_start_daemon(flags, port, NULL, NULL, handle_request, NULL, MHD_OPTION_SOCK_ADDR,
+			     (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT,
+			     (unsigned int)METRICS_CONNECTION_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
+			     (unsigned int)METRICS_TIMEOUT_SECONDS, MHD_OPTION_END);
 	if (metrics_daemon == NULL) {
 		snprintf(err, errlen, _("cannot listen for metrics on %s port %u"), address,
 			 (unsigned int)port);

@@ -298,7 +298,7 @@ static void keep_then_redact(struct out_buf *o, const char *line, const char *ke
 
 void trace_redact_command(const char *line, int in_sasl, char *out, size_t outlen)
 {
-	struct out_buf o = { out, 0, outlen };
+	struct out_buf o = {out, 0, outlen};
 	const char *p = line, *w1, *w2, *w3;
 	size_t l1, l2, l3;
 
@@ -439,7 +439,7 @@ static int json_append_string(struct out_buf *o, const char *s)
 
 size_t trace_event_json(const struct trace_event *ev, char *out, size_t outlen)
 {
-	struct out_buf o = { out, 0, outlen };
+	struct out_buf o = {out, 0, outlen};
 	char num[160], stamp[40];
 	struct tm tm;
 	time_t secs = (time_t)(ev->time_usec / 1000000);

@@ -14,22 +14,22 @@
 #include <stdint.h>
 
 enum trace_kind {
-	TRACE_CONNECT,    /* text: peer address */
-	TRACE_TLS,        /* text: "TLSv1.3 TLS_AES_256_GCM_SHA384 sni=... subject=..." */
-	TRACE_COMMAND,    /* client -> server, redacted */
-	TRACE_REPLY,      /* server -> client */
-	TRACE_AUTH,       /* text: "ok" / "failed" (user field set) */
-	TRACE_INFO,       /* anything else worth showing, e.g. "message stored uid 7" */
+	TRACE_CONNECT,	  /* text: peer address */
+	TRACE_TLS,	  /* text: "TLSv1.3 TLS_AES_256_GCM_SHA384 sni=... subject=..." */
+	TRACE_COMMAND,	  /* client -> server, redacted */
+	TRACE_REPLY,	  /* server -> client */
+	TRACE_AUTH,	  /* text: "ok" / "failed" (user field set) */
+	TRACE_INFO,	  /* anything else worth showing, e.g. "message stored uid 7" */
 	TRACE_DISCONNECT, /* text: reason */
 };
 
 struct trace_event {
 	uint64_t session_id;
-	int64_t time_usec;  /* wall clock */
+	int64_t time_usec; /* wall clock */
 	enum trace_kind kind;
-	char protocol[16];  /* "smtp", "submission", "pop3", "imap", "http" */
-	char user[321];     /* empty before login */
-	char text[1024];    /* truncated with "..." */
+	char protocol[16];     /* "smtp", "submission", "pop3", "imap", "http" */
+	char user[321];	       /* empty before login */
+	char text[1024];       /* truncated with "..." */
 	uint32_t elapsed_usec; /* for TRACE_REPLY: time since the command */
 };
 

@@ -85,8 +85,9 @@ static void parse_exposition(const char *text, struct exposition *x)
 			ck_assert_uint_lt(x->n, MAX_SAMPLES);
 			memset(s, 0, sizeof(*s));
 			while (*p != '{' && *p != ' ') {
-				ck_assert_msg((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-						      (*p >= '0' && *p <= '9') || *p == '_',
+				ck_assert_msg((*p >= 'a' && *p <= 'z') ||
+						  (*p >= 'A' && *p <= 'Z') ||
+						  (*p >= '0' && *p <= '9') || *p == '_',
 					      "bad metric name in: %.*s", (int)(end - line), line);
 				s->name[n++] = *p++;
 			}
@@ -96,7 +97,8 @@ static void parse_exposition(const char *text, struct exposition *x)
 					const char *eq = strchr(p, '=');
 					ck_assert_ptr_nonnull(eq);
 					ck_assert_uint_lt(s->n_labels, MAX_LABELS);
-					snprintf(s->keys[s->n_labels], 64, "%.*s", (int)(eq - p), p);
+					snprintf(s->keys[s->n_labels], 64, "%.*s", (int)(eq - p),
+						 p);
 					ck_assert_int_eq(eq[1], '"');
 					p = parse_label_value(eq + 2, s->values[s->n_labels], 256);
 					ck_assert_msg(p != NULL, "bad label value in: %.*s",
@@ -110,7 +112,8 @@ static void parse_exposition(const char *text, struct exposition *x)
 			ck_assert_int_eq(*p, ' ');
 			char *num_end;
 			s->value = strtod(p + 1, &num_end);
-			ck_assert_msg(num_end == end, "bad value in: %.*s", (int)(end - line), line);
+			ck_assert_msg(num_end == end, "bad value in: %.*s", (int)(end - line),
+				      line);
 			x->n++;
 		}
 		line = end + 1;
@@ -142,7 +145,8 @@ static const struct sample *find_sample(const struct exposition *x, const char *
 			const char *value = va_arg(ap, const char *);
 			int found = 0;
 			for (size_t l = 0; l < s->n_labels; l++) {
-				if (strcmp(s->keys[l], key) == 0 && strcmp(s->values[l], value) == 0)
+				if (strcmp(s->keys[l], key) == 0 &&
+				    strcmp(s->values[l], value) == 0)
 					found = 1;
 			}
 			match = found;
@@ -170,9 +174,9 @@ static struct exposition *render_and_parse(void)
 
 START_TEST(test_commands_are_counted_with_histogram)
 {
-	metrics_command("smtp", "EHLO", 300);     /* 0.0003 s */
-	metrics_command("smtp", "ehlo", 2000);    /* 0.002 s */
-	metrics_command("smtp", "EHLO", 7000000); /* 7 s */
+	metrics_command("smtp", "EHLO", 300);	   /* 0.0003 s */
+	metrics_command("smtp", "ehlo", 2000);	   /* 0.002 s */
+	metrics_command("smtp", "EHLO", 7000000);  /* 7 s */
 	metrics_command("smtp", "EHLO", 60000000); /* 60 s: +Inf only */
 
 	struct exposition *x = render_and_parse();
@@ -200,8 +204,8 @@ START_TEST(test_commands_are_counted_with_histogram)
 	s = find_sample(x, "postern_command_duration_seconds_count", 2, "protocol", "smtp",
 			"command", "EHLO");
 	ck_assert_double_eq(s->value, 4);
-	s = find_sample(x, "postern_command_duration_seconds_sum", 2, "protocol", "smtp",
-			"command", "EHLO");
+	s = find_sample(x, "postern_command_duration_seconds_sum", 2, "protocol", "smtp", "command",
+			"EHLO");
 	ck_assert_double_eq_tol(s->value, 67.0023, 1e-9);
 	free(x);
 }
@@ -251,11 +255,11 @@ START_TEST(test_unknown_commands_and_protocols_fold_into_other)
 
 	struct exposition *x = render_and_parse();
 	const struct sample *s =
-		find_sample(x, "postern_commands_total", 2, "protocol", "imap", "command", "other");
+	    find_sample(x, "postern_commands_total", 2, "protocol", "imap", "command", "other");
 	ck_assert_ptr_nonnull(s);
 	ck_assert_double_eq(s->value, 501);
-	ck_assert_ptr_null(find_sample(x, "postern_commands_total", 2, "protocol", "imap",
-				       "command", "XBOGUS1"));
+	ck_assert_ptr_null(
+	    find_sample(x, "postern_commands_total", 2, "protocol", "imap", "command", "XBOGUS1"));
 	s = find_sample(x, "postern_commands_total", 2, "protocol", "other", "command", "GET");
 	ck_assert_ptr_nonnull(s);
 	ck_assert_double_eq(s->value, 1);
@@ -318,8 +322,8 @@ START_TEST(test_generic_counters_and_label_escaping)
 	ck_assert_double_eq(s->value, 4);
 	s = find_sample(x, "postern_metrics_series_dropped_total", 0);
 	ck_assert_double_eq(s->value, 4);
-	ck_assert_ptr_null(find_sample(x, "postern_ok_name_total", 2, "protocol", "smtp",
-				       "protocol", "x"));
+	ck_assert_ptr_null(
+	    find_sample(x, "postern_ok_name_total", 2, "protocol", "smtp", "protocol", "x"));
 
 	/* One TYPE line per metric name, even with several series. */
 	size_t types = 0;
@@ -409,7 +413,8 @@ START_TEST(test_http_serves_metrics_and_refuses_the_rest)
 
 	metrics_command("smtp", "QUIT", 5);
 	resp = http_exchange(port, "GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n");
-	ck_assert_msg(strncmp(resp, "HTTP/1.0 200", 12) == 0 || strncmp(resp, "HTTP/1.1 200", 12) == 0,
+	ck_assert_msg(strncmp(resp, "HTTP/1.0 200", 12) == 0 ||
+			  strncmp(resp, "HTTP/1.1 200", 12) == 0,
 		      "%.80s", resp);
 	ck_assert_ptr_nonnull(strcasestr(resp, "Content-Type: text/plain; version=0.0.4"));
 	char *body = strstr(resp, "\r\n\r\n");
@@ -417,7 +422,7 @@ START_TEST(test_http_serves_metrics_and_refuses_the_rest)
 	struct exposition *x = calloc(1, sizeof(*x));
 	parse_exposition(body + 4, x);
 	const struct sample *s =
-		find_sample(x, "postern_commands_total", 2, "protocol", "smtp", "command", "QUIT");
+	    find_sample(x, "postern_commands_total", 2, "protocol", "smtp", "command", "QUIT");
 	ck_assert_ptr_nonnull(s);
 	ck_assert_double_ge(s->value, 1);
 	free(x);

@@ -153,7 +153,7 @@ START_TEST(test_history_keeps_the_last_events_oldest_first)
 {
 	char text[32];
 	struct trace_event *events = calloc(TRACE_HISTORY + 10, sizeof(*events));
-	struct history_check h = { 0, 0, 0, 1 };
+	struct history_check h = {0, 0, 0, 1};
 
 	ck_assert_ptr_nonnull(events);
 	for (int i = 1; i <= TRACE_HISTORY + 500; i++) {
@@ -239,7 +239,8 @@ START_TEST(test_redact_pop3_pass_and_apop)
 	ck_assert_str_eq(redact("pass with spaces in it", 0), "pass ***");
 	ck_assert_str_eq(redact("PASS", 0), "PASS");
 	ck_assert_str_eq(redact("USER alice@example.org", 0), "USER alice@example.org");
-	ck_assert_str_eq(redact("APOP alice c4c9334bac560ecc979e58001b3e22fb", 0), "APOP alice ***");
+	ck_assert_str_eq(redact("APOP alice c4c9334bac560ecc979e58001b3e22fb", 0),
+			 "APOP alice ***");
 }
 END_TEST
 
@@ -341,9 +342,10 @@ START_TEST(test_json_replaces_invalid_utf8)
 	ev.kind = TRACE_COMMAND;
 	strcpy(ev.text, "bad \xff\xfe and overlong \xc0\xaf and cut \xe2\x82");
 	json_t *j = parse_event_json(&ev);
-	ck_assert_str_eq(json_string_value(json_object_get(j, "text")),
-			 "bad \xef\xbf\xbd\xef\xbf\xbd and overlong \xef\xbf\xbd\xef\xbf\xbd and cut "
-			 "\xef\xbf\xbd\xef\xbf\xbd");
+	ck_assert_str_eq(
+	    json_string_value(json_object_get(j, "text")),
+	    "bad \xef\xbf\xbd\xef\xbf\xbd and overlong \xef\xbf\xbd\xef\xbf\xbd and cut "
+	    "\xef\xbf\xbd\xef\xbf\xbd");
 	json_decref(j);
 }
 END_TEST
@@ -380,7 +382,6 @@ START_TEST(test_kind_names)
 }
 END_TEST
 
-
 /* ---- admin socket ---- */
 
 static struct config admin_cfg;
@@ -402,7 +403,7 @@ static void on_forget(const char *address, void *arg)
 
 static void admin_setup(void)
 {
-	struct admin_handlers h = { on_reload, on_forget, &reloads };
+	struct admin_handlers h = {on_reload, on_forget, &reloads};
 	char err[512] = "";
 
 	memset(&admin_cfg, 0, sizeof(admin_cfg));
@@ -422,8 +423,8 @@ static void admin_teardown(void)
 }
 
 struct lines {
-	json_t *items; /* array of parsed lines */
-	int stop_after;  /* stop after this many lines (0: never) */
+	json_t *items;	/* array of parsed lines */
+	int stop_after; /* stop after this many lines (0: never) */
 };
 
 static int collect_line(void *arg, const char *line)
@@ -439,7 +440,7 @@ static int collect_line(void *arg, const char *line)
 /* Sends REQUEST and returns the single reply object (caller decrefs). */
 static json_t *admin_call(const char *request)
 {
-	struct lines l = { json_array(), 0 };
+	struct lines l = {json_array(), 0};
 	char err[512] = "";
 
 	ck_assert_msg(admin_request(admin_path, request, collect_line, &l, err, sizeof(err)) == 0,
@@ -489,10 +490,13 @@ START_TEST(test_admin_handlers_and_errors)
 	json_decref(r);
 
 	const char *bad[] = {
-		"{\"cmd\":\"forget\"}",          "{\"cmd\":\"forget\",\"address\":7}",
-		"{\"cmd\":\"explode\"}",         "{\"nocmd\":1}",
-		"not json at all",               "[1,2,3]",
-		"{\"cmd\":\"trace\",\"follow\":\"yes\"}",
+	    "{\"cmd\":\"forget\"}",
+	    "{\"cmd\":\"forget\",\"address\":7}",
+	    "{\"cmd\":\"explode\"}",
+	    "{\"nocmd\":1}",
+	    "not json at all",
+	    "[1,2,3]",
+	    "{\"cmd\":\"trace\",\"follow\":\"yes\"}",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		r = admin_call(bad[i]);
@@ -518,7 +522,7 @@ END_TEST
 
 START_TEST(test_admin_trace_history_without_follow)
 {
-	struct lines l = { json_array(), 0 };
+	struct lines l = {json_array(), 0};
 	char err[512] = "";
 	int seen = 0;
 
@@ -570,7 +574,7 @@ static int follow_line(void *arg, const char *line)
 
 START_TEST(test_admin_trace_follow_sees_history_then_live_events)
 {
-	struct follow_state f = { 0, 0, 0, 0 };
+	struct follow_state f = {0, 0, 0, 0};
 	char err[512] = "";
 
 	trace_publish(76, "pop3", "", TRACE_INFO, 0, "history-marker");
@@ -606,7 +610,7 @@ static int user_line(void *arg, const char *line)
 
 START_TEST(test_admin_trace_user_filter_follows_the_session)
 {
-	struct user_state u = { json_array() };
+	struct user_state u = {json_array()};
 	char err[512] = "";
 
 	/* Session 500 logs in as erin; session 501 is someone else. */
@@ -657,7 +661,7 @@ static int slow_line(void *arg, const char *line)
 
 START_TEST(test_admin_trace_slow_reader_loses_events_and_is_told)
 {
-	struct slow_state s = { 0, 0, 0 };
+	struct slow_state s = {0, 0, 0};
 	char err[512] = "";
 
 	trace_publish(600, "http", "", TRACE_INFO, 0, "start");
@@ -675,7 +679,7 @@ START_TEST(test_admin_refuses_second_start_and_non_socket_path)
 	struct config cfg = admin_cfg;
 	char err[512] = "";
 	char path[300];
-	struct admin_handlers h = { NULL, NULL, NULL };
+	struct admin_handlers h = {NULL, NULL, NULL};
 
 	ck_assert_int_eq(admin_start(&cfg, &h, err, sizeof(err)), -1);
 	ck_assert_uint_gt(strlen(err), 0);
@@ -705,7 +709,7 @@ END_TEST
 START_TEST(test_admin_replaces_stale_socket_but_not_a_live_one)
 {
 	struct config cfg = admin_cfg;
-	struct admin_handlers h = { NULL, NULL, NULL };
+	struct admin_handlers h = {NULL, NULL, NULL};
 	struct sockaddr_un sun;
 	char err[512] = "";
 	char path[100];
@@ -737,15 +741,15 @@ END_TEST
 START_TEST(test_admin_request_reports_unreachable_daemon)
 {
 	char err[512] = "";
-	struct lines l = { json_array(), 0 };
+	struct lines l = {json_array(), 0};
 
 	ck_assert_int_eq(admin_request("/nonexistent/postern/admin.sock", "{\"cmd\":\"status\"}",
 				       collect_line, &l, err, sizeof(err)),
 			 -1);
 	ck_assert_ptr_nonnull(strstr(err, "/nonexistent/postern/admin.sock"));
-	ck_assert_int_eq(admin_request(admin_path, "{\"cmd\":\n\"status\"}", collect_line, &l,
-				       err, sizeof(err)),
-			 -1);
+	ck_assert_int_eq(
+	    admin_request(admin_path, "{\"cmd\":\n\"status\"}", collect_line, &l, err, sizeof(err)),
+	    -1);
 	json_decref(l.items);
 }
 END_TEST
