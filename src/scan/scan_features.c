@@ -80,6 +80,7 @@ struct scan_doc *scan_doc_get(struct scan_result *out)
 	d->n_parts = 0;
 	d->n_urls = 0;
 	d->n_url_domains = 0;
+	d->n_url_hosts = 0;
 	d->from_domain[0] = '\0';
 	d->out = out;
 	return d;

@@ -69,6 +69,8 @@ struct scan_doc {
 	size_t n_parts;
 	size_t n_urls;
 	char url_domains[SCAN_MAX_URLS][64]; /* distinct registered domains */
+	uint32_t url_hosts[SCAN_MAX_URLS];   /* hashes of hosts already judged */
+	size_t n_url_hosts;
 	size_t n_url_domains;
 	char from_domain[256];
 	struct scan_result *out; /* reasons go here */

@@ -51,8 +51,18 @@ static GByteArray *part_bytes(GMimePart *part)
 	return arr;
 }
 
+/* Charsets whose text needs no conversion to be tokenized as UTF-8. */
+static int charset_is_utf8(const char *charset)
+{
+	return !charset || strcasecmp(charset, "utf-8") == 0 || strcasecmp(charset, "utf8") == 0 ||
+	       strcasecmp(charset, "us-ascii") == 0 || strcasecmp(charset, "ascii") == 0;
+}
+
 static int charset_known(const char *charset)
 {
+	if (charset_is_utf8(charset) || strcasecmp(charset, "iso-8859-1") == 0 ||
+	    strcasecmp(charset, "windows-1252") == 0)
+		return 1;
 	iconv_t cd = g_mime_iconv_open("UTF-8", charset);
 	if (cd == (iconv_t)-1)
 		return 0;
@@ -84,10 +94,24 @@ static void walk_leaf(struct scan_doc *d, GMimePart *part)
 		} else if (charset) {
 			scan_feat_str(d, "cs", charset);
 		}
-		char *text = g_mime_text_part_get_text(GMIME_TEXT_PART(part));
-		if (!text)
-			return;
-		size_t len = strlen(text);
+		char *text;
+		size_t len;
+		GByteArray *raw = NULL;
+		if (charset_is_utf8(charset)) {
+			/* Already UTF-8 (or meant to be): skip the conversion
+			 * filter; the tokenizer copes with stray bytes. */
+			raw = part_bytes(part);
+			if (!raw)
+				return;
+			g_byte_array_append(raw, (const guint8 *)"", 1);
+			text = (char *)raw->data;
+			len = strlen(text);
+		} else {
+			text = g_mime_text_part_get_text(GMIME_TEXT_PART(part));
+			if (!text)
+				return;
+			len = strlen(text);
+		}
 		/* The test file is ASCII: the UTF-8 text shows it unchanged. */
 		if (scan_is_eicar((const unsigned char *)text, len))
 			scan_flag(d, SCAN_F_EICAR, "the message body is the EICAR test file");
@@ -95,7 +119,10 @@ static void walk_leaf(struct scan_doc *d, GMimePart *part)
 			scan_html(d, text, len < SCAN_MAX_PART_BYTES ? len : SCAN_MAX_PART_BYTES);
 		else
 			tokenize_text(d, text, len);
-		g_free(text);
+		if (raw)
+			g_byte_array_free(raw, TRUE);
+		else
+			g_free(text);
 		return;
 	}
 	GByteArray *bytes = part_bytes(part);

@@ -369,7 +369,18 @@ void scan_url(struct scan_doc *d, const char *url, size_t len, const char *link_
 		scan_feat_str(d, "u", "http");
 
 	int ip = is_ip_literal(host);
-	if (ip) {
+	/* A host is judged once per message; newsletters repeat theirs. */
+	uint32_t hh = scan_hash("host", host, strlen(host));
+	int seen = 0;
+	for (size_t i = 0; i < d->n_url_hosts && !seen; i++)
+		seen = d->url_hosts[i] == hh;
+	if (!seen && d->n_url_hosts < SCAN_MAX_URLS)
+		d->url_hosts[d->n_url_hosts++] = hh;
+	if (seen) {
+		scan_registered_domain(host, rd, sizeof(rd));
+		if (ip)
+			snprintf(rd, sizeof(rd), "%s", host);
+	} else if (ip) {
 		snprintf(rd, sizeof(rd), "%s", host);
 		scan_flag(d, SCAN_F_URL_IP, "link goes to the IP address %s", host);
 	} else {
