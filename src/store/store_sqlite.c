@@ -9,9 +9,13 @@
  */
 #include "config.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "store/store_engine.h"
 #include "util/i18n.h"
@@ -76,6 +80,15 @@ static int sqlite_open(struct store *st, const struct config_store *cfg)
 		store_set_error(st, "%s", _("[store] sqlite_path is empty"));
 		return STORE_ERR;
 	}
+	/* Password hashes and wrapped keys live here: only the owner may read
+	 * it. SQLite gives the -wal and -shm files the mode of the database. */
+	int fd = open(cfg->sqlite_path, O_RDWR | O_CREAT | O_CLOEXEC, S_IRUSR | S_IWUSR);
+
+	if (fd < 0) {
+		store_set_error(st, _("cannot open %s: %s"), cfg->sqlite_path, strerror(errno));
+		return STORE_ERR;
+	}
+	close(fd);
 	s = calloc(1, sizeof(*s));
 	if (s == NULL) {
 		store_set_error(st, "%s", _("out of memory"));

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "store/store.h"
@@ -561,6 +562,67 @@ START_TEST(sqlite_file_is_wal)
 }
 END_TEST
 
+START_TEST(sqlite_file_is_private)
+{
+	struct stat sb;
+	char wal[sizeof(cfg.sqlite_path) + 8];
+
+	OK(store_domain_add(st, "example.org")); /* makes sure the WAL exists */
+	ck_assert_int_eq(stat(cfg.sqlite_path, &sb), 0);
+	ck_assert_int_eq(sb.st_mode & 077, 0);
+	snprintf(wal, sizeof(wal), "%s-wal", cfg.sqlite_path);
+	ck_assert_int_eq(stat(wal, &sb), 0);
+	ck_assert_int_eq(sb.st_mode & 077, 0);
+}
+END_TEST
+
+struct nested {
+	int64_t mailbox_id;
+	int outer;
+	int inner;
+};
+
+static int count_inner(void *arg, const struct store_message *m)
+{
+	(*(int *)arg)++;
+	return 0;
+}
+
+/* A list callback may use the store again, even the same query. */
+static int list_again(void *arg, const struct store_message *m)
+{
+	struct nested *n = arg;
+	struct store_message got;
+	uint64_t modseq;
+
+	n->outer++;
+	OK(store_message_list(st, n->mailbox_id, 1, count_inner, &n->inner));
+	OK(store_message_get(st, n->mailbox_id, m->uid, &got));
+	ck_assert_int_eq(got.id, m->id);
+	OK(store_message_set_flags(st, m->id, FLAG_SEEN, "", &modseq));
+	return 0;
+}
+
+START_TEST(callbacks_may_reenter_the_store)
+{
+	struct nested n = {0, 0, 0};
+	struct store_message m;
+	int64_t uid;
+
+	OK(store_domain_add(st, "example.org"));
+	uid = make_user("alice@example.org", 0);
+	n.mailbox_id = inbox_of(uid);
+	add_message(n.mailbox_id, "one", &m);
+	add_message(n.mailbox_id, "two", &m);
+	add_message(n.mailbox_id, "three", &m);
+	OK(store_message_list(st, n.mailbox_id, 1, list_again, &n));
+	ck_assert_int_eq(n.outer, 3);
+	ck_assert_int_eq(n.inner, 9);
+	OK(store_message_get(st, n.mailbox_id, 3, &m));
+	ck_assert_uint_eq(m.flags, FLAG_SEEN);
+}
+END_TEST
+
 START_TEST(scan_results_follow_their_message)
 {
 	struct store_scan_result r, got;
@@ -1043,8 +1105,11 @@ static Suite *store_suite(const char *name)
 	tcase_add_test(tc, concurrent_migrations_apply_once);
 	tcase_add_test(tc, missing_rows_are_reported_not_crashed_on);
 	tcase_add_test(tc, large_blob_round_trip);
-	if (engine == STORE_ENGINE_SQLITE)
+	tcase_add_test(tc, callbacks_may_reenter_the_store);
+	if (engine == STORE_ENGINE_SQLITE) {
 		tcase_add_test(tc, sqlite_file_is_wal);
+		tcase_add_test(tc, sqlite_file_is_private);
+	}
 	if (engine == STORE_ENGINE_MARIADB)
 		tcase_add_test(tc, mariadb_reconnects_after_losing_the_server);
 	suite_add_tcase(s, tc);
