@@ -112,33 +112,39 @@ def metric_value(text, name, **labels):
     return None
 
 
+def start_server(listeners):
+    """A started Server with the test user that also works when run as root."""
+    config = {"auth": dict(FAST_AUTH)}
+    if RUN_AS:
+        config["server"] = {"user": RUN_AS}
+    srv = Server(listeners=listeners, config=config, start=False)
+    try:
+        srv.add_domain(DOMAIN)
+        srv.add_user(USER, PASSWORD)
+        if RUN_AS:
+            pw = pwd.getpwnam(RUN_AS)
+            for root, dirs, files in os.walk(srv.data_dir):
+                for name in [root] + [os.path.join(root, n) for n in dirs + files]:
+                    os.lchown(name, pw.pw_uid, pw.pw_gid)
+        srv.start()
+        # Listeners accept before the admin socket exists (it is created
+        # after privileges are dropped): wait for it too.
+        sock = os.path.join(srv.data_dir, "admin.sock")
+        deadline = time.monotonic() + 15
+        while not os.path.exists(sock):
+            if time.monotonic() > deadline:
+                raise RuntimeError("no admin socket:\n" + srv.log())
+            time.sleep(0.05)
+    except Exception:
+        srv.close()
+        raise
+    return srv
+
+
 class TraceTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        config = {"auth": dict(FAST_AUTH)}
-        if RUN_AS:
-            config["server"] = {"user": RUN_AS}
-        cls.srv = Server(listeners=("pop3", "submission"), config=config, start=False)
-        try:
-            cls.srv.add_domain(DOMAIN)
-            cls.srv.add_user(USER, PASSWORD)
-            if RUN_AS:
-                pw = pwd.getpwnam(RUN_AS)
-                for root, dirs, files in os.walk(cls.srv.data_dir):
-                    for name in [root] + [os.path.join(root, n) for n in dirs + files]:
-                        os.lchown(name, pw.pw_uid, pw.pw_gid)
-            cls.srv.start()
-            # Listeners accept before the admin socket exists (it is created
-            # after privileges are dropped): wait for it too.
-            sock = os.path.join(cls.srv.data_dir, "admin.sock")
-            deadline = time.monotonic() + 15
-            while not os.path.exists(sock):
-                if time.monotonic() > deadline:
-                    raise RuntimeError("no admin socket:\n" + cls.srv.log())
-                time.sleep(0.05)
-        except Exception:
-            cls.srv.close()
-            raise
+        cls.srv = start_server(("pop3", "submission"))
 
     @classmethod
     def tearDownClass(cls):
@@ -293,6 +299,24 @@ class TraceTest(unittest.TestCase):
             urllib.request.urlopen(urllib.request.Request(url, data=b"x", method="POST"),
                                    timeout=10)
         self.assertEqual(cm.exception.code, 405)
+
+
+class TraceDaemonStopTest(unittest.TestCase):
+    def test_follow_ends_when_the_daemon_stops(self):
+        srv = start_server(("pop3",))
+        self.addCleanup(srv.close)
+        reader = TraceReader(srv, "--follow", "--json", "--protocol", "pop3")
+        try:
+            pop3_session(srv)
+            reader.wait_for(lambda e: e["kind"] == "disconnect")
+            self.assertEqual(srv.stop(), 0)
+            self.assertEqual(reader.proc.wait(15), 0)
+            # The daemon removed its socket on the way out.
+            self.assertFalse(os.path.exists(os.path.join(srv.data_dir, "admin.sock")))
+        finally:
+            reader.stop()
+        res = srv.ctl("trace", check=False)
+        self.assertEqual(res.returncode, 7)
 
 
 if __name__ == "__main__":
