@@ -149,7 +149,7 @@ int store_queue_list(struct store *st, store_queue_cb cb, void *arg)
 
 int store_queue_blob(struct store *st, int64_t id, unsigned char **blob, size_t *len)
 {
-	return blob_of(st, store_query(st, SQL_QUEUE_BLOB, "i", id), blob, len, "queue entry");
+	return blob_of(st, store_query(st, SQL_QUEUE_BLOB, "i", id), blob, len, _("queue entry"));
 }
 
 int store_queue_update(struct store *st, int64_t id, int attempts, int64_t next_attempt,
@@ -162,7 +162,7 @@ int store_queue_update(struct store *st, int64_t id, int attempts, int64_t next_
 	snprintf(err, sizeof(err), "%s", last_error != NULL ? last_error : "");
 	rc = store_run(st, SQL_QUEUE_UPDATE, "iiti", (int64_t)attempts, next_attempt, err, id);
 	if (rc == STORE_OK && st->engine->changes(st) == 0) {
-		store_set_error(st, _("no such %s: %lld"), "queue entry", (long long)id);
+		store_set_error(st, _("no such %s: %lld"), _("queue entry"), (long long)id);
 		rc = STORE_NOTFOUND;
 	}
 	return rc;
@@ -170,7 +170,7 @@ int store_queue_update(struct store *st, int64_t id, int attempts, int64_t next_
 
 int store_queue_del(struct store *st, int64_t id)
 {
-	return delete_by_id(st, SQL_QUEUE_DEL, id, "queue entry");
+	return delete_by_id(st, SQL_QUEUE_DEL, id, _("queue entry"));
 }
 
 /* ---- per-user data ---- */
@@ -202,7 +202,7 @@ int store_user_data_get(struct store *st, int64_t user_id, const char *kind, uns
 			size_t *len)
 {
 	return blob_of(st, store_query(st, SQL_USER_DATA_GET, "it", user_id, kind), blob, len,
-		       "user data");
+		       _("user data"));
 }
 
 /* ---- quarantine ---- */
@@ -275,7 +275,7 @@ int store_quarantine_get(struct store *st, int64_t id, struct store_quarantine_e
 		return STORE_ERR;
 	rc = store_next(st, s);
 	if (rc == STORE_NOTFOUND)
-		store_set_error(st, _("no such %s: %lld"), "quarantine entry", (long long)id);
+		store_set_error(st, _("no such %s: %lld"), _("quarantine entry"), (long long)id);
 	if (rc != STORE_OK)
 		return rc;
 	read_quarantine(st, s, out);
@@ -287,7 +287,7 @@ int store_quarantine_get(struct store *st, int64_t id, struct store_quarantine_e
 
 int store_quarantine_del(struct store *st, int64_t id)
 {
-	return delete_by_id(st, SQL_QUARANTINE_DEL, id, "quarantine entry");
+	return delete_by_id(st, SQL_QUARANTINE_DEL, id, _("quarantine entry"));
 }
 
 /* ---- audit log ---- */
