@@ -58,10 +58,10 @@ struct admin_client {
 	/* Filter (read by the publishing threads, set before subscribing). */
 	char protocol[16];
 	char user[321];
-	/* Sessions seen with the filtered user, so their events before the
-	 * user was known (none) and after it is cleared (disconnect) match. */
+	/* The last sessions seen with the filtered user: their later events
+	 * match even when they carry no user (a disconnect after a reset). */
 	uint64_t sessions[ADMIN_FOLLOW_SESSIONS];
-	size_t n_sessions;
+	size_t n_sessions, next_session;
 
 	/* Shared with the publishing threads. */
 	pthread_mutex_t lock;
@@ -176,10 +176,11 @@ static void on_trace_event(void *arg, const struct trace_event *ev)
 	if (c->user[0] != '\0') {
 		if (strcasecmp(c->user, ev->user) == 0) {
 			if (!session_known(c, ev->session_id)) {
-				c->sessions[c->n_sessions % ADMIN_FOLLOW_SESSIONS] = ev->session_id;
-				c->n_sessions++;
-				if (c->n_sessions > ADMIN_FOLLOW_SESSIONS)
-					c->n_sessions = ADMIN_FOLLOW_SESSIONS;
+				/* Oldest first out once the table is full. */
+				c->sessions[c->next_session] = ev->session_id;
+				c->next_session = (c->next_session + 1) % ADMIN_FOLLOW_SESSIONS;
+				if (c->n_sessions < ADMIN_FOLLOW_SESSIONS)
+					c->n_sessions++;
 			}
 		} else if (!session_known(c, ev->session_id)) {
 			pthread_mutex_unlock(&c->lock);

@@ -630,6 +630,29 @@ START_TEST(test_admin_trace_user_filter_follows_the_session)
 }
 END_TEST
 
+START_TEST(test_admin_trace_user_filter_remembers_the_latest_sessions)
+{
+	struct user_state u = {json_array()};
+	char err[512] = "";
+
+	/* 100 sessions log in as erin; only the most recent ones are remembered. */
+	for (uint64_t id = 2000; id < 2100; id++)
+		trace_publish(id, "imap", "erin@example.org", TRACE_AUTH, 0, "ok");
+	trace_publish(2000, "imap", "", TRACE_DISCONNECT, 0, "oldest-gone");
+	trace_publish(2070, "imap", "", TRACE_DISCONNECT, 0, "recent-gone");
+	trace_publish(2099, "imap", "", TRACE_DISCONNECT, 0, "user-done");
+	ck_assert_int_eq(
+	    admin_request(admin_path,
+			  "{\"cmd\":\"trace\",\"follow\":true,\"user\":\"erin@example.org\"}",
+			  user_line, &u, err, sizeof(err)),
+	    0);
+	ck_assert_uint_eq(json_array_size(u.texts), 102);
+	ck_assert_str_eq(json_string_value(json_array_get(u.texts, 100)), "recent-gone");
+	ck_assert_str_eq(json_string_value(json_array_get(u.texts, 101)), "user-done");
+	json_decref(u.texts);
+}
+END_TEST
+
 struct slow_state {
 	int published;
 	int dropped_notice;
@@ -789,6 +812,7 @@ static Suite *trace_suite(void)
 	tcase_add_test(tc, test_admin_trace_history_without_follow);
 	tcase_add_test(tc, test_admin_trace_follow_sees_history_then_live_events);
 	tcase_add_test(tc, test_admin_trace_user_filter_follows_the_session);
+	tcase_add_test(tc, test_admin_trace_user_filter_remembers_the_latest_sessions);
 	tcase_add_test(tc, test_admin_trace_slow_reader_loses_events_and_is_told);
 	tcase_add_test(tc, test_admin_refuses_second_start_and_non_socket_path);
 	tcase_add_test(tc, test_admin_replaces_stale_socket_but_not_a_live_one);
