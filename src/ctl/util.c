@@ -157,15 +157,15 @@ static ssize_t read_line_fd(int fd, char *buf, size_t len)
 	return (ssize_t)n;
 }
 
-/* Prompts on the terminal with echo off. */
+/* Prompts on the terminal with echo off. Echo goes off (dropping anything
+ * typed ahead) before the prompt shows, so what is typed after it stays
+ * hidden and is kept. */
 static ssize_t prompt_noecho(const char *prompt, char *buf, size_t len)
 {
 	struct termios old, quiet;
 	bool restore = false;
 	ssize_t n;
 
-	fputs(prompt, stderr);
-	fflush(stderr);
 	if (tcgetattr(STDIN_FILENO, &old) == 0) {
 		quiet = old;
 		quiet.c_lflag &= ~(tcflag_t)(ECHO | ECHONL);
@@ -173,9 +173,11 @@ static ssize_t prompt_noecho(const char *prompt, char *buf, size_t len)
 		if (tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet) == 0)
 			restore = true;
 	}
+	fputs(prompt, stderr);
+	fflush(stderr);
 	n = read_line_fd(STDIN_FILENO, buf, len);
 	if (restore)
-		tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+		tcsetattr(STDIN_FILENO, TCSADRAIN, &old);
 	fputc('\n', stderr);
 	return n;
 }

@@ -6,7 +6,8 @@ admin password reset, init --demo, and status against a running posternd."""
 import base64
 import json
 import os
-import pwd
+import pty
+import select
 import shutil
 import smtplib
 import socket
@@ -22,38 +23,66 @@ from harness import Server
 # Cheap Argon2id so the suite does not spend its time hashing.
 FAST_AUTH = {"argon2_ops": "1", "argon2_mem": "8M"}
 
-# posternd started as root drops to [server] user; tests running as root use "nobody".
-RUN_AS = "nobody" if os.getuid() == 0 else None
-
 EXIT_FAIL, EXIT_USAGE, EXIT_NOTFOUND, EXIT_EXISTS, EXIT_CONFIG, EXIT_DAEMON = 1, 2, 3, 4, 5, 7
 
 
-def ctl_raw(*args, input=None, env=None):
-    """posternctl without the harness's -c (for config and init tests)."""
+def ctl_raw(*args, input=None, env=None, demote=False):
+    """posternctl without the harness's -c (for config and init tests). DEMOTE
+    runs it as the account the harness runs posternctl as (when root), for
+    files a Server's posternctl must read."""
     return subprocess.run([harness.program("posternctl"), *args], input=input,
-                          capture_output=True, text=True, timeout=120, env=env)
-
-
-def give_to_daemon_user(path):
-    """Hands PATH to the account posternd switches to when the tests run as root."""
-    if not RUN_AS:
-        return
-    pw = pwd.getpwnam(RUN_AS)
-    os.chown(path, pw.pw_uid, pw.pw_gid)
-    for root, dirs, files in os.walk(path):
-        for name in dirs + files:
-            os.lchown(os.path.join(root, name), pw.pw_uid, pw.pw_gid)
+                          capture_output=True, text=True, timeout=120, env=env,
+                          preexec_fn=harness.demote if demote else None)
 
 
 def daemon_server(auth=None, **kwargs):
-    """A started Server that also works when the tests run as root."""
-    config = {"auth": dict(FAST_AUTH, **(auth or {}))}
-    if RUN_AS:
-        config["server"] = {"user": RUN_AS}
-    srv = Server(config=config, start=False, **kwargs)
-    give_to_daemon_user(srv.data_dir)
-    srv.start()
-    return srv
+    """A started Server with cheap Argon2id and the AUTH settings."""
+    return Server(config={"auth": dict(FAST_AUTH, **(auth or {}))}, **kwargs)
+
+
+def run_on_tty(args, answers, timeout=60):
+    """Runs posternctl ARGS with a terminal on stdin, answering each prompt in
+    ANSWERS (a list of (prompt text, line)) once it shows on stderr. Returns
+    (exit code, stdout, stderr, what the terminal echoed)."""
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([harness.program("posternctl"), *args], stdin=slave,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=harness.demote)
+    os.close(slave)
+    err, echoed = b"", b""
+    deadline = time.monotonic() + timeout
+    try:
+        for prompt, line in answers:
+            while prompt.encode() not in err:
+                if time.monotonic() > deadline:
+                    raise AssertionError("no prompt %r; stderr so far: %r" % (prompt, err))
+                ready, _, _ = select.select([proc.stderr, master], [], [], 1)
+                if proc.stderr in ready:
+                    chunk = os.read(proc.stderr.fileno(), 4096)
+                    if not chunk:
+                        raise AssertionError("stderr closed before %r: %r" % (prompt, err))
+                    err += chunk
+                if master in ready:
+                    echoed += os.read(master, 4096)
+            err = err.replace(prompt.encode(), b"", 1)
+            os.write(master, line.encode() + b"\n")
+        out, rest = proc.communicate(timeout=timeout)
+        while select.select([master], [], [], 0.2)[0]:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            echoed += chunk
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
+        os.close(master)
+    return proc.returncode, out.decode(), (err + rest).decode(), echoed.decode("utf-8", "replace")
 
 
 def as_json(res):
@@ -156,6 +185,35 @@ class CtlStoreTest(unittest.TestCase):
             with open(os.path.join(self.srv.data_dir, "postern.db"), "rb") as f:
                 self.assertNotIn(secret.encode(), f.read())
 
+    def test_password_prompt_on_a_terminal_hides_and_repeats(self):
+        self.ok("domain", "add", "example.org")
+        conf = ("-c", self.srv.config_path)
+        rc, out, err, echoed = run_on_tty(
+            conf + ("user", "add", "alice@example.org"),
+            [("Password for alice@example.org: ", "Tty-Secret-1"),
+             ("Repeat password: ", "Tty-Secret-1")])
+        self.assertEqual(rc, 0, err)
+        self.assertIn("alice@example.org", out)
+        self.assertNotIn("Tty-Secret-1", echoed + out + err)
+        rc, out, err, echoed = run_on_tty(
+            conf + ("user", "add", "bob@example.org"),
+            [("Password for bob@example.org: ", "one"), ("Repeat password: ", "two")])
+        self.assertEqual(rc, EXIT_USAGE)
+        self.assertIn("do not match", err)
+        self.assertEqual(self.ctl("user", "show", "bob@example.org").returncode, EXIT_NOTFOUND)
+        # the admin reset asks before it destroys anything
+        before = self.show("alice@example.org")["public_key"]
+        rc, out, err, _ = run_on_tty(conf + ("user", "passwd", "alice@example.org"),
+                                     [("[y/N]", "n")])
+        self.assertEqual(rc, EXIT_FAIL)
+        self.assertIn("UNREADABLE", err)
+        self.assertEqual(self.show("alice@example.org")["public_key"], before)
+        rc, out, err, _ = run_on_tty(conf + ("user", "del", "alice@example.org"),
+                                     [("[y/N]", "y")])
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(self.ctl("user", "show", "alice@example.org").returncode,
+                         EXIT_NOTFOUND)
+
     def test_user_add_duplicate_and_unknown_domain(self):
         self.ok("domain", "add", "example.org")
         self.ok("user", "add", "alice@example.org", input="pw1\n")
@@ -256,16 +314,16 @@ class CtlStoreTest(unittest.TestCase):
 
     def test_recovery_key_keeps_the_private_key(self):
         keyfile = os.path.join(self.srv.data_dir, "recovery.key")
-        res = ctl_raw("recovery", "init", "--out", keyfile, "--json")
+        res = ctl_raw("recovery", "init", "--out", keyfile, "--json", demote=True)
         self.assertEqual(res.returncode, 0, res.stderr)
         rec = as_json(res)
         self.assertEqual(os.stat(keyfile).st_mode & 0o777, 0o600)
         self.assertTrue(os.path.exists(keyfile + ".pub"))
         self.assertEqual(len(base64.b64decode(rec["recovery_public_key"])), 32)
-        human = ctl_raw("recovery", "init", "--out", keyfile)
+        human = ctl_raw("recovery", "init", "--out", keyfile, demote=True)
         self.assertEqual(human.returncode, EXIT_EXISTS)
         other = os.path.join(self.srv.data_dir, "other.key")
-        res = ctl_raw("recovery", "init", "--out", other)
+        res = ctl_raw("recovery", "init", "--out", other, demote=True)
         self.assertEqual(res.returncode, 0)
         self.assertIn("recovery_public_key = ", res.stdout)
         self.assertIn("OFFLINE", res.stdout)
@@ -297,7 +355,7 @@ class CtlStoreTest(unittest.TestCase):
 
     def test_recover_without_recovery_copy_fails(self):
         keyfile = os.path.join(self.srv.data_dir, "recovery.key")
-        self.assertEqual(ctl_raw("recovery", "init", "--out", keyfile).returncode, 0)
+        self.assertEqual(ctl_raw("recovery", "init", "--out", keyfile, demote=True).returncode, 0)
         self.ok("domain", "add", "example.org")
         self.ok("user", "add", "alice@example.org", input="pw\n")
         self.assertFalse(self.show("alice@example.org")["recovery"])
@@ -313,13 +371,19 @@ class CtlStoreTest(unittest.TestCase):
         self.ok("quota", "set", "alice@example.org", "1M")
         self.ok("user", "lock", "alice@example.org")
         self.ok("user", "del", "alice@example.org", "--yes")
-        if harness.engine() != "sqlite":
-            self.skipTest("the audit log is read with the sqlite3 module")
-        db = sqlite3.connect(os.path.join(self.srv.data_dir, "postern.db"))
-        try:
-            rows = db.execute("SELECT actor, event, detail FROM audit_log ORDER BY id").fetchall()
-        finally:
-            db.close()
+        query = "SELECT actor, event, detail FROM audit_log ORDER BY id"
+        if harness.engine() == "sqlite":
+            db = sqlite3.connect(os.path.join(self.srv.data_dir, "postern.db"))
+            try:
+                rows = db.execute(query).fetchall()
+            finally:
+                db.close()
+        else:
+            res = subprocess.run(["mariadb", "--no-defaults", "-S",
+                                  os.environ["POSTERN_TEST_MARIADB_SOCKET"], "-u", "root", "-N",
+                                  "-B", self.srv.database, "-e", query],
+                                 check=True, capture_output=True, text=True, timeout=60)
+            rows = [tuple(line.split("\t")) for line in res.stdout.splitlines()]
         events = [(e, d) for _, e, d in rows]
         for expected in (("domain.add", "example.org"), ("user.add", "alice@example.org"),
                          ("alias.add", "info@example.org -> alice@example.org"),
@@ -447,7 +511,7 @@ class CtlInitTest(unittest.TestCase):
         pwfile = os.path.join(self.tmp, "demo-password")
         res = ctl_raw("init", "--data-dir", data, "--demo", "--port-base", str(base),
                       "--demo-password-file", pwfile, "--json",
-                      *(("--user", RUN_AS) if RUN_AS else ()))
+                      *(("--user", harness.RUN_AS) if harness.RUN_AS else ()))
         self.assertEqual(res.returncode, 0, res.stderr)
         out = as_json(res)
         conf = os.path.join(data, "postern.conf")
@@ -477,14 +541,18 @@ class CtlInitTest(unittest.TestCase):
                                             "--port-base", str(base)))["demo"]["password"],
                             password)
         # posternd runs on it and greets on the SMTP port
-        give_to_daemon_user(data)
+        harness.chown_tree(data)
+        log = open(os.path.join(self.tmp, "posternd.log"), "wb")
+        self.addCleanup(log.close)
         proc = subprocess.Popen([harness.program("posternd"), "-c", conf],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                                stdout=log, stderr=subprocess.STDOUT)
         try:
             greeting = None
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline and greeting is None:
-                self.assertIsNone(proc.poll(), "posternd exited")
+                if proc.poll() is not None:
+                    with open(os.path.join(self.tmp, "posternd.log")) as f:
+                        self.fail("posternd exited: " + f.read())
                 try:
                     with socket.create_connection(("127.0.0.1", base + 25), timeout=5) as s:
                         greeting = s.recv(512).decode("ascii", "replace")
