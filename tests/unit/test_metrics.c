@@ -8,6 +8,7 @@
 #include <arpa/inet.h>
 #include <check.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -296,6 +297,75 @@ START_TEST(test_connection_counters)
 }
 END_TEST
 
+#define COUNTING_THREADS 4
+#define COUNTS_PER_THREAD 20000
+
+static void *count_commands(void *arg)
+{
+	for (int i = 0; i < COUNTS_PER_THREAD; i++) {
+		metrics_command("imap", "FETCH", (uint64_t)(i % 3000));
+		metrics_count("imap", "fetched", NULL, NULL, 2);
+	}
+	return NULL;
+}
+
+START_TEST(test_concurrent_updates_are_not_lost)
+{
+	pthread_t threads[COUNTING_THREADS];
+
+	for (int i = 0; i < COUNTING_THREADS; i++)
+		ck_assert_int_eq(pthread_create(&threads[i], NULL, count_commands, NULL), 0);
+	for (int i = 0; i < COUNTING_THREADS; i++)
+		pthread_join(threads[i], NULL);
+
+	struct exposition *x = render_and_parse();
+	const struct sample *s;
+	const double total = COUNTING_THREADS * COUNTS_PER_THREAD;
+
+	s = find_sample(x, "postern_commands_total", 2, "protocol", "imap", "command", "FETCH");
+	ck_assert_double_eq(s->value, total);
+	s = find_sample(x, "postern_command_duration_seconds_bucket", 3, "protocol", "imap",
+			"command", "FETCH", "le", "+Inf");
+	ck_assert_double_eq(s->value, total);
+	s = find_sample(x, "postern_fetched_total", 1, "protocol", "imap");
+	ck_assert_double_eq(s->value, 2 * total);
+	free(x);
+}
+END_TEST
+
+struct seen_protocols {
+	int pop3, http;
+	int64_t pop3_active;
+};
+
+static void see_protocol(void *arg, const char *protocol, int64_t active)
+{
+	struct seen_protocols *seen = arg;
+
+	if (strcmp(protocol, "pop3") == 0) {
+		seen->pop3++;
+		seen->pop3_active = active;
+	} else if (strcmp(protocol, "http") == 0) {
+		seen->http++;
+	}
+}
+
+START_TEST(test_each_protocol_lists_only_protocols_with_connections)
+{
+	struct seen_protocols seen = {0, 0, 0};
+
+	metrics_connection_open("pop3");
+	metrics_connection_open("pop3");
+	metrics_connection_close("pop3");
+	metrics_each_protocol(see_protocol, &seen);
+	ck_assert_int_eq(seen.pop3, 1);
+	ck_assert_int_eq(seen.pop3_active, 1);
+	ck_assert_int_eq(seen.http, 0); /* no http connection in this program */
+	ck_assert_int_eq(metrics_connections_active("pop3"), 1);
+	ck_assert_int_eq(metrics_connections_active("http"), 0);
+}
+END_TEST
+
 START_TEST(test_generic_counters_and_label_escaping)
 {
 	metrics_count("smtp", "messages_delivered", NULL, NULL, 2);
@@ -468,6 +538,8 @@ static Suite *metrics_suite(void)
 	tcase_add_test(tc, test_unknown_commands_and_protocols_fold_into_other);
 	tcase_add_test(tc, test_connection_counters);
 	tcase_add_test(tc, test_generic_counters_and_label_escaping);
+	tcase_add_test(tc, test_concurrent_updates_are_not_lost);
+	tcase_add_test(tc, test_each_protocol_lists_only_protocols_with_connections);
 	tcase_add_test(tc, test_generic_series_are_bounded);
 	tcase_add_test(tc, test_process_metrics);
 	suite_add_tcase(s, tc);
