@@ -200,7 +200,16 @@ class Server:
         if self._log:
             self._log.close()
             self._log = None
+        self.check_sanitizers()
         return rc
+
+    def check_sanitizers(self):
+        """In a sanitizer build, any report in the daemon's output fails the test."""
+        text = self.log()
+        for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                       "runtime error:", "ERROR: UndefinedBehaviorSanitizer"):
+            if marker in text:
+                raise AssertionError("posternd sanitizer report:\n" + text[text.index(marker) - 200:][:6000])
 
     def kill9(self):
         self.proc.kill()
