@@ -209,7 +209,7 @@ class Server:
         for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
                        "runtime error:", "ERROR: UndefinedBehaviorSanitizer"):
             if marker in text:
-                raise AssertionError("posternd sanitizer report:\n" + text[text.index(marker) - 200:][:6000])
+                raise AssertionError("posternd sanitizer report:\n" + text[max(0, text.index(marker) - 200):][:6000])
 
     def kill9(self):
         self.proc.kill()
