@@ -46,6 +46,7 @@
 #define ADMIN_MAX_OUTPUT (1024 * 1024)	 /* unsent bytes before dropping */
 #define ADMIN_FOLLOW_SESSIONS 64	 /* sessions remembered by a user filter */
 #define ADMIN_BACKLOG 16
+#define ADMIN_REFUSAL_SLOTS 8 /* connections past the limit that get a reason */
 
 struct admin_client {
 	struct bufferevent *bev;
@@ -487,11 +488,18 @@ static void on_accept(struct evconnlistener *listener, evutil_socket_t fd, struc
 {
 	struct admin_client *c;
 	struct timeval timeout = {ADMIN_REQUEST_TIMEOUT_SECONDS, 0};
+	const char *refusal = NULL;
 
-	if (!peer_allowed(fd) || admin.n_clients >= ADMIN_MAX_CLIENTS) {
+	/* A few connections beyond the limit are kept just long enough to be
+	 * told why; past that they are closed without a word. */
+	if (admin.n_clients >= ADMIN_MAX_CLIENTS + ADMIN_REFUSAL_SLOTS) {
 		evutil_closesocket(fd);
 		return;
 	}
+	if (!peer_allowed(fd))
+		refusal = "permission denied";
+	else if (admin.n_clients >= ADMIN_MAX_CLIENTS)
+		refusal = "too many admin connections";
 	c = calloc(1, sizeof(*c));
 	if (c == NULL) {
 		evutil_closesocket(fd);
@@ -512,6 +520,8 @@ static void on_accept(struct evconnlistener *listener, evutil_socket_t fd, struc
 	bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
 	bufferevent_set_timeouts(c->bev, &timeout, &timeout);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	if (refusal != NULL)
+		reply_error(c, refusal);
 }
 
 static void on_accept_resume(evutil_socket_t fd, short what, void *arg)

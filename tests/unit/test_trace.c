@@ -591,6 +591,7 @@ END_TEST
 
 struct user_state {
 	json_t *texts;
+	const char *end; /* the text of the last event to wait for */
 };
 
 static int user_line(void *arg, const char *line)
@@ -602,7 +603,7 @@ static int user_line(void *arg, const char *line)
 	int done;
 
 	ck_assert_ptr_nonnull(text);
-	done = strcmp(text, "user-done") == 0;
+	done = strcmp(text, u->end) == 0;
 	json_array_append_new(u->texts, json_string(text));
 	json_decref(j);
 	return done;
@@ -610,7 +611,7 @@ static int user_line(void *arg, const char *line)
 
 START_TEST(test_admin_trace_user_filter_follows_the_session)
 {
-	struct user_state u = {json_array()};
+	struct user_state u = {json_array(), "user-done"};
 	char err[512] = "";
 
 	/* Session 500 logs in as erin; session 501 is someone else. */
@@ -632,23 +633,23 @@ END_TEST
 
 START_TEST(test_admin_trace_user_filter_remembers_the_latest_sessions)
 {
-	struct user_state u = {json_array()};
+	struct user_state u = {json_array(), "latest-done"};
 	char err[512] = "";
 
-	/* 100 sessions log in as erin; only the most recent ones are remembered. */
+	/* 100 sessions log in as gina; only the most recent ones are remembered. */
 	for (uint64_t id = 2000; id < 2100; id++)
-		trace_publish(id, "imap", "erin@example.org", TRACE_AUTH, 0, "ok");
+		trace_publish(id, "imap", "gina@example.org", TRACE_AUTH, 0, "ok");
 	trace_publish(2000, "imap", "", TRACE_DISCONNECT, 0, "oldest-gone");
 	trace_publish(2070, "imap", "", TRACE_DISCONNECT, 0, "recent-gone");
-	trace_publish(2099, "imap", "", TRACE_DISCONNECT, 0, "user-done");
+	trace_publish(2099, "imap", "", TRACE_DISCONNECT, 0, "latest-done");
 	ck_assert_int_eq(
 	    admin_request(admin_path,
-			  "{\"cmd\":\"trace\",\"follow\":true,\"user\":\"erin@example.org\"}",
+			  "{\"cmd\":\"trace\",\"follow\":true,\"user\":\"gina@example.org\"}",
 			  user_line, &u, err, sizeof(err)),
 	    0);
 	ck_assert_uint_eq(json_array_size(u.texts), 102);
 	ck_assert_str_eq(json_string_value(json_array_get(u.texts, 100)), "recent-gone");
-	ck_assert_str_eq(json_string_value(json_array_get(u.texts, 101)), "user-done");
+	ck_assert_str_eq(json_string_value(json_array_get(u.texts, 101)), "latest-done");
 	json_decref(u.texts);
 }
 END_TEST
@@ -761,6 +762,50 @@ START_TEST(test_admin_replaces_stale_socket_but_not_a_live_one)
 }
 END_TEST
 
+START_TEST(test_admin_refuses_clients_beyond_the_limit_with_a_reason)
+{
+	int idle[40];
+	size_t n_idle = 0;
+	struct sockaddr_un sun;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	memcpy(sun.sun_path, admin_path, strlen(admin_path) + 1);
+	/* Fill every slot with clients that never send a request. */
+	for (; n_idle < 32; n_idle++) {
+		idle[n_idle] = socket(AF_UNIX, SOCK_STREAM, 0);
+		ck_assert_int_eq(connect(idle[n_idle], (struct sockaddr *)&sun, sizeof(sun)), 0);
+	}
+	/* Status still answers once the admin thread has taken them all. */
+	json_t *r = NULL;
+	for (int tries = 0; tries < 100; tries++) {
+		r = admin_call("{\"cmd\":\"status\"}");
+		if (!reply_ok(r))
+			break;
+		json_decref(r);
+		r = NULL;
+		usleep(10000);
+	}
+	ck_assert_ptr_nonnull(r);
+	ck_assert_str_eq(json_string_value(json_object_get(r, "error")),
+			 "too many admin connections");
+	json_decref(r);
+	for (size_t i = 0; i < n_idle; i++)
+		close(idle[i]);
+	/* Slots free up again. */
+	for (int tries = 0; tries < 100; tries++) {
+		r = admin_call("{\"cmd\":\"status\"}");
+		if (reply_ok(r))
+			break;
+		json_decref(r);
+		r = NULL;
+		usleep(10000);
+	}
+	ck_assert_ptr_nonnull(r);
+	json_decref(r);
+}
+END_TEST
+
 START_TEST(test_admin_request_reports_unreachable_daemon)
 {
 	char err[512] = "";
@@ -816,6 +861,7 @@ static Suite *trace_suite(void)
 	tcase_add_test(tc, test_admin_trace_slow_reader_loses_events_and_is_told);
 	tcase_add_test(tc, test_admin_refuses_second_start_and_non_socket_path);
 	tcase_add_test(tc, test_admin_replaces_stale_socket_but_not_a_live_one);
+	tcase_add_test(tc, test_admin_refuses_clients_beyond_the_limit_with_a_reason);
 	tcase_add_test(tc, test_admin_request_reports_unreachable_daemon);
 	suite_add_tcase(s, tc);
 	return s;
