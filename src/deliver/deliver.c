@@ -14,15 +14,21 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <sodium.h>
 
 #include "crypto/crypto.h"
 #include "deliver/deliver.h"
+#include "util/i18n.h"
+#include "util/log.h"
 
 /* Return-Path + Received; generous for long HELO names and TLS facts. */
 #define TRACE_HEADERS_MAX 2048
 #define SCAN_HEADERS_MAX 1024
+/* Attempts at a transaction that failed for now, and the pause between them. */
+#define DELIVER_ATTEMPTS 5
+#define DELIVER_RETRY_USEC 20000
 
 static void set_message(struct deliver_report *r, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
@@ -311,6 +317,37 @@ static enum deliver_status deliver_remote(struct delivery *d, const struct deliv
 	return DELIVER_OK;
 }
 
+/* One attempt at the whole transaction; on failure nothing is stored. */
+static enum deliver_status deliver_once(struct delivery *d, const struct deliver_recipient *rcpts,
+					const bool *local, size_t n_rcpts,
+					const unsigned char *msg, size_t len)
+{
+	enum deliver_status status = DELIVER_OK;
+	size_t i;
+
+	memset(d->report, 0, sizeof(*d->report));
+	d->n_done = 0;
+	if (store_begin(d->st) != STORE_OK) {
+		set_message(d->report, "%s", "temporary failure, try again later");
+		return DELIVER_TEMPFAIL;
+	}
+	for (i = 0; i < n_rcpts && status == DELIVER_OK; i++)
+		status = local[i] ? deliver_local(d, &rcpts[i], msg, len)
+				  : deliver_remote(d, &rcpts[i], msg, len);
+	if (status == DELIVER_OK && store_commit(d->st) != STORE_OK) {
+		status = DELIVER_TEMPFAIL;
+		set_message(d->report, "%s", "temporary failure, try again later");
+	}
+	if (status != DELIVER_OK) {
+		if (status == DELIVER_TEMPFAIL)
+			log_warn(_("delivery failed for now: %s (store: %s)"), d->report->message,
+				 store_error(d->st));
+		store_rollback(d->st);
+		d->report->stored_local = d->report->queued_remote = d->report->quarantined = 0;
+	}
+	return status;
+}
+
 enum deliver_status deliver_message(struct store *st, const struct config *cfg,
 				    const struct deliver_envelope *env,
 				    const struct deliver_recipient *rcpts, const bool *local,
@@ -318,8 +355,8 @@ enum deliver_status deliver_message(struct store *st, const struct config *cfg,
 				    struct deliver_report *report)
 {
 	struct delivery d;
-	enum deliver_status status = DELIVER_OK;
-	size_t i;
+	enum deliver_status status;
+	unsigned attempt;
 
 	memset(report, 0, sizeof(*report));
 	if (n_rcpts == 0) {
@@ -333,22 +370,23 @@ enum deliver_status deliver_message(struct store *st, const struct config *cfg,
 	d.env = env;
 	d.report = report;
 	d.done_users = calloc(n_rcpts, sizeof(*d.done_users));
-	if (!d.done_users || store_begin(st) != STORE_OK) {
-		free(d.done_users);
+	if (!d.done_users) {
 		report->status = DELIVER_TEMPFAIL;
 		set_message(report, "%s", "temporary failure, try again later");
 		return DELIVER_TEMPFAIL;
 	}
-	for (i = 0; i < n_rcpts && status == DELIVER_OK; i++)
-		status = local[i] ? deliver_local(&d, &rcpts[i], msg, len)
-				  : deliver_remote(&d, &rcpts[i], msg, len);
-	if (status == DELIVER_OK && store_commit(st) != STORE_OK) {
-		status = DELIVER_TEMPFAIL;
-		set_message(report, "%s", "temporary failure, try again later");
-	}
-	if (status != DELIVER_OK) {
-		store_rollback(st);
-		report->stored_local = report->queued_remote = report->quarantined = 0;
+	/*
+	 * A transaction that failed for now (an InnoDB deadlock between two
+	 * deliveries to the same mailbox, a busy SQLite file) was rolled back
+	 * completely, so running it again is safe; the client only hears 451
+	 * when it keeps failing.
+	 */
+	for (attempt = 0;; attempt++) {
+		status = deliver_once(&d, rcpts, local, n_rcpts, msg, len);
+		if (status != DELIVER_TEMPFAIL || attempt + 1 >= DELIVER_ATTEMPTS)
+			break;
+		usleep((useconds_t)(DELIVER_RETRY_USEC * (attempt + 1) +
+				    randombytes_uniform(DELIVER_RETRY_USEC)));
 	}
 	if (d.qkey)
 		user_key_free(d.qkey);
