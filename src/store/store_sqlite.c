@@ -10,12 +10,10 @@
 #include "config.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include "store/store_engine.h"
 #include "util/i18n.h"
@@ -80,15 +78,15 @@ static int sqlite_open(struct store *st, const struct config_store *cfg)
 		store_set_error(st, "%s", _("[store] sqlite_path is empty"));
 		return STORE_ERR;
 	}
-	/* Password hashes and wrapped keys live here: only the owner may read
-	 * it. SQLite gives the -wal and -shm files the mode of the database. */
-	int fd = open(cfg->sqlite_path, O_RDWR | O_CREAT | O_CLOEXEC, S_IRUSR | S_IWUSR);
+	/* Password hashes and wrapped keys live here: a new database is made
+	 * owner-only (SQLite gives the -wal and -shm files the mode of the
+	 * database). Never open() and close() the file ourselves: closing any
+	 * descriptor of it drops every POSIX lock this process holds on it,
+	 * including those of other connections, and another process could then
+	 * delete a WAL still in use. */
+	struct stat sb;
+	bool created = stat(cfg->sqlite_path, &sb) != 0 && errno == ENOENT;
 
-	if (fd < 0) {
-		store_set_error(st, _("cannot open %s: %s"), cfg->sqlite_path, strerror(errno));
-		return STORE_ERR;
-	}
-	close(fd);
 	s = calloc(1, sizeof(*s));
 	if (s == NULL) {
 		store_set_error(st, "%s", _("out of memory"));
@@ -100,6 +98,12 @@ static int sqlite_open(struct store *st, const struct config_store *cfg)
 			    NULL) != SQLITE_OK) {
 		store_set_error(st, _("cannot open %s: %s"), cfg->sqlite_path,
 				s->db != NULL ? sqlite3_errmsg(s->db) : _("out of memory"));
+		sqlite_close(st);
+		return STORE_ERR;
+	}
+	if (created && chmod(cfg->sqlite_path, S_IRUSR | S_IWUSR) != 0) {
+		store_set_error(st, _("cannot restrict access to %s: %s"), cfg->sqlite_path,
+				strerror(errno));
 		sqlite_close(st);
 		return STORE_ERR;
 	}

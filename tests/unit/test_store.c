@@ -14,9 +14,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "store/store.h"
+
+/* "test_store --open-close PATH" opens and closes a SQLite store, as a
+ * separate process would (see sqlite_handles_keep_their_locks). */
+#define OPEN_CLOSE_ARG "--open-close"
 
 static enum store_engine engine;
 static struct config_store cfg;
@@ -576,6 +581,41 @@ START_TEST(sqlite_file_is_private)
 }
 END_TEST
 
+/*
+ * Opening a second handle in this process must not disturb the first: if
+ * it dropped the first one's file locks, another process closing its own
+ * handle would believe it was the last and delete the WAL in use, and
+ * later commits would vanish.
+ */
+START_TEST(sqlite_handles_keep_their_locks)
+{
+	char err[512];
+	struct store *second = store_open(&cfg, err, sizeof(err));
+	struct store *third;
+	pid_t pid;
+	int status = 0;
+
+	ck_assert_msg(second != NULL, "%s", err);
+	store_close(second);
+	/* A fresh program, not a fork: a forked child inherits SQLite's
+	 * in-process lock bookkeeping and would not test anything. */
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		execl("/proc/self/exe", "test_store", OPEN_CLOSE_ARG, cfg.sqlite_path,
+		      (char *)NULL);
+		_exit(127);
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	OK(store_domain_add(st, "after-close.example"));
+	third = store_open(&cfg, err, sizeof(err));
+	ck_assert_msg(third != NULL, "%s", err);
+	ck_assert_int_eq(store_domain_exists(third, "after-close.example"), STORE_OK);
+	store_close(third);
+}
+END_TEST
+
 struct nested {
 	int64_t mailbox_id;
 	int outer;
@@ -1109,6 +1149,7 @@ static Suite *store_suite(const char *name)
 	if (engine == STORE_ENGINE_SQLITE) {
 		tcase_add_test(tc, sqlite_file_is_wal);
 		tcase_add_test(tc, sqlite_file_is_private);
+		tcase_add_test(tc, sqlite_handles_keep_their_locks);
 	}
 	if (engine == STORE_ENGINE_MARIADB)
 		tcase_add_test(tc, mariadb_reconnects_after_losing_the_server);
@@ -1129,8 +1170,29 @@ static int run(enum store_engine which, const char *name)
 	return failed;
 }
 
-int main(void)
+static int open_close(const char *path)
 {
+	struct config_store c;
+	struct store *other;
+	char err[512];
+
+	memset(&c, 0, sizeof(c));
+	c.engine = STORE_ENGINE_SQLITE;
+	snprintf(c.sqlite_path, sizeof(c.sqlite_path), "%s", path);
+	other = store_open(&c, err, sizeof(err));
+	if (other == NULL) {
+		fprintf(stderr, "%s\n", err);
+		return EXIT_FAILURE;
+	}
+	store_close(other);
+	return EXIT_SUCCESS;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc == 3 && strcmp(argv[1], OPEN_CLOSE_ARG) == 0)
+		return open_close(argv[2]);
+
 	int failed = run(STORE_ENGINE_SQLITE, "store-sqlite");
 	const char *sock = getenv("POSTERN_TEST_MARIADB_SOCKET");
 
