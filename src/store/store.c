@@ -156,8 +156,16 @@ static int bind_args(struct store *st, struct store_stmt *s, const char *types, 
 
 static struct store_stmt *query_v(struct store *st, const char *sql, const char *types, va_list ap)
 {
-	struct store_stmt *s = st->engine->prepare(st, sql);
+	struct store_stmt *s;
 
+	/* Part of the transaction failed; it can only end in a rollback, and
+	 * the engine may already have rolled it back, so later statements
+	 * would commit on their own. */
+	if (st->tx_depth > 0 && st->tx_poisoned) {
+		store_set_error(st, "%s", _("the transaction failed and must be rolled back"));
+		return NULL;
+	}
+	s = st->engine->prepare(st, sql);
 	if (s == NULL)
 		return NULL;
 	if (bind_args(st, s, types, ap) != STORE_OK) {

@@ -89,14 +89,27 @@ static bool connection_lost(unsigned err)
 	return err == CR_SERVER_GONE_ERROR || err == CR_SERVER_LOST;
 }
 
+/*
+ * A lost connection is replaced later (ensure_connected). A deadlock makes
+ * InnoDB roll back the whole transaction, and a lost connection loses it: the
+ * statements that follow would run on their own, so the transaction is
+ * marked as failed and its final commit turns into a rollback.
+ */
+static void note_failure(struct store *st, unsigned err)
+{
+	if (connection_lost(err))
+		((struct mariadb_state *)st->engine_state)->broken = true;
+	if (st->tx_depth > 0 && (connection_lost(err) || err == ER_LOCK_DEADLOCK))
+		st->tx_poisoned = true;
+}
+
 static int conn_error(struct store *st)
 {
 	struct mariadb_state *m = st->engine_state;
 	unsigned err = mysql_errno(m->conn);
 
 	store_set_error(st, "mariadb: %s", mysql_error(m->conn));
-	if (connection_lost(err))
-		m->broken = true;
+	note_failure(st, err);
 	return err == ER_DUP_ENTRY ? STORE_EXISTS : STORE_ERR;
 }
 
@@ -340,8 +353,7 @@ static int stmt_error(struct store_stmt *s)
 	unsigned err = mysql_stmt_errno(s->stmt);
 
 	store_set_error(s->st, "mariadb: %s", mysql_stmt_error(s->stmt));
-	if (connection_lost(err))
-		((struct mariadb_state *)s->st->engine_state)->broken = true;
+	note_failure(s->st, err);
 	return err == ER_DUP_ENTRY ? STORE_EXISTS : STORE_ERR;
 }
 

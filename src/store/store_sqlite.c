@@ -232,6 +232,10 @@ static int sqlite_step(struct store_stmt *s)
 		return STORE_EXISTS;
 	default:
 		store_set_error(s->st, "sqlite: %s", sqlite3_errmsg(db));
+		/* Some errors (SQLITE_FULL, SQLITE_IOERR, ...) roll the whole
+		 * transaction back: later statements must not commit alone. */
+		if (s->st->tx_depth > 0 && sqlite3_get_autocommit(db))
+			s->st->tx_poisoned = true;
 		return STORE_ERR;
 	}
 }

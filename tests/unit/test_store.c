@@ -901,6 +901,7 @@ START_TEST(rollback_leaves_nothing)
 	OK(store_begin(st));
 	OK(store_domain_add(st, "b.example"));
 	OK(store_rollback(st));
+	ck_assert_int_eq(store_domain_add(st, "d.example"), STORE_ERR);
 	ck_assert_int_eq(store_commit(st), STORE_ERR);
 	OK(store_stats(st, &s));
 	ck_assert_int_eq(s.domains, 0);
@@ -912,6 +913,16 @@ START_TEST(rollback_leaves_nothing)
 	OK(store_commit(st));
 	OK(store_commit(st));
 	OK(store_domain_exists(st, "c.example"));
+	ck_assert_int_eq(store_domain_exists(st, "d.example"), STORE_NOTFOUND);
+
+	/* A failed write inside a transaction (here a duplicate) dooms it too. */
+	OK(store_begin(st));
+	OK(store_domain_add(st, "e.example"));
+	OK(store_user_add(st, &(struct store_user){.address = "x@c.example"}));
+	ck_assert_int_eq(store_user_add(st, &(struct store_user){.address = "x@c.example"}),
+			 STORE_EXISTS);
+	ck_assert_int_eq(store_commit(st), STORE_ERR);
+	ck_assert_int_eq(store_domain_exists(st, "e.example"), STORE_NOTFOUND);
 	ck_assert_int_eq(store_commit(st), STORE_ERR);
 	ck_assert_int_eq(store_rollback(st), STORE_ERR);
 }
