@@ -17,7 +17,8 @@
 
 #define TOKEN_MIN 2
 #define TOKEN_MAX 30
-#define BIGRAM_TOKENS 1500 /* bigrams only from the first tokens of a text */
+#define BIGRAM_TOKENS 1500
+#define CJK_PAIRS 400 /* character pairs per unspaced run */ /* bigrams only from the first tokens of a text */
 
 static uint32_t fmix32(uint32_t h)
 {
@@ -150,6 +151,28 @@ static int is_inner_byte(unsigned char c)
 	return c == '.' || c == '-' || c == '\'' || c == '_' || c == '@';
 }
 
+static size_t utf8_char_len(unsigned char c)
+{
+	return c < 0x80 ? 1 : c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 1;
+}
+
+static void cjk_bigrams(struct scan_doc *d, const char *prefix, const char *s, size_t len)
+{
+	char kprefix[8];
+	snprintf(kprefix, sizeof(kprefix), "%sk", prefix);
+	size_t i = 0, prev = 0, prev_len = 0;
+	for (int pairs = 0; i < len && pairs < CJK_PAIRS; pairs++) {
+		size_t cl = utf8_char_len((unsigned char)s[i]);
+		if (i + cl > len)
+			break;
+		if (prev_len)
+			scan_feat(d, kprefix, s + prev, prev_len + cl);
+		prev = i;
+		prev_len = cl;
+		i += cl;
+	}
+}
+
 void scan_tokenize(struct scan_doc *d, const char *prefix, const char *text, size_t len)
 {
 	char bigram_prefix[8];
@@ -188,7 +211,11 @@ void scan_tokenize(struct scan_doc *d, const char *prefix, const char *text, siz
 			continue;
 		char tok[TOKEN_MAX + 1];
 		size_t klen;
-		if (tlen > TOKEN_MAX) {
+		if (tlen > TOKEN_MAX && letters > 0 && (unsigned char)text[start] >= 0xe0) {
+			/* Scripts written without spaces (CJK): pairs of characters. */
+			cjk_bigrams(d, prefix, text + start, tlen);
+			klen = (size_t)snprintf(tok, sizeof(tok), "cjk");
+		} else if (tlen > TOKEN_MAX) {
 			klen = (size_t)snprintf(tok, sizeof(tok), "long%zu", tlen > 80 ? 80 : tlen / 10 * 10);
 		} else if (letters == 0) {
 			/* Numbers: keep their shape, not their value. */

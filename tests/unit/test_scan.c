@@ -275,6 +275,9 @@ START_TEST(charsets_are_decoded_to_utf8)
 	ck_assert(has_feature("charset_koi8.eml", "b",
 			      "\xd0\x92\xd1\x81\xd1\x82\xd1\x80\xd0\xb5\xd1\x87\xd0\xb0"));
 	ck_assert(has_feature("charset_koi8.eml", "s", "\xd0\x9f\xd1\x80\xd0\xb8\xd0\xb2\xd0\xb5\xd1\x82"));
+	/* GB2312 without spaces: pairs of characters ("发票", "优惠") */
+	ck_assert(has_feature("charset_gb2312.eml", "bk", "\xe5\x8f\x91\xe7\xa5\xa8"));
+	ck_assert(has_feature("charset_gb2312.eml", "bk", "\xe4\xbc\x98\xe6\x83\xa0"));
 }
 END_TEST
 

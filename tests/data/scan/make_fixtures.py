@@ -91,6 +91,10 @@ def main():
                                    extra="Content-Type: text/plain; charset=koi8-r\r\n"
                                          "Content-Transfer-Encoding: base64\r\n") +
           "\r\n" + base64.b64encode("Встреча завтра утром".encode("koi8-r")).decode() + "\r\n")
+    write("charset_gb2312.eml", head("=?gb2312?b?" + base64.b64encode("发票优惠".encode("gb2312")).decode() + "?=",
+                                     extra="Content-Type: text/plain; charset=gb2312\r\n"
+                                           "Content-Transfer-Encoding: base64\r\n") +
+          "\r\n" + base64.b64encode("本公司长期代开各地区发票，价格优惠，欢迎来电咨询。".encode("gb2312")).decode() + "\r\n")
     write("ham_plain.eml", head("Lunch tomorrow?", extra="Content-Type: text/plain\r\n") +
           "\r\nHi Bob,\r\n\r\nare we still on for lunch tomorrow at noon? I can bring the "
           "draft of the quarterly report so we can go over it.\r\n\r\nAlice\r\n")
