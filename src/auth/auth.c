@@ -27,6 +27,7 @@
 #include <sodium.h>
 
 #include "auth/auth.h"
+#include "auth/auth_int.h"
 #include "util/i18n.h"
 #include "util/log.h"
 
@@ -136,7 +137,7 @@ unsigned auth_cache_ttl(void)
 }
 
 /* Lower-cases ADDRESS into OUT (STORE_ADDRESS_MAX + 1 bytes); -1 when empty or too long. */
-static int normalize_address(const char *address, char *out)
+int auth_normalize_address(const char *address, char *out)
 {
 	size_t n;
 
@@ -262,7 +263,7 @@ void auth_cache_forget(const char *address)
 {
 	char norm[STORE_ADDRESS_MAX + 1];
 
-	if (normalize_address(address, norm) < 0)
+	if (auth_normalize_address(address, norm) < 0)
 		return;
 	pthread_mutex_lock(&cache_lock);
 	for (size_t i = 0; i < AUTH_CACHE_MAX; i++)
@@ -297,7 +298,7 @@ void auth_identity_clear(struct auth_identity *id)
 	memset(id, 0, sizeof(*id));
 }
 
-static void identity_fill(struct auth_identity *out, const struct store_user *u,
+void auth_identity_fill(struct auth_identity *out, const struct store_user *u,
 			  struct user_key *key)
 {
 	out->user_id = u->id;
@@ -307,7 +308,7 @@ static void identity_fill(struct auth_identity *out, const struct store_user *u,
 }
 
 /* Spends the time of one password check, as for an existing user. */
-static void verify_dummy(const char *password, size_t pwlen)
+void auth_verify_dummy(const char *password, size_t pwlen)
 {
 	char hash[CRYPTO_PWHASH_STR_MAX];
 
@@ -337,56 +338,33 @@ static enum auth_result login_full(const struct store_user *u, const char *passw
 	return AUTH_OK;
 }
 
-enum auth_result auth_login(struct store *st, const char *address, const char *password,
-			    size_t pwlen, struct auth_identity *out)
+enum auth_result auth_check_password(const struct store_user *u, const char *norm,
+				     const char *password, size_t pwlen, struct user_key **key_out)
 {
-	char norm[STORE_ADDRESS_MAX + 1];
 	char cached_hash[STORE_PWHASH_MAX];
 	unsigned char id[AUTH_ID_BYTES];
-	struct store_user u;
 	struct user_key *key = NULL;
 	enum auth_result res;
 	bool use_cache;
-	int rc;
 
-	if (out == NULL)
-		return AUTH_FAILED;
-	memset(out, 0, sizeof(*out));
-	if (st == NULL || password == NULL || pwlen > AUTH_PASSWORD_MAX ||
-	    normalize_address(address, norm) < 0)
-		return AUTH_FAILED;
-
-	memset(&u, 0, sizeof(u));
-	rc = store_user_get(st, norm, &u);
-	if (rc == STORE_NOTFOUND) {
-		store_user_clear(&u);
-		verify_dummy(password, pwlen);
-		auth_cache_forget(norm);
-		return AUTH_FAILED;
-	}
-	if (rc != STORE_OK) {
-		log_error(_("cannot read user %s: %s"), norm, store_error(st));
-		store_user_clear(&u);
-		return AUTH_TEMPFAIL;
-	}
-
+	*key_out = NULL;
 	pthread_mutex_lock(&cache_lock);
 	use_cache = cache_ttl > 0 && cache_key_ready;
 	if (use_cache)
 		cache_id(norm, password, pwlen, id);
 	pthread_mutex_unlock(&cache_lock);
 
-	if (use_cache && cache_lookup(id, u.id, cached_hash, &key)) {
+	if (use_cache && cache_lookup(id, u->id, cached_hash, &key)) {
 		/* The cache proves the password; the row decides whether it still counts. */
-		if (hash_equal(cached_hash, u.password_hash) &&
-		    sodium_memcmp(user_key_public(key), u.public_key, CRYPTO_PUBLIC_KEY_BYTES) ==
+		if (hash_equal(cached_hash, u->password_hash) &&
+		    sodium_memcmp(user_key_public(key), u->public_key, CRYPTO_PUBLIC_KEY_BYTES) ==
 			0) {
-			if (u.locked) {
+			if (u->locked) {
 				user_key_free(key);
 				cache_drop_id(id);
 				res = AUTH_LOCKED;
 			} else {
-				identity_fill(out, &u, key);
+				*key_out = key;
 				res = AUTH_OK;
 			}
 			goto done;
@@ -396,14 +374,27 @@ enum auth_result auth_login(struct store *st, const char *address, const char *p
 		cache_drop_id(id);
 	}
 
-	res = login_full(&u, password, pwlen, &key);
+	res = login_full(u, password, pwlen, &key);
 	if (res == AUTH_OK) {
 		if (use_cache)
-			cache_insert(id, &u, key);
-		identity_fill(out, &u, key);
+			cache_insert(id, u, key);
+		*key_out = key;
 	}
 done:
 	sodium_memzero(id, sizeof(id));
-	store_user_clear(&u);
 	return res;
+}
+
+enum auth_result auth_login(struct store *st, const char *address, const char *password,
+			    size_t pwlen, struct auth_identity *out)
+{
+	struct auth_request req = {
+		.address = address,
+		.password = password,
+		.pwlen = pwlen,
+		.protocol = NULL,
+		.client_ip = NULL,
+	};
+
+	return auth_login_request(st, &req, out);
 }

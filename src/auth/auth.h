@@ -7,7 +7,13 @@
  * and password under a per-process random key, never the password) with the
  * unlocked key for cache_ttl seconds, so clients that reconnect often do not
  * pay Argon2id each time. Password change, lock and delete drop the entry.
- * OTP and app passwords extend this function, not its callers.
+ * OTP and app passwords extend this function, not its callers:
+ * auth_login_request() is the full path (client address and protocol known),
+ * auth_login() calls it without them. For a user enrolled in TOTP the
+ * password is followed immediately by the 6-digit code (or a recovery code);
+ * an app password (otp/) works instead, for its protocols. Failures are
+ * throttled per account and per client address (AUTH_THROTTLED) and every
+ * attempt is written to the audit log (event "auth.login").
  *
  * auth_login() is slow (Argon2id): call it from the job pool, not the loop.
  * It is thread-safe.
@@ -28,6 +34,15 @@ enum auth_result {
 	AUTH_FAILED,   /* unknown user or wrong credentials: one reply for both */
 	AUTH_LOCKED,   /* the account is locked; protocols reply as for AUTH_FAILED */
 	AUTH_TEMPFAIL, /* store error: try again later */
+	AUTH_THROTTLED, /* too many failures: temporary refusal (protocols' temp-failure reply) */
+};
+
+struct auth_request {
+	const char *address;
+	const char *password; /* password, password+code, or an app password */
+	size_t pwlen;
+	const char *protocol;  /* "smtp", "imap", "pop3", "web", or NULL when unknown */
+	const char *client_ip; /* numeric address of the client, or NULL */
 };
 
 struct auth_identity {
@@ -43,6 +58,19 @@ void auth_setup(unsigned cache_ttl_seconds);
 unsigned auth_cache_ttl(void);
 enum auth_result auth_login(struct store *st, const char *address, const char *password,
 			    size_t pwlen, struct auth_identity *out);
+/* The full login path; OUT is filled on AUTH_OK. Same threading rules as auth_login. */
+enum auth_result auth_login_request(struct store *st, const struct auth_request *req,
+				    struct auth_identity *out);
+/* The server key file (config [queue] key_file) that seals TOTP secrets; call at
+ * startup. Without it, logins of TOTP users fail with AUTH_TEMPFAIL. */
+void auth_set_server_key_file(const char *path);
+/*
+ * Password policy for new passwords (user add, passwd): at least
+ * AUTH_PASSWORD_MIN_LENGTH characters and not found by cracklib's dictionary
+ * check. Returns 1 when acceptable, else 0 with a translated reason in WHY.
+ */
+#define AUTH_PASSWORD_MIN_LENGTH 10
+int auth_password_acceptable(const char *pw, char *why, size_t len);
 void auth_identity_clear(struct auth_identity *id);
 /* Drops cached logins of ADDRESS (password change, lock, delete). */
 void auth_cache_forget(const char *address);
