@@ -264,19 +264,177 @@ static void smtp_proceed_auth(struct smtp_session *s, const struct smtp_command 
 
 /* ---- MAIL (RFC 5321 4.1.1.2, RFC 1870, 6152, 6531, 3461) ---- */
 
-/* The authenticated user owns ADDRESS: it is theirs or an alias of theirs. */
-static int sender_owned(struct smtp_session *s, const char *address)
+/*
+ * Envelope lookups (is the sender the user's, is the recipient local and
+ * known, is its mailbox full) run on the job pool: with MariaDB each is a
+ * network round trip, and the loop must not wait for it. The session is
+ * busy meanwhile, so pipelined commands queue up in order.
+ */
+enum lookup_result {
+	LOOKUP_LOCAL = 0, /* sender owned / local recipient with room */
+	LOOKUP_REMOTE,    /* not a local domain */
+	LOOKUP_UNKNOWN,   /* local domain, no such user or alias / sender not owned */
+	LOOKUP_FULL,      /* local user already over quota */
+	LOOKUP_TEMPFAIL,  /* store error */
+};
+
+struct lookup_job {
+	struct smtp_session *s;
+	bool is_mail;
+	char address[SMTP_PATH_MAX + 1]; /* lower-cased */
+	char owner[STORE_ADDRESS_MAX + 1]; /* MAIL: the authenticated user */
+	/* MAIL parameters kept for the reply */
+	bool smtputf8;
+	char ret[5];
+	char envid[SMTP_ENVID_MAX + 1];
+	/* RCPT parameters */
+	char notify[32];
+	char orcpt[SMTP_ORCPT_MAX + 1];
+	enum lookup_result result;
+};
+
+static enum lookup_result lookup_sender(struct store *st, const struct lookup_job *job)
 {
-	char lower[SMTP_PATH_MAX + 1], resolved[STORE_ADDRESS_MAX + 1];
+	char resolved[STORE_ADDRESS_MAX + 1];
 	int rc;
 
-	if (address[0] == '\0')
-		return STORE_NOTFOUND;
-	address_lower(address, lower, sizeof(lower));
-	rc = store_resolve_address(conn_store(s->c), lower, resolved);
+	if (job->address[0] == '\0')
+		return LOOKUP_UNKNOWN;
+	rc = store_resolve_address(st, job->address, resolved);
+	if (rc == STORE_ERR)
+		return LOOKUP_TEMPFAIL;
+	return rc == STORE_OK && strcmp(resolved, job->owner) == 0 ? LOOKUP_LOCAL : LOOKUP_UNKNOWN;
+}
+
+static enum lookup_result lookup_recipient(struct store *st, const struct lookup_job *job)
+{
+	char resolved[STORE_ADDRESS_MAX + 1];
+	struct store_user u;
+	enum lookup_result result = LOOKUP_LOCAL;
+	int rc;
+
+	rc = store_domain_exists(st, address_domain(job->address));
+	if (rc == STORE_ERR)
+		return LOOKUP_TEMPFAIL;
 	if (rc != STORE_OK)
-		return rc;
-	return strcmp(resolved, s->user) == 0 ? STORE_OK : STORE_NOTFOUND;
+		return LOOKUP_REMOTE;
+	rc = store_resolve_address(st, job->address, resolved);
+	if (rc == STORE_NOTFOUND)
+		return LOOKUP_UNKNOWN;
+	if (rc != STORE_OK)
+		return LOOKUP_TEMPFAIL;
+	memset(&u, 0, sizeof(u));
+	rc = store_user_get(st, resolved, &u);
+	if (rc != STORE_OK)
+		result = rc == STORE_NOTFOUND ? LOOKUP_UNKNOWN : LOOKUP_TEMPFAIL;
+	else if (u.quota_bytes > 0 && u.used_bytes >= u.quota_bytes)
+		result = LOOKUP_FULL;
+	store_user_clear(&u);
+	return result;
+}
+
+static void lookup_work(struct store *st, void *arg)
+{
+	struct lookup_job *job = arg;
+
+	job->result = job->is_mail ? lookup_sender(st, job) : lookup_recipient(st, job);
+}
+
+static void mail_accept(struct smtp_session *s, const struct lookup_job *job)
+{
+	smtp_reset_transaction(s);
+	snprintf(s->sender, sizeof(s->sender), "%s", job->address);
+	s->smtputf8 = job->smtputf8;
+	snprintf(s->ret, sizeof(s->ret), "%s", job->ret);
+	snprintf(s->envid, sizeof(s->envid), "%s", job->envid);
+	s->state = SMTP_STATE_MAIL;
+	smtp_reply(s, "250 2.1.0 Ok");
+}
+
+static void mail_lookup_done(struct smtp_session *s, const struct lookup_job *job)
+{
+	switch (job->result) {
+	case LOOKUP_LOCAL:
+		mail_accept(s, job);
+		return;
+	case LOOKUP_TEMPFAIL:
+		smtp_reply(s, "451 4.3.0 Temporary lookup failure");
+		return;
+	default:
+		smtp_fail(s, 553, "5.7.1", "Sender address not owned by authenticated user");
+		return;
+	}
+}
+
+static void rcpt_lookup_done(struct smtp_session *s, const struct lookup_job *job)
+{
+	struct smtp_rcpt *r;
+
+	switch (job->result) {
+	case LOOKUP_TEMPFAIL:
+		smtp_reply(s, "451 4.3.0 Temporary lookup failure");
+		return;
+	case LOOKUP_UNKNOWN:
+		smtp_fail(s, 550, "5.1.1", "User unknown in local recipient table");
+		return;
+	case LOOKUP_FULL:
+		/* Already over quota: say so now, not after the whole message. */
+		smtp_reply(s, "452 4.2.2 Mailbox full");
+		return;
+	case LOOKUP_REMOTE:
+		if (!s->authenticated) {
+			/* Never an open relay. */
+			smtp_fail(s, 550, "5.7.1", "Relay access denied");
+			return;
+		}
+		break;
+	case LOOKUP_LOCAL:
+		break;
+	}
+	if (s->n_rcpts == s->cap_rcpts) {
+		size_t cap = s->cap_rcpts ? s->cap_rcpts * 2 : 8;
+		struct smtp_rcpt *n = realloc(s->rcpts, cap * sizeof(*n));
+		if (!n) {
+			smtp_reply(s, "452 4.3.1 Insufficient system resources");
+			return;
+		}
+		s->rcpts = n;
+		s->cap_rcpts = cap;
+	}
+	r = &s->rcpts[s->n_rcpts++];
+	snprintf(r->address, sizeof(r->address), "%s", job->address);
+	snprintf(r->notify, sizeof(r->notify), "%s", job->notify);
+	snprintf(r->orcpt, sizeof(r->orcpt), "%s", job->orcpt);
+	r->local = job->result == LOOKUP_LOCAL;
+	s->state = SMTP_STATE_RCPT;
+	smtp_reply(s, "250 2.1.5 Ok");
+}
+
+static void lookup_done(struct conn *c, void *arg)
+{
+	struct lookup_job *job = arg;
+	struct smtp_session *s = job->s;
+
+	(void)c;
+	if (!conn_is_closing(s->c)) {
+		if (job->is_mail)
+			mail_lookup_done(s, job);
+		else
+			rcpt_lookup_done(s, job);
+	}
+	free(job);
+	smtp_resume(s);
+}
+
+static void lookup_start(struct smtp_session *s, struct lookup_job *job)
+{
+	job->s = s;
+	s->busy = true;
+	if (conn_defer(s->c, lookup_work, lookup_done, job) < 0) {
+		s->busy = false;
+		free(job);
+		smtp_reply(s, "451 4.3.0 Temporary lookup failure");
+	}
 }
 
 static int smtp_check_mail(struct smtp_session *s, const struct smtp_command *cmd)
@@ -304,36 +462,37 @@ static int smtp_check_mail(struct smtp_session *s, const struct smtp_command *cm
 		smtp_fail(s, 552, "5.3.4", "Message size exceeds fixed maximum message size");
 		return -1;
 	}
-	if (s->authenticated) {
-		int rc = sender_owned(s, cmd->address);
-		if (rc == STORE_ERR) {
-			smtp_reply(s, "451 4.3.0 Temporary lookup failure");
-			return -1;
-		}
-		if (rc != STORE_OK) {
-			smtp_fail(s, 553, "5.7.1", "Sender address not owned by authenticated user");
-			return -1;
-		}
-	}
 	return 0;
 }
 
 static void smtp_proceed_mail(struct smtp_session *s, const struct smtp_command *cmd)
 {
-	smtp_reset_transaction(s);
-	address_lower(cmd->address, s->sender, sizeof(s->sender));
-	s->smtputf8 = cmd->smtputf8;
-	snprintf(s->ret, sizeof(s->ret), "%s", cmd->ret);
-	snprintf(s->envid, sizeof(s->envid), "%s", cmd->envid);
-	s->state = SMTP_STATE_MAIL;
-	smtp_reply(s, "250 2.1.0 Ok");
+	struct lookup_job *job = calloc(1, sizeof(*job));
+
+	if (!job) {
+		smtp_reply(s, "451 4.3.1 Insufficient system resources");
+		return;
+	}
+	job->is_mail = true;
+	address_lower(cmd->address, job->address, sizeof(job->address));
+	job->smtputf8 = cmd->smtputf8;
+	snprintf(job->ret, sizeof(job->ret), "%s", cmd->ret);
+	snprintf(job->envid, sizeof(job->envid), "%s", cmd->envid);
+	if (!s->authenticated) {
+		/* The MX takes any syntactically valid sender. */
+		mail_accept(s, job);
+		free(job);
+		return;
+	}
+	/* An authenticated user sends only as an address they own. */
+	snprintf(job->owner, sizeof(job->owner), "%s", s->user);
+	lookup_start(s, job);
 }
 
 /* ---- RCPT (RFC 5321 4.1.1.3, RFC 3461) ---- */
 
 static int smtp_check_rcpt(struct smtp_session *s, const struct smtp_command *cmd)
 {
-	(void)cmd;
 	if (need_greeting(s))
 		return -1;
 	if (!(s->state & (SMTP_STATE_MAIL | SMTP_STATE_RCPT))) {
@@ -379,70 +538,24 @@ static void notify_text(unsigned bits, char *out, size_t outlen)
 
 static void smtp_proceed_rcpt(struct smtp_session *s, const struct smtp_command *cmd)
 {
-	struct store *st = conn_store(s->c);
-	char lower[SMTP_PATH_MAX + 1], resolved[STORE_ADDRESS_MAX + 1];
-	struct smtp_rcpt *r;
-	bool local;
+	struct lookup_job *job = calloc(1, sizeof(*job));
 	size_t i;
-	int rc;
 
-	address_lower(cmd->address, lower, sizeof(lower));
-	rc = store_domain_exists(st, address_domain(lower));
-	if (rc == STORE_ERR) {
-		smtp_reply(s, "451 4.3.0 Temporary lookup failure");
+	if (!job) {
+		smtp_reply(s, "452 4.3.1 Insufficient system resources");
 		return;
 	}
-	local = rc == STORE_OK;
-	if (local) {
-		struct store_user u;
-		memset(&u, 0, sizeof(u));
-		rc = store_resolve_address(st, lower, resolved);
-		if (rc == STORE_NOTFOUND) {
-			smtp_fail(s, 550, "5.1.1", "User unknown in local recipient table");
-			return;
-		}
-		if (rc == STORE_OK)
-			rc = store_user_get(st, resolved, &u);
-		if (rc != STORE_OK) {
-			store_user_clear(&u);
-			smtp_reply(s, "451 4.3.0 Temporary lookup failure");
-			return;
-		}
-		/* Already over quota: say so now, not after the whole message. */
-		if (u.quota_bytes > 0 && u.used_bytes >= u.quota_bytes) {
-			store_user_clear(&u);
-			smtp_reply(s, "452 4.2.2 Mailbox full");
-			return;
-		}
-		store_user_clear(&u);
-	} else if (!s->authenticated) {
-		/* Never an open relay. */
-		smtp_fail(s, 550, "5.7.1", "Relay access denied");
-		return;
-	}
+	address_lower(cmd->address, job->address, sizeof(job->address));
 	for (i = 0; i < s->n_rcpts; i++) {
-		if (strcmp(s->rcpts[i].address, lower) == 0) {
+		if (strcmp(s->rcpts[i].address, job->address) == 0) {
+			free(job);
 			smtp_reply(s, "250 2.1.5 Ok (duplicate recipient)");
 			return;
 		}
 	}
-	if (s->n_rcpts == s->cap_rcpts) {
-		size_t cap = s->cap_rcpts ? s->cap_rcpts * 2 : 8;
-		struct smtp_rcpt *n = realloc(s->rcpts, cap * sizeof(*n));
-		if (!n) {
-			smtp_reply(s, "452 4.3.1 Insufficient system resources");
-			return;
-		}
-		s->rcpts = n;
-		s->cap_rcpts = cap;
-	}
-	r = &s->rcpts[s->n_rcpts++];
-	snprintf(r->address, sizeof(r->address), "%s", lower);
-	notify_text(cmd->notify, r->notify, sizeof(r->notify));
-	snprintf(r->orcpt, sizeof(r->orcpt), "%s", cmd->orcpt);
-	r->local = local;
-	s->state = SMTP_STATE_RCPT;
-	smtp_reply(s, "250 2.1.5 Ok");
+	notify_text(cmd->notify, job->notify, sizeof(job->notify));
+	snprintf(job->orcpt, sizeof(job->orcpt), "%s", cmd->orcpt);
+	lookup_start(s, job);
 }
 
 /* ---- DATA (RFC 5321 4.1.1.4) ---- */
