@@ -292,16 +292,34 @@ int store_quarantine_del(struct store *st, int64_t id)
 
 /* ---- audit log ---- */
 
+/* Longer audit details are cut (at a UTF-8 character boundary): the event
+ * itself must be recorded. */
+#define AUDIT_DETAIL_MAX 4000
+
 int store_audit(struct store *st, const char *actor, const char *event, const char *detail)
 {
-	if (actor == NULL || event == NULL || check_len(st, "actor", actor, STORE_ADDRESS_MAX) ||
-	    check_len(st, "event", event, 64)) {
-		if (actor == NULL || event == NULL)
-			store_set_error(st, "%s", _("an audit entry needs an actor and an event"));
+	char cut[AUDIT_DETAIL_MAX + 1];
+	size_t n;
+
+	if (actor == NULL || event == NULL) {
+		store_set_error(st, "%s", _("an audit entry needs an actor and an event"));
 		return STORE_ERR;
 	}
-	return store_run(st, SQL_AUDIT_ADD, "ittt", (int64_t)time(NULL), actor, event,
-			 detail != NULL ? detail : "");
+	if (check_len(st, "actor", actor, STORE_ADDRESS_MAX) != STORE_OK ||
+	    check_len(st, "event", event, 64) != STORE_OK)
+		return STORE_ERR;
+	if (detail == NULL)
+		detail = "";
+	n = strlen(detail);
+	if (n > AUDIT_DETAIL_MAX) {
+		n = AUDIT_DETAIL_MAX;
+		while (n > 0 && ((unsigned char)detail[n] & 0xc0) == 0x80)
+			n--; /* detail[n] continues a character: cut before it starts */
+		memcpy(cut, detail, n);
+		cut[n] = '\0';
+		detail = cut;
+	}
+	return store_run(st, SQL_AUDIT_ADD, "ittt", (int64_t)time(NULL), actor, event, detail);
 }
 
 int store_audit_list(struct store *st, int64_t since, store_audit_cb cb, void *arg)

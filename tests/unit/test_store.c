@@ -877,6 +877,35 @@ START_TEST(audit_and_stats)
 }
 END_TEST
 
+static int last_detail(void *arg, int64_t time, const char *actor, const char *event,
+		       const char *detail)
+{
+	snprintf(arg, 8192, "%s", detail);
+	return 0;
+}
+
+/* A huge detail is cut at a character boundary, never refused. */
+START_TEST(audit_cuts_long_details_cleanly)
+{
+	char *detail = malloc(20001), *back = malloc(8192);
+
+	ck_assert_ptr_nonnull(detail);
+	ck_assert_ptr_nonnull(back);
+	detail[0] = 'x';
+	for (size_t i = 1; i + 1 < 20001; i += 2)
+		memcpy(detail + i, "\xc3\xa9", 2); /* é */
+	detail[20000] = '\0';
+	OK(store_audit(st, "admin", "big", detail));
+	OK(store_audit_list(st, 0, last_detail, back));
+	ck_assert_uint_gt(strlen(back), 3000);
+	ck_assert_uint_le(strlen(back), 4000);
+	ck_assert_int_eq(strlen(back) % 2, 1); /* "x" and whole two-byte characters */
+	ck_assert(memcmp(back, detail, strlen(back)) == 0);
+	free(detail);
+	free(back);
+}
+END_TEST
+
 /* ---- transactions and migrations ---- */
 
 START_TEST(rollback_leaves_nothing)
@@ -1149,6 +1178,7 @@ static Suite *store_suite(const char *name)
 	tcase_add_test(tc, quarantine_keeps_sealed_copy);
 	tcase_add_test(tc, user_data_put_get_replace);
 	tcase_add_test(tc, audit_and_stats);
+	tcase_add_test(tc, audit_cuts_long_details_cleanly);
 	tcase_add_test(tc, rollback_leaves_nothing);
 	tcase_add_test(tc, migrate_is_idempotent);
 	tcase_add_test(tc, concurrent_writers_get_distinct_uids);
