@@ -7,6 +7,7 @@
  * to an error. Script and style contents are skipped.
  */
 #include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -99,7 +100,6 @@ static int tag_attr(const char *s, size_t len, const char *name, char *out, size
 			k++;
 		}
 		out[o] = '\0';
-		/* "&amp;" in hrefs */
 		return 0;
 	}
 	return -1;
@@ -161,8 +161,8 @@ void scan_html(struct scan_doc *d, const char *html, size_t len)
 			if (name[1] == 'c')
 				scan_feat_str(d, "html", "script");
 			/* skip to the matching close tag */
-			char close[16] = "</";
-			strcat(close, name);
+			char close[24];
+			snprintf(close, sizeof(close), "</%s", name);
 			size_t cl = strlen(close);
 			size_t k = i;
 			while (k + cl <= len) {

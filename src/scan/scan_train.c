@@ -48,9 +48,13 @@ int scan_read_file(const char *path, size_t max, unsigned char **buf, size_t *le
 		return -1;
 	}
 	struct stat sb;
-	if (fstat(fileno(f), &sb) != 0 || (size_t)sb.st_size > max) {
-		snprintf(err, errlen, "%s: %s", path,
-			 errno ? strerror(errno) : "file too large");
+	if (fstat(fileno(f), &sb) != 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		fclose(f);
+		return -1;
+	}
+	if (!S_ISREG(sb.st_mode) || (size_t)sb.st_size > max) {
+		snprintf(err, errlen, "%s: not a regular file of at most %zu bytes", path, max);
 		fclose(f);
 		return -1;
 	}
