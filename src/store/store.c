@@ -266,18 +266,62 @@ int store_col_blob(struct store *st, struct store_stmt *s, int col, unsigned cha
 	return STORE_OK;
 }
 
+/* ASCII only: tolower() would follow the locale posternd runs in. */
+static char ascii_lower(char c)
+{
+	return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+}
+
+/* Strict UTF-8 (RFC 3629): no overlongs, surrogates or values past U+10FFFF.
+ * Both engines must see the same text; MariaDB refuses anything else. */
+bool store_valid_utf8(const char *text)
+{
+	const unsigned char *p = (const unsigned char *)text;
+
+	while (*p != '\0') {
+		size_t n;
+		uint32_t cp;
+
+		if (p[0] < 0x80) {
+			p++;
+			continue;
+		} else if (p[0] >= 0xc2 && p[0] <= 0xdf) {
+			n = 1;
+			cp = p[0] & 0x1f;
+		} else if (p[0] >= 0xe0 && p[0] <= 0xef) {
+			n = 2;
+			cp = p[0] & 0x0f;
+		} else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
+			n = 3;
+			cp = p[0] & 0x07;
+		} else {
+			return false;
+		}
+		for (size_t i = 1; i <= n; i++) {
+			if ((p[i] & 0xc0) != 0x80)
+				return false;
+			cp = (cp << 6) | (p[i] & 0x3f);
+		}
+		if ((n == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+		    (n == 3 && (cp < 0x10000 || cp > 0x10ffff)))
+			return false;
+		p += n + 1;
+	}
+	return true;
+}
+
 int store_normalize_address(struct store *st, const char *address, char *out)
 {
 	size_t n = strlen(address);
 	const char *at = strrchr(address, '@');
 
 	if (n == 0 || n > STORE_ADDRESS_MAX || at == NULL || at == address || at[1] == '\0' ||
-	    strlen(at + 1) > STORE_DOMAIN_MAX) {
+	    strlen(at + 1) > STORE_DOMAIN_MAX || !store_valid_utf8(address)) {
 		store_set_error(st, _("not a valid address: %.64s"), address);
 		return STORE_ERR;
 	}
 	for (size_t i = 0; i <= n; i++)
-		out[i] = (char)tolower((unsigned char)address[i]);
+		out[i] = ascii_lower(address[i]);
 	return STORE_OK;
 }
 
@@ -285,12 +329,13 @@ static int normalize_domain(struct store *st, const char *domain, char *out)
 {
 	size_t n = strlen(domain);
 
-	if (n == 0 || n > STORE_DOMAIN_MAX || strchr(domain, '@') != NULL) {
+	if (n == 0 || n > STORE_DOMAIN_MAX || strchr(domain, '@') != NULL ||
+	    !store_valid_utf8(domain)) {
 		store_set_error(st, _("not a valid domain: %.64s"), domain);
 		return STORE_ERR;
 	}
 	for (size_t i = 0; i <= n; i++)
-		out[i] = (char)tolower((unsigned char)domain[i]);
+		out[i] = ascii_lower(domain[i]);
 	return STORE_OK;
 }
 
@@ -539,7 +584,7 @@ int store_alias_del(struct store *st, const char *alias)
 		return STORE_NOTFOUND;
 	}
 	for (size_t i = 0; i <= n; i++)
-		a[i] = (char)tolower((unsigned char)alias[i]);
+		a[i] = ascii_lower(alias[i]);
 	rc = store_run(st, SQL_ALIAS_DEL, "t", a);
 	if (rc == STORE_OK && st->engine->changes(st) == 0) {
 		store_set_error(st, _("no such alias: %s"), a);

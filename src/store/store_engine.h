@@ -105,6 +105,7 @@ int store_col_blob(struct store *st, struct store_stmt *s, int col, unsigned cha
 /* Ends a write: commits when RC is STORE_OK, otherwise rolls back; returns RC
  * or the commit's failure. */
 int store_end(struct store *st, int rc);
+bool store_valid_utf8(const char *text);
 /* Lower-cases ADDRESS into OUT (STORE_ADDRESS_MAX + 1 bytes); checks it has
  * one "@" with text on both sides. */
 int store_normalize_address(struct store *st, const char *address, char *out);

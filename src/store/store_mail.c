@@ -97,7 +97,7 @@ static int check_mailbox_name(struct store *st, const char *name, char *out)
 	size_t n = strlen(name);
 
 	if (n == 0 || n > STORE_MAILBOX_NAME_MAX || name[0] == '/' || name[n - 1] == '/' ||
-	    strstr(name, "//") != NULL) {
+	    strstr(name, "//") != NULL || !store_valid_utf8(name)) {
 		store_set_error(st, _("not a valid mailbox name: %.64s"), name);
 		return STORE_ERR;
 	}

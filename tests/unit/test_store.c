@@ -298,6 +298,7 @@ START_TEST(aliases_resolve_to_users)
 	ck_assert_int_eq(store_resolve_address(st, "nobody@example.org", out), STORE_NOTFOUND);
 	ck_assert_int_eq(store_resolve_address(st, "example.org", out), STORE_NOTFOUND);
 	ck_assert_int_eq(store_resolve_address(st, "a@", out), STORE_NOTFOUND);
+	ck_assert_int_eq(store_resolve_address(st, "\xc0\xaf@example.org", out), STORE_NOTFOUND);
 	OK(store_alias_add(st, "@example.org", "alice@example.org"));
 	OK(store_resolve_address(st, "nobody@example.org", out));
 	ck_assert_str_eq(out, "alice@example.org");
@@ -335,6 +336,12 @@ START_TEST(mailboxes_create_rename_delete)
 	ck_assert_int_eq(store_mailbox_create(st, uid, "inbox", SPECIAL_NONE, NULL), STORE_EXISTS);
 	ck_assert_int_eq(store_mailbox_create(st, uid, "", SPECIAL_NONE, NULL), STORE_ERR);
 	ck_assert_int_eq(store_mailbox_create(st, uid, "a//b", SPECIAL_NONE, NULL), STORE_ERR);
+	ck_assert_int_eq(store_mailbox_create(st, uid, "bad\xc3(", SPECIAL_NONE, NULL), STORE_ERR);
+	ck_assert_int_eq(store_mailbox_create(st, uid, "surrogate\xed\xa0\x80", SPECIAL_NONE, NULL),
+			 STORE_ERR);
+	OK(store_mailbox_create(st, uid, "Entw\xc3\xbcrfe/\xf0\x9f\x93\xa6", SPECIAL_NONE, NULL));
+	OK(store_mailbox_get(st, uid, "Entw\xc3\xbcrfe/\xf0\x9f\x93\xa6", &again));
+	ck_assert_str_eq(again.name, "Entw\xc3\xbcrfe/\xf0\x9f\x93\xa6");
 	ck_assert_int_eq(store_mailbox_create(st, uid + 99, "X", SPECIAL_NONE, NULL),
 			 STORE_NOTFOUND);
 	ck_assert_int_eq(store_mailbox_get(st, uid, "a//b", &again), STORE_NOTFOUND);
