@@ -266,9 +266,10 @@ static void smtp_proceed_auth(struct smtp_session *s, const struct smtp_command 
 
 /*
  * Envelope lookups (is the sender the user's, is the recipient local and
- * known, is its mailbox full) run on the job pool: with MariaDB each is a
- * network round trip, and the loop must not wait for it. The session is
- * busy meanwhile, so pipelined commands queue up in order.
+ * known, is its mailbox full) run on the job pool when the store is
+ * MariaDB: each is a network round trip, and the loop must not wait for
+ * it. The session is busy meanwhile, so pipelined commands queue up in
+ * order. With SQLite they run inline (see lookup_start).
  */
 enum lookup_result {
 	LOOKUP_LOCAL = 0, /* sender owned / local recipient with room */
@@ -428,7 +429,21 @@ static void lookup_done(struct conn *c, void *arg)
 
 static void lookup_start(struct smtp_session *s, struct lookup_job *job)
 {
+	struct store *st = conn_store(s->c);
+
 	job->s = s;
+	/* An embedded SQLite read (WAL: never blocked by writers) takes
+	 * microseconds; a trip through the job pool would wait behind the
+	 * deliveries queued there. */
+	if (st && strcmp(store_engine_name(st), "sqlite") == 0) {
+		lookup_work(st, job);
+		if (job->is_mail)
+			mail_lookup_done(s, job);
+		else
+			rcpt_lookup_done(s, job);
+		free(job);
+		return;
+	}
 	s->busy = true;
 	if (conn_defer(s->c, lookup_work, lookup_done, job) < 0) {
 		s->busy = false;
