@@ -98,12 +98,16 @@ static void deliver_done(struct conn *c, void *arg)
 	smtp_resume(s);
 }
 
-/* RFC 3848 / RFC 6531 "with" protocol name. */
+/* The "with" protocol of Received: RFC 3848 (ESMTP, ESMTPS, ESMTPA,
+ * ESMTPSA) and RFC 6531 3.7.3 (UTF8SMTP, UTF8SMTPS, UTF8SMTPA, UTF8SMTPSA). */
 static void with_protocol(const struct smtp_session *s, char *out, size_t outlen)
 {
-	snprintf(out, outlen, "%s%s%s%s", s->smtputf8 ? "UTF8" : "", s->esmtp ? "ESMTP" : "SMTP",
-		 conn_is_tls(s->c) && s->esmtp ? "S" : "",
-		 s->authenticated && s->esmtp ? "A" : "");
+	if (!s->esmtp) {
+		snprintf(out, outlen, "SMTP");
+		return;
+	}
+	snprintf(out, outlen, "%s%s%s", s->smtputf8 ? "UTF8SMTP" : "ESMTP",
+		 conn_is_tls(s->c) ? "S" : "", s->authenticated ? "A" : "");
 }
 
 void smtp_deliver_start(struct smtp_session *s)
