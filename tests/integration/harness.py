@@ -100,6 +100,7 @@ class Server:
         self.cafile = os.path.join(self.data_dir, "cert.pem")
         self.keyfile = os.path.join(self.data_dir, "key.pem")
         self.log_path = os.path.join(self.data_dir, "posternd.log")
+        self.admin_socket = os.path.join(self.data_dir, "admin.sock")
         self.ports = {name: free_port() for name in self.listeners}
         self.metrics_port = free_port()
         self.engine = engine()
@@ -124,7 +125,7 @@ class Server:
                 "data_dir": self.data_dir,
                 "workers": "2",
                 "log_level": "debug",
-                "admin_socket": os.path.join(self.data_dir, "admin.sock"),
+                "admin_socket": self.admin_socket,
             },
             "tls": {"cert_file": self.cafile, "key_file": self.keyfile},
             "store": {"engine": self.engine},
@@ -166,19 +167,19 @@ class Server:
                                      stdout=self._log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         pending = set(self.ports.values())
-        while pending:
+        # The admin socket appears after the listeners, once root is dropped.
+        while pending or not os.path.exists(self.admin_socket):
             if self.proc.poll() is not None:
                 raise RuntimeError("posternd exited with %s:\n%s" % (self.proc.returncode, self.log()))
             if time.monotonic() > deadline:
-                raise RuntimeError("posternd did not listen within %ss:\n%s" % (timeout, self.log()))
+                raise RuntimeError("posternd not ready within %ss:\n%s" % (timeout, self.log()))
             for port in list(pending):
                 try:
                     socket.create_connection(("127.0.0.1", port), timeout=1).close()
                     pending.discard(port)
                 except OSError:
                     pass
-            if pending:
-                time.sleep(0.05)
+            time.sleep(0.05)
 
     @property
     def pid(self):
