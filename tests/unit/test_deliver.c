@@ -50,9 +50,20 @@ static int64_t add_user(const char *address, const char *password, struct user_k
 	return u.id;
 }
 
-static void setup(void)
+static char mariadb_db[64];
+
+static void mariadb_sql(const char *sql)
 {
-	char err[256];
+	char cmd[512];
+
+	snprintf(cmd, sizeof(cmd), "mariadb --no-defaults -S '%s' -u root -e '%s'",
+		 getenv("POSTERN_TEST_MARIADB_SOCKET"), sql);
+	ck_assert_msg(system(cmd) == 0, "%s failed", cmd);
+}
+
+static void setup_engine(enum store_engine engine)
+{
+	char err[256], sql[256];
 	int version;
 
 	ck_assert_int_eq(crypto_setup(), 0);
@@ -61,8 +72,20 @@ static void setup(void)
 	ck_assert_ptr_nonnull(mkdtemp(dir));
 	config_defaults(&cfg);
 	snprintf(cfg.server.hostname, sizeof(cfg.server.hostname), "mx.example.org");
-	cfg.store.engine = STORE_ENGINE_SQLITE;
+	cfg.store.engine = engine;
 	snprintf(cfg.store.sqlite_path, sizeof(cfg.store.sqlite_path), "%s/postern.db", dir);
+	mariadb_db[0] = '\0';
+	if (engine == STORE_ENGINE_MARIADB) {
+		snprintf(mariadb_db, sizeof(mariadb_db), "postern_deliver_%ld", (long)getpid());
+		snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s; CREATE DATABASE %s",
+			 mariadb_db, mariadb_db);
+		mariadb_sql(sql);
+		snprintf(cfg.store.mariadb_socket, sizeof(cfg.store.mariadb_socket), "%s",
+			 getenv("POSTERN_TEST_MARIADB_SOCKET"));
+		snprintf(cfg.store.mariadb_user, sizeof(cfg.store.mariadb_user), "root");
+		snprintf(cfg.store.mariadb_database, sizeof(cfg.store.mariadb_database), "%s",
+			 mariadb_db);
+	}
 	snprintf(cfg.queue.key_file, sizeof(cfg.queue.key_file), "%s/queue.key", dir);
 	st = store_open(&cfg.store, err, sizeof(err));
 	ck_assert_msg(st != NULL, "store_open: %s", err);
@@ -74,6 +97,16 @@ static void setup(void)
 	ck_assert_msg(scan_model_load(NULL, err, sizeof(err)) == 0, "model: %s", err);
 }
 
+static void setup(void)
+{
+	setup_engine(STORE_ENGINE_SQLITE);
+}
+
+static void setup_mariadb(void)
+{
+	setup_engine(STORE_ENGINE_MARIADB);
+}
+
 static void teardown(void)
 {
 	char cmd[128];
@@ -81,6 +114,10 @@ static void teardown(void)
 	user_key_free(alice_key);
 	user_key_free(bob_key);
 	store_close(st);
+	if (mariadb_db[0]) {
+		snprintf(cmd, sizeof(cmd), "DROP DATABASE IF EXISTS %s", mariadb_db);
+		mariadb_sql(cmd);
+	}
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	ck_assert_int_eq(system(cmd), 0);
 }
@@ -425,12 +462,8 @@ START_TEST(test_deliver_to_mailbox_scans_and_stores)
 }
 END_TEST
 
-static Suite *deliver_suite(void)
+static void add_tests(TCase *tc)
 {
-	Suite *s = suite_create("deliver");
-	TCase *tc = tcase_create("sqlite");
-
-	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_delivered_mail_decrypts_byte_exact);
 	tcase_add_test(tc, test_scan_result_stored_one_to_one);
@@ -440,7 +473,24 @@ static Suite *deliver_suite(void)
 	tcase_add_test(tc, test_unknown_recipient_stores_nothing);
 	tcase_add_test(tc, test_remote_recipient_is_queued_sealed_with_dsn);
 	tcase_add_test(tc, test_deliver_to_mailbox_scans_and_stores);
+}
+
+/* The same tests on MariaDB when a test server is running
+ * (POSTERN_TEST_MARIADB_SOCKET, see tests/mariadb-server). */
+static Suite *deliver_suite(void)
+{
+	Suite *s = suite_create("deliver");
+	TCase *tc = tcase_create("sqlite");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	add_tests(tc);
 	suite_add_tcase(s, tc);
+	if (getenv("POSTERN_TEST_MARIADB_SOCKET")) {
+		tc = tcase_create("mariadb");
+		tcase_add_checked_fixture(tc, setup_mariadb, teardown);
+		add_tests(tc);
+		suite_add_tcase(s, tc);
+	}
 	return s;
 }
 
