@@ -160,8 +160,9 @@ struct throttle_policy {
 };
 
 /* Safe defaults (docs/login-security.md): an account waits 1, 2, 4 ... s
- * after its 3rd failure and is blocked for 15 minutes at 10; an address gets
- * more room since many users may share it (NAT). */
+ * after its 3rd failure and is blocked for 15 minutes at 10; a client address
+ * gets more room (waits after 30, a block at 100) since many users may share
+ * it (NAT). */
 extern const struct throttle_policy throttle_account_policy;
 extern const struct throttle_policy throttle_ip_policy;
 

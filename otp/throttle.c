@@ -36,8 +36,8 @@ const struct throttle_policy throttle_account_policy = {
 };
 
 const struct throttle_policy throttle_ip_policy = {
-	.free_failures = 10,
-	.block_after = 50,
+	.free_failures = 30,
+	.block_after = 100,
 	.block_seconds = 15 * 60,
 	.max_wait = 30,
 	.forget_seconds = 60 * 60,

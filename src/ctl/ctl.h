@@ -133,10 +133,14 @@ int ctl_usage(const struct ctl_verb *verbs, size_t n, const char *verb);
 
 /* The command groups (one file each). */
 int ctl_cmd_alias(struct ctl *ctl, int argc, char **argv);
+int ctl_cmd_app_password(struct ctl *ctl, int argc, char **argv);
+int ctl_cmd_audit(struct ctl *ctl, int argc, char **argv);
+int ctl_cmd_auth(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_cert(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_db(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_domain(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_init(struct ctl *ctl, int argc, char **argv);
+int ctl_cmd_otp(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_quarantine(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_quota(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_recovery(struct ctl *ctl, int argc, char **argv);

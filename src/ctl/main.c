@@ -30,10 +30,14 @@ struct ctl_group {
 /* Sorted by name; one line per group. */
 static const struct ctl_group groups[] = {
 	{"alias", ctl_cmd_alias, N_("aliases: add, list, del")},
+	{"app-password", ctl_cmd_app_password, N_("app passwords of a user: add, list, revoke")},
+	{"audit", ctl_cmd_audit, N_("the audit log: logins and admin actions")},
+	{"auth", ctl_cmd_auth, N_("failed-login throttling: blocks, unblock")},
 	{"cert", ctl_cmd_cert, N_("TLS certificates: selfsigned")},
 	{"db", ctl_cmd_db, N_("the store: migrate")},
 	{"domain", ctl_cmd_domain, N_("local mail domains: add, list, del")},
 	{"init", ctl_cmd_init, N_("create a data dir with config, certificate and store")},
+	{"otp", ctl_cmd_otp, N_("one-time codes (TOTP): enroll, reset, status, disable")},
 	{"quarantine", ctl_cmd_quarantine, N_("messages held back as malware: list, show, release, delete")},
 	{"quota", ctl_cmd_quota, N_("mailbox quotas: set")},
 	{"recovery", ctl_cmd_recovery, N_("organization recovery key: init")},

@@ -1,0 +1,229 @@
+#!/usr/bin/env python3
+"""Login security with real clients: password+TOTP (codes from oathtool, an
+independent implementation), replayed codes, recovery codes, app passwords
+and their protocol scopes, failure throttling and its expiry, the audit log,
+and identical replies for unknown users and wrong passwords."""
+import json
+import poplib
+import smtplib
+import subprocess
+import time
+import unittest
+
+from harness import Server, program, demote
+
+PASSWORD = "correct horse battery"
+DELAY_MS = 50
+FAST_AUTH = {"failure_delay_ms": str(DELAY_MS), "argon2_mem": "8M", "argon2_ops": "1",
+             "cache_ttl": "0"}
+
+
+def oathtool(secret, offset=0):
+    """The TOTP code of SECRET (base32) at now + OFFSET seconds, from oathtool."""
+    when = "now %+d seconds" % offset if offset else "now"
+    res = subprocess.run(["oathtool", "--totp", "-b", "-N", when, secret],
+                         capture_output=True, text=True, check=True)
+    return res.stdout.strip()
+
+
+def tls_context(srv):
+    ctx = srv.ssl_context()
+    ctx.check_hostname = False
+    return ctx
+
+
+class LoginSecurityTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.srv = Server(listeners=("submission", "pop3"), config={"auth": FAST_AUTH})
+        cls.srv.add_domain("example.org")
+        for user in ("alice", "bob", "carol", "dave", "erin"):
+            cls.srv.add_user("%s@example.org" % user, PASSWORD)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.srv.stop()
+
+    # ---- clients ----
+    def smtp_login(self, user, password):
+        """None on success, else the SMTP reply code."""
+        s = smtplib.SMTP("127.0.0.1", self.srv.port("submission"), timeout=30)
+        try:
+            s.starttls(context=tls_context(self.srv))
+            s.login(user, password)
+            return None
+        except smtplib.SMTPAuthenticationError as e:
+            return (e.smtp_code, e.smtp_error)
+        except smtplib.SMTPResponseException as e:
+            return (e.smtp_code, e.smtp_error)
+        finally:
+            s.close()
+
+    def pop_login(self, user, password):
+        """None on success, else the -ERR line (bytes)."""
+        p = poplib.POP3("127.0.0.1", self.srv.port("pop3"), timeout=30)
+        try:
+            p.stls(context=tls_context(self.srv))
+            p.user(user)
+            p.pass_(password)
+            p.quit()
+            return None
+        except poplib.error_proto as e:
+            return e.args[0]
+        finally:
+            p.close()
+
+    def enroll(self, user, offset=-30):
+        """Enrolls USER, confirming with the code at now+OFFSET; returns (secret, recovery codes)."""
+        proc = subprocess.Popen([program("posternctl"), "-c", self.srv.config_path, "otp",
+                                 "enroll", user], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, preexec_fn=demote)
+        secret = None
+        for line in proc.stdout:
+            if line.startswith("Secret: "):
+                secret = line.split(":", 1)[1].strip()
+            if line.startswith("URI: "):
+                self.assertIn("otpauth://totp/Postern:%s" % user.replace("@", "%40"), line)
+                self.assertIn("secret=" + secret, line)
+                break
+        self.assertIsNotNone(secret)
+        out, err = proc.communicate(oathtool(secret, offset) + "\n", timeout=60)
+        self.assertEqual(proc.returncode, 0, err)
+        codes = [l.strip() for l in out.splitlines() if l.startswith("  ")]
+        self.assertEqual(len(codes), 10, out)
+        return secret, codes
+
+    def audit(self, user):
+        res = self.srv.ctl("audit", "--user", user, "--json")
+        return [r for r in json.loads(res.stdout) if r["event"] == "auth.login"]
+
+    # ---- tests ----
+    def test_totp_code_after_password_and_no_replay(self):
+        user = "alice@example.org"
+        secret, _ = self.enroll(user)
+        status = json.loads(self.srv.ctl("otp", "status", user, "--json").stdout)
+        self.assertTrue(status["totp"])
+        self.assertEqual(status["recovery_codes_left"], 10)
+        # The password alone no longer logs in, on any protocol.
+        self.assertIsNotNone(self.pop_login(user, PASSWORD))
+        self.assertEqual(self.smtp_login(user, PASSWORD)[0], 535)
+        code = oathtool(secret)
+        self.assertIsNone(self.smtp_login(user, PASSWORD + code))
+        # The same code again is refused (the step was used), here on POP3.
+        self.assertIsNotNone(self.pop_login(user, PASSWORD + code))
+        # The next step's code (inside the ±1 window) is accepted once.
+        code = oathtool(secret, 30)
+        self.assertIsNone(self.pop_login(user, PASSWORD + code))
+        self.assertIsNotNone(self.pop_login(user, PASSWORD + code))
+        # A right code after a wrong password is refused.
+        self.assertIsNotNone(self.pop_login(user, "wrong password" + oathtool(secret, 30)))
+        rows = self.audit(user)
+        self.assertTrue(any(r["result"] == "ok" and r["method"] == "password+totp"
+                            for r in rows), rows)
+        self.srv.ctl("auth", "unblock", user)
+
+    def test_recovery_code_works_once(self):
+        user = "bob@example.org"
+        _, codes = self.enroll(user)
+        self.assertIsNone(self.pop_login(user, PASSWORD + codes[0]))
+        self.assertIsNotNone(self.pop_login(user, PASSWORD + codes[0]))
+        status = json.loads(self.srv.ctl("otp", "status", user, "--json").stdout)
+        self.assertEqual(status["recovery_codes_left"], 9)
+        # disable: the password alone logs in again.
+        self.srv.ctl("otp", "disable", user)
+        self.assertIsNone(self.pop_login(user, PASSWORD))
+        self.assertFalse(json.loads(self.srv.ctl("otp", "status", user, "--json").stdout)["totp"])
+        self.srv.ctl("auth", "unblock", user)
+
+    def test_enroll_without_a_valid_code_changes_nothing(self):
+        res = self.srv.ctl("otp", "enroll", "erin@example.org", input="000000\n", check=False)
+        self.assertEqual(res.returncode, 1)
+        self.assertIn("otpauth://", res.stdout)
+        self.assertIsNone(self.pop_login("erin@example.org", PASSWORD))
+        res = self.srv.ctl("otp", "enroll", "nobody@example.org", input="000000\n", check=False)
+        self.assertEqual(res.returncode, 3)
+
+    def test_app_password_scopes(self):
+        user = "carol@example.org"
+        self.enroll(user)
+        res = self.srv.ctl("app-password", "add", user, "phone", "--protocols", "pop3",
+                           "--json", input=PASSWORD + "\n")
+        app = json.loads(res.stdout)
+        self.assertEqual(app["protocols"], "pop3")
+        # Wrong user password: nothing is created.
+        res = self.srv.ctl("app-password", "add", user, "tablet", input="nope\n", check=False)
+        self.assertEqual(res.returncode, 1)
+        # The app password logs in without a code where allowed, and opens the mailbox.
+        self.assertIsNone(self.pop_login(user, app["password"]))
+        # SMTP is not in its scope.
+        self.assertEqual(self.smtp_login(user, app["password"])[0], 535)
+        listed = json.loads(self.srv.ctl("app-password", "list", user, "--json").stdout)
+        self.assertEqual([a["name"] for a in listed], ["phone"])
+        self.assertEqual(listed[0]["last_ip"], "127.0.0.1")
+        self.assertGreater(listed[0]["last_used"], 0)
+        self.assertNotIn(app["password"], json.dumps(listed))
+        self.srv.ctl("app-password", "revoke", user, "phone")
+        self.assertIsNotNone(self.pop_login(user, app["password"]))
+        self.assertEqual(self.srv.ctl("app-password", "revoke", user, "phone",
+                                      check=False).returncode, 3)
+        self.srv.ctl("auth", "unblock", user)
+
+    def test_unknown_user_and_wrong_password_get_the_same_reply(self):
+        smtp_wrong = self.smtp_login("dave@example.org", "not the password")
+        smtp_unknown = self.smtp_login("nobody@example.org", "not the password")
+        self.assertEqual(smtp_wrong, smtp_unknown)
+        self.assertEqual(smtp_wrong[0], 535)
+        pop_wrong = self.pop_login("dave@example.org", "not the password")
+        pop_unknown = self.pop_login("nobody@example.org", "not the password")
+        self.assertEqual(pop_wrong, pop_unknown)
+        self.srv.ctl("auth", "unblock", "dave@example.org")
+
+    def test_throttling_kicks_in_expires_and_unblocks(self):
+        user = "dave@example.org"
+        self.srv.ctl("auth", "unblock", user)
+        for _ in range(4):
+            self.assertTrue(self.pop_login(user, "guess").startswith(b"-ERR"))
+        # Now even the right password gets the temporary-failure reply.
+        self.assertTrue(self.pop_login(user, PASSWORD).startswith(b"-ERR [SYS/TEMP]"))
+        self.assertEqual(self.smtp_login(user, PASSWORD)[0], 454)
+        blocks = json.loads(self.srv.ctl("auth", "blocks", "--json").stdout)
+        self.assertIn(user, [b["address"] for b in blocks])
+        # The wait after the 4th failure is one second; then a success clears it.
+        time.sleep(1.2)
+        self.assertIsNone(self.pop_login(user, PASSWORD))
+        blocks = json.loads(self.srv.ctl("auth", "blocks", "--json").stdout)
+        self.assertNotIn(user, [b["address"] for b in blocks])
+        # Again, and this time the admin clears it.
+        for _ in range(4):
+            self.pop_login(user, "guess")
+        self.assertTrue(self.pop_login(user, PASSWORD).startswith(b"-ERR [SYS/TEMP]"))
+        self.srv.ctl("auth", "unblock", user)
+        self.assertIsNone(self.pop_login(user, PASSWORD))
+        rows = self.audit(user)
+        self.assertIn("throttled", [r["result"] for r in rows])
+
+    def test_audit_rows_have_the_facts_and_no_secret(self):
+        user = "erin@example.org"
+        self.assertIsNone(self.pop_login(user, PASSWORD))
+        self.assertIsNotNone(self.smtp_login(user, "bad secret 42"))
+        rows = self.audit(user)
+        ok = [r for r in rows if r["result"] == "ok" and r["protocol"] == "pop3"]
+        bad = [r for r in rows if r["result"] == "failed" and r["protocol"] == "smtp"]
+        self.assertTrue(ok, rows)
+        self.assertTrue(bad, rows)
+        self.assertEqual(ok[-1]["ip"], "127.0.0.1")
+        self.assertEqual(ok[-1]["method"], "password")
+        self.assertEqual(bad[-1]["reason"], "wrong password")
+        text = self.srv.ctl("audit", "--json").stdout
+        self.assertNotIn(PASSWORD, text)
+        self.assertNotIn("bad secret 42", text)
+        future = self.srv.ctl("audit", "--user", user, "--since", str(int(time.time()) + 3600),
+                              "--json")
+        self.assertEqual(json.loads(future.stdout), [])
+        self.assertEqual(self.srv.ctl("audit", "--since", "yesterday-ish",
+                                      check=False).returncode, 2)
+        self.srv.ctl("auth", "unblock", user)
+
+
+if __name__ == "__main__":
+    unittest.main()
