@@ -22,6 +22,7 @@
 /* "test_store --open-close PATH" opens and closes a SQLite store, as a
  * separate process would (see sqlite_handles_keep_their_locks). */
 #define OPEN_CLOSE_ARG "--open-close"
+#define WRITER_ARG "--writer"
 
 static enum store_engine engine;
 static struct config_store cfg;
@@ -1112,6 +1113,65 @@ START_TEST(concurrent_migrations_apply_once)
 }
 END_TEST
 
+#define WRITER_PROCESSES 3
+#define PER_PROCESS 30
+
+/* Separate processes (each its own program, handle and locks) too. */
+START_TEST(concurrent_processes_get_distinct_uids)
+{
+	bool seen[WRITER_PROCESSES * PER_PROCESS + 1] = {false};
+	pid_t pids[WRITER_PROCESSES];
+	FILE *out[WRITER_PROCESSES];
+	char mailbox[32], count[16];
+	int64_t uid;
+	int total = 0;
+
+	OK(store_domain_add(st, "example.org"));
+	uid = make_user("alice@example.org", 0);
+	snprintf(mailbox, sizeof(mailbox), "%lld", (long long)inbox_of(uid));
+	snprintf(count, sizeof(count), "%d", PER_PROCESS);
+	for (int i = 0; i < WRITER_PROCESSES; i++) {
+		int fds[2];
+
+		ck_assert_int_eq(pipe(fds), 0);
+		pids[i] = fork();
+		ck_assert_int_ge(pids[i], 0);
+		if (pids[i] == 0) {
+			dup2(fds[1], STDOUT_FILENO);
+			close(fds[0]);
+			close(fds[1]);
+			execl("/proc/self/exe", "test_store", WRITER_ARG,
+			      engine == STORE_ENGINE_SQLITE ? "sqlite" : "mariadb",
+			      engine == STORE_ENGINE_SQLITE ? cfg.sqlite_path
+							    : cfg.mariadb_database,
+			      mailbox, count, (char *)NULL);
+			_exit(127);
+		}
+		close(fds[1]);
+		out[i] = fdopen(fds[0], "r");
+		ck_assert_ptr_nonnull(out[i]);
+	}
+	for (int i = 0; i < WRITER_PROCESSES; i++) {
+		unsigned u, prev = 0;
+		int status = 0;
+
+		while (fscanf(out[i], "%u", &u) == 1) {
+			ck_assert_uint_ge(u, 1);
+			ck_assert_uint_le(u, WRITER_PROCESSES * PER_PROCESS);
+			ck_assert_msg(!seen[u], "uid %u given twice", u);
+			ck_assert_uint_gt(u, prev);
+			seen[u] = true;
+			prev = u;
+			total++;
+		}
+		fclose(out[i]);
+		ck_assert_int_eq(waitpid(pids[i], &status, 0), pids[i]);
+		ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "writer %d failed", i);
+	}
+	ck_assert_int_eq(total, WRITER_PROCESSES * PER_PROCESS);
+}
+END_TEST
+
 START_TEST(bad_config_gives_clear_error)
 {
 	struct config_store bad = cfg;
@@ -1189,6 +1249,7 @@ static Suite *store_suite(const char *name)
 	tcase_add_test(tc, rollback_leaves_nothing);
 	tcase_add_test(tc, migrate_is_idempotent);
 	tcase_add_test(tc, concurrent_writers_get_distinct_uids);
+	tcase_add_test(tc, concurrent_processes_get_distinct_uids);
 	tcase_add_test(tc, bad_config_gives_clear_error);
 	tcase_add_test(tc, concurrent_migrations_apply_once);
 	tcase_add_test(tc, missing_rows_are_reported_not_crashed_on);
@@ -1218,6 +1279,47 @@ static int run(enum store_engine which, const char *name)
 	return failed;
 }
 
+/* "test_store --writer ENGINE WHERE MAILBOX N": adds N messages to MAILBOX
+ * and prints their uids, as another process delivering mail would. WHERE is
+ * the SQLite path or the MariaDB database (on $POSTERN_TEST_MARIADB_SOCKET). */
+static int writer_process(char **argv)
+{
+	struct config_store c;
+	struct store_message m;
+	struct store *own;
+	char err[512];
+	int64_t mailbox = strtoll(argv[4], NULL, 10);
+	int n = atoi(argv[5]);
+
+	memset(&c, 0, sizeof(c));
+	if (strcmp(argv[2], "mariadb") == 0) {
+		c.engine = STORE_ENGINE_MARIADB;
+		snprintf(c.mariadb_socket, sizeof(c.mariadb_socket), "%s",
+			 getenv("POSTERN_TEST_MARIADB_SOCKET"));
+		snprintf(c.mariadb_user, sizeof(c.mariadb_user), "root");
+		snprintf(c.mariadb_database, sizeof(c.mariadb_database), "%s", argv[3]);
+	} else {
+		c.engine = STORE_ENGINE_SQLITE;
+		snprintf(c.sqlite_path, sizeof(c.sqlite_path), "%s", argv[3]);
+	}
+	own = store_open(&c, err, sizeof(err));
+	if (own == NULL) {
+		fprintf(stderr, "%s\n", err);
+		return EXIT_FAILURE;
+	}
+	for (int i = 0; i < n; i++) {
+		if (store_message_add(own, mailbox, 0, 1, 4, (const unsigned char *)"mail", 4,
+				      &m) != STORE_OK) {
+			fprintf(stderr, "%s\n", store_error(own));
+			store_close(own);
+			return EXIT_FAILURE;
+		}
+		printf("%u\n", m.uid);
+	}
+	store_close(own);
+	return EXIT_SUCCESS;
+}
+
 static int open_close(const char *path)
 {
 	struct config_store c;
@@ -1240,6 +1342,8 @@ int main(int argc, char **argv)
 {
 	if (argc == 3 && strcmp(argv[1], OPEN_CLOSE_ARG) == 0)
 		return open_close(argv[2]);
+	if (argc == 6 && strcmp(argv[1], WRITER_ARG) == 0)
+		return writer_process(argv);
 
 	int failed = run(STORE_ENGINE_SQLITE, "store-sqlite");
 	const char *sock = getenv("POSTERN_TEST_MARIADB_SOCKET");
