@@ -381,6 +381,8 @@ static struct store_stmt *stmt_new(struct store *st, const char *sql)
 		s->lens = calloc(s->nparams, sizeof(*s->lens));
 		if (s->params == NULL || s->ints == NULL || s->doubles == NULL || s->lens == NULL)
 			goto oom;
+		for (unsigned i = 0; i < s->nparams; i++)
+			s->params[i].buffer_type = MYSQL_TYPE_NULL; /* until bound */
 	}
 	s->nfields = mysql_stmt_field_count(s->stmt);
 	if (s->nfields > 0) {
