@@ -16,14 +16,13 @@ MariaDB through tests/mariadb-server. Postfix and Dovecot (Debian packages
 postfix and dovecot-lmtpd, installed with apt-get when missing) run on
 loopback ports with their own configuration in a temporary directory, and
 everything is stopped and removed at the end. Run as root (Postern then
-drops to "nobody") or as a user with sudo-less access to a built tree when
---no-postfix is given.
+runs as "nobody", see tests/integration/harness.py); without root only
+--no-postfix works.
 """
 
 import argparse
 import multiprocessing
 import os
-import pwd
 import shutil
 import socket
 import subprocess
@@ -134,18 +133,12 @@ def bench_postern(args, engine, users):
     import harness
     harness.BUILDDIR = os.path.abspath(args.builddir)
     config = {"limits": {"max_connections_per_ip": str(args.clients * 2)}}
-    if os.geteuid() == 0:
-        config["server"] = {"user": "nobody"}
+    # As root, the harness runs posternd and posternctl as "nobody".
     srv = Server(listeners=("smtp",), config=config, start=False)
     try:
         srv.add_domain(DOMAIN)
         for u in users:
             srv.add_user(u, "bench password 42")
-        if os.geteuid() == 0:
-            nobody = pwd.getpwnam("nobody")
-            for root, dirs, files in os.walk(srv.data_dir):
-                for name in dirs + files + ["."]:
-                    os.chown(os.path.join(root, name), nobody.pw_uid, nobody.pw_gid)
         srv.start()
         n, secs, _ = run_load(srv.port("smtp"), users, args.clients, args.size, args.seconds)
         stored = sum(json_inbox(srv, u) for u in users)
