@@ -345,7 +345,7 @@ static int normalize_domain(struct store *st, const char *domain, char *out)
  * lines starting with "--" are comments. */
 static int run_script(struct store *st, const char *sql)
 {
-	size_t cap = strlen(sql) + 1, len = 0;
+	size_t cap = strlen(sql) + 2, len = 0; /* a newline may be added, and a NUL */
 	char *buf = malloc(cap);
 	const char *p = sql;
 	int rc = STORE_OK;
