@@ -82,8 +82,14 @@ int store_commit(struct store *st)
 		store_set_error(st, "%s", _("commit without a transaction"));
 		return STORE_ERR;
 	}
-	if (--st->tx_depth > 0)
+	if (--st->tx_depth > 0) {
+		if (st->tx_poisoned) {
+			store_set_error(st, "%s",
+					_("the transaction failed and must be rolled back"));
+			return STORE_ERR;
+		}
 		return STORE_OK;
+	}
 	if (st->tx_poisoned) {
 		st->engine->rollback(st);
 		st->tx_poisoned = false;

@@ -939,6 +939,8 @@ START_TEST(rollback_leaves_nothing)
 	OK(store_domain_add(st, "b.example"));
 	OK(store_rollback(st));
 	ck_assert_int_eq(store_domain_add(st, "d.example"), STORE_ERR);
+	OK(store_begin(st));
+	ck_assert_int_eq(store_commit(st), STORE_ERR); /* an inner commit says so too */
 	ck_assert_int_eq(store_commit(st), STORE_ERR);
 	OK(store_stats(st, &s));
 	ck_assert_int_eq(s.domains, 0);
