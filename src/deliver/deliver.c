@@ -31,7 +31,7 @@
 #define DELIVER_RETRY_USEC 20000
 
 static void set_message(struct deliver_report *r, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 static void set_message(struct deliver_report *r, const char *fmt, ...)
 {
 	va_list ap;
@@ -57,8 +57,8 @@ static void rfc5322_date(int64_t t, char *out, size_t outlen)
  * was checked by the SMTP parser (no CR, LF or controls), so no header can
  * be injected.
  */
-static int trace_headers(const struct deliver_envelope *env, const char *hostname,
-			 const char *rcpt, bool return_path, char *out, size_t outlen)
+static int trace_headers(const struct deliver_envelope *env, const char *hostname, const char *rcpt,
+			 bool return_path, char *out, size_t outlen)
 {
 	char date[64], tls[256] = "";
 	const char *ip = env->client_ip ? env->client_ip : "unknown";
@@ -319,8 +319,8 @@ static enum deliver_status deliver_remote(struct delivery *d, const struct deliv
 
 /* One attempt at the whole transaction; on failure nothing is stored. */
 static enum deliver_status deliver_once(struct delivery *d, const struct deliver_recipient *rcpts,
-					const bool *local, size_t n_rcpts,
-					const unsigned char *msg, size_t len)
+					const bool *local, size_t n_rcpts, const unsigned char *msg,
+					size_t len)
 {
 	enum deliver_status status = DELIVER_OK;
 	size_t i;

@@ -19,35 +19,35 @@
 #include "store/store.h"
 
 struct deliver_envelope {
-	const char *sender;     /* MAIL FROM, "" for the null sender */
+	const char *sender; /* MAIL FROM, "" for the null sender */
 	const char *helo;
 	const char *client_ip;
-	const char *protocol;   /* "ESMTPS", "ESMTPSA", ... for Received */
+	const char *protocol;	 /* "ESMTPS", "ESMTPSA", ... for Received */
 	const char *tls_version; /* NULL when cleartext */
 	const char *tls_cipher;
-	const char *auth_user;  /* authenticated submitter or NULL */
-	const char *dsn_ret;    /* may be NULL */
-	const char *dsn_envid;  /* may be NULL */
-	int64_t received_at;    /* unix time */
-	uint64_t session_id;    /* for trace and Received id */
+	const char *auth_user; /* authenticated submitter or NULL */
+	const char *dsn_ret;   /* may be NULL */
+	const char *dsn_envid; /* may be NULL */
+	int64_t received_at;   /* unix time */
+	uint64_t session_id;   /* for trace and Received id */
 };
 
 struct deliver_recipient {
-	const char *address;    /* as given in RCPT TO */
+	const char *address;	/* as given in RCPT TO */
 	const char *dsn_notify; /* may be NULL */
-	const char *dsn_orcpt;  /* may be NULL */
+	const char *dsn_orcpt;	/* may be NULL */
 };
 
 enum deliver_status {
 	DELIVER_OK = 0,
 	DELIVER_TEMPFAIL, /* 451: store error */
-	DELIVER_QUOTA,    /* 552: a recipient's quota is exceeded */
-	DELIVER_FAIL,     /* 554 */
+	DELIVER_QUOTA,	  /* 552: a recipient's quota is exceeded */
+	DELIVER_FAIL,	  /* 554 */
 };
 
 struct deliver_report {
 	enum deliver_status status;
-	char message[256];      /* human-readable, English (goes into replies) */
+	char message[256]; /* human-readable, English (goes into replies) */
 	size_t stored_local;
 	size_t queued_remote;
 	size_t quarantined;
@@ -69,7 +69,6 @@ enum deliver_status deliver_message(struct store *st, const struct config *cfg,
 enum deliver_status deliver_to_mailbox(struct store *st, const struct store_user *user,
 				       int64_t mailbox_id, uint32_t flags, int64_t internal_date,
 				       const unsigned char *msg, size_t len,
-				       const struct scan_input *scan_in,
-				       struct store_message *out);
+				       const struct scan_input *scan_in, struct store_message *out);
 
 #endif

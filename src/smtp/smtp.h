@@ -19,14 +19,14 @@
 /* RFC 5321 4.5.3.1: limits on the parts of a command. */
 #define SMTP_LOCAL_PART_MAX 64
 #define SMTP_DOMAIN_MAX 255
-#define SMTP_PATH_MAX 256     /* reverse-path / forward-path, brackets included */
-#define SMTP_COMMAND_MAX 512  /* command line, CRLF included */
+#define SMTP_PATH_MAX 256    /* reverse-path / forward-path, brackets included */
+#define SMTP_COMMAND_MAX 512 /* command line, CRLF included */
 /* RFC 4954 4: an AUTH line (with the initial response) may be up to 12288 octets. */
 #define SMTP_AUTH_LINE_MAX 12288
 #define SMTP_MECHANISM_MAX 20
-#define SMTP_ENVID_MAX 100    /* RFC 3461 4.4 */
-#define SMTP_ORCPT_MAX 500    /* RFC 3461 4.2 */
-#define SMTP_ARG_MAX 255      /* EHLO/HELO domain, VRFY, HELP, NOOP argument */
+#define SMTP_ENVID_MAX 100 /* RFC 3461 4.4 */
+#define SMTP_ORCPT_MAX 500 /* RFC 3461 4.2 */
+#define SMTP_ARG_MAX 255   /* EHLO/HELO domain, VRFY, HELP, NOOP argument */
 
 enum smtp_verb {
 	SMTP_CMD_EHLO = 0,
@@ -68,19 +68,19 @@ struct smtp_command {
 	uint64_t size;
 	enum smtp_body body;
 	bool smtputf8;
-	char ret[5];                      /* "FULL", "HDRS" or "" */
-	char envid[SMTP_ENVID_MAX + 1];   /* xtext as received, or "" */
+	char ret[5];			    /* "FULL", "HDRS" or "" */
+	char envid[SMTP_ENVID_MAX + 1];	    /* xtext as received, or "" */
 	char auth_param[SMTP_PATH_MAX + 1]; /* MAIL AUTH= (xtext) or "" */
 	/* RCPT parameters */
-	unsigned notify;                  /* enum smtp_notify bits, 0 when absent */
-	char orcpt[SMTP_ORCPT_MAX + 1];   /* "rfc822;xtext" as received, or "" */
+	unsigned notify;		/* enum smtp_notify bits, 0 when absent */
+	char orcpt[SMTP_ORCPT_MAX + 1]; /* "rfc822;xtext" as received, or "" */
 	/* BDAT */
 	uint64_t chunk_size;
 	bool last;
 	/* AUTH */
 	char mechanism[SMTP_MECHANISM_MAX + 1]; /* upper-cased */
-	bool has_initial;                        /* an initial response follows */
-	const char *initial;                     /* points into the parsed line; "=" is empty */
+	bool has_initial;			/* an initial response follows */
+	const char *initial;			/* points into the parsed line; "=" is empty */
 	size_t initial_len;
 };
 
@@ -120,21 +120,21 @@ bool smtp_valid_xtext(const char *s, size_t len);
 
 enum smtp_data_error {
 	SMTP_DATA_OK = 0,
-	SMTP_DATA_TOO_BIG,     /* 552 5.3.4 */
+	SMTP_DATA_TOO_BIG,	 /* 552 5.3.4 */
 	SMTP_DATA_LINE_TOO_LONG, /* 500 5.5.2 style, refused at the end */
-	SMTP_DATA_BARE_LF,     /* a line ended in LF without CR */
-	SMTP_DATA_BARE_CR,     /* a CR not followed by LF */
-	SMTP_DATA_NUL,         /* a NUL byte */
+	SMTP_DATA_BARE_LF,	 /* a line ended in LF without CR */
+	SMTP_DATA_BARE_CR,	 /* a CR not followed by LF */
+	SMTP_DATA_NUL,		 /* a NUL byte */
 };
 
 struct smtp_data {
 	unsigned char *buf; /* the unstuffed message (malloc'd, grows) */
 	size_t len, cap;
-	size_t max_size;    /* message limit in bytes */
-	size_t max_line;    /* line limit, CRLF included */
-	size_t line_len;    /* bytes of the current line so far */
-	bool at_line_start; /* the previous segment ended a CRLF line */
-	bool done;          /* CRLF.CRLF seen */
+	size_t max_size;	    /* message limit in bytes */
+	size_t max_line;	    /* line limit, CRLF included */
+	size_t line_len;	    /* bytes of the current line so far */
+	bool at_line_start;	    /* the previous segment ended a CRLF line */
+	bool done;		    /* CRLF.CRLF seen */
 	enum smtp_data_error error; /* first error; the data is read to the end anyway */
 };
 

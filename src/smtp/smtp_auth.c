@@ -124,8 +124,8 @@ static void login_start(struct smtp_session *s, const char *address, size_t alen
 	    !memchr(address, '\0', alen) && smtp_check_mailbox(address, alen, true, &err) == 0) {
 		for (i = 0; i < alen; i++)
 			job->address[i] = (address[i] >= 'A' && address[i] <= 'Z')
-						  ? (char)(address[i] - 'A' + 'a')
-						  : address[i];
+					      ? (char)(address[i] - 'A' + 'a')
+					      : address[i];
 		job->address[alen] = '\0';
 		memcpy(job->password, password, pwlen);
 		job->pwlen = pwlen;

@@ -49,8 +49,8 @@ static void deliver_work(struct store *st, void *arg)
 {
 	struct deliver_job *job = arg;
 
-	job->status = deliver_message(st, job->cfg, &job->env, job->rcpts, job->local,
-				      job->n_rcpts, job->msg, job->len, &job->report);
+	job->status = deliver_message(st, job->cfg, &job->env, job->rcpts, job->local, job->n_rcpts,
+				      job->msg, job->len, &job->report);
 }
 
 static void deliver_done(struct conn *c, void *arg)
@@ -61,10 +61,11 @@ static void deliver_done(struct conn *c, void *arg)
 
 	(void)c;
 	if (job->status == DELIVER_OK) {
-		snprintf(info, sizeof(info), "message accepted: %zu stored, %zu queued, %zu quarantined",
-			 job->report.stored_local, job->report.queued_remote,
-			 job->report.quarantined);
-		trace_publish(conn_id(s->c), s->protocol, smtp_session_user(s), TRACE_INFO, 0, info);
+		snprintf(
+		    info, sizeof(info), "message accepted: %zu stored, %zu queued, %zu quarantined",
+		    job->report.stored_local, job->report.queued_remote, job->report.quarantined);
+		trace_publish(conn_id(s->c), s->protocol, smtp_session_user(s), TRACE_INFO, 0,
+			      info);
 		metrics_count(s->protocol, "messages_accepted", NULL, NULL, 1);
 	} else {
 		metrics_count(s->protocol, "messages_refused", NULL, NULL, 1);

@@ -46,7 +46,7 @@ enum smtp_input_mode {
 
 struct smtp_rcpt {
 	char address[SMTP_PATH_MAX + 1]; /* lower-cased */
-	char notify[32];                 /* "SUCCESS,FAILURE" or "" */
+	char notify[32];		 /* "SUCCESS,FAILURE" or "" */
 	char orcpt[SMTP_ORCPT_MAX + 1];
 	bool local;
 };
@@ -80,10 +80,10 @@ struct smtp_session {
 	size_t n_rcpts, cap_rcpts;
 	struct smtp_data data;
 	bool data_started; /* a DATA or BDAT body is being collected */
-	bool bdat_used;    /* BDAT started this transaction (DATA not allowed) */
+	bool bdat_used;	   /* BDAT started this transaction (DATA not allowed) */
 	uint64_t bdat_remaining;
 	bool bdat_last;
-	bool bdat_discard;           /* chunk is read and thrown away, then ERR is sent */
+	bool bdat_discard; /* chunk is read and thrown away, then ERR is sent */
 	struct smtp_error bdat_err;
 	unsigned transactions;
 
@@ -98,7 +98,7 @@ struct smtp_session {
 	enum smtp_verb verb;
 	uint64_t cmd_start;
 
-	char *line;   /* command line buffer, SMTP_AUTH_LINE_MAX + 2 */
+	char *line;	      /* command line buffer, SMTP_AUTH_LINE_MAX + 2 */
 	unsigned char *piece; /* DATA segment / BDAT piece buffer */
 	size_t piece_max;
 

@@ -20,11 +20,11 @@
 #include "smtp/smtp.h"
 
 static const char *const verb_names[SMTP_CMD_COUNT] = {
-	[SMTP_CMD_EHLO] = "EHLO", [SMTP_CMD_HELO] = "HELO",	    [SMTP_CMD_MAIL] = "MAIL",
-	[SMTP_CMD_RCPT] = "RCPT", [SMTP_CMD_DATA] = "DATA",	    [SMTP_CMD_BDAT] = "BDAT",
-	[SMTP_CMD_RSET] = "RSET", [SMTP_CMD_NOOP] = "NOOP",	    [SMTP_CMD_QUIT] = "QUIT",
-	[SMTP_CMD_HELP] = "HELP", [SMTP_CMD_VRFY] = "VRFY",	    [SMTP_CMD_STARTTLS] = "STARTTLS",
-	[SMTP_CMD_AUTH] = "AUTH",
+    [SMTP_CMD_EHLO] = "EHLO", [SMTP_CMD_HELO] = "HELO", [SMTP_CMD_MAIL] = "MAIL",
+    [SMTP_CMD_RCPT] = "RCPT", [SMTP_CMD_DATA] = "DATA", [SMTP_CMD_BDAT] = "BDAT",
+    [SMTP_CMD_RSET] = "RSET", [SMTP_CMD_NOOP] = "NOOP", [SMTP_CMD_QUIT] = "QUIT",
+    [SMTP_CMD_HELP] = "HELP", [SMTP_CMD_VRFY] = "VRFY", [SMTP_CMD_STARTTLS] = "STARTTLS",
+    [SMTP_CMD_AUTH] = "AUTH",
 };
 
 const char *smtp_verb_name(enum smtp_verb verb)

@@ -273,16 +273,16 @@ static void smtp_proceed_auth(struct smtp_session *s, const struct smtp_command 
  */
 enum lookup_result {
 	LOOKUP_LOCAL = 0, /* sender owned / local recipient with room */
-	LOOKUP_REMOTE,    /* not a local domain */
-	LOOKUP_UNKNOWN,   /* local domain, no such user or alias / sender not owned */
-	LOOKUP_FULL,      /* local user already over quota */
+	LOOKUP_REMOTE,	  /* not a local domain */
+	LOOKUP_UNKNOWN,	  /* local domain, no such user or alias / sender not owned */
+	LOOKUP_FULL,	  /* local user already over quota */
 	LOOKUP_TEMPFAIL,  /* store error */
 };
 
 struct lookup_job {
 	struct smtp_session *s;
 	bool is_mail;
-	char address[SMTP_PATH_MAX + 1]; /* lower-cased */
+	char address[SMTP_PATH_MAX + 1];   /* lower-cased */
 	char owner[STORE_ADDRESS_MAX + 1]; /* MAIL: the authenticated user */
 	/* MAIL parameters kept for the reply */
 	bool smtputf8;
@@ -726,19 +726,19 @@ static const struct smtp_handler {
 	int (*check)(struct smtp_session *s, const struct smtp_command *cmd);
 	void (*proceed)(struct smtp_session *s, const struct smtp_command *cmd);
 } handlers[SMTP_CMD_COUNT] = {
-	[SMTP_CMD_EHLO] = {smtp_check_ehlo, smtp_proceed_ehlo},
-	[SMTP_CMD_HELO] = {smtp_check_ehlo, smtp_proceed_ehlo},
-	[SMTP_CMD_MAIL] = {smtp_check_mail, smtp_proceed_mail},
-	[SMTP_CMD_RCPT] = {smtp_check_rcpt, smtp_proceed_rcpt},
-	[SMTP_CMD_DATA] = {smtp_check_data, smtp_proceed_data},
-	[SMTP_CMD_BDAT] = {smtp_check_bdat, smtp_proceed_bdat},
-	[SMTP_CMD_RSET] = {smtp_check_any, smtp_proceed_rset},
-	[SMTP_CMD_NOOP] = {smtp_check_any, smtp_proceed_noop},
-	[SMTP_CMD_QUIT] = {smtp_check_any, smtp_proceed_quit},
-	[SMTP_CMD_HELP] = {smtp_check_any, smtp_proceed_help},
-	[SMTP_CMD_VRFY] = {smtp_check_any, smtp_proceed_vrfy},
-	[SMTP_CMD_STARTTLS] = {smtp_check_starttls, smtp_proceed_starttls},
-	[SMTP_CMD_AUTH] = {smtp_check_auth, smtp_proceed_auth},
+    [SMTP_CMD_EHLO] = {smtp_check_ehlo, smtp_proceed_ehlo},
+    [SMTP_CMD_HELO] = {smtp_check_ehlo, smtp_proceed_ehlo},
+    [SMTP_CMD_MAIL] = {smtp_check_mail, smtp_proceed_mail},
+    [SMTP_CMD_RCPT] = {smtp_check_rcpt, smtp_proceed_rcpt},
+    [SMTP_CMD_DATA] = {smtp_check_data, smtp_proceed_data},
+    [SMTP_CMD_BDAT] = {smtp_check_bdat, smtp_proceed_bdat},
+    [SMTP_CMD_RSET] = {smtp_check_any, smtp_proceed_rset},
+    [SMTP_CMD_NOOP] = {smtp_check_any, smtp_proceed_noop},
+    [SMTP_CMD_QUIT] = {smtp_check_any, smtp_proceed_quit},
+    [SMTP_CMD_HELP] = {smtp_check_any, smtp_proceed_help},
+    [SMTP_CMD_VRFY] = {smtp_check_any, smtp_proceed_vrfy},
+    [SMTP_CMD_STARTTLS] = {smtp_check_starttls, smtp_proceed_starttls},
+    [SMTP_CMD_AUTH] = {smtp_check_auth, smtp_proceed_auth},
 };
 
 static void handle_command(struct smtp_session *s, const char *line, size_t len)
@@ -908,16 +908,16 @@ static void *smtp_open(struct conn *c)
 	s->state = SMTP_STATE_INIT;
 	s->max_errors = cfg->limits.max_errors ? cfg->limits.max_errors : SMTP_DEFAULT_MAX_ERRORS;
 	s->max_recipients =
-		cfg->limits.max_recipients ? cfg->limits.max_recipients : SMTP_DEFAULT_MAX_RECIPIENTS;
+	    cfg->limits.max_recipients ? cfg->limits.max_recipients : SMTP_DEFAULT_MAX_RECIPIENTS;
 	s->max_message =
-		cfg->limits.max_message_size ? cfg->limits.max_message_size : SMTP_DEFAULT_MAX_MESSAGE;
+	    cfg->limits.max_message_size ? cfg->limits.max_message_size : SMTP_DEFAULT_MAX_MESSAGE;
 	s->max_data_line = cfg->limits.max_line_length > SMTP_MIN_DATA_LINE
-				   ? cfg->limits.max_line_length
-				   : SMTP_MIN_DATA_LINE;
+			       ? cfg->limits.max_line_length
+			       : SMTP_MIN_DATA_LINE;
 	/* One buffer serves DATA segments (cut at the line limit, +1 so that an
 	 * over-long line is seen) and BDAT pieces. */
-	s->piece_max = s->max_data_line + 1 > SMTP_BDAT_PIECE ? s->max_data_line + 1
-								: SMTP_BDAT_PIECE;
+	s->piece_max =
+	    s->max_data_line + 1 > SMTP_BDAT_PIECE ? s->max_data_line + 1 : SMTP_BDAT_PIECE;
 	s->line = malloc(SMTP_AUTH_LINE_MAX + 2);
 	s->piece = malloc(s->piece_max);
 	if (!s->line || !s->piece) {
@@ -966,23 +966,23 @@ static void smtp_close(void *arg)
 }
 
 static const struct protocol_ops smtp_ops = {
-	.name = "smtp",
-	.busy_reply = "421 4.7.0 Too many connections, try again later",
-	.open = smtp_open,
-	.input = smtp_input,
-	.tls_ready = smtp_tls_ready,
-	.timeout = smtp_timeout,
-	.close = smtp_close,
+    .name = "smtp",
+    .busy_reply = "421 4.7.0 Too many connections, try again later",
+    .open = smtp_open,
+    .input = smtp_input,
+    .tls_ready = smtp_tls_ready,
+    .timeout = smtp_timeout,
+    .close = smtp_close,
 };
 
 static const struct protocol_ops submission_ops = {
-	.name = "submission",
-	.busy_reply = "421 4.7.0 Too many connections, try again later",
-	.open = smtp_open,
-	.input = smtp_input,
-	.tls_ready = smtp_tls_ready,
-	.timeout = smtp_timeout,
-	.close = smtp_close,
+    .name = "submission",
+    .busy_reply = "421 4.7.0 Too many connections, try again later",
+    .open = smtp_open,
+    .input = smtp_input,
+    .tls_ready = smtp_tls_ready,
+    .timeout = smtp_timeout,
+    .close = smtp_close,
 };
 
 void smtp_register(void)

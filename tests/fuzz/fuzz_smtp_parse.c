@@ -66,12 +66,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 #ifndef POSTERN_LIBFUZZER
 static const char *seeds[] = {
-	"EHLO client.example", "HELO [127.0.0.1]", "MAIL FROM:<a@b.example> SIZE=10 BODY=8BITMIME",
-	"MAIL FROM:<\"q x\"@b.example> SMTPUTF8 RET=HDRS ENVID=x+2B", "MAIL FROM:<>",
-	"RCPT TO:<c@d.example> NOTIFY=SUCCESS,DELAY ORCPT=rfc822;c+40d.example",
-	"RCPT TO:<@r.example:c@[IPv6:::1]>", "DATA", "BDAT 100 LAST", "RSET", "NOOP x", "QUIT",
-	"HELP", "VRFY x", "STARTTLS", "AUTH PLAIN AGEAYg==", "AUTH LOGIN",
-	"Subject: x\r\n\r\n..dot\r\n.\r\n", "a\n.\r\nb\r\n.\r\n",
+    "EHLO client.example",
+    "HELO [127.0.0.1]",
+    "MAIL FROM:<a@b.example> SIZE=10 BODY=8BITMIME",
+    "MAIL FROM:<\"q x\"@b.example> SMTPUTF8 RET=HDRS ENVID=x+2B",
+    "MAIL FROM:<>",
+    "RCPT TO:<c@d.example> NOTIFY=SUCCESS,DELAY ORCPT=rfc822;c+40d.example",
+    "RCPT TO:<@r.example:c@[IPv6:::1]>",
+    "DATA",
+    "BDAT 100 LAST",
+    "RSET",
+    "NOOP x",
+    "QUIT",
+    "HELP",
+    "VRFY x",
+    "STARTTLS",
+    "AUTH PLAIN AGEAYg==",
+    "AUTH LOGIN",
+    "Subject: x\r\n\r\n..dot\r\n.\r\n",
+    "a\n.\r\nb\r\n.\r\n",
 };
 
 static int replay_file(const char *path)

@@ -219,11 +219,12 @@ START_TEST(test_delivered_mail_decrypts_byte_exact)
 	struct collected c;
 	unsigned char *plain;
 	size_t len, mlen = sizeof(MSG) - 1;
-	const char *expect_start = "Return-Path: <carol@example.net>\r\n"
-				   "Received: from client.example.net ([192.0.2.7])\r\n"
-				   "\tby mx.example.org (Postern) with ESMTPS id 000000000000002A\r\n"
-				   "\t(using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384)\r\n"
-				   "\tfor <alice@example.org>; ";
+	const char *expect_start =
+	    "Return-Path: <carol@example.net>\r\n"
+	    "Received: from client.example.net ([192.0.2.7])\r\n"
+	    "\tby mx.example.org (Postern) with ESMTPS id 000000000000002A\r\n"
+	    "\t(using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384)\r\n"
+	    "\tfor <alice@example.org>; ";
 
 	ck_assert_int_eq(deliver_to(to, local, 2, MSG, mlen, &rep), DELIVER_OK);
 	/* The alias points to the same user: one copy. */

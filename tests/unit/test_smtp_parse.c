@@ -22,11 +22,11 @@ static int parse(const char *line)
 }
 
 #define ck_parse_ok(line) ck_assert_msg(parse(line) == 0, "%s: %d %s", line, err.code, err.text)
-#define ck_parse_err(line, c, st)                                                        \
-	do {                                                                             \
-		ck_assert_msg(parse(line) == -1, "%s parsed", line);                    \
-		ck_assert_int_eq(err.code, c);                                           \
-		ck_assert_str_eq(err.status, st);                                        \
+#define ck_parse_err(line, c, st)                                                                  \
+	do {                                                                                       \
+		ck_assert_msg(parse(line) == -1, "%s parsed", line);                               \
+		ck_assert_int_eq(err.code, c);                                                     \
+		ck_assert_str_eq(err.status, st);                                                  \
 	} while (0)
 
 START_TEST(test_every_verb_parses)
@@ -35,21 +35,27 @@ START_TEST(test_every_verb_parses)
 		const char *line;
 		enum smtp_verb verb;
 	} cases[] = {
-		{"EHLO client.example.net", SMTP_CMD_EHLO}, {"helo client", SMTP_CMD_HELO},
-		{"MAIL FROM:<a@b.example>", SMTP_CMD_MAIL}, {"RCPT TO:<c@d.example>", SMTP_CMD_RCPT},
-		{"DATA", SMTP_CMD_DATA},		    {"BDAT 10", SMTP_CMD_BDAT},
-		{"RSET", SMTP_CMD_RSET},		    {"NOOP", SMTP_CMD_NOOP},
-		{"QUIT", SMTP_CMD_QUIT},		    {"HELP", SMTP_CMD_HELP},
-		{"VRFY someone", SMTP_CMD_VRFY},	    {"STARTTLS", SMTP_CMD_STARTTLS},
-		{"AUTH PLAIN", SMTP_CMD_AUTH},
+	    {"EHLO client.example.net", SMTP_CMD_EHLO},
+	    {"helo client", SMTP_CMD_HELO},
+	    {"MAIL FROM:<a@b.example>", SMTP_CMD_MAIL},
+	    {"RCPT TO:<c@d.example>", SMTP_CMD_RCPT},
+	    {"DATA", SMTP_CMD_DATA},
+	    {"BDAT 10", SMTP_CMD_BDAT},
+	    {"RSET", SMTP_CMD_RSET},
+	    {"NOOP", SMTP_CMD_NOOP},
+	    {"QUIT", SMTP_CMD_QUIT},
+	    {"HELP", SMTP_CMD_HELP},
+	    {"VRFY someone", SMTP_CMD_VRFY},
+	    {"STARTTLS", SMTP_CMD_STARTTLS},
+	    {"AUTH PLAIN", SMTP_CMD_AUTH},
 	};
 	size_t i;
 
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		ck_parse_ok(cases[i].line);
 		ck_assert_int_eq(cmd.verb, cases[i].verb);
-		ck_assert_str_eq(smtp_verb_name(cmd.verb), cases[i].line[0] == 'h' ? "HELO"
-							   : smtp_verb_name(cases[i].verb));
+		ck_assert_str_eq(smtp_verb_name(cmd.verb),
+				 cases[i].line[0] == 'h' ? "HELO" : smtp_verb_name(cases[i].verb));
 	}
 	ck_assert_str_eq(smtp_verb_name(SMTP_CMD_COUNT), "UNKNOWN");
 }
@@ -324,11 +330,9 @@ END_TEST
 START_TEST(test_data_smuggling_sequences_never_end)
 {
 	static const char *const attacks[] = {
-		"a\n.\nMAIL FROM:<x@y.z>\r\n",
-		"a\r.\r\nMAIL FROM:<x@y.z>\r\n",
-		"a\n.\r\nMAIL FROM:<x@y.z>\r\n",
-		"a\r\n.\nMAIL FROM:<x@y.z>\r\n",
-		"a\r\n.\r\rMAIL FROM:<x@y.z>\r\n",
+	    "a\n.\nMAIL FROM:<x@y.z>\r\n",     "a\r.\r\nMAIL FROM:<x@y.z>\r\n",
+	    "a\n.\r\nMAIL FROM:<x@y.z>\r\n",   "a\r\n.\nMAIL FROM:<x@y.z>\r\n",
+	    "a\r\n.\r\rMAIL FROM:<x@y.z>\r\n",
 	};
 	size_t i;
 
