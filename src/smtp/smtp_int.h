@@ -102,8 +102,7 @@ struct smtp_session {
 	unsigned char *piece; /* DATA segment / BDAT piece buffer */
 	size_t piece_max;
 
-	struct event *timer;
-	void (*timer_fn)(struct smtp_session *s);
+	void (*timer_fn)(struct smtp_session *s); /* the pending smtp_after() */
 };
 
 /* smtp_session.c */

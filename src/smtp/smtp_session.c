@@ -88,26 +88,22 @@ void smtp_resume(struct smtp_session *s)
 		smtp_input(s);
 }
 
-static void timer_cb(evutil_socket_t fd, short what, void *arg)
+static void after_cb(struct conn *c, void *arg)
 {
 	struct smtp_session *s = arg;
-	(void)fd;
-	(void)what;
-	if (s->timer_fn)
-		s->timer_fn(s);
+	void (*fn)(struct smtp_session * s) = s->timer_fn;
+
+	(void)c;
+	s->timer_fn = NULL;
+	if (fn)
+		fn(s);
 }
 
+/* net frees a pending timer together with the connection. */
 int smtp_after(struct smtp_session *s, unsigned msec, void (*fn)(struct smtp_session *s))
 {
-	struct timeval tv = {.tv_sec = msec / 1000, .tv_usec = (msec % 1000) * 1000};
-
-	if (!s->timer) {
-		s->timer = evtimer_new(conn_base(s->c), timer_cb, s);
-		if (!s->timer)
-			return -1;
-	}
 	s->timer_fn = fn;
-	return evtimer_add(s->timer, &tv);
+	return conn_after(s->c, msec, after_cb, s);
 }
 
 void smtp_reset_transaction(struct smtp_session *s)
@@ -954,8 +950,6 @@ static void smtp_close(void *arg)
 {
 	struct smtp_session *s = arg;
 
-	if (s->timer)
-		event_free(s->timer);
 	smtp_data_free(&s->data);
 	free(s->rcpts);
 	sodium_memzero(s->line, SMTP_AUTH_LINE_MAX + 2);
