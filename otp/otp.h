@@ -62,14 +62,26 @@ struct otp_recovery_hash {
 	bool used;
 };
 
+#define SMS_CODE_TTL 300      /* seconds an SMS code stays valid */
+#define SMS_MIN_INTERVAL 60   /* seconds between two SMS to one user */
+#define SMS_MAX_PER_HOUR 5    /* SMS to one user per hour */
+#define SMS_PHONE_DIGITS_MIN 6
+#define SMS_PHONE_DIGITS_MAX 15 /* E.164 */
+
 struct otp_state {
 	bool enabled;
-	unsigned char *sealed_secret; /* crypto_seal of the secret to the server key (malloc'd) */
+	unsigned char *sealed_secret; /* crypto_seal of the TOTP secret to the server key
+					 (malloc'd); NULL for an SMS-only user */
 	size_t sealed_len;
 	int64_t last_step; /* last accepted TOTP step; codes of this step or earlier are refused */
 	int64_t enrolled;  /* unix time */
 	struct otp_recovery_hash recovery[OTP_RECOVERY_CODES];
 	size_t n_recovery;
+	char sms_phone[SMS_PHONE_DIGITS_MAX + 2]; /* "+<digits>", empty: no SMS codes */
+	unsigned char sms_salt[16];
+	unsigned char sms_hash[32]; /* BLAKE2b-256 of salt || the pending code */
+	int64_t sms_expires;        /* 0: no code pending */
+	int64_t sms_sent[SMS_MAX_PER_HOUR]; /* recent send times, for the rate limit */
 };
 
 /* STORE_OK (state filled), STORE_NOTFOUND (never enrolled: *OUT disabled) or STORE_ERR. */
@@ -92,6 +104,36 @@ bool recovery_code_shape(const char *s, size_t len);
 /* Marks the unused code equal to CODE as used. 0 when one matched, else -1. */
 int recovery_code_consume(struct otp_state *s, const char *code, size_t len);
 size_t recovery_codes_left(const struct otp_state *s);
+
+/* ---- SMS codes (sms.c) ---- */
+#define SMS_URL_MAX 2048
+#define SMS_BODY_MAX 4096
+struct sms_gateway {
+	char url[SMS_URL_MAX]; /* may hold {phone} and {code} (percent-encoded there) */
+	char method[8];        /* POST, PUT or GET */
+	char headers[2048];    /* "Name: value" pairs separated by "|" */
+	char body[2048];       /* template with {phone} and {code} */
+	char content_type[128];
+	unsigned timeout; /* seconds */
+	char ca_file[1024];
+};
+/* Sets the gateway (empty URL: SMS off). Thread-safe; call at startup/reload. */
+void sms_configure(const struct sms_gateway *g);
+bool sms_enabled(void);
+/* "+" and 6 to 15 digits. */
+bool sms_phone_valid(const char *phone);
+/* Replaces {phone} and {code} in TMPL (percent-encoded when ESCAPE). 0 or -1 (too long). */
+int sms_render(const char *tmpl, const char *phone, const char *code, bool escape, char *out,
+	       size_t outlen);
+/* Sends CODE to PHONE through the gateway and waits for a 2xx. 0, or -1 with ERR. */
+int sms_send(const char *phone, const char *code, char *err, size_t errlen);
+/* The same from a detached thread (failures are logged). 0 when started. */
+int sms_send_async(const char *phone, const char *code);
+/* A new code for S at NOW into CODE_OUT (its hash replaces any pending one);
+ * -1 when the rate limit says no. */
+int sms_code_issue(struct otp_state *s, int64_t now, char code_out[OTP_DIGITS + 1]);
+/* 0 when CODE is the pending, unexpired code (then cleared), else -1. */
+int sms_code_check(struct otp_state *s, const char *code, int64_t now);
 
 /* ---- app passwords (app_password.c) ---- */
 #define APP_PASSWORD_KIND "app_passwords"

@@ -206,6 +206,30 @@ static int recovery_from_json(json_t *arr, struct otp_state *s)
 	return 0;
 }
 
+static int sms_from_json(json_t *obj, struct otp_state *s)
+{
+	json_t *sent = json_object_get(obj, "sms_sent"), *v;
+	size_t i;
+
+	if (json_object_get(obj, "sms_phone") == NULL)
+		return 0;
+	if (otp_json_get_str(obj, "sms_phone", s->sms_phone, sizeof(s->sms_phone)) != 0)
+		return -1;
+	s->sms_expires = otp_json_get_int(obj, "sms_expires");
+	if (s->sms_expires != 0 &&
+	    (otp_json_get_b64_fixed(obj, "sms_salt", s->sms_salt, sizeof(s->sms_salt)) != 0 ||
+	     otp_json_get_b64_fixed(obj, "sms_hash", s->sms_hash, sizeof(s->sms_hash)) != 0))
+		return -1;
+	if (json_is_array(sent))
+		json_array_foreach(sent, i, v)
+		{
+			if (i >= SMS_MAX_PER_HOUR)
+				break;
+			s->sms_sent[i] = json_is_integer(v) ? (int64_t)json_integer_value(v) : 0;
+		}
+	return 0;
+}
+
 int otp_state_load(struct store *st, int64_t user_id, struct otp_state *out)
 {
 	json_t *obj;
@@ -218,9 +242,11 @@ int otp_state_load(struct store *st, int64_t user_id, struct otp_state *out)
 	out->enabled = json_is_true(json_object_get(obj, "enabled"));
 	out->last_step = otp_json_get_int(obj, "last_step");
 	out->enrolled = otp_json_get_int(obj, "enrolled");
-	if (out->enabled &&
-	    (otp_json_get_b64(obj, "secret", &out->sealed_secret, &out->sealed_len) != 0 ||
-	     recovery_from_json(json_object_get(obj, "recovery"), out) != 0)) {
+	if (out->enabled && ((json_object_get(obj, "secret") != NULL &&
+			      otp_json_get_b64(obj, "secret", &out->sealed_secret,
+					       &out->sealed_len) != 0) ||
+			     recovery_from_json(json_object_get(obj, "recovery"), out) != 0 ||
+			     sms_from_json(obj, out) != 0)) {
 		json_decref(obj);
 		otp_state_clear(out);
 		return STORE_ERR;
@@ -239,7 +265,22 @@ int otp_state_save(struct store *st, int64_t user_id, const struct otp_state *s)
 	json_object_set_new(obj, "v", json_integer(1));
 	json_object_set_new(obj, "enabled", json_boolean(s->enabled));
 	if (s->enabled) {
-		json_object_set_new(obj, "secret", otp_json_b64(s->sealed_secret, s->sealed_len));
+		if (s->sealed_secret != NULL)
+			json_object_set_new(obj, "secret",
+					    otp_json_b64(s->sealed_secret, s->sealed_len));
+		if (s->sms_phone[0] != '\0') {
+			json_t *sent = json_array();
+
+			json_object_set_new(obj, "sms_phone", json_string(s->sms_phone));
+			json_object_set_new(obj, "sms_expires", json_integer(s->sms_expires));
+			if (s->sms_expires != 0) {
+				json_object_set_new(obj, "sms_salt", otp_json_b64(s->sms_salt, 16));
+				json_object_set_new(obj, "sms_hash", otp_json_b64(s->sms_hash, 32));
+			}
+			for (size_t i = 0; i < SMS_MAX_PER_HOUR; i++)
+				json_array_append_new(sent, json_integer(s->sms_sent[i]));
+			json_object_set_new(obj, "sms_sent", sent);
+		}
 		json_object_set_new(obj, "last_step", json_integer(s->last_step));
 		json_object_set_new(obj, "enrolled", json_integer(s->enrolled));
 		for (size_t i = 0; i < s->n_recovery; i++) {

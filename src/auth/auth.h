@@ -61,6 +61,9 @@ enum auth_result auth_login(struct store *st, const char *address, const char *p
 /* The full login path; OUT is filled on AUTH_OK. Same threading rules as auth_login. */
 enum auth_result auth_login_request(struct store *st, const struct auth_request *req,
 				    struct auth_identity *out);
+/* Takes the server key file ([queue] key_file) and the SMS gateway ([sms]) from CFG;
+ * call at startup and reload. */
+void auth_configure(const struct config *cfg);
 /* The server key file (config [queue] key_file) that seals TOTP secrets; call at
  * startup. Without it, logins of TOTP users fail with AUTH_TEMPFAIL. */
 void auth_set_server_key_file(const char *path);

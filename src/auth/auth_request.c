@@ -40,6 +40,22 @@ static struct user_key *server_key;
 /* Serializes read-check-write of TOTP steps and recovery codes. */
 static pthread_mutex_t otp_lock = PTHREAD_MUTEX_INITIALIZER;
 
+void auth_configure(const struct config *cfg)
+{
+	struct sms_gateway g;
+
+	memset(&g, 0, sizeof(g));
+	snprintf(g.url, sizeof(g.url), "%s", cfg->sms.gateway_url);
+	snprintf(g.method, sizeof(g.method), "%s", cfg->sms.method);
+	snprintf(g.headers, sizeof(g.headers), "%s", cfg->sms.headers);
+	snprintf(g.body, sizeof(g.body), "%s", cfg->sms.body);
+	snprintf(g.content_type, sizeof(g.content_type), "%s", cfg->sms.content_type);
+	g.timeout = cfg->sms.timeout;
+	snprintf(g.ca_file, sizeof(g.ca_file), "%s", cfg->sms.ca_file);
+	sms_configure(&g);
+	auth_set_server_key_file(cfg->queue.key_file);
+}
+
 void auth_set_server_key_file(const char *path)
 {
 	pthread_mutex_lock(&server_key_lock);
@@ -231,26 +247,33 @@ static enum auth_result check_code(struct store *st, const struct store_user *u,
 	if (totp_code_shape(code, code_len)) {
 		unsigned char secret[OTP_SECRET_BYTES];
 		char c[OTP_DIGITS + 1];
-		int64_t step;
+		int64_t step = -1;
 
-		sk = server_key_get();
-		if (sk == NULL || otp_state_secret(&s, sk, secret) != 0) {
-			log_error(_("cannot open the TOTP secret of %s with the server key"),
-				  u->address);
-			a->reason = "cannot open the TOTP secret";
-			res = AUTH_TEMPFAIL;
-			goto out;
-		}
 		memcpy(c, code, OTP_DIGITS);
 		c[OTP_DIGITS] = '\0';
-		step = totp_verify(secret, sizeof(secret), c, now, s.last_step);
-		sodium_memzero(secret, sizeof(secret));
-		sodium_memzero(c, sizeof(c));
-		if (step < 0) {
+		if (s.sealed_secret != NULL) {
+			sk = server_key_get();
+			if (sk == NULL || otp_state_secret(&s, sk, secret) != 0) {
+				log_error(_("cannot open the TOTP secret of %s with the server key"),
+					  u->address);
+				a->reason = "cannot open the TOTP secret";
+				res = AUTH_TEMPFAIL;
+				sodium_memzero(c, sizeof(c));
+				goto out;
+			}
+			step = totp_verify(secret, sizeof(secret), c, now, s.last_step);
+			sodium_memzero(secret, sizeof(secret));
+		}
+		if (step >= 0) {
+			s.last_step = step;
+		} else if (sms_code_check(&s, c, now) == 0) {
+			a->method = "password+sms";
+		} else {
+			sodium_memzero(c, sizeof(c));
 			a->reason = "wrong or reused one-time code";
 			goto out;
 		}
-		s.last_step = step;
+		sodium_memzero(c, sizeof(c));
 	} else if (recovery_code_consume(&s, code, code_len) == 0) {
 		a->method = "password+recovery";
 	} else {
@@ -268,6 +291,33 @@ out:
 	user_key_free(sk);
 	otp_state_clear(&s);
 	return res;
+}
+
+/* For an SMS user who gave the right password without a code: issue and send one. */
+static void send_sms_code(struct store *st, const struct store_user *u, struct attempt *a,
+			  int64_t now)
+{
+	struct otp_state s;
+	char code[OTP_DIGITS + 1];
+
+	pthread_mutex_lock(&otp_lock);
+	if (otp_state_load(st, u->id, &s) != STORE_OK || s.sms_phone[0] == '\0') {
+		a->reason = "one-time code missing";
+	} else if (!sms_enabled()) {
+		a->reason = "one-time code missing; no SMS gateway configured";
+	} else if (sms_code_issue(&s, now, code) != 0) {
+		a->reason = "one-time code missing; SMS rate limit reached";
+	} else if (otp_state_save(st, u->id, &s) != STORE_OK) {
+		a->reason = "one-time code missing; cannot record the SMS code";
+	} else {
+		a->reason = sms_send_async(s.sms_phone, code) == 0
+				? "one-time code missing; SMS code sent"
+				: "one-time code missing; cannot start sending the SMS";
+		a->method = "password+sms";
+	}
+	pthread_mutex_unlock(&otp_lock);
+	sodium_memzero(code, sizeof(code));
+	otp_state_clear(&s);
 }
 
 /* Password, then code for a TOTP user. */
@@ -311,7 +361,8 @@ static enum auth_result try_password(struct store *st, const struct store_user *
 	}
 	if (rc == STORE_OK) {
 		if (code_len == 0) {
-			a->reason = "one-time code missing";
+			/* Fails exactly like a wrong password; an SMS user gets a code. */
+			send_sms_code(st, u, a, now);
 			res = AUTH_FAILED;
 		} else {
 			res = check_code(st, u, a, pw + len - code_len, code_len, now);

@@ -2,6 +2,8 @@
  * cmd_otp.c - posternctl otp enroll|reset|status|disable USER: TOTP second
  * factor of a user.
  *
+ * sms sends a test code to a phone number and, once it is typed back, makes
+ * logins of that user ask for SMS codes (see otp/sms.c).
  * enroll makes a random secret, shows it as an otpauth:// URI and a QR code
  * (libqrencode, drawn with UTF-8 half blocks: two module rows per text line),
  * and enables it only after a first valid code comes back, so a user cannot
@@ -226,6 +228,115 @@ static int otp_reset(struct ctl *ctl, int argc, char **argv)
 	return enroll(ctl, argc, argv, true);
 }
 
+/* Prints the recovery codes (or their JSON) after an enrolment. */
+static void print_recovery(struct ctl *ctl, const char *address, bool json_sms,
+			   char codes[OTP_RECOVERY_CODES][OTP_RECOVERY_CODE_LEN + 1], size_t n)
+{
+	if (ctl->json) {
+		json_t *arr = json_array();
+
+		for (size_t i = 0; i < n; i++)
+			json_array_append_new(arr, json_string(codes[i]));
+		ctl_json_print(json_pack("{s:b,s:s,s:b,s:o}", "enabled", 1, "address", address,
+					 "sms", json_sms, "recovery_codes", arr));
+		return;
+	}
+	if (n == 0)
+		return;
+	printf(_("Recovery codes (each works once in place of a code; keep them safe):\n"));
+	for (size_t i = 0; i < n; i++)
+		printf("  %s\n", codes[i]);
+}
+
+static int otp_sms(struct ctl *ctl, int argc, char **argv)
+{
+	const char *phone = NULL;
+	const struct ctl_option opts[] = {{"--phone", &phone, NULL}, {NULL, NULL, NULL}};
+	char *pos[1], code[OTP_DIGITS + 1], line[64], err[512];
+	char codes[OTP_RECOVERY_CODES][OTP_RECOVERY_CODE_LEN + 1];
+	char detail[STORE_ADDRESS_MAX + 32];
+	struct sms_gateway g;
+	struct otp_state s;
+	struct store *st;
+	struct store_user u;
+	size_t new_codes = 0;
+	int64_t now = (int64_t)time(NULL);
+	ssize_t len;
+	int n, rc;
+
+	if (ctl_parse_args(ctl, argc, argv, opts, pos, 1, 1, &n) != 0)
+		return usage("sms");
+	if (!sms_phone_valid(phone)) {
+		ctl_error(_("--phone needs a number in international form: + and 6 to 15 digits"));
+		return usage("sms");
+	}
+	if ((rc = find_user(ctl, "sms", pos[0], &st, &u)) != CTL_EXIT_OK)
+		return rc;
+	memset(&g, 0, sizeof(g));
+	snprintf(g.url, sizeof(g.url), "%s", ctl->cfg.sms.gateway_url);
+	snprintf(g.method, sizeof(g.method), "%s", ctl->cfg.sms.method);
+	snprintf(g.headers, sizeof(g.headers), "%s", ctl->cfg.sms.headers);
+	snprintf(g.body, sizeof(g.body), "%s", ctl->cfg.sms.body);
+	snprintf(g.content_type, sizeof(g.content_type), "%s", ctl->cfg.sms.content_type);
+	g.timeout = ctl->cfg.sms.timeout;
+	snprintf(g.ca_file, sizeof(g.ca_file), "%s", ctl->cfg.sms.ca_file);
+	sms_configure(&g);
+	rc = otp_state_load(st, u.id, &s);
+	if (rc == STORE_ERR) {
+		rc = ctl_store_fail(ctl, rc, u.address);
+		goto out;
+	}
+	/* Prove the number reaches the user before logins depend on it. */
+	snprintf(code, sizeof(code), "%06u", (unsigned)randombytes_uniform(1000000));
+	if (sms_send(phone, code, err, sizeof(err)) != 0) {
+		ctl_error("%s", err);
+		rc = CTL_EXIT_FAIL;
+		goto out;
+	}
+	len = ctl_read_password(_("Code received by SMS: "), false, line, sizeof(line));
+	if (len != OTP_DIGITS || sodium_memcmp(line, code, OTP_DIGITS) != 0) {
+		if (len >= 0)
+			ctl_error(_("that is not the code sent to %s; nothing changed"), phone);
+		rc = CTL_EXIT_FAIL;
+		goto out;
+	}
+	if (!s.enabled) {
+		otp_state_clear(&s);
+		memset(&s, 0, sizeof(s));
+		s.enabled = true;
+		s.enrolled = now;
+		if (recovery_codes_generate(&s, codes) != 0) {
+			ctl_error(_("cannot make recovery codes"));
+			rc = CTL_EXIT_FAIL;
+			goto out;
+		}
+		new_codes = OTP_RECOVERY_CODES;
+	}
+	snprintf(s.sms_phone, sizeof(s.sms_phone), "%s", phone);
+	s.sms_expires = 0;
+	if ((rc = otp_state_save(st, u.id, &s)) != STORE_OK) {
+		rc = ctl_store_fail(ctl, rc, u.address);
+		goto out;
+	}
+	snprintf(detail, sizeof(detail), "%s %s", u.address, phone);
+	ctl_audit(ctl, "otp.sms", detail);
+	ctl_daemon_forget(ctl, u.address);
+	if (!ctl->json)
+		printf(_("SMS codes are on for %s at %s. A mail client logging in with the password "
+			 "alone makes the server send a code; then the password followed by the "
+			 "code logs in.\n"),
+		       u.address, phone);
+	print_recovery(ctl, u.address, true, codes, new_codes);
+	rc = CTL_EXIT_OK;
+out:
+	sodium_memzero(code, sizeof(code));
+	sodium_memzero(line, sizeof(line));
+	sodium_memzero(codes, sizeof(codes));
+	otp_state_clear(&s);
+	store_user_clear(&u);
+	return rc;
+}
+
 static int otp_status(struct ctl *ctl, int argc, char **argv)
 {
 	char *pos[1];
@@ -247,19 +358,22 @@ static int otp_status(struct ctl *ctl, int argc, char **argv)
 		return rc;
 	}
 	if (ctl->json) {
-		ctl_json_print(json_pack("{s:s,s:b,s:I,s:i,s:i}", "address", u.address, "totp",
-					 s.enabled, "enrolled", (json_int_t)s.enrolled,
-					 "recovery_codes_left", (int)recovery_codes_left(&s),
-					 "app_passwords", (int)apps.n));
+		ctl_json_print(json_pack("{s:s,s:b,s:b,s:s,s:I,s:i,s:i}", "address", u.address,
+					 "totp", s.enabled && s.sealed_secret != NULL, "sms",
+					 s.enabled && s.sms_phone[0] != '\0', "phone", s.sms_phone,
+					 "enrolled", (json_int_t)s.enrolled, "recovery_codes_left",
+					 (int)recovery_codes_left(&s), "app_passwords", (int)apps.n));
 	} else if (s.enabled) {
 		char when[64];
 		time_t t = (time_t)s.enrolled;
 		struct tm tm;
 
 		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", gmtime_r(&t, &tm));
-		printf(_("%s: one-time codes on since %s, %zu recovery codes left, %zu app "
-			 "passwords\n"),
-		       u.address, when, recovery_codes_left(&s), apps.n);
+		printf(_("%s: one-time codes on since %s (%s%s%s), %zu recovery codes left, %zu "
+			 "app passwords\n"),
+		       u.address, when, s.sealed_secret != NULL ? "TOTP" : "",
+		       s.sealed_secret != NULL && s.sms_phone[0] ? ", " : "",
+		       s.sms_phone[0] ? s.sms_phone : "", recovery_codes_left(&s), apps.n);
 	} else {
 		printf(_("%s: one-time codes off, %zu app passwords\n"), u.address, apps.n);
 	}
@@ -314,6 +428,8 @@ static const struct ctl_verb verbs[] = {
 	    "code (stdin), print recovery codes")},
 	{"reset", otp_reset, N_("otp reset ADDRESS"),
 	 N_("replace the TOTP secret and recovery codes of an enrolled user")},
+	{"sms", otp_sms, N_("otp sms ADDRESS --phone +NUMBER"),
+	 N_("send a code to the number, and once it comes back (stdin) use SMS codes")},
 	{"status", otp_status, N_("otp status ADDRESS"),
 	 N_("whether one-time codes are on, recovery codes left, app passwords")},
 };

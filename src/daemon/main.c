@@ -215,7 +215,7 @@ int main(int argc, char **argv)
 	}
 	crypto_set_argon2_cost(cfg.auth.argon2_ops, cfg.auth.argon2_mem);
 	auth_setup(cfg.auth.cache_ttl);
-	auth_set_server_key_file(cfg.queue.key_file);
+	auth_configure(&cfg);
 	/* The store is prepared after dropping root, so a database file it
 	 * creates belongs to the account that uses it. */
 	if (prepare_scanner(err, sizeof(err)) != 0 || net_tls_reload(&cfg, err, sizeof(err)) != 0 ||

@@ -100,6 +100,13 @@ static const struct key_def keys[] = {
     CFG("metrics", "port", VAL_PORT, metrics.port),
     CFG("scan", "model_file", VAL_STRING, scan.model_file),
     CFG("queue", "key_file", VAL_STRING, queue.key_file),
+    CFG("sms", "gateway_url", VAL_STRING, sms.gateway_url),
+    CFG("sms", "method", VAL_STRING, sms.method),
+    CFG("sms", "headers", VAL_STRING, sms.headers),
+    CFG("sms", "body", VAL_STRING, sms.body),
+    CFG("sms", "content_type", VAL_STRING, sms.content_type),
+    CFG("sms", "timeout", VAL_UINT, sms.timeout),
+    CFG("sms", "ca_file", VAL_STRING, sms.ca_file),
     LST("protocol", VAL_PROTOCOL, protocol),
     LST("address", VAL_ADDRESS, address),
     LST("port", VAL_PORT, port),
@@ -162,6 +169,11 @@ void config_defaults(struct config *cfg)
 	cfg->metrics.enabled = true;
 	snprintf(cfg->metrics.address, sizeof(cfg->metrics.address), "127.0.0.1");
 	cfg->metrics.port = 9465;
+	snprintf(cfg->sms.method, sizeof(cfg->sms.method), "POST");
+	snprintf(cfg->sms.body, sizeof(cfg->sms.body), "to={phone}&text=Your+login+code+is+{code}");
+	snprintf(cfg->sms.content_type, sizeof(cfg->sms.content_type),
+		 "application/x-www-form-urlencoded");
+	cfg->sms.timeout = 10;
 }
 
 static char *trim(char *s)

@@ -102,6 +102,17 @@ struct config {
 		char key_file[CONFIG_PATH_MAX]; /* default: <data_dir>/queue.key */
 	} queue;
 
+	/* [sms] HTTP gateway for one-time codes by SMS (otp/sms.c) */
+	struct {
+		char gateway_url[CONFIG_PATH_MAX]; /* empty: SMS codes are off */
+		char method[8];                    /* POST, PUT or GET */
+		char headers[2048];                /* "Name: value" pairs separated by " | " */
+		char body[2048];                   /* template with {phone} and {code} */
+		char content_type[128];
+		unsigned timeout;                  /* seconds for the whole request */
+		char ca_file[CONFIG_PATH_MAX];     /* extra CA bundle; empty: the system's */
+	} sms;
+
 	struct config_listener listeners[CONFIG_MAX_LISTENERS];
 	size_t n_listeners;
 };

@@ -3,8 +3,10 @@
 independent implementation), replayed codes, recovery codes, app passwords
 and their protocol scopes, failure throttling and its expiry, the audit log,
 and identical replies for unknown users and wrong passwords."""
+import http.server
 import json
 import poplib
+import threading
 import smtplib
 import subprocess
 import time
@@ -223,6 +225,102 @@ class LoginSecurityTest(unittest.TestCase):
         self.assertEqual(self.srv.ctl("audit", "--since", "yesterday-ish",
                                       check=False).returncode, 2)
         self.srv.ctl("auth", "unblock", user)
+
+
+class Gateway(http.server.ThreadingHTTPServer):
+    """A local SMS gateway that records every request."""
+
+    def __init__(self):
+        self.requests = []
+        self.cond = threading.Condition()
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                with outer.cond:
+                    outer.requests.append({"method": self.command, "path": self.path,
+                                           "headers": dict(self.headers), "body": body})
+                    outer.cond.notify_all()
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args):
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+
+    def wait_for(self, count, timeout=10):
+        with self.cond:
+            self.cond.wait_for(lambda: len(self.requests) >= count, timeout)
+            self.assert_count = len(self.requests)
+            return list(self.requests)
+
+
+class SmsCodeTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.gw = Gateway()
+        threading.Thread(target=cls.gw.serve_forever, daemon=True).start()
+        sms = {"gateway_url": "http://127.0.0.1:%d/send?to={phone}" % cls.gw.server_port,
+               "headers": "Authorization: Bearer t0ken | X-Test: yes",
+               "body": '{"to":"{phone}","text":"code {code}"}',
+               "content_type": "application/json", "timeout": "5"}
+        cls.srv = Server(listeners=("pop3",), config={"auth": FAST_AUTH, "sms": sms})
+        cls.srv.add_domain("example.org")
+        cls.srv.add_user("frank@example.org", PASSWORD)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.srv.stop()
+        cls.gw.shutdown()
+        cls.gw.server_close()
+
+    pop_login = LoginSecurityTest.pop_login
+
+    @staticmethod
+    def code_of(request):
+        return json.loads(request["body"])["text"].split()[-1]
+
+    def test_sms_code_is_sent_on_password_alone_and_works_once(self):
+        user = "frank@example.org"
+        proc = subprocess.Popen([program("posternctl"), "-c", self.srv.config_path, "otp", "sms",
+                                 user, "--phone", "+15550001111"], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                preexec_fn=demote)
+        reqs = self.gw.wait_for(1)
+        self.assertEqual(len(reqs), 1)
+        first = reqs[0]
+        self.assertEqual(first["method"], "POST")
+        self.assertEqual(first["path"], "/send?to=%2B15550001111")
+        self.assertEqual(first["headers"]["Authorization"], "Bearer t0ken")
+        self.assertEqual(first["headers"]["X-Test"], "yes")
+        self.assertEqual(first["headers"]["Content-Type"], "application/json")
+        self.assertEqual(json.loads(first["body"])["to"], "+15550001111")
+        out, err = proc.communicate(self.code_of(first) + "\n", timeout=60)
+        self.assertEqual(proc.returncode, 0, err)
+        status = json.loads(self.srv.ctl("otp", "status", user, "--json").stdout)
+        self.assertTrue(status["sms"])
+        self.assertEqual(status["phone"], "+15550001111")
+
+        wrong = self.pop_login(user, "not the password")
+        self.assertEqual(len(self.gw.wait_for(2, timeout=1)), 1)  # no SMS for a wrong password
+        # The right password alone fails exactly like a wrong one, and sends a code.
+        self.assertEqual(self.pop_login(user, PASSWORD), wrong)
+        reqs = self.gw.wait_for(2)
+        self.assertEqual(len(reqs), 2)
+        code = self.code_of(reqs[1])
+        self.assertRegex(code, r"^[0-9]{6}$")
+        self.assertIsNone(self.pop_login(user, PASSWORD + code))
+        self.assertIsNotNone(self.pop_login(user, PASSWORD + code))  # single use
+        # A second request within a minute is rate-limited: no new SMS.
+        self.assertEqual(self.pop_login(user, PASSWORD), wrong)
+        self.assertEqual(len(self.gw.wait_for(3, timeout=1.5)), 2)
+        self.assertNotIn(code, self.srv.log())
+        rows = json.loads(self.srv.ctl("audit", "--user", user, "--json").stdout)
+        self.assertIn("password+sms", [r.get("method") for r in rows if r.get("result") == "ok"])
 
 
 if __name__ == "__main__":
