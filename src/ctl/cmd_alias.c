@@ -81,7 +81,8 @@ static int alias_add(struct ctl *ctl, int argc, char **argv)
 	snprintf(detail, sizeof(detail), "%s -> %s", alias, target);
 	ctl_audit(ctl, "alias.add", detail);
 	if (ctl->json)
-		ctl_json_print(json_pack("{s:b,s:s,s:s}", "ok", 1, "alias", alias, "target", target));
+		ctl_json_print(
+		    json_pack("{s:b,s:s,s:s}", "ok", 1, "alias", alias, "target", target));
 	else
 		printf(_("alias %s -> %s added\n"), alias, target);
 	return CTL_EXIT_OK;
@@ -92,7 +93,8 @@ static int list_one(void *arg, const char *alias, const char *target)
 	json_t *arr = arg;
 
 	if (arr)
-		json_array_append_new(arr, json_pack("{s:s,s:s}", "alias", alias, "target", target));
+		json_array_append_new(arr,
+				      json_pack("{s:s,s:s}", "alias", alias, "target", target));
 	else
 		printf("%-40s -> %s\n", alias, target);
 	return 0;
@@ -175,10 +177,10 @@ static int alias_del(struct ctl *ctl, int argc, char **argv)
 }
 
 static const struct ctl_verb verbs[] = {
-	{"add", alias_add, N_("alias add ALIAS TARGET"),
-	 N_("deliver mail for ALIAS to the local user TARGET")},
-	{"del", alias_del, N_("alias del ALIAS"), N_("remove an alias")},
-	{"list", alias_list, N_("alias list [DOMAIN]"), N_("list aliases and their targets")},
+    {"add", alias_add, N_("alias add ALIAS TARGET"),
+     N_("deliver mail for ALIAS to the local user TARGET")},
+    {"del", alias_del, N_("alias del ALIAS"), N_("remove an alias")},
+    {"list", alias_list, N_("alias list [DOMAIN]"), N_("list aliases and their targets")},
 };
 
 static int usage(const char *verb)

@@ -65,15 +65,14 @@ static int cert_selfsigned(struct ctl *ctl, int argc, char **argv)
 		ctl_json_print(json_pack("{s:b,s:s,s:s,s:s}", "ok", 1, "hostname", hostname, "cert",
 					 cert, "key", key));
 	else
-		printf(_("self-signed certificate for %s written to %s (key %s)\n"), hostname,
-		       cert, key);
+		printf(_("self-signed certificate for %s written to %s (key %s)\n"), hostname, cert,
+		       key);
 	return CTL_EXIT_OK;
 }
 
 static const struct ctl_verb verbs[] = {
-	{"selfsigned", cert_selfsigned,
-	 N_("cert selfsigned [--hostname H] [--cert FILE --key FILE]"),
-	 N_("create a self-signed certificate")},
+    {"selfsigned", cert_selfsigned, N_("cert selfsigned [--hostname H] [--cert FILE --key FILE]"),
+     N_("create a self-signed certificate")},
 };
 
 static int usage(const char *verb)

@@ -35,7 +35,7 @@ static int db_migrate(struct ctl *ctl, int argc, char **argv)
 }
 
 static const struct ctl_verb verbs[] = {
-	{"migrate", db_migrate, N_("db migrate"), N_("bring the store schema up to date")},
+    {"migrate", db_migrate, N_("db migrate"), N_("bring the store schema up to date")},
 };
 
 static int usage(const char *verb)

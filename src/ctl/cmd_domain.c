@@ -118,9 +118,9 @@ static int domain_del(struct ctl *ctl, int argc, char **argv)
 }
 
 static const struct ctl_verb verbs[] = {
-	{"add", domain_add, N_("domain add DOMAIN"), N_("accept mail for DOMAIN")},
-	{"del", domain_del, N_("domain del DOMAIN"), N_("remove DOMAIN (refused while users remain)")},
-	{"list", domain_list, N_("domain list"), N_("list the local domains")},
+    {"add", domain_add, N_("domain add DOMAIN"), N_("accept mail for DOMAIN")},
+    {"del", domain_del, N_("domain del DOMAIN"), N_("remove DOMAIN (refused while users remain)")},
+    {"list", domain_list, N_("domain list"), N_("list the local domains")},
 };
 
 static int usage(const char *verb)

@@ -36,17 +36,17 @@ static const struct {
 	const char *name, *protocol, *tls;
 	unsigned offset;
 } init_listeners[] = {
-	{"smtp", "smtp", "starttls", 25},
-	{"submission", "submission", "starttls", 587},
-	{"submissions", "submission", "implicit", 465},
-	{"pop3", "pop3", "starttls", 110},
-	{"pop3s", "pop3", "implicit", 995},
+    {"smtp", "smtp", "starttls", 25},
+    {"submission", "submission", "starttls", 587},
+    {"submissions", "submission", "implicit", 465},
+    {"pop3", "pop3", "starttls", 110},
+    {"pop3s", "pop3", "implicit", 995},
 };
 #define METRICS_OFFSET 9465
 
 static const char init_usage[] =
-	N_("init --data-dir DIR [--hostname H] [--port-base N] [--user ACCOUNT] [--demo "
-	   "[--demo-password-file FILE]]");
+    N_("init --data-dir DIR [--hostname H] [--port-base N] [--user ACCOUNT] [--demo "
+       "[--demo-password-file FILE]]");
 static const char init_help[] = N_("create a data dir with config, certificate and store");
 
 static int usage(const char *verb)
@@ -279,21 +279,22 @@ static int init(struct ctl *ctl, int argc, char **argv)
 		}
 	}
 	if (ctl->json) {
-		json_t *out = json_pack("{s:b,s:s,s:s,s:s,s:i,s:{}}", "ok", 1, "data_dir", dir,
-					"config", conf, "hostname", hostname, "port_base",
-					(int)base, "ports");
+		json_t *out =
+		    json_pack("{s:b,s:s,s:s,s:s,s:i,s:{}}", "ok", 1, "data_dir", dir, "config",
+			      conf, "hostname", hostname, "port_base", (int)base, "ports");
 
 		for (size_t i = 0; out && i < sizeof(init_listeners) / sizeof(init_listeners[0]);
 		     i++)
-			json_object_set_new(json_object_get(out, "ports"), init_listeners[i].name,
-					    json_integer((json_int_t)(base + init_listeners[i].offset)));
+			json_object_set_new(
+			    json_object_get(out, "ports"), init_listeners[i].name,
+			    json_integer((json_int_t)(base + init_listeners[i].offset)));
 		if (out) {
 			json_object_set_new(json_object_get(out, "ports"), "metrics",
 					    json_integer((json_int_t)(base + METRICS_OFFSET)));
 			if (demo)
-				json_object_set_new(out, "demo",
-						    json_pack("{s:s,s:s}", "user", DEMO_USER,
-							      "password", pw));
+				json_object_set_new(
+				    out, "demo",
+				    json_pack("{s:s,s:s}", "user", DEMO_USER, "password", pw));
 		}
 		ctl_json_print(out);
 	} else {

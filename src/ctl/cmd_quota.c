@@ -49,8 +49,8 @@ static int quota_set(struct ctl *ctl, int argc, char **argv)
 	snprintf(detail, sizeof(detail), "%s %" PRId64, address, bytes);
 	ctl_audit(ctl, "quota.set", detail);
 	if (ctl->json) {
-		ctl_json_print(json_pack("{s:b,s:s,s:I}", "ok", 1, "address", address, "quota_bytes",
-					 (json_int_t)bytes));
+		ctl_json_print(json_pack("{s:b,s:s,s:I}", "ok", 1, "address", address,
+					 "quota_bytes", (json_int_t)bytes));
 	} else if (bytes == 0) {
 		printf(_("quota of %s: unlimited\n"), address);
 	} else {
@@ -61,8 +61,8 @@ static int quota_set(struct ctl *ctl, int argc, char **argv)
 }
 
 static const struct ctl_verb verbs[] = {
-	{"set", quota_set, N_("quota set ADDRESS SIZE"),
-	 N_("limit a user's mail (K/M/G suffixes, 0 = unlimited)")},
+    {"set", quota_set, N_("quota set ADDRESS SIZE"),
+     N_("limit a user's mail (K/M/G suffixes, 0 = unlimited)")},
 };
 
 static int usage(const char *verb)

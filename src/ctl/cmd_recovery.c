@@ -92,11 +92,12 @@ static int recovery_init(struct ctl *ctl, int argc, char **argv)
 					 "public_key_file", pubpath, "recovery_public_key", b64));
 		return CTL_EXIT_OK;
 	}
-	printf(_("Recovery private key written to %s (mode 0600).\n"
-		 "Keep it OFFLINE (a USB stick in a safe, a password manager): whoever holds it can\n"
-		 "read every user's mail. Remove it from this server once it is stored safely.\n\n"
-		 "Put this line in the [auth] section of the config (also saved in %s):\n\n"),
-	       out, pubpath);
+	printf(
+	    _("Recovery private key written to %s (mode 0600).\n"
+	      "Keep it OFFLINE (a USB stick in a safe, a password manager): whoever holds it can\n"
+	      "read every user's mail. Remove it from this server once it is stored safely.\n\n"
+	      "Put this line in the [auth] section of the config (also saved in %s):\n\n"),
+	    out, pubpath);
 	printf("recovery_public_key = %s\n\n", b64);
 	printf(_("Users created or given a new password afterwards get a recovery copy of their\n"
 		 "key; \"posternctl user recover ADDRESS --recovery-key %s\" uses it.\n"),
@@ -105,8 +106,8 @@ static int recovery_init(struct ctl *ctl, int argc, char **argv)
 }
 
 static const struct ctl_verb verbs[] = {
-	{"init", recovery_init, N_("recovery init --out FILE"),
-	 N_("create the organization recovery key pair")},
+    {"init", recovery_init, N_("recovery init --out FILE"),
+     N_("create the organization recovery key pair")},
 };
 
 static int usage(const char *verb)

@@ -62,15 +62,14 @@ static void print_daemon(json_t *d)
 	if (json_object_size(conns) == 0)
 		printf(" 0");
 	json_object_foreach(conns, proto, v)
-		printf(" %s=%" JSON_INTEGER_FORMAT, proto, json_integer_value(v));
+	    printf(" %s=%" JSON_INTEGER_FORMAT, proto, json_integer_value(v));
 	printf("\n");
 }
 
 static int status(struct ctl *ctl, int argc, char **argv)
 {
 	bool require = false;
-	const struct ctl_option opts[] = {{"--require-daemon", NULL, &require},
-					  {NULL, NULL, NULL}};
+	const struct ctl_option opts[] = {{"--require-daemon", NULL, &require}, {NULL, NULL, NULL}};
 	char *pos[1], err[512], size[32];
 	struct store *st;
 	struct store_stats s;
@@ -89,21 +88,21 @@ static int status(struct ctl *ctl, int argc, char **argv)
 		return ctl_store_fail(ctl, rc, _("store statistics"));
 	daemon = daemon_status(ctl, err, sizeof(err));
 	if (ctl->json) {
-		out = json_pack("{s:s,s:i,s:{s:I,s:I,s:I,s:I,s:I,s:I}}", "engine",
-				store_engine_name(st), "schema_version", ctl->schema_version,
-				"store", "domains", (json_int_t)s.domains, "users",
-				(json_int_t)s.users, "aliases", (json_int_t)s.aliases, "messages",
-				(json_int_t)s.messages, "bytes", (json_int_t)s.bytes, "queued",
-				(json_int_t)s.queued);
+		out =
+		    json_pack("{s:s,s:i,s:{s:I,s:I,s:I,s:I,s:I,s:I}}", "engine",
+			      store_engine_name(st), "schema_version", ctl->schema_version, "store",
+			      "domains", (json_int_t)s.domains, "users", (json_int_t)s.users,
+			      "aliases", (json_int_t)s.aliases, "messages", (json_int_t)s.messages,
+			      "bytes", (json_int_t)s.bytes, "queued", (json_int_t)s.queued);
 		if (out) {
 			if (daemon) {
 				json_object_set_new(daemon, "running", json_true());
 				json_object_del(daemon, "ok");
 				json_object_set(out, "daemon", daemon);
 			} else {
-				json_object_set_new(out, "daemon",
-						    json_pack("{s:b,s:s}", "running", 0, "error",
-							      err));
+				json_object_set_new(
+				    out, "daemon",
+				    json_pack("{s:b,s:s}", "running", 0, "error", err));
 			}
 		}
 		ctl_json_print(out);

@@ -89,7 +89,7 @@ static int seal_recovery(struct ctl *ctl, const struct user_key *k, unsigned cha
 
 /* The short answer of a command that changed ADDRESS: JSON, or FMT for people. */
 static void print_ok(struct ctl *ctl, const char *address, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 static void print_ok(struct ctl *ctl, const char *address, const char *fmt, ...)
 {
 	va_list ap;
@@ -113,8 +113,8 @@ int ctl_user_create(struct ctl *ctl, const char *address, const char *pw, size_t
 	memset(&u, 0, sizeof(u));
 	snprintf(u.address, sizeof(u.address), "%s", address);
 	if (crypto_password_hash(pw, pwlen, u.password_hash) != 0 ||
-	    crypto_user_keygen(pw, pwlen, u.public_key, &u.wrapped_key, &u.wrapped_key_len,
-			       &key) != 0) {
+	    crypto_user_keygen(pw, pwlen, u.public_key, &u.wrapped_key, &u.wrapped_key_len, &key) !=
+		0) {
 		ctl_error(_("cannot create the password hash and key pair"));
 		store_user_clear(&u);
 		return CTL_EXIT_FAIL;
@@ -169,8 +169,8 @@ static int user_add(struct ctl *ctl, int argc, char **argv)
 	at = strchr(address, '@');
 	rc = store_domain_exists(st, at + 1);
 	if (rc == STORE_NOTFOUND) {
-		ctl_error(_("no such domain: %s (add it with \"posternctl domain add %s\")"), at + 1,
-			  at + 1);
+		ctl_error(_("no such domain: %s (add it with \"posternctl domain add %s\")"),
+			  at + 1, at + 1);
 		return CTL_EXIT_NOTFOUND;
 	}
 	if (rc != STORE_OK)
@@ -307,11 +307,11 @@ static int mailbox_one(void *arg, const struct store_mailbox *mb)
 	char size[32];
 
 	if (arr) {
-		json_array_append_new(
-			arr, json_pack("{s:s,s:I,s:I,s:s,s:b}", "name", mb->name, "messages",
-				       (json_int_t)mb->messages, "bytes", (json_int_t)mb->bytes,
-				       "special_use", special_use_name(mb->special_use),
-				       "subscribed", mb->subscribed));
+		json_array_append_new(arr, json_pack("{s:s,s:I,s:I,s:s,s:b}", "name", mb->name,
+						     "messages", (json_int_t)mb->messages, "bytes",
+						     (json_int_t)mb->bytes, "special_use",
+						     special_use_name(mb->special_use),
+						     "subscribed", mb->subscribed));
 		return 0;
 	}
 	ctl_format_size(mb->bytes, size, sizeof(size));
@@ -346,9 +346,8 @@ static int user_show(struct ctl *ctl, int argc, char **argv)
 		printf(_("Locked:      %s\n"), u.locked ? _("yes") : _("no"));
 		printf(_("Usage:       %s\n"), q);
 		printf(_("Public key:  %s\n"), b64);
-		printf(_("Recovery:    %s\n"), u.recovery_key_len > 0
-						       ? _("a recovery copy of the key exists")
-						       : _("none"));
+		printf(_("Recovery:    %s\n"),
+		       u.recovery_key_len > 0 ? _("a recovery copy of the key exists") : _("none"));
 		printf(_("Mailboxes:\n"));
 	}
 	rc = store_mailbox_list(st, u.id, mailbox_one, boxes);
@@ -378,8 +377,8 @@ static int user_del(struct ctl *ctl, int argc, char **argv)
 	snprintf(address, sizeof(address), "%s", u.address);
 	store_user_clear(&u);
 	if (!yes) {
-		snprintf(question, sizeof(question),
-			 _("Delete %s and all of its mail for good?"), address);
+		snprintf(question, sizeof(question), _("Delete %s and all of its mail for good?"),
+			 address);
 		if (!ctl_confirm(question)) {
 			ctl_error(_("not deleted (confirm, or pass --yes)"));
 			return CTL_EXIT_FAIL;
@@ -628,9 +627,8 @@ out:
 static int user_passwd(struct ctl *ctl, int argc, char **argv)
 {
 	bool yes = false, with_old = false;
-	const struct ctl_option opts[] = {{"--yes", NULL, &yes},
-					  {"--old-password-stdin", NULL, &with_old},
-					  {NULL, NULL, NULL}};
+	const struct ctl_option opts[] = {
+	    {"--yes", NULL, &yes}, {"--old-password-stdin", NULL, &with_old}, {NULL, NULL, NULL}};
 	char *pos[1], b64[64];
 	struct store *st;
 	struct store_user u;
@@ -709,8 +707,8 @@ static int user_recover(struct ctl *ctl, int argc, char **argv)
 		goto out;
 	if (crypto_recovery_open(u.recovery_key, u.recovery_key_len, rpub, rpriv, &k) != 0 ||
 	    sodium_memcmp(user_key_public(k), u.public_key, 32) != 0) {
-		ctl_error(_("the recovery key in %s does not open the recovery copy of %s"), keyfile,
-			  u.address);
+		ctl_error(_("the recovery key in %s does not open the recovery copy of %s"),
+			  keyfile, u.address);
 		goto out;
 	}
 	if (!(pw = password_new()))
@@ -739,17 +737,17 @@ out:
 }
 
 static const struct ctl_verb verbs[] = {
-	{"add", user_add, N_("user add ADDRESS"),
-	 N_("create a user (password from a prompt or one line of stdin)")},
-	{"del", user_del, N_("user del ADDRESS [--yes]"), N_("delete a user and all its mail")},
-	{"list", user_list, N_("user list [DOMAIN]"), N_("list users")},
-	{"lock", user_lock, N_("user lock ADDRESS"), N_("refuse every login of a user")},
-	{"passwd", user_passwd, N_("user passwd ADDRESS [--old-password-stdin | --yes]"),
-	 N_("set a new password (without the old one the old mail is lost)")},
-	{"recover", user_recover, N_("user recover ADDRESS --recovery-key FILE"),
-	 N_("set a new password with the recovery key, keeping the mail")},
-	{"show", user_show, N_("user show ADDRESS"), N_("quota, usage, lock state and mailboxes")},
-	{"unlock", user_unlock, N_("user unlock ADDRESS"), N_("allow logins again")},
+    {"add", user_add, N_("user add ADDRESS"),
+     N_("create a user (password from a prompt or one line of stdin)")},
+    {"del", user_del, N_("user del ADDRESS [--yes]"), N_("delete a user and all its mail")},
+    {"list", user_list, N_("user list [DOMAIN]"), N_("list users")},
+    {"lock", user_lock, N_("user lock ADDRESS"), N_("refuse every login of a user")},
+    {"passwd", user_passwd, N_("user passwd ADDRESS [--old-password-stdin | --yes]"),
+     N_("set a new password (without the old one the old mail is lost)")},
+    {"recover", user_recover, N_("user recover ADDRESS --recovery-key FILE"),
+     N_("set a new password with the recovery key, keeping the mail")},
+    {"show", user_show, N_("user show ADDRESS"), N_("quota, usage, lock state and mailboxes")},
+    {"unlock", user_unlock, N_("user unlock ADDRESS"), N_("allow logins again")},
 };
 
 static int usage(const char *verb)

@@ -38,8 +38,8 @@ struct ctl {
 	const char *config_path;
 	struct config cfg;
 	bool config_loaded;
-	bool json; /* --json: machine-readable output on stdout */
-	struct store *st; /* opened on first ctl_store() */
+	bool json;	    /* --json: machine-readable output on stdout */
+	struct store *st;   /* opened on first ctl_store() */
 	int schema_version; /* after ctl_store(): the migrated schema version */
 };
 
@@ -108,7 +108,7 @@ void ctl_base64(const unsigned char *bin, size_t len, char *out, size_t outlen);
 struct ctl_option {
 	const char *name;   /* "--yes" */
 	const char **value; /* option takes a value when not NULL */
-	bool *flag;         /* set to true when present (for options without a value) */
+	bool *flag;	    /* set to true when present (for options without a value) */
 };
 int ctl_parse_args(struct ctl *ctl, int argc, char **argv, const struct ctl_option *opts,
 		   char **pos, int min_pos, int max_pos, int *npos);

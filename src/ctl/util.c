@@ -189,7 +189,8 @@ ssize_t ctl_read_password(const char *prompt, bool confirm, char *buf, size_t le
 	if (!isatty(STDIN_FILENO)) {
 		n = read_line_fd(STDIN_FILENO, buf, len);
 		if (n < 0)
-			ctl_error(_("no password on standard input (one line expected, at most %zu bytes)"),
+			ctl_error(_("no password on standard input (one line expected, at most %zu "
+				    "bytes)"),
 				  len - 1);
 	} else {
 		n = prompt_noecho(prompt, buf, len);
@@ -493,7 +494,8 @@ int ctl_parse_args(struct ctl *ctl, int argc, char **argv, const struct ctl_opti
 		eq = strchr(a, '=');
 		namelen = eq ? (size_t)(eq - a) : strlen(a);
 		for (size_t k = 0; opts && opts[k].name; k++) {
-			if (strlen(opts[k].name) == namelen && strncmp(opts[k].name, a, namelen) == 0) {
+			if (strlen(opts[k].name) == namelen &&
+			    strncmp(opts[k].name, a, namelen) == 0) {
 				o = &opts[k];
 				break;
 			}

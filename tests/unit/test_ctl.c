@@ -33,8 +33,9 @@ START_TEST(domains_are_lowercased_and_checked)
 	ck_assert_str_eq(out, "example.org");
 	ck_assert_int_eq(domain("a-b.c.example", out), 0);
 	ck_assert_int_eq(domain("xn--bcher-kva.example", out), 0);
-	static const char *const bad[] = {"", "org", "-a.org", "a-.org", "a..org", ".a.org",
-					  "a.org.", "a_b.org", "a b.org", "1.2.3.4", "a.123"};
+	static const char *const bad[] = {"",	     "org",	"-a.org", "a-.org",
+					  "a..org",  ".a.org",	"a.org.", "a_b.org",
+					  "a b.org", "1.2.3.4", "a.123"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		ck_assert_msg(domain(bad[i], out) == -1, "%s accepted", bad[i]);
 	memset(longlabel, 'a', 64);
@@ -50,9 +51,10 @@ START_TEST(addresses_are_lowercased_and_checked)
 
 	ck_assert_int_eq(address("Alice.Smith+tag@Example.ORG", out), 0);
 	ck_assert_str_eq(out, "alice.smith+tag@example.org");
-	static const char *const bad[] = {"alice", "@example.org", "alice@", "a..b@example.org",
-					  ".a@example.org", "a.@example.org", "a b@example.org",
-					  "a\"b@example.org", "a@b@example", "a@nodot"};
+	static const char *const bad[] = {
+	    "alice",	      "@example.org",	"alice@",	   "a..b@example.org",
+	    ".a@example.org", "a.@example.org", "a b@example.org", "a\"b@example.org",
+	    "a@b@example",    "a@nodot"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		ck_assert_msg(address(bad[i], out) == -1, "%s accepted", bad[i]);
 	memset(local, 'x', 65);
@@ -76,8 +78,8 @@ START_TEST(sizes_take_binary_suffixes)
 	ck_assert_int_eq(v, 5 * 1024 * 1024);
 	ck_assert_int_eq(ctl_parse_size("2GB", &v), 0);
 	ck_assert_int_eq(v, 2LL * 1024 * 1024 * 1024);
-	static const char *const bad[] = {"", "-1", "K", "1.5G", "10X", "10KK", " 1",
-					  "99999999999999999999", "9000000000G"};
+	static const char *const bad[] = {
+	    "", "-1", "K", "1.5G", "10X", "10KK", " 1", "99999999999999999999", "9000000000G"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		ck_assert_msg(ctl_parse_size(bad[i], &v) == -1, "%s accepted", bad[i]);
 }
@@ -101,8 +103,8 @@ START_TEST(options_and_positionals_mix_in_any_order)
 	struct ctl ctl;
 	bool yes = false;
 	const char *key = NULL;
-	const struct ctl_option opts[] = {{"--yes", NULL, &yes}, {"--key", &key, NULL},
-					  {NULL, NULL, NULL}};
+	const struct ctl_option opts[] = {
+	    {"--yes", NULL, &yes}, {"--key", &key, NULL}, {NULL, NULL, NULL}};
 	char a0[] = "verb", a1[] = "--json", a2[] = "one", a3[] = "--key", a4[] = "f",
 	     a5[] = "--yes", a6[] = "--key=g", a7[] = "--bogus", a8[] = "--yes=1";
 	char *argv[] = {a0, a1, a2, a3, a4, a5};
