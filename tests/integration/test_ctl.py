@@ -136,6 +136,17 @@ class CtlStoreTest(unittest.TestCase):
         env = dict(os.environ, POSTERN_CONFIG=bad)
         self.assertEqual(ctl_raw("domain", "list", env=env).returncode, EXIT_CONFIG)
 
+    def test_store_that_cannot_open_exits_6(self):
+        conf = os.path.join(self.srv.data_dir, "nostore.conf")
+        with open(conf, "w") as f:
+            f.write("[server]\ndata_dir = %s\n[store]\nsqlite_path = %s\n" % (
+                self.srv.data_dir, os.path.join(self.srv.data_dir, "missing", "dir", "x.db")))
+        for args in (("domain", "list"), ("status", "--json"), ("db", "migrate")):
+            res = ctl_raw("-c", conf, *args)
+            self.assertEqual(res.returncode, 6, args)
+            self.assertIn("cannot open the store", res.stderr)
+            self.assertEqual(res.stdout, "")
+
     # ---- domains ----
     def test_domain_add_list_del(self):
         self.ok("domain", "add", "Example.ORG")
