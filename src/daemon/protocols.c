@@ -8,6 +8,7 @@
 #include "daemon/protocols.h"
 
 /* One include per protocol layer, below. */
+#include "imap/imap.h"
 #include "pop3/pop3.h"
 #include "smtp/smtp.h"
 
@@ -16,4 +17,5 @@ void protocols_register_all(void)
 	/* One <protocol>_register() call per protocol layer, below. */
 	smtp_register();
 	pop3_register();
+	imap_register();
 }

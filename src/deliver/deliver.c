@@ -22,6 +22,7 @@
 #include "deliver/deliver.h"
 #include "util/i18n.h"
 #include "util/log.h"
+#include "util/notify.h"
 
 /* Return-Path + Received; generous for long HELO names and TLS facts. */
 #define TRACE_HEADERS_MAX 2048
@@ -338,6 +339,8 @@ static enum deliver_status deliver_once(struct delivery *d, const struct deliver
 		status = DELIVER_TEMPFAIL;
 		set_message(d->report, "%s", "temporary failure, try again later");
 	}
+	for (i = 0; status == DELIVER_OK && i < d->n_done; i++)
+		notify_user_changed(d->done_users[i]); /* wakes IMAP IDLE */
 	if (status != DELIVER_OK) {
 		if (status == DELIVER_TEMPFAIL)
 			log_warn(_("delivery failed for now: %s (store: %s)"), d->report->message,

@@ -11,6 +11,7 @@
 #include <sodium.h>
 
 #include "pop3/pop3_maildrop.h"
+#include "util/notify.h"
 
 static int maildrop_add(void *arg, const struct store_message *m)
 {
@@ -110,6 +111,8 @@ int pop3_maildrop_expunge(struct store *st, const struct pop3_maildrop *drop, si
 		return rc;
 	}
 	*removed = n;
+	if (n)
+		notify_mailbox_changed(drop->mailbox_id); /* other sessions (IMAP IDLE) */
 	return STORE_OK;
 }
 

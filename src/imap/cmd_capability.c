@@ -1,0 +1,38 @@
+/*
+ * cmd_capability.c - CAPABILITY (RFC 3501 6.1.1). Credentials are only
+ * accepted over TLS, so before it LOGINDISABLED is shown instead of AUTH=.
+ * Only what is implemented is listed (docs/imap.md).
+ */
+#include <config.h>
+
+#include "imap/imap_int.h"
+
+static void capability_line(struct imap_session *s)
+{
+	if (!conn_is_tls(s->c)) {
+		imap_untagged(s, "CAPABILITY IMAP4rev1 %sLOGINDISABLED LITERAL+ ID ENABLE",
+			      conn_listener(s->c)->tls == TLS_MODE_STARTTLS ? "STARTTLS " : "");
+		return;
+	}
+	if (s->state == IMAP_STATE_NOT_AUTH) {
+		imap_untagged(s, "CAPABILITY IMAP4rev1 LITERAL+ AUTH=PLAIN SASL-IR ID ENABLE "
+				 "IDLE UIDPLUS MOVE SPECIAL-USE CHILDREN NAMESPACE UNSELECT "
+				 "APPENDLIMIT=%zu",
+			      s->cfg->limits.max_message_size);
+		return;
+	}
+	imap_untagged(s, "CAPABILITY IMAP4rev1 LITERAL+ ID ENABLE IDLE UIDPLUS MOVE SPECIAL-USE "
+			 "CHILDREN NAMESPACE UNSELECT APPENDLIMIT=%zu",
+		      s->cfg->limits.max_message_size);
+}
+
+/* RFC 3501 6.1.1 */
+void imap_cmd_capability(struct imap_session *s, struct imap_command *cmd)
+{
+	if (cmd->n_args) {
+		imap_bad(s, "CAPABILITY takes no arguments");
+		return;
+	}
+	capability_line(s);
+	imap_ok(s, "CAPABILITY completed");
+}

@@ -1,0 +1,115 @@
+/*
+ * cmd_copy.c - COPY, UID COPY (RFC 3501 6.4.7) and MOVE, UID MOVE
+ * (RFC 6851), with COPYUID of UIDPLUS (RFC 4315). All copies happen in one
+ * transaction. Mail moved or copied into Junk, or out of it, trains the
+ * user's scanner model.
+ */
+#include <config.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "imap/imap_int.h"
+#include "util/i18n.h"
+#include "util/log.h"
+
+/* Appends "a,b:c" style UID list items. */
+static void add_uid(struct imap_buf *b, uint32_t uid, bool first)
+{
+	ibuf_printf(b, first ? "%u" : ",%u", uid);
+}
+
+/* RFC 3501 6.4.7, RFC 6851 3 */
+void imap_cmd_copy(struct imap_session *s, struct imap_command *cmd)
+{
+	bool move = strcmp(cmd->verb, "MOVE") == 0;
+	char name[STORE_MAILBOX_NAME_MAX + 1];
+	struct store *st = conn_store(s->c);
+	struct store_mailbox dst;
+	struct imap_buf src_uids = {0}, dst_uids = {0};
+	uint32_t *seqs = NULL;
+	size_t n = 0, copied = 0;
+	int rc;
+
+	if (cmd->n_args != 2 || cmd->args[0].type != IMAP_ARG_ATOM) {
+		imap_bad(s, "%s needs a sequence set and a mailbox name", cmd->verb);
+		return;
+	}
+	if (imap_mailbox_name(&cmd->args[1], name, sizeof(name)) < 0) {
+		imap_no(s, "[TRYCREATE] Invalid mailbox name");
+		return;
+	}
+	if (move && s->sel.readonly) {
+		imap_no(s, "[READ-ONLY] Mailbox is read-only");
+		return;
+	}
+	if (imap_resolve_set(s, cmd->args[0].str, cmd->uid, &seqs, &n) < 0)
+		return;
+	rc = store_mailbox_get(st, s->id.user_id, name, &dst);
+	if (rc == STORE_NOTFOUND) {
+		free(seqs);
+		imap_no(s, "[TRYCREATE] No such mailbox");
+		return;
+	}
+	/* Train before the move: afterwards the source is gone. */
+	if (rc == STORE_OK)
+		for (size_t k = 0; k < n; k++)
+			imap_junk_learn(s, &s->sel.msgs[seqs[k] - 1], &s->sel.mb, &dst);
+	if (rc != STORE_OK || store_begin(st) != STORE_OK) {
+		free(seqs);
+		imap_no(s, "[UNAVAILABLE] Cannot copy now");
+		return;
+	}
+	for (size_t k = 0; k < n && rc == STORE_OK; k++) {
+		const struct imap_msg *m = &s->sel.msgs[seqs[k] - 1];
+		struct store_message out;
+		rc = store_message_copy(st, m->id, dst.id, &out);
+		if (rc == STORE_NOTFOUND) {
+			rc = STORE_OK; /* expunged meanwhile: nothing to copy */
+			continue;
+		}
+		if (rc == STORE_OK && move && dst.id != s->sel.mb.id)
+			rc = store_message_expunge(st, m->id);
+		if (rc == STORE_OK) {
+			add_uid(&src_uids, m->uid, copied == 0);
+			add_uid(&dst_uids, out.uid, copied == 0);
+			copied++;
+		}
+	}
+	if (rc == STORE_OK)
+		rc = store_commit(st);
+	else
+		store_rollback(st);
+	if (rc != STORE_OK) {
+		free(seqs);
+		ibuf_free(&src_uids);
+		ibuf_free(&dst_uids);
+		if (rc == STORE_QUOTA) {
+			imap_no(s, "[OVERQUOTA] Quota exceeded");
+			return;
+		}
+		log_error(_("imap: copy failed: %s"), store_error(st));
+		imap_no(s, "[UNAVAILABLE] Cannot copy now");
+		return;
+	}
+	free(seqs);
+	if (copied) {
+		imap_changed(dst.id);
+		if (move)
+			imap_changed(s->sel.mb.id);
+	}
+	if (move) {
+		/* RFC 6851 4.3: COPYUID goes in an untagged OK before the EXPUNGEs. */
+		if (copied)
+			imap_untagged(s, "OK [COPYUID %u %s %s] Moved", dst.uidvalidity,
+				      src_uids.p, dst_uids.p);
+		imap_ok(s, "MOVE completed");
+	} else if (copied) {
+		imap_ok(s, "[COPYUID %u %s %s] COPY completed", dst.uidvalidity, src_uids.p,
+			dst_uids.p);
+	} else {
+		imap_ok(s, "COPY completed");
+	}
+	ibuf_free(&src_uids);
+	ibuf_free(&dst_uids);
+}

@@ -1,0 +1,226 @@
+/*
+ * cmd_fetch.c - FETCH and UID FETCH (RFC 3501 6.4.5, 6.4.8). Messages are
+ * decrypted into memory only for the items that need their content, parsed
+ * once per message (imap_mime.c) and wiped after the response is built.
+ * Fetching a body section without PEEK sets \Seen (RFC 3501 6.4.5) in a
+ * read-write mailbox and reports the new FLAGS with it.
+ */
+#include <config.h>
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "imap/imap_int.h"
+#include "util/i18n.h"
+#include "util/log.h"
+
+static void write_internaldate(struct imap_buf *b, int64_t t)
+{
+	static const char *const months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+					     "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	gmtime_r(&tt, &tm);
+	ibuf_printf(b, "\"%02d-%s-%04d %02d:%02d:%02d +0000\"", tm.tm_mday, months[tm.tm_mon],
+		    tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+static bool needs_content(const struct imap_fetch_att *a)
+{
+	switch (a->kind) {
+	case FETCH_ENVELOPE:
+	case FETCH_BODYSTRUCTURE:
+	case FETCH_BODY:
+	case FETCH_SECTION:
+	case FETCH_RFC822:
+	case FETCH_RFC822_HEADER:
+	case FETCH_RFC822_TEXT:
+		return true;
+	default:
+		return false;
+	}
+}
+
+static bool sets_seen(const struct imap_fetch_att *a)
+{
+	return (a->kind == FETCH_SECTION && !a->peek) || a->kind == FETCH_RFC822 ||
+	       a->kind == FETCH_RFC822_TEXT;
+}
+
+/* Writes a section's bytes (or NIL when it does not exist), partial applied. */
+static void write_section(struct imap_buf *b, const char *msg, const struct imap_mime *root,
+			  const struct imap_fetch_att *a)
+{
+	struct imap_buf scratch = {0};
+	const char *data;
+	size_t len;
+
+	ibuf_str(b, a->name);
+	ibuf_str(b, " ");
+	if (imap_section(msg, root, a, &scratch, &data, &len) < 0) {
+		/* RFC 3501 6.4.5: a part that does not exist is empty. */
+		ibuf_str(b, "\"\"");
+		ibuf_free(&scratch);
+		return;
+	}
+	if (a->partial) {
+		if (a->offset >= len) {
+			len = 0;
+		} else {
+			data += a->offset;
+			len -= a->offset;
+			if (len > a->count)
+				len = a->count;
+		}
+	}
+	ibuf_printf(b, "{%zu}\r\n", len);
+	ibuf_add(b, data, len);
+	ibuf_free(&scratch);
+}
+
+static void write_item(struct imap_buf *b, const struct imap_fetch_att *a,
+		       const struct imap_msg *m, const char *msg, size_t msg_len,
+		       const struct imap_mime *root)
+{
+	struct imap_fetch_att alias;
+
+	switch (a->kind) {
+	case FETCH_FLAGS:
+		ibuf_str(b, "FLAGS (");
+		imap_format_flags(b, m->flags, m->keywords);
+		ibuf_str(b, ")");
+		break;
+	case FETCH_INTERNALDATE:
+		ibuf_str(b, "INTERNALDATE ");
+		write_internaldate(b, m->date);
+		break;
+	case FETCH_RFC822_SIZE:
+		ibuf_printf(b, "RFC822.SIZE %lld", (long long)m->size);
+		break;
+	case FETCH_UID:
+		ibuf_printf(b, "UID %u", m->uid);
+		break;
+	case FETCH_MODSEQ:
+		ibuf_printf(b, "MODSEQ (%llu)", (unsigned long long)m->modseq);
+		break;
+	case FETCH_ENVELOPE:
+		ibuf_str(b, "ENVELOPE ");
+		imap_write_envelope(b, msg, root);
+		break;
+	case FETCH_BODYSTRUCTURE:
+	case FETCH_BODY:
+		ibuf_str(b, a->kind == FETCH_BODY ? "BODY " : "BODYSTRUCTURE ");
+		imap_write_bodystructure(b, msg, root, a->kind == FETCH_BODYSTRUCTURE);
+		break;
+	case FETCH_SECTION:
+		write_section(b, msg, root, a);
+		break;
+	case FETCH_RFC822:
+		ibuf_printf(b, "RFC822 {%zu}\r\n", msg_len);
+		ibuf_add(b, msg, msg_len);
+		break;
+	case FETCH_RFC822_HEADER:
+	case FETCH_RFC822_TEXT:
+		memset(&alias, 0, sizeof(alias));
+		alias.kind = FETCH_SECTION;
+		alias.section = a->kind == FETCH_RFC822_HEADER ? SECTION_HEADER : SECTION_TEXT;
+		strcpy(alias.name, a->kind == FETCH_RFC822_HEADER ? "RFC822.HEADER" : "RFC822.TEXT");
+		write_section(b, msg, root, &alias);
+		break;
+	}
+}
+
+/* RFC 3501 6.4.5 and 6.4.8 */
+void imap_cmd_fetch(struct imap_session *s, struct imap_command *cmd)
+{
+	struct imap_fetch_atts atts;
+	char err[160];
+	uint32_t *seqs = NULL;
+	size_t n = 0;
+	bool content = false, seen = false, has_flags = false, has_uid = false, failed = false;
+	bool changed = false;
+	struct store *st = conn_store(s->c);
+
+	if (cmd->n_args != 2 || cmd->args[0].type != IMAP_ARG_ATOM) {
+		imap_bad(s, "FETCH needs a sequence set and data items");
+		return;
+	}
+	if (imap_fetch_parse(&cmd->args[1], &atts, err, sizeof(err)) < 0) {
+		imap_bad(s, "%s", err);
+		return;
+	}
+	if (imap_resolve_set(s, cmd->args[0].str, cmd->uid, &seqs, &n) < 0) {
+		imap_fetch_atts_free(&atts);
+		return;
+	}
+	for (size_t i = 0; i < atts.n; i++) {
+		content |= needs_content(&atts.atts[i]);
+		seen |= sets_seen(&atts.atts[i]);
+		has_flags |= atts.atts[i].kind == FETCH_FLAGS;
+		has_uid |= atts.atts[i].kind == FETCH_UID;
+	}
+	if (s->sel.readonly)
+		seen = false;
+	for (size_t k = 0; k < n && !conn_is_closing(s->c); k++) {
+		struct imap_msg *m = &s->sel.msgs[seqs[k] - 1];
+		unsigned char *msg = NULL;
+		size_t msg_len = 0;
+		struct imap_mime *root = NULL;
+		struct imap_buf b = {0};
+		bool flags_now = false;
+
+		if (content) {
+			int rc = imap_message_load(s, m, &msg, &msg_len);
+			if (rc == STORE_NOTFOUND)
+				continue; /* expunged meanwhile by another session */
+			if (rc != STORE_OK || !(root = imap_mime_parse((char *)msg, msg_len))) {
+				imap_wipe_free(msg, msg_len);
+				failed = true;
+				continue;
+			}
+		}
+		if (seen && !(m->flags & FLAG_SEEN)) {
+			uint64_t modseq;
+			if (store_message_set_flags(st, m->id, m->flags | FLAG_SEEN, m->keywords,
+						    &modseq) == STORE_OK) {
+				m->flags |= FLAG_SEEN;
+				m->modseq = modseq;
+				flags_now = !has_flags;
+				changed = true;
+			}
+		}
+		ibuf_printf(&b, "* %u FETCH (", seqs[k]);
+		if (cmd->uid && !has_uid)
+			ibuf_printf(&b, "UID %u ", m->uid);
+		for (size_t i = 0; i < atts.n; i++) {
+			if (i)
+				ibuf_str(&b, " ");
+			write_item(&b, &atts.atts[i], m, (const char *)msg, msg_len, root);
+		}
+		if (flags_now) {
+			ibuf_str(&b, " FLAGS (");
+			imap_format_flags(&b, m->flags, m->keywords);
+			ibuf_str(&b, ")");
+		}
+		ibuf_str(&b, ")\r\n");
+		if (b.failed)
+			failed = true;
+		else
+			conn_write(s->c, b.p, b.len);
+		ibuf_free(&b);
+		imap_mime_free(root);
+		imap_wipe_free(msg, msg_len);
+	}
+	free(seqs);
+	imap_fetch_atts_free(&atts);
+	if (changed)
+		imap_changed(s->sel.mb.id);
+	if (failed) {
+		log_error(_("imap: some messages of %s could not be read"), s->id.address);
+		imap_no(s, "[UNAVAILABLE] Some messages could not be read");
+		return;
+	}
+	imap_ok(s, "FETCH completed");
+}

@@ -1,0 +1,209 @@
+/*
+ * cmd_login.c - LOGIN (RFC 3501 6.2.3) and AUTHENTICATE PLAIN (RFC 3501
+ * 6.2.2, RFC 4616, SASL-IR of RFC 4959). Both run auth_login() on the job
+ * pool; a failure of any kind (unknown user, wrong password, locked account)
+ * waits auth.failure_delay_ms and gets the same reply. Credentials are
+ * refused before TLS (LOGINDISABLED).
+ */
+#include <config.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <sodium.h>
+
+#include "imap/imap_int.h"
+#include "trace/metrics.h"
+#include "trace/trace.h"
+#include "util/i18n.h"
+#include "util/log.h"
+
+#define IMAP_USER_MAX STORE_ADDRESS_MAX
+#define IMAP_PASSWORD_MAX 1024
+
+struct login_job {
+	struct imap_session *s;
+	char address[IMAP_USER_MAX + 1];
+	char password[IMAP_PASSWORD_MAX + 1];
+	size_t pwlen;
+	enum auth_result result;
+	struct auth_identity id;
+};
+
+static void login_job_free(struct login_job *job)
+{
+	sodium_memzero(job->password, sizeof(job->password));
+	auth_identity_clear(&job->id);
+	free(job);
+}
+
+static void login_work(struct store *st, void *arg)
+{
+	struct login_job *job = arg;
+
+	job->result = auth_login(st, job->address, job->password, job->pwlen, &job->id);
+	sodium_memzero(job->password, sizeof(job->password));
+}
+
+static void login_failed_reply(struct conn *c, void *arg)
+{
+	struct imap_session *s = arg;
+	(void)c;
+
+	if (conn_is_closing(s->c))
+		return;
+	imap_no(s, "[AUTHENTICATIONFAILED] Authentication failed");
+	imap_continue_input(s);
+}
+
+static void login_done(struct conn *c, void *arg)
+{
+	struct login_job *job = arg;
+	struct imap_session *s = job->s;
+	(void)c;
+
+	if (conn_is_closing(s->c)) {
+		login_job_free(job);
+		return;
+	}
+	if (job->result == AUTH_OK) {
+		s->id = job->id;
+		memset(&job->id, 0, sizeof(job->id)); /* the session owns the key now */
+		s->state = IMAP_STATE_AUTH;
+		conn_set_user(s->c, s->id.address);
+		trace_publish(conn_id(s->c), IMAP_PROTOCOL, s->id.address, TRACE_AUTH, 0, "ok");
+		imap_ok(s, "[CAPABILITY IMAP4rev1 LITERAL+ ID ENABLE IDLE UIDPLUS MOVE SPECIAL-USE "
+			   "CHILDREN NAMESPACE UNSELECT APPENDLIMIT=%zu] Logged in",
+			s->cfg->limits.max_message_size);
+		login_job_free(job);
+		imap_continue_input(s);
+		return;
+	}
+	if (job->result == AUTH_TEMPFAIL) {
+		log_warn(_("imap: login of %s failed temporarily"), job->address);
+		imap_no(s, "[UNAVAILABLE] Cannot log in now, try again later");
+		login_job_free(job);
+		imap_continue_input(s);
+		return;
+	}
+	trace_publish(conn_id(s->c), IMAP_PROTOCOL, job->address, TRACE_AUTH, 0, "failed");
+	metrics_count(IMAP_PROTOCOL, "auth_failures", NULL, NULL, 1);
+	login_job_free(job);
+	if (s->cfg->auth.failure_delay_ms == 0 ||
+	    conn_after(s->c, s->cfg->auth.failure_delay_ms, login_failed_reply, s) < 0)
+		login_failed_reply(s->c, s);
+}
+
+static void login_begin(struct imap_session *s, const char *user, const char *password,
+			size_t pwlen)
+{
+	struct login_job *job;
+
+	if (strlen(user) > IMAP_USER_MAX || pwlen > IMAP_PASSWORD_MAX) {
+		imap_no(s, "[AUTHENTICATIONFAILED] Authentication failed");
+		return;
+	}
+	job = calloc(1, sizeof(*job));
+	if (!job) {
+		imap_no(s, "[UNAVAILABLE] Out of memory");
+		return;
+	}
+	job->s = s;
+	snprintf(job->address, sizeof(job->address), "%s", user);
+	memcpy(job->password, password, pwlen);
+	job->pwlen = pwlen;
+	s->busy = true;
+	if (conn_defer(s->c, login_work, login_done, job) < 0) {
+		login_job_free(job);
+		s->busy = false;
+		imap_no(s, "[UNAVAILABLE] Server busy, try again later");
+	}
+}
+
+static bool require_tls(struct imap_session *s)
+{
+	if (conn_is_tls(s->c))
+		return true;
+	imap_no(s, "[PRIVACYREQUIRED] Use STARTTLS or the implicit-TLS port before logging in");
+	return false;
+}
+
+/* RFC 3501 6.2.3 */
+void imap_cmd_login(struct imap_session *s, struct imap_command *cmd)
+{
+	if (cmd->n_args != 2 || !imap_arg_is_string(&cmd->args[0]) ||
+	    !imap_arg_is_string(&cmd->args[1])) {
+		imap_bad(s, "LOGIN needs a user name and a password");
+		return;
+	}
+	if (!require_tls(s))
+		return;
+	if (strlen(cmd->args[0].str) != cmd->args[0].len) {
+		imap_no(s, "[AUTHENTICATIONFAILED] Authentication failed");
+		return;
+	}
+	login_begin(s, cmd->args[0].str, cmd->args[1].str, cmd->args[1].len);
+	sodium_memzero(cmd->args[1].str, cmd->args[1].len);
+}
+
+static void sasl_plain(struct imap_session *s, const char *b64, size_t len)
+{
+	char user[IMAP_USER_MAX + 1];
+	char pass[IMAP_PASSWORD_MAX + 1];
+	size_t pwlen = 0;
+
+	if (imap_sasl_plain_decode(b64, len, user, sizeof(user), pass, sizeof(pass), &pwlen) < 0) {
+		sodium_memzero(pass, sizeof(pass));
+		imap_bad(s, "Malformed SASL PLAIN response");
+		return;
+	}
+	login_begin(s, user, pass, pwlen);
+	sodium_memzero(pass, sizeof(pass));
+}
+
+/* RFC 3501 6.2.2, RFC 4959 */
+void imap_cmd_authenticate(struct imap_session *s, struct imap_command *cmd)
+{
+	if (cmd->n_args < 1 || cmd->n_args > 2 || cmd->args[0].type != IMAP_ARG_ATOM) {
+		imap_bad(s, "AUTHENTICATE needs a mechanism name");
+		return;
+	}
+	if (!require_tls(s))
+		return;
+	if (strcasecmp(cmd->args[0].str, "PLAIN") != 0) {
+		imap_no(s, "Unsupported authentication mechanism");
+		return;
+	}
+	if (cmd->n_args == 2) {
+		const struct imap_arg *ir = &cmd->args[1];
+		if (ir->type != IMAP_ARG_ATOM) {
+			imap_bad(s, "The initial response must be base64");
+			return;
+		}
+		/* "=" is an empty initial response (RFC 4959 3). */
+		if (strcmp(ir->str, "=") == 0)
+			sasl_plain(s, "", 0);
+		else
+			sasl_plain(s, ir->str, ir->len);
+		sodium_memzero(ir->str, ir->len);
+		return;
+	}
+	s->sasl_wait = true;
+	conn_printf(s->c, "+ \r\n");
+}
+
+void imap_sasl_response(struct imap_session *s, const char *line, size_t len)
+{
+	char redacted[64];
+
+	s->sasl_wait = false;
+	trace_redact_command(line, 1, redacted, sizeof(redacted));
+	trace_publish(conn_id(s->c), IMAP_PROTOCOL, "", TRACE_COMMAND, 0, redacted);
+	if (len == 1 && line[0] == '*') {
+		imap_bad(s, "Authentication cancelled");
+		return;
+	}
+	sasl_plain(s, line, len);
+}

@@ -1,0 +1,322 @@
+/*
+ * cmd_search.c - SEARCH and UID SEARCH (RFC 3501 6.4.4, 6.4.8). Keys are
+ * parsed by imap_search_parse.c; here they are evaluated per message. The
+ * content of a message is decrypted only when a key needs it (headers,
+ * body, text, sent date) and then parsed once with GMime, so header values
+ * (RFC 2047) and bodies (transfer encoding, charset) are compared decoded,
+ * case-insensitively (Unicode case folding).
+ */
+#include <config.h>
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <gmime/gmime.h>
+#include <sodium.h>
+
+#include "imap/imap_int.h"
+
+struct content {
+	bool loaded, failed;
+	unsigned char *plain;
+	size_t len;
+	struct imap_mime *root;
+	GByteArray *bytes;
+	GMimeMessage *message;
+};
+
+static pthread_once_t gmime_once = PTHREAD_ONCE_INIT;
+static void gmime_setup(void)
+{
+	g_mime_init();
+}
+
+static void content_free(struct content *c)
+{
+	if (c->message)
+		g_object_unref(c->message);
+	if (c->bytes) {
+		sodium_memzero(c->bytes->data, c->bytes->len);
+		g_byte_array_free(c->bytes, TRUE);
+	}
+	imap_mime_free(c->root);
+	imap_wipe_free(c->plain, c->len);
+	memset(c, 0, sizeof(*c));
+}
+
+static bool content_load(struct imap_session *s, const struct imap_msg *m, struct content *c)
+{
+	if (c->loaded)
+		return !c->failed;
+	c->loaded = true;
+	if (imap_message_load(s, m, &c->plain, &c->len) != STORE_OK ||
+	    !(c->root = imap_mime_parse((const char *)c->plain, c->len))) {
+		c->failed = true;
+		return false;
+	}
+	return true;
+}
+
+static GMimeMessage *content_message(struct imap_session *s, const struct imap_msg *m,
+				     struct content *c)
+{
+	GMimeStream *stream;
+	GMimeParser *parser;
+
+	if (c->message)
+		return c->message;
+	if (!content_load(s, m, c))
+		return NULL;
+	pthread_once(&gmime_once, gmime_setup);
+	c->bytes = g_byte_array_sized_new((guint)c->len);
+	g_byte_array_append(c->bytes, c->plain, (guint)c->len);
+	stream = g_mime_stream_mem_new_with_byte_array(c->bytes);
+	g_mime_stream_mem_set_owner(GMIME_STREAM_MEM(stream), FALSE);
+	parser = g_mime_parser_new_with_stream(stream);
+	c->message = g_mime_parser_construct_message(parser, NULL);
+	g_object_unref(parser);
+	g_object_unref(stream);
+	return c->message;
+}
+
+/* Case-insensitive substring test on UTF-8 text (invalid bytes replaced). */
+static bool contains(const char *hay, size_t hay_len, const char *needle)
+{
+	gchar *h, *n, *hf, *nf;
+	bool found;
+
+	if (!*needle)
+		return true;
+	h = g_utf8_make_valid(hay, (gssize)hay_len);
+	n = g_utf8_make_valid(needle, -1);
+	hf = g_utf8_casefold(h, -1);
+	nf = g_utf8_casefold(n, -1);
+	found = strstr(hf, nf) != NULL;
+	sodium_memzero(h, strlen(h));
+	sodium_memzero(hf, strlen(hf));
+	g_free(h);
+	g_free(n);
+	g_free(hf);
+	g_free(nf);
+	return found;
+}
+
+/* Every occurrence of header FIELD in the top-level header, decoded. */
+static bool header_matches(const struct content *c, const char *field, const char *value)
+{
+	const char *hdr = (const char *)c->plain + c->root->hdr_off;
+	size_t len = c->root->hdr_len, flen = strlen(field), p = 0;
+
+	while (p < len) {
+		const char *nl = memchr(hdr + p, '\n', len - p);
+		size_t llen = nl ? (size_t)(nl - (hdr + p)) + 1 : len - p;
+		if (llen > flen && strncasecmp(hdr + p, field, flen) == 0 &&
+		    (hdr[p + flen] == ':' || hdr[p + flen] == ' ')) {
+			char *raw = imap_header_get(hdr + p, len - p, field);
+			if (raw) {
+				char *dec = g_mime_utils_header_decode_text(NULL, raw);
+				bool ok = contains(dec ? dec : raw, strlen(dec ? dec : raw), value);
+				g_free(dec);
+				free(raw);
+				if (ok)
+					return true;
+			}
+		}
+		p += llen;
+	}
+	return false;
+}
+
+struct body_search {
+	const char *needle;
+	bool found;
+};
+
+static void body_part_cb(GMimeObject *parent, GMimeObject *part, gpointer data)
+{
+	struct body_search *bs = data;
+	GMimeContentType *ct;
+	char *text;
+	(void)parent;
+
+	if (bs->found || !GMIME_IS_TEXT_PART(part))
+		return;
+	ct = g_mime_object_get_content_type(part);
+	if (!ct || !g_mime_content_type_is_type(ct, "text", "*"))
+		return;
+	text = g_mime_text_part_get_text(GMIME_TEXT_PART(part));
+	if (!text)
+		return;
+	bs->found = contains(text, strlen(text), bs->needle);
+	sodium_memzero(text, strlen(text));
+	g_free(text);
+}
+
+static bool body_matches(GMimeMessage *msg, const char *needle)
+{
+	struct body_search bs = {needle, false};
+	g_mime_message_foreach(msg, body_part_cb, &bs);
+	return bs.found;
+}
+
+static int64_t sent_day(struct imap_session *s, const struct imap_msg *m, struct content *c)
+{
+	static const char *const months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+					     "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+	char *v;
+	GDateTime *dt;
+	int64_t days = -1;
+
+	if (!content_load(s, m, c))
+		return -1;
+	v = imap_header_get((const char *)c->plain + c->root->hdr_off, c->root->hdr_len, "Date");
+	if (!v)
+		return -1;
+	pthread_once(&gmime_once, gmime_setup);
+	dt = g_mime_utils_header_decode_date(v);
+	free(v);
+	if (dt) {
+		char buf[32];
+		snprintf(buf, sizeof(buf), "%d-%s-%04d", g_date_time_get_day_of_month(dt),
+			 months[(g_date_time_get_month(dt) - 1) % 12], g_date_time_get_year(dt));
+		if (imap_parse_date(buf, &days) < 0)
+			days = -1;
+		g_date_time_unref(dt);
+	}
+	return days;
+}
+
+static bool keyword_set(const char *list, const char *kw)
+{
+	const char *p = list;
+	size_t len = strlen(kw);
+
+	while (p && *p) {
+		const char *sp = strchr(p, ' ');
+		size_t l = sp ? (size_t)(sp - p) : strlen(p);
+		if (l == len && strncasecmp(p, kw, len) == 0)
+			return true;
+		p = sp ? sp + 1 : NULL;
+	}
+	return false;
+}
+
+static bool match(struct imap_session *s, const struct imap_search_key *k,
+		  const struct imap_msg *m, uint32_t seq, struct content *c)
+{
+	int64_t day = m->date >= 0 ? m->date / 86400 : (m->date - 86399) / 86400;
+	int64_t sday;
+	GMimeMessage *gm;
+
+	switch (k->op) {
+	case SEARCH_ALL:
+	case SEARCH_OLD:
+		return true;
+	case SEARCH_RECENT:
+		return false;
+	case SEARCH_NEW:
+		return false; /* NEW is RECENT UNSEEN, and \Recent is never set */
+	case SEARCH_AND:
+		for (size_t i = 0; i < k->n; i++)
+			if (!match(s, &k->children[i], m, seq, c))
+				return false;
+		return true;
+	case SEARCH_OR:
+		return match(s, &k->children[0], m, seq, c) || match(s, &k->children[1], m, seq, c);
+	case SEARCH_NOT:
+		return !match(s, &k->children[0], m, seq, c);
+	case SEARCH_SEQSET:
+		return imap_seqset_contains(&k->set, seq, (uint32_t)s->sel.n);
+	case SEARCH_UIDSET:
+		return s->sel.n &&
+		       imap_seqset_contains(&k->set, m->uid, s->sel.msgs[s->sel.n - 1].uid);
+	case SEARCH_FLAG:
+		return (m->flags & k->flag) != 0;
+	case SEARCH_UNFLAG:
+		return (m->flags & k->flag) == 0;
+	case SEARCH_KEYWORD:
+		return keyword_set(m->keywords, k->value);
+	case SEARCH_UNKEYWORD:
+		return !keyword_set(m->keywords, k->value);
+	case SEARCH_BEFORE:
+		return day < k->number;
+	case SEARCH_ON:
+		return day == k->number;
+	case SEARCH_SINCE:
+		return day >= k->number;
+	case SEARCH_SENTBEFORE:
+	case SEARCH_SENTON:
+	case SEARCH_SENTSINCE:
+		sday = sent_day(s, m, c);
+		if (sday < 0)
+			return false;
+		return k->op == SEARCH_SENTBEFORE ? sday < k->number
+		       : k->op == SEARCH_SENTON	  ? sday == k->number
+						  : sday >= k->number;
+	case SEARCH_LARGER:
+		return m->size > k->number;
+	case SEARCH_SMALLER:
+		return m->size < k->number;
+	case SEARCH_MODSEQ:
+		return (int64_t)m->modseq >= k->number;
+	case SEARCH_HEADER:
+		if (!content_load(s, m, c))
+			return false;
+		return header_matches(c, k->field, k->value);
+	case SEARCH_BODY:
+		gm = content_message(s, m, c);
+		return gm && body_matches(gm, k->value);
+	case SEARCH_TEXT:
+		if (!content_load(s, m, c))
+			return false;
+		if (contains((const char *)c->plain + c->root->hdr_off, c->root->hdr_len, k->value))
+			return true;
+		gm = content_message(s, m, c);
+		return gm && body_matches(gm, k->value);
+	}
+	return false;
+}
+
+/* RFC 3501 6.4.4 */
+void imap_cmd_search(struct imap_session *s, struct imap_command *cmd)
+{
+	struct imap_search_key key;
+	struct imap_buf b = {0};
+	char err[160];
+	bool failed = false;
+
+	if (imap_search_parse(cmd->args, cmd->n_args, &key, err, sizeof(err)) < 0) {
+		if (strncmp(err, "[BADCHARSET", 11) == 0)
+			imap_no(s, "%s", err);
+		else
+			imap_bad(s, "%s", err);
+		return;
+	}
+	ibuf_str(&b, "* SEARCH");
+	for (size_t i = 0; i < s->sel.n && !conn_is_closing(s->c); i++) {
+		const struct imap_msg *m = &s->sel.msgs[i];
+		struct content c = {0};
+		if (m->expunged)
+			continue;
+		if (match(s, &key, m, (uint32_t)(i + 1), &c))
+			ibuf_printf(&b, " %u", cmd->uid ? m->uid : (uint32_t)(i + 1));
+		failed |= c.failed;
+		content_free(&c);
+	}
+	ibuf_str(&b, "\r\n");
+	imap_search_key_free(&key);
+	if (b.failed) {
+		ibuf_free(&b);
+		imap_no(s, "[SERVERBUG] Out of memory");
+		return;
+	}
+	conn_write(s->c, b.p, b.len);
+	ibuf_free(&b);
+	if (failed)
+		imap_no(s, "[UNAVAILABLE] Some messages could not be read");
+	else
+		imap_ok(s, "SEARCH completed");
+}

@@ -1,0 +1,191 @@
+/*
+ * imap_int.h - what the IMAP session and its command handlers share:
+ * the session struct, the reply helpers (imap_session.c), the view of the
+ * selected mailbox (imap_mailbox.c), the output buffer (imap_buf.c) and the
+ * MIME structure of a decrypted message (imap_mime.c).
+ */
+#ifndef IMAP_IMAP_INT_H
+#define IMAP_IMAP_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "auth/auth.h"
+#include "imap/imap.h"
+#include "net/net.h"
+#include "store/store.h"
+
+#define IMAP_PROTOCOL "imap"
+
+enum imap_state {
+	IMAP_STATE_NOT_AUTH = 1 << 0,
+	IMAP_STATE_AUTH = 1 << 1,
+	IMAP_STATE_SELECTED = 1 << 2,
+	IMAP_STATE_LOGOUT = 1 << 3,
+};
+
+/* ---- growable output buffer (imap_buf.c) ---- */
+struct imap_buf {
+	char *p;
+	size_t len, cap;
+	bool failed; /* an allocation failed; the content is incomplete */
+};
+void ibuf_add(struct imap_buf *b, const void *data, size_t len);
+void ibuf_str(struct imap_buf *b, const char *s);
+void ibuf_printf(struct imap_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* An IMAP string: quoted when possible, a literal otherwise; NULL gives NIL. */
+void ibuf_nstring(struct imap_buf *b, const char *s, size_t len);
+/* Same, upper-cased when quoted (types, subtypes, encodings). */
+void ibuf_nstring_upper(struct imap_buf *b, const char *s);
+/* Wipes (the content may be message text) and frees. */
+void ibuf_free(struct imap_buf *b);
+
+/* ---- one message of the selected mailbox ---- */
+struct imap_msg {
+	int64_t id;
+	uint32_t uid;
+	uint32_t flags;
+	char *keywords; /* NULL when none */
+	int64_t size;
+	int64_t date;
+	uint64_t modseq;
+	bool expunged; /* gone from the store, not yet announced */
+};
+
+struct imap_selected {
+	struct store_mailbox mb;
+	bool readonly;
+	struct imap_msg *msgs; /* sequence number i+1 */
+	size_t n, cap;
+	struct notify_sub *sub;
+};
+
+struct imap_session {
+	struct conn *c;
+	const struct config *cfg;
+	enum imap_state state;
+	bool busy;     /* a login job or the login delay holds the session */
+	bool in_input;
+	unsigned errors;
+
+	/* The command being assembled: lines and literals. */
+	char *cmd;
+	size_t cmd_len, cmd_cap, cmd_max;
+	uint64_t literal_left;  /* bytes of a literal still to read into CMD */
+	uint64_t discard_left;  /* bytes of a refused non-synchronizing literal to skip */
+	bool skip_rest;         /* then the rest of that command is skipped too */
+	char *line;
+	size_t line_max;
+
+	/* The command being served. */
+	char tag[IMAP_TAG_MAX + 1];
+	char verb[IMAP_VERB_MAX + 8];
+	bool uid;
+	bool allow_expunge; /* untagged EXPUNGE may be sent before the tagged reply */
+	uint64_t cmd_start;
+
+	bool sasl_wait;
+	bool idling;
+
+	struct auth_identity id;
+	struct imap_selected sel;
+
+	struct event *timer;
+	void (*timer_fn)(struct imap_session *s);
+};
+
+/* ---- replies (imap_session.c) ---- */
+/* Tagged OK/NO/BAD for the current command; OK first reports mailbox changes. */
+void imap_ok(struct imap_session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void imap_no(struct imap_session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void imap_bad(struct imap_session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* "* " + text + CRLF */
+void imap_untagged(struct imap_session *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void imap_continue_input(struct imap_session *s);
+
+/* ---- the selected mailbox (imap_mailbox.c) ---- */
+/* Loads MB as the selected mailbox; 0 or a STORE_* code. */
+int imap_select_load(struct imap_session *s, const struct store_mailbox *mb, bool readonly);
+void imap_select_close(struct imap_session *s);
+/* Compares the view with the store and reports the difference (EXISTS,
+ * FETCH FLAGS, and EXPUNGE when ALLOW_EXPUNGE). */
+void imap_sync(struct imap_session *s, bool allow_expunge);
+/* Writes "\Seen \Flagged kw" for M into B. */
+void imap_format_flags(struct imap_buf *b, uint32_t flags, const char *keywords);
+/* Sequence numbers (1-based) the SET names, by sequence or by UID; malloc'd, *N set.
+ * Messages already expunged are left out. -1 on a malformed set (BAD sent). */
+int imap_resolve_set(struct imap_session *s, const char *set_text, bool by_uid, uint32_t **out,
+		     size_t *n);
+/* Decrypts message M of the selected mailbox; *MSG malloc'd, wipe before free. */
+int imap_message_load(struct imap_session *s, const struct imap_msg *m, unsigned char **msg,
+		      size_t *len);
+void imap_wipe_free(unsigned char *p, size_t len);
+/* The flag bit of "\Seen" etc., 0 for a keyword, -1 for \Recent / \* / bad names. */
+int imap_flag_bit(const char *name);
+/* Every mailbox change a session makes wakes the others through this. */
+void imap_changed(int64_t mailbox_id);
+/* Teaches the scanner when mail moves into or out of Junk. */
+void imap_junk_learn(struct imap_session *s, const struct imap_msg *m,
+		     const struct store_mailbox *from, const struct store_mailbox *to);
+
+/* ---- MIME structure (imap_mime.c) ---- */
+struct imap_param {
+	char *name, *value;
+};
+struct imap_mime {
+	size_t hdr_off, hdr_len;   /* the header with its terminating blank line */
+	size_t body_off, body_len;
+	char type[64], subtype[64];
+	struct imap_param *params;
+	size_t n_params;
+	size_t lines;
+	struct imap_mime *children; /* multipart */
+	size_t n_children;
+	struct imap_mime *message;  /* message/rfc822: the embedded message */
+};
+/* Parses MSG's MIME structure (bounded depth and part count); NULL when out of memory. */
+struct imap_mime *imap_mime_parse(const char *msg, size_t len);
+void imap_mime_free(struct imap_mime *m);
+/* Unfolded value of header NAME within HDR (first occurrence), malloc'd or NULL. */
+char *imap_header_get(const char *hdr, size_t hdr_len, const char *name);
+/* ENVELOPE / BODYSTRUCTURE (EXTENDED) or BODY of M within MSG. */
+void imap_write_envelope(struct imap_buf *b, const char *msg, const struct imap_mime *m);
+void imap_write_bodystructure(struct imap_buf *b, const char *msg, const struct imap_mime *m,
+			      bool extended);
+/* Resolves a section to the bytes it names; the result may be built in SCRATCH. 0 or -1. */
+int imap_section(const char *msg, const struct imap_mime *root, const struct imap_fetch_att *a,
+		 struct imap_buf *scratch, const char **out, size_t *out_len);
+
+/* ---- command handlers (cmd_*.c) ---- */
+typedef void (*imap_handler)(struct imap_session *s, struct imap_command *cmd);
+void imap_cmd_capability(struct imap_session *s, struct imap_command *cmd);
+void imap_cmd_noop(struct imap_session *s, struct imap_command *cmd);
+void imap_cmd_logout(struct imap_session *s, struct imap_command *cmd);
+void imap_cmd_starttls(struct imap_session *s, struct imap_command *cmd);
+void imap_cmd_login(struct imap_session *s, struct imap_command *cmd);
+void imap_cmd_authenticate(struct imap_session *s, struct imap_command *cmd);
+void imap_sasl_response(struct imap_session *s, const char *line, size_t len);
+void imap_cmd_enable(struct imap_session *s, struct imap_command *cmd);
+void imap_cmd_id(struct imap_session *s, struct imap_command *cmd);
+void imap_cmd_namespace(struct imap_session *s, struct imap_command *cmd);
+void imap_cmd_select(struct imap_session *s, struct imap_command *cmd);
+void imap_cmd_create(struct imap_session *s, struct imap_command *cmd);
+void imap_cmd_delete(struct imap_session *s, struct imap_command *cmd);
+void imap_cmd_rename(struct imap_session *s, struct imap_command *cmd);
+void imap_cmd_subscribe(struct imap_session *s, struct imap_command *cmd);
+void imap_cmd_list(struct imap_session *s, struct imap_command *cmd);
+void imap_cmd_status(struct imap_session *s, struct imap_command *cmd);
+void imap_cmd_append(struct imap_session *s, struct imap_command *cmd);
+void imap_cmd_check(struct imap_session *s, struct imap_command *cmd);
+void imap_cmd_close(struct imap_session *s, struct imap_command *cmd);
+void imap_cmd_expunge(struct imap_session *s, struct imap_command *cmd);
+void imap_cmd_fetch(struct imap_session *s, struct imap_command *cmd);
+void imap_cmd_store(struct imap_session *s, struct imap_command *cmd);
+void imap_cmd_copy(struct imap_session *s, struct imap_command *cmd);
+void imap_cmd_search(struct imap_session *s, struct imap_command *cmd);
+void imap_cmd_idle(struct imap_session *s, struct imap_command *cmd);
+void imap_idle_done(struct imap_session *s, const char *line, size_t len);
+
+#endif

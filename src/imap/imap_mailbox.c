@@ -1,0 +1,340 @@
+/*
+ * imap_mailbox.c - the session's view of its selected mailbox: the list of
+ * messages by sequence number, kept in step with the store. imap_sync()
+ * compares the view with the store and reports what other sessions (or
+ * delivery) changed: EXPUNGE (only when the current command allows it,
+ * RFC 3501 7.4.1; until then expunged messages keep their numbers), FETCH
+ * FLAGS and EXISTS. Also: decrypting one message, flag names, Junk training.
+ */
+#include <config.h>
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <sodium.h>
+
+#include "crypto/crypto.h"
+#include "imap/imap_int.h"
+#include "scan/scan.h"
+#include "trace/trace.h"
+#include "util/i18n.h"
+#include "util/log.h"
+#include "util/notify.h"
+
+struct list_ctx {
+	struct imap_msg *msgs;
+	size_t n, cap;
+	bool failed;
+};
+
+static int list_cb(void *arg, const struct store_message *m)
+{
+	struct list_ctx *l = arg;
+	struct imap_msg *im;
+
+	if (l->n == l->cap) {
+		size_t ncap = l->cap ? l->cap * 2 : 64;
+		struct imap_msg *nm = realloc(l->msgs, ncap * sizeof(*nm));
+		if (!nm) {
+			l->failed = true;
+			return -1;
+		}
+		l->msgs = nm;
+		l->cap = ncap;
+	}
+	im = &l->msgs[l->n];
+	memset(im, 0, sizeof(*im));
+	im->id = m->id;
+	im->uid = m->uid;
+	im->flags = m->flags;
+	im->size = m->size;
+	im->date = m->internal_date;
+	im->modseq = m->modseq;
+	if (m->keywords[0]) {
+		im->keywords = strdup(m->keywords);
+		if (!im->keywords) {
+			l->failed = true;
+			return -1;
+		}
+	}
+	l->n++;
+	return 0;
+}
+
+static void msgs_free(struct imap_msg *msgs, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(msgs[i].keywords);
+	free(msgs);
+}
+
+static int load_list(struct imap_session *s, int64_t mailbox_id, struct list_ctx *l)
+{
+	int rc;
+
+	memset(l, 0, sizeof(*l));
+	rc = store_message_list(conn_store(s->c), mailbox_id, 0, list_cb, l);
+	if (l->failed || (rc != STORE_OK && rc != STORE_NOTFOUND)) {
+		msgs_free(l->msgs, l->n);
+		memset(l, 0, sizeof(*l));
+		return STORE_ERR;
+	}
+	return STORE_OK;
+}
+
+static void changed_cb(void *arg)
+{
+	struct imap_session *s = arg;
+
+	/* Only IDLE reports at once; other states wait for the next command. */
+	if (s->idling && s->state == IMAP_STATE_SELECTED && !conn_is_closing(s->c))
+		imap_sync(s, true);
+}
+
+int imap_select_load(struct imap_session *s, const struct store_mailbox *mb, bool readonly)
+{
+	struct list_ctx l;
+
+	imap_select_close(s);
+	if (load_list(s, mb->id, &l) != STORE_OK)
+		return STORE_ERR;
+	s->sel.mb = *mb;
+	s->sel.readonly = readonly;
+	s->sel.msgs = l.msgs;
+	s->sel.n = l.n;
+	s->sel.cap = l.cap;
+	s->sel.sub = notify_subscribe(mb->id, s->id.user_id, conn_base(s->c), changed_cb, s);
+	return STORE_OK;
+}
+
+void imap_select_close(struct imap_session *s)
+{
+	if (s->sel.sub)
+		notify_unsubscribe(s->sel.sub);
+	msgs_free(s->sel.msgs, s->sel.n);
+	memset(&s->sel, 0, sizeof(s->sel));
+}
+
+static bool same_keywords(const char *a, const char *b)
+{
+	return strcmp(a ? a : "", b ? b : "") == 0;
+}
+
+static void send_flags(struct imap_session *s, size_t seq, const struct imap_msg *m)
+{
+	struct imap_buf b = {0};
+
+	ibuf_printf(&b, "* %zu FETCH (", seq);
+	if (s->uid)
+		ibuf_printf(&b, "UID %u ", m->uid);
+	ibuf_str(&b, "FLAGS (");
+	imap_format_flags(&b, m->flags, m->keywords);
+	ibuf_str(&b, "))\r\n");
+	if (!b.failed)
+		conn_write(s->c, b.p, b.len);
+	ibuf_free(&b);
+}
+
+void imap_sync(struct imap_session *s, bool allow_expunge)
+{
+	struct list_ctx l;
+	struct imap_msg *old = s->sel.msgs;
+	size_t n_old = s->sel.n, i = 0, j = 0, out_n = 0, removed = 0;
+	struct imap_msg *merged;
+
+	if (load_list(s, s->sel.mb.id, &l) != STORE_OK)
+		return;
+	merged = calloc(n_old + l.n + 1, sizeof(*merged));
+	if (!merged) {
+		msgs_free(l.msgs, l.n);
+		return;
+	}
+	/* Both lists are in UID order. */
+	while (i < n_old) {
+		struct imap_msg *o = &old[i];
+		while (j < l.n && l.msgs[j].uid < o->uid)
+			j++; /* cannot happen: new UIDs are larger than every old one */
+		if (j < l.n && l.msgs[j].uid == o->uid) {
+			struct imap_msg *nm = &l.msgs[j];
+			bool flags_changed = nm->flags != o->flags ||
+					     !same_keywords(nm->keywords, o->keywords);
+			merged[out_n] = *nm;
+			nm->keywords = NULL;
+			out_n++;
+			if (flags_changed)
+				send_flags(s, out_n, &merged[out_n - 1]);
+			j++;
+		} else if (allow_expunge) {
+			imap_untagged(s, "%zu EXPUNGE", i + 1 - removed);
+			removed++;
+		} else {
+			merged[out_n] = *o;
+			merged[out_n].expunged = true;
+			o->keywords = NULL;
+			out_n++;
+		}
+		i++;
+	}
+	for (; j < l.n; j++) {
+		if (n_old && l.msgs[j].uid <= old[n_old - 1].uid)
+			continue;
+		merged[out_n++] = l.msgs[j];
+		l.msgs[j].keywords = NULL;
+	}
+	msgs_free(l.msgs, l.n);
+	msgs_free(old, n_old);
+	s->sel.msgs = merged;
+	s->sel.cap = n_old + l.n + 1;
+	if (out_n != n_old - removed)
+		imap_untagged(s, "%zu EXISTS", out_n);
+	s->sel.n = out_n;
+}
+
+void imap_format_flags(struct imap_buf *b, uint32_t flags, const char *keywords)
+{
+	static const struct {
+		uint32_t bit;
+		const char *name;
+	} names[] = {{FLAG_SEEN, "\\Seen"},	  {FLAG_ANSWERED, "\\Answered"},
+		     {FLAG_FLAGGED, "\\Flagged"}, {FLAG_DELETED, "\\Deleted"},
+		     {FLAG_DRAFT, "\\Draft"}};
+	bool first = true;
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if (flags & names[i].bit) {
+			if (!first)
+				ibuf_str(b, " ");
+			ibuf_str(b, names[i].name);
+			first = false;
+		}
+	}
+	if (keywords && *keywords) {
+		if (!first)
+			ibuf_str(b, " ");
+		ibuf_str(b, keywords);
+	}
+}
+
+int imap_flag_bit(const char *name)
+{
+	static const struct {
+		const char *name;
+		uint32_t bit;
+	} names[] = {{"\\Seen", FLAG_SEEN},	  {"\\Answered", FLAG_ANSWERED},
+		     {"\\Flagged", FLAG_FLAGGED}, {"\\Deleted", FLAG_DELETED},
+		     {"\\Draft", FLAG_DRAFT}};
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strcasecmp(name, names[i].name) == 0)
+			return (int)names[i].bit;
+	if (name[0] == '\\')
+		return -1; /* \Recent, \* and unknown system flags cannot be stored */
+	for (const char *p = name; *p; p++)
+		if (*p == '[' || *p == ']' || *p == '*' || *p == '%')
+			return -1;
+	return 0;
+}
+
+int imap_resolve_set(struct imap_session *s, const char *set_text, bool by_uid, uint32_t **out,
+		     size_t *n)
+{
+	struct imap_seqset set;
+	char err[128];
+	uint32_t *seqs;
+	uint32_t max;
+
+	*out = NULL;
+	*n = 0;
+	if (imap_seqset_parse(set_text, &set, err, sizeof(err)) < 0) {
+		imap_bad(s, "%s", err);
+		return -1;
+	}
+	seqs = malloc((s->sel.n + 1) * sizeof(*seqs));
+	if (!seqs) {
+		imap_seqset_free(&set);
+		imap_no(s, "[SERVERBUG] Out of memory");
+		return -1;
+	}
+	if (by_uid) {
+		/* "*" is the largest UID in use (RFC 3501 6.4.8); with no
+		 * messages it matches nothing. */
+		max = s->sel.n ? s->sel.msgs[s->sel.n - 1].uid : 0;
+	} else {
+		max = (uint32_t)s->sel.n;
+		/* RFC 3501 9: a number beyond the mailbox is an error. */
+		for (size_t i = 0; i < set.n; i++) {
+			if ((set.ranges[i].lo != IMAP_SEQ_STAR && set.ranges[i].lo > max) ||
+			    (set.ranges[i].hi != IMAP_SEQ_STAR && set.ranges[i].hi > max) ||
+			    max == 0) {
+				imap_seqset_free(&set);
+				free(seqs);
+				imap_bad(s, "Invalid message sequence number");
+				return -1;
+			}
+		}
+	}
+	for (size_t i = 0; i < s->sel.n; i++) {
+		uint32_t key = by_uid ? s->sel.msgs[i].uid : (uint32_t)(i + 1);
+		if (max && imap_seqset_contains(&set, key, max) && !s->sel.msgs[i].expunged)
+			seqs[(*n)++] = (uint32_t)(i + 1);
+	}
+	imap_seqset_free(&set);
+	*out = seqs;
+	return 0;
+}
+
+void imap_wipe_free(unsigned char *p, size_t len)
+{
+	if (p) {
+		sodium_memzero(p, len);
+		free(p);
+	}
+}
+
+int imap_message_load(struct imap_session *s, const struct imap_msg *m, unsigned char **msg,
+		      size_t *len)
+{
+	unsigned char *blob = NULL;
+	size_t blob_len = 0;
+	int rc;
+
+	*msg = NULL;
+	*len = 0;
+	rc = store_message_blob(conn_store(s->c), m->id, &blob, &blob_len);
+	if (rc != STORE_OK)
+		return rc;
+	rc = crypto_open(s->id.key, blob, blob_len, msg, len) == 0 ? STORE_OK : STORE_ERR;
+	free(blob);
+	if (rc != STORE_OK)
+		log_error(_("imap: cannot decrypt message %lld of %s"), (long long)m->id,
+			  s->id.address);
+	return rc;
+}
+
+void imap_changed(int64_t mailbox_id)
+{
+	notify_mailbox_changed(mailbox_id);
+}
+
+void imap_junk_learn(struct imap_session *s, const struct imap_msg *m,
+		     const struct store_mailbox *from, const struct store_mailbox *to)
+{
+	bool into = to->special_use == SPECIAL_JUNK && from->special_use != SPECIAL_JUNK;
+	bool out_of = from->special_use == SPECIAL_JUNK && to->special_use != SPECIAL_JUNK &&
+		      to->special_use != SPECIAL_TRASH;
+	unsigned char *plain;
+	size_t len;
+
+	if (!into && !out_of)
+		return;
+	if (imap_message_load(s, m, &plain, &len) != STORE_OK)
+		return;
+	if (scan_learn(conn_store(s->c), s->id.user_id, plain, len,
+		       into ? SCAN_SPAM : SCAN_CLEAN) < 0)
+		log_warn(_("imap: scanner training failed for %s"), s->id.address);
+	else
+		trace_publish(conn_id(s->c), IMAP_PROTOCOL, s->id.address, TRACE_INFO, 0,
+			      into ? "scanner learned spam" : "scanner learned ham");
+	imap_wipe_free(plain, len);
+}

@@ -1,0 +1,544 @@
+#!/usr/bin/env python3
+"""IMAP server: imaplib over STARTTLS and implicit TLS, raw sessions for
+the exact protocol (literals, SASL-IR, IDLE, bad input), SMTP delivery read
+back byte-exact, two sessions seeing each other's changes, and curl."""
+
+import base64
+import imaplib
+import re
+import shutil
+import smtplib
+import socket
+import ssl
+import subprocess
+import time
+import unittest
+
+from harness import Server
+
+PASSWORD = "correct horse battery"
+CONFIG = {"auth": {"argon2_mem": "8M", "argon2_ops": "1", "failure_delay_ms": "200"},
+          "limits": {"max_message_size": "1M", "max_errors": "30"}}
+
+MULTIPART = (b"From: \"Alice A.\" <alice@example.net>\r\n"
+             b"To: user@example.org\r\n"
+             b"Subject: =?utf-8?q?caf=C3=A9_report?=\r\n"
+             b"Date: Mon, 5 Feb 2024 10:00:00 +0000\r\n"
+             b"Message-ID: <m1@example.net>\r\n"
+             b"Content-Type: multipart/mixed; boundary=\"XYZ\"\r\n"
+             b"\r\n"
+             b"--XYZ\r\n"
+             b"Content-Type: text/plain; charset=utf-8\r\n"
+             b"Content-Transfer-Encoding: quoted-printable\r\n"
+             b"\r\n"
+             b"Gr=C3=BC=C3=9Fe aus K=C3=B6ln\r\n"
+             b"--XYZ\r\n"
+             b"Content-Type: application/octet-stream; name=\"a.bin\"\r\n"
+             b"Content-Disposition: attachment; filename=\"a.bin\"\r\n"
+             b"Content-Transfer-Encoding: base64\r\n"
+             b"\r\n"
+             b"AAECAw==\r\n"
+             b"--XYZ--\r\n")
+SIMPLE = b"From: bob@example.net\r\nSubject: plain one\r\n\r\nfirst line\r\nsecond line\r\n"
+
+
+class Raw:
+    """A line-level IMAP client over TLS for exact protocol checks."""
+
+    def __init__(self, srv, name="imaps"):
+        sock = socket.create_connection(("127.0.0.1", srv.port(name)), timeout=10)
+        self.sock = srv.ssl_context().wrap_socket(sock, server_hostname="localhost")
+        self.buf = b""
+        self.n = 0
+        self.greeting = self.line()
+
+    def line(self, timeout=10):
+        self.sock.settimeout(timeout)
+        while b"\r\n" not in self.buf:
+            data = self.sock.recv(65536)
+            if not data:
+                raise EOFError("connection closed; got %r" % self.buf)
+            self.buf += data
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def cmd(self, text, tag=None):
+        """Sends one command line and returns (untagged lines, tagged line)."""
+        self.n += 1
+        tag = tag or ("r%d" % self.n)
+        self.send(tag.encode() + b" " + (text if isinstance(text, bytes) else text.encode())
+                  + b"\r\n")
+        return self.until(tag)
+
+    def until(self, tag):
+        lines = []
+        while True:
+            line = self.line()
+            if line.startswith(tag.encode() + b" "):
+                return lines, line
+            lines.append(line)
+
+    def login(self, user, password=PASSWORD):
+        _, tagged = self.cmd('LOGIN "%s" "%s"' % (user, password))
+        assert b" OK " in tagged, tagged
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+class ImapTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.srv = Server(listeners=("smtp", "imap", "imaps"), config=CONFIG)
+        cls.srv.add_domain("example.org")
+        cls.users = 0
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.srv.close()
+
+    def new_user(self):
+        type(self).users += 1
+        user = "user%d@example.org" % self.users
+        self.srv.add_user(user, PASSWORD)
+        return user
+
+    def client(self, user):
+        m = imaplib.IMAP4_SSL("127.0.0.1", self.srv.port("imaps"),
+                              ssl_context=self.srv.ssl_context())
+        m.login(user, PASSWORD)
+        self.addCleanup(self._logout, m)
+        return m
+
+    @staticmethod
+    def _logout(m):
+        try:
+            m.logout()
+        except (imaplib.IMAP4.error, OSError):
+            pass
+
+    def raw(self, user=None):
+        r = Raw(self.srv)
+        self.addCleanup(r.close)
+        if user:
+            r.login(user)
+        return r
+
+    # ---- connection, TLS, login ----
+
+    def test_starttls_capabilities_and_login(self):
+        m = imaplib.IMAP4("127.0.0.1", self.srv.port("imap"))
+        self.assertIn("STARTTLS", m.capabilities)
+        self.assertIn("LOGINDISABLED", m.capabilities)
+        self.assertNotIn("AUTH=PLAIN", m.capabilities)
+        typ, data = m._simple_command("LOGIN", "x@example.org", "pw")
+        self.assertEqual(typ, "NO")
+        self.assertIn(b"PRIVACYREQUIRED", data[0])
+        m.starttls(ssl_context=self.srv.ssl_context())
+        for cap in ("AUTH=PLAIN", "SASL-IR", "IDLE", "UIDPLUS", "MOVE", "SPECIAL-USE",
+                    "CHILDREN", "NAMESPACE", "UNSELECT", "LITERAL+", "ENABLE", "ID"):
+            self.assertIn(cap, m.capabilities)
+        self.assertNotIn("LOGINDISABLED", m.capabilities)
+        user = self.new_user()
+        self.assertEqual(m.login(user, PASSWORD)[0], "OK")
+        self.assertEqual(m.logout()[0], "BYE")
+
+    def test_wrong_password_is_delayed_and_refused(self):
+        user = self.new_user()
+        r = self.raw()
+        start = time.monotonic()
+        _, tagged = r.cmd('LOGIN "%s" "wrong"' % user)
+        self.assertGreaterEqual(time.monotonic() - start, 0.2)
+        self.assertIn(b"NO [AUTHENTICATIONFAILED]", tagged)
+        _, tagged = r.cmd('LOGIN "nobody@example.org" "x"')
+        self.assertIn(b"NO [AUTHENTICATIONFAILED]", tagged)
+        r.login(user)
+
+    def test_authenticate_plain_sasl_ir_and_continuation(self):
+        user = self.new_user()
+        token = base64.b64encode(b"\0" + user.encode() + b"\0" + PASSWORD.encode()).decode()
+        r = self.raw()
+        _, tagged = r.cmd("AUTHENTICATE PLAIN " + token)
+        self.assertIn(b"OK", tagged)
+        # Without an initial response: the "+" continuation.
+        m = imaplib.IMAP4_SSL("127.0.0.1", self.srv.port("imaps"),
+                              ssl_context=self.srv.ssl_context())
+        typ, _ = m.authenticate("PLAIN", lambda _: b"\0" + user.encode() + b"\0"
+                                + PASSWORD.encode())
+        self.assertEqual(typ, "OK")
+        m.logout()
+
+    def test_wrong_state_and_unknown_commands(self):
+        r = self.raw()
+        _, tagged = r.cmd("SELECT INBOX")
+        self.assertIn(b"BAD", tagged)
+        _, tagged = r.cmd("FROBNICATE")
+        self.assertEqual(tagged, b"r2 BAD Unknown command")
+        r.login(self.new_user())
+        _, tagged = r.cmd("FETCH 1 FLAGS")
+        self.assertIn(b"BAD Select a mailbox first", tagged)
+        _, tagged = r.cmd("UID LIST \"\" *")
+        self.assertIn(b"BAD", tagged)
+        _, tagged = r.cmd("NOOP")
+        self.assertIn(b"OK", tagged)
+
+    # ---- mailboxes ----
+
+    def test_list_special_use_create_rename_delete(self):
+        m = self.client(self.new_user())
+        typ, data = m.list()
+        names = {re.search(rb'"/" "?([^"]*)"?$', d).group(1): d for d in data}
+        self.assertIn(b"\\Sent", names[b"Sent"])
+        self.assertIn(b"\\Junk", names[b"Junk"])
+        self.assertIn(b"\\Trash", names[b"Trash"])
+        self.assertIn(b"\\Drafts", names[b"Drafts"])
+        self.assertIn(b"\\Archive", names[b"Archive"])
+        self.assertEqual(m.create("Projects/2024")[0], "OK")
+        self.assertEqual(m.create("Projects/2024/Q1")[0], "OK")
+        typ, data = m.create("Projects/2024")
+        self.assertEqual(typ, "NO")
+        typ, data = m.list('""', "Projects/%")
+        self.assertEqual(data, [b'(\\HasChildren) "/" "Projects/2024"'])
+        typ, data = m.list('""', "Projects")
+        self.assertEqual(data, [b'(\\Noselect \\HasChildren) "/" "Projects"'])
+        self.assertEqual(m.rename("Projects/2024", "Done")[0], "OK")
+        typ, data = m.list('""', "Done*")
+        self.assertEqual(sorted(data), [b'(\\HasChildren) "/" "Done"',
+                                        b'(\\HasNoChildren) "/" "Done/Q1"'])
+        self.assertEqual(m.list('""', "Projects/*")[1], [None])
+        self.assertEqual(m.delete("Done/Q1")[0], "OK")
+        self.assertEqual(m.delete("Done/Q1")[0], "NO")
+        self.assertEqual(m.delete("INBOX")[0], "NO")
+        typ, data = m._simple_command("LIST", '""', '""')
+        self.assertEqual(m.untagged_responses.pop("LIST"), [b'(\\Noselect) "/" ""'])
+        self.assertEqual(m.namespace()[1], [b'(("" "/")) NIL NIL'])
+
+    def test_subscribe_lsub_status(self):
+        m = self.client(self.new_user())
+        m.create("Lists")
+        self.assertEqual(m.subscribe("Lists")[0], "OK")
+        self.assertIn(b'(\\HasNoChildren) "/" "Lists"', m.lsub('""', "*")[1])
+        self.assertEqual(m.unsubscribe("Lists")[0], "OK")
+        self.assertEqual(m.lsub('""', "Lists")[1], [None])
+        self.assertEqual(m.subscribe("Nope")[0], "NO")
+        m.append("Lists", r"(\Seen)", None, SIMPLE)
+        m.append("Lists", None, None, MULTIPART)
+        typ, data = m.status("Lists", "(MESSAGES UNSEEN UIDNEXT UIDVALIDITY SIZE)")
+        self.assertEqual(typ, "OK")
+        text = data[0].decode()
+        self.assertIn("MESSAGES 2", text)
+        self.assertIn("UNSEEN 1", text)
+        self.assertIn("UIDNEXT 3", text)
+        self.assertIn("SIZE %d" % (len(SIMPLE) + len(MULTIPART)), text)
+        self.assertEqual(m.status("Nope", "(MESSAGES)")[0], "NO")
+        with self.assertRaisesRegex(imaplib.IMAP4.error, "Unknown STATUS item"):
+            m.status("INBOX", "(BOGUS)")
+
+    def test_rename_inbox_moves_messages(self):
+        m = self.client(self.new_user())
+        m.append("INBOX", None, None, SIMPLE)
+        self.assertEqual(m.rename("INBOX", "Old")[0], "OK")
+        self.assertEqual(m.select("INBOX")[1], [b"0"])
+        self.assertEqual(m.select("Old")[1], [b"1"])
+        typ, data = m.fetch("1", "(BODY.PEEK[])")
+        self.assertEqual(data[0][1], SIMPLE)
+
+    # ---- messages ----
+
+    def test_append_fetch_sections_and_structure(self):
+        m = self.client(self.new_user())
+        typ, data = m.append("INBOX", r"(\Flagged $Work)", '"05-Feb-2024 10:00:00 +0100"',
+                             MULTIPART)
+        self.assertEqual(typ, "OK")
+        self.assertRegex(data[0], rb"\[APPENDUID \d+ 1\]")
+        self.assertEqual(m.select("INBOX"), ("OK", [b"1"]))
+        typ, data = m.fetch("1", "(FLAGS INTERNALDATE RFC822.SIZE UID)")
+        meta = data[0]
+        self.assertIn(b"\\Flagged", meta)
+        self.assertIn(b"$Work", meta)
+        self.assertIn(b'INTERNALDATE "05-Feb-2024 09:00:00 +0000"', meta)
+        self.assertIn(b"RFC822.SIZE %d" % len(MULTIPART), meta)
+        typ, data = m.fetch("1", "(BODY.PEEK[])")
+        self.assertEqual(data[0][1], MULTIPART)
+        typ, data = m.fetch("1", "(BODY.PEEK[HEADER.FIELDS (Subject From)])")
+        self.assertEqual(data[0][1], b"From: \"Alice A.\" <alice@example.net>\r\n"
+                         b"Subject: =?utf-8?q?caf=C3=A9_report?=\r\n\r\n")
+        typ, data = m.fetch("1", "(BODY.PEEK[1])")
+        self.assertEqual(data[0][1], b"Gr=C3=BC=C3=9Fe aus K=C3=B6ln")
+        typ, data = m.fetch("1", "(BODY.PEEK[2.MIME])")
+        self.assertTrue(data[0][1].startswith(b"Content-Type: application/octet-stream"))
+        typ, data = m.fetch("1", "(BODY.PEEK[TEXT]<2.5>)")
+        self.assertIn(b"BODY[TEXT]<2> {5}", data[0][0])
+        self.assertEqual(data[0][1], MULTIPART.split(b"\r\n\r\n", 1)[1][2:7])
+        typ, data = m.fetch("1", "(BODYSTRUCTURE ENVELOPE)")
+        text = data[0] if isinstance(data[0], bytes) else data[0][0]
+        self.assertIn(b'("TEXT" "PLAIN" ("CHARSET" "utf-8") NIL NIL "QUOTED-PRINTABLE" 29 0',
+                      text)
+        self.assertIn(b'("APPLICATION" "OCTET-STREAM" ("NAME" "a.bin") NIL NIL "BASE64" 8 NIL '
+                      b'("ATTACHMENT" ("FILENAME" "a.bin")) NIL NIL) "MIXED"', text)
+        self.assertIn(b'"=?utf-8?q?caf=C3=A9_report?=" (("Alice A." NIL "alice" '
+                      b'"example.net"))', text)
+        # PEEK left \Seen alone; BODY[] sets it.
+        self.assertNotIn(b"\\Seen", m.fetch("1", "(FLAGS)")[1][0])
+        typ, data = m.fetch("1", "(BODY[HEADER])")
+        self.assertIn(b"\\Seen", b"".join(x if isinstance(x, bytes) else x[0] for x in data))
+        self.assertIn(b"\\Seen", m.fetch("1", "(FLAGS)")[1][0])
+        typ, data = m.fetch("1", "(BODY.PEEK[3])")
+        self.assertEqual(typ, "OK")
+        typ, data = m.fetch("1", "(RFC822.HEADER)")
+        self.assertEqual(data[0][1], MULTIPART.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n")
+
+    def test_store_flags_and_keywords(self):
+        m = self.client(self.new_user())
+        for _ in range(3):
+            m.append("INBOX", None, None, SIMPLE)
+        m.select("INBOX")
+        typ, data = m.store("1:2", "+FLAGS", r"(\Answered $Label1)")
+        self.assertEqual(data, [b"1 (FLAGS (\\Answered $Label1))",
+                                b"2 (FLAGS (\\Answered $Label1))"])
+        typ, data = m.store("2", "-FLAGS", r"($Label1)")
+        self.assertEqual(data, [b"2 (FLAGS (\\Answered))"])
+        typ, data = m.store("3", "FLAGS.SILENT", r"(\Draft)")
+        self.assertEqual(data, [None])
+        typ, data = m.uid("STORE", "3", "+FLAGS", r"(\Flagged)")
+        self.assertEqual(data, [b"3 (UID 3 FLAGS (\\Flagged \\Draft))"])
+        with self.assertRaises(imaplib.IMAP4.error):
+            m.store("1", "+FLAGS", r"(\Recent)")
+        with self.assertRaises(imaplib.IMAP4.error):
+            m.store("9", "+FLAGS", r"(\Seen)")
+
+    def test_search_keys(self):
+        m = self.client(self.new_user())
+        m.append("INBOX", r"(\Seen)", '"01-Jan-2024 12:00:00 +0000"', SIMPLE)
+        m.append("INBOX", None, '"10-Feb-2024 12:00:00 +0000"', MULTIPART)
+        m.append("INBOX", r"(\Flagged)", None, b"From: carol@example.net\r\nTo: x@example.org"
+                 b"\r\nSubject: big\r\n\r\n" + b"x" * 5000 + b"\r\n")
+        m.select("INBOX")
+
+        def search(*keys, uid=False):
+            typ, data = m.uid("SEARCH", *keys) if uid else m.search(None, *keys)
+            self.assertEqual(typ, "OK")
+            return data[0].split()
+
+        self.assertEqual(search("ALL"), [b"1", b"2", b"3"])
+        self.assertEqual(search("SEEN"), [b"1"])
+        self.assertEqual(search("UNSEEN"), [b"2", b"3"])
+        self.assertEqual(search("FLAGGED"), [b"3"])
+        self.assertEqual(search("LARGER", "1000"), [b"3"])
+        self.assertEqual(search("SMALLER", "100"), [b"1"])
+        self.assertEqual(search("FROM", "alice"), [b"2"])
+        # 8-bit search strings travel as literals.
+        m.literal = "caf\xe9".encode()
+        self.assertEqual(search("CHARSET", "UTF-8", "SUBJECT"), [b"2"])
+        m.literal = "k\xf6ln".encode()
+        self.assertEqual(search("CHARSET", "UTF-8", "BODY"), [b"2"])
+        self.assertEqual(search("BODY", "aus"), [b"2"])
+        self.assertEqual(search("BODY", "nowhere"), [])
+        self.assertEqual(search("TEXT", "second"), [b"1"])
+        self.assertEqual(search("HEADER", "Message-ID", "m1@"), [b"2"])
+        self.assertEqual(search("OR", "SEEN", "FLAGGED"), [b"1", b"3"])
+        self.assertEqual(search("NOT", "(OR SEEN FLAGGED)"), [b"2"])
+        self.assertEqual(search("BEFORE", "1-Feb-2024"), [b"1"])
+        self.assertEqual(search("SINCE", "1-Feb-2024", "BEFORE", "1-Mar-2024"), [b"2"])
+        self.assertEqual(search("SENTON", "5-Feb-2024"), [b"2"])
+        self.assertEqual(search("2:*"), [b"2", b"3"])
+        self.assertEqual(search("UID", "1,3"), [b"1", b"3"])
+        self.assertEqual(search("NOT", "SEEN", uid=True), [b"2", b"3"])
+        typ, data = m._simple_command("SEARCH", "CHARSET", "KOI8-R", "ALL")
+        self.assertEqual(typ, "NO")
+        with self.assertRaisesRegex(imaplib.IMAP4.error, "unknown search key"):
+            m.search(None, "BOGUS")
+
+    def test_copy_move_expunge_uidplus(self):
+        m = self.client(self.new_user())
+        for _ in range(3):
+            m.append("INBOX", None, None, SIMPLE)
+        m.create("Keep")
+        m.select("INBOX")
+        typ, data = m.copy("1:2", "Keep")
+        self.assertEqual(typ, "OK")
+        self.assertRegex(data[0], rb"\[COPYUID \d+ 1,2 1,2\]")
+        self.assertEqual(m.copy("1", "Missing")[0], "NO")
+        self.assertIn(b"TRYCREATE", m.copy("1", "Missing")[1][0])
+        typ, data = m.uid("MOVE", "3", "Trash")
+        self.assertEqual(typ, "OK")
+        self.assertEqual(m.untagged_responses.pop("EXPUNGE"), [b"3"])
+        self.assertTrue(any(b"COPYUID" in d for d in m.untagged_responses.pop("OK", [])))
+        m.store("1", "+FLAGS", r"(\Deleted)")
+        typ, data = m.expunge()
+        self.assertEqual(data, [b"1"])
+        typ, data = m.search(None, "ALL")
+        self.assertEqual(data, [b"1"])
+        self.assertEqual(m.status("Keep", "(MESSAGES)")[1], [b'"Keep" (MESSAGES 2)'])
+        self.assertEqual(m.status("Trash", "(MESSAGES)")[1], [b'"Trash" (MESSAGES 1)'])
+        # UID EXPUNGE removes only the named deleted messages.
+        m.select("Keep")
+        m.store("1:2", "+FLAGS", r"(\Deleted)")
+        typ, data = m.uid("EXPUNGE", "2")
+        self.assertEqual(typ, "OK")
+        self.assertEqual(m.search(None, "ALL")[1], [b"1"])
+        # CLOSE expunges silently, UNSELECT does not.
+        self.assertEqual(m.close()[0], "OK")
+        self.assertEqual(m.status("Keep", "(MESSAGES)")[1], [b'"Keep" (MESSAGES 0)'])
+
+    def test_move_into_junk_and_out(self):
+        m = self.client(self.new_user())
+        m.append("INBOX", None, None, SIMPLE)
+        m.select("INBOX")
+        self.assertEqual(m.uid("MOVE", "1", "Junk")[0], "OK")
+        self.assertEqual(m.status("Junk", "(MESSAGES)")[1], [b'"Junk" (MESSAGES 1)'])
+        m.select("Junk")
+        self.assertEqual(m.uid("MOVE", "1:*", "INBOX")[0], "OK")
+        self.assertEqual(m.status("INBOX", "(MESSAGES)")[1], [b'"INBOX" (MESSAGES 1)'])
+
+    def test_examine_is_read_only(self):
+        m = self.client(self.new_user())
+        m.append("INBOX", None, None, SIMPLE)
+        typ, _ = m.select("INBOX", readonly=True)
+        self.assertEqual(typ, "OK")
+        typ, data = m.store("1", "+FLAGS", r"(\Seen)")
+        self.assertEqual(typ, "NO")
+        self.assertIn(b"READ-ONLY", data[0])
+        m.fetch("1", "(BODY[])")
+        self.assertNotIn(b"\\Seen", m.fetch("1", "(FLAGS)")[1][0])
+        self.assertEqual(m.unselect()[0], "OK")
+        self.assertEqual(m.noop()[0], "OK")
+
+    def test_smtp_delivery_fetched_byte_exact(self):
+        user = self.new_user()
+        body = (b"From: sender@example.net\r\nTo: %s\r\nSubject: via smtp\r\n\r\n"
+                b"line one\r\n.dot line\r\n\r\nlast line\r\n" % user.encode())
+        with smtplib.SMTP("127.0.0.1", self.srv.port("smtp"), timeout=20) as s:
+            s.starttls(context=self.srv.ssl_context())
+            s.sendmail("sender@example.net", [user], body)
+        m = self.client(user)
+        m.select("INBOX")
+        typ, data = m.fetch("1", "(RFC822.SIZE BODY.PEEK[] BODY.PEEK[TEXT])")
+        whole = data[0][1]
+        size = int(re.search(rb"RFC822.SIZE (\d+)", data[0][0]).group(1))
+        self.assertEqual(size, len(whole))
+        self.assertTrue(whole.endswith(body))
+        self.assertTrue(whole.startswith(b"Return-Path: <sender@example.net>\r\n"))
+        self.assertEqual(data[1][1], b"line one\r\n.dot line\r\n\r\nlast line\r\n")
+
+    # ---- two sessions ----
+
+    def test_sessions_see_each_others_changes(self):
+        user = self.new_user()
+        a = self.raw(user)
+        b = self.raw(user)
+        self.assertIn(b"OK", a.cmd(b"APPEND INBOX {%d+}\r\n" % len(SIMPLE) + SIMPLE)[1])
+        a.cmd("SELECT INBOX")
+        lines, _ = b.cmd("SELECT INBOX")
+        self.assertIn(b"* 1 EXISTS", lines)
+        a.cmd(b"APPEND INBOX {%d+}\r\n" % len(SIMPLE) + SIMPLE)
+        lines, _ = b.cmd("NOOP")
+        self.assertIn(b"* 2 EXISTS", lines)
+        a.cmd(r"STORE 1 +FLAGS (\Deleted)")
+        lines, _ = b.cmd("NOOP")
+        self.assertIn(b"* 1 FETCH (FLAGS (\\Deleted))", lines)
+        a.cmd("EXPUNGE")
+        # No EXPUNGE during FETCH: numbers stay until a command that allows it.
+        lines, _ = b.cmd("FETCH 2 (UID)")
+        self.assertNotIn(b"* 1 EXPUNGE", lines)
+        self.assertIn(b"* 2 FETCH (UID 2)", lines)
+        lines, _ = b.cmd("NOOP")
+        self.assertIn(b"* 1 EXPUNGE", lines)
+        lines, tagged = b.cmd("FETCH 1 (UID)")
+        self.assertIn(b"* 1 FETCH (UID 2)", lines)
+
+    def test_idle_woken_by_smtp_delivery(self):
+        user = self.new_user()
+        r = self.raw(user)
+        r.cmd("SELECT INBOX")
+        r.send(b"i1 IDLE\r\n")
+        self.assertTrue(r.line().startswith(b"+"))
+        with smtplib.SMTP("127.0.0.1", self.srv.port("smtp"), timeout=20) as s:
+            s.starttls(context=self.srv.ssl_context())
+            s.sendmail("x@example.net", [user], b"Subject: wake\r\n\r\nup\r\n")
+            sent = time.monotonic()
+        self.assertEqual(r.line(timeout=5), b"* 1 EXISTS")
+        self.assertLess(time.monotonic() - sent, 1.0)
+        # Another session's flag change shows up too.
+        other = self.client(user)
+        other.select("INBOX")
+        other.store("1", "+FLAGS", r"(\Flagged)")
+        self.assertEqual(r.line(timeout=5), b"* 1 FETCH (FLAGS (\\Flagged))")
+        r.send(b"DONE\r\n")
+        self.assertEqual(r.until("i1")[1], b"i1 OK IDLE terminated")
+
+    # ---- bad input ----
+
+    def test_bad_input_gets_bad_and_session_survives(self):
+        r = self.raw(self.new_user())
+        r.cmd("SELECT INBOX")
+        cases = [
+            ("SEARCH (ALL", b"unbalanced"),
+            ("SEARCH " + "(" * 40 + "ALL" + ")" * 40, b"nested too deeply"),
+            ("FETCH 1:x FLAGS", b"invalid sequence set"),
+            ("FETCH 0 FLAGS", b"invalid sequence set"),
+            ("FETCH 5 FLAGS", b"Invalid message sequence number"),
+            ("FETCH 1 (FLAGS", b"unbalanced"),
+            ("FETCH * BODY[1.MIMEX]", b"invalid section"),
+            ('LOGIN "a', b"BAD"),
+            ("STORE 1 +FLOGS (\\Seen)", b"BAD"),
+        ]
+        for text, expect in cases:
+            _, tagged = r.cmd(text)
+            self.assertIn(b" BAD ", tagged, text)
+            self.assertIn(expect, tagged, text)
+        # A synchronizing literal that is too big is refused before it is sent.
+        r.send(b"big APPEND INBOX {99999999}\r\n")
+        line = r.line()
+        self.assertTrue(line.startswith(b"big BAD [TOOBIG]"), line)
+        # A non-synchronizing one is skipped.
+        r.send(b"big2 LOGIN {70000+}\r\n" + b"x" * 70000 + b" y\r\n")
+        self.assertTrue(r.line().startswith(b"big2 BAD [TOOBIG]"))
+        r.send(b"x" * 70000 + b"\r\n")
+        self.assertIn(b"too long", r.line())
+        _, tagged = r.cmd("NOOP")
+        self.assertIn(b"OK", tagged)
+        # A literal split across reads arrives whole.
+        r.send(b"lit APPEND INBOX {%d}\r\n" % len(SIMPLE))
+        self.assertTrue(r.line().startswith(b"+ "))
+        r.send(SIMPLE[:10])
+        time.sleep(0.1)
+        r.send(SIMPLE[10:] + b"\r\n")
+        lines, tagged = r.until("lit")
+        self.assertIn(b"APPENDUID", tagged)
+
+    def test_too_many_errors_close_the_session(self):
+        r = self.raw()
+        with self.assertRaises((EOFError, ConnectionError, ssl.SSLError)):
+            for _ in range(50):
+                r.cmd("BOGUS")
+
+    # ---- other clients ----
+
+    @unittest.skipUnless(shutil.which("curl"), "curl not installed")
+    def test_curl_fetches_a_message(self):
+        user = self.new_user()
+        m = self.client(user)
+        m.append("INBOX", None, None, SIMPLE)
+        res = subprocess.run(
+            ["curl", "-sS", "--cacert", self.srv.cafile, "--user", "%s:%s" % (user, PASSWORD),
+             "imaps://localhost:%d/INBOX;UID=1" % self.srv.port("imaps")],
+            capture_output=True, timeout=60)
+        self.assertEqual(res.returncode, 0, res.stderr)
+        self.assertEqual(res.stdout, SIMPLE)
+        res = subprocess.run(
+            ["curl", "-sS", "--ssl-reqd", "--cacert", self.srv.cafile, "--user",
+             "%s:%s" % (user, PASSWORD), "imap://localhost:%d/" % self.srv.port("imap")],
+            capture_output=True, timeout=60)
+        self.assertEqual(res.returncode, 0, res.stderr)
+        self.assertIn(b'"Sent"', res.stdout)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,492 @@
+/*
+ * test_imap_parse.c - the pure IMAP pieces: command parser (tags, atoms,
+ * quoted strings, literals, lists, limits), literal markers, sequence sets,
+ * FETCH items, SEARCH keys, dates, mailbox names, LIST patterns, SASL PLAIN,
+ * and the MIME structure behind BODYSTRUCTURE, ENVELOPE and sections.
+ */
+#include <config.h>
+
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "imap/imap.h"
+#include "imap/imap_int.h"
+
+static int parse(const char *s, struct imap_command *cmd)
+{
+	return imap_parse(s, strlen(s), cmd);
+}
+
+START_TEST(test_tag_verb_and_atoms)
+{
+	struct imap_command c;
+	ck_assert_int_eq(parse("a001 login alice secret", &c), 0);
+	ck_assert_str_eq(c.tag, "a001");
+	ck_assert_str_eq(c.verb, "LOGIN");
+	ck_assert(!c.uid);
+	ck_assert_uint_eq(c.n_args, 2);
+	ck_assert_int_eq(c.args[0].type, IMAP_ARG_ATOM);
+	ck_assert_str_eq(c.args[1].str, "secret");
+	imap_command_free(&c);
+}
+END_TEST
+
+START_TEST(test_uid_prefix)
+{
+	struct imap_command c;
+	ck_assert_int_eq(parse("x UID fetch 1:* (FLAGS)", &c), 0);
+	ck_assert(c.uid);
+	ck_assert_str_eq(c.verb, "FETCH");
+	ck_assert_uint_eq(c.n_args, 2);
+	ck_assert_int_eq(c.args[1].type, IMAP_ARG_LIST);
+	imap_command_free(&c);
+}
+END_TEST
+
+START_TEST(test_quoted_unescapes)
+{
+	struct imap_command c;
+	ck_assert_int_eq(parse("t LOGIN \"a b\" \"p\\\"w\\\\d\"", &c), 0);
+	ck_assert_int_eq(c.args[0].type, IMAP_ARG_QUOTED);
+	ck_assert_str_eq(c.args[0].str, "a b");
+	ck_assert_str_eq(c.args[1].str, "p\"w\\d");
+	imap_command_free(&c);
+	ck_assert_int_eq(parse("t LOGIN \"abc", &c), -1);
+	ck_assert_str_eq(c.tag, "t");
+	ck_assert_ptr_nonnull(strstr(c.error, "unterminated"));
+	imap_command_free(&c);
+	ck_assert_int_eq(parse("t LOGIN \"a\\x\"", &c), -1);
+	imap_command_free(&c);
+}
+END_TEST
+
+START_TEST(test_literals)
+{
+	struct imap_command c;
+	const char cmd[] = "t APPEND INBOX {5}\r\nab\0cd";
+	ck_assert_int_eq(imap_parse(cmd, sizeof(cmd) - 1, &c), 0);
+	ck_assert_uint_eq(c.n_args, 2);
+	ck_assert_int_eq(c.args[1].type, IMAP_ARG_LITERAL);
+	ck_assert_uint_eq(c.args[1].len, 5);
+	ck_assert_int_eq(memcmp(c.args[1].str, "ab\0cd", 5), 0);
+	imap_command_free(&c);
+	/* LITERAL+ and a literal in the middle of the line. */
+	ck_assert_int_eq(parse("t LOGIN {3+}\r\nbob pw", &c), 0);
+	ck_assert_str_eq(c.args[0].str, "bob");
+	ck_assert_str_eq(c.args[1].str, "pw");
+	imap_command_free(&c);
+	/* Announced longer than sent. */
+	ck_assert_int_eq(parse("t LOGIN {30}\r\nbob", &c), -1);
+	ck_assert_ptr_nonnull(strstr(c.error, "literal"));
+	imap_command_free(&c);
+	ck_assert_int_eq(parse("t LOGIN {3x}\r\nbob", &c), -1);
+	imap_command_free(&c);
+}
+END_TEST
+
+START_TEST(test_line_literal_marker)
+{
+	uint64_t n = 0;
+	bool ns = true;
+	ck_assert_int_eq(imap_line_literal("a APPEND x {12}", 15, &n, &ns), 1);
+	ck_assert_uint_eq(n, 12);
+	ck_assert(!ns);
+	ck_assert_int_eq(imap_line_literal("a APPEND x {7+}", 15, &n, &ns), 1);
+	ck_assert_uint_eq(n, 7);
+	ck_assert(ns);
+	ck_assert_int_eq(imap_line_literal("a NOOP", 6, &n, &ns), 0);
+	ck_assert_int_eq(imap_line_literal("a X {}", 6, &n, &ns), -1);
+	ck_assert_int_eq(imap_line_literal("a X {1234567890123}", 19, &n, &ns), -1);
+}
+END_TEST
+
+START_TEST(test_lists_and_balance)
+{
+	struct imap_command c;
+	ck_assert_int_eq(parse("t X (a (b c) \"d\") e", &c), 0);
+	ck_assert_uint_eq(c.n_args, 2);
+	ck_assert_uint_eq(c.args[0].n, 3);
+	ck_assert_uint_eq(c.args[0].list[1].n, 2);
+	imap_command_free(&c);
+	ck_assert_int_eq(parse("t X (a (b c)", &c), -1);
+	ck_assert_ptr_nonnull(strstr(c.error, "unbalanced"));
+	imap_command_free(&c);
+	ck_assert_int_eq(parse("t X a)", &c), -1);
+	ck_assert_ptr_nonnull(strstr(c.error, "unbalanced"));
+	imap_command_free(&c);
+}
+END_TEST
+
+START_TEST(test_depth_limit)
+{
+	char buf[256];
+	struct imap_command c;
+	size_t n = (size_t)snprintf(buf, sizeof(buf), "t SEARCH ");
+	for (int i = 0; i < IMAP_DEPTH_MAX + 1; i++)
+		buf[n++] = '(';
+	buf[n++] = 'A';
+	for (int i = 0; i < IMAP_DEPTH_MAX + 1; i++)
+		buf[n++] = ')';
+	buf[n] = '\0';
+	ck_assert_int_eq(parse(buf, &c), -1);
+	ck_assert_ptr_nonnull(strstr(c.error, "nested"));
+	imap_command_free(&c);
+}
+END_TEST
+
+START_TEST(test_bad_tags_and_verbs)
+{
+	struct imap_command c;
+	ck_assert_int_eq(parse("", &c), -1);
+	ck_assert_str_eq(c.tag, "*");
+	imap_command_free(&c);
+	ck_assert_int_eq(parse("+abc NOOP", &c), -1);
+	imap_command_free(&c);
+	ck_assert_int_eq(parse("abc", &c), -1);
+	ck_assert_ptr_nonnull(strstr(c.error, "missing command"));
+	imap_command_free(&c);
+	ck_assert_int_eq(parse("t NO\x01OP", &c), -1);
+	imap_command_free(&c);
+	ck_assert_int_eq(parse("t LOGIN caf\xc3\xa9 x", &c), -1);
+	ck_assert_ptr_nonnull(strstr(c.error, "8-bit"));
+	imap_command_free(&c);
+}
+END_TEST
+
+START_TEST(test_section_atom)
+{
+	struct imap_command c;
+	ck_assert_int_eq(parse("t FETCH 1 BODY.PEEK[HEADER.FIELDS (From To)]<0.100>", &c), 0);
+	ck_assert_uint_eq(c.n_args, 2);
+	ck_assert_str_eq(c.args[1].str, "BODY.PEEK[HEADER.FIELDS (From To)]<0.100>");
+	imap_command_free(&c);
+}
+END_TEST
+
+START_TEST(test_seqset)
+{
+	struct imap_seqset s;
+	char err[64];
+	ck_assert_int_eq(imap_seqset_parse("1,3:5,9:*", &s, err, sizeof(err)), 0);
+	ck_assert_uint_eq(s.n, 3);
+	ck_assert(imap_seqset_contains(&s, 1, 20));
+	ck_assert(!imap_seqset_contains(&s, 2, 20));
+	ck_assert(imap_seqset_contains(&s, 4, 20));
+	ck_assert(imap_seqset_contains(&s, 20, 20));
+	ck_assert(!imap_seqset_contains(&s, 8, 20));
+	imap_seqset_free(&s);
+	ck_assert_int_eq(imap_seqset_parse("5:2", &s, err, sizeof(err)), 0);
+	ck_assert(imap_seqset_contains(&s, 3, 10));
+	imap_seqset_free(&s);
+	/* "*:4" with 2 messages means 2:4. */
+	ck_assert_int_eq(imap_seqset_parse("*:4", &s, err, sizeof(err)), 0);
+	ck_assert(imap_seqset_contains(&s, 3, 2));
+	imap_seqset_free(&s);
+	ck_assert_int_eq(imap_seqset_parse("0", &s, err, sizeof(err)), -1);
+	ck_assert_int_eq(imap_seqset_parse("1,", &s, err, sizeof(err)), -1);
+	ck_assert_int_eq(imap_seqset_parse("1:2:3", &s, err, sizeof(err)), -1);
+	ck_assert_int_eq(imap_seqset_parse("abc", &s, err, sizeof(err)), -1);
+	ck_assert_int_eq(imap_seqset_parse("4294967296", &s, err, sizeof(err)), -1);
+	ck_assert_int_eq(imap_seqset_parse("", &s, err, sizeof(err)), -1);
+}
+END_TEST
+
+START_TEST(test_fetch_items)
+{
+	struct imap_fetch_att a;
+	char err[160];
+	struct imap_command c;
+	struct imap_fetch_atts atts;
+
+	ck_assert_int_eq(imap_fetch_parse_item("BODY.PEEK[1.2.HEADER.FIELDS.NOT (Received)]<10.20>",
+					       &a, err, sizeof(err)), 0);
+	ck_assert(a.peek);
+	ck_assert_uint_eq(a.n_parts, 2);
+	ck_assert_uint_eq(a.parts[1], 2);
+	ck_assert_int_eq(a.section, SECTION_HEADER_FIELDS_NOT);
+	ck_assert_uint_eq(a.n_fields, 1);
+	ck_assert_str_eq(a.fields[0], "Received");
+	ck_assert(a.partial);
+	ck_assert_uint_eq(a.offset, 10);
+	ck_assert_uint_eq(a.count, 20);
+	ck_assert_str_eq(a.name, "BODY[1.2.HEADER.FIELDS.NOT (RECEIVED)]<10>");
+	free(a.fields[0]);
+	free(a.fields);
+	ck_assert_int_eq(imap_fetch_parse_item("body[]", &a, err, sizeof(err)), 0);
+	ck_assert(!a.peek);
+	ck_assert_int_eq(a.section, SECTION_ALL);
+	ck_assert_str_eq(a.name, "BODY[]");
+	ck_assert_int_eq(imap_fetch_parse_item("BODY[MIME]", &a, err, sizeof(err)), -1);
+	ck_assert_int_eq(imap_fetch_parse_item("BODY[0]", &a, err, sizeof(err)), -1);
+	ck_assert_int_eq(imap_fetch_parse_item("BODY[1.]", &a, err, sizeof(err)), -1);
+	ck_assert_int_eq(imap_fetch_parse_item("BODY[]<5.0>", &a, err, sizeof(err)), -1);
+	ck_assert_int_eq(imap_fetch_parse_item("BODY[HEADER.FIELDS ()]", &a, err, sizeof(err)), -1);
+	ck_assert_int_eq(imap_fetch_parse_item("FOO", &a, err, sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, "unknown FETCH item"));
+
+	ck_assert_int_eq(parse("t FETCH 1 ALL", &c), 0);
+	ck_assert_int_eq(imap_fetch_parse(&c.args[1], &atts, err, sizeof(err)), 0);
+	ck_assert_uint_eq(atts.n, 4);
+	ck_assert_int_eq(atts.atts[3].kind, FETCH_ENVELOPE);
+	imap_fetch_atts_free(&atts);
+	imap_command_free(&c);
+	ck_assert_int_eq(parse("t FETCH 1 (UID RFC822.SIZE BODY[TEXT])", &c), 0);
+	ck_assert_int_eq(imap_fetch_parse(&c.args[1], &atts, err, sizeof(err)), 0);
+	ck_assert_uint_eq(atts.n, 3);
+	ck_assert_int_eq(atts.atts[2].section, SECTION_TEXT);
+	imap_fetch_atts_free(&atts);
+	imap_command_free(&c);
+	ck_assert_int_eq(parse("t FETCH 1 ()", &c), 0);
+	ck_assert_int_eq(imap_fetch_parse(&c.args[1], &atts, err, sizeof(err)), -1);
+	imap_command_free(&c);
+}
+END_TEST
+
+START_TEST(test_search_keys)
+{
+	struct imap_command c;
+	struct imap_search_key k;
+	char err[160];
+
+	ck_assert_int_eq(parse("t SEARCH CHARSET UTF-8 OR (FROM alice SEEN) DELETED NOT LARGER 100 "
+			       "SINCE 1-Feb-2024 UID 2:4 1:*", &c), 0);
+	ck_assert_int_eq(imap_search_parse(c.args, c.n_args, &k, err, sizeof(err)), 0);
+	ck_assert_int_eq(k.op, SEARCH_AND);
+	ck_assert_uint_eq(k.n, 5);
+	ck_assert_int_eq(k.children[0].op, SEARCH_OR);
+	ck_assert_int_eq(k.children[0].children[0].op, SEARCH_AND);
+	ck_assert_int_eq(k.children[0].children[0].children[0].op, SEARCH_HEADER);
+	ck_assert_str_eq(k.children[0].children[0].children[0].field, "FROM");
+	ck_assert_int_eq(k.children[1].op, SEARCH_NOT);
+	ck_assert_int_eq(k.children[1].children[0].number, 100);
+	ck_assert_int_eq(k.children[2].op, SEARCH_SINCE);
+	ck_assert_int_eq(k.children[2].number, 19754); /* 2024-02-01 */
+	ck_assert_int_eq(k.children[3].op, SEARCH_UIDSET);
+	ck_assert_int_eq(k.children[4].op, SEARCH_SEQSET);
+	imap_search_key_free(&k);
+	imap_command_free(&c);
+
+	ck_assert_int_eq(parse("t SEARCH CHARSET KOI8-R ALL", &c), 0);
+	ck_assert_int_eq(imap_search_parse(c.args, c.n_args, &k, err, sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, "BADCHARSET"));
+	imap_command_free(&c);
+	ck_assert_int_eq(parse("t SEARCH OR SEEN", &c), 0);
+	ck_assert_int_eq(imap_search_parse(c.args, c.n_args, &k, err, sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, "missing argument"));
+	imap_command_free(&c);
+	ck_assert_int_eq(parse("t SEARCH BEFORE 31-Foo-2020", &c), 0);
+	ck_assert_int_eq(imap_search_parse(c.args, c.n_args, &k, err, sizeof(err)), -1);
+	imap_command_free(&c);
+	ck_assert_int_eq(parse("t SEARCH FROBNICATE", &c), 0);
+	ck_assert_int_eq(imap_search_parse(c.args, c.n_args, &k, err, sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, "unknown search key"));
+	imap_command_free(&c);
+	ck_assert_int_eq(parse("t SEARCH", &c), 0);
+	ck_assert_int_eq(imap_search_parse(c.args, c.n_args, &k, err, sizeof(err)), -1);
+	imap_command_free(&c);
+}
+END_TEST
+
+START_TEST(test_dates)
+{
+	int64_t t, d;
+	ck_assert_int_eq(imap_parse_date("1-Jan-1970", &d), 0);
+	ck_assert_int_eq(d, 0);
+	ck_assert_int_eq(imap_parse_datetime("17-Jul-1996 02:44:25 -0700", &t), 0);
+	ck_assert_int_eq(t, 837596665);
+	ck_assert_int_eq(imap_parse_datetime(" 1-Jan-1970 00:00:00 +0000", &t), 0);
+	ck_assert_int_eq(t, 0);
+	ck_assert_int_eq(imap_parse_datetime("17-Jul-1996 25:44:25 -0700", &t), -1);
+	ck_assert_int_eq(imap_parse_datetime("17-Jul-1996", &t), -1);
+}
+END_TEST
+
+START_TEST(test_names_and_patterns)
+{
+	struct imap_arg a = {.type = IMAP_ARG_ATOM};
+	char out[STORE_MAILBOX_NAME_MAX + 1];
+
+	a.str = (char *)"inbox";
+	a.len = 5;
+	ck_assert_int_eq(imap_mailbox_name(&a, out, sizeof(out)), 0);
+	ck_assert_str_eq(out, "INBOX");
+	a.str = (char *)"Inbox/sub";
+	a.len = 9;
+	ck_assert_int_eq(imap_mailbox_name(&a, out, sizeof(out)), 0);
+	ck_assert_str_eq(out, "INBOX/sub");
+	a.str = (char *)"a//b";
+	a.len = 4;
+	ck_assert_int_eq(imap_mailbox_name(&a, out, sizeof(out)), -1);
+	a.str = (char *)"/a";
+	a.len = 2;
+	ck_assert_int_eq(imap_mailbox_name(&a, out, sizeof(out)), -1);
+	a.str = (char *)"a*";
+	a.len = 2;
+	ck_assert_int_eq(imap_mailbox_name(&a, out, sizeof(out)), -1);
+
+	ck_assert(imap_list_match("*", "a/b/c"));
+	ck_assert(imap_list_match("%", "Sent"));
+	ck_assert(!imap_list_match("%", "a/b"));
+	ck_assert(imap_list_match("a/%", "a/b"));
+	ck_assert(!imap_list_match("a/%", "a/b/c"));
+	ck_assert(imap_list_match("a*c", "a/b/c"));
+	ck_assert(!imap_list_match("a%c", "a/b/c"));
+	ck_assert(imap_list_match("INBOX", "INBOX"));
+	ck_assert(!imap_list_match("INBOX", "INBOX/x"));
+}
+END_TEST
+
+START_TEST(test_sasl_plain)
+{
+	char user[64], pass[64];
+	size_t pl = 0;
+	/* "\0alice@example.org\0secret" */
+	ck_assert_int_eq(imap_sasl_plain_decode("AGFsaWNlQGV4YW1wbGUub3JnAHNlY3JldA==", 36, user,
+						sizeof(user), pass, sizeof(pass), &pl), 0);
+	ck_assert_str_eq(user, "alice@example.org");
+	ck_assert_str_eq(pass, "secret");
+	ck_assert_uint_eq(pl, 6);
+	/* "bob\0alice\0x": a different authzid is refused. */
+	ck_assert_int_eq(imap_sasl_plain_decode("Ym9iAGFsaWNlAHg=", 16, user, sizeof(user), pass,
+						sizeof(pass), &pl), -1);
+	ck_assert_int_eq(imap_sasl_plain_decode("!!!", 3, user, sizeof(user), pass, sizeof(pass),
+						&pl), -1);
+}
+END_TEST
+
+static const char mime_msg[] =
+	"From: \"Alice A.\" <alice@example.org>\r\n"
+	"To: bob@example.org, Team: carol@example.org;\r\n"
+	"Subject: =?utf-8?q?caf=C3=A9?=\r\n"
+	"Message-ID: <1@example.org>\r\n"
+	"Content-Type: multipart/mixed; boundary=\"b1\"\r\n"
+	"\r\n"
+	"preamble\r\n"
+	"--b1\r\n"
+	"Content-Type: text/plain; charset=utf-8\r\n"
+	"\r\n"
+	"hello\r\nworld\r\n"
+	"--b1\r\n"
+	"Content-Type: message/rfc822\r\n"
+	"\r\n"
+	"Subject: inner\r\n"
+	"X-A: 1\r\n"
+	"\r\n"
+	"inner body\r\n"
+	"--b1--\r\n";
+
+START_TEST(test_mime_structure_and_sections)
+{
+	struct imap_mime *m = imap_mime_parse(mime_msg, sizeof(mime_msg) - 1);
+	struct imap_buf b = {0}, scratch = {0};
+	struct imap_fetch_att a;
+	const char *out;
+	size_t len;
+	char err[160];
+
+	ck_assert_ptr_nonnull(m);
+	ck_assert_str_eq(m->type, "MULTIPART");
+	ck_assert_uint_eq(m->n_children, 2);
+	ck_assert_str_eq(m->children[0].subtype, "PLAIN");
+	ck_assert_uint_eq(m->children[0].body_len, 12); /* "hello\r\nworld" */
+	ck_assert_ptr_nonnull(m->children[1].message);
+
+	imap_write_bodystructure(&b, mime_msg, m, false);
+	ck_assert_str_eq(b.p, "((\"TEXT\" \"PLAIN\" (\"CHARSET\" \"utf-8\") NIL NIL \"7BIT\" 12 1)"
+			      "(\"MESSAGE\" \"RFC822\" NIL NIL NIL \"7BIT\" 36 "
+			      "(NIL \"inner\" NIL NIL NIL NIL NIL NIL NIL NIL) "
+			      "(\"TEXT\" \"PLAIN\" (\"CHARSET\" \"us-ascii\") NIL NIL \"7BIT\" 10 0) 3)"
+			      " \"MIXED\")");
+	ibuf_free(&b);
+	imap_write_envelope(&b, mime_msg, m);
+	ck_assert_ptr_nonnull(strstr(b.p, "\"=?utf-8?q?caf=C3=A9?=\""));
+	ck_assert_ptr_nonnull(strstr(b.p, "((\"Alice A.\" NIL \"alice\" \"example.org\"))"));
+	ck_assert_ptr_nonnull(strstr(b.p, "(NIL NIL \"Team\" NIL)(NIL NIL \"carol\" \"example.org\")"
+					  "(NIL NIL NIL NIL)"));
+	ck_assert_ptr_nonnull(strstr(b.p, "\"<1@example.org>\")"));
+	ibuf_free(&b);
+
+	ck_assert_int_eq(imap_fetch_parse_item("BODY[1]", &a, err, sizeof(err)), 0);
+	ck_assert_int_eq(imap_section(mime_msg, m, &a, &scratch, &out, &len), 0);
+	ck_assert_uint_eq(len, 12);
+	ck_assert_int_eq(memcmp(out, "hello\r\nworld", 12), 0);
+	ck_assert_int_eq(imap_fetch_parse_item("BODY[2.HEADER]", &a, err, sizeof(err)), 0);
+	ck_assert_int_eq(imap_section(mime_msg, m, &a, &scratch, &out, &len), 0);
+	ck_assert_uint_eq(len, strlen("Subject: inner\r\nX-A: 1\r\n\r\n"));
+	ck_assert_int_eq(imap_fetch_parse_item("BODY[2.1]", &a, err, sizeof(err)), 0);
+	ck_assert_int_eq(imap_section(mime_msg, m, &a, &scratch, &out, &len), 0);
+	ck_assert_int_eq(memcmp(out, "inner body", len), 0);
+	ck_assert_int_eq(imap_fetch_parse_item("BODY[1.MIME]", &a, err, sizeof(err)), 0);
+	ck_assert_int_eq(imap_section(mime_msg, m, &a, &scratch, &out, &len), 0);
+	ck_assert_int_eq(memcmp(out, "Content-Type: text/plain; charset=utf-8\r\n\r\n", len), 0);
+	ck_assert_int_eq(imap_fetch_parse_item("BODY[3]", &a, err, sizeof(err)), 0);
+	ck_assert_int_eq(imap_section(mime_msg, m, &a, &scratch, &out, &len), -1);
+	ck_assert_int_eq(imap_fetch_parse_item("BODY[HEADER.FIELDS (subject from)]", &a, err,
+					       sizeof(err)), 0);
+	ck_assert_int_eq(imap_section(mime_msg, m, &a, &scratch, &out, &len), 0);
+	ck_assert_int_eq(len, strlen("From: \"Alice A.\" <alice@example.org>\r\n"
+				     "Subject: =?utf-8?q?caf=C3=A9?=\r\n\r\n"));
+	for (size_t i = 0; i < a.n_fields; i++)
+		free(a.fields[i]);
+	free(a.fields);
+	ibuf_free(&scratch);
+	imap_mime_free(m);
+}
+END_TEST
+
+START_TEST(test_mime_many_parts_bounded)
+{
+	/* 12,000 parts: parsing stays bounded and does not crash. */
+	size_t cap = 12000 * 40 + 200, n = 0;
+	char *msg = malloc(cap);
+	struct imap_mime *m;
+	ck_assert_ptr_nonnull(msg);
+	n += (size_t)snprintf(msg + n, cap - n, "Content-Type: multipart/mixed; boundary=z\r\n\r\n");
+	for (int i = 0; i < 12000; i++)
+		n += (size_t)snprintf(msg + n, cap - n, "--z\r\n\r\npart %d\r\n", i);
+	n += (size_t)snprintf(msg + n, cap - n, "--z--\r\n");
+	m = imap_mime_parse(msg, n);
+	ck_assert_ptr_nonnull(m);
+	ck_assert_uint_le(m->n_children, 10000);
+	ck_assert_uint_ge(m->n_children, 9000);
+	imap_mime_free(m);
+	free(msg);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+	Suite *s = suite_create("imap_parse");
+	TCase *tc = tcase_create("core");
+	tcase_add_test(tc, test_tag_verb_and_atoms);
+	tcase_add_test(tc, test_uid_prefix);
+	tcase_add_test(tc, test_quoted_unescapes);
+	tcase_add_test(tc, test_literals);
+	tcase_add_test(tc, test_line_literal_marker);
+	tcase_add_test(tc, test_lists_and_balance);
+	tcase_add_test(tc, test_depth_limit);
+	tcase_add_test(tc, test_bad_tags_and_verbs);
+	tcase_add_test(tc, test_section_atom);
+	tcase_add_test(tc, test_seqset);
+	tcase_add_test(tc, test_fetch_items);
+	tcase_add_test(tc, test_search_keys);
+	tcase_add_test(tc, test_dates);
+	tcase_add_test(tc, test_names_and_patterns);
+	tcase_add_test(tc, test_sasl_plain);
+	tcase_add_test(tc, test_mime_structure_and_sections);
+	tcase_add_test(tc, test_mime_many_parts_bounded);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(suite());
+	int failed;
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
