@@ -4,7 +4,10 @@
  * a config file or a store.
  *
  *   scantool train DIR OUT [--algo lr|nb] [--bits N] [--epochs N] [--threshold T]
- *                          [--ham-weight W] [--all]
+ *                          [--ham-weight W] [--cv] [--all]
+ *
+ * --cv prints the out-of-fold figures (training part only) behind the
+ * threshold choice: the way to compare settings without the test part.
  *   scantool eval DIR [--model FILE] [--json] [--all] [--predictions FILE]
  *   scantool scan FILE [--model FILE]
  *
@@ -21,7 +24,7 @@
 static int usage(void)
 {
 	fprintf(stderr, "usage: scantool train DIR OUT [--algo lr|nb] [--bits N] [--epochs N] "
-			"[--threshold T] [--ham-weight W] [--all]\n"
+			"[--threshold T] [--ham-weight W] [--cv] [--all]\n"
 			"       scantool eval DIR [--model FILE] [--json] [--all] [--predictions FILE]\n"
 			"       scantool scan FILE [--model FILE]\n");
 	return 2;
@@ -53,7 +56,9 @@ int main(int argc, char **argv)
 	for (int i = first_opt; i < argc; i++) {
 		const char *a = argv[i];
 		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-		if (strcmp(a, "--all") == 0) {
+		if (strcmp(a, "--cv") == 0) {
+			o.report = stderr;
+		} else if (strcmp(a, "--all") == 0) {
 			o.split = SCAN_SPLIT_ALL;
 			eval_split = SCAN_SPLIT_ALL;
 		} else if (strcmp(a, "--json") == 0) {

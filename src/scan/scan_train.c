@@ -29,15 +29,15 @@
 #define LR_EPOCHS 12
 #endif
 #ifndef LR_RATE
-#define LR_RATE 0.8
+#define LR_RATE 10.0
 #endif
 #define LR_DECAY 1e-6
-#define LR_HAM_WEIGHT 1.0
+#define LR_HAM_WEIGHT 2.0
 #define NB_ALPHA 0.5
 #define DEFAULT_BITS 18
 #define CV_FOLDS 5
 #define CV_MAX_HAM_FP 0.003 /* out-of-fold ham false positives the threshold allows */
-#define CV_MIN_THRESHOLD 0.05
+#define CV_MIN_THRESHOLD 0.01
 
 int scan_read_file(const char *path, size_t max, unsigned char **buf, size_t *len, char *err,
 		   size_t errlen)
@@ -234,7 +234,7 @@ static void train_lr(struct scan_model *m, struct example *ex, size_t n, unsigne
 			const struct example *x = &ex[order[k]];
 			double p[SCAN_NCLASS];
 			scan_model_score(m, NULL, x->rows, x->n, p);
-			double s = x->n ? 1.0 / sqrt((double)x->n) : 1.0;
+			double s = x->n && m->norm_sqrt ? 1.0 / sqrt((double)x->n) : 1.0;
 			double cw = x->label == SCAN_CLASS_HAM ? ham_weight : 1.0;
 			for (int c = 0; c < SCAN_NCLASS; c++) {
 				double g = cw * ((c == x->label) - p[c]);
@@ -297,14 +297,40 @@ static void fit(struct scan_model *m, struct example *ex, size_t n, unsigned epo
  * is scored by a model trained on the other folds, and the threshold is
  * the largest P(ham) cut (at most 0.5) that keeps out-of-fold ham false
  * positives at or under CV_MAX_HAM_FP. The test part is never looked at. */
-static int calibrate(const struct scan_model *proto, struct example *ex, size_t n,
-		     unsigned epochs, double ham_weight, double *threshold)
+/* Out-of-fold figures at threshold T, for choosing features and settings
+ * without looking at the test part. */
+static void cv_report(FILE *f, const struct example *ex, const double *pham, const int *pred,
+		      size_t n, double t)
 {
+	size_t cnt[SCAN_NCLASS] = { 0 }, junk[SCAN_NCLASS] = { 0 }, right[SCAN_NCLASS] = { 0 };
+	for (size_t i = 0; i < n; i++) {
+		cnt[ex[i].label]++;
+		int is_junk = pham[i] < t;
+		junk[ex[i].label] += is_junk;
+		right[ex[i].label] += is_junk && pred[i] == ex[i].label;
+	}
+	double prec = junk[1] + junk[0] ? (double)junk[1] / (double)(junk[1] + junk[0]) : 0;
+	double rec = cnt[1] ? (double)junk[1] / (double)cnt[1] : 0;
+	fprintf(f,
+		"cv: threshold %.2f ham FP %.2f%% (%zu/%zu) spam recall %.4f spam F1 %.4f "
+		"phishing recall %.4f (as phishing %.4f) spam as spam %.4f\n",
+		t, 100.0 * (double)junk[0] / (double)(cnt[0] ? cnt[0] : 1), junk[0], cnt[0], rec,
+		prec + rec ? 2 * prec * rec / (prec + rec) : 0,
+		cnt[2] ? (double)junk[2] / (double)cnt[2] : 0,
+		cnt[2] ? (double)right[2] / (double)cnt[2] : 0,
+		cnt[1] ? (double)right[1] / (double)cnt[1] : 0);
+}
+
+static int calibrate(const struct scan_model *proto, struct example *ex, size_t n,
+		     unsigned epochs, double ham_weight, double *threshold, FILE *report)
+{
+	int *pred = malloc((n ? n : 1) * sizeof(*pred));
 	double *pham = malloc(n * sizeof(*pham));
 	struct example *sub = malloc(n * sizeof(*sub));
-	if (!pham || !sub) {
+	if (!pham || !sub || !pred) {
 		free(pham);
 		free(sub);
+		free(pred);
 		return -1;
 	}
 	for (unsigned k = 0; k < CV_FOLDS; k++) {
@@ -316,6 +342,7 @@ static int calibrate(const struct scan_model *proto, struct example *ex, size_t 
 		if (!m) {
 			free(pham);
 			free(sub);
+			free(pred);
 			return -1;
 		}
 		fit(m, sub, ns, epochs, ham_weight);
@@ -326,6 +353,8 @@ static int calibrate(const struct scan_model *proto, struct example *ex, size_t 
 			scan_model_score(m, NULL, ex[i].rows, ex[i].n, p);
 			scan_apply_rules(ex[i].flags, p);
 			pham[i] = p[SCAN_CLASS_HAM];
+			pred[i] = p[SCAN_CLASS_PHISH] > p[SCAN_CLASS_SPAM] ? SCAN_CLASS_PHISH
+									   : SCAN_CLASS_SPAM;
 		}
 		scan_model_free(m);
 	}
@@ -343,8 +372,13 @@ static int calibrate(const struct scan_model *proto, struct example *ex, size_t 
 			break;
 		}
 	}
+	if (report) {
+		cv_report(report, ex, pham, pred, n, *threshold);
+		cv_report(report, ex, pham, pred, n, 0.5);
+	}
 	free(pham);
 	free(sub);
+	free(pred);
 	return 0;
 }
 
@@ -398,7 +432,8 @@ int scan_train(const struct scan_corpus *c, const struct scan_train_opts *o,
 	}
 	unsigned epochs = o->epochs ? o->epochs : LR_EPOCHS;
 	double ham_weight = o->ham_weight > 0 ? o->ham_weight : LR_HAM_WEIGHT;
-	if (o->threshold <= 0 && calibrate(m, ex, n, epochs, ham_weight, &m->threshold) != 0) {
+	if (o->threshold <= 0 && calibrate(m, ex, n, epochs, ham_weight, &m->threshold,
+							 o->report) != 0) {
 		snprintf(err, errlen, "out of memory");
 		goto out;
 	}

@@ -43,6 +43,7 @@ struct scan_train_opts {
 	double threshold;   /* 0 = default 0.5 */
 	double ham_weight;  /* lr only: loss weight of ham examples; 0 = default */
 	enum scan_split split; /* which part to learn from (default: train) */
+	FILE *report;       /* when set: out-of-fold figures of the threshold choice */
 };
 
 /* Trains on the chosen part of C and writes the model to OUT_PATH.

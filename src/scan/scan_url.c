@@ -13,7 +13,8 @@
 #include "scan/scan_int.h"
 
 #define HOST_MAX 256
-#define MANY_DOMAINS 12 /* distinct registered domains before it is a signal */
+#define MANY_DOMAINS 12
+#define URL_PATH_MAX 200 /* bytes of a link's path tokenized */ /* distinct registered domains before it is a signal */
 
 struct brand {
 	const char *name;   /* label an imitation contains */
@@ -367,6 +368,14 @@ void scan_url(struct scan_doc *d, const char *url, size_t len, const char *link_
 	d->n_urls++;
 	if (len >= 5 && strncasecmp(url, "http:", 5) == 0)
 		scan_feat_str(d, "u", "http");
+	/* Words of the path and query ("unsubscribe", "login", "php"). */
+	const char *path = memchr(url, '/', len);
+	if (path && path + 1 < url + len && path[1] == '/')
+		path = memchr(path + 2, '/', (size_t)(url + len - path - 2));
+	if (path) {
+		size_t plen = (size_t)(url + len - path);
+		scan_tokenize(d, "up", path, plen < URL_PATH_MAX ? plen : URL_PATH_MAX);
+	}
 
 	int ip = is_ip_literal(host);
 	/* A host is judged once per message; newsletters repeat theirs. */
