@@ -41,6 +41,8 @@ static const struct {
     {"submissions", "submission", "implicit", 465},
     {"pop3", "pop3", "starttls", 110},
     {"pop3s", "pop3", "implicit", 995},
+    {"imap", "imap", "starttls", 143},
+    {"imaps", "imap", "implicit", 993},
 };
 #define METRICS_OFFSET 9465
 
