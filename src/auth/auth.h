@@ -75,6 +75,39 @@ void auth_set_server_key_file(const char *path);
 #define AUTH_PASSWORD_MIN_LENGTH 10
 int auth_password_acceptable(const char *pw, char *why, size_t len);
 void auth_identity_clear(struct auth_identity *id);
+
+/* ---- security notices (auth_notice.c) ---- */
+enum auth_notice_kind {
+	AUTH_NOTICE_NEW_IP,
+	AUTH_NOTICE_OTP_ENROLLED,
+	AUTH_NOTICE_OTP_REMOVED,
+	AUTH_NOTICE_APP_PASSWORD,
+	AUTH_NOTICE_PASSWORD_CHANGED,
+};
+struct auth_notice {
+	enum auth_notice_kind kind;
+	const char *address;   /* the user */
+	const char *hostname;  /* this server, for From: and Message-ID */
+	int64_t time;          /* unix time of the event */
+	const char *ip;        /* client address, or NULL */
+	const char *protocol;  /* "imap", "posternctl", ... or NULL */
+	const char *client_id; /* IMAP ID / user agent, or NULL */
+	const char *detail;    /* one line, e.g. the app password's name, or NULL */
+};
+/* Builds the notice as an RFC 5322 message (*MSG malloc'd). 0 or -1. */
+int auth_notice_compose(const struct auth_notice *n, char **msg, size_t *len);
+/* Delivers a composed notice into U's INBOX; 0 or -1. Registered by a program that
+ * links src/deliver (auth does not call deliver itself). */
+typedef int (*auth_notice_sink)(struct store *st, const struct store_user *u,
+				const unsigned char *msg, size_t len);
+void auth_set_notice_sink(auth_notice_sink sink);
+/* Composes N and hands it to the sink; 0 when delivered or no sink is set. */
+int auth_notice_send(struct store *st, const struct store_user *u, const struct auth_notice *n);
+/* Records IP as used by USER_ID: 1 when it is new (and the user had logged in
+ * before from elsewhere), 0 when known or first ever, -1 on a store error. */
+int auth_login_ip_is_new(struct store *st, int64_t user_id, const char *ip);
+/* The host name notices name (set by auth_configure from [server] hostname). */
+const char *auth_hostname(void);
 /* Drops cached logins of ADDRESS (password change, lock, delete). */
 void auth_cache_forget(const char *address);
 void auth_cache_clear(void);

@@ -34,6 +34,7 @@
 #define AUTH_KEY_PREFIX_IP "ip:"
 
 static pthread_mutex_t server_key_lock = PTHREAD_MUTEX_INITIALIZER;
+static char hostname[256] = "localhost";
 static char server_key_path[CONFIG_PATH_MAX];
 static struct user_key *server_key;
 
@@ -54,6 +55,14 @@ void auth_configure(const struct config *cfg)
 	snprintf(g.ca_file, sizeof(g.ca_file), "%s", cfg->sms.ca_file);
 	sms_configure(&g);
 	auth_set_server_key_file(cfg->queue.key_file);
+	pthread_mutex_lock(&server_key_lock);
+	snprintf(hostname, sizeof(hostname), "%s", cfg->server.hostname);
+	pthread_mutex_unlock(&server_key_lock);
+}
+
+const char *auth_hostname(void)
+{
+	return hostname;
 }
 
 void auth_set_server_key_file(const char *path)
@@ -375,6 +384,18 @@ static enum auth_result try_password(struct store *st, const struct store_user *
 	return res;
 }
 
+/* A login from an address the user has not used lately gets a notice in the INBOX. */
+static void notice_new_ip(struct store *st, const struct store_user *u,
+			  const struct auth_request *req, int64_t now)
+{
+	struct auth_notice n = {AUTH_NOTICE_NEW_IP, u->address, hostname, now, req->client_ip,
+				req->protocol, NULL, NULL};
+
+	if (auth_login_ip_is_new(st, u->id, req->client_ip) == 1 &&
+	    auth_notice_send(st, u, &n) != 0)
+		log_warn(_("cannot deliver a security notice to %s"), u->address);
+}
+
 enum auth_result auth_login_request(struct store *st, const struct auth_request *req,
 				    struct auth_identity *out)
 {
@@ -446,6 +467,7 @@ enum auth_result auth_login_request(struct store *st, const struct auth_request 
 	if (res == AUTH_OK) {
 		auth_identity_fill(out, &u, ukey);
 		note_success(st, &u, &acct);
+		notice_new_ip(st, &u, req, now);
 	} else if (res == AUTH_FAILED || res == AUTH_LOCKED) {
 		note_failure(st, req, norm, &u, now);
 	}

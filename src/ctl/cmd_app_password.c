@@ -16,6 +16,7 @@
 
 #include <sodium.h>
 
+#include "auth/auth.h"
 #include "crypto/crypto.h"
 #include "ctl/ctl.h"
 #include "otp/otp.h"
@@ -130,6 +131,8 @@ static int app_add(struct ctl *ctl, int argc, char **argv)
 	app_scopes_format(scopes, scopes_text, sizeof(scopes_text));
 	snprintf(detail, sizeof(detail), "%s %s %s", u.address, pos[1], scopes_text);
 	ctl_audit(ctl, "app_password.add", detail);
+	snprintf(detail, sizeof(detail), "\"%s\" for %s", pos[1], scopes_text);
+	ctl_security_notice(ctl, st, &u, AUTH_NOTICE_APP_PASSWORD, detail);
 	if (ctl->json) {
 		ctl_json_print(json_pack("{s:s,s:s,s:s,s:s}", "address", u.address, "name", pos[1],
 					 "protocols", scopes_text, "password", password));

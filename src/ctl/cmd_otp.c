@@ -24,8 +24,10 @@
 #include <qrencode.h>
 #include <sodium.h>
 
+#include "auth/auth.h"
 #include "crypto/crypto.h"
 #include "ctl/ctl.h"
+#include "deliver/deliver.h"
 #include "otp/otp.h"
 #include "store/store.h"
 #include "util/i18n.h"
@@ -58,6 +60,33 @@ static int find_user(struct ctl *ctl, const char *verb, const char *arg, struct 
 	if (rc != STORE_OK)
 		return ctl_store_fail(ctl, rc, address);
 	return CTL_EXIT_OK;
+}
+
+void ctl_security_notice(struct ctl *ctl, struct store *st, const struct store_user *u, int kind,
+			 const char *detail)
+{
+	struct auth_notice n = {(enum auth_notice_kind)kind, u->address, ctl->cfg.server.hostname,
+				(int64_t)time(NULL), NULL, "posternctl", NULL, detail};
+	struct store_mailbox inbox;
+	struct store_message m;
+	char *msg = NULL;
+	size_t len = 0;
+	int rc = -1;
+
+	if (auth_notice_compose(&n, &msg, &len) != 0 ||
+	    store_mailbox_get(st, u->id, "INBOX", &inbox) != STORE_OK ||
+	    store_begin(st) != STORE_OK)
+		goto out;
+	if (deliver_to_mailbox(st, u, inbox.id, 0, n.time, (const unsigned char *)msg, len, NULL,
+			       &m) == DELIVER_OK &&
+	    store_commit(st) == STORE_OK)
+		rc = 0;
+	else
+		store_rollback(st);
+out:
+	if (rc != 0)
+		ctl_note(_("warning: the security notice could not be delivered to %s"), u->address);
+	free(msg);
 }
 
 /* Is module (X, Y) dark? Outside the symbol (the quiet zone) is light. */
@@ -192,6 +221,7 @@ static int enroll(struct ctl *ctl, int argc, char **argv, bool reset)
 		goto wipe;
 	}
 	ctl_audit(ctl, reset ? "otp.reset" : "otp.enroll", u.address);
+	ctl_security_notice(ctl, st, &u, AUTH_NOTICE_OTP_ENROLLED, reset ? "new TOTP secret" : "TOTP");
 	ctl_daemon_forget(ctl, u.address);
 	if (ctl->json) {
 		json_t *arr = json_array();
@@ -320,6 +350,7 @@ static int otp_sms(struct ctl *ctl, int argc, char **argv)
 	}
 	snprintf(detail, sizeof(detail), "%s %s", u.address, phone);
 	ctl_audit(ctl, "otp.sms", detail);
+	ctl_security_notice(ctl, st, &u, AUTH_NOTICE_OTP_ENROLLED, "SMS codes");
 	ctl_daemon_forget(ctl, u.address);
 	if (!ctl->json)
 		printf(_("SMS codes are on for %s at %s. A mail client logging in with the password "
@@ -411,6 +442,7 @@ static int otp_disable(struct ctl *ctl, int argc, char **argv)
 		return rc;
 	}
 	ctl_audit(ctl, "otp.disable", u.address);
+	ctl_security_notice(ctl, st, &u, AUTH_NOTICE_OTP_REMOVED, NULL);
 	if (ctl->json)
 		ctl_json_print(json_pack("{s:b,s:s}", "ok", 1, "address", u.address));
 	else

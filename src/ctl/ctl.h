@@ -19,6 +19,7 @@
 #include "util/config.h"
 
 struct store;
+struct store_user;
 
 enum ctl_exit {
 	CTL_EXIT_OK = 0,
@@ -154,6 +155,12 @@ int ctl_cmd_user(struct ctl *ctl, int argc, char **argv);
  * after printing why on failure; PUB_OUT and RECOVERY_OUT describe the user. */
 int ctl_user_create(struct ctl *ctl, const char *address, const char *pw, size_t pwlen,
 		    unsigned char pub_out[32], bool *recovery_out);
+
+/* Mails a security notice (auth_notice_compose) into U's INBOX: KIND is an
+ * enum auth_notice_kind, DETAIL one line or NULL. A failure is reported as a
+ * warning, not fatal (cmd_otp.c). */
+void ctl_security_notice(struct ctl *ctl, struct store *st, const struct store_user *u, int kind,
+			 const char *detail);
 
 /* Shared by the user and recovery groups (cmd_recovery.c): the configured
  * recovery public key (auth.recovery_public_key: base64 or a key file).

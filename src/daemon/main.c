@@ -18,11 +18,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "auth/auth.h"
 #include "crypto/crypto.h"
 #include "daemon/protocols.h"
+#include "deliver/deliver.h"
 #include "net/net.h"
 #include "scan/scan.h"
 #include "store/store.h"
@@ -35,6 +37,25 @@
 #define DEFAULT_CONFIG SYSCONFDIR "/postern/postern.conf"
 
 static struct config cfg;
+
+/* auth's notice sink: a security notice goes into the user's INBOX (docs/login-security.md). */
+static int deliver_notice(struct store *st, const struct store_user *u, const unsigned char *msg,
+			  size_t len)
+{
+	struct store_mailbox inbox;
+	struct store_message m;
+
+	if (store_mailbox_get(st, u->id, "INBOX", &inbox) != STORE_OK ||
+	    store_begin(st) != STORE_OK)
+		return -1;
+	if (deliver_to_mailbox(st, u, inbox.id, 0, (int64_t)time(NULL), msg, len, NULL, &m) !=
+		DELIVER_OK ||
+	    store_commit(st) != STORE_OK) {
+		store_rollback(st);
+		return -1;
+	}
+	return 0;
+}
 
 static void usage(FILE *out)
 {
@@ -216,6 +237,7 @@ int main(int argc, char **argv)
 	crypto_set_argon2_cost(cfg.auth.argon2_ops, cfg.auth.argon2_mem);
 	auth_setup(cfg.auth.cache_ttl);
 	auth_configure(&cfg);
+	auth_set_notice_sink(deliver_notice);
 	/* The store is prepared after dropping root, so a database file it
 	 * creates belongs to the account that uses it. */
 	if (prepare_scanner(err, sizeof(err)) != 0 || net_tls_reload(&cfg, err, sizeof(err)) != 0 ||

@@ -75,6 +75,20 @@ class LoginSecurityTest(unittest.TestCase):
         finally:
             p.close()
 
+    def pop_messages(self, user, password):
+        """Every message of USER's INBOX over POP3 (bytes)."""
+        p = poplib.POP3("127.0.0.1", self.srv.port("pop3"), timeout=30)
+        try:
+            p.stls(context=tls_context(self.srv))
+            p.user(user)
+            p.pass_(password)
+            count = p.stat()[0]
+            msgs = [b"\r\n".join(p.retr(i + 1)[1]) for i in range(count)]
+            p.quit()
+            return msgs
+        finally:
+            p.close()
+
     def enroll(self, user, offset=-30):
         """Enrolls USER, confirming with the code at now+OFFSET; returns (secret, recovery codes)."""
         proc = subprocess.Popen([program("posternctl"), "-c", self.srv.config_path, "otp",
@@ -159,6 +173,11 @@ class LoginSecurityTest(unittest.TestCase):
         self.assertIsNone(self.pop_login(user, app["password"]))
         # SMTP is not in its scope.
         self.assertEqual(self.smtp_login(user, app["password"])[0], 535)
+        # Enrolment and the new app password each left a notice in the INBOX.
+        subjects = [m.split(b"\r\nSubject: ", 1)[1].split(b"\r\n", 1)[0]
+                    for m in self.pop_messages(user, app["password"])]
+        self.assertIn(b"Security notice: one-time codes turned on", subjects)
+        self.assertIn(b"Security notice: new app password", subjects)
         listed = json.loads(self.srv.ctl("app-password", "list", user, "--json").stdout)
         self.assertEqual([a["name"] for a in listed], ["phone"])
         self.assertEqual(listed[0]["last_ip"], "127.0.0.1")

@@ -408,6 +408,66 @@ START_TEST(password_policy_wants_length_and_no_dictionary_word)
 }
 END_TEST
 
+static int notices;
+static char last_notice[8192];
+
+static int capture_notice(struct store *s, const struct store_user *u, const unsigned char *msg,
+			  size_t len)
+{
+	(void)s;
+	ck_assert_str_eq(u->address, "alice@example.org");
+	ck_assert_uint_lt(len, sizeof(last_notice));
+	memcpy(last_notice, msg, len);
+	last_notice[len] = '\0';
+	notices++;
+	return 0;
+}
+
+START_TEST(login_from_a_new_address_sends_a_notice)
+{
+	add_user("alice@example.org");
+	notices = 0;
+	auth_set_notice_sink(capture_notice);
+	ck_assert_int_eq(login_as("alice@example.org", PW, "imap", "192.0.2.1"), AUTH_OK);
+	ck_assert_int_eq(notices, 0); /* the first login has nothing to compare with */
+	ck_assert_int_eq(login_as("alice@example.org", PW, "imap", "192.0.2.1"), AUTH_OK);
+	ck_assert_int_eq(notices, 0);
+	ck_assert_int_eq(login_as("alice@example.org", PW, "pop3", "198.51.100.9"), AUTH_OK);
+	ck_assert_int_eq(notices, 1);
+	ck_assert_ptr_nonnull(strstr(last_notice, "Subject: Security notice: login from a new"));
+	ck_assert_ptr_nonnull(strstr(last_notice, "198.51.100.9"));
+	ck_assert_ptr_nonnull(strstr(last_notice, "Protocol: pop3"));
+	ck_assert_ptr_null(strstr(last_notice, PW));
+	/* Both are known now. */
+	ck_assert_int_eq(login_as("alice@example.org", PW, "imap", "192.0.2.1"), AUTH_OK);
+	ck_assert_int_eq(login_as("alice@example.org", PW, "imap", "198.51.100.9"), AUTH_OK);
+	ck_assert_int_eq(notices, 1);
+	/* Failed logins never send one. */
+	ck_assert_int_eq(login_as("alice@example.org", "nope", "imap", "203.0.113.1"), AUTH_FAILED);
+	ck_assert_int_eq(notices, 1);
+	auth_set_notice_sink(NULL);
+}
+END_TEST
+
+START_TEST(notice_headers_cannot_be_injected)
+{
+	struct auth_notice n = {AUTH_NOTICE_APP_PASSWORD, "alice@example.org", "mx.example.org",
+				T0, "192.0.2.1", "posternctl", "x\r\nBcc: evil@example.net",
+				"\"phone\"\r\nX-Evil: 1"};
+	char *msg;
+	size_t len;
+
+	ck_assert_int_eq(auth_notice_compose(&n, &msg, &len), 0);
+	ck_assert_ptr_null(strstr(msg, "\r\nBcc:"));
+	ck_assert_ptr_null(strstr(msg, "\r\nX-Evil:"));
+	ck_assert_ptr_nonnull(strstr(msg, "From: Postern security <postmaster@mx.example.org>"));
+	ck_assert_ptr_nonnull(strstr(msg, "Subject: Security notice: new app password"));
+	free(msg);
+	n.address = "alice@example.org\r\nBcc: x@y";
+	ck_assert_int_eq(auth_notice_compose(&n, &msg, &len), -1);
+}
+END_TEST
+
 static Suite *otp_login_suite(void)
 {
 	Suite *s = suite_create("otp_login");
@@ -426,6 +486,8 @@ static Suite *otp_login_suite(void)
 	tcase_add_test(tc, client_address_throttle_spans_accounts);
 	tcase_add_test(tc, every_attempt_leaves_an_audit_row_without_secrets);
 	tcase_add_test(tc, password_policy_wants_length_and_no_dictionary_word);
+	tcase_add_test(tc, login_from_a_new_address_sends_a_notice);
+	tcase_add_test(tc, notice_headers_cannot_be_injected);
 	suite_add_tcase(s, tc);
 	return s;
 }
