@@ -16,6 +16,7 @@ import tempfile
 import threading
 import time
 import unittest
+import urllib.request
 
 import harness
 from harness import Server
@@ -472,6 +473,36 @@ class BadInputTest(POP3Base):
     def test_quit_in_authorization_state(self):
         r = self.raw_tls()
         self.assertEqual(r.cmd(b"QUIT"), b"+OK Postern POP3 server signing off")
+
+
+class ObservabilityTest(POP3Base):
+    def test_commands_are_metered_per_verb(self):
+        address, _ = self.new_user(MESSAGES)
+        p = self.login(address)
+        p.retr(1)
+        p.uidl()
+        p.quit()
+        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % self.srv.metrics_port,
+                                    timeout=30) as resp:
+            text = resp.read().decode()
+        for verb in ("USER", "PASS", "RETR", "UIDL", "QUIT"):
+            line = [ln for ln in text.splitlines()
+                    if ln.startswith("postern_commands_total{") and 'protocol="pop3"' in ln
+                    and 'command="%s"' % verb in ln]
+            self.assertEqual(len(line), 1, verb)
+            self.assertGreaterEqual(float(line[0].split()[-1]), 1, line[0])
+
+
+class TimeoutTest(POP3Base):
+    config = {"auth": FAST_AUTH, "limits": {"idle_timeout": "1"}}
+
+    def test_idle_session_is_logged_out(self):
+        r = self.raw_tls()
+        start = time.monotonic()
+        self.assertEqual(r.line(), b"-ERR [SYS/TEMP] autologout: idle for too long")
+        self.assertLess(time.monotonic() - start, 10)
+        with self.assertRaises((EOFError, ConnectionError)):
+            r.line()
 
 
 class ConcurrencyTest(POP3Base):
