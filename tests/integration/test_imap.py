@@ -5,12 +5,14 @@ back byte-exact, two sessions seeing each other's changes, and curl."""
 
 import base64
 import imaplib
+import os
 import re
 import shutil
 import smtplib
 import socket
 import ssl
 import subprocess
+import tempfile
 import time
 import unittest
 
@@ -520,6 +522,74 @@ class ImapTest(unittest.TestCase):
                 r.cmd("BOGUS")
 
     # ---- other clients ----
+
+    @unittest.skipUnless(shutil.which("mbsync"), "mbsync (isync) not installed")
+    def test_mbsync_two_way_sync(self):
+        user = self.new_user()
+        m = self.client(user)
+        count = 150
+        for i in range(count):
+            m.append("INBOX", r"(\Seen)" if i % 3 == 0 else None, None,
+                     b"From: a@example.net\r\nSubject: m%d\r\nMessage-ID: <%d@example.net>"
+                     b"\r\n\r\nbody %d\r\n" % (i, i, i))
+        home = tempfile.mkdtemp(prefix="postern-mbsync-")
+        self.addCleanup(shutil.rmtree, home, True)
+        os.makedirs(os.path.join(home, "mail"))
+        conf = os.path.join(home, "mbsyncrc")
+        with open(conf, "w") as f:
+            f.write("IMAPAccount t\nHost localhost\nPort %d\nUser %s\nPass \"%s\"\n"
+                    "SSLType IMAPS\nCertificateFile %s\n\nIMAPStore far\nAccount t\n\n"
+                    "MaildirStore near\nPath %s/mail/\nInbox %s/mail/INBOX\n"
+                    "SubFolders Verbatim\n\nChannel c\nFar :far:\nNear :near:\n"
+                    "Patterns *\nCreate Both\nExpunge Both\nSyncState *\n"
+                    % (self.srv.port("imaps"), user, PASSWORD, self.srv.cafile, home, home))
+        inbox = os.path.join(home, "mail", "INBOX")
+
+        def sync():
+            res = subprocess.run(["mbsync", "-c", conf, "-a"], capture_output=True, text=True,
+                                 timeout=300)
+            self.assertEqual(res.returncode, 0, res.stdout + res.stderr)
+
+        def local_files():
+            return {name: os.path.join(inbox, sub, name) for sub in ("cur", "new")
+                    for name in os.listdir(os.path.join(inbox, sub))}
+
+        sync()
+        files = local_files()
+        self.assertEqual(len(files), count)
+        self.assertEqual(sum(1 for n in files if n.endswith("S")), (count + 2) // 3)
+        self.assertTrue(os.path.isdir(os.path.join(home, "mail", "Sent")))
+        # Local changes: delete one, flag one, add one. Server changes: flag, new mail.
+        names = sorted(files)
+        os.unlink(files[names[0]])
+        path = files[names[1]]
+        base = path.split(":2,")[0] if ":2," in path else path
+        flags = path.split(":2,")[1] if ":2," in path else ""
+        os.rename(path, os.path.join(inbox, "cur", os.path.basename(base) + ":2," +
+                                     "".join(sorted(flags + "F"))))
+        with open(os.path.join(inbox, "new", "1700000000.local.host"), "wb") as f:
+            f.write(b"From: me@example.org\r\nSubject: written offline\r\n\r\nhi\r\n")
+        m.select("INBOX")
+        m.uid("STORE", "%d" % count, "+FLAGS", r"(\Answered)")
+        m.append("INBOX", None, None, b"Subject: from server\r\n\r\nnew\r\n")
+        sync()
+        m.noop()
+        typ, data = m.search(None, "ALL")
+        self.assertEqual(len(data[0].split()), count + 1)  # -1 deleted, +1 up, +1 new
+        self.assertEqual(len(m.search(None, "FLAGGED")[1][0].split()), 1)
+        self.assertEqual(len(m.search(None, "SUBJECT", '"written offline"')[1][0].split()), 1)
+        files = local_files()
+        self.assertEqual(len(files), count + 1)
+        self.assertEqual(sum(1 for n in files if "R" in n.split(":2,")[-1]), 1)
+        # A second sync changes nothing on either side.
+        def state():
+            m.noop()
+            m.untagged_responses.clear()
+            return sorted(local_files()), m.uid("FETCH", "1:*", "(FLAGS)")[1]
+
+        before = state()
+        sync()
+        self.assertEqual(before, state())
 
     @unittest.skipUnless(shutil.which("curl"), "curl not installed")
     def test_curl_fetches_a_message(self):
