@@ -51,6 +51,8 @@ static const char *session_user(struct imap_session *s)
 /* ---- replies ---- */
 
 static void imap_reply(struct imap_session *s, const char *status, const char *fmt, va_list ap)
+	__attribute__((format(printf, 3, 0)));
+static void imap_reply(struct imap_session *s, const char *status, const char *fmt, va_list ap)
 {
 	struct imap_buf line = {0};
 	uint64_t elapsed = now_usec() - s->cmd_start;

@@ -96,8 +96,8 @@ static const char *const seeds[] = {
 	"a4 APPEND INBOX (\\Seen) \" 1-Feb-2024 10:00:00 +0100\" {11}\r\nHello world",
 	"a5 STORE 1,2:4 +FLAGS.SILENT (\\Deleted $Label)",
 	"a6 LIST \"\" \"*\"",
-	"From: a@b\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\n"
-	"Content-Type: message/rfc822\r\n\r\nSubject: in\r\n\r\nbody\r\n--x--\r\n",
+	("From: a@b\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\n"
+	 "Content-Type: message/rfc822\r\n\r\nSubject: in\r\n\r\nbody\r\n--x--\r\n"),
 };
 
 int main(int argc, char **argv)
