@@ -45,26 +45,26 @@ enum pop3_verb {
 
 enum pop3_parse_status {
 	POP3_PARSE_OK = 0,
-	POP3_PARSE_EMPTY,       /* blank line */
-	POP3_PARSE_UNKNOWN,     /* no such command */
+	POP3_PARSE_EMPTY,	/* blank line */
+	POP3_PARSE_UNKNOWN,	/* no such command */
 	POP3_PARSE_MISSING_ARG, /* a required argument is missing */
-	POP3_PARSE_EXTRA_ARG,   /* more arguments than the command takes */
-	POP3_PARSE_BAD_NUMBER,  /* not a decimal number in range */
-	POP3_PARSE_TOO_LONG,    /* an argument or the line exceeds its limit */
-	POP3_PARSE_BAD_CHAR,    /* NUL or a control character */
+	POP3_PARSE_EXTRA_ARG,	/* more arguments than the command takes */
+	POP3_PARSE_BAD_NUMBER,	/* not a decimal number in range */
+	POP3_PARSE_TOO_LONG,	/* an argument or the line exceeds its limit */
+	POP3_PARSE_BAD_CHAR,	/* NUL or a control character */
 };
 
 struct pop3_command {
 	enum pop3_verb verb;
-	bool has_msg;     /* LIST and UIDL take an optional message number */
-	uint32_t msg;     /* 1-based message number */
-	uint32_t lines;   /* TOP */
+	bool has_msg;	/* LIST and UIDL take an optional message number */
+	uint32_t msg;	/* 1-based message number */
+	uint32_t lines; /* TOP */
 	/* USER: the name; PASS: the whole rest of the line; AUTH: the initial
 	 * response (empty when absent). Pointers into the parsed line. */
 	const char *arg;
 	size_t arg_len;
 	char mechanism[POP3_MECHANISM_MAX + 1]; /* AUTH, upper-cased; "" when absent */
-	bool has_initial;                        /* AUTH with an initial response */
+	bool has_initial;			/* AUTH with an initial response */
 };
 
 /* The canonical upper-case name of VERB ("RETR"). */
@@ -89,8 +89,8 @@ const char *pop3_parse_error(enum pop3_parse_status status);
  * and returns the bytes consumed; *OUT_LEN gets the bytes written. Needs
  * OUTCAP >= 2 to make progress.
  */
-size_t pop3_dot_stuff(const unsigned char *in, size_t len, bool *at_line_start,
-		      unsigned char *out, size_t outcap, size_t *out_len);
+size_t pop3_dot_stuff(const unsigned char *in, size_t len, bool *at_line_start, unsigned char *out,
+		      size_t outcap, size_t *out_len);
 
 /* Length of the prefix of MSG that TOP sends: the header, the blank line and
  * at most LINES lines of the body (RFC 1939 7). */
@@ -103,8 +103,8 @@ size_t pop3_top_length(const unsigned char *msg, size_t len, uint32_t lines);
  * A non-empty authzid different from authcid is refused (no proxy logins).
  * Returns 0, or -1 when the response is malformed. Wipes its scratch copy.
  */
-int pop3_sasl_plain_decode(const char *b64, size_t b64_len, char *user, size_t usercap,
-			   char *pass, size_t passcap, size_t *pass_len);
+int pop3_sasl_plain_decode(const char *b64, size_t b64_len, char *user, size_t usercap, char *pass,
+			   size_t passcap, size_t *pass_len);
 
 /* ---- server ---- */
 

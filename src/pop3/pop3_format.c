@@ -11,8 +11,8 @@
 
 #include "pop3/pop3.h"
 
-size_t pop3_dot_stuff(const unsigned char *in, size_t len, bool *at_line_start,
-		      unsigned char *out, size_t outcap, size_t *out_len)
+size_t pop3_dot_stuff(const unsigned char *in, size_t len, bool *at_line_start, unsigned char *out,
+		      size_t outcap, size_t *out_len)
 {
 	size_t i = 0, o = 0;
 	bool bol = *at_line_start;
@@ -65,8 +65,8 @@ size_t pop3_top_length(const unsigned char *msg, size_t len, uint32_t lines)
 	return pos;
 }
 
-int pop3_sasl_plain_decode(const char *b64, size_t b64_len, char *user, size_t usercap,
-			   char *pass, size_t passcap, size_t *pass_len)
+int pop3_sasl_plain_decode(const char *b64, size_t b64_len, char *user, size_t usercap, char *pass,
+			   size_t passcap, size_t *pass_len)
 {
 	unsigned char bin[POP3_AUTH_LINE_MAX];
 	size_t bin_len = 0, authz_len, authc_len, pw_len;

@@ -116,8 +116,8 @@ int pop3_maildrop_expunge(struct store *st, const struct pop3_maildrop *drop, si
 	return STORE_OK;
 }
 
-int pop3_message_fetch(struct store *st, const struct user_key *key,
-		       const struct pop3_message *m, unsigned char **plain, size_t *len)
+int pop3_message_fetch(struct store *st, const struct user_key *key, const struct pop3_message *m,
+		       unsigned char **plain, size_t *len)
 {
 	unsigned char *blob = NULL;
 	size_t blob_len = 0;

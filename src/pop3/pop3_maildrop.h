@@ -50,7 +50,7 @@ int pop3_maildrop_expunge(struct store *st, const struct pop3_maildrop *drop, si
  * it (sodium_memzero) before free. Returns STORE_OK, STORE_NOTFOUND when the
  * message was expunged meanwhile, or STORE_ERR (store or decryption error).
  */
-int pop3_message_fetch(struct store *st, const struct user_key *key,
-		       const struct pop3_message *m, unsigned char **plain, size_t *len);
+int pop3_message_fetch(struct store *st, const struct user_key *key, const struct pop3_message *m,
+		       unsigned char **plain, size_t *len);
 
 #endif

@@ -20,11 +20,11 @@ struct verb_info {
 };
 
 static const struct verb_info verbs[] = {
-	{"CAPA", POP3_CMD_CAPA}, {"STLS", POP3_CMD_STLS}, {"USER", POP3_CMD_USER},
-	{"PASS", POP3_CMD_PASS}, {"AUTH", POP3_CMD_AUTH}, {"STAT", POP3_CMD_STAT},
-	{"LIST", POP3_CMD_LIST}, {"RETR", POP3_CMD_RETR}, {"DELE", POP3_CMD_DELE},
-	{"NOOP", POP3_CMD_NOOP}, {"RSET", POP3_CMD_RSET}, {"TOP", POP3_CMD_TOP},
-	{"UIDL", POP3_CMD_UIDL}, {"QUIT", POP3_CMD_QUIT}, {"APOP", POP3_CMD_APOP},
+    {"CAPA", POP3_CMD_CAPA}, {"STLS", POP3_CMD_STLS}, {"USER", POP3_CMD_USER},
+    {"PASS", POP3_CMD_PASS}, {"AUTH", POP3_CMD_AUTH}, {"STAT", POP3_CMD_STAT},
+    {"LIST", POP3_CMD_LIST}, {"RETR", POP3_CMD_RETR}, {"DELE", POP3_CMD_DELE},
+    {"NOOP", POP3_CMD_NOOP}, {"RSET", POP3_CMD_RSET}, {"TOP", POP3_CMD_TOP},
+    {"UIDL", POP3_CMD_UIDL}, {"QUIT", POP3_CMD_QUIT}, {"APOP", POP3_CMD_APOP},
 };
 
 const char *pop3_verb_name(enum pop3_verb verb)

@@ -58,7 +58,7 @@ enum pop3_state {
 struct pop3_stream {
 	unsigned char *data; /* plaintext, wiped at the end */
 	size_t data_len;     /* whole message */
-	size_t len;          /* bytes to send (TOP sends a prefix) */
+	size_t len;	     /* bytes to send (TOP sends a prefix) */
 	size_t pos;
 	bool at_line_start;
 	bool active;
@@ -69,9 +69,9 @@ struct pop3_session {
 	struct conn *c;
 	const struct config *cfg;
 	enum pop3_state state;
-	bool busy;       /* a job, the login delay or a stream holds the session */
-	bool in_input;   /* pop3_input() is on the stack */
-	bool sasl_wait;  /* AUTH PLAIN sent "+ " and waits for the response */
+	bool busy;	/* a job, the login delay or a stream holds the session */
+	bool in_input;	/* pop3_input() is on the stack */
+	bool sasl_wait; /* AUTH PLAIN sent "+ " and waits for the response */
 	unsigned errors;
 
 	char user[POP3_USER_MAX + 1]; /* from USER, until PASS */
@@ -117,7 +117,7 @@ static uint32_t cmd_elapsed(const struct pop3_session *s)
 
 /* Writes one status line (with CRLF) and publishes it on the trace bus. */
 static void pop3_reply(struct pop3_session *s, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 static void pop3_reply(struct pop3_session *s, const char *fmt, ...)
 {
 	char text[512];
@@ -139,7 +139,7 @@ static void pop3_done(struct pop3_session *s)
 
 /* A -ERR that counts against limits.max_errors; too many close the session. */
 static void pop3_fail(struct pop3_session *s, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 static void pop3_fail(struct pop3_session *s, const char *fmt, ...)
 {
 	char text[512];
@@ -321,7 +321,8 @@ static void send_message(struct pop3_session *s, const struct pop3_message *m, u
 	job->lines = lines;
 	s->busy = true;
 	if (m->size <= POP3_INLINE_FETCH_MAX) {
-		job->rc = pop3_message_fetch(conn_store(s->c), s->id.key, m, &job->plain, &job->len);
+		job->rc =
+		    pop3_message_fetch(conn_store(s->c), s->id.key, m, &job->plain, &job->len);
 		fetch_finish(s, job);
 		free(job);
 		return;
@@ -758,21 +759,21 @@ static const struct {
 	pop3_handler fn;
 	unsigned states; /* enum pop3_state bits the command is valid in */
 } handlers[POP3_CMD_COUNT] = {
-	[POP3_CMD_CAPA] = {pop3_cmd_capa, POP3_STATE_AUTHORIZATION | POP3_STATE_TRANSACTION},
-	[POP3_CMD_STLS] = {pop3_cmd_stls, POP3_STATE_AUTHORIZATION},
-	[POP3_CMD_USER] = {pop3_cmd_user, POP3_STATE_AUTHORIZATION},
-	[POP3_CMD_PASS] = {pop3_cmd_pass, POP3_STATE_AUTHORIZATION},
-	[POP3_CMD_AUTH] = {pop3_cmd_auth, POP3_STATE_AUTHORIZATION},
-	[POP3_CMD_APOP] = {pop3_cmd_apop, POP3_STATE_AUTHORIZATION},
-	[POP3_CMD_STAT] = {pop3_cmd_stat, POP3_STATE_TRANSACTION},
-	[POP3_CMD_LIST] = {pop3_cmd_list, POP3_STATE_TRANSACTION},
-	[POP3_CMD_RETR] = {pop3_cmd_retr, POP3_STATE_TRANSACTION},
-	[POP3_CMD_DELE] = {pop3_cmd_dele, POP3_STATE_TRANSACTION},
-	[POP3_CMD_NOOP] = {pop3_cmd_noop, POP3_STATE_TRANSACTION},
-	[POP3_CMD_RSET] = {pop3_cmd_rset, POP3_STATE_TRANSACTION},
-	[POP3_CMD_TOP] = {pop3_cmd_top, POP3_STATE_TRANSACTION},
-	[POP3_CMD_UIDL] = {pop3_cmd_uidl, POP3_STATE_TRANSACTION},
-	[POP3_CMD_QUIT] = {pop3_cmd_quit, POP3_STATE_AUTHORIZATION | POP3_STATE_TRANSACTION},
+    [POP3_CMD_CAPA] = {pop3_cmd_capa, POP3_STATE_AUTHORIZATION | POP3_STATE_TRANSACTION},
+    [POP3_CMD_STLS] = {pop3_cmd_stls, POP3_STATE_AUTHORIZATION},
+    [POP3_CMD_USER] = {pop3_cmd_user, POP3_STATE_AUTHORIZATION},
+    [POP3_CMD_PASS] = {pop3_cmd_pass, POP3_STATE_AUTHORIZATION},
+    [POP3_CMD_AUTH] = {pop3_cmd_auth, POP3_STATE_AUTHORIZATION},
+    [POP3_CMD_APOP] = {pop3_cmd_apop, POP3_STATE_AUTHORIZATION},
+    [POP3_CMD_STAT] = {pop3_cmd_stat, POP3_STATE_TRANSACTION},
+    [POP3_CMD_LIST] = {pop3_cmd_list, POP3_STATE_TRANSACTION},
+    [POP3_CMD_RETR] = {pop3_cmd_retr, POP3_STATE_TRANSACTION},
+    [POP3_CMD_DELE] = {pop3_cmd_dele, POP3_STATE_TRANSACTION},
+    [POP3_CMD_NOOP] = {pop3_cmd_noop, POP3_STATE_TRANSACTION},
+    [POP3_CMD_RSET] = {pop3_cmd_rset, POP3_STATE_TRANSACTION},
+    [POP3_CMD_TOP] = {pop3_cmd_top, POP3_STATE_TRANSACTION},
+    [POP3_CMD_UIDL] = {pop3_cmd_uidl, POP3_STATE_TRANSACTION},
+    [POP3_CMD_QUIT] = {pop3_cmd_quit, POP3_STATE_AUTHORIZATION | POP3_STATE_TRANSACTION},
 };
 
 /* ---- input ---- */
@@ -900,13 +901,13 @@ static void pop3_close(void *arg)
 }
 
 static const struct protocol_ops pop3_ops = {
-	.name = "pop3",
-	.busy_reply = "-ERR [SYS/TEMP] too many connections",
-	.open = pop3_open,
-	.input = pop3_input,
-	.tls_ready = pop3_tls_ready,
-	.timeout = pop3_timeout,
-	.close = pop3_close,
+    .name = "pop3",
+    .busy_reply = "-ERR [SYS/TEMP] too many connections",
+    .open = pop3_open,
+    .input = pop3_input,
+    .tls_ready = pop3_tls_ready,
+    .timeout = pop3_timeout,
+    .close = pop3_close,
 };
 
 void pop3_register(void)

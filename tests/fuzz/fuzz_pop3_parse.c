@@ -56,9 +56,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 #ifndef POSTERN_LIBFUZZER
 static const char *seeds[] = {
-	"CAPA", "STLS", "USER alice@example.org", "PASS secret words", "AUTH PLAIN AGEAYg==",
-	"STAT", "LIST 1", "RETR 2", "DELE 3", "NOOP", "RSET", "TOP 1 10", "UIDL 4", "QUIT",
-	"APOP a b", ".\r\n..x\r\n", "Subject: x\r\n\r\nbody\r\n",
+    "CAPA",
+    "STLS",
+    "USER alice@example.org",
+    "PASS secret words",
+    "AUTH PLAIN AGEAYg==",
+    "STAT",
+    "LIST 1",
+    "RETR 2",
+    "DELE 3",
+    "NOOP",
+    "RSET",
+    "TOP 1 10",
+    "UIDL 4",
+    "QUIT",
+    "APOP a b",
+    ".\r\n..x\r\n",
+    "Subject: x\r\n\r\nbody\r\n",
 };
 
 static int replay_file(const char *path)

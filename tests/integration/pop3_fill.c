@@ -166,8 +166,8 @@ int main(int argc, char **argv)
 		for (int i = 4; i < argc; i++) {
 			struct buf raw = {0}, msg = {0};
 			int rc = read_file(argv[i], &raw) < 0 || canonical(raw.p, raw.len, &msg) < 0
-					 ? -1
-					 : store_one(st, &u, mb.id, &msg);
+				     ? -1
+				     : store_one(st, &u, mb.id, &msg);
 			free(raw.p);
 			free(msg.p);
 			if (rc < 0)

@@ -23,11 +23,11 @@ START_TEST(every_verb_is_recognised_case_insensitively)
 		const char *line;
 		enum pop3_verb verb;
 	} cases[] = {
-		{"CAPA", POP3_CMD_CAPA}, {"stls", POP3_CMD_STLS},   {"User bob", POP3_CMD_USER},
-		{"PASS x", POP3_CMD_PASS}, {"AUTH", POP3_CMD_AUTH}, {"sTaT", POP3_CMD_STAT},
-		{"LIST", POP3_CMD_LIST}, {"RETR 1", POP3_CMD_RETR}, {"DELE 2", POP3_CMD_DELE},
-		{"NOOP", POP3_CMD_NOOP}, {"RSET", POP3_CMD_RSET},   {"top 1 0", POP3_CMD_TOP},
-		{"UIDL", POP3_CMD_UIDL}, {"QUIT", POP3_CMD_QUIT},   {"APOP a b", POP3_CMD_APOP},
+	    {"CAPA", POP3_CMD_CAPA},   {"stls", POP3_CMD_STLS},	  {"User bob", POP3_CMD_USER},
+	    {"PASS x", POP3_CMD_PASS}, {"AUTH", POP3_CMD_AUTH},	  {"sTaT", POP3_CMD_STAT},
+	    {"LIST", POP3_CMD_LIST},   {"RETR 1", POP3_CMD_RETR}, {"DELE 2", POP3_CMD_DELE},
+	    {"NOOP", POP3_CMD_NOOP},   {"RSET", POP3_CMD_RSET},	  {"top 1 0", POP3_CMD_TOP},
+	    {"UIDL", POP3_CMD_UIDL},   {"QUIT", POP3_CMD_QUIT},	  {"APOP a b", POP3_CMD_APOP},
 	};
 	struct pop3_command cmd;
 
@@ -269,15 +269,12 @@ START_TEST(sasl_plain_decodes_and_refuses_proxy_logins)
 	ck_assert_int_eq(sasl("\0bob\0", 5, user, pass, &pwlen), -1);
 	ck_assert_int_eq(sasl("\0bob\0p\0w", 8, user, pass, &pwlen), -1);
 	ck_assert_int_eq(sasl("bob pw", 6, user, pass, &pwlen), -1);
-	ck_assert_int_eq(pop3_sasl_plain_decode("!!!!", 4, user, sizeof(user), pass, sizeof(pass),
-						&pwlen),
-			 -1);
-	ck_assert_int_eq(pop3_sasl_plain_decode("=", 1, user, sizeof(user), pass, sizeof(pass),
-						&pwlen),
-			 -1);
-	ck_assert_int_eq(pop3_sasl_plain_decode("", 0, user, sizeof(user), pass, sizeof(pass),
-						&pwlen),
-			 -1);
+	ck_assert_int_eq(
+	    pop3_sasl_plain_decode("!!!!", 4, user, sizeof(user), pass, sizeof(pass), &pwlen), -1);
+	ck_assert_int_eq(
+	    pop3_sasl_plain_decode("=", 1, user, sizeof(user), pass, sizeof(pass), &pwlen), -1);
+	ck_assert_int_eq(
+	    pop3_sasl_plain_decode("", 0, user, sizeof(user), pass, sizeof(pass), &pwlen), -1);
 }
 END_TEST
 

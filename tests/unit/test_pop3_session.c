@@ -192,9 +192,9 @@ static bool run_job(void)
 
 #define N_MSGS 3
 static const char *bodies[N_MSGS] = {
-	"Subject: a\r\n\r\nhello\r\n",
-	"Subject: b\r\n\r\n.dot\r\n..\r\nend",
-	"Subject: c\r\n\r\n1\r\n2\r\n3\r\n",
+    "Subject: a\r\n\r\nhello\r\n",
+    "Subject: b\r\n\r\n.dot\r\n..\r\nend",
+    "Subject: c\r\n\r\n1\r\n2\r\n3\r\n",
 };
 static bool expunged[N_MSGS];
 static int expunge_calls;
@@ -229,14 +229,16 @@ int store_mailbox_get(struct store *st, int64_t user_id, const char *name,
 	return STORE_OK;
 }
 
-int store_message_list(struct store *st, int64_t mailbox_id, uint32_t min_uid,
-		       store_message_cb cb, void *arg)
+int store_message_list(struct store *st, int64_t mailbox_id, uint32_t min_uid, store_message_cb cb,
+		       void *arg)
 {
 	(void)st;
 	(void)min_uid;
 	ck_assert_int_eq(mailbox_id, 70);
 	for (int i = 0; i < N_MSGS; i++) {
-		struct store_message m = {.id = 100 + i, .mailbox_id = 70, .uid = 10 + (uint32_t)i,
+		struct store_message m = {.id = 100 + i,
+					  .mailbox_id = 70,
+					  .uid = 10 + (uint32_t)i,
 					  .size = (int64_t)strlen(bodies[i])};
 		if (!expunged[i] && cb(arg, &m) != STORE_OK)
 			return STORE_ERR;
