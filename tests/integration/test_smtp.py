@@ -6,6 +6,8 @@ message that got 250 is in the store after a restart."""
 
 import base64
 import json
+import os
+import poplib
 import shutil
 import smtplib
 import socket
@@ -16,6 +18,7 @@ import time
 import unittest
 import urllib.request
 
+import harness
 from harness import Server
 
 PASSWORD = "correct horse battery"
@@ -578,6 +581,68 @@ class ClientsTest(SMTPBase):
                              input=MSG, capture_output=True, timeout=60)
         self.assertEqual(res.returncode, 0, res.stderr)
         self.assertEqual(inbox(self.srv, "carol@example.org"), before + 2)
+
+
+class ReadBackTest(SMTPBase):
+    """What SMTP accepted comes back byte for byte through POP3 (decrypted with
+    the user's key after login), below the headers delivery added."""
+    listeners = ("smtp", "pop3s")
+
+    def retr_all(self, address):
+        pop = poplib.POP3_SSL("127.0.0.1", self.srv.port("pop3s"), timeout=60,
+                              context=tls_context(self.srv))
+        try:
+            pop.user(address)
+            pop.pass_(PASSWORD)
+            count, _ = pop.stat()
+            out = []
+            for i in range(1, count + 1):
+                _, lines, _ = pop.retr(i)
+                out.append(b"\r\n".join(lines) + b"\r\n")
+            return out
+        finally:
+            pop.quit()
+
+    def test_data_and_bdat_messages_read_back_byte_exact(self):
+        data_msg = ("From: a@example.net\r\nSubject: read back \u00e9\r\n\r\n"
+                    ".leading dot\r\n..two dots\r\n.\r\n \r\ntabs\tand 8-bit "
+                    "\u00fc\u00f1\u00ee\r\n").encode() + b"".join(
+                        b"%05d the quick brown fox\r\n" % i for i in range(20000))
+        bdat_msg = b"Subject: bdat read back\r\n\r\nline\r\n.\r\nafter the dot\r\n"
+        with smtplib.SMTP("127.0.0.1", self.srv.port("smtp"), timeout=60,
+                          local_hostname="client.example.net") as s:
+            self.assertEqual(s.sendmail("a@example.net", ["carol@example.org"], data_msg,
+                                        mail_options=["BODY=8BITMIME"]), {})
+        r, _ = self.raw_ehlo()
+        r.cmd("MAIL FROM:<b@example.net>")
+        r.cmd("RCPT TO:<carol@example.org>")
+        r.send(b"BDAT %d LAST\r\n" % len(bdat_msg) + bdat_msg)
+        self.assertEqual(r.reply()[0], 250)
+        got = self.retr_all("carol@example.org")
+        self.assertEqual(len(got), 2)
+        for stored, sent in zip(got, (data_msg, bdat_msg)):
+            self.assertTrue(stored.startswith(b"Return-Path: <"), stored[:80])
+            self.assertTrue(b"\r\nReceived: from client.example.net ([127.0.0.1])\r\n"
+                            in stored[:400], stored[:400])
+            self.assertTrue(stored.endswith(sent), "stored copy differs from what was sent")
+
+    def test_phishing_goes_to_junk_and_malware_to_quarantine(self):
+        data = os.path.join(os.environ.get("POSTERN_SRCDIR", harness.SRCDIR),
+                            "tests", "data", "scan")
+        with open(os.path.join(data, "lookalike.eml"), "rb") as f:
+            phish = f.read().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+        with open(os.path.join(data, "eicar_body.eml"), "rb") as f:
+            eicar = f.read().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+        before = mailbox_counts(self.srv, "alice@example.org")
+        with smtplib.SMTP("127.0.0.1", self.srv.port("smtp"), timeout=60) as s:
+            self.assertEqual(s.sendmail("p@example.net", ["alice@example.org"], phish), {})
+        after = mailbox_counts(self.srv, "alice@example.org")
+        self.assertEqual(after["Junk"][0], before["Junk"][0] + 1)
+        self.assertEqual(after["INBOX"][0], before["INBOX"][0])
+        with smtplib.SMTP("127.0.0.1", self.srv.port("smtp"), timeout=60) as s:
+            self.assertEqual(s.sendmail("m@example.net", ["alice@example.org"], eicar), {})
+        # Accepted (the sender learns nothing), but in no mailbox of the user.
+        self.assertEqual(mailbox_counts(self.srv, "alice@example.org"), after)
 
 
 class CrashTest(unittest.TestCase):
