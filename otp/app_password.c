@@ -27,9 +27,9 @@ static const struct {
 	const char *name;
 	unsigned scope;
 } scope_names[] = {
-	{"imap", APP_SCOPE_IMAP},
-	{"pop3", APP_SCOPE_POP3},
-	{"smtp", APP_SCOPE_SMTP},
+    {"imap", APP_SCOPE_IMAP},
+    {"pop3", APP_SCOPE_POP3},
+    {"smtp", APP_SCOPE_SMTP},
 };
 
 int app_scopes_parse(const char *text, unsigned *scopes)

@@ -26,8 +26,8 @@
 /* ---- TOTP (totp.c) ---- */
 #define OTP_DIGITS 6
 #define OTP_STEP_SECONDS 30
-#define OTP_WINDOW 1         /* steps accepted either side of the current one */
-#define OTP_SECRET_BYTES 20  /* 160 bits, as RFC 4226 recommends */
+#define OTP_WINDOW 1	    /* steps accepted either side of the current one */
+#define OTP_SECRET_BYTES 20 /* 160 bits, as RFC 4226 recommends */
 #define OTP_SECRET_B32_MAX 64
 #define OTP_URI_MAX 1024
 
@@ -62,9 +62,9 @@ struct otp_recovery_hash {
 	bool used;
 };
 
-#define SMS_CODE_TTL 300      /* seconds an SMS code stays valid */
-#define SMS_MIN_INTERVAL 60   /* seconds between two SMS to one user */
-#define SMS_MAX_PER_HOUR 5    /* SMS to one user per hour */
+#define SMS_CODE_TTL 300    /* seconds an SMS code stays valid */
+#define SMS_MIN_INTERVAL 60 /* seconds between two SMS to one user */
+#define SMS_MAX_PER_HOUR 5  /* SMS to one user per hour */
 #define SMS_PHONE_DIGITS_MIN 6
 #define SMS_PHONE_DIGITS_MAX 15 /* E.164 */
 
@@ -79,8 +79,8 @@ struct otp_state {
 	size_t n_recovery;
 	char sms_phone[SMS_PHONE_DIGITS_MAX + 2]; /* "+<digits>", empty: no SMS codes */
 	unsigned char sms_salt[16];
-	unsigned char sms_hash[32]; /* BLAKE2b-256 of salt || the pending code */
-	int64_t sms_expires;        /* 0: no code pending */
+	unsigned char sms_hash[32];	    /* BLAKE2b-256 of salt || the pending code */
+	int64_t sms_expires;		    /* 0: no code pending */
 	int64_t sms_sent[SMS_MAX_PER_HOUR]; /* recent send times, for the rate limit */
 };
 
@@ -110,7 +110,7 @@ size_t recovery_codes_left(const struct otp_state *s);
 #define SMS_BODY_MAX 4096
 struct sms_gateway {
 	char url[SMS_URL_MAX]; /* may hold {phone} and {code} (percent-encoded there) */
-	char method[8];        /* POST, PUT or GET */
+	char method[8];	       /* POST, PUT or GET */
 	char headers[2048];    /* "Name: value" pairs separated by "|" */
 	char body[2048];       /* template with {phone} and {code} */
 	char content_type[128];
@@ -151,11 +151,11 @@ enum app_scope {
 struct app_password {
 	char name[APP_PASSWORD_NAME_MAX + 1];
 	unsigned scopes;
-	char tag[9];                          /* hex of 4 bytes of BLAKE2b(password): picks the entry */
-	char hash[CRYPTO_PWHASH_STR_MAX];     /* Argon2id */
-	unsigned char *wrapped;               /* the user's private key wrapped by this password */
+	char tag[9];			  /* hex of 4 bytes of BLAKE2b(password): picks the entry */
+	char hash[CRYPTO_PWHASH_STR_MAX]; /* Argon2id */
+	unsigned char *wrapped;		  /* the user's private key wrapped by this password */
 	size_t wrapped_len;
-	int64_t created, last_used;           /* unix time; last_used 0 = never */
+	int64_t created, last_used; /* unix time; last_used 0 = never */
 	char last_ip[64];
 };
 
@@ -194,10 +194,10 @@ int app_password_match(const struct app_password_list *l, const char *password, 
 
 /* ---- throttling (throttle.c) ---- */
 struct throttle_policy {
-	unsigned free_failures;  /* failures answered without any wait */
-	unsigned block_after;    /* failures that start a block */
-	unsigned block_seconds;  /* length of a block */
-	unsigned max_wait;       /* longest wait between failures before the block, seconds */
+	unsigned free_failures;	 /* failures answered without any wait */
+	unsigned block_after;	 /* failures that start a block */
+	unsigned block_seconds;	 /* length of a block */
+	unsigned max_wait;	 /* longest wait between failures before the block, seconds */
 	unsigned forget_seconds; /* failures older than this (since the last one) are forgotten */
 };
 

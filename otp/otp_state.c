@@ -19,7 +19,8 @@
 
 #define OTP_BLOB_MAX (256 * 1024) /* no per-user blob of ours is anywhere near this */
 
-static const char code_alphabet[] = "abcdefghijkmnpqrstuvwxyz23456789"; /* 32 symbols, no l, o, 0, 1 */
+static const char code_alphabet[] =
+    "abcdefghijkmnpqrstuvwxyz23456789"; /* 32 symbols, no l, o, 0, 1 */
 
 int otp_blob_load(struct store *st, int64_t user_id, const char *kind, json_t **out)
 {
@@ -242,11 +243,11 @@ int otp_state_load(struct store *st, int64_t user_id, struct otp_state *out)
 	out->enabled = json_is_true(json_object_get(obj, "enabled"));
 	out->last_step = otp_json_get_int(obj, "last_step");
 	out->enrolled = otp_json_get_int(obj, "enrolled");
-	if (out->enabled && ((json_object_get(obj, "secret") != NULL &&
-			      otp_json_get_b64(obj, "secret", &out->sealed_secret,
-					       &out->sealed_len) != 0) ||
-			     recovery_from_json(json_object_get(obj, "recovery"), out) != 0 ||
-			     sms_from_json(obj, out) != 0)) {
+	if (out->enabled &&
+	    ((json_object_get(obj, "secret") != NULL &&
+	      otp_json_get_b64(obj, "secret", &out->sealed_secret, &out->sealed_len) != 0) ||
+	     recovery_from_json(json_object_get(obj, "recovery"), out) != 0 ||
+	     sms_from_json(obj, out) != 0)) {
 		json_decref(obj);
 		otp_state_clear(out);
 		return STORE_ERR;

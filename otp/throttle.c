@@ -28,19 +28,19 @@
 #include "otp/otp_int.h"
 
 const struct throttle_policy throttle_account_policy = {
-	.free_failures = 3,
-	.block_after = 10,
-	.block_seconds = 15 * 60,
-	.max_wait = 30,
-	.forget_seconds = 60 * 60,
+    .free_failures = 3,
+    .block_after = 10,
+    .block_seconds = 15 * 60,
+    .max_wait = 30,
+    .forget_seconds = 60 * 60,
 };
 
 const struct throttle_policy throttle_ip_policy = {
-	.free_failures = 30,
-	.block_after = 100,
-	.block_seconds = 15 * 60,
-	.max_wait = 30,
-	.forget_seconds = 60 * 60,
+    .free_failures = 30,
+    .block_after = 100,
+    .block_seconds = 15 * 60,
+    .max_wait = 30,
+    .forget_seconds = 60 * 60,
 };
 
 #define THROTTLE_KEY_MAX (STORE_ADDRESS_MAX + 32)
@@ -93,8 +93,7 @@ int64_t throttle_retry_at(const struct throttle_policy *p, const struct throttle
 	return at > now ? at : 0;
 }
 
-void throttle_record_failure(const struct throttle_policy *p, struct throttle_state *s,
-			     int64_t now)
+void throttle_record_failure(const struct throttle_policy *p, struct throttle_state *s, int64_t now)
 {
 	if (s->blocked_until != 0 && s->blocked_until <= now)
 		s->blocked_until = 0;
@@ -137,9 +136,9 @@ int throttle_account_load(struct store *st, int64_t user_id, struct throttle_sta
 
 int throttle_account_save(struct store *st, int64_t user_id, const struct throttle_state *s)
 {
-	json_t *obj = json_pack("{s:i, s:I, s:I}", "failures", (int)s->failures, "last_failure",
-				(json_int_t)s->last_failure, "blocked_until",
-				(json_int_t)s->blocked_until);
+	json_t *obj =
+	    json_pack("{s:i, s:I, s:I}", "failures", (int)s->failures, "last_failure",
+		      (json_int_t)s->last_failure, "blocked_until", (json_int_t)s->blocked_until);
 	int rc;
 
 	if (obj == NULL)
@@ -180,8 +179,8 @@ static size_t table_home(const char *key)
 }
 
 /* Finds KEY; with CREATE, makes room for it (reusing idle or the oldest entry). */
-static struct table_entry *table_find(const char *key, bool create,
-				      const struct throttle_policy *p, int64_t now)
+static struct table_entry *table_find(const char *key, bool create, const struct throttle_policy *p,
+				      int64_t now)
 {
 	size_t home = table_home(key);
 	struct table_entry *victim = NULL;

@@ -64,8 +64,7 @@ int64_t totp_verify(const unsigned char *secret, size_t len, const char *code, i
 	int64_t current = totp_step(now), found = -1;
 	char expect[OTP_DIGITS + 1];
 
-	if (!totp_code_shape(code, code != NULL ? strnlen(code, OTP_DIGITS + 1) : 0) ||
-	    current < 0)
+	if (!totp_code_shape(code, code != NULL ? strnlen(code, OTP_DIGITS + 1) : 0) || current < 0)
 		return -1;
 	/* Every step of the window is computed and compared, match or not. */
 	for (int64_t step = current - OTP_WINDOW; step <= current + OTP_WINDOW; step++) {
@@ -146,11 +145,12 @@ int totp_uri(const char *issuer, const char *account, const char *secret_b32, ch
 	out[0] = '\0';
 	snprintf(tail, sizeof(tail), "&algorithm=SHA1&digits=%d&period=%d", OTP_DIGITS,
 		 OTP_STEP_SECONDS);
-	if (uri_append("otpauth://totp/", out, outlen, &pos) || uri_escape(issuer, out, outlen, &pos) ||
-	    uri_append(":", out, outlen, &pos) || uri_escape(account, out, outlen, &pos) ||
-	    uri_append("?secret=", out, outlen, &pos) ||
-	    uri_escape(secret_b32, out, outlen, &pos) || uri_append("&issuer=", out, outlen, &pos) ||
-	    uri_escape(issuer, out, outlen, &pos) || uri_append(tail, out, outlen, &pos))
+	if (uri_append("otpauth://totp/", out, outlen, &pos) ||
+	    uri_escape(issuer, out, outlen, &pos) || uri_append(":", out, outlen, &pos) ||
+	    uri_escape(account, out, outlen, &pos) || uri_append("?secret=", out, outlen, &pos) ||
+	    uri_escape(secret_b32, out, outlen, &pos) ||
+	    uri_append("&issuer=", out, outlen, &pos) || uri_escape(issuer, out, outlen, &pos) ||
+	    uri_append(tail, out, outlen, &pos))
 		return -1;
 	return 0;
 }

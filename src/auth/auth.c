@@ -298,8 +298,7 @@ void auth_identity_clear(struct auth_identity *id)
 	memset(id, 0, sizeof(*id));
 }
 
-void auth_identity_fill(struct auth_identity *out, const struct store_user *u,
-			  struct user_key *key)
+void auth_identity_fill(struct auth_identity *out, const struct store_user *u, struct user_key *key)
 {
 	out->user_id = u->id;
 	memcpy(out->address, u->address, sizeof(out->address));
@@ -389,11 +388,11 @@ enum auth_result auth_login(struct store *st, const char *address, const char *p
 			    size_t pwlen, struct auth_identity *out)
 {
 	struct auth_request req = {
-		.address = address,
-		.password = password,
-		.pwlen = pwlen,
-		.protocol = NULL,
-		.client_ip = NULL,
+	    .address = address,
+	    .password = password,
+	    .pwlen = pwlen,
+	    .protocol = NULL,
+	    .client_ip = NULL,
 	};
 
 	return auth_login_request(st, &req, out);

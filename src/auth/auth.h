@@ -31,9 +31,9 @@
 
 enum auth_result {
 	AUTH_OK = 0,
-	AUTH_FAILED,   /* unknown user or wrong credentials: one reply for both */
-	AUTH_LOCKED,   /* the account is locked; protocols reply as for AUTH_FAILED */
-	AUTH_TEMPFAIL, /* store error: try again later */
+	AUTH_FAILED,	/* unknown user or wrong credentials: one reply for both */
+	AUTH_LOCKED,	/* the account is locked; protocols reply as for AUTH_FAILED */
+	AUTH_TEMPFAIL,	/* store error: try again later */
 	AUTH_THROTTLED, /* too many failures: temporary refusal (protocols' temp-failure reply) */
 };
 
@@ -88,8 +88,8 @@ struct auth_notice {
 	enum auth_notice_kind kind;
 	const char *address;   /* the user */
 	const char *hostname;  /* this server, for From: and Message-ID */
-	int64_t time;          /* unix time of the event */
-	const char *ip;        /* client address, or NULL */
+	int64_t time;	       /* unix time of the event */
+	const char *ip;	       /* client address, or NULL */
 	const char *protocol;  /* "imap", "posternctl", ... or NULL */
 	const char *client_id; /* IMAP ID / user agent, or NULL */
 	const char *detail;    /* one line, e.g. the app password's name, or NULL */

@@ -16,7 +16,6 @@ void auth_identity_fill(struct auth_identity *out, const struct store_user *u,
 /* Checks PASSWORD of U (cache first, then Argon2id) and unlocks the key into *KEY_OUT:
  * AUTH_OK, AUTH_FAILED, AUTH_LOCKED (right password, locked user) or AUTH_TEMPFAIL. */
 enum auth_result auth_check_password(const struct store_user *u, const char *norm,
-				     const char *password, size_t pwlen,
-				     struct user_key **key_out);
+				     const char *password, size_t pwlen, struct user_key **key_out);
 
 #endif

@@ -164,8 +164,7 @@ int auth_login_ip_is_new(struct store *st, int64_t user_id, const char *ip)
 	if (!json_is_array(arr)) {
 		json_decref(arr);
 		arr = json_array();
-	} else if (json_array_size(arr) > 0 &&
-		   json_string_value(json_array_get(arr, 0)) != NULL &&
+	} else if (json_array_size(arr) > 0 && json_string_value(json_array_get(arr, 0)) != NULL &&
 		   strcmp(json_string_value(json_array_get(arr, 0)), ip) == 0) {
 		json_decref(arr); /* the usual case: same address as last time, nothing to write */
 		return 0;

@@ -181,7 +181,8 @@ static void note_success(struct store *st, const struct store_user *u,
 	if (s->failures == 0 && s->blocked_until == 0)
 		return;
 	if (throttle_account_save(st, u->id, &zero) != STORE_OK)
-		log_warn(_("cannot reset the failed logins of %s: %s"), u->address, store_error(st));
+		log_warn(_("cannot reset the failed logins of %s: %s"), u->address,
+			 store_error(st));
 }
 
 /* Tries PASSWORD as one of U's app passwords. AUTH_OK with *KEY set, AUTH_FAILED when it
@@ -209,7 +210,8 @@ static enum auth_result try_app_password(struct store *st, const struct store_us
 		goto refuse;
 	}
 	if (sodium_memcmp(user_key_public(*key), u->public_key, CRYPTO_PUBLIC_KEY_BYTES) != 0) {
-		log_error(_("an app password of %s unlocks a key that is not the user's"), u->address);
+		log_error(_("an app password of %s unlocks a key that is not the user's"),
+			  u->address);
 		a->reason = "app password key mismatch";
 		goto refuse;
 	}
@@ -236,9 +238,8 @@ refuse:
 }
 
 /* Checks the one-time CODE (TOTP or recovery) of U and records its use. */
-static enum auth_result check_code(struct store *st, const struct store_user *u,
-				   struct attempt *a, const char *code, size_t code_len,
-				   int64_t now)
+static enum auth_result check_code(struct store *st, const struct store_user *u, struct attempt *a,
+				   const char *code, size_t code_len, int64_t now)
 {
 	struct otp_state s;
 	enum auth_result res = AUTH_FAILED;
@@ -263,8 +264,9 @@ static enum auth_result check_code(struct store *st, const struct store_user *u,
 		if (s.sealed_secret != NULL) {
 			sk = server_key_get();
 			if (sk == NULL || otp_state_secret(&s, sk, secret) != 0) {
-				log_error(_("cannot open the TOTP secret of %s with the server key"),
-					  u->address);
+				log_error(
+				    _("cannot open the TOTP secret of %s with the server key"),
+				    u->address);
 				a->reason = "cannot open the TOTP secret";
 				res = AUTH_TEMPFAIL;
 				sodium_memzero(c, sizeof(c));
@@ -330,9 +332,8 @@ static void send_sms_code(struct store *st, const struct store_user *u, struct a
 }
 
 /* Password, then code for a TOTP user. */
-static enum auth_result try_password(struct store *st, const struct store_user *u,
-				     const char *norm, struct attempt *a, int64_t now,
-				     struct user_key **key)
+static enum auth_result try_password(struct store *st, const struct store_user *u, const char *norm,
+				     struct attempt *a, int64_t now, struct user_key **key)
 {
 	const char *pw = a->req->password;
 	size_t len = a->req->pwlen, code_len = 0;
@@ -388,8 +389,8 @@ static enum auth_result try_password(struct store *st, const struct store_user *
 static void notice_new_ip(struct store *st, const struct store_user *u,
 			  const struct auth_request *req, int64_t now)
 {
-	struct auth_notice n = {AUTH_NOTICE_NEW_IP, u->address, hostname, now, req->client_ip,
-				req->protocol, NULL, NULL};
+	struct auth_notice n = {AUTH_NOTICE_NEW_IP, u->address,	   hostname, now,
+				req->client_ip,	    req->protocol, NULL,     NULL};
 
 	if (auth_login_ip_is_new(st, u->id, req->client_ip) == 1 &&
 	    auth_notice_send(st, u, &n) != 0)

@@ -137,8 +137,8 @@ static int app_add(struct ctl *ctl, int argc, char **argv)
 		ctl_json_print(json_pack("{s:s,s:s,s:s,s:s}", "address", u.address, "name", pos[1],
 					 "protocols", scopes_text, "password", password));
 	} else {
-		printf(_("App password \"%s\" of %s for %s (shown only now):\n"), pos[1],
-		       u.address, scopes_text);
+		printf(_("App password \"%s\" of %s for %s (shown only now):\n"), pos[1], u.address,
+		       scopes_text);
 		printf("  %s\n", password);
 	}
 	rc = CTL_EXIT_OK;
@@ -183,8 +183,8 @@ static int app_list(struct ctl *ctl, int argc, char **argv)
 	if (ctl->json)
 		arr = json_array();
 	else if (list.n > 0)
-		printf("%-20s %-15s %-20s %-20s %s\n", _("NAME"), _("PROTOCOLS"), _("CREATED (UTC)"),
-		       _("LAST USED (UTC)"), _("LAST IP"));
+		printf("%-20s %-15s %-20s %-20s %s\n", _("NAME"), _("PROTOCOLS"),
+		       _("CREATED (UTC)"), _("LAST USED (UTC)"), _("LAST IP"));
 	for (size_t i = 0; i < list.n; i++) {
 		const struct app_password *a = &list.items[i];
 
@@ -249,12 +249,11 @@ static int app_revoke(struct ctl *ctl, int argc, char **argv)
 }
 
 static const struct ctl_verb verbs[] = {
-	{"add", app_add, N_("app-password add ADDRESS NAME [--protocols imap,pop3,smtp]"),
-	 N_("create an app password (the user's password from prompt or stdin); shown once")},
-	{"list", app_list, N_("app-password list ADDRESS"),
-	 N_("name, protocols, created, last used and last IP of each app password")},
-	{"revoke", app_revoke, N_("app-password revoke ADDRESS NAME"),
-	 N_("delete an app password")},
+    {"add", app_add, N_("app-password add ADDRESS NAME [--protocols imap,pop3,smtp]"),
+     N_("create an app password (the user's password from prompt or stdin); shown once")},
+    {"list", app_list, N_("app-password list ADDRESS"),
+     N_("name, protocols, created, last used and last IP of each app password")},
+    {"revoke", app_revoke, N_("app-password revoke ADDRESS NAME"), N_("delete an app password")},
 };
 
 static int usage(const char *verb)

@@ -42,8 +42,11 @@ static int parse_since(const char *text, int64_t now, int64_t *out)
 			return 0;
 		}
 		if (end[1] == '\0') {
-			unit = *end == 's' ? 1 : *end == 'm' ? 60 : *end == 'h' ? 3600
-						: *end == 'd' ? 86400 : 0;
+			unit = *end == 's'   ? 1
+			       : *end == 'm' ? 60
+			       : *end == 'h' ? 3600
+			       : *end == 'd' ? 86400
+					     : 0;
 			if (unit != 0 && v <= 100LL * 365 * 86400 / unit) {
 				*out = now - v * unit;
 				return 0;
@@ -77,8 +80,7 @@ struct audit_ctx {
 	size_t shown;
 };
 
-static int audit_one(void *arg, int64_t t, const char *actor, const char *event,
-		     const char *detail)
+static int audit_one(void *arg, int64_t t, const char *actor, const char *event, const char *detail)
 {
 	struct audit_ctx *c = arg;
 	char when[32];
@@ -111,7 +113,7 @@ static int audit_show(struct ctl *ctl, int argc, char **argv)
 {
 	const char *user = NULL, *since = NULL;
 	const struct ctl_option opts[] = {
-		{"--user", &user, NULL}, {"--since", &since, NULL}, {NULL, NULL, NULL}};
+	    {"--user", &user, NULL}, {"--since", &since, NULL}, {NULL, NULL, NULL}};
 	char address[STORE_ADDRESS_MAX + 1], err[512];
 	struct audit_ctx c = {0};
 	struct store *st;
@@ -121,9 +123,10 @@ static int audit_show(struct ctl *ctl, int argc, char **argv)
 	if (ctl_parse_args(ctl, argc, argv, opts, NULL, 0, 0, &n) != 0)
 		return usage("show");
 	if (since != NULL && parse_since(since, (int64_t)time(NULL), &from) != 0) {
-		ctl_error(_("invalid --since \"%s\": unix seconds, YYYY-MM-DD[THH:MM[:SS]] (UTC) or "
-			    "an age like 30m, 2h, 7d"),
-			  since);
+		ctl_error(
+		    _("invalid --since \"%s\": unix seconds, YYYY-MM-DD[THH:MM[:SS]] (UTC) or "
+		      "an age like 30m, 2h, 7d"),
+		    since);
 		return usage("show");
 	}
 	if (user != NULL) {
@@ -150,9 +153,9 @@ static int audit_show(struct ctl *ctl, int argc, char **argv)
 }
 
 static const struct ctl_verb verbs[] = {
-	{"show", audit_show, N_("audit [show] [--user ADDRESS] [--since TIME]"),
-	 N_("audit records, oldest first (TIME: unix seconds, YYYY-MM-DD[THH:MM[:SS]], or 30m, "
-	    "2h, 7d)")},
+    {"show", audit_show, N_("audit [show] [--user ADDRESS] [--since TIME]"),
+     N_("audit records, oldest first (TIME: unix seconds, YYYY-MM-DD[THH:MM[:SS]], or 30m, "
+	"2h, 7d)")},
 };
 
 static int usage(const char *verb)

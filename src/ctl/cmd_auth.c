@@ -126,10 +126,10 @@ static int auth_unblock(struct ctl *ctl, int argc, char **argv)
 }
 
 static const struct ctl_verb verbs[] = {
-	{"blocks", auth_blocks, N_("auth blocks"),
-	 N_("accounts with recent failed logins, and when they may try again")},
-	{"unblock", auth_unblock, N_("auth unblock ADDRESS"),
-	 N_("clear the failed logins of an account (ends its block)")},
+    {"blocks", auth_blocks, N_("auth blocks"),
+     N_("accounts with recent failed logins, and when they may try again")},
+    {"unblock", auth_unblock, N_("auth unblock ADDRESS"),
+     N_("clear the failed logins of an account (ends its block)")},
 };
 
 static int usage(const char *verb)

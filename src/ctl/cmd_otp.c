@@ -34,7 +34,7 @@
 
 #define OTP_ISSUER "Postern"
 #define OTP_CODE_TRIES 3 /* on a terminal; one line when stdin is not one */
-#define QR_QUIET_ZONE 2   /* modules of light border around the symbol */
+#define QR_QUIET_ZONE 2	 /* modules of light border around the symbol */
 
 static int usage(const char *verb);
 
@@ -65,8 +65,14 @@ static int find_user(struct ctl *ctl, const char *verb, const char *arg, struct 
 void ctl_security_notice(struct ctl *ctl, struct store *st, const struct store_user *u, int kind,
 			 const char *detail)
 {
-	struct auth_notice n = {(enum auth_notice_kind)kind, u->address, ctl->cfg.server.hostname,
-				(int64_t)time(NULL), NULL, "posternctl", NULL, detail};
+	struct auth_notice n = {(enum auth_notice_kind)kind,
+				u->address,
+				ctl->cfg.server.hostname,
+				(int64_t)time(NULL),
+				NULL,
+				"posternctl",
+				NULL,
+				detail};
 	struct store_mailbox inbox;
 	struct store_message m;
 	char *msg = NULL;
@@ -85,7 +91,8 @@ void ctl_security_notice(struct ctl *ctl, struct store *st, const struct store_u
 		store_rollback(st);
 out:
 	if (rc != 0)
-		ctl_note(_("warning: the security notice could not be delivered to %s"), u->address);
+		ctl_note(_("warning: the security notice could not be delivered to %s"),
+			 u->address);
 	free(msg);
 }
 
@@ -110,7 +117,10 @@ static void qr_print(const char *text)
 		for (int x = -QR_QUIET_ZONE; x < qr->width + QR_QUIET_ZONE; x++) {
 			bool top = !qr_dark(qr, x, y), bottom = !qr_dark(qr, x, y + 1);
 
-			fputs(top && bottom ? "\u2588" : top ? "\u2580" : bottom ? "\u2584" : " ",
+			fputs(top && bottom ? "\u2588"
+			      : top	    ? "\u2580"
+			      : bottom	    ? "\u2584"
+					    : " ",
 			      stdout);
 		}
 		fputc('\n', stdout);
@@ -125,8 +135,8 @@ static int64_t confirm_code(const unsigned char *secret)
 	char line[64];
 
 	for (int i = 0; i < tries; i++) {
-		ssize_t n = ctl_read_password(_("Code shown by the app: "), false, line,
-					      sizeof(line));
+		ssize_t n =
+		    ctl_read_password(_("Code shown by the app: "), false, line, sizeof(line));
 		int64_t step;
 
 		if (n < 0)
@@ -188,8 +198,8 @@ static int enroll(struct ctl *ctl, int argc, char **argv, bool reset)
 		goto out;
 	}
 	if (ctl->json) {
-		ctl_json_print(json_pack("{s:s,s:s,s:s}", "address", u.address, "secret", b32,
-					 "uri", uri));
+		ctl_json_print(
+		    json_pack("{s:s,s:s,s:s}", "address", u.address, "secret", b32, "uri", uri));
 	} else {
 		printf(_("Secret: %s\n"), b32);
 		printf(_("URI: %s\n"), uri);
@@ -221,7 +231,8 @@ static int enroll(struct ctl *ctl, int argc, char **argv, bool reset)
 		goto wipe;
 	}
 	ctl_audit(ctl, reset ? "otp.reset" : "otp.enroll", u.address);
-	ctl_security_notice(ctl, st, &u, AUTH_NOTICE_OTP_ENROLLED, reset ? "new TOTP secret" : "TOTP");
+	ctl_security_notice(ctl, st, &u, AUTH_NOTICE_OTP_ENROLLED,
+			    reset ? "new TOTP secret" : "TOTP");
 	ctl_daemon_forget(ctl, u.address);
 	if (ctl->json) {
 		json_t *arr = json_array();
@@ -353,10 +364,11 @@ static int otp_sms(struct ctl *ctl, int argc, char **argv)
 	ctl_security_notice(ctl, st, &u, AUTH_NOTICE_OTP_ENROLLED, "SMS codes");
 	ctl_daemon_forget(ctl, u.address);
 	if (!ctl->json)
-		printf(_("SMS codes are on for %s at %s. A mail client logging in with the password "
-			 "alone makes the server send a code; then the password followed by the "
-			 "code logs in.\n"),
-		       u.address, phone);
+		printf(
+		    _("SMS codes are on for %s at %s. A mail client logging in with the password "
+		      "alone makes the server send a code; then the password followed by the "
+		      "code logs in.\n"),
+		    u.address, phone);
 	print_recovery(ctl, u.address, true, codes, new_codes);
 	rc = CTL_EXIT_OK;
 out:
@@ -393,7 +405,8 @@ static int otp_status(struct ctl *ctl, int argc, char **argv)
 					 "totp", s.enabled && s.sealed_secret != NULL, "sms",
 					 s.enabled && s.sms_phone[0] != '\0', "phone", s.sms_phone,
 					 "enrolled", (json_int_t)s.enrolled, "recovery_codes_left",
-					 (int)recovery_codes_left(&s), "app_passwords", (int)apps.n));
+					 (int)recovery_codes_left(&s), "app_passwords",
+					 (int)apps.n));
 	} else if (s.enabled) {
 		char when[64];
 		time_t t = (time_t)s.enrolled;
@@ -453,17 +466,17 @@ static int otp_disable(struct ctl *ctl, int argc, char **argv)
 }
 
 static const struct ctl_verb verbs[] = {
-	{"disable", otp_disable, N_("otp disable ADDRESS"),
-	 N_("turn one-time codes off (secret and recovery codes are deleted)")},
-	{"enroll", otp_enroll, N_("otp enroll ADDRESS"),
-	 N_("create a TOTP secret, show it as URI and QR code, enable it after a first valid "
-	    "code (stdin), print recovery codes")},
-	{"reset", otp_reset, N_("otp reset ADDRESS"),
-	 N_("replace the TOTP secret and recovery codes of an enrolled user")},
-	{"sms", otp_sms, N_("otp sms ADDRESS --phone +NUMBER"),
-	 N_("send a code to the number, and once it comes back (stdin) use SMS codes")},
-	{"status", otp_status, N_("otp status ADDRESS"),
-	 N_("whether one-time codes are on, recovery codes left, app passwords")},
+    {"disable", otp_disable, N_("otp disable ADDRESS"),
+     N_("turn one-time codes off (secret and recovery codes are deleted)")},
+    {"enroll", otp_enroll, N_("otp enroll ADDRESS"),
+     N_("create a TOTP secret, show it as URI and QR code, enable it after a first valid "
+	"code (stdin), print recovery codes")},
+    {"reset", otp_reset, N_("otp reset ADDRESS"),
+     N_("replace the TOTP secret and recovery codes of an enrolled user")},
+    {"sms", otp_sms, N_("otp sms ADDRESS --phone +NUMBER"),
+     N_("send a code to the number, and once it comes back (stdin) use SMS codes")},
+    {"status", otp_status, N_("otp status ADDRESS"),
+     N_("whether one-time codes are on, recovery codes left, app passwords")},
 };
 
 static int usage(const char *verb)

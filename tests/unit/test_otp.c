@@ -32,8 +32,8 @@ START_TEST(totp_matches_the_rfc6238_vectors)
 		int64_t t;
 		const char *code;
 	} vectors[] = {
-		{59, "287082"},	       {1111111109, "081804"}, {1111111111, "050471"},
-		{1234567890, "005924"}, {2000000000, "279037"}, {20000000000LL, "353130"},
+	    {59, "287082"},	    {1111111109, "081804"}, {1111111111, "050471"},
+	    {1234567890, "005924"}, {2000000000, "279037"}, {20000000000LL, "353130"},
 	};
 	char code[OTP_DIGITS + 1];
 
@@ -120,7 +120,7 @@ START_TEST(recovery_codes_work_once_each)
 	/* Case does not matter (people copy codes by hand). */
 	for (size_t i = 0; i <= OTP_RECOVERY_CODE_LEN; i++)
 		upper[i] = (codes[5][i] >= 'a' && codes[5][i] <= 'z') ? (char)(codes[5][i] - 32)
-								       : codes[5][i];
+								      : codes[5][i];
 	ck_assert_int_eq(recovery_code_consume(&s, upper, OTP_RECOVERY_CODE_LEN), 0);
 	ck_assert_int_eq(recovery_code_consume(&s, "aaaa-bbbb-cccc-dddd", OTP_RECOVERY_CODE_LEN),
 			 -1);

@@ -354,8 +354,7 @@ struct audit_rows {
 	bool leaked;
 };
 
-static int count_row(void *arg, int64_t t, const char *actor, const char *event,
-		     const char *detail)
+static int count_row(void *arg, int64_t t, const char *actor, const char *event, const char *detail)
 {
 	struct audit_rows *r = arg;
 	json_t *d;
@@ -451,8 +450,13 @@ END_TEST
 
 START_TEST(notice_headers_cannot_be_injected)
 {
-	struct auth_notice n = {AUTH_NOTICE_APP_PASSWORD, "alice@example.org", "mx.example.org",
-				T0, "192.0.2.1", "posternctl", "x\r\nBcc: evil@example.net",
+	struct auth_notice n = {AUTH_NOTICE_APP_PASSWORD,
+				"alice@example.org",
+				"mx.example.org",
+				T0,
+				"192.0.2.1",
+				"posternctl",
+				"x\r\nBcc: evil@example.net",
 				"\"phone\"\r\nX-Evil: 1"};
 	char *msg;
 	size_t len;
