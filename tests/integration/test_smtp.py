@@ -546,6 +546,18 @@ class LimitsTest(SMTPBase):
         self.assertEqual(code, 552)
         self.assertTrue(lines[0].startswith("5.2.2"))
         self.assertEqual(inbox(self.srv, "small@example.org"), 0)
+        # A small message fits; once the mailbox is over its (lowered) quota,
+        # RCPT already says so.
+        r.cmd("MAIL FROM:<a@example.net>")
+        r.cmd("RCPT TO:<small@example.org>")
+        r.cmd("DATA")
+        self.assertEqual(r.cmd(b"Subject: q\r\n\r\nsmall\r\n.\r\n")[0], 250)
+        self.assertEqual(inbox(self.srv, "small@example.org"), 1)
+        self.srv.ctl("quota", "set", "small@example.org", "100")
+        r.cmd("MAIL FROM:<a@example.net>")
+        code, lines = r.cmd("RCPT TO:<small@example.org>")
+        self.assertEqual(code, 452)
+        self.assertTrue(lines[0].startswith("4.2.2"))
 
 
 class ClientsTest(SMTPBase):
