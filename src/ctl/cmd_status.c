@@ -6,7 +6,6 @@
  */
 #include <config.h>
 
-#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -46,23 +45,23 @@ static json_t *daemon_status(struct ctl *ctl, char *err, size_t errlen)
 	return answer;
 }
 
+/* Plain format strings (no PRI macros) so xgettext sees whole messages. */
 static void print_daemon(json_t *d)
 {
-	json_int_t uptime = json_integer_value(json_object_get(d, "uptime"));
+	long long uptime = (long long)json_integer_value(json_object_get(d, "uptime"));
+	long long pid = (long long)json_integer_value(json_object_get(d, "pid"));
 	json_t *conns = json_object_get(d, "connections"), *v;
 	const char *version = json_string_value(json_object_get(d, "version"));
 	const char *proto;
 
-	printf(_("Daemon:      running, pid %" JSON_INTEGER_FORMAT ", version %s\n"),
-	       json_integer_value(json_object_get(d, "pid")), version ? version : "?");
-	printf(_("Uptime:      %" JSON_INTEGER_FORMAT "d %02" JSON_INTEGER_FORMAT
-		 ":%02" JSON_INTEGER_FORMAT ":%02" JSON_INTEGER_FORMAT "\n"),
-	       uptime / 86400, uptime % 86400 / 3600, uptime % 3600 / 60, uptime % 60);
+	printf(_("Daemon:      running, pid %lld, version %s\n"), pid, version ? version : "?");
+	printf(_("Uptime:      %lld days %02lld:%02lld:%02lld\n"), uptime / 86400,
+	       uptime % 86400 / 3600, uptime % 3600 / 60, uptime % 60);
 	printf(_("Connections:"));
 	if (json_object_size(conns) == 0)
 		printf(" 0");
 	json_object_foreach(conns, proto, v)
-	    printf(" %s=%" JSON_INTEGER_FORMAT, proto, json_integer_value(v));
+	    printf(" %s=%lld", proto, (long long)json_integer_value(v));
 	printf("\n");
 }
 
@@ -110,11 +109,11 @@ static int status(struct ctl *ctl, int argc, char **argv)
 		ctl_format_size(s.bytes, size, sizeof(size));
 		printf(_("Store:       %s, schema version %d\n"), store_engine_name(st),
 		       ctl->schema_version);
-		printf(_("Domains:     %" PRId64 "\n"), s.domains);
-		printf(_("Users:       %" PRId64 "\n"), s.users);
-		printf(_("Aliases:     %" PRId64 "\n"), s.aliases);
-		printf(_("Messages:    %" PRId64 " (%s)\n"), s.messages, size);
-		printf(_("Queued:      %" PRId64 "\n"), s.queued);
+		printf(_("Domains:     %lld\n"), (long long)s.domains);
+		printf(_("Users:       %lld\n"), (long long)s.users);
+		printf(_("Aliases:     %lld\n"), (long long)s.aliases);
+		printf(_("Messages:    %lld (%s)\n"), (long long)s.messages, size);
+		printf(_("Queued:      %lld\n"), (long long)s.queued);
 		if (daemon)
 			print_daemon(daemon);
 		else
