@@ -210,13 +210,33 @@ static size_t count_lines(const char *p, size_t len)
 	return n;
 }
 
+/* Adds one part [START, END) to M's children; false when no more fit. */
+static bool add_child(struct walk *w, struct imap_mime *m, size_t *cap, size_t start, size_t end,
+		      unsigned depth, bool digest)
+{
+	if (m->n_children >= IMAP_MIME_PARTS_MAX || w->parts >= IMAP_MIME_PARTS_MAX)
+		return false;
+	if (m->n_children == *cap) {
+		size_t ncap = *cap ? *cap * 2 : 4;
+		struct imap_mime *nc = realloc(m->children, ncap * sizeof(*nc));
+		if (!nc)
+			return false;
+		m->children = nc;
+		*cap = ncap;
+	}
+	memset(&m->children[m->n_children], 0, sizeof(m->children[0]));
+	parse_part(w, &m->children[m->n_children], start, end, depth + 1, digest);
+	m->n_children++;
+	return true;
+}
+
 /* Splits a multipart body at its boundary (RFC 2046 5.1.1). */
 static void parse_multipart(struct walk *w, struct imap_mime *m, const char *boundary,
 			    unsigned depth)
 {
 	const char *msg = w->msg;
 	size_t blen = strlen(boundary), p = m->body_off, end = m->body_off + m->body_len;
-	size_t part_start = 0;
+	size_t part_start = 0, cap = 0;
 	bool in_part = false;
 	bool digest = strcmp(m->subtype, "DIGEST") == 0;
 
@@ -234,18 +254,8 @@ static void parse_multipart(struct walk *w, struct imap_mime *m, const char *bou
 					pend--;
 				if (pend > part_start && msg[pend - 1] == '\r')
 					pend--;
-				if (m->n_children < IMAP_MIME_PARTS_MAX &&
-				    w->parts < IMAP_MIME_PARTS_MAX) {
-					struct imap_mime *nc = realloc(
-						m->children, (m->n_children + 1) * sizeof(*nc));
-					if (!nc)
-						return;
-					m->children = nc;
-					memset(&nc[m->n_children], 0, sizeof(*nc));
-					parse_part(w, &nc[m->n_children], part_start, pend,
-						   depth + 1, digest);
-					m->n_children++;
-				}
+				if (!add_child(w, m, &cap, part_start, pend, depth, digest))
+					return;
 			}
 			if (close)
 				return;
@@ -255,15 +265,8 @@ static void parse_multipart(struct walk *w, struct imap_mime *m, const char *bou
 		p = line_end;
 	}
 	/* A missing close delimiter ends the last part at the end of the body. */
-	if (in_part && part_start < end && m->n_children < IMAP_MIME_PARTS_MAX) {
-		struct imap_mime *nc = realloc(m->children, (m->n_children + 1) * sizeof(*nc));
-		if (!nc)
-			return;
-		m->children = nc;
-		memset(&nc[m->n_children], 0, sizeof(*nc));
-		parse_part(w, &nc[m->n_children], part_start, end, depth + 1, digest);
-		m->n_children++;
-	}
+	if (in_part && part_start < end)
+		add_child(w, m, &cap, part_start, end, depth, digest);
 }
 
 static void parse_part(struct walk *w, struct imap_mime *m, size_t off, size_t end,
