@@ -316,11 +316,10 @@ void auth_verify_dummy(const char *password, size_t pwlen)
 }
 
 /* The slow path: Argon2id verify, lock check, key unwrap. */
-static enum auth_result login_full(const struct store_user *u, const char *password, size_t pwlen,
-				   struct user_key **key_out)
+enum auth_result auth_unlock_key(const struct store_user *u, const char *password, size_t pwlen,
+				 struct user_key **key_out)
 {
-	if (crypto_password_verify(u->password_hash, password, pwlen) != 0)
-		return AUTH_FAILED;
+	*key_out = NULL;
 	if (u->locked)
 		return AUTH_LOCKED;
 	if (crypto_user_unlock(u->wrapped_key, u->wrapped_key_len, password, pwlen, key_out) != 0) {
@@ -337,8 +336,18 @@ static enum auth_result login_full(const struct store_user *u, const char *passw
 	return AUTH_OK;
 }
 
+/* The slow path: Argon2id verify, lock check, key unwrap. */
+static enum auth_result login_full(const struct store_user *u, const char *password, size_t pwlen,
+				   struct user_key **key_out)
+{
+	if (crypto_password_verify(u->password_hash, password, pwlen) != 0)
+		return AUTH_FAILED;
+	return auth_unlock_key(u, password, pwlen, key_out);
+}
+
 enum auth_result auth_check_password(const struct store_user *u, const char *norm,
-				     const char *password, size_t pwlen, struct user_key **key_out)
+				     const char *password, size_t pwlen, bool cacheable,
+				     struct user_key **key_out)
 {
 	char cached_hash[STORE_PWHASH_MAX];
 	unsigned char id[AUTH_ID_BYTES];
@@ -348,7 +357,7 @@ enum auth_result auth_check_password(const struct store_user *u, const char *nor
 
 	*key_out = NULL;
 	pthread_mutex_lock(&cache_lock);
-	use_cache = cache_ttl > 0 && cache_key_ready;
+	use_cache = cacheable && cache_ttl > 0 && cache_key_ready;
 	if (use_cache)
 		cache_id(norm, password, pwlen, id);
 	pthread_mutex_unlock(&cache_lock);

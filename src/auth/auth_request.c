@@ -356,32 +356,39 @@ static enum auth_result try_password(struct store *st, const struct store_user *
 			code_len = OTP_DIGITS;
 		a->method = "password+totp";
 	}
-	res = auth_check_password(u, norm, pw, len - code_len, key);
-	if (res == AUTH_FAILED) {
+	if (rc != STORE_OK) {
+		res = auth_check_password(u, norm, pw, len, true, key);
+		if (res == AUTH_FAILED)
+			a->reason = "wrong password";
+		else if (res == AUTH_LOCKED)
+			a->reason = "account locked";
+		else if (res != AUTH_OK)
+			a->reason = "cannot unlock the key";
+		return res;
+	}
+	/*
+	 * A user with one-time codes: the password costs one Argon2id, the code is checked
+	 * next, and only then is the key unwrapped, so "right password, wrong code" takes
+	 * the time of a wrong password. No login cache here for the same reason (their
+	 * codes are single use, so clients that reconnect often use app passwords).
+	 */
+	if (crypto_password_verify(u->password_hash, pw, len - code_len) != 0) {
 		a->reason = "wrong password";
-		return res;
+		return AUTH_FAILED;
 	}
-	if (res == AUTH_LOCKED) {
+	if (code_len == 0) {
+		/* Fails exactly like a wrong password; an SMS user gets a code. */
+		send_sms_code(st, u, a, now);
+		return AUTH_FAILED;
+	}
+	res = check_code(st, u, a, pw + len - code_len, code_len, now);
+	if (res != AUTH_OK)
+		return res;
+	res = auth_unlock_key(u, pw, len - code_len, key);
+	if (res == AUTH_LOCKED)
 		a->reason = "account locked";
-		return res;
-	}
-	if (res != AUTH_OK) {
+	else if (res != AUTH_OK)
 		a->reason = "cannot unlock the key";
-		return res;
-	}
-	if (rc == STORE_OK) {
-		if (code_len == 0) {
-			/* Fails exactly like a wrong password; an SMS user gets a code. */
-			send_sms_code(st, u, a, now);
-			res = AUTH_FAILED;
-		} else {
-			res = check_code(st, u, a, pw + len - code_len, code_len, now);
-		}
-		if (res != AUTH_OK) {
-			user_key_free(*key);
-			*key = NULL;
-		}
-	}
 	return res;
 }
 

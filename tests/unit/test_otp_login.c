@@ -407,6 +407,37 @@ START_TEST(password_policy_wants_length_and_no_dictionary_word)
 }
 END_TEST
 
+START_TEST(otp_users_skip_the_login_cache)
+{
+	unsigned char secret[OTP_SECRET_BYTES];
+	char codes[OTP_RECOVERY_CODES][OTP_RECOVERY_CODE_LEN + 1], buf[128];
+	unsigned long before;
+
+	auth_setup(600);
+	add_user("bob@example.org");
+	ck_assert_int_eq(login_as("bob@example.org", PW, "imap", NULL), AUTH_OK);
+	before = crypto_argon2_count();
+	ck_assert_int_eq(login_as("bob@example.org", PW, "imap", NULL), AUTH_OK);
+	ck_assert_uint_eq(crypto_argon2_count() - before, 0); /* cached */
+
+	randombytes_buf(secret, sizeof(secret));
+	enroll(add_user("alice@example.org"), secret, codes);
+	with_code(buf, sizeof(buf), secret, fake_now);
+	ck_assert_int_eq(login(buf), AUTH_OK);
+	fake_now += OTP_STEP_SECONDS;
+	with_code(buf, sizeof(buf), secret, fake_now);
+	before = crypto_argon2_count();
+	ck_assert_int_eq(login(buf), AUTH_OK);
+	ck_assert_uint_gt(crypto_argon2_count() - before, 0);
+	/* So a right password with a wrong code costs what a wrong password costs. */
+	before = crypto_argon2_count();
+	snprintf(buf, sizeof(buf), "%s000000", PW);
+	ck_assert_int_eq(login(buf), AUTH_FAILED);
+	ck_assert_uint_eq(crypto_argon2_count() - before, 1);
+	auth_cache_clear();
+}
+END_TEST
+
 static int notices;
 static char last_notice[8192];
 
@@ -491,6 +522,7 @@ static Suite *otp_login_suite(void)
 	tcase_add_test(tc, every_attempt_leaves_an_audit_row_without_secrets);
 	tcase_add_test(tc, password_policy_wants_length_and_no_dictionary_word);
 	tcase_add_test(tc, login_from_a_new_address_sends_a_notice);
+	tcase_add_test(tc, otp_users_skip_the_login_cache);
 	tcase_add_test(tc, notice_headers_cannot_be_injected);
 	suite_add_tcase(s, tc);
 	return s;
