@@ -4,6 +4,7 @@ independent implementation), replayed codes, recovery codes, app passwords
 and their protocol scopes, failure throttling and its expiry, the audit log,
 and identical replies for unknown users and wrong passwords."""
 import http.server
+import imaplib
 import json
 import poplib
 import threading
@@ -37,9 +38,9 @@ def tls_context(srv):
 class LoginSecurityTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.srv = Server(listeners=("submission", "pop3"), config={"auth": FAST_AUTH})
+        cls.srv = Server(listeners=("submission", "pop3", "imap"), config={"auth": FAST_AUTH})
         cls.srv.add_domain("example.org")
-        for user in ("alice", "bob", "carol", "dave", "erin"):
+        for user in ("alice", "bob", "carol", "dave", "erin", "gina"):
             cls.srv.add_user("%s@example.org" % user, PASSWORD)
 
     @classmethod
@@ -74,6 +75,22 @@ class LoginSecurityTest(unittest.TestCase):
             return e.args[0]
         finally:
             p.close()
+
+    def imap_login(self, user, password):
+        """None on success, else the tagged NO/BAD text (str)."""
+        m = imaplib.IMAP4("127.0.0.1", self.srv.port("imap"), timeout=30)
+        try:
+            m.starttls(ssl_context=tls_context(self.srv))
+            m.login(user, password)
+            m.logout()
+            return None
+        except imaplib.IMAP4.error as e:
+            return str(e)
+        finally:
+            try:
+                m.shutdown()
+            except OSError:
+                pass
 
     def pop_messages(self, user, password):
         """Every message of USER's INBOX over POP3 (bytes)."""
@@ -138,6 +155,15 @@ class LoginSecurityTest(unittest.TestCase):
                             for r in rows), rows)
         self.srv.ctl("auth", "unblock", user)
 
+    def test_totp_on_imap(self):
+        user = "gina@example.org"
+        secret, _ = self.enroll(user)
+        self.assertIsNotNone(self.imap_login(user, PASSWORD))
+        code = oathtool(secret)
+        self.assertIsNone(self.imap_login(user, PASSWORD + code))
+        self.assertIsNotNone(self.imap_login(user, PASSWORD + code))
+        self.srv.ctl("auth", "unblock", user)
+
     def test_recovery_code_works_once(self):
         user = "bob@example.org"
         _, codes = self.enroll(user)
@@ -171,8 +197,9 @@ class LoginSecurityTest(unittest.TestCase):
         self.assertEqual(res.returncode, 1)
         # The app password logs in without a code where allowed, and opens the mailbox.
         self.assertIsNone(self.pop_login(user, app["password"]))
-        # SMTP is not in its scope.
+        # SMTP and IMAP are not in its scope.
         self.assertEqual(self.smtp_login(user, app["password"])[0], 535)
+        self.assertIsNotNone(self.imap_login(user, app["password"]))
         # Enrolment and the new app password each left a notice in the INBOX.
         subjects = [m.split(b"\r\nSubject: ", 1)[1].split(b"\r\n", 1)[0]
                     for m in self.pop_messages(user, app["password"])]
@@ -197,6 +224,9 @@ class LoginSecurityTest(unittest.TestCase):
         pop_wrong = self.pop_login("dave@example.org", "not the password")
         pop_unknown = self.pop_login("nobody@example.org", "not the password")
         self.assertEqual(pop_wrong, pop_unknown)
+        imap_wrong = self.imap_login("dave@example.org", "not the password")
+        imap_unknown = self.imap_login("nobody@example.org", "not the password")
+        self.assertEqual(imap_wrong, imap_unknown)
         self.srv.ctl("auth", "unblock", "dave@example.org")
 
     def test_throttling_kicks_in_expires_and_unblocks(self):
@@ -207,6 +237,7 @@ class LoginSecurityTest(unittest.TestCase):
         # Now even the right password gets the temporary-failure reply.
         self.assertTrue(self.pop_login(user, PASSWORD).startswith(b"-ERR [SYS/TEMP]"))
         self.assertEqual(self.smtp_login(user, PASSWORD)[0], 454)
+        self.assertIn("[UNAVAILABLE]", self.imap_login(user, PASSWORD))
         blocks = json.loads(self.srv.ctl("auth", "blocks", "--json").stdout)
         self.assertIn(user, [b["address"] for b in blocks])
         # The wait after the 4th failure is one second; then a success clears it.
