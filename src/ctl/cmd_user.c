@@ -361,6 +361,46 @@ static int user_show(struct ctl *ctl, int argc, char **argv)
 	return CTL_EXIT_OK;
 }
 
+/* Aliases pointing at a user: kept across an admin reset, removed with the user. */
+struct alias_list {
+	const char *target;
+	json_t *aliases;
+};
+
+static int collect_alias(void *arg, const char *alias, const char *target)
+{
+	struct alias_list *l = arg;
+
+	if (strcmp(target, l->target) == 0)
+		json_array_append_new(l->aliases, json_string(alias));
+	return 0;
+}
+
+static int collect_domain(void *arg, const char *domain)
+{
+	return json_array_append_new(arg, json_string(domain)) == 0 ? 0 : -1;
+}
+
+/* Aliases of every local domain that point at L->target. */
+static int collect_aliases_to(struct store *st, struct alias_list *l)
+{
+	json_t *domains = json_array(), *d;
+	size_t i;
+	int rc;
+
+	if (!domains)
+		return STORE_ERR;
+	rc = store_domain_list(st, collect_domain, domains);
+	json_array_foreach(domains, i, d)
+	{
+		if (rc != STORE_OK)
+			break;
+		rc = store_alias_list(st, json_string_value(d), collect_alias, l);
+	}
+	json_decref(domains);
+	return rc;
+}
+
 static int user_del(struct ctl *ctl, int argc, char **argv)
 {
 	bool yes = false;
@@ -368,6 +408,9 @@ static int user_del(struct ctl *ctl, int argc, char **argv)
 	char *pos[1], address[STORE_ADDRESS_MAX + 1], question[512];
 	struct store *st;
 	struct store_user u;
+	struct alias_list al = {address, NULL};
+	json_t *a;
+	size_t i;
 	int n, rc;
 
 	if (ctl_parse_args(ctl, argc, argv, opts, pos, 1, 1, &n) != 0)
@@ -384,16 +427,49 @@ static int user_del(struct ctl *ctl, int argc, char **argv)
 			return CTL_EXIT_FAIL;
 		}
 	}
-	rc = store_user_del(st, address);
-	if (rc == STORE_NOTFOUND) {
-		ctl_error(_("no such user: %s"), address);
-		return CTL_EXIT_NOTFOUND;
+	if (!(al.aliases = json_array())) {
+		ctl_error(_("out of memory"));
+		return CTL_EXIT_FAIL;
 	}
-	if (rc != STORE_OK)
+	/* Aliases that would point nowhere go with the user, in one transaction. */
+	rc = collect_aliases_to(st, &al);
+	if (rc == STORE_OK)
+		rc = store_begin(st);
+	if (rc != STORE_OK) {
+		json_decref(al.aliases);
 		return ctl_store_fail(ctl, rc, address);
+	}
+	rc = store_user_del(st, address);
+	json_array_foreach(al.aliases, i, a)
+	{
+		if (rc != STORE_OK)
+			break;
+		rc = store_alias_del(st, json_string_value(a));
+	}
+	if (rc == STORE_OK)
+		rc = store_commit(st);
+	else
+		store_rollback(st);
+	if (rc != STORE_OK) {
+		json_decref(al.aliases);
+		if (rc == STORE_NOTFOUND) {
+			ctl_error(_("no such user: %s"), address);
+			return CTL_EXIT_NOTFOUND;
+		}
+		return ctl_store_fail(ctl, rc, address);
+	}
 	ctl_audit(ctl, "user.del", address);
+	json_array_foreach(al.aliases, i, a) ctl_audit(ctl, "alias.del", json_string_value(a));
 	ctl_daemon_forget(ctl, address);
-	print_ok(ctl, address, _("user %s deleted\n"), address);
+	if (ctl->json) {
+		ctl_json_print(json_pack("{s:b,s:s,s:O}", "ok", 1, "address", address,
+					 "aliases_removed", al.aliases));
+	} else {
+		printf(_("user %s deleted\n"), address);
+		json_array_foreach(al.aliases, i, a)
+		    printf(_("alias %s deleted\n"), json_string_value(a));
+	}
+	json_decref(al.aliases);
 	return CTL_EXIT_OK;
 }
 
@@ -512,45 +588,6 @@ out:
  * same quota, lock state and aliases; the mail sealed to the old key, which
  * nobody can open any more, goes with the old row.
  */
-struct alias_list {
-	const char *target;
-	json_t *aliases;
-};
-
-static int collect_alias(void *arg, const char *alias, const char *target)
-{
-	struct alias_list *l = arg;
-
-	if (strcmp(target, l->target) == 0)
-		json_array_append_new(l->aliases, json_string(alias));
-	return 0;
-}
-
-static int collect_domain(void *arg, const char *domain)
-{
-	return json_array_append_new(arg, json_string(domain)) == 0 ? 0 : -1;
-}
-
-/* Aliases of every local domain that point at L->target. */
-static int collect_aliases_to(struct store *st, struct alias_list *l)
-{
-	json_t *domains = json_array(), *d;
-	size_t i;
-	int rc;
-
-	if (!domains)
-		return STORE_ERR;
-	rc = store_domain_list(st, collect_domain, domains);
-	json_array_foreach(domains, i, d)
-	{
-		if (rc != STORE_OK)
-			break;
-		rc = store_alias_list(st, json_string_value(d), collect_alias, l);
-	}
-	json_decref(domains);
-	return rc;
-}
-
 static int passwd_reset(struct ctl *ctl, struct store *st, struct store_user *old)
 {
 	char *pw = password_new(), prompt[512], resolved[STORE_ADDRESS_MAX + 1];
@@ -682,7 +719,10 @@ static int user_passwd(struct ctl *ctl, int argc, char **argv)
 static int user_recover(struct ctl *ctl, int argc, char **argv)
 {
 	const char *keyfile = NULL;
-	const struct ctl_option opts[] = {{"--recovery-key", &keyfile, NULL}, {NULL, NULL, NULL}};
+	bool new_password = false; /* a new password is always asked for; the flag says so */
+	const struct ctl_option opts[] = {{"--recovery-key", &keyfile, NULL},
+					  {"--new-password", NULL, &new_password},
+					  {NULL, NULL, NULL}};
 	char *pos[1], *pw = NULL, prompt[512];
 	unsigned char rpub[32], *rpriv = NULL;
 	struct store *st;

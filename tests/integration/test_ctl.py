@@ -275,9 +275,18 @@ class CtlStoreTest(unittest.TestCase):
         res = self.ctl("user", "del", "alice@example.org", input="no\n")
         self.assertEqual(res.returncode, EXIT_FAIL)
         self.show("alice@example.org")
+        self.ok("alias", "add", "info@example.org", "alice@example.org")
+        self.ok("user", "add", "bob@example.org", input="pw\n")
+        self.ok("alias", "add", "sales@example.org", "bob@example.org")
         self.ok("user", "del", "alice@example.org", input="yes\n")
         self.assertEqual(self.ctl("user", "show", "alice@example.org").returncode,
                          EXIT_NOTFOUND)
+        # aliases of the deleted user go with it, others stay
+        self.assertEqual(as_json(self.ok("alias", "list", "--json")),
+                         [{"alias": "sales@example.org", "target": "bob@example.org"}])
+        out = as_json(self.ok("user", "del", "bob@example.org", "--yes", "--json"))
+        self.assertEqual(out["aliases_removed"], ["sales@example.org"])
+        self.assertEqual(as_json(self.ok("alias", "list", "--json")), [])
         self.assertEqual(self.ctl("user", "del", "alice@example.org", "--yes").returncode,
                          EXIT_NOTFOUND)
 
@@ -353,7 +362,7 @@ class CtlStoreTest(unittest.TestCase):
             res = run("user", "recover", "alice@example.org", input="pw2\n")
             self.assertEqual(res.returncode, EXIT_USAGE)
             res = run("user", "recover", "alice@example.org", "--recovery-key", keyfile,
-                      input="forgotten-no-more\n")
+                      "--new-password", input="forgotten-no-more\n")
             self.assertEqual(res.returncode, 0, res.stderr)
             shown = as_json(run("user", "show", "alice@example.org", "--json"))
             self.assertEqual(shown["public_key"], pub)
