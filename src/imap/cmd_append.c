@@ -1,11 +1,13 @@
 /*
  * cmd_append.c - APPEND (RFC 3501 6.3.11) with APPENDUID (RFC 4315) and
- * APPENDLIMIT (RFC 7889). The message goes through deliver_to_mailbox():
- * scanned (result stored 1:1), sealed to the owner's key, stored.
+ * APPENDLIMIT (RFC 7889). The message goes through deliver_to_mailbox() on
+ * the job pool: scanned (result stored 1:1), sealed to the owner's key,
+ * stored; the session waits meanwhile.
  */
 #include <config.h>
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -13,6 +15,80 @@
 #include "imap/imap_int.h"
 #include "util/i18n.h"
 #include "util/log.h"
+
+struct append_job {
+	struct imap_session *s;
+	int64_t user_id;
+	struct store_mailbox mb;
+	uint32_t flags;
+	int64_t date;
+	char keywords[512];
+	char client_ip[64];
+	unsigned char *msg; /* plaintext, wiped when done */
+	size_t len;
+	enum deliver_status status;
+	struct store_message out;
+};
+
+static void append_job_free(struct append_job *job)
+{
+	imap_wipe_free(job->msg, job->len);
+	free(job);
+}
+
+/* On the job pool: scanning and sealing are the slow part. */
+static void append_work(struct store *st, void *arg)
+{
+	struct append_job *job = arg;
+	struct store_user user;
+	struct scan_input scan_in = {0};
+
+	memset(&user, 0, sizeof(user));
+	job->status = DELIVER_TEMPFAIL;
+	if (store_user_get_by_id(st, job->user_id, &user) != STORE_OK ||
+	    store_begin(st) != STORE_OK) {
+		store_user_clear(&user);
+		return;
+	}
+	scan_in.client_ip = job->client_ip;
+	scan_in.user_id = job->user_id;
+	job->status = deliver_to_mailbox(st, &user, job->mb.id, job->flags, job->date, job->msg,
+					 job->len, &scan_in, &job->out);
+	store_user_clear(&user);
+	if (job->status == DELIVER_OK && job->keywords[0]) {
+		uint64_t modseq;
+		if (store_message_set_flags(st, job->out.id, job->flags, job->keywords, &modseq) !=
+		    STORE_OK)
+			job->status = DELIVER_TEMPFAIL;
+	}
+	if (job->status == DELIVER_OK && store_commit(st) != STORE_OK)
+		job->status = DELIVER_TEMPFAIL;
+	if (job->status != DELIVER_OK)
+		store_rollback(st);
+}
+
+static void append_done(struct conn *c, void *arg)
+{
+	struct append_job *job = arg;
+	struct imap_session *s = job->s;
+	(void)c;
+
+	if (conn_is_closing(s->c)) {
+		append_job_free(job);
+		return;
+	}
+	if (job->status == DELIVER_OK) {
+		imap_changed(job->mb.id);
+		imap_ok(s, "[APPENDUID %u %u] APPEND completed", job->mb.uidvalidity, job->out.uid);
+	} else if (job->status == DELIVER_QUOTA) {
+		imap_no(s, "[OVERQUOTA] Quota exceeded");
+	} else {
+		log_error(_("imap: APPEND for %s failed"), s->id.address);
+		imap_no(s, "[UNAVAILABLE] Cannot store the message now");
+	}
+	append_job_free(job);
+	imap_continue_input(s);
+}
 
 /* RFC 3501 6.3.11 */
 void imap_cmd_append(struct imap_session *s, struct imap_command *cmd)
@@ -22,13 +98,10 @@ void imap_cmd_append(struct imap_session *s, struct imap_command *cmd)
 	struct store *st = conn_store(s->c);
 	const struct imap_arg *msg;
 	struct store_mailbox mb;
-	struct store_user user;
-	struct store_message out;
-	struct scan_input scan_in = {0};
+	struct append_job *job;
 	uint32_t flags = 0;
 	int64_t date = (int64_t)time(NULL);
 	size_t i = 1;
-	enum deliver_status ds;
 	int rc;
 
 	if (cmd->n_args < 2 || cmd->n_args > 4) {
@@ -86,34 +159,30 @@ void imap_cmd_append(struct imap_session *s, struct imap_command *cmd)
 		imap_no(s, "[TRYCREATE] No such mailbox");
 		return;
 	}
-	memset(&user, 0, sizeof(user));
-	if (rc == STORE_OK)
-		rc = store_user_get_by_id(st, s->id.user_id, &user);
-	if (rc != STORE_OK || store_begin(st) != STORE_OK) {
-		store_user_clear(&user);
+	if (rc != STORE_OK) {
 		imap_no(s, "[UNAVAILABLE] Cannot store the message now");
 		return;
 	}
-	scan_in.client_ip = conn_peer_address(s->c);
-	scan_in.user_id = s->id.user_id;
-	ds = deliver_to_mailbox(st, &user, mb.id, flags, date, (const unsigned char *)msg->str,
-				msg->len, &scan_in, &out);
-	store_user_clear(&user);
-	if (ds == DELIVER_OK && keywords[0]) {
-		uint64_t modseq;
-		if (store_message_set_flags(st, out.id, flags, keywords, &modseq) != STORE_OK)
-			ds = DELIVER_TEMPFAIL;
-	}
-	if (ds != DELIVER_OK || store_commit(st) != STORE_OK) {
-		store_rollback(st);
-		if (ds == DELIVER_QUOTA) {
-			imap_no(s, "[OVERQUOTA] Quota exceeded");
-			return;
-		}
-		log_error(_("imap: APPEND for %s failed"), s->id.address);
-		imap_no(s, "[UNAVAILABLE] Cannot store the message now");
+	job = calloc(1, sizeof(*job));
+	if (!job) {
+		imap_no(s, "[UNAVAILABLE] Out of memory");
 		return;
 	}
-	imap_changed(mb.id);
-	imap_ok(s, "[APPENDUID %u %u] APPEND completed", mb.uidvalidity, out.uid);
+	job->s = s;
+	job->user_id = s->id.user_id;
+	job->mb = mb;
+	job->flags = flags;
+	job->date = date;
+	memcpy(job->keywords, keywords, sizeof(keywords));
+	snprintf(job->client_ip, sizeof(job->client_ip), "%s", conn_peer_address(s->c));
+	/* The job takes the message over from the parsed command. */
+	job->msg = (unsigned char *)msg->str;
+	job->len = msg->len;
+	cmd->args[i].str = NULL;
+	s->busy = true;
+	if (conn_defer(s->c, append_work, append_done, job) < 0) {
+		append_job_free(job);
+		s->busy = false;
+		imap_no(s, "[UNAVAILABLE] Server busy, try again later");
+	}
 }
