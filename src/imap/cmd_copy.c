@@ -68,7 +68,7 @@ void imap_cmd_copy(struct imap_session *s, struct imap_command *cmd)
 			rc = STORE_OK; /* expunged meanwhile: nothing to copy */
 			continue;
 		}
-		if (rc == STORE_OK && move && dst.id != s->sel.mb.id)
+		if (rc == STORE_OK && move)
 			rc = store_message_expunge(st, m->id);
 		if (rc == STORE_OK) {
 			add_uid(&src_uids, m->uid, copied == 0);

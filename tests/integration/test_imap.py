@@ -429,6 +429,41 @@ class ImapTest(unittest.TestCase):
         self.assertTrue(whole.startswith(b"Return-Path: <sender@example.net>\r\n"))
         self.assertEqual(data[1][1], b"line one\r\n.dot line\r\n\r\nlast line\r\n")
 
+    def test_locked_account_is_refused_like_a_wrong_password(self):
+        user = self.new_user()
+        self.srv.ctl("user", "lock", user)
+        r = self.raw()
+        _, tagged = r.cmd('LOGIN "%s" "%s"' % (user, PASSWORD))
+        self.assertIn(b"NO [AUTHENTICATIONFAILED] Authentication failed", tagged)
+        self.srv.ctl("user", "unlock", user)
+        r.login(user)
+
+    def test_trace_redacts_and_metrics_count(self):
+        secret = "Very-Secret-%d" % time.monotonic_ns()
+        user = "traced@example.org"
+        self.srv.add_user(user, secret)
+        r = self.raw()
+        r.cmd('LOGIN "%s" "%s"' % (user, secret))
+        token = base64.b64encode(b"\0" + user.encode() + b"\0" + secret.encode()).decode()
+        r.cmd("AUTHENTICATE PLAIN " + token)
+        r.cmd(b"APPEND INBOX {%d+}\r\n" % len(SIMPLE) + SIMPLE)
+        r.cmd("SELECT INBOX")
+        r.cmd("UID MOVE 1 Junk")
+        time.sleep(0.3)
+        res = self.srv.ctl("trace", "--json", "--protocol", "imap")
+        self.assertNotIn(secret, res.stdout)
+        self.assertNotIn(token, res.stdout)
+        self.assertIn("LOGIN \\\"%s\\\" ***" % user, res.stdout.replace('\\"', '\\\"'))
+        self.assertIn("AUTHENTICATE PLAIN ***", res.stdout)
+        self.assertNotIn("first line", res.stdout)  # message text never traced
+        self.assertIn("scanner learned spam", res.stdout)
+        import urllib.request
+        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % self.srv.metrics_port,
+                                    timeout=10) as resp:
+            text = resp.read().decode()
+        self.assertRegex(text, r'postern_commands_total\{protocol="imap",command="UID MOVE"\} [1-9]')
+        self.assertRegex(text, r'postern_commands_total\{protocol="imap",command="SELECT"\} [1-9]')
+
     # ---- two sessions ----
 
     def test_sessions_see_each_others_changes(self):
