@@ -325,7 +325,7 @@ fail:
 int ctl_cmd_init(struct ctl *ctl, int argc, char **argv)
 {
 	if (argc >= 2 && (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0)) {
-		printf("  posternctl %-60s %s\n", _(init_usage), _(init_help));
+		printf("  posternctl %s\n      %s\n", _(init_usage), _(init_help));
 		return CTL_EXIT_OK;
 	}
 	return init(ctl, argc, argv);

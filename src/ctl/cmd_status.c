@@ -131,7 +131,7 @@ static int status(struct ctl *ctl, int argc, char **argv)
 int ctl_cmd_status(struct ctl *ctl, int argc, char **argv)
 {
 	if (argc >= 2 && (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0)) {
-		printf("  posternctl status [--require-daemon]  %s\n",
+		printf("  posternctl status [--require-daemon]\n      %s\n",
 		       _("store counts and the running daemon's state"));
 		return CTL_EXIT_OK;
 	}

@@ -784,7 +784,7 @@ static const struct ctl_verb verbs[] = {
     {"lock", user_lock, N_("user lock ADDRESS"), N_("refuse every login of a user")},
     {"passwd", user_passwd, N_("user passwd ADDRESS [--old-password-stdin | --yes]"),
      N_("set a new password (without the old one the old mail is lost)")},
-    {"recover", user_recover, N_("user recover ADDRESS --recovery-key FILE"),
+    {"recover", user_recover, N_("user recover ADDRESS --recovery-key FILE [--new-password]"),
      N_("set a new password with the recovery key, keeping the mail")},
     {"show", user_show, N_("user show ADDRESS"), N_("quota, usage, lock state and mailboxes")},
     {"unlock", user_unlock, N_("user unlock ADDRESS"), N_("allow logins again")},

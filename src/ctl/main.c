@@ -58,7 +58,7 @@ static void usage(FILE *out)
 	fprintf(out, _("  -h, --help         this help\n"));
 	fprintf(out, _("\nGroups (\"posternctl GROUP help\" lists the commands of one):\n"));
 	for (size_t i = 0; i < sizeof(groups) / sizeof(groups[0]); i++)
-		fprintf(out, "  %-10s %s\n", groups[i].name, _(groups[i].help));
+		fprintf(out, "  %-13s %s\n", groups[i].name, _(groups[i].help));
 	fprintf(out, _("\nExit codes: 0 ok, 1 failed, 2 bad arguments, 3 not found, 4 already "
 		       "exists, 5 config error, 6 store error, 7 daemon unreachable.\n"));
 }

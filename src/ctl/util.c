@@ -543,7 +543,7 @@ int ctl_dispatch(struct ctl *ctl, const struct ctl_verb *verbs, size_t n, int ar
 {
 	if (argc >= 2 && (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0)) {
 		for (size_t i = 0; i < n; i++)
-			printf("  posternctl %-50s %s\n", _(verbs[i].usage), _(verbs[i].help));
+			printf("  posternctl %s\n      %s\n", _(verbs[i].usage), _(verbs[i].help));
 		return CTL_EXIT_OK;
 	}
 	if (argc < 2) {

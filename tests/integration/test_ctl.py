@@ -114,6 +114,10 @@ class CtlStoreTest(unittest.TestCase):
                       "user"):
             self.assertIn(group, res.stdout)
         self.assertEqual(ctl_raw("--help").returncode, 0)
+        verbs = self.ok("user", "help").stdout
+        for verb in ("add", "list", "show", "del", "passwd", "lock", "unlock", "recover"):
+            self.assertIn("posternctl user %s" % verb, verbs)
+        self.assertIn("--require-daemon", self.ok("status", "help").stdout)
 
     def test_unknown_group_and_verb_print_usage_and_exit_2(self):
         for args in (("frobnicate",), ("user", "frobnicate"), ("user",), ("domain", "add"),
