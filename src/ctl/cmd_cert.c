@@ -41,8 +41,14 @@ static int cert_selfsigned(struct ctl *ctl, int argc, char **argv)
 	 * not exist yet.
 	 */
 	if (!cert || !hostname) {
-		if ((rc = ctl_config(ctl)) != CTL_EXIT_OK)
+		if ((rc = ctl_config(ctl)) != CTL_EXIT_OK) {
+			/* The config is refused while the files it names do not exist. */
+			if (!cert)
+				ctl_note(_("To create the first certificate, name the files: "
+					   "posternctl cert selfsigned --hostname H --cert FILE "
+					   "--key FILE"));
 			return rc;
+		}
 		if (!cert) {
 			cert = ctl->cfg.tls.cert_file;
 			key = ctl->cfg.tls.key_file;
