@@ -667,6 +667,9 @@ class CtlDaemonTest(unittest.TestCase):
             srv.ctl("alias", "add", "info@example.org", "alice@example.org")
             self.deliver(srv, "info@example.org")
             self.assertEqual(self.inbox(srv, "alice@example.org"), 1)
+            counts = as_json(srv.ctl("status", "--json"))["store"]
+            self.assertEqual(counts["messages"], 1)
+            self.assertGreater(counts["bytes"], 0)
             srv.ctl("user", "passwd", "alice@example.org", "--old-password-stdin",
                     input="pw1\npw2\n")
             self.assertEqual(self.inbox(srv, "alice@example.org"), 1)
