@@ -13,6 +13,8 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <grp.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pwd.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -273,6 +275,11 @@ static void accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct soc
 
 	(void)lev;
 	(void)socklen;
+	/* Replies are small writes, often several TLS records: without
+	 * TCP_NODELAY each waits for the client's delayed ACK (about 40 ms). */
+	int one = 1;
+	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0)
+		log_debug("TCP_NODELAY: %s", strerror(errno));
 	peer_of(sa, peer, sizeof(peer), key, sizeof(key), &port);
 	refused = net_conn_admit(key);
 	if (refused) {
