@@ -21,6 +21,7 @@
 
 struct content {
 	bool loaded, failed;
+	bool gone; /* expunged by another session meanwhile: matches nothing */
 	unsigned char *plain;
 	size_t len;
 	struct imap_mime *root;
@@ -49,12 +50,15 @@ static void content_free(struct content *c)
 
 static bool content_load(struct imap_session *s, const struct imap_msg *m, struct content *c)
 {
+	int rc;
+
 	if (c->loaded)
 		return !c->failed;
 	c->loaded = true;
-	if (imap_message_load(s, m, &c->plain, &c->len) != STORE_OK ||
-	    !(c->root = imap_mime_parse((const char *)c->plain, c->len))) {
+	rc = imap_message_load(s, m, &c->plain, &c->len);
+	if (rc != STORE_OK || !(c->root = imap_mime_parse((const char *)c->plain, c->len))) {
 		c->failed = true;
+		c->gone = rc == STORE_NOTFOUND;
 		return false;
 	}
 	return true;
@@ -303,7 +307,7 @@ void imap_cmd_search(struct imap_session *s, struct imap_command *cmd)
 			continue;
 		if (match(s, &key, m, (uint32_t)(i + 1), &c))
 			ibuf_printf(&b, " %u", cmd->uid ? m->uid : (uint32_t)(i + 1));
-		failed |= c.failed;
+		failed |= c.failed && !c.gone;
 		content_free(&c);
 	}
 	ibuf_str(&b, "\r\n");

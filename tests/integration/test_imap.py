@@ -510,6 +510,62 @@ class ImapTest(unittest.TestCase):
         r.send(b"DONE\r\n")
         self.assertEqual(r.until("i1")[1], b"i1 OK IDLE terminated")
 
+    def test_concurrent_sessions_on_one_mailbox(self):
+        """Several clients append, flag, fetch and expunge at once; an idling
+        session follows along; afterwards every view agrees with the store."""
+        import threading
+        user = self.new_user()
+        watcher = self.raw(user)
+        watcher.cmd("SELECT INBOX")
+        watcher.send(b"w IDLE\r\n")
+        self.assertTrue(watcher.line().startswith(b"+"))
+        errors = []
+
+        def worker(n):
+            try:
+                m = imaplib.IMAP4_SSL("127.0.0.1", self.srv.port("imaps"),
+                                      ssl_context=self.srv.ssl_context())
+                m.login(user, PASSWORD)
+                for i in range(8):
+                    m.append("INBOX", None, None, b"Subject: w%d-%d\r\n\r\nx\r\n" % (n, i))
+                m.select("INBOX")
+                for i in range(5):
+                    m.fetch("1:*", "(FLAGS BODY.PEEK[HEADER.FIELDS (Subject)])")
+                    m.store("1:*", "+FLAGS", r"(\Seen)")
+                    typ, data = m.search(None, "SUBJECT", "w%d-%d" % (n, i))
+                    for num in data[0].split():
+                        m.store(num, "+FLAGS", r"(\Deleted)")
+                    m.expunge()
+                m.logout()
+            except Exception as e:  # reported below
+                errors.append(repr(e))
+
+        threads = [threading.Thread(target=worker, args=(n,)) for n in range(5)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join(120)
+        self.assertEqual(errors, [])
+        lines = []
+        watcher.send(b"DONE\r\n")
+        lines, tagged = watcher.until("w")
+        self.assertEqual(tagged, b"w OK IDLE terminated")
+        m = self.client(user)
+        m.select("INBOX")
+        final = m.search(None, "ALL")[1][0].split()
+        self.assertEqual(len(final), 5 * 3)
+        # The watcher's view, updated only through untagged responses, matches.
+        exists = 0
+        for line in lines:
+            mt = re.match(rb"\* (\d+) (EXISTS|EXPUNGE)", line)
+            if mt and mt.group(2) == b"EXISTS":
+                exists = int(mt.group(1))
+            elif mt:
+                exists -= 1
+        _, tagged = watcher.cmd("NOOP")
+        self.assertEqual(exists, len(final))
+        self.assertEqual(len(self.srv.log().split("AddressSanitizer")), 1)
+
     # ---- bad input ----
 
     def test_bad_input_gets_bad_and_session_survives(self):
