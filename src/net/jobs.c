@@ -15,8 +15,13 @@
 #include "util/i18n.h"
 #include "util/log.h"
 
-#define JOBS_MIN_THREADS 2
-#define JOBS_MAX_THREADS 4
+/* Jobs mix CPU work (Argon2id, scanning, sealing) with waits on the store
+ * (fsync, MariaDB round trips): two threads per core keep the cores busy
+ * while some jobs wait. Each Argon2id run holds its memory cost (64 MiB by
+ * default), which bounds how many threads are sensible. */
+#define JOBS_MIN_THREADS 4
+#define JOBS_MAX_THREADS 16
+#define JOBS_PER_CORE 2
 
 struct job {
 	struct conn *conn;
@@ -98,9 +103,12 @@ static size_t thread_count(void)
 {
 	long cores = sysconf(_SC_NPROCESSORS_ONLN);
 
-	if (cores < JOBS_MIN_THREADS)
+	if (cores < 1)
+		cores = 1;
+	if (cores * JOBS_PER_CORE < JOBS_MIN_THREADS)
 		return JOBS_MIN_THREADS;
-	return cores > JOBS_MAX_THREADS ? JOBS_MAX_THREADS : (size_t)cores;
+	return cores * JOBS_PER_CORE > JOBS_MAX_THREADS ? JOBS_MAX_THREADS
+							: (size_t)(cores * JOBS_PER_CORE);
 }
 
 int jobs_start(const struct config *cfg, char *err, size_t errlen)
