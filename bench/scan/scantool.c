@@ -23,10 +23,11 @@
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: scantool train DIR OUT [--algo lr|nb] [--bits N] [--epochs N] "
-			"[--threshold T] [--ham-weight W] [--cv] [--all]\n"
-			"       scantool eval DIR [--model FILE] [--json] [--all] [--predictions FILE]\n"
-			"       scantool scan FILE [--model FILE]\n");
+	fprintf(stderr,
+		"usage: scantool train DIR OUT [--algo lr|nb] [--bits N] [--epochs N] "
+		"[--threshold T] [--ham-weight W] [--cv] [--all]\n"
+		"       scantool eval DIR [--model FILE] [--json] [--all] [--predictions FILE]\n"
+		"       scantool scan FILE [--model FILE]\n");
 	return 2;
 }
 
@@ -48,7 +49,7 @@ int main(int argc, char **argv)
 	const char *cmd = argv[1];
 	const char *model = NULL, *predictions = NULL;
 	bool json = false;
-	struct scan_train_opts o = { .split = SCAN_SPLIT_TRAIN };
+	struct scan_train_opts o = {.split = SCAN_SPLIT_TRAIN};
 	enum scan_split eval_split = SCAN_SPLIT_TEST;
 	int first_opt = strcmp(cmd, "train") == 0 ? 4 : 3;
 	if (argc < first_opt)
@@ -120,7 +121,8 @@ int main(int argc, char **argv)
 			fprintf(stderr, "scantool: %s\n", err);
 			rc = 1;
 		} else {
-			fprintf(stderr, "scantool: learned from %zu messages, wrote %s\n", used, argv[3]);
+			fprintf(stderr, "scantool: learned from %zu messages, wrote %s\n", used,
+				argv[3]);
 		}
 	} else if (strcmp(cmd, "eval") == 0) {
 		struct scan_eval_report r;

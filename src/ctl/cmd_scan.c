@@ -47,7 +47,7 @@ static int load_model(struct ctl *ctl, const char *model)
 static int scan_file(struct ctl *ctl, int argc, char **argv)
 {
 	const char *model = NULL;
-	const struct ctl_option opts[] = { { "--model", &model, NULL }, { NULL, NULL, NULL } };
+	const struct ctl_option opts[] = {{"--model", &model, NULL}, {NULL, NULL, NULL}};
 	char *pos[1], err[512];
 	int n, rc;
 
@@ -69,8 +69,9 @@ static int scan_file(struct ctl *ctl, int argc, char **argv)
 		for (size_t i = 0; i < r.n_reasons; i++)
 			json_array_append_new(reasons, json_string(r.reasons[i]));
 		ctl_json_print(json_pack("{s:s,s:s,s:f,s:f,s:s,s:o}", "file", pos[0], "verdict",
-					 scan_verdict_name(r.verdict), "score", r.score, "confidence",
-					 r.confidence, "model", r.model_version, "reasons", reasons));
+					 scan_verdict_name(r.verdict), "score", r.score,
+					 "confidence", r.confidence, "model", r.model_version,
+					 "reasons", reasons));
 	} else {
 		printf(_("verdict: %s\n"), scan_verdict_name(r.verdict));
 		printf(_("score: %.3f (confidence %.3f, model %s)\n"), r.score, r.confidence,
@@ -85,10 +86,10 @@ static int scan_train_cmd(struct ctl *ctl, int argc, char **argv)
 {
 	const char *out = "postern-scan.model", *algo = NULL;
 	bool all = false;
-	const struct ctl_option opts[] = { { "--out", &out, NULL },
-					   { "--algo", &algo, NULL },
-					   { "--all", NULL, &all },
-					   { NULL, NULL, NULL } };
+	const struct ctl_option opts[] = {{"--out", &out, NULL},
+					  {"--algo", &algo, NULL},
+					  {"--all", NULL, &all},
+					  {NULL, NULL, NULL}};
 	char *pos[1], err[512];
 	int n;
 
@@ -99,7 +100,7 @@ static int scan_train_cmd(struct ctl *ctl, int argc, char **argv)
 		ctl_error("%s", err);
 		return CTL_EXIT_NOTFOUND;
 	}
-	struct scan_train_opts o = { .algo = algo, .split = all ? SCAN_SPLIT_ALL : SCAN_SPLIT_TRAIN };
+	struct scan_train_opts o = {.algo = algo, .split = all ? SCAN_SPLIT_ALL : SCAN_SPLIT_TRAIN};
 	size_t used = 0;
 	int rc = scan_train(&c, &o, out, &used, err, sizeof(err));
 	scan_corpus_free(&c);
@@ -124,9 +125,8 @@ static int scan_eval_cmd(struct ctl *ctl, int argc, char **argv)
 {
 	const char *model = NULL;
 	bool all = false;
-	const struct ctl_option opts[] = { { "--model", &model, NULL },
-					   { "--all", NULL, &all },
-					   { NULL, NULL, NULL } };
+	const struct ctl_option opts[] = {
+	    {"--model", &model, NULL}, {"--all", NULL, &all}, {NULL, NULL, NULL}};
 	char *pos[1], err[512];
 	int n, rc;
 
@@ -156,12 +156,12 @@ static int scan_eval_cmd(struct ctl *ctl, int argc, char **argv)
 }
 
 static const struct ctl_verb scan_verbs[] = {
-	{ "train", scan_train_cmd, N_("scan train DIR [--out FILE] [--algo lr|nb] [--all]"),
-	  N_("train a model from DIR/{ham,spam,phish} (the 80% training part unless --all)") },
-	{ "eval", scan_eval_cmd, N_("scan eval DIR [--model FILE] [--all] [--json]"),
-	  N_("precision, recall, F1, ham false positives and speed on the 20% test part") },
-	{ "check", scan_file, N_("scan [check] FILE.eml [--model FILE] [--json]"),
-	  N_("verdict, score and reasons for one message") },
+    {"train", scan_train_cmd, N_("scan train DIR [--out FILE] [--algo lr|nb] [--all]"),
+     N_("train a model from DIR/{ham,spam,phish} (the 80% training part unless --all)")},
+    {"eval", scan_eval_cmd, N_("scan eval DIR [--model FILE] [--all] [--json]"),
+     N_("precision, recall, F1, ham false positives and speed on the 20% test part")},
+    {"check", scan_file, N_("scan [check] FILE.eml [--model FILE] [--json]"),
+     N_("verdict, score and reasons for one message")},
 };
 
 int ctl_cmd_scan(struct ctl *ctl, int argc, char **argv)
@@ -285,8 +285,8 @@ static int q_show(struct ctl *ctl, int argc, char **argv)
 	/* The header block only: the body is what was judged dangerous. */
 	size_t hl = len;
 	for (size_t i = 0; i + 1 < len; i++) {
-		if (msg[i] == '\n' && (msg[i + 1] == '\n' || (msg[i + 1] == '\r' && i + 2 < len &&
-							      msg[i + 2] == '\n'))) {
+		if (msg[i] == '\n' && (msg[i + 1] == '\n' ||
+				       (msg[i + 1] == '\r' && i + 2 < len && msg[i + 2] == '\n'))) {
 			hl = i + 1;
 			break;
 		}
@@ -349,7 +349,7 @@ static int q_release(struct ctl *ctl, int argc, char **argv)
 	 * scan result like every other. */
 	if (load_model(ctl, NULL) != CTL_EXIT_OK)
 		ctl_note(_("delivering with the scanner's rules only"));
-	struct scan_input in = { .user_id = user.id };
+	struct scan_input in = {.user_id = user.id};
 	struct store_message stored;
 	enum deliver_status ds = DELIVER_FAIL;
 	if (store_begin(st) == STORE_OK) {
@@ -409,13 +409,12 @@ static int q_delete(struct ctl *ctl, int argc, char **argv)
 }
 
 static const struct ctl_verb quarantine_verbs[] = {
-	{ "list", q_list, N_("quarantine list [--json]"),
-	  N_("messages held back as malware") },
-	{ "show", q_show, N_("quarantine show ID [--json]"),
-	  N_("details, reasons and the header of one message") },
-	{ "release", q_release, N_("quarantine release ID"),
-	  N_("deliver the message to its recipient's INBOX") },
-	{ "delete", q_delete, N_("quarantine delete ID"), N_("destroy the message") },
+    {"list", q_list, N_("quarantine list [--json]"), N_("messages held back as malware")},
+    {"show", q_show, N_("quarantine show ID [--json]"),
+     N_("details, reasons and the header of one message")},
+    {"release", q_release, N_("quarantine release ID"),
+     N_("deliver the message to its recipient's INBOX")},
+    {"delete", q_delete, N_("quarantine delete ID"), N_("destroy the message")},
 };
 
 int ctl_cmd_quarantine(struct ctl *ctl, int argc, char **argv)

@@ -31,17 +31,21 @@
 const char *scan_verdict_name(enum scan_verdict v)
 {
 	switch (v) {
-	case SCAN_CLEAN: return "clean";
-	case SCAN_SPAM: return "spam";
-	case SCAN_PHISHING: return "phishing";
-	case SCAN_MALWARE: return "malware";
+	case SCAN_CLEAN:
+		return "clean";
+	case SCAN_SPAM:
+		return "spam";
+	case SCAN_PHISHING:
+		return "phishing";
+	case SCAN_MALWARE:
+		return "malware";
 	}
 	return "clean";
 }
 
 int scan_verdict_parse(const char *name, enum scan_verdict *out)
 {
-	static const enum scan_verdict all[] = { SCAN_CLEAN, SCAN_SPAM, SCAN_PHISHING, SCAN_MALWARE };
+	static const enum scan_verdict all[] = {SCAN_CLEAN, SCAN_SPAM, SCAN_PHISHING, SCAN_MALWARE};
 	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
 		if (strcmp(name, scan_verdict_name(all[i])) == 0) {
 			*out = all[i];
@@ -63,9 +67,9 @@ int scan_model_default_path(char *out, size_t outlen)
 		return 0;
 	}
 	const char *candidates[] = {
-		PKGDATADIR "/" MODEL_FILE,
+	    PKGDATADIR "/" MODEL_FILE,
 #ifdef POSTERN_SRCDIR
-		POSTERN_SRCDIR "/data/" MODEL_FILE,
+	    POSTERN_SRCDIR "/data/" MODEL_FILE,
 #endif
 	};
 	for (size_t i = 0; i < sizeof(candidates) / sizeof(candidates[0]); i++) {
@@ -83,10 +87,11 @@ int scan_model_load(const char *path, char *err, size_t errlen)
 	char found[4096];
 	if (!path || !*path) {
 		if (scan_model_default_path(found, sizeof(found)) != 0) {
-			snprintf(err, errlen,
-				 "no scan model found (set [scan] model_file or POSTERN_SCAN_MODEL; "
-				 "looked for %s)",
-				 found);
+			snprintf(
+			    err, errlen,
+			    "no scan model found (set [scan] model_file or POSTERN_SCAN_MODEL; "
+			    "looked for %s)",
+			    found);
 			return -1;
 		}
 		path = found;
@@ -153,8 +158,8 @@ static void explain(const struct scan_doc *d, const struct scan_model *m,
 		    const struct scan_delta *delta, int k, struct scan_result *out)
 {
 	uint32_t mask = (1u << m->bits) - 1;
-	uint32_t best[EXPLAIN_TOP] = { 0 };
-	float best_w[EXPLAIN_TOP] = { 0 };
+	uint32_t best[EXPLAIN_TOP] = {0};
+	float best_w[EXPLAIN_TOP] = {0};
 	for (size_t i = 0; i < d->n_feats; i++) {
 		uint32_t row = d->feats[i] & mask;
 		const float *w = m->w + (size_t)row * SCAN_NCLASS;
@@ -164,7 +169,8 @@ static void explain(const struct scan_doc *d, const struct scan_model *m,
 			v += dw[k] - dw[SCAN_CLASS_HAM];
 		for (int j = 0; j < EXPLAIN_TOP; j++) {
 			if (v > best_w[j]) {
-				memmove(best + j + 1, best + j, (EXPLAIN_TOP - 1 - (size_t)j) * sizeof(*best));
+				memmove(best + j + 1, best + j,
+					(EXPLAIN_TOP - 1 - (size_t)j) * sizeof(*best));
 				memmove(best_w + j + 1, best_w + j,
 					(EXPLAIN_TOP - 1 - (size_t)j) * sizeof(*best_w));
 				best[j] = d->feats[i];
@@ -231,7 +237,8 @@ void scan_message(struct store *st, const unsigned char *msg, size_t len,
 	int k = p[SCAN_CLASS_PHISH] > p[SCAN_CLASS_SPAM] ? SCAN_CLASS_PHISH : SCAN_CLASS_SPAM;
 	if (p[SCAN_CLASS_HAM] < m->threshold) {
 		out->verdict = k == SCAN_CLASS_PHISH ? SCAN_PHISHING : SCAN_SPAM;
-		out->confidence = p[k] / (p[SCAN_CLASS_SPAM] + p[SCAN_CLASS_PHISH]) * (1 - p[SCAN_CLASS_HAM]);
+		out->confidence =
+		    p[k] / (p[SCAN_CLASS_SPAM] + p[SCAN_CLASS_PHISH]) * (1 - p[SCAN_CLASS_HAM]);
 		scan_reason(d, "model%s: %s probability %.3f (ham %.3f)",
 			    have_delta ? " with this user's training" : "",
 			    scan_verdict_name(out->verdict), p[k], p[SCAN_CLASS_HAM]);
@@ -278,7 +285,7 @@ int scan_learn(struct store *st, int64_t user_id, const unsigned char *msg, size
 	const struct scan_model *m = scan_model_current();
 	if (!st || user_id <= 0 || !m || label == SCAN_MALWARE)
 		return -1;
-	int target = label == SCAN_CLEAN ? SCAN_CLASS_HAM
+	int target = label == SCAN_CLEAN  ? SCAN_CLASS_HAM
 		     : label == SCAN_SPAM ? SCAN_CLASS_SPAM
 					  : SCAN_CLASS_PHISH;
 	uint32_t *feats;
@@ -299,9 +306,9 @@ int scan_learn(struct store *st, int64_t user_id, const unsigned char *msg, size
 		double p[SCAN_NCLASS];
 		scan_model_score(m, &delta, feats, n, p);
 		scan_apply_rules(flags, p);
-		int ok = target == SCAN_CLASS_HAM ? p[SCAN_CLASS_HAM] >= m->threshold + 0.2
-						  : p[SCAN_CLASS_HAM] < m->threshold - 0.2 &&
-							    p[target] >= p[3 - target];
+		int ok = target == SCAN_CLASS_HAM
+			     ? p[SCAN_CLASS_HAM] >= m->threshold + 0.2
+			     : p[SCAN_CLASS_HAM] < m->threshold - 0.2 && p[target] >= p[3 - target];
 		if (ok)
 			break;
 		for (size_t i = 0; i < n && rc == 0; i++) {

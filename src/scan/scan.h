@@ -27,17 +27,17 @@ enum scan_verdict { SCAN_CLEAN = 0, SCAN_SPAM, SCAN_PHISHING, SCAN_MALWARE };
 #define SCAN_MAX_REASONS 16
 
 struct scan_input {
-	const char *client_ip;   /* may be NULL */
-	const char *helo;        /* may be NULL */
-	const char *spf;         /* "pass", "fail", "softfail", "none", ... or NULL */
-	const char *dkim;        /* likewise */
-	const char *dmarc;       /* likewise */
-	int64_t user_id;         /* recipient, for per-user learning; 0 when none */
+	const char *client_ip; /* may be NULL */
+	const char *helo;      /* may be NULL */
+	const char *spf;       /* "pass", "fail", "softfail", "none", ... or NULL */
+	const char *dkim;      /* likewise */
+	const char *dmarc;     /* likewise */
+	int64_t user_id;       /* recipient, for per-user learning; 0 when none */
 };
 
 struct scan_result {
 	enum scan_verdict verdict;
-	double score;      /* 0..1 probability that the message is not clean */
+	double score;	   /* 0..1 probability that the message is not clean */
 	double confidence; /* 0..1 */
 	char model_version[64];
 	char reasons[SCAN_MAX_REASONS][256];

@@ -17,18 +17,17 @@
 #define ATTACH_HASH_BYTES (64u * 1024)
 #define EICAR_MAX_FILE 128 /* the test file may be padded with whitespace to this size */
 
-static const char eicar[] =
-	"X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*";
+static const char eicar[] = "X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*";
 
-static const char *const exec_exts[] = { "exe", "scr", "com", "pif", "bat", "cmd", "vbs",
-					 "vbe", "js",  "jse", "wsf", "wsh", "hta", "msi",
-					 "jar", "ps1", "lnk", "cpl", "reg", "dll", "sys",
-					 "iso", "img", "vhd", "appx", "msix", "xll", "elf" };
-static const char *const macro_exts[] = { "docm", "xlsm", "pptm", "dotm", "xltm",
-					  "xlam", "ppam", "potm", "ppsm", "sldm" };
-static const char *const doc_exts[] = { "pdf", "doc", "docx", "xls", "xlsx", "ppt", "pptx", "txt",
-					"jpg", "jpeg", "png", "gif", "zip", "rar", "rtf", "htm",
-					"html", "csv", "odt", "mp3", "mp4", "wav" };
+static const char *const exec_exts[] = {"exe", "scr", "com", "pif",  "bat",  "cmd", "vbs",
+					"vbe", "js",  "jse", "wsf",  "wsh",  "hta", "msi",
+					"jar", "ps1", "lnk", "cpl",  "reg",  "dll", "sys",
+					"iso", "img", "vhd", "appx", "msix", "xll", "elf"};
+static const char *const macro_exts[] = {"docm", "xlsm", "pptm", "dotm", "xltm",
+					 "xlam", "ppam", "potm", "ppsm", "sldm"};
+static const char *const doc_exts[] = {"pdf",  "doc",  "docx", "xls", "xlsx", "ppt", "pptx", "txt",
+				       "jpg",  "jpeg", "png",  "gif", "zip",  "rar", "rtf",  "htm",
+				       "html", "csv",  "odt",  "mp3", "mp4",  "wav"};
 
 static int in_list(const char *ext, const char *const *list, size_t n)
 {
@@ -61,7 +60,10 @@ static const char *magic_type(const unsigned char *p, size_t len)
 {
 	if (len >= 2 && p[0] == 'M' && p[1] == 'Z')
 		return "exe";
-	if (len >= 4 && memcmp(p, "\x7f" "ELF", 4) == 0)
+	if (len >= 4 && memcmp(p,
+			       "\x7f"
+			       "ELF",
+			       4) == 0)
 		return "elf";
 	if (len >= 4 && memcmp(p, "PK\x03\x04", 4) == 0)
 		return "zip";
@@ -143,9 +145,10 @@ static void check_name(struct scan_doc *d, const char *name, const char *where)
 			memcpy(prev, p, pl);
 			prev[pl] = '\0';
 			if (IN(prev, doc_exts) && IN(ext, exec_exts))
-				scan_flag(d, SCAN_F_DOUBLE_EXT,
-					  "attachment %s hides an executable behind a .%s extension",
-					  where, prev);
+				scan_flag(
+				    d, SCAN_F_DOUBLE_EXT,
+				    "attachment %s hides an executable behind a .%s extension",
+				    where, prev);
 		}
 	}
 }
@@ -202,7 +205,8 @@ void scan_attachment(struct scan_doc *d, const char *filename, const char *decla
 	if (filename && *filename)
 		snprintf(where, sizeof(where), "\"%s\"", filename);
 	else
-		snprintf(where, sizeof(where), "of type %s", declared_type ? declared_type : "unknown");
+		snprintf(where, sizeof(where), "of type %s",
+			 declared_type ? declared_type : "unknown");
 
 	if (declared_type)
 		scan_feat_str(d, "at", declared_type);
@@ -235,7 +239,8 @@ void scan_attachment(struct scan_doc *d, const char *filename, const char *decla
 		for (int i = 0; i < 8; i++)
 			size_le[i] = (unsigned char)((uint64_t)len >> (8 * i));
 		crypto_hash_sha256_init(&hs);
-		crypto_hash_sha256_update(&hs, data, len < ATTACH_HASH_BYTES ? len : ATTACH_HASH_BYTES);
+		crypto_hash_sha256_update(&hs, data,
+					  len < ATTACH_HASH_BYTES ? len : ATTACH_HASH_BYTES);
 		crypto_hash_sha256_update(&hs, size_le, sizeof(size_le));
 		crypto_hash_sha256_final(&hs, h);
 		sodium_bin2hex(hex, sizeof(hex), h, 8);

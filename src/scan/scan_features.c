@@ -18,7 +18,9 @@
 #define TOKEN_MIN 2
 #define TOKEN_MAX 30
 #define BIGRAM_TOKENS 1500
-#define CJK_PAIRS 400 /* character pairs per unspaced run */ /* bigrams only from the first tokens of a text */
+#define CJK_PAIRS                                                                                  \
+	400 /* character pairs per unspaced run */ /* bigrams only from the first tokens of a text \
+						    */
 
 static uint32_t fmix32(uint32_t h)
 {
@@ -216,10 +218,12 @@ void scan_tokenize(struct scan_doc *d, const char *prefix, const char *text, siz
 			cjk_bigrams(d, prefix, text + start, tlen);
 			klen = (size_t)snprintf(tok, sizeof(tok), "cjk");
 		} else if (tlen > TOKEN_MAX) {
-			klen = (size_t)snprintf(tok, sizeof(tok), "long%zu", tlen > 80 ? 80 : tlen / 10 * 10);
+			klen = (size_t)snprintf(tok, sizeof(tok), "long%zu",
+						tlen > 80 ? 80 : tlen / 10 * 10);
 		} else if (letters == 0) {
 			/* Numbers: keep their shape, not their value. */
-			klen = (size_t)snprintf(tok, sizeof(tok), "num%d", digits > 12 ? 12 : digits);
+			klen =
+			    (size_t)snprintf(tok, sizeof(tok), "num%d", digits > 12 ? 12 : digits);
 		} else {
 			memcpy(tok, text + start, tlen);
 			klen = tlen;
@@ -246,7 +250,10 @@ static size_t utf8_len(const unsigned char *p)
 {
 	if (p[0] < 0x80)
 		return 1;
-	size_t n = (p[0] & 0xe0) == 0xc0 ? 2 : (p[0] & 0xf0) == 0xe0 ? 3 : (p[0] & 0xf8) == 0xf0 ? 4 : 0;
+	size_t n = (p[0] & 0xe0) == 0xc0   ? 2
+		   : (p[0] & 0xf0) == 0xe0 ? 3
+		   : (p[0] & 0xf8) == 0xf0 ? 4
+					   : 0;
 	if (n == 0 || (n == 2 && p[0] < 0xc2) || (n == 4 && p[0] > 0xf4))
 		return 0;
 	for (size_t i = 1; i < n; i++)
@@ -298,23 +305,40 @@ void scan_reason(struct scan_doc *d, const char *fmt, ...)
 static const char *flag_feature(enum scan_flag f)
 {
 	switch (f) {
-	case SCAN_F_URL_IP: return "url-ip";
-	case SCAN_F_URL_PUNYCODE: return "url-punycode";
-	case SCAN_F_URL_LOOKALIKE: return "url-lookalike";
-	case SCAN_F_LINK_MISMATCH: return "link-mismatch";
-	case SCAN_F_URL_SHORTENER: return "url-shortener";
-	case SCAN_F_MANY_DOMAINS: return "many-domains";
-	case SCAN_F_EXECUTABLE: return "executable";
-	case SCAN_F_DOUBLE_EXT: return "double-ext";
-	case SCAN_F_MACRO: return "macro";
-	case SCAN_F_ENCRYPTED_ARCHIVE: return "encrypted-archive";
-	case SCAN_F_EICAR: return "eicar";
-	case SCAN_F_AUTH_FAIL: return "auth-fail";
-	case SCAN_F_FROM_BRAND: return "from-brand";
-	case SCAN_F_REPLYTO_MISMATCH: return "replyto-mismatch";
-	case SCAN_F_MALFORMED: return "malformed";
-	case SCAN_F_TRUNCATED: return "truncated";
-	case SCAN_F_BRAND_LINK: return "brand-link";
+	case SCAN_F_URL_IP:
+		return "url-ip";
+	case SCAN_F_URL_PUNYCODE:
+		return "url-punycode";
+	case SCAN_F_URL_LOOKALIKE:
+		return "url-lookalike";
+	case SCAN_F_LINK_MISMATCH:
+		return "link-mismatch";
+	case SCAN_F_URL_SHORTENER:
+		return "url-shortener";
+	case SCAN_F_MANY_DOMAINS:
+		return "many-domains";
+	case SCAN_F_EXECUTABLE:
+		return "executable";
+	case SCAN_F_DOUBLE_EXT:
+		return "double-ext";
+	case SCAN_F_MACRO:
+		return "macro";
+	case SCAN_F_ENCRYPTED_ARCHIVE:
+		return "encrypted-archive";
+	case SCAN_F_EICAR:
+		return "eicar";
+	case SCAN_F_AUTH_FAIL:
+		return "auth-fail";
+	case SCAN_F_FROM_BRAND:
+		return "from-brand";
+	case SCAN_F_REPLYTO_MISMATCH:
+		return "replyto-mismatch";
+	case SCAN_F_MALFORMED:
+		return "malformed";
+	case SCAN_F_TRUNCATED:
+		return "truncated";
+	case SCAN_F_BRAND_LINK:
+		return "brand-link";
 	}
 	return "unknown";
 }

@@ -39,8 +39,8 @@ static size_t entity(const char *s, size_t len, struct html_out *o)
 	static const struct {
 		const char *name;
 		char c;
-	} named[] = { { "amp;", '&' }, { "lt;", '<' }, { "gt;", '>' }, { "quot;", '"' },
-		      { "apos;", '\'' }, { "nbsp;", ' ' } };
+	} named[] = {{"amp;", '&'},  {"lt;", '<'},    {"gt;", '>'},
+		     {"quot;", '"'}, {"apos;", '\''}, {"nbsp;", ' '}};
 	for (size_t i = 0; i < sizeof(named) / sizeof(named[0]); i++) {
 		size_t n = strlen(named[i].name);
 		if (len >= n && strncasecmp(s, named[i].name, n) == 0) {
@@ -58,8 +58,9 @@ static size_t entity(const char *s, size_t len, struct html_out *o)
 			if (!hex && !isdigit((unsigned char)s[k]))
 				break;
 			cp = cp * (hex ? 16 : 10) +
-			     (unsigned long)(isdigit((unsigned char)s[k]) ? s[k] - '0'
-									   : (tolower((unsigned char)s[k]) - 'a' + 10));
+			     (unsigned long)(isdigit((unsigned char)s[k])
+						 ? s[k] - '0'
+						 : (tolower((unsigned char)s[k]) - 'a' + 10));
 			k++;
 		}
 		if (k < len && s[k] == ';')
@@ -107,7 +108,7 @@ static int tag_attr(const char *s, size_t len, const char *name, char *out, size
 
 void scan_html(struct scan_doc *d, const char *html, size_t len)
 {
-	struct html_out o = { malloc(len + 1), 0, len + 1 };
+	struct html_out o = {malloc(len + 1), 0, len + 1};
 	char href[HREF_MAX];
 	int in_anchor = 0;
 	size_t anchor_start = 0;
@@ -210,7 +211,8 @@ void scan_html(struct scan_doc *d, const char *html, size_t len)
 		scan_url(d, href, strlen(href), o.buf + anchor_start,
 			 tl > ANCHOR_TEXT_MAX ? ANCHOR_TEXT_MAX : tl);
 	}
-	size_t budget = SCAN_MAX_TEXT_BYTES > d->text_bytes ? SCAN_MAX_TEXT_BYTES - d->text_bytes : 0;
+	size_t budget =
+	    SCAN_MAX_TEXT_BYTES > d->text_bytes ? SCAN_MAX_TEXT_BYTES - d->text_bytes : 0;
 	size_t n = o.len < budget ? o.len : budget;
 	scan_tokenize(d, "b", o.buf, n);
 	d->text_bytes += n;

@@ -20,14 +20,14 @@
 
 /* ---- documented caps: every scan is bounded in time and memory ---- */
 #define SCAN_MAX_PARSE_BYTES (8u * 1024 * 1024) /* bytes handed to the MIME parser */
-#define SCAN_MAX_TEXT_BYTES (64u * 1024)        /* decoded text tokenized per message */
-#define SCAN_MAX_PART_BYTES (4u * 1024 * 1024)  /* decoded bytes inspected per part */
-#define SCAN_MAX_DEPTH 32                        /* MIME nesting walked */
-#define SCAN_MAX_MULTIPARTS 200                  /* "multipart/" seen before giving up on MIME */
-#define SCAN_MAX_PARTS 256                       /* leaf parts inspected */
-#define SCAN_MAX_FEATURES 8192                   /* distinct features per message */
-#define SCAN_MAX_URLS 128                        /* URLs analysed per message */
-#define SCAN_MAX_HEADER_BYTES 4096               /* per header value tokenized */
+#define SCAN_MAX_TEXT_BYTES (64u * 1024)	/* decoded text tokenized per message */
+#define SCAN_MAX_PART_BYTES (4u * 1024 * 1024)	/* decoded bytes inspected per part */
+#define SCAN_MAX_DEPTH 32			/* MIME nesting walked */
+#define SCAN_MAX_MULTIPARTS 200			/* "multipart/" seen before giving up on MIME */
+#define SCAN_MAX_PARTS 256			/* leaf parts inspected */
+#define SCAN_MAX_FEATURES 8192			/* distinct features per message */
+#define SCAN_MAX_URLS 128			/* URLs analysed per message */
+#define SCAN_MAX_HEADER_BYTES 4096		/* per header value tokenized */
 
 /* Classes of the statistical model (malware is decided by rules only). */
 enum scan_class { SCAN_CLASS_HAM = 0, SCAN_CLASS_SPAM, SCAN_CLASS_PHISH, SCAN_NCLASS };
@@ -53,7 +53,7 @@ enum scan_flag {
 	SCAN_F_BRAND_LINK = 1u << 16, /* link shows a brand or goes to an IP, but leads elsewhere */
 };
 
-#define SCAN_SET_SLOTS 16384 /* open addressing set of features, 2x the cap */
+#define SCAN_SET_SLOTS 16384	    /* open addressing set of features, 2x the cap */
 #define SCAN_NAMES_MAX (64u * 1024) /* bytes of feature names kept for reasons */
 
 struct scan_doc {
@@ -61,11 +61,11 @@ struct scan_doc {
 	size_t n_feats;
 	uint32_t slot_hash[SCAN_SET_SLOTS]; /* 0 = empty */
 	uint32_t slot_name[SCAN_SET_SLOTS]; /* offset+1 into names, 0 = none */
-	char names[SCAN_NAMES_MAX]; /* arena of NUL-terminated feature names */
+	char names[SCAN_NAMES_MAX];	    /* arena of NUL-terminated feature names */
 	size_t names_len;
 
 	uint32_t flags;
-	size_t text_bytes;   /* decoded text tokenized so far */
+	size_t text_bytes; /* decoded text tokenized so far */
 	size_t n_parts;
 	size_t n_urls;
 	char url_domains[SCAN_MAX_URLS][64]; /* distinct registered domains */
@@ -94,7 +94,7 @@ void scan_clean_text(char *s);
 void scan_reason(struct scan_doc *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Sets FLAG once: adds its feature and (the first time) REASON. */
 void scan_flag(struct scan_doc *d, enum scan_flag flag, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 /* ---- scan_parse.c ---- */
 void scan_parse(struct scan_doc *d, const unsigned char *msg, size_t len,
@@ -132,7 +132,7 @@ struct scan_model {
 	unsigned bits;
 	int norm_sqrt; /* features scaled by 1/sqrt(n) (lr) or not (nb) */
 	float bias[SCAN_NCLASS];
-	float *w; /* (1 << bits) * SCAN_NCLASS, row-major */
+	float *w;	  /* (1 << bits) * SCAN_NCLASS, row-major */
 	double threshold; /* P(ham) below this: not clean */
 };
 
@@ -169,7 +169,7 @@ const float *scan_delta_find(const struct scan_delta *d, uint32_t idx);
 /* Feature extraction for training and learning: the sorted distinct model
  * rows of MSG into *ROWS (malloc'd) and its rule flags into *FLAGS (may be
  * NULL). Returns 1 when the rules say malware, 0 otherwise, -1 on error. */
-int scan_extract(const unsigned char *msg, size_t len, uint32_t bits, uint32_t **rows,
-		 size_t *n, uint32_t *flags);
+int scan_extract(const unsigned char *msg, size_t len, uint32_t bits, uint32_t **rows, size_t *n,
+		 uint32_t *flags);
 
 #endif

@@ -139,11 +139,12 @@ int scan_model_write(const struct scan_model *m, const char *path, char *err, si
 	sodium_bin2hex(hex, sizeof(hex), h, 6);
 
 	char header[1024];
-	int hl = snprintf(header, sizeof(header),
-			  MODEL_MAGIC "version=postern-%s-%s\nalgo=%s\nbits=%u\nnorm=%s\n"
-				      "threshold=%.6f\nbias=%.9g %.9g %.9g\nscale=%.9g\nrows=%zu\n\n",
-			  m->algo, hex, m->algo, m->bits, m->norm_sqrt ? "sqrt" : "none", m->threshold, (double)m->bias[0],
-			  (double)m->bias[1], (double)m->bias[2], scale, rows);
+	int hl =
+	    snprintf(header, sizeof(header),
+		     MODEL_MAGIC "version=postern-%s-%s\nalgo=%s\nbits=%u\nnorm=%s\n"
+				 "threshold=%.6f\nbias=%.9g %.9g %.9g\nscale=%.9g\nrows=%zu\n\n",
+		     m->algo, hex, m->algo, m->bits, m->norm_sqrt ? "sqrt" : "none", m->threshold,
+		     (double)m->bias[0], (double)m->bias[1], (double)m->bias[2], scale, rows);
 	crypto_hash_sha256_state st;
 	crypto_hash_sha256_init(&st);
 	crypto_hash_sha256_update(&st, (const unsigned char *)header, (size_t)hl);
@@ -196,7 +197,8 @@ int scan_model_read(const char *path, struct scan_model **out, char *err, size_t
 			if (cap > MODEL_MAX_FILE) {
 				fclose(f);
 				free(buf);
-				snprintf(err, errlen, "%s: larger than %u bytes", path, MODEL_MAX_FILE);
+				snprintf(err, errlen, "%s: larger than %u bytes", path,
+					 MODEL_MAX_FILE);
 				return -1;
 			}
 			unsigned char *nb = realloc(buf, cap);
@@ -230,7 +232,7 @@ int scan_model_read(const char *path, struct scan_model **out, char *err, size_t
 	size_t bl;
 	why = "checksum mismatch (file damaged)";
 	if (sodium_hex2bin(want, sizeof(want), (const char *)buf + len - 65, 64, NULL, &bl, NULL) !=
-		    0 ||
+		0 ||
 	    bl != sizeof(want) || sodium_memcmp(h, want, sizeof(h)) != 0)
 		goto out;
 
@@ -287,7 +289,8 @@ int scan_model_read(const char *path, struct scan_model **out, char *err, size_t
 		if (idx >= (1u << bits))
 			goto out;
 		for (int c = 0; c < SCAN_NCLASS; c++)
-			m->w[(size_t)idx * SCAN_NCLASS + c] = (float)(get_i16(p + 4 + 2 * c) * scale);
+			m->w[(size_t)idx * SCAN_NCLASS + c] =
+			    (float)(get_i16(p + 4 + 2 * c) * scale);
 	}
 	*out = m;
 	m = NULL;
@@ -338,7 +341,7 @@ void scan_model_set(struct scan_model *m)
 void scan_model_score(const struct scan_model *m, const struct scan_delta *delta,
 		      const uint32_t *feats, size_t n, double prob[SCAN_NCLASS])
 {
-	double z[SCAN_NCLASS] = { 0 };
+	double z[SCAN_NCLASS] = {0};
 	uint32_t mask = (1u << m->bits) - 1;
 	for (size_t i = 0; i < n; i++) {
 		uint32_t row = feats[i] & mask;

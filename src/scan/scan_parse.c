@@ -29,7 +29,8 @@ void scan_gmime_init(void)
 
 static void tokenize_text(struct scan_doc *d, const char *text, size_t len)
 {
-	size_t budget = SCAN_MAX_TEXT_BYTES > d->text_bytes ? SCAN_MAX_TEXT_BYTES - d->text_bytes : 0;
+	size_t budget =
+	    SCAN_MAX_TEXT_BYTES > d->text_bytes ? SCAN_MAX_TEXT_BYTES - d->text_bytes : 0;
 	size_t n = len < budget ? len : budget;
 	scan_tokenize(d, "b", text, n);
 	scan_text_urls(d, text, n);
@@ -85,11 +86,11 @@ static void walk_leaf(struct scan_doc *d, GMimePart *part)
 	int is_text = strncmp(mime, "text/", 5) == 0;
 
 	if (is_text && !attachment && GMIME_IS_TEXT_PART(part)) {
-		const char *charset = g_mime_object_get_content_type_parameter(GMIME_OBJECT(part),
-									       "charset");
+		const char *charset =
+		    g_mime_object_get_content_type_parameter(GMIME_OBJECT(part), "charset");
 		if (charset && !charset_known(charset)) {
-			scan_flag(d, SCAN_F_MALFORMED, "a text part declares the unknown charset %.40s",
-				  charset);
+			scan_flag(d, SCAN_F_MALFORMED,
+				  "a text part declares the unknown charset %.40s", charset);
 			scan_feat_str(d, "cs", "unknown");
 		} else if (charset) {
 			scan_feat_str(d, "cs", charset);
@@ -183,7 +184,7 @@ static int first_mailbox(InternetAddressList *list, char *domain, size_t dlen, c
 
 static void auth_results(struct scan_doc *d, const char *value)
 {
-	static const char *const methods[] = { "spf=", "dkim=", "dmarc=" };
+	static const char *const methods[] = {"spf=", "dkim=", "dmarc="};
 	for (size_t m = 0; m < sizeof(methods) / sizeof(methods[0]); m++) {
 		const char *p = strstr(value, methods[m]);
 		if (!p)
@@ -203,7 +204,7 @@ static void smtp_facts(struct scan_doc *d, const struct scan_input *in)
 	const struct {
 		const char *name;
 		const char *value;
-	} facts[] = { { "spf", in->spf }, { "dkim", in->dkim }, { "dmarc", in->dmarc } };
+	} facts[] = {{"spf", in->spf}, {"dkim", in->dkim}, {"dmarc", in->dmarc}};
 	for (size_t i = 0; i < sizeof(facts) / sizeof(facts[0]); i++) {
 		const char *v = facts[i].value;
 		if (!v || !*v)
@@ -221,10 +222,11 @@ static void smtp_facts(struct scan_doc *d, const struct scan_input *in)
 
 static int header_wanted(const char *name)
 {
-	static const char *const wanted[] = { "Received", "Message-ID", "Date", "X-Mailer",
-					      "User-Agent", "Authentication-Results",
-					      "Content-Type", "From", "Reply-To", "Return-Path",
-					      "Sender", "To", "Cc", "List-Id", "Precedence" };
+	static const char *const wanted[] = {"Received",     "Message-ID", "Date",
+					     "X-Mailer",     "User-Agent", "Authentication-Results",
+					     "Content-Type", "From",	   "Reply-To",
+					     "Return-Path",  "Sender",	   "To",
+					     "Cc",	     "List-Id",	   "Precedence"};
 	for (size_t i = 0; i < sizeof(wanted) / sizeof(wanted[0]); i++)
 		if (strcasecmp(name, wanted[i]) == 0)
 			return 1;
@@ -255,8 +257,7 @@ static void walk_headers(struct scan_doc *d, GMimeMessage *m)
 			/* the hops nearest the sender say most about it */
 			if (received++ < 3)
 				scan_tokenize(d, "hr", value, vlen < 256 ? vlen : 256);
-		}
-		else if (strcasecmp(name, "Message-ID") == 0)
+		} else if (strcasecmp(name, "Message-ID") == 0)
 			have_msgid = 1;
 		else if (strcasecmp(name, "Date") == 0)
 			have_date = 1;
@@ -303,15 +304,17 @@ static void walk_headers(struct scan_doc *d, GMimeMessage *m)
 			const char *dot = strchr(brand_rd, '.');
 			size_t bl = dot ? (size_t)(dot - brand_rd) : strlen(brand_rd);
 			if (strncmp(from_dom, brand_rd, bl) != 0 || from_dom[bl] != '.')
-				scan_flag(d, SCAN_F_FROM_BRAND,
-					  "sender name \"%.60s\" claims %s but the address is at %s",
-					  from_name, brand, from_dom);
+				scan_flag(
+				    d, SCAN_F_FROM_BRAND,
+				    "sender name \"%.60s\" claims %s but the address is at %s",
+				    from_name, brand, from_dom);
 		}
 		if (first_mailbox(g_mime_message_get_reply_to(m), rt_dom, sizeof(rt_dom), rt_name,
 				  sizeof(rt_name)) == 0 &&
 		    strcmp(rt_dom, from_dom) != 0)
 			scan_flag(d, SCAN_F_REPLYTO_MISMATCH,
-				  "replies go to %s, not to the sender's domain %s", rt_dom, from_dom);
+				  "replies go to %s, not to the sender's domain %s", rt_dom,
+				  from_dom);
 	} else {
 		scan_feat_str(d, "hmiss", "from");
 	}

@@ -103,7 +103,9 @@ static int load_class(struct scan_corpus *c, size_t *cap, const char *dir, const
 	snprintf(path, sizeof(path), "%s/%s", dir, sub);
 	DIR *dh = opendir(path);
 	if (!dh)
-		return errno == ENOENT ? 1 : (snprintf(err, errlen, "%s: %s", path, strerror(errno)), -1);
+		return errno == ENOENT
+			   ? 1
+			   : (snprintf(err, errlen, "%s: %s", path, strerror(errno)), -1);
 	struct dirent *de;
 	while ((de = readdir(dh))) {
 		if (de->d_name[0] == '.')
@@ -151,7 +153,7 @@ int scan_corpus_load(const char *dir, struct scan_corpus *out, char *err, size_t
 	static const struct {
 		const char *sub;
 		int label;
-	} classes[] = { { "ham", 0 }, { "spam", 1 }, { "phish", 2 }, { "phishing", 2 } };
+	} classes[] = {{"ham", 0}, {"spam", 1}, {"phish", 2}, {"phishing", 2}};
 	size_t cap = 0;
 	int found = 0;
 	memset(out, 0, sizeof(*out));
@@ -189,7 +191,7 @@ struct example {
 	uint32_t *rows;
 	size_t n;
 	int label;
-	unsigned fold;  /* cross-validation fold, from the content hash */
+	unsigned fold;	/* cross-validation fold, from the content hash */
 	uint32_t flags; /* rule findings, for the rule evidence in scoring */
 };
 
@@ -261,7 +263,7 @@ static void train_nb(struct scan_model *m, struct example *ex, size_t n)
 {
 	size_t nb = (size_t)1 << m->bits;
 	uint32_t *cnt = calloc(nb * SCAN_NCLASS, sizeof(*cnt));
-	double total[SCAN_NCLASS] = { 0 }, docs[SCAN_NCLASS] = { 0 };
+	double total[SCAN_NCLASS] = {0}, docs[SCAN_NCLASS] = {0};
 	if (!cnt)
 		return;
 	for (size_t i = 0; i < n; i++) {
@@ -282,7 +284,7 @@ static void train_nb(struct scan_model *m, struct example *ex, size_t n)
 			continue;
 		for (int c = 0; c < SCAN_NCLASS; c++)
 			m->w[r * SCAN_NCLASS + c] =
-				(float)log((k[c] + NB_ALPHA) / (total[c] + NB_ALPHA * (double)vocab));
+			    (float)log((k[c] + NB_ALPHA) / (total[c] + NB_ALPHA * (double)vocab));
 		/* Only differences between classes matter: centre each row so
 		 * the stored weights stay small and quantize well. */
 		float mean = (m->w[r * 3] + m->w[r * 3 + 1] + m->w[r * 3 + 2]) / 3;
@@ -310,7 +312,7 @@ static void fit(struct scan_model *m, struct example *ex, size_t n, unsigned epo
 static void cv_report(FILE *f, const struct example *ex, const double *pham, const int *pred,
 		      size_t n, double t)
 {
-	size_t cnt[SCAN_NCLASS] = { 0 }, junk[SCAN_NCLASS] = { 0 }, right[SCAN_NCLASS] = { 0 };
+	size_t cnt[SCAN_NCLASS] = {0}, junk[SCAN_NCLASS] = {0}, right[SCAN_NCLASS] = {0};
 	for (size_t i = 0; i < n; i++) {
 		cnt[ex[i].label]++;
 		int is_junk = pham[i] < t;
@@ -329,8 +331,8 @@ static void cv_report(FILE *f, const struct example *ex, const double *pham, con
 		cnt[1] ? (double)right[1] / (double)cnt[1] : 0);
 }
 
-static int calibrate(const struct scan_model *proto, struct example *ex, size_t n,
-		     unsigned epochs, double ham_weight, double *threshold, FILE *report)
+static int calibrate(const struct scan_model *proto, struct example *ex, size_t n, unsigned epochs,
+		     double ham_weight, double *threshold, FILE *report)
 {
 	int *pred = malloc((n ? n : 1) * sizeof(*pred));
 	double *pham = malloc(n * sizeof(*pham));
@@ -390,8 +392,8 @@ static int calibrate(const struct scan_model *proto, struct example *ex, size_t 
 	return 0;
 }
 
-int scan_train(const struct scan_corpus *c, const struct scan_train_opts *o,
-	       const char *out_path, size_t *n_used, char *err, size_t errlen)
+int scan_train(const struct scan_corpus *c, const struct scan_train_opts *o, const char *out_path,
+	       size_t *n_used, char *err, size_t errlen)
 {
 	const char *algo = o->algo ? o->algo : "lr";
 	if (strcmp(algo, "lr") != 0 && strcmp(algo, "nb") != 0) {
@@ -440,8 +442,8 @@ int scan_train(const struct scan_corpus *c, const struct scan_train_opts *o,
 	}
 	unsigned epochs = o->epochs ? o->epochs : LR_EPOCHS;
 	double ham_weight = o->ham_weight > 0 ? o->ham_weight : LR_HAM_WEIGHT;
-	if (o->threshold <= 0 && calibrate(m, ex, n, epochs, ham_weight, &m->threshold,
-							 o->report) != 0) {
+	if (o->threshold <= 0 &&
+	    calibrate(m, ex, n, epochs, ham_weight, &m->threshold, o->report) != 0) {
 		snprintf(err, errlen, "out of memory");
 		goto out;
 	}
@@ -464,7 +466,7 @@ static int verdict_col(enum scan_verdict v)
 int scan_eval(const struct scan_corpus *c, enum scan_split split, struct scan_eval_report *r,
 	      FILE *predictions, char *err, size_t errlen)
 {
-	static const char *const names[] = { "ham", "spam", "phishing", "malware" };
+	static const char *const names[] = {"ham", "spam", "phishing", "malware"};
 	memset(r, 0, sizeof(*r));
 	const char *v = scan_model_version();
 	snprintf(r->model_version, sizeof(r->model_version), "%s", v ? v : "rules-only");
@@ -499,7 +501,7 @@ struct class_stats {
 
 static struct class_stats stats_of(const struct scan_eval_report *r, int k)
 {
-	struct class_stats s = { 0, 0, 0 };
+	struct class_stats s = {0, 0, 0};
 	double tp = (double)r->confusion[k][k], pred = 0, actual = 0;
 	for (int i = 0; i < 3; i++)
 		pred += (double)r->confusion[i][k];
@@ -513,7 +515,7 @@ static struct class_stats stats_of(const struct scan_eval_report *r, int k)
 
 void scan_eval_print(FILE *f, const struct scan_eval_report *r, bool json)
 {
-	static const char *const names[] = { "ham", "spam", "phishing", "malware" };
+	static const char *const names[] = {"ham", "spam", "phishing", "malware"};
 	double ham_total = 0;
 	for (int j = 0; j < 4; j++)
 		ham_total += (double)r->confusion[0][j];
@@ -521,7 +523,8 @@ void scan_eval_print(FILE *f, const struct scan_eval_report *r, bool json)
 	double rate = r->seconds > 0 ? (double)r->n / r->seconds : 0;
 
 	if (json) {
-		fprintf(f, "{\"model\":\"%s\",\"messages\":%zu,\"classes\":{", r->model_version, r->n);
+		fprintf(f, "{\"model\":\"%s\",\"messages\":%zu,\"classes\":{", r->model_version,
+			r->n);
 		for (int k = 0; k < 3; k++) {
 			struct class_stats s = stats_of(r, k);
 			fprintf(f, "%s\"%s\":{\"precision\":%.4f,\"recall\":%.4f,\"f1\":%.4f}",
@@ -531,7 +534,8 @@ void scan_eval_print(FILE *f, const struct scan_eval_report *r, bool json)
 		for (int i = 0; i < 3; i++) {
 			fprintf(f, "%s\"%s\":{", i ? "," : "", names[i]);
 			for (int j = 0; j < 4; j++)
-				fprintf(f, "%s\"%s\":%zu", j ? "," : "", names[j], r->confusion[i][j]);
+				fprintf(f, "%s\"%s\":%zu", j ? "," : "", names[j],
+					r->confusion[i][j]);
 			fprintf(f, "}");
 		}
 		fprintf(f, "},\"messages_per_second\":%.0f}\n", rate);

@@ -37,19 +37,19 @@ void scan_corpus_free(struct scan_corpus *c);
 bool scan_corpus_in(const struct scan_corpus_item *it, enum scan_split split);
 
 struct scan_train_opts {
-	const char *algo;   /* "lr" (default) or "nb" */
-	unsigned bits;      /* hash buckets 2^bits; 0 = default 18 */
-	unsigned epochs;    /* lr only; 0 = default */
-	double threshold;   /* 0 = default 0.5 */
-	double ham_weight;  /* lr only: loss weight of ham examples; 0 = default */
+	const char *algo;      /* "lr" (default) or "nb" */
+	unsigned bits;	       /* hash buckets 2^bits; 0 = default 18 */
+	unsigned epochs;       /* lr only; 0 = default */
+	double threshold;      /* 0 = default 0.5 */
+	double ham_weight;     /* lr only: loss weight of ham examples; 0 = default */
 	enum scan_split split; /* which part to learn from (default: train) */
-	FILE *report;       /* when set: out-of-fold figures of the threshold choice */
+	FILE *report;	       /* when set: out-of-fold figures of the threshold choice */
 };
 
 /* Trains on the chosen part of C and writes the model to OUT_PATH.
  * *N_USED is set to the number of messages learned from. */
-int scan_train(const struct scan_corpus *c, const struct scan_train_opts *o,
-	       const char *out_path, size_t *n_used, char *err, size_t errlen);
+int scan_train(const struct scan_corpus *c, const struct scan_train_opts *o, const char *out_path,
+	       size_t *n_used, char *err, size_t errlen);
 
 struct scan_eval_report {
 	size_t confusion[3][4]; /* true ham/spam/phishing x predicted clean/spam/phishing/malware */

@@ -14,7 +14,9 @@
 
 #define HOST_MAX 256
 #define MANY_DOMAINS 12
-#define URL_PATH_MAX 200 /* bytes of a link's path tokenized */ /* distinct registered domains before it is a signal */
+#define URL_PATH_MAX                                                                               \
+	200 /* bytes of a link's path tokenized */ /* distinct registered domains before it is a   \
+						      signal */
 
 struct brand {
 	const char *name;   /* label an imitation contains */
@@ -24,36 +26,55 @@ struct brand {
 /* Brands phishing imitates most. A host whose registered domain's first
  * label is exactly the name is taken as the brand's own (paypal.de). */
 static const struct brand brands[] = {
-	{ "paypal", "paypal.com" },	    { "apple", "apple.com" },
-	{ "icloud", "icloud.com" },	    { "microsoft", "microsoft.com" },
-	{ "office365", "office.com" },	    { "outlook", "outlook.com" },
-	{ "amazon", "amazon.com" },	    { "google", "google.com" },
-	{ "gmail", "gmail.com" },	    { "netflix", "netflix.com" },
-	{ "facebook", "facebook.com" },	    { "instagram", "instagram.com" },
-	{ "linkedin", "linkedin.com" },	    { "dropbox", "dropbox.com" },
-	{ "docusign", "docusign.com" },	    { "chase", "chase.com" },
-	{ "wellsfargo", "wellsfargo.com" }, { "bankofamerica", "bankofamerica.com" },
-	{ "citibank", "citibank.com" },	    { "hsbc", "hsbc.com" },
-	{ "barclays", "barclays.co.uk" },   { "fedex", "fedex.com" },
-	{ "dhl", "dhl.com" },		    { "usps", "usps.com" },
-	{ "ebay", "ebay.com" },		    { "adobe", "adobe.com" },
-	{ "coinbase", "coinbase.com" },	    { "binance", "binance.com" },
-	{ "blockchain", "blockchain.com" }, { "metamask", "metamask.io" },
-	{ "whatsapp", "whatsapp.com" },	    { "yahoo", "yahoo.com" },
-	{ "americanexpress", "americanexpress.com" },
-	{ "santander", "santander.com" },   { "steamcommunity", "steamcommunity.com" },
-	{ "wetransfer", "wetransfer.com" }, { "onedrive", "onedrive.live.com" },
-	{ "sharepoint", "sharepoint.com" },
+    {"paypal", "paypal.com"},
+    {"apple", "apple.com"},
+    {"icloud", "icloud.com"},
+    {"microsoft", "microsoft.com"},
+    {"office365", "office.com"},
+    {"outlook", "outlook.com"},
+    {"amazon", "amazon.com"},
+    {"google", "google.com"},
+    {"gmail", "gmail.com"},
+    {"netflix", "netflix.com"},
+    {"facebook", "facebook.com"},
+    {"instagram", "instagram.com"},
+    {"linkedin", "linkedin.com"},
+    {"dropbox", "dropbox.com"},
+    {"docusign", "docusign.com"},
+    {"chase", "chase.com"},
+    {"wellsfargo", "wellsfargo.com"},
+    {"bankofamerica", "bankofamerica.com"},
+    {"citibank", "citibank.com"},
+    {"hsbc", "hsbc.com"},
+    {"barclays", "barclays.co.uk"},
+    {"fedex", "fedex.com"},
+    {"dhl", "dhl.com"},
+    {"usps", "usps.com"},
+    {"ebay", "ebay.com"},
+    {"adobe", "adobe.com"},
+    {"coinbase", "coinbase.com"},
+    {"binance", "binance.com"},
+    {"blockchain", "blockchain.com"},
+    {"metamask", "metamask.io"},
+    {"whatsapp", "whatsapp.com"},
+    {"yahoo", "yahoo.com"},
+    {"americanexpress", "americanexpress.com"},
+    {"santander", "santander.com"},
+    {"steamcommunity", "steamcommunity.com"},
+    {"wetransfer", "wetransfer.com"},
+    {"onedrive", "onedrive.live.com"},
+    {"sharepoint", "sharepoint.com"},
 };
 
 static const char *const shorteners[] = {
-	"bit.ly",  "tinyurl.com", "goo.gl",	 "t.co",     "ow.ly",	 "is.gd",
-	"buff.ly", "rebrand.ly",  "cutt.ly",	 "shorturl.at", "tiny.cc", "rb.gy",
-	"t.ly",	   "s.id",	  "shorte.st", "adf.ly",   "bitly.com", "v.gd",
+    "bit.ly",  "tinyurl.com", "goo.gl",	   "t.co",	  "ow.ly",     "is.gd",
+    "buff.ly", "rebrand.ly",  "cutt.ly",   "shorturl.at", "tiny.cc",   "rb.gy",
+    "t.ly",    "s.id",	      "shorte.st", "adf.ly",	  "bitly.com", "v.gd",
 };
 
 /* Second-level labels under which registrations happen one level deeper. */
-static const char *const second_levels[] = { "co", "com", "net", "org", "gov", "ac", "edu", "ne", "or" };
+static const char *const second_levels[] = {"co", "com", "net", "org", "gov",
+					    "ac", "edu", "ne",	"or"};
 
 static void lower_copy(char *dst, size_t dstlen, const char *s, size_t len)
 {
@@ -68,7 +89,7 @@ void scan_registered_domain(const char *host, char *out, size_t outlen)
 	size_t len = strlen(host);
 	while (len && host[len - 1] == '.')
 		len--;
-	size_t dots[3] = { 0 };
+	size_t dots[3] = {0};
 	int nd = 0;
 	for (size_t i = len; i-- > 0;) {
 		if (host[i] == '.') {
@@ -84,7 +105,8 @@ void scan_registered_domain(const char *host, char *out, size_t outlen)
 		size_t tld_len = len - dots[0];
 		size_t sl_len = dots[0] - 1 - dots[1];
 		if (tld_len == 2) {
-			for (size_t i = 0; i < sizeof(second_levels) / sizeof(second_levels[0]); i++) {
+			for (size_t i = 0; i < sizeof(second_levels) / sizeof(second_levels[0]);
+			     i++) {
 				if (strlen(second_levels[i]) == sl_len &&
 				    strncmp(host + dots[1], second_levels[i], sl_len) == 0) {
 					start = nd >= 3 ? dots[2] : 0;
@@ -137,12 +159,23 @@ static void deglyph(const char *s, char *out, size_t outlen)
 			continue;
 		}
 		switch (c) {
-		case '0': c = 'o'; break;
-		case '1': c = 'l'; break;
-		case '3': c = 'e'; break;
-		case '5': c = 's'; break;
-		case '4': c = 'a'; break;
-		default: break;
+		case '0':
+			c = 'o';
+			break;
+		case '1':
+			c = 'l';
+			break;
+		case '3':
+			c = 'e';
+			break;
+		case '5':
+			c = 's';
+			break;
+		case '4':
+			c = 'a';
+			break;
+		default:
+			break;
 		}
 		out[o++] = c;
 	}
@@ -221,7 +254,8 @@ const char *scan_lookalike(const char *host)
 				char *end = strchr(tok, '.');
 				if (end)
 					*end = '\0';
-				if (strcmp(tok, name) == 0 || (nlen >= 5 && contains_bounded(tok, name)))
+				if (strcmp(tok, name) == 0 ||
+				    (nlen >= 5 && contains_bounded(tok, name)))
 					return brands[b].domain;
 				if (!end)
 					break;
@@ -348,7 +382,8 @@ static void note_domain(struct scan_doc *d, const char *rd)
 		if (strcmp(d->url_domains[i], rd) == 0)
 			return;
 	if (d->n_url_domains < SCAN_MAX_URLS)
-		snprintf(d->url_domains[d->n_url_domains++], sizeof(d->url_domains[0]), "%.63s", rd);
+		snprintf(d->url_domains[d->n_url_domains++], sizeof(d->url_domains[0]), "%.63s",
+			 rd);
 }
 
 void scan_url(struct scan_doc *d, const char *url, size_t len, const char *link_text,
@@ -401,10 +436,12 @@ void scan_url(struct scan_doc *d, const char *url, size_t len, const char *link_
 			scan_flag(d, SCAN_F_URL_PUNYCODE, "link host %s is punycode (IDN)", host);
 		const char *brand = scan_lookalike(host);
 		if (brand)
-			scan_flag(d, SCAN_F_URL_LOOKALIKE, "link host %s looks like %s", host, brand);
+			scan_flag(d, SCAN_F_URL_LOOKALIKE, "link host %s looks like %s", host,
+				  brand);
 		for (size_t i = 0; i < sizeof(shorteners) / sizeof(shorteners[0]); i++) {
 			if (strcmp(host, shorteners[i]) == 0 || strcmp(rd, shorteners[i]) == 0) {
-				scan_flag(d, SCAN_F_URL_SHORTENER, "link uses the URL shortener %s", host);
+				scan_flag(d, SCAN_F_URL_SHORTENER, "link uses the URL shortener %s",
+					  host);
 				break;
 			}
 		}
@@ -443,9 +480,10 @@ void scan_text_urls(struct scan_doc *d, const char *text, size_t len)
 			i++;
 			continue;
 		}
-		int hit = (rest > 7 && (strncasecmp(p, "http://", 7) == 0 ||
-					(rest > 8 && strncasecmp(p, "https://", 8) == 0))) ||
-			  (strncasecmp(p, "www.", 4) == 0 && (i == 0 || !isalnum((unsigned char)p[-1])));
+		int hit =
+		    (rest > 7 && (strncasecmp(p, "http://", 7) == 0 ||
+				  (rest > 8 && strncasecmp(p, "https://", 8) == 0))) ||
+		    (strncasecmp(p, "www.", 4) == 0 && (i == 0 || !isalnum((unsigned char)p[-1])));
 		if (!hit) {
 			i++;
 			continue;

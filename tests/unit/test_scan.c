@@ -62,11 +62,11 @@ static void dump(const struct scan_result *r)
 		fprintf(stderr, "  %s\n", r->reasons[i]);
 }
 
-#define ASSERT_REASON(r, needle)                                                   \
-	do {                                                                       \
-		if (!has_reason((r), (needle)))                                    \
-			dump(r);                                                   \
-		ck_assert_msg(has_reason((r), (needle)), "no reason with \"%s\"", (needle)); \
+#define ASSERT_REASON(r, needle)                                                                   \
+	do {                                                                                       \
+		if (!has_reason((r), (needle)))                                                    \
+			dump(r);                                                                   \
+		ck_assert_msg(has_reason((r), (needle)), "no reason with \"%s\"", (needle));       \
 	} while (0)
 
 /* Does MSG produce feature PREFIX:TEXT (model row) ? */
@@ -214,7 +214,7 @@ START_TEST(eicar_is_malware)
 	ASSERT_REASON(&r, "EICAR");
 
 	static const char eicar[] =
-		"X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*";
+	    "X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*";
 	ck_assert(scan_is_eicar((const unsigned char *)eicar, strlen(eicar)));
 	char padded[200];
 	snprintf(padded, sizeof(padded), "%s  \r\n", eicar);
@@ -274,7 +274,8 @@ START_TEST(charsets_are_decoded_to_utf8)
 	/* KOI8-R base64 body and subject: Cyrillic in UTF-8 */
 	ck_assert(has_feature("charset_koi8.eml", "b",
 			      "\xd0\x92\xd1\x81\xd1\x82\xd1\x80\xd0\xb5\xd1\x87\xd0\xb0"));
-	ck_assert(has_feature("charset_koi8.eml", "s", "\xd0\x9f\xd1\x80\xd0\xb8\xd0\xb2\xd0\xb5\xd1\x82"));
+	ck_assert(has_feature("charset_koi8.eml", "s",
+			      "\xd0\x9f\xd1\x80\xd0\xb8\xd0\xb2\xd0\xb5\xd1\x82"));
 	/* GB2312 without spaces: pairs of characters ("发票", "优惠") */
 	ck_assert(has_feature("charset_gb2312.eml", "bk", "\xe5\x8f\x91\xe7\xa5\xa8"));
 	ck_assert(has_feature("charset_gb2312.eml", "bk", "\xe4\xbc\x98\xe6\x83\xa0"));
@@ -322,7 +323,7 @@ START_TEST(model_round_trip_keeps_scores)
 	ck_assert_msg(scan_corpus_load(dir, &corpus, err, sizeof(err)) == 0, "%s", err);
 	ck_assert_uint_eq(corpus.n, 18);
 
-	struct scan_train_opts o = { .split = SCAN_SPLIT_ALL, .bits = 16 };
+	struct scan_train_opts o = {.split = SCAN_SPLIT_ALL, .bits = 16};
 	size_t used;
 	snprintf(a, sizeof(a), "%s/a.model", tmpdir);
 	snprintf(b, sizeof(b), "%s/b.model", tmpdir);
@@ -343,8 +344,9 @@ START_TEST(model_round_trip_keeps_scores)
 		unsigned char *buf;
 		size_t len;
 		struct scan_result r;
-		ck_assert_int_eq(scan_read_file(corpus.items[i].path, 1u << 20, &buf, &len, err,
-						sizeof(err)), 0);
+		ck_assert_int_eq(
+		    scan_read_file(corpus.items[i].path, 1u << 20, &buf, &len, err, sizeof(err)),
+		    0);
 		scan_message(NULL, buf, len, NULL, &r);
 		free(buf);
 		before[i] = r.score;
@@ -367,8 +369,9 @@ START_TEST(model_round_trip_keeps_scores)
 		unsigned char *buf;
 		size_t len;
 		struct scan_result r;
-		ck_assert_int_eq(scan_read_file(corpus.items[i].path, 1u << 20, &buf, &len, err,
-						sizeof(err)), 0);
+		ck_assert_int_eq(
+		    scan_read_file(corpus.items[i].path, 1u << 20, &buf, &len, err, sizeof(err)),
+		    0);
 		scan_message(NULL, buf, len, NULL, &r);
 		free(buf);
 		ck_assert_double_eq(r.score, before[i]);
@@ -394,7 +397,7 @@ START_TEST(eval_reports_metrics_on_fixture_set)
 	corpus_dir(dir, sizeof(dir));
 	ck_assert_int_eq(scan_corpus_load(dir, &corpus, err, sizeof(err)), 0);
 	/* a model trained on exactly this set: every message lands on the diagonal */
-	struct scan_train_opts o = { .split = SCAN_SPLIT_ALL, .bits = 16, .epochs = 30 };
+	struct scan_train_opts o = {.split = SCAN_SPLIT_ALL, .bits = 16, .epochs = 30};
 	size_t used;
 	snprintf(path, sizeof(path), "%s/eval.model", tmpdir);
 	ck_assert_int_eq(scan_train(&corpus, &o, path, &used, err, sizeof(err)), 0);
@@ -431,13 +434,12 @@ START_TEST(eval_reports_metrics_on_fixture_set)
 	ck_assert_ptr_nonnull(json_object_get(ham, "f1"));
 	ck_assert(json_is_real(json_object_get(j, "ham_false_positive_rate")));
 	json_int_t diag = 0;
-	const char *names[] = { "ham", "spam", "phishing" };
+	const char *names[] = {"ham", "spam", "phishing"};
 	for (int i = 0; i < 3; i++)
-		diag += json_integer_value(
-			json_object_get(json_object_get(json_object_get(j, "confusion"), names[i]),
-					names[i]));
-	ck_assert_int_eq(diag, (json_int_t)(rep.confusion[0][0] + rep.confusion[1][1] +
-					    rep.confusion[2][2]));
+		diag += json_integer_value(json_object_get(
+		    json_object_get(json_object_get(j, "confusion"), names[i]), names[i]));
+	ck_assert_int_eq(
+	    diag, (json_int_t)(rep.confusion[0][0] + rep.confusion[1][1] + rep.confusion[2][2]));
 	ck_assert_int_ge(diag, 16);
 	json_decref(j);
 	free(text);
@@ -474,20 +476,20 @@ START_TEST(nasty_corpus_gets_verdicts_with_reasons)
 		const char *file;
 		const char *reason; /* NULL: any */
 	} cases[] = {
-		{ "nasty/deep_nesting.eml", "multipart declarations" },
-		{ "nasty/nesting_60.eml", "nesting deeper than 32 levels" },
-		{ "nasty/broken_base64.eml", NULL },
-		{ "nasty/nul_bytes.eml", "NUL bytes" },
-		{ "nasty/invalid_charset.eml", "unknown charset x-no-such-charset-42" },
-		{ "nasty/unterminated_boundary.eml", NULL },
-		{ "nasty/no_header.eml", NULL },
-		{ "nasty/empty.eml", "empty" },
-		{ "nasty/header_only.eml", NULL },
-		{ "nasty/bad_params.eml", NULL },
-		{ "nasty/garbage.bin", "NUL bytes" },
-		{ "nasty/long_line.eml", NULL },
-		{ "nasty/many_parts.eml", "more than 256 MIME parts" },
-		{ "nasty/html_unclosed.eml", NULL },
+	    {"nasty/deep_nesting.eml", "multipart declarations"},
+	    {"nasty/nesting_60.eml", "nesting deeper than 32 levels"},
+	    {"nasty/broken_base64.eml", NULL},
+	    {"nasty/nul_bytes.eml", "NUL bytes"},
+	    {"nasty/invalid_charset.eml", "unknown charset x-no-such-charset-42"},
+	    {"nasty/unterminated_boundary.eml", NULL},
+	    {"nasty/no_header.eml", NULL},
+	    {"nasty/empty.eml", "empty"},
+	    {"nasty/header_only.eml", NULL},
+	    {"nasty/bad_params.eml", NULL},
+	    {"nasty/garbage.bin", "NUL bytes"},
+	    {"nasty/long_line.eml", NULL},
+	    {"nasty/many_parts.eml", "more than 256 MIME parts"},
+	    {"nasty/html_unclosed.eml", NULL},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		size_t len;
@@ -543,9 +545,9 @@ START_TEST(huge_inputs_are_bounded)
 	/* 100,000 nested multiparts: not handed to the MIME parser */
 	size_t o = 0;
 	for (int i = 0; i < 100000 && o + 80 < big; i++)
-		o += (size_t)sprintf((char *)msg + o,
-				     "Content-Type: multipart/mixed; boundary=\"%d\"\r\n\r\n--%d\r\n", i,
-				     i);
+		o += (size_t)sprintf(
+		    (char *)msg + o,
+		    "Content-Type: multipart/mixed; boundary=\"%d\"\r\n\r\n--%d\r\n", i, i);
 	t = scan_timed(msg, o, &r);
 	ck_assert_msg(t < 3.0, "deep nesting took %.2fs", t);
 	ASSERT_REASON(&r, "scanned as plain text");

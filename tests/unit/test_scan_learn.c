@@ -69,7 +69,7 @@ static void teardown(void)
 
 static enum scan_verdict verdict_for(int64_t user, const unsigned char *msg, size_t len)
 {
-	struct scan_input in = { .user_id = user };
+	struct scan_input in = {.user_id = user};
 	struct scan_result r;
 	scan_message(st, msg, len, &in, &r);
 	return r.verdict;
@@ -97,7 +97,7 @@ START_TEST(learning_ham_changes_only_that_users_verdict)
 	ck_assert_int_ne(store_user_data_get(st, bob, "scan_model", &blob, &blen), STORE_OK);
 
 	/* and the reason says the user's training was used */
-	struct scan_input in = { .user_id = alice };
+	struct scan_input in = {.user_id = alice};
 	struct scan_result r;
 	scan_message(st, msg, len, &in, &r);
 	int found = 0;
@@ -133,8 +133,9 @@ START_TEST(bad_learning_requests_are_refused)
 	ck_assert_int_eq(scan_learn(st, alice, msg, len, SCAN_MALWARE), -1);
 
 	/* a damaged delta is ignored: the global model decides */
-	ck_assert_int_eq(store_user_data_put(st, alice, "scan_model",
-					     (const unsigned char *)"PSUD1garbage", 12), STORE_OK);
+	ck_assert_int_eq(
+	    store_user_data_put(st, alice, "scan_model", (const unsigned char *)"PSUD1garbage", 12),
+	    STORE_OK);
 	ck_assert_int_eq(verdict_for(alice, msg, len), SCAN_CLEAN);
 	/* and learning starts over from it */
 	ck_assert_int_eq(scan_learn(st, alice, msg, len, SCAN_SPAM), 0);
