@@ -153,12 +153,36 @@ static int is_malware(uint32_t flags)
 	return (flags & (SCAN_F_EICAR | SCAN_F_EXECUTABLE | SCAN_F_DOUBLE_EXT | SCAN_F_MACRO)) != 0;
 }
 
-/* Names the features that pushed hardest toward class K (against ham). */
+/* Features a person can read as evidence, by name prefix; structural ones
+ * (header names, content types, counts) weigh in but explain nothing. */
+static const struct {
+	const char *prefix;
+	const char *label;
+} readable[] = {
+    {"b:", "word"},	    {"b2:", "phrase"},	       {"bk:", "text"},
+    {"s:", "subject word"}, {"s2:", "subject phrase"}, {"up:", "link path"},
+    {"ud:", "link domain"}, {"fd:", "sender domain"},  {"fn:", "sender name"},
+    {"xm:", "mailer"},
+};
+
+static const char *readable_label(const char *name, const char **text)
+{
+	for (size_t i = 0; i < sizeof(readable) / sizeof(readable[0]); i++) {
+		size_t pl = strlen(readable[i].prefix);
+		if (strncmp(name, readable[i].prefix, pl) == 0) {
+			*text = name + pl;
+			return readable[i].label;
+		}
+	}
+	return NULL;
+}
+
+/* Names the readable features that pushed hardest toward class K. */
 static void explain(const struct scan_doc *d, const struct scan_model *m,
 		    const struct scan_delta *delta, int k, struct scan_result *out)
 {
 	uint32_t mask = (1u << m->bits) - 1;
-	uint32_t best[EXPLAIN_TOP] = {0};
+	const char *best[EXPLAIN_TOP] = {NULL};
 	float best_w[EXPLAIN_TOP] = {0};
 	for (size_t i = 0; i < d->n_feats; i++) {
 		uint32_t row = d->feats[i] & mask;
@@ -167,25 +191,29 @@ static void explain(const struct scan_doc *d, const struct scan_model *m,
 		const float *dw = delta ? scan_delta_find(delta, row) : NULL;
 		if (dw)
 			v += dw[k] - dw[SCAN_CLASS_HAM];
+		if (v <= best_w[EXPLAIN_TOP - 1])
+			continue;
+		const char *name = scan_doc_name(d, d->feats[i]), *text;
+		if (!name || !readable_label(name, &text))
+			continue;
 		for (int j = 0; j < EXPLAIN_TOP; j++) {
 			if (v > best_w[j]) {
 				memmove(best + j + 1, best + j,
 					(EXPLAIN_TOP - 1 - (size_t)j) * sizeof(*best));
 				memmove(best_w + j + 1, best_w + j,
 					(EXPLAIN_TOP - 1 - (size_t)j) * sizeof(*best_w));
-				best[j] = d->feats[i];
+				best[j] = name;
 				best_w[j] = v;
 				break;
 			}
 		}
 	}
-	char list[200] = "";
+	char list[224] = "";
 	size_t o = 0;
 	for (int j = 0; j < EXPLAIN_TOP && best[j]; j++) {
-		const char *name = scan_doc_name(d, best[j]);
-		if (!name)
-			continue;
-		int n = snprintf(list + o, sizeof(list) - o, "%s\"%.50s\"", o ? ", " : "", name);
+		const char *text, *label = readable_label(best[j], &text);
+		int n = snprintf(list + o, sizeof(list) - o, "%s%s \"%.40s\"", o ? ", " : "", label,
+				 text);
 		if (n < 0 || (size_t)n >= sizeof(list) - o)
 			break;
 		o += (size_t)n;

@@ -295,6 +295,19 @@ START_TEST(plain_ham_is_clean)
 }
 END_TEST
 
+START_TEST(spam_is_explained_in_words)
+{
+	struct scan_result r;
+	scan_data("corpus/spam/s1.eml", &r);
+	ck_assert_int_eq(r.verdict, SCAN_SPAM);
+	ASSERT_REASON(&r, "model: spam probability");
+	ASSERT_REASON(&r, "strongest evidence: word \"");
+	/* structural features weigh in but are not offered as evidence */
+	for (size_t i = 0; i < r.n_reasons; i++)
+		ck_assert_ptr_null(strstr(r.reasons[i], "hn:"));
+}
+END_TEST
+
 /* ---- model round trip, determinism, eval ---- */
 
 static void corpus_dir(char *out, size_t len)
@@ -618,6 +631,7 @@ static Suite *scan_suite(void)
 	tcase_add_test(tc, macro_office_attachment_is_malware);
 	tcase_add_test(tc, charsets_are_decoded_to_utf8);
 	tcase_add_test(tc, plain_ham_is_clean);
+	tcase_add_test(tc, spam_is_explained_in_words);
 	tcase_add_test(tc, model_round_trip_keeps_scores);
 	tcase_add_test(tc, eval_reports_metrics_on_fixture_set);
 	tcase_add_test(tc, nasty_corpus_gets_verdicts_with_reasons);
