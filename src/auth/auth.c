@@ -265,6 +265,7 @@ void auth_cache_forget(const char *address)
 
 	if (auth_normalize_address(address, norm) < 0)
 		return;
+	auth_throttle_forget(norm);
 	pthread_mutex_lock(&cache_lock);
 	for (size_t i = 0; i < AUTH_CACHE_MAX; i++)
 		if (cache[i].used && strcmp(cache[i].address, norm) == 0)

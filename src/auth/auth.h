@@ -108,7 +108,9 @@ int auth_notice_send(struct store *st, const struct store_user *u, const struct 
 int auth_login_ip_is_new(struct store *st, int64_t user_id, const char *ip);
 /* The host name notices name (set by auth_configure from [server] hostname). */
 const char *auth_hostname(void);
-/* Drops cached logins of ADDRESS (password change, lock, delete). */
+/* Drops cached logins of ADDRESS (password change, lock, delete) and the in-memory
+ * failure counters of ADDRESS, which may also be a numeric client address
+ * ("posternctl auth unblock" reaches the daemon through this). */
 void auth_cache_forget(const char *address);
 void auth_cache_clear(void);
 /* Number of cached logins (status output and tests). */

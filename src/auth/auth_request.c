@@ -148,6 +148,16 @@ static void key_of(char *out, size_t outlen, const char *prefix, const char *val
 	snprintf(out, outlen, "%s%s", prefix, value);
 }
 
+void auth_throttle_forget(const char *name)
+{
+	char key[STORE_ADDRESS_MAX + 32];
+
+	key_of(key, sizeof(key), AUTH_KEY_PREFIX_ACCOUNT, name);
+	throttle_table_forget(key);
+	key_of(key, sizeof(key), AUTH_KEY_PREFIX_IP, name);
+	throttle_table_forget(key);
+}
+
 /* Counts a failure against the client address and the account (store or memory). */
 static void note_failure(struct store *st, const struct auth_request *req, const char *norm,
 			 const struct store_user *u, int64_t now)

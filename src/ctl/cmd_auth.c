@@ -4,10 +4,14 @@
  *
  * Account failure counters live in the store, so this process sees what the
  * daemon wrote and can clear it. Client address counters are kept only in
- * the daemon's memory; they expire on their own (docs/login-security.md).
+ * the daemon's memory: unblock asks a running daemon to drop them (through
+ * the admin socket's "forget"); they cannot be listed here and expire on
+ * their own (docs/login-security.md).
  */
 #include <config.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -90,9 +94,28 @@ static int auth_blocks(struct ctl *ctl, int argc, char **argv)
 	return CTL_EXIT_OK;
 }
 
+/* A client address: the counters are in the running daemon's memory only. */
+static int unblock_ip(struct ctl *ctl, const char *ip)
+{
+	struct store *st;
+	int rc;
+
+	if ((rc = ctl_config(ctl)) != CTL_EXIT_OK)
+		return rc;
+	ctl_daemon_forget(ctl, ip);
+	if (ctl_store_open(ctl, &st) == CTL_EXIT_OK)
+		ctl_audit(ctl, "auth.unblock", ip);
+	if (ctl->json)
+		ctl_json_print(json_pack("{s:b,s:s}", "ok", 1, "address", ip));
+	else
+		printf(_("failed logins from %s cleared in the running daemon\n"), ip);
+	return CTL_EXIT_OK;
+}
+
 static int auth_unblock(struct ctl *ctl, int argc, char **argv)
 {
 	char *pos[1], address[STORE_ADDRESS_MAX + 1], err[512];
+	unsigned char bin[sizeof(struct in6_addr)];
 	struct throttle_state zero = {0};
 	struct store *st;
 	struct store_user u;
@@ -100,6 +123,8 @@ static int auth_unblock(struct ctl *ctl, int argc, char **argv)
 
 	if (ctl_parse_args(ctl, argc, argv, NULL, pos, 1, 1, &n) != 0)
 		return usage("unblock");
+	if (inet_pton(AF_INET, pos[0], bin) == 1 || inet_pton(AF_INET6, pos[0], bin) == 1)
+		return unblock_ip(ctl, pos[0]);
 	if (ctl_address_normalize(pos[0], address, sizeof(address), err, sizeof(err)) != 0) {
 		ctl_error("%s", err);
 		return usage("unblock");
@@ -117,6 +142,7 @@ static int auth_unblock(struct ctl *ctl, int argc, char **argv)
 	store_user_clear(&u);
 	if (rc != STORE_OK)
 		return ctl_store_fail(ctl, rc, address);
+	ctl_daemon_forget(ctl, address);
 	ctl_audit(ctl, "auth.unblock", address);
 	if (ctl->json)
 		ctl_json_print(json_pack("{s:b,s:s}", "ok", 1, "address", address));

@@ -278,6 +278,41 @@ class LoginSecurityTest(unittest.TestCase):
         self.srv.ctl("auth", "unblock", user)
 
 
+class AddressThrottleTest(unittest.TestCase):
+    """Failures from one client address across many accounts."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.srv = Server(listeners=("pop3",), config={"auth": FAST_AUTH})
+        cls.srv.add_domain("example.org")
+        cls.srv.add_user("hank@example.org", PASSWORD)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.srv.stop()
+
+    pop_login = LoginSecurityTest.pop_login
+
+    def test_address_throttle_spans_accounts_and_unblock_clears_it(self):
+        # 30 failures from 127.0.0.1 on different (unknown) accounts are free...
+        for i in range(30):
+            self.assertTrue(self.pop_login("u%d@example.org" % i, "guess").startswith(
+                b"-ERR [AUTH]"))
+        self.assertIsNone(self.pop_login("hank@example.org", PASSWORD))
+        # ...the next one makes this address wait, whichever account it tries.
+        self.pop_login("u99@example.org", "guess")
+        self.assertTrue(self.pop_login("hank@example.org", PASSWORD).startswith(
+            b"-ERR [SYS/TEMP]"))
+        # Client addresses are not accounts: "auth blocks" does not list them.
+        blocks = json.loads(self.srv.ctl("auth", "blocks", "--json").stdout)
+        self.assertNotIn("hank@example.org", [b["address"] for b in blocks])
+        self.srv.ctl("auth", "unblock", "127.0.0.1")
+        self.assertIsNone(self.pop_login("hank@example.org", PASSWORD))
+        rows = json.loads(self.srv.ctl("audit", "--json").stdout)
+        self.assertIn(("auth.unblock", "127.0.0.1"),
+                      [(r["event"], r.get("detail")) for r in rows])
+
+
 class Gateway(http.server.ThreadingHTTPServer):
     """A local SMS gateway that records every request."""
 
