@@ -259,6 +259,15 @@ static void cache_insert(const unsigned char id[AUTH_ID_BYTES], const struct sto
 	pthread_mutex_unlock(&cache_lock);
 }
 
+void auth_cache_drop(const char *norm)
+{
+	pthread_mutex_lock(&cache_lock);
+	for (size_t i = 0; i < AUTH_CACHE_MAX; i++)
+		if (cache[i].used && strcmp(cache[i].address, norm) == 0)
+			entry_drop(&cache[i]);
+	pthread_mutex_unlock(&cache_lock);
+}
+
 void auth_cache_forget(const char *address)
 {
 	char norm[STORE_ADDRESS_MAX + 1];
@@ -266,11 +275,7 @@ void auth_cache_forget(const char *address)
 	if (auth_normalize_address(address, norm) < 0)
 		return;
 	auth_throttle_forget(norm);
-	pthread_mutex_lock(&cache_lock);
-	for (size_t i = 0; i < AUTH_CACHE_MAX; i++)
-		if (cache[i].used && strcmp(cache[i].address, norm) == 0)
-			entry_drop(&cache[i]);
-	pthread_mutex_unlock(&cache_lock);
+	auth_cache_drop(norm);
 }
 
 void auth_cache_clear(void)

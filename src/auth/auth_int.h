@@ -25,6 +25,8 @@ enum auth_result auth_check_password(const struct store_user *u, const char *nor
 enum auth_result auth_unlock_key(const struct store_user *u, const char *password, size_t pwlen,
 				 struct user_key **key_out);
 
+/* Drops the cached logins of the normalized address NORM (and nothing else). */
+void auth_cache_drop(const char *norm);
 /* Drops the daemon's in-memory failure counters of NAME: an account (unknown
  * addresses are counted in memory) or a numeric client address. */
 void auth_throttle_forget(const char *name);

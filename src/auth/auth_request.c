@@ -454,7 +454,7 @@ enum auth_result auth_login_request(struct store *st, const struct auth_request 
 			return AUTH_THROTTLED;
 		}
 		auth_verify_dummy(req->password, req->pwlen);
-		auth_cache_forget(norm);
+		auth_cache_drop(norm);
 		note_failure(st, req, norm, NULL, now);
 		a.reason = "unknown user";
 		audit_attempt(st, &a, AUTH_FAILED);
