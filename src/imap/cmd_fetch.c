@@ -140,12 +140,28 @@ void imap_cmd_fetch(struct imap_session *s, struct imap_command *cmd)
 	uint32_t *seqs = NULL;
 	size_t n = 0;
 	bool content = false, seen = false, has_flags = false, has_uid = false, failed = false;
-	bool changed = false;
+	bool changed = false, has_modseq = false;
+	uint64_t changed_since = 0;
+	bool conditional = false;
 	struct store *st = conn_store(s->c);
 
-	if (cmd->n_args != 2 || cmd->args[0].type != IMAP_ARG_ATOM) {
+	if (cmd->n_args < 2 || cmd->n_args > 3 || cmd->args[0].type != IMAP_ARG_ATOM) {
 		imap_bad(s, "FETCH needs a sequence set and data items");
 		return;
+	}
+	/* RFC 7162 3.1.4: FETCH set items (CHANGEDSINCE n) */
+	if (cmd->n_args == 3) {
+		const struct imap_arg *mod = &cmd->args[2];
+		if (mod->type != IMAP_ARG_LIST || mod->n != 2 ||
+		    !imap_arg_is(&mod->list[0], "CHANGEDSINCE") ||
+		    mod->list[1].type != IMAP_ARG_ATOM ||
+		    imap_parse_number(mod->list[1].str, mod->list[1].len, INT64_MAX,
+				      &changed_since) < 0) {
+			imap_bad(s, "Invalid FETCH modifier (use CHANGEDSINCE n)");
+			return;
+		}
+		conditional = true;
+		s->condstore = true;
 	}
 	if (imap_fetch_parse(&cmd->args[1], &atts, err, sizeof(err)) < 0) {
 		imap_bad(s, "%s", err);
@@ -160,7 +176,10 @@ void imap_cmd_fetch(struct imap_session *s, struct imap_command *cmd)
 		seen |= sets_seen(&atts.atts[i]);
 		has_flags |= atts.atts[i].kind == FETCH_FLAGS;
 		has_uid |= atts.atts[i].kind == FETCH_UID;
+		has_modseq |= atts.atts[i].kind == FETCH_MODSEQ;
 	}
+	if (has_modseq)
+		s->condstore = true; /* RFC 7162 3.1: a CONDSTORE-enabling command */
 	if (s->sel.readonly)
 		seen = false;
 	for (size_t k = 0; k < n && !conn_is_closing(s->c); k++) {
@@ -170,6 +189,9 @@ void imap_cmd_fetch(struct imap_session *s, struct imap_command *cmd)
 		struct imap_mime *root = NULL;
 		struct imap_buf b = {0};
 		bool flags_now = false;
+
+		if (conditional && m->modseq <= changed_since)
+			continue;
 
 		if (content) {
 			int rc = imap_message_load(s, m, &msg, &msg_len);
@@ -192,7 +214,7 @@ void imap_cmd_fetch(struct imap_session *s, struct imap_command *cmd)
 			}
 		}
 		ibuf_printf(&b, "* %u FETCH (", seqs[k]);
-		if (cmd->uid && !has_uid)
+		if ((cmd->uid || (flags_now && s->condstore)) && !has_uid)
 			ibuf_printf(&b, "UID %u ", m->uid);
 		for (size_t i = 0; i < atts.n; i++) {
 			if (i)
@@ -204,6 +226,8 @@ void imap_cmd_fetch(struct imap_session *s, struct imap_command *cmd)
 			imap_format_flags(&b, m->flags, m->keywords);
 			ibuf_str(&b, ")");
 		}
+		if ((conditional || flags_now) && s->condstore && !has_modseq)
+			ibuf_printf(&b, " MODSEQ (%llu)", (unsigned long long)m->modseq);
 		ibuf_str(&b, ")\r\n");
 		if (b.failed)
 			failed = true;

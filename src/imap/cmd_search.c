@@ -284,13 +284,24 @@ static bool match(struct imap_session *s, const struct imap_search_key *k,
 	return false;
 }
 
-/* RFC 3501 6.4.4 */
+static bool uses_modseq(const struct imap_search_key *k)
+{
+	if (k->op == SEARCH_MODSEQ)
+		return true;
+	for (size_t i = 0; i < k->n; i++)
+		if (uses_modseq(&k->children[i]))
+			return true;
+	return false;
+}
+
+/* RFC 3501 6.4.4; RFC 7162 3.1.5 for MODSEQ */
 void imap_cmd_search(struct imap_session *s, struct imap_command *cmd)
 {
 	struct imap_search_key key;
 	struct imap_buf b = {0};
 	char err[160];
-	bool failed = false;
+	bool failed = false, modseq;
+	uint64_t highest = 0;
 
 	if (imap_search_parse(cmd->args, cmd->n_args, &key, err, sizeof(err)) < 0) {
 		if (strncmp(err, "[BADCHARSET", 11) == 0)
@@ -299,17 +310,25 @@ void imap_cmd_search(struct imap_session *s, struct imap_command *cmd)
 			imap_bad(s, "%s", err);
 		return;
 	}
+	modseq = uses_modseq(&key);
+	if (modseq)
+		s->condstore = true;
 	ibuf_str(&b, "* SEARCH");
 	for (size_t i = 0; i < s->sel.n && !conn_is_closing(s->c); i++) {
 		const struct imap_msg *m = &s->sel.msgs[i];
 		struct content c = {0};
 		if (m->expunged)
 			continue;
-		if (match(s, &key, m, (uint32_t)(i + 1), &c))
+		if (match(s, &key, m, (uint32_t)(i + 1), &c)) {
 			ibuf_printf(&b, " %u", cmd->uid ? m->uid : (uint32_t)(i + 1));
+			if (m->modseq > highest)
+				highest = m->modseq;
+		}
 		failed |= c.failed && !c.gone;
 		content_free(&c);
 	}
+	if (modseq && highest)
+		ibuf_printf(&b, " (MODSEQ %llu)", (unsigned long long)highest);
 	ibuf_str(&b, "\r\n");
 	imap_search_key_free(&key);
 	if (b.failed) {

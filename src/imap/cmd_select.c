@@ -19,7 +19,11 @@ void imap_cmd_select(struct imap_session *s, struct imap_command *cmd)
 	size_t first_unseen = 0;
 	int rc;
 
-	if (cmd->n_args != 1) {
+	/* RFC 7162 3.1.8: SELECT name (CONDSTORE) */
+	if (cmd->n_args == 2 && cmd->args[1].type == IMAP_ARG_LIST && cmd->args[1].n == 1 &&
+	    imap_arg_is(&cmd->args[1].list[0], "CONDSTORE")) {
+		s->condstore = true;
+	} else if (cmd->n_args != 1) {
 		imap_bad(s, "%s needs one mailbox name", cmd->verb);
 		return;
 	}
@@ -56,6 +60,7 @@ void imap_cmd_select(struct imap_session *s, struct imap_command *cmd)
 		imap_untagged(s, "OK [UNSEEN %zu] First unseen message", first_unseen);
 	imap_untagged(s, "OK [UIDVALIDITY %u] UIDs valid", mb.uidvalidity);
 	imap_untagged(s, "OK [UIDNEXT %u] Predicted next UID", mb.uidnext);
+	imap_untagged(s, "OK [HIGHESTMODSEQ %llu] Highest", (unsigned long long)mb.highestmodseq);
 	s->state = IMAP_STATE_SELECTED;
 	imap_ok(s, "[%s] %s completed", readonly ? "READ-ONLY" : "READ-WRITE", cmd->verb);
 }

@@ -38,7 +38,7 @@ void imap_cmd_status(struct imap_session *s, struct imap_command *cmd)
 			need_unseen = true;
 		else if (!imap_arg_is(a, "MESSAGES") && !imap_arg_is(a, "RECENT") &&
 			 !imap_arg_is(a, "UIDNEXT") && !imap_arg_is(a, "UIDVALIDITY") &&
-			 !imap_arg_is(a, "SIZE")) {
+			 !imap_arg_is(a, "SIZE") && !imap_arg_is(a, "HIGHESTMODSEQ")) {
 			imap_bad(s, "Unknown STATUS item");
 			return;
 		}
@@ -75,6 +75,8 @@ void imap_cmd_status(struct imap_session *s, struct imap_command *cmd)
 			ibuf_printf(&b, "UIDVALIDITY %u", mb.uidvalidity);
 		else if (strcasecmp(item, "UNSEEN") == 0)
 			ibuf_printf(&b, "UNSEEN %u", unseen);
+		else if (strcasecmp(item, "HIGHESTMODSEQ") == 0)
+			ibuf_printf(&b, "HIGHESTMODSEQ %llu", (unsigned long long)mb.highestmodseq);
 		else
 			ibuf_printf(&b, "SIZE %lld", (long long)mb.bytes);
 	}

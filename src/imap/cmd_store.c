@@ -1,6 +1,8 @@
 /*
  * cmd_store.c - STORE and UID STORE (RFC 3501 6.4.6, 6.4.8): FLAGS,
  * +FLAGS, -FLAGS, each optionally .SILENT; keywords are kept as given.
+ * CONDSTORE (RFC 7162 3.1.3): UNCHANGEDSINCE skips messages changed since,
+ * which the tagged OK lists in [MODIFIED ...].
  */
 #include <config.h>
 
@@ -86,15 +88,41 @@ void imap_cmd_store(struct imap_session *s, struct imap_command *cmd)
 	char *kws[64];
 	size_t n_kws = 0, n = 0;
 	uint32_t *seqs = NULL;
-	bool failed = false, changed = false;
+	bool failed = false, changed = false, conditional = false;
+	uint64_t unchanged_since = 0;
+	struct imap_buf modified = {0};
 	struct imap_arg single;
+	const struct imap_arg *args = cmd->args;
+	size_t nargs = cmd->n_args;
 
-	if (cmd->n_args < 3 || cmd->args[0].type != IMAP_ARG_ATOM ||
-	    cmd->args[1].type != IMAP_ARG_ATOM) {
+	/* RFC 7162 3.1.3: STORE set (UNCHANGEDSINCE n) item flags */
+	if (nargs >= 2 && args[1].type == IMAP_ARG_LIST) {
+		const struct imap_arg *mod = &args[1];
+		if (mod->n != 2 || !imap_arg_is(&mod->list[0], "UNCHANGEDSINCE") ||
+		    mod->list[1].type != IMAP_ARG_ATOM ||
+		    imap_parse_number(mod->list[1].str, mod->list[1].len, INT64_MAX,
+				      &unchanged_since) < 0) {
+			imap_bad(s, "Invalid STORE modifier (use UNCHANGEDSINCE n)");
+			return;
+		}
+		conditional = true;
+		s->condstore = true;
+		single = args[0];
+		args++;
+		nargs--;
+		/* ARGS[0] is now the modifier; the set is kept in SINGLE. */
+	}
+	if (nargs < 3 || (conditional ? single.type : args[0].type) != IMAP_ARG_ATOM ||
+	    args[1].type != IMAP_ARG_ATOM) {
 		imap_bad(s, "STORE needs a sequence set, an item and flags");
 		return;
 	}
-	item = &cmd->args[1];
+	{
+		const char *set_text = conditional ? single.str : args[0].str;
+		if (imap_resolve_set(s, set_text, cmd->uid, &seqs, &n) < 0)
+			return;
+	}
+	item = &args[1];
 	name = item->str;
 	mode = name[0] == '+' ? MODE_ADD : name[0] == '-' ? MODE_REMOVE : MODE_SET;
 	if (mode != MODE_SET)
@@ -104,22 +132,24 @@ void imap_cmd_store(struct imap_session *s, struct imap_command *cmd)
 	else if (strcasecmp(name, "FLAGS.SILENT") == 0)
 		silent = true;
 	else {
+		free(seqs);
 		imap_bad(s, "Unknown STORE item (use FLAGS, +FLAGS or -FLAGS)");
 		return;
 	}
-	if (cmd->n_args == 3 && cmd->args[2].type == IMAP_ARG_LIST) {
-		flags = &cmd->args[2];
+	if (nargs == 3 && args[2].type == IMAP_ARG_LIST) {
+		flags = &args[2];
 	} else {
 		/* RFC 3501 9: flags may also be given without parentheses. */
 		single.type = IMAP_ARG_LIST;
-		single.list = &cmd->args[2];
-		single.n = cmd->n_args - 2;
+		single.list = (struct imap_arg *)&args[2];
+		single.n = nargs - 2;
 		flags = &single;
 	}
 	for (size_t i = 0; i < flags->n; i++) {
 		const struct imap_arg *f = &flags->list[i];
 		int bit;
 		if (f->type != IMAP_ARG_ATOM || (bit = imap_flag_bit(f->str)) < 0) {
+			free(seqs);
 			imap_bad(s, "Invalid flag");
 			return;
 		}
@@ -127,6 +157,7 @@ void imap_cmd_store(struct imap_session *s, struct imap_command *cmd)
 			bits |= (uint32_t)bit;
 		} else {
 			if (n_kws == sizeof(kws) / sizeof(kws[0])) {
+				free(seqs);
 				imap_bad(s, "Too many keywords");
 				return;
 			}
@@ -134,11 +165,10 @@ void imap_cmd_store(struct imap_session *s, struct imap_command *cmd)
 		}
 	}
 	if (s->sel.readonly) {
+		free(seqs);
 		imap_no(s, "[READ-ONLY] Mailbox is read-only");
 		return;
 	}
-	if (imap_resolve_set(s, cmd->args[0].str, cmd->uid, &seqs, &n) < 0)
-		return;
 	for (size_t k = 0; k < n; k++) {
 		struct imap_msg *m = &s->sel.msgs[seqs[k] - 1];
 		char keywords[KEYWORDS_MAX];
@@ -146,7 +176,14 @@ void imap_cmd_store(struct imap_session *s, struct imap_command *cmd)
 			      : mode == MODE_ADD ? m->flags | bits
 						 : m->flags & ~bits;
 		uint64_t modseq;
+		bool updated = false;
 		int rc;
+
+		if (conditional && m->modseq > unchanged_since) {
+			ibuf_printf(&modified, "%s%u", modified.len ? "," : "",
+				    cmd->uid ? m->uid : seqs[k]);
+			continue;
+		}
 
 		if (merge_keywords(m->keywords, kws, n_kws, mode, keywords, sizeof(keywords)) < 0) {
 			failed = true;
@@ -165,26 +202,23 @@ void imap_cmd_store(struct imap_session *s, struct imap_command *cmd)
 			m->keywords = keywords[0] ? strdup(keywords) : NULL;
 			m->modseq = modseq;
 			changed = true;
+			updated = true;
 		}
-		if (!silent) {
-			struct imap_buf b = {0};
-			ibuf_printf(&b, "* %u FETCH (", seqs[k]);
-			if (cmd->uid)
-				ibuf_printf(&b, "UID %u ", m->uid);
-			ibuf_str(&b, "FLAGS (");
-			imap_format_flags(&b, m->flags, m->keywords);
-			ibuf_str(&b, "))\r\n");
-			if (!b.failed)
-				conn_write(s->c, b.p, b.len);
-			ibuf_free(&b);
-		}
+		/* RFC 7162 3.1.3: with UNCHANGEDSINCE even .SILENT reports the new MODSEQ. */
+		if (!silent || (conditional && updated))
+			imap_send_flags(s, seqs[k], m, cmd->uid);
 	}
 	free(seqs);
 	if (changed)
 		imap_changed(s->sel.mb.id);
 	if (failed) {
+		ibuf_free(&modified);
 		imap_no(s, "[LIMIT] Some flags could not be stored");
 		return;
 	}
-	imap_ok(s, "STORE completed");
+	if (modified.len && !modified.failed)
+		imap_ok(s, "[MODIFIED %s] Conditional STORE failed", modified.p);
+	else
+		imap_ok(s, "STORE completed");
+	ibuf_free(&modified);
 }

@@ -87,6 +87,7 @@ struct imap_session {
 
 	bool sasl_wait;
 	bool idling;
+	bool condstore; /* RFC 7162 3.1: enabled by ENABLE or a CONDSTORE-enabling command */
 
 	struct auth_identity id;
 	struct imap_selected sel;
@@ -112,6 +113,9 @@ void imap_select_close(struct imap_session *s);
 /* Compares the view with the store and reports the difference (EXISTS,
  * FETCH FLAGS, and EXPUNGE when ALLOW_EXPUNGE). */
 void imap_sync(struct imap_session *s, bool allow_expunge);
+/* "* n FETCH (UID u FLAGS (...) MODSEQ (m))" for message SEQ (UID and MODSEQ when asked or
+ * when CONDSTORE is on). */
+void imap_send_flags(struct imap_session *s, size_t seq, const struct imap_msg *m, bool uid);
 /* Writes "\Seen \Flagged kw" for M into B. */
 void imap_format_flags(struct imap_buf *b, uint32_t flags, const char *keywords);
 /* Sequence numbers (1-based) the SET names, by sequence or by UID; malloc'd, *N set.

@@ -121,16 +121,19 @@ static bool same_keywords(const char *a, const char *b)
 	return strcmp(a ? a : "", b ? b : "") == 0;
 }
 
-static void send_flags(struct imap_session *s, size_t seq, const struct imap_msg *m)
+void imap_send_flags(struct imap_session *s, size_t seq, const struct imap_msg *m, bool uid)
 {
 	struct imap_buf b = {0};
 
 	ibuf_printf(&b, "* %zu FETCH (", seq);
-	if (s->uid)
+	if (uid || s->condstore)
 		ibuf_printf(&b, "UID %u ", m->uid);
 	ibuf_str(&b, "FLAGS (");
 	imap_format_flags(&b, m->flags, m->keywords);
-	ibuf_str(&b, "))\r\n");
+	ibuf_str(&b, ")");
+	if (s->condstore)
+		ibuf_printf(&b, " MODSEQ (%llu)", (unsigned long long)m->modseq);
+	ibuf_str(&b, ")\r\n");
 	if (!b.failed)
 		conn_write(s->c, b.p, b.len);
 	ibuf_free(&b);
@@ -163,7 +166,7 @@ void imap_sync(struct imap_session *s, bool allow_expunge)
 			nm->keywords = NULL;
 			out_n++;
 			if (flags_changed)
-				send_flags(s, out_n, &merged[out_n - 1]);
+				imap_send_flags(s, out_n, &merged[out_n - 1], s->uid);
 			j++;
 		} else if (allow_expunge) {
 			imap_untagged(s, "%zu EXPUNGE", i + 1 - removed);

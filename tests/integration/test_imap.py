@@ -144,7 +144,7 @@ class ImapTest(unittest.TestCase):
         self.assertIn(b"PRIVACYREQUIRED", data[0])
         m.starttls(ssl_context=self.srv.ssl_context())
         for cap in ("AUTH=PLAIN", "SASL-IR", "IDLE", "UIDPLUS", "MOVE", "SPECIAL-USE",
-                    "CHILDREN", "NAMESPACE", "UNSELECT", "LITERAL+", "ENABLE", "ID"):
+                    "CHILDREN", "NAMESPACE", "UNSELECT", "LITERAL+", "ENABLE", "ID", "CONDSTORE"):
             self.assertIn(cap, m.capabilities)
         self.assertNotIn("LOGINDISABLED", m.capabilities)
         user = self.new_user()
@@ -463,6 +463,49 @@ class ImapTest(unittest.TestCase):
             text = resp.read().decode()
         self.assertRegex(text, r'postern_commands_total\{protocol="imap",command="UID MOVE"\} [1-9]')
         self.assertRegex(text, r'postern_commands_total\{protocol="imap",command="SELECT"\} [1-9]')
+
+    def test_condstore(self):
+        user = self.new_user()
+        r = self.raw(user)
+        lines, _ = r.cmd("ENABLE CONDSTORE")
+        self.assertEqual(lines, [b"* ENABLED CONDSTORE"])
+        for _ in range(3):
+            r.cmd(b"APPEND INBOX {%d+}\r\n" % len(SIMPLE) + SIMPLE)
+        lines, tagged = r.cmd("SELECT INBOX (CONDSTORE)")
+        self.assertIn(b"OK", tagged)
+        highest = [int(re.search(rb"HIGHESTMODSEQ (\d+)", l).group(1)) for l in lines
+                   if b"HIGHESTMODSEQ" in l]
+        self.assertEqual(len(highest), 1)
+        lines, _ = r.cmd("FETCH 1:* (MODSEQ)")
+        modseqs = [int(re.search(rb"MODSEQ \((\d+)\)", l).group(1)) for l in lines]
+        self.assertEqual(len(modseqs), 3)
+        self.assertLessEqual(max(modseqs), highest[0])
+        old = modseqs[0]
+        lines, tagged = r.cmd("STORE 1 (UNCHANGEDSINCE %d) +FLAGS.SILENT (\\Seen)" % old)
+        self.assertEqual(tagged, b"r%d OK STORE completed" % r.n)
+        self.assertEqual(len(lines), 1)
+        new = int(re.search(rb"MODSEQ \((\d+)\)", lines[0]).group(1))
+        self.assertGreater(new, max(modseqs))
+        lines, tagged = r.cmd("STORE 1,2 (UNCHANGEDSINCE %d) +FLAGS (\\Flagged)"
+                              % max(modseqs))
+        self.assertIn(b"OK [MODIFIED 1]", tagged)
+        self.assertEqual(len(lines), 1)
+        self.assertTrue(lines[0].startswith(b"* 2 FETCH"))
+        lines, _ = r.cmd("UID FETCH 1:* (FLAGS) (CHANGEDSINCE %d)" % max(modseqs))
+        self.assertEqual(len(lines), 2)
+        self.assertTrue(all(b"MODSEQ (" in l for l in lines))
+        lines, _ = r.cmd("SEARCH MODSEQ %d" % new)
+        self.assertRegex(lines[0], rb"^\* SEARCH 1 2 \(MODSEQ \d+\)$")
+        lines, _ = r.cmd("STATUS Sent (HIGHESTMODSEQ MESSAGES)")
+        self.assertRegex(lines[0], rb'HIGHESTMODSEQ \d+ MESSAGES 0')
+        # Changes from another session come with UID and MODSEQ.
+        other = self.client(user)
+        other.select("INBOX")
+        other.store("3", "+FLAGS", r"(\Answered)")
+        lines, _ = r.cmd("NOOP")
+        self.assertRegex(lines[0], rb"^\* 3 FETCH \(UID 3 FLAGS \(\\Answered\) MODSEQ \(\d+\)\)$")
+        _, tagged = r.cmd("FETCH 1 (FLAGS) (CHANGEDSINCE x)")
+        self.assertIn(b"BAD", tagged)
 
     # ---- two sessions ----
 
