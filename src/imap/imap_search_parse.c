@@ -247,7 +247,19 @@ static int parse_key(struct cursor *c, struct imap_search_key *k, unsigned depth
 	}
 	if (strcasecmp(name, "LARGER") == 0 || strcasecmp(name, "SMALLER") == 0 ||
 	    strcasecmp(name, "MODSEQ") == 0) {
-		const struct imap_arg *n = next_arg(c, name);
+		const struct imap_arg *n;
+		/* RFC 7162 3.1.5: MODSEQ ["/flags/\\Seen" priv|shared|all] n; Postern
+		 * keeps one modseq per message, so the entry is checked and ignored. */
+		if (strcasecmp(name, "MODSEQ") == 0 && c->i + 2 < c->n &&
+		    c->args[c->i].type == IMAP_ARG_QUOTED) {
+			const struct imap_arg *kind = &c->args[c->i + 1];
+			if (strncasecmp(c->args[c->i].str, "/flags/", 7) != 0 ||
+			    !(imap_arg_is(kind, "priv") || imap_arg_is(kind, "shared") ||
+			      imap_arg_is(kind, "all")))
+				return fail(c->err, c->errlen, "invalid MODSEQ entry", NULL);
+			c->i += 2;
+		}
+		n = next_arg(c, name);
 		k->op = toupper((unsigned char)name[0]) == 'L'   ? SEARCH_LARGER
 			: toupper((unsigned char)name[0]) == 'S' ? SEARCH_SMALLER
 								 : SEARCH_MODSEQ;

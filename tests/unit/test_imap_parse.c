@@ -279,6 +279,15 @@ START_TEST(test_search_keys)
 	ck_assert_int_eq(parse("t SEARCH BEFORE 31-Foo-2020", &c), 0);
 	ck_assert_int_eq(imap_search_parse(c.args, c.n_args, &k, err, sizeof(err)), -1);
 	imap_command_free(&c);
+	ck_assert_int_eq(parse("t SEARCH MODSEQ \"/flags/\\\\draft\" all 620162338", &c), 0);
+	ck_assert_int_eq(imap_search_parse(c.args, c.n_args, &k, err, sizeof(err)), 0);
+	ck_assert_int_eq(k.children[0].op, SEARCH_MODSEQ);
+	ck_assert_int_eq(k.children[0].number, 620162338);
+	imap_search_key_free(&k);
+	imap_command_free(&c);
+	ck_assert_int_eq(parse("t SEARCH MODSEQ \"/x\" all 5", &c), 0);
+	ck_assert_int_eq(imap_search_parse(c.args, c.n_args, &k, err, sizeof(err)), -1);
+	imap_command_free(&c);
 	ck_assert_int_eq(parse("t SEARCH FROBNICATE", &c), 0);
 	ck_assert_int_eq(imap_search_parse(c.args, c.n_args, &k, err, sizeof(err)), -1);
 	ck_assert_ptr_nonnull(strstr(err, "unknown search key"));
