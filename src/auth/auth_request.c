@@ -38,6 +38,9 @@ static char hostname[256] = "localhost";
 static char server_key_path[CONFIG_PATH_MAX];
 static struct user_key *server_key;
 
+/* Serializes read-count-write of account failure counters in this process. */
+static pthread_mutex_t account_lock = PTHREAD_MUTEX_INITIALIZER;
+
 /* Serializes read-check-write of TOTP steps and recovery codes. */
 static pthread_mutex_t otp_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -171,12 +174,15 @@ static void note_failure(struct store *st, const struct auth_request *req, const
 	if (u != NULL) {
 		struct throttle_state s;
 
+		/* Read-count-write under a lock, so concurrent failures all count. */
+		pthread_mutex_lock(&account_lock);
 		if (throttle_account_load(st, u->id, &s) == STORE_OK) {
 			throttle_record_failure(&throttle_account_policy, &s, now);
 			if (throttle_account_save(st, u->id, &s) != STORE_OK)
 				log_warn(_("cannot record a failed login of %s: %s"), u->address,
 					 store_error(st));
 		}
+		pthread_mutex_unlock(&account_lock);
 	} else if (norm != NULL) {
 		key_of(key, sizeof(key), AUTH_KEY_PREFIX_ACCOUNT, norm);
 		throttle_table_failure(&throttle_account_policy, key, now);
@@ -187,10 +193,14 @@ static void note_success(struct store *st, const struct store_user *u,
 			 const struct throttle_state *s)
 {
 	struct throttle_state zero = {0};
+	int rc;
 
 	if (s->failures == 0 && s->blocked_until == 0)
 		return;
-	if (throttle_account_save(st, u->id, &zero) != STORE_OK)
+	pthread_mutex_lock(&account_lock);
+	rc = throttle_account_save(st, u->id, &zero);
+	pthread_mutex_unlock(&account_lock);
+	if (rc != STORE_OK)
 		log_warn(_("cannot reset the failed logins of %s: %s"), u->address,
 			 store_error(st));
 }

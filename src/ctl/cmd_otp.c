@@ -160,6 +160,7 @@ static int enroll(struct ctl *ctl, int argc, char **argv, bool reset)
 	struct store *st;
 	struct store_user u;
 	struct user_key *server_key = NULL;
+	bool has_totp;
 	int64_t step;
 	int n, rc;
 
@@ -169,19 +170,20 @@ static int enroll(struct ctl *ctl, int argc, char **argv, bool reset)
 		return rc;
 	memset(&s, 0, sizeof(s));
 	rc = otp_state_load(st, u.id, &s);
+	has_totp = rc == STORE_OK && s.sealed_secret != NULL;
 	otp_state_clear(&s);
 	if (rc == STORE_ERR) {
 		rc = ctl_store_fail(ctl, rc, u.address);
 		goto out;
 	}
-	if (!reset && rc == STORE_OK) {
-		ctl_error(_("%s already uses one-time codes (\"otp reset\" replaces the secret)"),
+	if (!reset && has_totp) {
+		ctl_error(_("%s already uses TOTP codes (\"otp reset\" replaces the secret)"),
 			  u.address);
 		rc = CTL_EXIT_EXISTS;
 		goto out;
 	}
-	if (reset && rc == STORE_NOTFOUND) {
-		ctl_error(_("%s does not use one-time codes (\"otp enroll\" starts)"), u.address);
+	if (reset && !has_totp) {
+		ctl_error(_("%s does not use TOTP codes (\"otp enroll\" starts)"), u.address);
 		rc = CTL_EXIT_NOTFOUND;
 		goto out;
 	}
@@ -213,7 +215,11 @@ static int enroll(struct ctl *ctl, int argc, char **argv, bool reset)
 		rc = CTL_EXIT_FAIL;
 		goto out;
 	}
-	memset(&s, 0, sizeof(s));
+	/* Reread: SMS settings made meanwhile stay; secret and recovery codes are new. */
+	if (otp_state_load(st, u.id, &s) == STORE_ERR) {
+		rc = ctl_store_fail(ctl, STORE_ERR, u.address);
+		goto out;
+	}
 	s.enabled = true;
 	s.last_step = step; /* the code just shown may not log in again */
 	s.enrolled = (int64_t)time(NULL);
