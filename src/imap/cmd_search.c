@@ -4,7 +4,8 @@
  * content of a message is decrypted only when a key needs it (headers,
  * body, text, sent date) and then parsed once with GMime, so header values
  * (RFC 2047) and bodies (transfer encoding, charset) are compared decoded,
- * case-insensitively (Unicode case folding).
+ * case-insensitively (Unicode case folding). SEARCH RETURN (...) answers
+ * with ESEARCH (RFC 4731).
  */
 #include <config.h>
 
@@ -294,16 +295,102 @@ static bool uses_modseq(const struct imap_search_key *k)
 	return false;
 }
 
-/* RFC 3501 6.4.4; RFC 7162 3.1.5 for MODSEQ */
+enum esearch_option {
+	ESEARCH_MIN = 1 << 0,
+	ESEARCH_MAX = 1 << 1,
+	ESEARCH_ALL = 1 << 2,
+	ESEARCH_COUNT = 1 << 3,
+};
+
+/* RFC 4731 3: "RETURN (MIN MAX ALL COUNT)"; an empty list means ALL. -1 after a BAD. */
+static int parse_return(struct imap_session *s, const struct imap_arg *list, unsigned *opts)
+{
+	static const struct {
+		const char *name;
+		unsigned bit;
+	} names[] = {{"MIN", ESEARCH_MIN}, {"MAX", ESEARCH_MAX}, {"ALL", ESEARCH_ALL},
+		     {"COUNT", ESEARCH_COUNT}};
+
+	*opts = 0;
+	for (size_t i = 0; i < list->n; i++) {
+		size_t k;
+		for (k = 0; k < sizeof(names) / sizeof(names[0]); k++)
+			if (imap_arg_is(&list->list[i], names[k].name))
+				break;
+		if (k == sizeof(names) / sizeof(names[0])) {
+			imap_bad(s, "Unsupported SEARCH RETURN option");
+			return -1;
+		}
+		*opts |= names[k].bit;
+	}
+	if (*opts == 0)
+		*opts = ESEARCH_ALL;
+	return 0;
+}
+
+/* Appends the numbers in N as a compact sequence set ("1:3,7"). */
+static void write_set(struct imap_buf *b, const uint32_t *n, size_t count)
+{
+	for (size_t i = 0; i < count;) {
+		size_t j = i;
+		while (j + 1 < count && n[j + 1] == n[j] + 1)
+			j++;
+		if (j > i)
+			ibuf_printf(b, "%s%u:%u", i ? "," : "", n[i], n[j]);
+		else
+			ibuf_printf(b, "%s%u", i ? "," : "", n[i]);
+		i = j + 1;
+	}
+}
+
+static void write_esearch(struct imap_session *s, struct imap_buf *b, bool uid, unsigned opts,
+			  const uint32_t *hits, size_t n, bool modseq, uint64_t highest)
+{
+	ibuf_str(b, "* ESEARCH (TAG ");
+	ibuf_nstring(b, s->tag, strlen(s->tag));
+	ibuf_str(b, ")");
+	if (uid)
+		ibuf_str(b, " UID");
+	if ((opts & ESEARCH_MIN) && n)
+		ibuf_printf(b, " MIN %u", hits[0]);
+	if ((opts & ESEARCH_MAX) && n)
+		ibuf_printf(b, " MAX %u", hits[n - 1]);
+	if ((opts & ESEARCH_COUNT))
+		ibuf_printf(b, " COUNT %zu", n);
+	if ((opts & ESEARCH_ALL) && n) {
+		ibuf_str(b, " ALL ");
+		write_set(b, hits, n);
+	}
+	if (modseq && n)
+		ibuf_printf(b, " MODSEQ %llu", (unsigned long long)highest);
+	ibuf_str(b, "\r\n");
+}
+
+/* RFC 3501 6.4.4; RFC 4731 (ESEARCH); RFC 7162 3.1.5 for MODSEQ */
 void imap_cmd_search(struct imap_session *s, struct imap_command *cmd)
 {
 	struct imap_search_key key;
 	struct imap_buf b = {0};
 	char err[160];
-	bool failed = false, modseq;
+	bool failed = false, modseq, esearch = false;
 	uint64_t highest = 0;
+	unsigned opts = 0;
+	const struct imap_arg *args = cmd->args;
+	size_t nargs = cmd->n_args, n_hits = 0;
+	uint32_t *hits;
 
-	if (imap_search_parse(cmd->args, cmd->n_args, &key, err, sizeof(err)) < 0) {
+	if (nargs >= 2 && imap_arg_is(&args[0], "RETURN")) {
+		if (args[1].type != IMAP_ARG_LIST) {
+			imap_bad(s, "RETURN needs a list of options");
+			return;
+		}
+		if (parse_return(s, &args[1], &opts) < 0)
+			return;
+		esearch = true;
+		args += 2;
+		nargs -= 2;
+	}
+	if (imap_search_parse(args, nargs, &key, err, sizeof(err)) < 0) {
 		if (strncmp(err, "[BADCHARSET", 11) == 0)
 			imap_no(s, "%s", err);
 		else
@@ -313,23 +400,36 @@ void imap_cmd_search(struct imap_session *s, struct imap_command *cmd)
 	modseq = uses_modseq(&key);
 	if (modseq)
 		s->condstore = true;
-	ibuf_str(&b, "* SEARCH");
+	hits = malloc((s->sel.n + 1) * sizeof(*hits));
+	if (!hits) {
+		imap_search_key_free(&key);
+		imap_no(s, "[SERVERBUG] Out of memory");
+		return;
+	}
 	for (size_t i = 0; i < s->sel.n && !conn_is_closing(s->c); i++) {
 		const struct imap_msg *m = &s->sel.msgs[i];
 		struct content c = {0};
 		if (m->expunged)
 			continue;
 		if (match(s, &key, m, (uint32_t)(i + 1), &c)) {
-			ibuf_printf(&b, " %u", cmd->uid ? m->uid : (uint32_t)(i + 1));
+			hits[n_hits++] = cmd->uid ? m->uid : (uint32_t)(i + 1);
 			if (m->modseq > highest)
 				highest = m->modseq;
 		}
 		failed |= c.failed && !c.gone;
 		content_free(&c);
 	}
-	if (modseq && highest)
-		ibuf_printf(&b, " (MODSEQ %llu)", (unsigned long long)highest);
-	ibuf_str(&b, "\r\n");
+	if (esearch) {
+		write_esearch(s, &b, cmd->uid, opts, hits, n_hits, modseq, highest);
+	} else {
+		ibuf_str(&b, "* SEARCH");
+		for (size_t i = 0; i < n_hits; i++)
+			ibuf_printf(&b, " %u", hits[i]);
+		if (modseq && n_hits)
+			ibuf_printf(&b, " (MODSEQ %llu)", (unsigned long long)highest);
+		ibuf_str(&b, "\r\n");
+	}
+	free(hits);
 	imap_search_key_free(&key);
 	if (b.failed) {
 		ibuf_free(&b);

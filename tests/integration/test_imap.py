@@ -144,7 +144,7 @@ class ImapTest(unittest.TestCase):
         self.assertIn(b"PRIVACYREQUIRED", data[0])
         m.starttls(ssl_context=self.srv.ssl_context())
         for cap in ("AUTH=PLAIN", "SASL-IR", "IDLE", "UIDPLUS", "MOVE", "SPECIAL-USE",
-                    "CHILDREN", "NAMESPACE", "UNSELECT", "LITERAL+", "ENABLE", "ID", "CONDSTORE"):
+                    "CHILDREN", "NAMESPACE", "UNSELECT", "LITERAL+", "ENABLE", "ID", "CONDSTORE", "ESEARCH"):
             self.assertIn(cap, m.capabilities)
         self.assertNotIn("LOGINDISABLED", m.capabilities)
         user = self.new_user()
@@ -505,6 +505,23 @@ class ImapTest(unittest.TestCase):
         lines, _ = r.cmd("NOOP")
         self.assertRegex(lines[0], rb"^\* 3 FETCH \(UID 3 FLAGS \(\\Answered\) MODSEQ \(\d+\)\)$")
         _, tagged = r.cmd("FETCH 1 (FLAGS) (CHANGEDSINCE x)")
+        self.assertIn(b"BAD", tagged)
+
+    def test_esearch(self):
+        r = self.raw(self.new_user())
+        for _ in range(5):
+            r.cmd(b"APPEND INBOX (\\Seen) {%d+}\r\n" % len(SIMPLE) + SIMPLE)
+        r.cmd(b"APPEND INBOX {%d+}\r\n" % len(SIMPLE) + SIMPLE)
+        r.cmd("SELECT INBOX")
+        lines, _ = r.cmd("SEARCH RETURN (MIN MAX COUNT ALL) SEEN", tag="e1")
+        self.assertEqual(lines, [b'* ESEARCH (TAG "e1") MIN 1 MAX 5 COUNT 5 ALL 1:5'])
+        lines, _ = r.cmd("UID SEARCH RETURN () NOT SEEN", tag="e2")
+        self.assertEqual(lines, [b'* ESEARCH (TAG "e2") UID ALL 6'])
+        lines, _ = r.cmd("SEARCH RETURN (COUNT MIN) DELETED", tag="e3")
+        self.assertEqual(lines, [b'* ESEARCH (TAG "e3") COUNT 0'])
+        lines, _ = r.cmd("SEARCH RETURN (ALL) OR 1 3:4", tag="e4")
+        self.assertEqual(lines, [b'* ESEARCH (TAG "e4") ALL 1,3:4'])
+        _, tagged = r.cmd("SEARCH RETURN (SAVE) ALL")
         self.assertIn(b"BAD", tagged)
 
     # ---- two sessions ----
