@@ -6,6 +6,7 @@
  */
 #include <check.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -568,6 +569,61 @@ START_TEST(huge_inputs_are_bounded)
 }
 END_TEST
 
+/* ---- threads: the daemon scans from its job pool ---- */
+
+static const char *const thread_files[] = {
+    "lookalike.eml",	"link_mismatch.eml", "eicar.eml",	   "double_ext.eml",
+    "charset_koi8.eml", "ham_plain.eml",     "corpus/spam/s1.eml", "macro_content.eml"};
+#define N_THREAD_FILES (sizeof(thread_files) / sizeof(thread_files[0]))
+
+struct thread_job {
+	unsigned char *msg[N_THREAD_FILES];
+	size_t len[N_THREAD_FILES];
+	double score[N_THREAD_FILES];
+	int verdict[N_THREAD_FILES];
+	int mismatches;
+};
+
+static void *scan_thread(void *arg)
+{
+	struct thread_job *job = arg;
+	for (int round = 0; round < 50; round++) {
+		for (size_t i = 0; i < N_THREAD_FILES; i++) {
+			struct scan_result r;
+			scan_message(NULL, job->msg[i], job->len[i], NULL, &r);
+			if ((int)r.verdict != job->verdict[i] || r.score != job->score[i])
+				job->mismatches++;
+		}
+	}
+	return NULL;
+}
+
+START_TEST(threads_get_the_same_results)
+{
+	struct thread_job job;
+	memset(&job, 0, sizeof(job));
+	for (size_t i = 0; i < N_THREAD_FILES; i++) {
+		struct scan_result r;
+		job.msg[i] = read_data(thread_files[i], &job.len[i]);
+		scan_message(NULL, job.msg[i], job.len[i], NULL, &r);
+		job.verdict[i] = (int)r.verdict;
+		job.score[i] = r.score;
+	}
+	struct thread_job jobs[4];
+	pthread_t th[4];
+	for (int t = 0; t < 4; t++) {
+		jobs[t] = job;
+		ck_assert_int_eq(pthread_create(&th[t], NULL, scan_thread, &jobs[t]), 0);
+	}
+	for (int t = 0; t < 4; t++) {
+		ck_assert_int_eq(pthread_join(th[t], NULL), 0);
+		ck_assert_int_eq(jobs[t].mismatches, 0);
+	}
+	for (size_t i = 0; i < N_THREAD_FILES; i++)
+		free(job.msg[i]);
+}
+END_TEST
+
 /* ---- results for storage and headers ---- */
 
 START_TEST(headers_and_json_are_well_formed)
@@ -636,6 +692,7 @@ static Suite *scan_suite(void)
 	tcase_add_test(tc, eval_reports_metrics_on_fixture_set);
 	tcase_add_test(tc, nasty_corpus_gets_verdicts_with_reasons);
 	tcase_add_test(tc, huge_inputs_are_bounded);
+	tcase_add_test(tc, threads_get_the_same_results);
 	tcase_add_test(tc, headers_and_json_are_well_formed);
 	suite_add_tcase(s, tc);
 	return s;
