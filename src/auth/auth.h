@@ -43,6 +43,7 @@ struct auth_request {
 	size_t pwlen;
 	const char *protocol;  /* "smtp", "imap", "pop3", "web", or NULL when unknown */
 	const char *client_ip; /* numeric address of the client, or NULL */
+	const char *client_id; /* what the client says it is (IMAP ID, user agent), or NULL */
 };
 
 struct auth_identity {

@@ -132,6 +132,8 @@ static void audit_attempt(struct store *st, const struct attempt *a, enum auth_r
 	json_object_set_new(d, "ip", json_string(a->req->client_ip ? a->req->client_ip : ""));
 	json_object_set_new(d, "protocol", json_string(a->req->protocol ? a->req->protocol : ""));
 	json_object_set_new(d, "method", json_string(a->method));
+	if (a->req->client_id != NULL && a->req->client_id[0] != '\0')
+		json_object_set_new(d, "client", json_string(a->req->client_id));
 	if (a->app_name[0] != '\0')
 		json_object_set_new(d, "app_password", json_string(a->app_name));
 	json_object_set_new(d, "result", json_string(result_name(r)));
@@ -416,8 +418,15 @@ static enum auth_result try_password(struct store *st, const struct store_user *
 static void notice_new_ip(struct store *st, const struct store_user *u,
 			  const struct auth_request *req, int64_t now)
 {
-	struct auth_notice n = {AUTH_NOTICE_NEW_IP, u->address,	   hostname, now,
-				req->client_ip,	    req->protocol, NULL,     NULL};
+	struct auth_notice n = {
+	    .kind = AUTH_NOTICE_NEW_IP,
+	    .address = u->address,
+	    .hostname = hostname,
+	    .time = now,
+	    .ip = req->client_ip,
+	    .protocol = req->protocol,
+	    .client_id = req->client_id,
+	};
 
 	if (auth_login_ip_is_new(st, u->id, req->client_ip) == 1 &&
 	    auth_notice_send(st, u, &n) != 0)

@@ -127,7 +127,11 @@ static int64_t add_user(const char *address)
 static enum auth_result login_as(const char *address, const char *secret, const char *protocol,
 				 const char *ip)
 {
-	struct auth_request req = {address, secret, strlen(secret), protocol, ip};
+	struct auth_request req = {.address = address,
+				   .password = secret,
+				   .pwlen = strlen(secret),
+				   .protocol = protocol,
+				   .client_ip = ip};
 	struct auth_identity id;
 	enum auth_result r = auth_login_request(st, &req, &id);
 
