@@ -273,8 +273,17 @@ class LoginSecurityTest(unittest.TestCase):
         future = self.srv.ctl("audit", "--user", user, "--since", str(int(time.time()) + 3600),
                               "--json")
         self.assertEqual(json.loads(future.stdout), [])
-        self.assertEqual(self.srv.ctl("audit", "--since", "yesterday-ish",
-                                      check=False).returncode, 2)
+        for since in ("1h", "2020-01-01", "2020-01-01T00:00:00Z"):
+            rows = json.loads(self.srv.ctl("audit", "--user", user, "--since", since,
+                                           "--json").stdout)
+            self.assertTrue(rows, since)
+        for since in ("2099-01-01", "2099-01-01T10:30"):
+            rows = json.loads(self.srv.ctl("audit", "--user", user, "--since", since,
+                                           "--json").stdout)
+            self.assertEqual(rows, [], since)
+        for bad in ("yesterday-ish", "2020-13-45", "5x", "2020-01-01T25:00"):
+            self.assertEqual(self.srv.ctl("audit", "--since", bad, check=False).returncode, 2,
+                             bad)
         self.srv.ctl("auth", "unblock", user)
 
 
