@@ -1,0 +1,252 @@
+#!/usr/bin/env python3
+"""IMAP benchmark: commands per second of Postern and Dovecot on the same mail.
+
+CLIENTS processes each log in over implicit TLS once and then repeat a fixed
+mix on one shared INBOX for SECONDS: SELECT, FETCH of flags and three header
+fields of every message, FETCH of three whole messages, STORE +FLAGS and
+-FLAGS, SEARCH FROM, APPEND, STORE \\Deleted on it and EXPUNGE. The result is
+completed commands per second (every command must answer OK). Both servers
+hold the same MESSAGES generated messages (Postern: sealed in its store by
+tests/integration/pop3_fill; Dovecot: a Maildir).
+
+    bench/imap/bench.py --builddir build [--clients 20] [--messages 200] [--seconds 20]
+
+Dovecot (Debian dovecot-imapd) is installed with apt-get when missing and run
+in the foreground on a loopback port with its own config and data dir;
+everything is removed at the end.
+"""
+
+import argparse
+import imaplib
+import multiprocessing
+import os
+import random
+import shutil
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SRCDIR = os.path.abspath(os.path.join(HERE, "..", ".."))
+sys.path.insert(0, os.path.join(SRCDIR, "tests", "integration"))
+
+USER = "bench@example.org"
+PASSWORD = "bench password 42"
+
+
+def make_messages(n):
+    """N messages of roughly 1-40 KB, CRLF line ends."""
+    rnd = random.Random(7)
+    out = []
+    for i in range(n):
+        body = b"".join(b"line %d of message %d: lorem ipsum dolor sit amet\r\n" % (k, i)
+                        for k in range(rnd.randint(20, 700)))
+        out.append(b"From: sender%d@example.net\r\nTo: %s\r\nSubject: bench %d\r\n"
+                   b"Date: Mon, 5 Feb 2024 10:00:00 +0000\r\nMessage-ID: <%d@bench>\r\n\r\n"
+                   % (i % 10, USER.encode(), i, i) + body)
+    return out
+
+
+def check(typ, data, what):
+    if typ != "OK":
+        raise RuntimeError("%s: %s %r" % (what, typ, data))
+
+
+def worker(port, cafile, seconds, seed, result):
+    rnd = random.Random(seed)
+    ctx = ssl.create_default_context(cafile=cafile)
+    ctx.check_hostname = False
+    done = 0
+    try:
+        m = imaplib.IMAP4_SSL("127.0.0.1", port, ssl_context=ctx)
+        check(*m.login(USER, PASSWORD), "LOGIN")
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            typ, data = m.select("INBOX")
+            check(typ, data, "SELECT")
+            n = int(data[0])
+            check(*m.fetch("1:*", "(FLAGS BODY.PEEK[HEADER.FIELDS (From Subject Date)])"),
+                  "FETCH headers")
+            for _ in range(3):
+                check(*m.fetch(str(rnd.randint(1, n)), "(BODY.PEEK[])"), "FETCH body")
+            k = str(rnd.randint(1, n))
+            check(*m.store(k, "+FLAGS", r"(\Flagged)"), "STORE")
+            check(*m.store(k, "-FLAGS", r"(\Flagged)"), "STORE")
+            check(*m.search(None, "FROM", "sender3"), "SEARCH")
+            typ, data = m.append("INBOX", None, None,
+                                 b"From: w@example.net\r\nSubject: tmp\r\n\r\nx\r\n")
+            check(typ, data, "APPEND")
+            typ, data = m.uid("SEARCH", "SUBJECT", "tmp")
+            check(typ, data, "SEARCH")
+            for uid in data[0].split():
+                m.uid("STORE", uid, "+FLAGS", r"(\Deleted)")
+            check(*m.expunge(), "EXPUNGE")
+            done += 12
+        m.logout()
+    except Exception as e:  # reported by the parent
+        result.put(("error", repr(e)))
+        return
+    result.put(("ok", done))
+
+
+def run_load(port, cafile, clients, seconds):
+    result = multiprocessing.Queue()
+    procs = [multiprocessing.Process(target=worker, args=(port, cafile, seconds, i, result))
+             for i in range(clients)]
+    start = time.monotonic()
+    for p in procs:
+        p.start()
+    total, errors = 0, []
+    for _ in procs:
+        kind, value = result.get(timeout=seconds + 300)
+        if kind == "ok":
+            total += value
+        else:
+            errors.append(value)
+    for p in procs:
+        p.join()
+    elapsed = time.monotonic() - start
+    if errors:
+        print("%d of %d clients failed, first: %s" % (len(errors), clients, errors[0]))
+    return total, elapsed
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def bench_postern(args, messages, tmp):
+    os.environ["POSTERN_BUILDDIR"] = os.path.abspath(args.builddir)
+    import harness
+    harness.BUILDDIR = os.environ["POSTERN_BUILDDIR"]
+    with harness.Server(listeners=("imaps",),
+                        config={"server": {"log_level": "warn", "workers": "0"},
+                                "limits": {"max_connections_per_ip": "1000"}}) as srv:
+        srv.add_domain("example.org")
+        srv.add_user(USER, PASSWORD)
+        paths = []
+        for i, m in enumerate(messages):
+            path = os.path.join(tmp, "p%d.eml" % i)
+            with open(path, "wb") as f:
+                f.write(m)
+            paths.append(path)
+        subprocess.run([os.path.join(harness.BUILDDIR, "tests/integration/pop3_fill"), "-c",
+                        srv.config_path, USER, *paths], check=True, stdout=subprocess.DEVNULL)
+        shutil.copy(srv.cafile, os.path.join(tmp, "cert.pem"))
+        shutil.copy(srv.keyfile, os.path.join(tmp, "key.pem"))
+        return run_load(srv.port("imaps"), srv.cafile, args.clients, args.seconds)
+
+
+DOVECOT_CONF = """
+protocols = imap
+listen = 127.0.0.1
+base_dir = {d}/run
+state_dir = {d}/state
+log_path = {d}/dovecot.log
+ssl = required
+ssl_cert = <{d}/cert.pem
+ssl_key = <{d}/key.pem
+ssl_min_protocol = TLSv1.2
+disable_plaintext_auth = yes
+auth_mechanisms = plain
+auth_cache_size = 10M
+auth_cache_ttl = 600s
+passdb {{
+  driver = passwd-file
+  args = {d}/passwd
+}}
+userdb {{
+  driver = static
+  args = uid=nobody gid=nogroup home={d}/home/%u
+}}
+mail_location = maildir:~/Maildir
+protocol imap {{
+  mail_max_userip_connections = 1000
+}}
+service imap-login {{
+  inet_listener imap {{
+    port = 0
+  }}
+  inet_listener imaps {{
+    port = {port}
+    ssl = yes
+  }}
+  service_count = 0
+  process_min_avail = {cores}
+}}
+"""
+
+
+def bench_dovecot(args, messages, tmp):
+    if not shutil.which("dovecot") or not os.path.exists("/usr/lib/dovecot/imap"):
+        subprocess.run(["apt-get", "install", "-y", "-q", "dovecot-imapd"], check=True,
+                       stdout=subprocess.DEVNULL)
+    d = os.path.join(tmp, "dovecot")
+    maildir = os.path.join(d, "home", USER, "Maildir")
+    for sub in ("cur", "new", "tmp"):
+        os.makedirs(os.path.join(maildir, sub))
+    shutil.copy(os.path.join(tmp, "cert.pem"), os.path.join(d, "cert.pem"))
+    shutil.copy(os.path.join(tmp, "key.pem"), os.path.join(d, "key.pem"))
+    now = int(time.time())
+    for i, m in enumerate(messages):
+        name = "%d.M%dP1.bench:2," % (now + i, i)
+        with open(os.path.join(maildir, "cur", name), "wb") as f:
+            f.write(m.replace(b"\r\n", b"\n"))
+    pw = subprocess.run(["doveadm", "pw", "-s", "ARGON2ID", "-p", PASSWORD], check=True,
+                        capture_output=True, text=True).stdout.strip()
+    with open(os.path.join(d, "passwd"), "w") as f:
+        f.write("%s:%s\n" % (USER, pw))
+    port = free_port()
+    conf = os.path.join(d, "dovecot.conf")
+    with open(conf, "w") as f:
+        f.write(DOVECOT_CONF.format(d=d, port=port, cores=os.cpu_count() or 1))
+    subprocess.run(["chown", "-R", "nobody:nogroup", os.path.join(d, "home")], check=True)
+    os.chmod(tmp, 0o755)
+    os.chmod(d, 0o755)
+    proc = subprocess.Popen(["dovecot", "-F", "-c", conf])
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError("dovecot did not start; see %s/dovecot.log" % d)
+                time.sleep(0.1)
+        return run_load(port, os.path.join(d, "cert.pem"), args.clients, args.seconds)
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--builddir", default=os.path.join(SRCDIR, "build"))
+    ap.add_argument("--clients", type=int, default=20)
+    ap.add_argument("--messages", type=int, default=200)
+    ap.add_argument("--seconds", type=int, default=20)
+    ap.add_argument("--no-dovecot", action="store_true")
+    args = ap.parse_args()
+    messages = make_messages(args.messages)
+    tmp = tempfile.mkdtemp(prefix="postern-bench-imap-")
+    try:
+        p_ops, p_time = bench_postern(args, messages, tmp)
+        p_rate = p_ops / p_time
+        print("postern: %d commands in %.1f s = %.1f commands/s" % (p_ops, p_time, p_rate))
+        if not args.no_dovecot:
+            d_ops, d_time = bench_dovecot(args, messages, tmp)
+            d_rate = d_ops / d_time
+            print("dovecot: %d commands in %.1f s = %.1f commands/s" % (d_ops, d_time, d_rate))
+            print("ratio postern/dovecot: %.2f" % (p_rate / d_rate if d_rate else 0))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
