@@ -331,12 +331,13 @@ static int q_release(struct ctl *ctl, int argc, char **argv)
 	if ((rc = q_open(ctl, pos[0], &e, &msg, &len)) != CTL_EXIT_OK)
 		return rc;
 	struct store *st = ctl->st;
-	struct store_user user;
+	struct store_user user = {0};
 	struct store_mailbox inbox;
 	rc = store_user_get(st, e.recipient, &user);
 	if (rc == STORE_OK)
 		rc = store_mailbox_get(st, user.id, "INBOX", &inbox);
 	if (rc != STORE_OK) {
+		store_user_clear(&user);
 		sodium_memzero(msg, len);
 		free(msg);
 		if (rc == STORE_NOTFOUND) {
@@ -362,6 +363,7 @@ static int q_release(struct ctl *ctl, int argc, char **argv)
 		if (ds != DELIVER_OK)
 			store_rollback(st);
 	}
+	store_user_clear(&user);
 	sodium_memzero(msg, len);
 	free(msg);
 	if (ds != DELIVER_OK) {
