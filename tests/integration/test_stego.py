@@ -1,0 +1,165 @@
+#!/usr/bin/env python3
+"""postern-stego as a real program: capacity, embed and extract with a
+password and with a Postern user's key (through the store of a running
+server), and the errors a person sees for bad input."""
+
+import os
+import random
+import shutil
+import struct
+import subprocess
+import tempfile
+import unittest
+import zlib
+
+import harness
+from harness import Server
+
+
+def png_chunk(kind, data):
+    return (struct.pack(">I", len(data)) + kind + data +
+            struct.pack(">I", zlib.crc32(kind + data) & 0xffffffff))
+
+
+def make_cover(width, height, seed=7):
+    """An 8-bit RGB PNG: a smooth gradient plus noise, like a photograph's sky."""
+    rnd = random.Random(seed)
+    rows = bytearray()
+    for y in range(height):
+        rows.append(0)  # filter: none
+        for x in range(width):
+            for c in range(3):
+                v = (x * 200 // width + y * 50 // height + c * 20) + int(rnd.gauss(0, 3))
+                rows.append(max(0, min(255, v)))
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) +
+            png_chunk(b"IDAT", zlib.compress(bytes(rows), 9)) + png_chunk(b"IEND", b""))
+
+
+def tool():
+    return harness.program("postern-stego")
+
+
+class StegoTool(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="postern-stego-")
+        self.cover = os.path.join(self.dir, "cover.png")
+        with open(self.cover, "wb") as f:
+            f.write(make_cover(100, 80))
+        self.message = os.path.join(self.dir, "message.txt")
+        self.body = ("Subject: plans\r\n\r\nMeet at the north gate at nine.\r\n" * 20).encode()
+        with open(self.message, "wb") as f:
+            f.write(self.body)
+        harness.chown_tree(self.dir)
+
+    def tearDown(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def run_tool(self, *args, input=None):
+        return subprocess.run([tool(), *args], input=input, capture_output=True,
+                              timeout=120, preexec_fn=harness.demote)
+
+    def path(self, name):
+        return os.path.join(self.dir, name)
+
+    def test_capacity_is_exact(self):
+        res = self.run_tool("capacity", "--cover", self.cover)
+        self.assertEqual(res.returncode, 0, res.stderr)
+        out = res.stdout.decode()
+        self.assertIn("%d bytes with a password" % (100 * 80 * 3 // 8 - 44), out)
+        self.assertIn("%d bytes for a recipient key" % (100 * 80 * 3 // 8 - 125), out)
+
+    def test_password_round_trip_is_byte_exact(self):
+        out, back = self.path("out.png"), self.path("back.txt")
+        res = self.run_tool("embed", "--cover", self.cover, "--in", self.message, "--out", out,
+                            "--password", input=b"tall ships\n")
+        self.assertEqual(res.returncode, 0, res.stderr)
+        with open(out, "rb") as f:
+            self.assertEqual(f.read(8), b"\x89PNG\r\n\x1a\n")
+        res = self.run_tool("extract", "--in", out, "--out", back, "--password",
+                            input=b"tall ships\n")
+        self.assertEqual(res.returncode, 0, res.stderr)
+        with open(back, "rb") as f:
+            self.assertEqual(f.read(), self.body)
+        self.assertEqual(os.stat(back).st_mode & 0o777, 0o600)
+
+        res = self.run_tool("extract", "--in", out, "--out", self.path("no.txt"), "--password",
+                            input=b"tall shipz\n")
+        self.assertEqual(res.returncode, 1)
+        self.assertIn(b"wrong key", res.stderr)
+        self.assertFalse(os.path.exists(self.path("no.txt")))
+
+    def test_message_too_large_for_cover(self):
+        big = self.path("big.bin")
+        with open(big, "wb") as f:
+            f.write(os.urandom(100 * 80 * 3 // 8 - 44 + 1))
+        harness.chown_tree(self.dir)
+        res = self.run_tool("embed", "--cover", self.cover, "--in", big, "--out",
+                            self.path("o.png"), "--password", input=b"pw\n")
+        self.assertEqual(res.returncode, 1)
+        self.assertIn(b"at most 2956 bytes", res.stderr)
+
+    def test_bad_input_gets_a_precise_error(self):
+        res = self.run_tool("extract", "--in", self.message, "--out", self.path("x"),
+                            "--password", input=b"pw\n")
+        self.assertEqual(res.returncode, 1)
+        self.assertIn(b"not a PNG image", res.stderr)
+        truncated = self.path("cut.png")
+        with open(self.cover, "rb") as f, open(truncated, "wb") as g:
+            g.write(f.read()[:300])
+        harness.chown_tree(self.dir)
+        res = self.run_tool("capacity", "--cover", truncated)
+        self.assertEqual(res.returncode, 1)
+        self.assertIn(b"damaged or truncated PNG image", res.stderr)
+        res = self.run_tool("capacity", "--cover", self.path("missing.png"))
+        self.assertEqual(res.returncode, 1)
+        self.assertIn(b"missing.png", res.stderr)
+        res = self.run_tool("embed", "--cover", self.cover, "--in", self.message,
+                            "--out", self.path("o.png"), input=b"pw\n")
+        self.assertEqual(res.returncode, 2)
+        self.assertIn(b"Usage", res.stderr)
+        res = self.run_tool("extract", "--in", self.cover, "--out", self.path("x"),
+                            "--password", input=b"")
+        self.assertEqual(res.returncode, 1)
+        self.assertIn(b"no password", res.stderr)
+        res = self.run_tool("frobnicate")
+        self.assertEqual(res.returncode, 2)
+
+    def test_user_key_round_trip_through_the_store(self):
+        with Server(listeners=("smtp",)) as srv:
+            srv.add_domain("example.org")
+            srv.add_user("alice@example.org", "alice pw 1")
+            srv.add_user("bob@example.org", "bob pw 22")
+            out, back = self.path("to-alice.png"), self.path("back.txt")
+            res = self.run_tool("embed", "--cover", self.cover, "--in", self.message, "--out",
+                                out, "--to", "alice@example.org", "-c", srv.config_path)
+            self.assertEqual(res.returncode, 0, res.stderr)
+            res = self.run_tool("extract", "--in", out, "--out", back, "--user",
+                                "alice@example.org", "-c", srv.config_path,
+                                input=b"alice pw 1\n")
+            self.assertEqual(res.returncode, 0, res.stderr)
+            with open(back, "rb") as f:
+                self.assertEqual(f.read(), self.body)
+            # Bob knows his own password, not Alice's key.
+            res = self.run_tool("extract", "--in", out, "--out", self.path("bob.txt"), "--user",
+                                "bob@example.org", "-c", srv.config_path,
+                                input=b"bob pw 22\n")
+            self.assertEqual(res.returncode, 1)
+            self.assertIn(b"wrong key", res.stderr)
+            res = self.run_tool("extract", "--in", out, "--out", self.path("x.txt"), "--user",
+                                "alice@example.org", "-c", srv.config_path,
+                                input=b"not alice\n")
+            self.assertEqual(res.returncode, 1)
+            self.assertIn(b"wrong password", res.stderr)
+            res = self.run_tool("embed", "--cover", self.cover, "--in", self.message, "--out",
+                                out, "--to", "nobody@example.org", "-c", srv.config_path)
+            self.assertEqual(res.returncode, 1)
+            self.assertIn(b"no such user", res.stderr)
+            res = self.run_tool("embed", "--cover", self.cover, "--in", self.message, "--out",
+                                out, "--to", "alice@example.org")
+            self.assertEqual(res.returncode, 1)
+            self.assertIn(b"-c CONFIG", res.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
