@@ -285,6 +285,9 @@ void scan_clean_text(char *s)
 }
 
 static void add_reason(struct scan_doc *d, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
+
+static void add_reason(struct scan_doc *d, const char *fmt, va_list ap)
 {
 	struct scan_result *r = d->out;
 	if (!r || r->n_reasons >= SCAN_MAX_REASONS)
