@@ -8,8 +8,11 @@
  * seeded random mutations of valid commands, so "make check" runs it too.
  *
  *   clang -fsanitize=fuzzer,address,undefined -DPOSTERN_LIBFUZZER -I. -Isrc -IBUILD \
- *     $(pkg-config --cflags gmime-3.0 libevent) tests/fuzz/fuzz_imap_parse.c \
- *     src/imap/imap_*.c ... -o fuzz_imap && ./fuzz_imap -max_total_time=60
+ *     tests/fuzz/fuzz_imap_parse.c src/imap/imap_parse.c src/imap/imap_seqset.c \
+ *     src/imap/imap_fetch_parse.c src/imap/imap_search_parse.c src/imap/imap_names.c \
+ *     src/imap/imap_buf.c src/imap/imap_mime.c \
+ *     $(pkg-config --cflags --libs gmime-3.0 libsodium libevent) -o fuzz_imap \
+ *     && ./fuzz_imap -max_total_time=60 -max_len=4096
  */
 #include <config.h>
 
