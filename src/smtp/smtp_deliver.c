@@ -13,6 +13,7 @@
 #include <sodium.h>
 
 #include "deliver/deliver.h"
+#include "deliver/stego_rewrite.h"
 #include "smtp/smtp_int.h"
 #include "trace/metrics.h"
 #include "trace/trace.h"
@@ -49,8 +50,13 @@ static void deliver_work(struct store *st, void *arg)
 {
 	struct deliver_job *job = arg;
 
-	job->status = deliver_message(st, job->cfg, &job->env, job->rcpts, job->local, job->n_rcpts,
-				      job->msg, job->len, &job->report);
+	/* Submitted mail may ask to be hidden in a picture (docs/stego.md). */
+	if (job->env.auth_user && stego_rewrite_requested(job->msg, job->len))
+		job->status = stego_rewrite_deliver(st, job->cfg, &job->env, job->rcpts, job->local,
+						    job->n_rcpts, job->msg, job->len, &job->report);
+	else
+		job->status = deliver_message(st, job->cfg, &job->env, job->rcpts, job->local,
+					      job->n_rcpts, job->msg, job->len, &job->report);
 }
 
 static void deliver_done(struct conn *c, void *arg)

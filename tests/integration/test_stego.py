@@ -3,7 +3,11 @@
 password and with a Postern user's key (through the store of a running
 server), and the errors a person sees for bad input."""
 
+import email
+import email.policy
 import os
+import poplib
+import smtplib
 import random
 import shutil
 import struct
@@ -159,6 +163,114 @@ class StegoTool(unittest.TestCase):
                                 out, "--to", "alice@example.org")
             self.assertEqual(res.returncode, 1)
             self.assertIn(b"-c CONFIG", res.stderr)
+
+
+class SubmissionRewrite(unittest.TestCase):
+    """X-Postern-Stego: yes on submitted mail: each local recipient gets an
+    innocuous text plus a PNG hiding the original, sealed to their key."""
+
+    ORIGINAL = (b"From: alice@example.org\r\n"
+                b"To: bob@example.org, carol@example.org\r\n"
+                b"Subject: the real subject\r\n"
+                b"Message-ID: <stego-1@example.org>\r\n"
+                b"X-Postern-Stego: yes\r\n"
+                b"\r\n"
+                b"The shipment leaves on Tuesday.\r\n"
+                b"Second line, with a dot:\r\n"
+                b".\r\n"
+                b"..and a line that starts with two dots.\r\n")
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="postern-stego-")
+        harness.chown_tree(self.dir)
+
+    def tearDown(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def submit(self, srv, rcpts, message):
+        with smtplib.SMTP("127.0.0.1", srv.port("submission"), timeout=60) as c:
+            c.starttls(context=srv.ssl_context())
+            c.login("alice@example.org", "alice pw 1")
+            return c.sendmail("alice@example.org", rcpts, message)
+
+    def retrieve(self, srv, user, password):
+        p = poplib.POP3("127.0.0.1", srv.port("pop3"), timeout=60)
+        try:
+            p.stls(context=srv.ssl_context())
+            p.user(user)
+            p.pass_(password)
+            count, _ = p.stat()
+            self.assertEqual(count, 1)
+            lines = p.retr(1)[1]
+        finally:
+            p.quit()
+        return b"\r\n".join(lines) + b"\r\n"
+
+    def extract(self, srv, png, user, password):
+        src, dst = os.path.join(self.dir, "in.png"), os.path.join(self.dir, "out.eml")
+        with open(src, "wb") as f:
+            f.write(png)
+        harness.chown_tree(self.dir)
+        res = subprocess.run([tool(), "extract", "--in", src, "--out", dst, "--user", user,
+                              "-c", srv.config_path], input=password.encode() + b"\n",
+                             capture_output=True, timeout=120, preexec_fn=harness.demote)
+        if res.returncode != 0:
+            return res, None
+        with open(dst, "rb") as f:
+            return res, f.read()
+
+    def test_submission_to_local_users_is_hidden_per_recipient(self):
+        with Server(listeners=("submission", "pop3")) as srv:
+            srv.add_domain("example.org")
+            srv.add_user("alice@example.org", "alice pw 1")
+            srv.add_user("bob@example.org", "bob pw 22")
+            srv.add_user("carol@example.org", "carol pw 333")
+            refused = self.submit(srv, ["bob@example.org", "carol@example.org"], self.ORIGINAL)
+            self.assertEqual(refused, {})
+            pngs = {}
+            for user, pw in (("bob@example.org", "bob pw 22"),
+                             ("carol@example.org", "carol pw 333")):
+                raw = self.retrieve(srv, user, pw)
+                # Nothing of the original shows in the delivered mail.
+                self.assertNotIn(b"shipment", raw)
+                self.assertNotIn(b"the real subject", raw)
+                msg = email.message_from_bytes(raw, policy=email.policy.default)
+                self.assertEqual(msg["Subject"], "A picture for you")
+                self.assertEqual(msg["Message-ID"], "<stego-1@example.org>")
+                parts = [p for p in msg.walk() if p.get_content_type() == "image/png"]
+                self.assertEqual(len(parts), 1)
+                pngs[user] = parts[0].get_payload(decode=True)
+                self.assertEqual(pngs[user][:8], b"\x89PNG\r\n\x1a\n")
+            # Each picture opens for its own recipient only, byte-exact.
+            res, body = self.extract(srv, pngs["bob@example.org"], "bob@example.org",
+                                     "bob pw 22")
+            self.assertEqual(res.returncode, 0, res.stderr)
+            self.assertEqual(body, self.ORIGINAL)
+            res, body = self.extract(srv, pngs["carol@example.org"], "carol@example.org",
+                                     "carol pw 333")
+            self.assertEqual(res.returncode, 0, res.stderr)
+            self.assertEqual(body, self.ORIGINAL)
+            res, body = self.extract(srv, pngs["bob@example.org"], "carol@example.org",
+                                     "carol pw 333")
+            self.assertEqual(res.returncode, 1)
+            self.assertIn(b"wrong key", res.stderr)
+
+    def test_remote_recipient_is_refused_and_nothing_stored(self):
+        with Server(listeners=("submission", "pop3")) as srv:
+            srv.add_domain("example.org")
+            srv.add_user("alice@example.org", "alice pw 1")
+            srv.add_user("bob@example.org", "bob pw 22")
+            with self.assertRaises(smtplib.SMTPDataError) as cm:
+                self.submit(srv, ["bob@example.org", "someone@elsewhere.example"],
+                            self.ORIGINAL)
+            self.assertEqual(cm.exception.smtp_code, 554)
+            self.assertIn(b"X-Postern-Stego needs local recipients", cm.exception.smtp_error)
+            p = poplib.POP3("127.0.0.1", srv.port("pop3"), timeout=60)
+            p.stls(context=srv.ssl_context())
+            p.user("bob@example.org")
+            p.pass_("bob pw 22")
+            self.assertEqual(p.stat()[0], 0)
+            p.quit()
 
 
 if __name__ == "__main__":
