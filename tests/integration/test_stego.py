@@ -5,6 +5,7 @@ server), and the errors a person sees for bad input."""
 
 import email
 import email.policy
+import imaplib
 import os
 import poplib
 import smtplib
@@ -206,6 +207,20 @@ class SubmissionRewrite(unittest.TestCase):
             p.quit()
         return b"\r\n".join(lines) + b"\r\n"
 
+    def fetch_imap(self, srv, user, password):
+        c = imaplib.IMAP4("127.0.0.1", srv.port("imap"), timeout=60)
+        try:
+            c.starttls(ssl_context=srv.ssl_context())
+            c.login(user, password)
+            typ, data = c.select("INBOX")
+            self.assertEqual(typ, "OK")
+            self.assertEqual(data[0], b"1")
+            typ, data = c.fetch("1", "(BODY.PEEK[])")
+            self.assertEqual(typ, "OK")
+            return data[0][1]
+        finally:
+            c.logout()
+
     def extract(self, srv, png, user, password):
         src, dst = os.path.join(self.dir, "in.png"), os.path.join(self.dir, "out.eml")
         with open(src, "wb") as f:
@@ -220,7 +235,7 @@ class SubmissionRewrite(unittest.TestCase):
             return res, f.read()
 
     def test_submission_to_local_users_is_hidden_per_recipient(self):
-        with Server(listeners=("submission", "pop3")) as srv:
+        with Server(listeners=("submission", "pop3", "imap")) as srv:
             srv.add_domain("example.org")
             srv.add_user("alice@example.org", "alice pw 1")
             srv.add_user("bob@example.org", "bob pw 22")
@@ -228,9 +243,10 @@ class SubmissionRewrite(unittest.TestCase):
             refused = self.submit(srv, ["bob@example.org", "carol@example.org"], self.ORIGINAL)
             self.assertEqual(refused, {})
             pngs = {}
-            for user, pw in (("bob@example.org", "bob pw 22"),
-                             ("carol@example.org", "carol pw 333")):
-                raw = self.retrieve(srv, user, pw)
+            # Bob reads over POP3, Carol over IMAP.
+            for user, pw, fetch in (("bob@example.org", "bob pw 22", self.retrieve),
+                                    ("carol@example.org", "carol pw 333", self.fetch_imap)):
+                raw = fetch(srv, user, pw)
                 # Nothing of the original shows in the delivered mail.
                 self.assertNotIn(b"shipment", raw)
                 self.assertNotIn(b"the real subject", raw)
