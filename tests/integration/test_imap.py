@@ -742,6 +742,45 @@ class ImapTest(unittest.TestCase):
         sync()
         self.assertEqual(before, state())
 
+    @unittest.skipUnless(shutil.which("mutt") and shutil.which("script"),
+                         "mutt or script (util-linux) not installed")
+    def test_mutt_reads_and_deletes(self):
+        user = self.new_user()
+        m = self.client(user)
+        for i in range(3):
+            m.append("INBOX", None, None,
+                     b"From: a@example.net\r\nSubject: mutt %d\r\n\r\nbody %d\r\n" % (i, i))
+        home = tempfile.mkdtemp(prefix="postern-mutt-")
+        self.addCleanup(shutil.rmtree, home, True)
+        rc = os.path.join(home, "muttrc")
+        with open(rc, "w") as f:
+            f.write('set imap_user = "%s"\nset imap_pass = "%s"\n'
+                    'set folder = "imaps://localhost:%d/"\nset spoolfile = "+INBOX"\n'
+                    'set certificate_file = "%s"\nset ssl_verify_host = yes\n'
+                    'set delete = yes\nset move = no\nset quit = yes\nset pager = "cat"\nset wait_key = no\n'
+                    'set header_cache = ""\nset message_cachedir = ""\n'
+                    % (user, PASSWORD, self.srv.port("imaps"), self.srv.cafile))
+
+        def mutt(keys):
+            # mutt needs a terminal even in batch mode: script(1) gives it one.
+            cmd = "mutt -n -F %s -e 'push \"%s\"'" % (rc, keys)
+            res = subprocess.run(["script", "-qec", cmd, "/dev/null"], capture_output=True,
+                                 env=dict(os.environ, TERM="xterm", HOME=home), timeout=60)
+            self.assertEqual(res.returncode, 0, res.stdout[-2000:])
+            return res.stdout
+
+        out = mutt("<display-message><sync-mailbox><quit>")
+        self.assertIn(b"body 0", out)
+        m.select("INBOX")
+        self.assertEqual(m.search(None, "SEEN")[1], [b"1"])
+        # mutt opens on the first unread message ("mutt 1") and deletes it.
+        mutt("<delete-message><sync-mailbox><quit>")
+        m.noop()
+        typ, data = m.fetch("1:*", "(BODY.PEEK[HEADER.FIELDS (Subject)])")
+        subjects = [d[1].strip() for d in data if isinstance(d, tuple)]
+        self.assertEqual(len(subjects), 2)
+        self.assertEqual(subjects, [b"Subject: mutt 0", b"Subject: mutt 2"])
+
     @unittest.skipUnless(shutil.which("curl"), "curl not installed")
     def test_curl_fetches_a_message(self):
         user = self.new_user()
