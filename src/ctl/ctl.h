@@ -143,6 +143,7 @@ int ctl_cmd_domain(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_init(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_otp(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_quarantine(struct ctl *ctl, int argc, char **argv);
+int ctl_cmd_queue(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_quota(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_recovery(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_scan(struct ctl *ctl, int argc, char **argv);

@@ -39,6 +39,7 @@ static const struct ctl_group groups[] = {
 	{"init", ctl_cmd_init, N_("create a data dir with config, certificate and store")},
 	{"otp", ctl_cmd_otp, N_("one-time codes (TOTP): enroll, reset, status, disable")},
 	{"quarantine", ctl_cmd_quarantine, N_("messages held back as malware: list, show, release, delete")},
+	{"queue", ctl_cmd_queue, N_("outbound queue: list, show, retry, flush, delete, hold, release")},
 	{"quota", ctl_cmd_quota, N_("mailbox quotas: set")},
 	{"recovery", ctl_cmd_recovery, N_("organization recovery key: init")},
 	{"scan", ctl_cmd_scan, N_("the scanner: check a message, train, eval")},

@@ -26,6 +26,7 @@
 #include "daemon/protocols.h"
 #include "deliver/deliver.h"
 #include "net/net.h"
+#include "queue/queue.h"
 #include "scan/scan.h"
 #include "store/store.h"
 #include "trace/admin.h"
@@ -267,6 +268,9 @@ int main(int argc, char **argv)
 		return EXIT_FAILURE;
 	}
 
+	/* Outbound delivery runs beside the listeners until shutdown (src/queue). */
+	if (queue_runner_start(&cfg, err, sizeof(err)) != 0)
+		log_error("%s", err);
 	log_info(_("ready: %zu listeners, pid %ld"), cfg.n_listeners, (long)getpid());
 	if (net_run(&cfg, err, sizeof(err)) != 0) {
 		log_error("%s", err);
@@ -274,6 +278,7 @@ int main(int argc, char **argv)
 		pthread_kill(sig_thread, SIGTERM); /* wakes its sigwait so it ends */
 	}
 	pthread_join(sig_thread, NULL);
+	queue_runner_stop();
 	admin_stop();
 	if (cfg.metrics.enabled)
 		metrics_http_stop();

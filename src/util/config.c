@@ -100,6 +100,15 @@ static const struct key_def keys[] = {
     CFG("metrics", "port", VAL_PORT, metrics.port),
     CFG("scan", "model_file", VAL_STRING, scan.model_file),
     CFG("queue", "key_file", VAL_STRING, queue.key_file),
+    CFG("queue", "relayhost", VAL_STRING, queue.relayhost),
+    CFG("queue", "remote_port", VAL_PORT, queue.remote_port),
+    CFG("queue", "resolver", VAL_STRING, queue.resolver),
+    CFG("queue", "max_age", VAL_UINT, queue.max_age),
+    CFG("queue", "retry_min", VAL_UINT, queue.retry_min),
+    CFG("queue", "retry_max", VAL_UINT, queue.retry_max),
+    CFG("queue", "poll_interval", VAL_UINT, queue.poll_interval),
+    CFG("queue", "timeout", VAL_UINT, queue.timeout),
+    CFG("queue", "tls_required", VAL_STRING, queue.tls_required),
     CFG("sms", "gateway_url", VAL_STRING, sms.gateway_url),
     CFG("sms", "method", VAL_STRING, sms.method),
     CFG("sms", "headers", VAL_STRING, sms.headers),
@@ -174,6 +183,12 @@ void config_defaults(struct config *cfg)
 	snprintf(cfg->sms.content_type, sizeof(cfg->sms.content_type),
 		 "application/x-www-form-urlencoded");
 	cfg->sms.timeout = 10;
+	cfg->queue.remote_port = 25;
+	cfg->queue.max_age = 5 * 24 * 3600;
+	cfg->queue.retry_min = 300;
+	cfg->queue.retry_max = 4 * 3600;
+	cfg->queue.poll_interval = 10;
+	cfg->queue.timeout = 120;
 }
 
 static char *trim(char *s)

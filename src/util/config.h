@@ -100,6 +100,15 @@ struct config {
 	/* [queue] */
 	struct {
 		char key_file[CONFIG_PATH_MAX]; /* default: <data_dir>/queue.key */
+		char relayhost[256];   /* "host", "host:port" or "[addr]:port"; empty: MX lookup */
+		uint16_t remote_port;  /* port of remote MX hosts (25) */
+		char resolver[128];    /* upstream DNS "addr" or "addr@port"; empty: resolv.conf */
+		unsigned max_age;      /* seconds before a deferred message bounces */
+		unsigned retry_min;    /* first retry delay, seconds; doubles per attempt */
+		unsigned retry_max;    /* longest retry delay, seconds */
+		unsigned poll_interval; /* seconds between looks at the queue */
+		unsigned timeout;      /* seconds for connect and for each SMTP reply */
+		char tls_required[1024]; /* domains that only get mail over TLS (blank/comma list) */
 	} queue;
 
 	/* [sms] HTTP gateway for one-time codes by SMS (otp/sms.c) */

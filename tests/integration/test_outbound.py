@@ -1,0 +1,246 @@
+#!/usr/bin/env python3
+"""Outbound delivery between two real posternd instances on loopback.
+
+A dnsmasq started by the test serves the zones a.test, b.test and a few
+broken ones on 127.0.0.1. Instance A hosts a.test, instance B hosts b.test;
+each one's [queue] resolver points at the DNS server and remote_port at the
+other's MX listener, so mail for the other domain goes out through MX lookup,
+STARTTLS and the SMTP client, is retried while the peer is down, and comes
+back as a DSN bounce when the peer refuses it.
+"""
+
+import email
+import email.policy
+import json
+import os
+import poplib
+import shutil
+import smtplib
+import subprocess
+import tempfile
+import time
+import unittest
+
+from harness import Server, free_port, RUN_AS
+
+PASSWORD = "correct horse battery"
+FAST_AUTH = {"failure_delay_ms": "100", "argon2_mem": "8M", "argon2_ops": "1"}
+WAIT = 40  # seconds for a message to cross between instances
+
+
+def dnsmasq_path():
+    for d in ("/usr/sbin", "/usr/bin", "/sbin", "/bin"):
+        p = os.path.join(d, "dnsmasq")
+        if os.access(p, os.X_OK):
+            return p
+    return shutil.which("dnsmasq")
+
+
+class DNS:
+    """dnsmasq answering only for .test names from the command line."""
+
+    def __init__(self, records):
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="postern-dns-")
+        args = [dnsmasq_path(), "--keep-in-foreground", "--conf-file=/dev/null",
+                "--no-resolv", "--no-hosts", "--no-negcache", "--local=/test/",
+                "--listen-address=127.0.0.1", "--bind-interfaces",
+                "--port=%d" % self.port, "--pid-file=" + os.path.join(self.dir, "pid"),
+                "--log-facility=" + os.path.join(self.dir, "log")]
+        if RUN_AS:
+            args.append("--user=" + RUN_AS)
+        self.proc = subprocess.Popen(args + records, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE)
+        time.sleep(0.3)
+        if self.proc.poll() is not None:
+            raise RuntimeError("dnsmasq failed: %s" % self.proc.stderr.read().decode())
+
+    def close(self):
+        self.proc.terminate()
+        self.proc.wait(10)
+        self.proc.stderr.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    @property
+    def address(self):
+        return "127.0.0.1@%d" % self.port
+
+
+RECORDS = [
+    "--mx-host=a.test,mx.a.test,10",
+    "--host-record=mx.a.test,127.0.0.1",
+    "--mx-host=b.test,mx1.b.test,20",
+    "--mx-host=b.test,mx0.b.test,10",
+    # mx0 has no address at all: the client moves on to mx1 (preference order)
+    "--host-record=mx1.b.test,127.0.0.1",
+    # no MX: the domain's own address is the implicit MX
+    "--host-record=implicit.test,127.0.0.1",
+]
+
+
+def queue_config(dns, remote_port, **extra):
+    q = {"resolver": dns.address, "remote_port": str(remote_port), "poll_interval": "1",
+         "retry_min": "1", "retry_max": "2", "timeout": "10"}
+    q.update({k: str(v) for k, v in extra.items()})
+    return {"queue": q, "auth": FAST_AUTH}
+
+
+def submit(srv, sender, rcpt, msg):
+    ctx = srv.ssl_context()
+    ctx.check_hostname = False
+    with smtplib.SMTP("127.0.0.1", srv.port("submission"), timeout=30) as s:
+        s.starttls(context=ctx)
+        s.login(sender, PASSWORD)
+        s.sendmail(sender, [rcpt], msg)
+
+
+def pop3_messages(srv, user):
+    ctx = srv.ssl_context()
+    ctx.check_hostname = False
+    p = poplib.POP3("127.0.0.1", srv.port("pop3"), timeout=30)
+    try:
+        p.stls(context=ctx)
+        p.user(user)
+        p.pass_(PASSWORD)
+        count, _ = p.stat()
+        out = []
+        for i in range(1, count + 1):
+            _, lines, _ = p.retr(i)
+            out.append(b"\r\n".join(lines))
+        return out
+    finally:
+        p.quit()
+
+
+def wait_for_messages(srv, user, count, timeout=WAIT):
+    deadline = time.monotonic() + timeout
+    while True:
+        msgs = pop3_messages(srv, user)
+        if len(msgs) >= count or time.monotonic() > deadline:
+            return msgs
+        time.sleep(0.5)
+
+
+def queue_entries(srv):
+    return json.loads(srv.ctl("queue", "list", "--json").stdout)
+
+
+def make_message(sender, rcpt, subject, body="Hello over the wire.\r\n"):
+    return ("From: <%s>\r\nTo: <%s>\r\nSubject: %s\r\nMessage-ID: <%s@test>\r\n\r\n%s" % (
+        sender, rcpt, subject, subject.replace(" ", "."), body)).encode()
+
+
+class TwoInstances(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.dns = DNS(RECORDS)
+        listeners = ("smtp", "submission", "pop3")
+        cls.a = Server(listeners=listeners, start=False)
+        cls.b = Server(listeners=listeners, config=queue_config(cls.dns, cls.a.port("smtp")))
+        cls.a.overrides = queue_config(cls.dns, cls.b.port("smtp"))
+        cls.a._write_config()
+        cls.a.start()
+        cls.a.add_domain("a.test")
+        cls.a.add_user("alice@a.test", PASSWORD)
+        cls.b.add_domain("b.test")
+        cls.b.add_user("bob@b.test", PASSWORD)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.a.close()
+        cls.b.close()
+        cls.dns.close()
+
+    def seen(self, srv, user, subject):
+        """The message with SUBJECT in USER's mailbox, waiting for it."""
+        deadline = time.monotonic() + WAIT
+        while time.monotonic() < deadline:
+            for raw in pop3_messages(srv, user):
+                if ("Subject: " + subject).encode() in raw:
+                    return raw
+            time.sleep(0.5)
+        self.fail("%r never reached %s; queue log:\n%s" % (subject, user, srv.log()[-3000:]))
+
+    def test_delivery_both_ways_over_tls_via_mx(self):
+        submit(self.a, "alice@a.test", "bob@b.test",
+               make_message("alice@a.test", "bob@b.test", "a to b"))
+        raw = self.seen(self.b, "bob@b.test", "a to b")
+        self.assertRegex(raw, rb"Received: from localhost \(.*\[127\.0\.0\.1\]\)")
+        self.assertRegex(raw, rb"using TLSv1\.[23] with cipher")
+        self.assertIn(b"Hello over the wire.", raw)
+
+        submit(self.b, "bob@b.test", "alice@a.test",
+               make_message("bob@b.test", "alice@a.test", "b to a"))
+        raw = self.seen(self.a, "alice@a.test", "b to a")
+        self.assertRegex(raw, rb"using TLSv1\.[23] with cipher")
+        # delivered entries leave the queue
+        self.assertEqual([e for e in queue_entries(self.a) if e["recipient"] == "bob@b.test"], [])
+
+    def test_unknown_remote_user_bounces_with_original_headers(self):
+        submit(self.a, "alice@a.test", "nobody@b.test",
+               make_message("alice@a.test", "nobody@b.test", "to nobody",
+                            body="body must not come back\r\n"))
+        raw = self.seen(self.a, "alice@a.test", "Undelivered Mail Returned to Sender")
+        msg = email.message_from_bytes(raw, policy=email.policy.default)
+        self.assertEqual(msg.get_content_type(), "multipart/report")
+        self.assertEqual(msg.get_param("report-type"), "delivery-status")
+        self.assertIn(b"Final-Recipient: rfc822; nobody@b.test", raw)
+        self.assertIn(b"Action: failed", raw)
+        self.assertRegex(raw, rb"Status: 5\.\d\.\d")
+        self.assertIn(b"Remote-MTA: dns; mx1.b.test", raw)
+        self.assertIn(b"Content-Type: text/rfc822-headers", raw)
+        self.assertIn(b"Subject: to nobody", raw)
+        self.assertNotIn(b"body must not come back", raw)
+        self.assertIn(b"Return-Path: <>", raw)
+
+    def test_peer_down_then_up_is_retried_and_delivered(self):
+        self.b.stop()
+        try:
+            submit(self.a, "alice@a.test", "bob@b.test",
+                   make_message("alice@a.test", "bob@b.test", "while down"))
+            deadline = time.monotonic() + WAIT
+            entry = None
+            while time.monotonic() < deadline:
+                entries = [e for e in queue_entries(self.a) if e["recipient"] == "bob@b.test"]
+                if entries and entries[0]["attempts"] >= 2:
+                    entry = entries[0]
+                    break
+                time.sleep(0.3)
+            self.assertIsNotNone(entry, "no failed attempt recorded:\n" + self.a.log()[-3000:])
+            self.assertIn("cannot connect", entry["last_error"])
+            self.assertIn("mx1.b.test", entry["last_error"])
+        finally:
+            self.b.start()
+        self.seen(self.b, "bob@b.test", "while down")
+
+
+class Expiry(unittest.TestCase):
+    def test_expired_message_and_missing_domain_bounce(self):
+        dns = DNS(RECORDS)
+        self.addCleanup(dns.close)
+        dead_port = free_port()  # nothing listens there
+        srv = Server(listeners=("smtp", "submission", "pop3"),
+                     config=queue_config(dns, dead_port, max_age=3))
+        self.addCleanup(srv.close)
+        srv.add_domain("a.test")
+        srv.add_user("alice@a.test", PASSWORD)
+        submit(srv, "alice@a.test", "carol@implicit.test",
+               make_message("alice@a.test", "carol@implicit.test", "never arrives"))
+        submit(srv, "alice@a.test", "dave@missing.test",
+               make_message("alice@a.test", "dave@missing.test", "no such domain"))
+        msgs = wait_for_messages(srv, "alice@a.test", 2)
+        self.assertEqual(len(msgs), 2, srv.log()[-3000:])
+        expired = [m for m in msgs if b"carol@implicit.test" in m]
+        missing = [m for m in msgs if b"dave@missing.test" in m]
+        self.assertEqual(len(expired), 1)
+        self.assertIn(b"Status: 4.4.7", expired[0])
+        self.assertIn(b"delivery time expired", expired[0])
+        self.assertIn(b"cannot connect", expired[0])
+        self.assertEqual(len(missing), 1)
+        self.assertIn(b"Status: 5.1.2", missing[0])
+        self.assertIn(b"Subject: no such domain", missing[0])
+        self.assertEqual(queue_entries(srv), [])
+
+
+if __name__ == "__main__":
+    unittest.main()
