@@ -112,7 +112,8 @@ void imap_cmd_append(struct imap_session *s, struct imap_command *cmd)
 		const struct imap_arg *fl = &cmd->args[i++];
 		size_t klen = 0;
 		for (size_t k = 0; k < fl->n; k++) {
-			int bit = fl->list[k].type == IMAP_ARG_ATOM ? imap_flag_bit(fl->list[k].str) : -1;
+			int bit =
+			    fl->list[k].type == IMAP_ARG_ATOM ? imap_flag_bit(fl->list[k].str) : -1;
 			if (bit < 0) {
 				imap_bad(s, "Invalid flag in APPEND");
 				return;
@@ -147,7 +148,8 @@ void imap_cmd_append(struct imap_session *s, struct imap_command *cmd)
 		return;
 	}
 	if (msg->len > s->cfg->limits.max_message_size) {
-		imap_no(s, "[TOOBIG] Message larger than %zu bytes", s->cfg->limits.max_message_size);
+		imap_no(s, "[TOOBIG] Message larger than %zu bytes",
+			s->cfg->limits.max_message_size);
 		return;
 	}
 	if (imap_mailbox_name(&cmd->args[0], name, sizeof(name)) < 0) {

@@ -101,8 +101,8 @@ void imap_cmd_copy(struct imap_session *s, struct imap_command *cmd)
 	if (move) {
 		/* RFC 6851 4.3: COPYUID goes in an untagged OK before the EXPUNGEs. */
 		if (copied)
-			imap_untagged(s, "OK [COPYUID %u %s %s] Moved", dst.uidvalidity,
-				      src_uids.p, dst_uids.p);
+			imap_untagged(s, "OK [COPYUID %u %s %s] Moved", dst.uidvalidity, src_uids.p,
+				      dst_uids.p);
 		imap_ok(s, "MOVE completed");
 	} else if (copied) {
 		imap_ok(s, "[COPYUID %u %s %s] COPY completed", dst.uidvalidity, src_uids.p,

@@ -80,9 +80,8 @@ static void write_section(struct imap_buf *b, const char *msg, const struct imap
 	ibuf_free(&scratch);
 }
 
-static void write_item(struct imap_buf *b, const struct imap_fetch_att *a,
-		       const struct imap_msg *m, const char *msg, size_t msg_len,
-		       const struct imap_mime *root)
+static void write_item(struct imap_buf *b, const struct imap_fetch_att *a, const struct imap_msg *m,
+		       const char *msg, size_t msg_len, const struct imap_mime *root)
 {
 	struct imap_fetch_att alias;
 
@@ -126,7 +125,8 @@ static void write_item(struct imap_buf *b, const struct imap_fetch_att *a,
 		memset(&alias, 0, sizeof(alias));
 		alias.kind = FETCH_SECTION;
 		alias.section = a->kind == FETCH_RFC822_HEADER ? SECTION_HEADER : SECTION_TEXT;
-		strcpy(alias.name, a->kind == FETCH_RFC822_HEADER ? "RFC822.HEADER" : "RFC822.TEXT");
+		strcpy(alias.name,
+		       a->kind == FETCH_RFC822_HEADER ? "RFC822.HEADER" : "RFC822.TEXT");
 		write_section(b, msg, root, &alias);
 		break;
 	}

@@ -74,8 +74,9 @@ static void login_done(struct conn *c, void *arg)
 		s->state = IMAP_STATE_AUTH;
 		conn_set_user(s->c, s->id.address);
 		trace_publish(conn_id(s->c), IMAP_PROTOCOL, s->id.address, TRACE_AUTH, 0, "ok");
-		imap_ok(s, "[CAPABILITY IMAP4rev1 LITERAL+ ID ENABLE IDLE UIDPLUS MOVE SPECIAL-USE "
-			   "CHILDREN NAMESPACE UNSELECT CONDSTORE ESEARCH APPENDLIMIT=%zu] Logged in",
+		imap_ok(s,
+			"[CAPABILITY IMAP4rev1 LITERAL+ ID ENABLE IDLE UIDPLUS MOVE SPECIAL-USE "
+			"CHILDREN NAMESPACE UNSELECT CONDSTORE ESEARCH APPENDLIMIT=%zu] Logged in",
 			s->cfg->limits.max_message_size);
 		login_job_free(job);
 		imap_continue_input(s);

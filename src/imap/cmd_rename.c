@@ -75,8 +75,7 @@ static int msg_cb(void *arg, const struct store_message *m)
 }
 
 /* Moves every message of INBOX into a new mailbox NAME. */
-static int rename_inbox(struct imap_session *s, const struct store_mailbox *inbox,
-			const char *name)
+static int rename_inbox(struct imap_session *s, const struct store_mailbox *inbox, const char *name)
 {
 	struct store *st = conn_store(s->c);
 	struct store_mailbox dst;
@@ -188,8 +187,7 @@ void imap_cmd_rename(struct imap_session *s, struct imap_command *cmd)
 	}
 	if (strcmp(from, "INBOX") == 0)
 		imap_changed(mb.id);
-	if (strcmp(from, "INBOX") != 0 && s->state == IMAP_STATE_SELECTED &&
-	    s->sel.mb.id == mb.id)
+	if (strcmp(from, "INBOX") != 0 && s->state == IMAP_STATE_SELECTED && s->sel.mb.id == mb.id)
 		snprintf(s->sel.mb.name, sizeof(s->sel.mb.name), "%s", to);
 	imap_ok(s, "RENAME completed");
 }

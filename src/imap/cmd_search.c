@@ -209,8 +209,8 @@ static bool keyword_set(const char *list, const char *kw)
 	return false;
 }
 
-static bool match(struct imap_session *s, const struct imap_search_key *k,
-		  const struct imap_msg *m, uint32_t seq, struct content *c)
+static bool match(struct imap_session *s, const struct imap_search_key *k, const struct imap_msg *m,
+		  uint32_t seq, struct content *c)
 {
 	int64_t day = m->date >= 0 ? m->date / 86400 : (m->date - 86399) / 86400;
 	int64_t sday;
@@ -308,7 +308,9 @@ static int parse_return(struct imap_session *s, const struct imap_arg *list, uns
 	static const struct {
 		const char *name;
 		unsigned bit;
-	} names[] = {{"MIN", ESEARCH_MIN}, {"MAX", ESEARCH_MAX}, {"ALL", ESEARCH_ALL},
+	} names[] = {{"MIN", ESEARCH_MIN},
+		     {"MAX", ESEARCH_MAX},
+		     {"ALL", ESEARCH_ALL},
 		     {"COUNT", ESEARCH_COUNT}};
 
 	*opts = 0;

@@ -190,7 +190,8 @@ void imap_cmd_store(struct imap_session *s, struct imap_command *cmd)
 			continue;
 		}
 		if (nf != m->flags || strcmp(keywords, m->keywords ? m->keywords : "") != 0) {
-			rc = store_message_set_flags(conn_store(s->c), m->id, nf, keywords, &modseq);
+			rc =
+			    store_message_set_flags(conn_store(s->c), m->id, nf, keywords, &modseq);
 			if (rc == STORE_NOTFOUND)
 				continue;
 			if (rc != STORE_OK) {

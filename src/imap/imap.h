@@ -30,13 +30,13 @@ enum imap_arg_type {
 	IMAP_ARG_ATOM = 0, /* atoms, numbers, NIL, BODY[...]<...>, sequence sets */
 	IMAP_ARG_QUOTED,   /* "..." (unescaped) */
 	IMAP_ARG_LITERAL,  /* {n}CRLF... */
-	IMAP_ARG_LIST,     /* ( ... ) */
+	IMAP_ARG_LIST,	   /* ( ... ) */
 };
 
 struct imap_arg {
 	enum imap_arg_type type;
-	char *str;  /* NUL-terminated copy (not for lists) */
-	size_t len; /* bytes in STR (a literal may contain NUL) */
+	char *str;	       /* NUL-terminated copy (not for lists) */
+	size_t len;	       /* bytes in STR (a literal may contain NUL) */
 	struct imap_arg *list; /* IMAP_ARG_LIST: N children */
 	size_t n;
 };
@@ -44,7 +44,7 @@ struct imap_arg {
 struct imap_command {
 	char tag[IMAP_TAG_MAX + 1];
 	char verb[IMAP_VERB_MAX + 1]; /* upper-cased; "FETCH" for "UID FETCH" */
-	bool uid;                     /* the command was prefixed by UID */
+	bool uid;		      /* the command was prefixed by UID */
 	struct imap_arg *args;
 	size_t n_args;
 	char error[160]; /* on failure: English text for the BAD reply */
@@ -97,16 +97,16 @@ enum imap_fetch_kind {
 	FETCH_RFC822_SIZE,
 	FETCH_ENVELOPE,
 	FETCH_BODYSTRUCTURE,
-	FETCH_BODY,         /* BODY without section: the non-extensible structure */
+	FETCH_BODY, /* BODY without section: the non-extensible structure */
 	FETCH_UID,
-	FETCH_SECTION,      /* BODY[...] / BODY.PEEK[...] */
-	FETCH_RFC822,       /* = BODY[] (sets \Seen) */
+	FETCH_SECTION,	     /* BODY[...] / BODY.PEEK[...] */
+	FETCH_RFC822,	     /* = BODY[] (sets \Seen) */
 	FETCH_RFC822_HEADER, /* = BODY.PEEK[HEADER] */
-	FETCH_RFC822_TEXT,  /* = BODY[TEXT] */
+	FETCH_RFC822_TEXT,   /* = BODY[TEXT] */
 	FETCH_MODSEQ,
 };
 enum imap_section_kind {
-	SECTION_ALL = 0,       /* BODY[] or BODY[1.2] */
+	SECTION_ALL = 0, /* BODY[] or BODY[1.2] */
 	SECTION_HEADER,
 	SECTION_HEADER_FIELDS,
 	SECTION_HEADER_FIELDS_NOT,
@@ -123,7 +123,7 @@ struct imap_fetch_att {
 	size_t n_fields;
 	bool partial;
 	uint32_t offset, count; /* <offset.count> */
-	char name[512]; /* the name echoed in the response, e.g. "BODY[HEADER]<0>" */
+	char name[512];		/* the name echoed in the response, e.g. "BODY[HEADER]<0>" */
 };
 struct imap_fetch_atts {
 	struct imap_fetch_att *atts;
@@ -139,19 +139,19 @@ void imap_fetch_atts_free(struct imap_fetch_atts *atts);
 /* ---- SEARCH keys (imap_search_parse.c), RFC 3501 6.4.4 ---- */
 enum imap_search_op {
 	SEARCH_ALL = 0,
-	SEARCH_AND,      /* children: all must match (a parenthesized list, or the top level) */
-	SEARCH_OR,       /* two children */
-	SEARCH_NOT,      /* one child */
-	SEARCH_SEQSET,   /* message sequence numbers */
+	SEARCH_AND,    /* children: all must match (a parenthesized list, or the top level) */
+	SEARCH_OR,     /* two children */
+	SEARCH_NOT,    /* one child */
+	SEARCH_SEQSET, /* message sequence numbers */
 	SEARCH_UIDSET,
-	SEARCH_FLAG,     /* flag bit set (ANSWERED, DELETED, ...) */
-	SEARCH_UNFLAG,   /* flag bit clear (UNANSWERED, ...) */
+	SEARCH_FLAG,   /* flag bit set (ANSWERED, DELETED, ...) */
+	SEARCH_UNFLAG, /* flag bit clear (UNANSWERED, ...) */
 	SEARCH_KEYWORD,
 	SEARCH_UNKEYWORD,
-	SEARCH_NEW,      /* RECENT and UNSEEN: Postern has no \Recent, so UNSEEN */
-	SEARCH_OLD,      /* not RECENT: always */
-	SEARCH_RECENT,   /* never */
-	SEARCH_BEFORE,   /* internal date, day granularity */
+	SEARCH_NEW,    /* RECENT and UNSEEN: Postern has no \Recent, so UNSEEN */
+	SEARCH_OLD,    /* not RECENT: always */
+	SEARCH_RECENT, /* never */
+	SEARCH_BEFORE, /* internal date, day granularity */
 	SEARCH_ON,
 	SEARCH_SINCE,
 	SEARCH_SENTBEFORE, /* Date: header */
@@ -159,24 +159,24 @@ enum imap_search_op {
 	SEARCH_SENTSINCE,
 	SEARCH_LARGER,
 	SEARCH_SMALLER,
-	SEARCH_HEADER,   /* FROM, TO, CC, BCC, SUBJECT are HEADER with that name */
+	SEARCH_HEADER, /* FROM, TO, CC, BCC, SUBJECT are HEADER with that name */
 	SEARCH_BODY,
 	SEARCH_TEXT,
 	SEARCH_MODSEQ,
 };
 struct imap_search_key {
 	enum imap_search_op op;
-	uint32_t flag;    /* SEARCH_FLAG / SEARCH_UNFLAG */
-	char *field;      /* SEARCH_HEADER: header name */
-	char *value;      /* header/body/text needle, keyword */
-	int64_t number;   /* size, date (days since the epoch), modseq */
+	uint32_t flag;	/* SEARCH_FLAG / SEARCH_UNFLAG */
+	char *field;	/* SEARCH_HEADER: header name */
+	char *value;	/* header/body/text needle, keyword */
+	int64_t number; /* size, date (days since the epoch), modseq */
 	struct imap_seqset set;
 	struct imap_search_key *children;
 	size_t n;
 };
 /* Parses ARGS[0..N) (after an optional CHARSET) into an AND key; 0 or -1 with ERR. */
-int imap_search_parse(const struct imap_arg *args, size_t n, struct imap_search_key *out,
-		      char *err, size_t errlen);
+int imap_search_parse(const struct imap_arg *args, size_t n, struct imap_search_key *out, char *err,
+		      size_t errlen);
 void imap_search_key_free(struct imap_search_key *key);
 /* "1-Feb-1994" -> days since 1970-01-01; 0 or -1. */
 int imap_parse_date(const char *s, int64_t *days);

@@ -133,8 +133,7 @@ static int parse_partial(const char *p, struct imap_fetch_att *a)
 	if (*p != '<' || !dot || !close || close[1] != '\0' || dot > close)
 		return -1;
 	if (imap_parse_number(p + 1, (size_t)(dot - p - 1), UINT32_MAX, &off) < 0 ||
-	    imap_parse_number(dot + 1, (size_t)(close - dot - 1), UINT32_MAX, &cnt) < 0 ||
-	    cnt == 0)
+	    imap_parse_number(dot + 1, (size_t)(close - dot - 1), UINT32_MAX, &cnt) < 0 || cnt == 0)
 		return -1;
 	a->partial = true;
 	a->offset = (uint32_t)off;
@@ -146,17 +145,17 @@ static const struct {
 	const char *name;
 	enum imap_fetch_kind kind;
 } simple_items[] = {
-	{"FLAGS", FETCH_FLAGS},
-	{"INTERNALDATE", FETCH_INTERNALDATE},
-	{"RFC822.SIZE", FETCH_RFC822_SIZE},
-	{"ENVELOPE", FETCH_ENVELOPE},
-	{"BODYSTRUCTURE", FETCH_BODYSTRUCTURE},
-	{"BODY", FETCH_BODY},
-	{"UID", FETCH_UID},
-	{"RFC822", FETCH_RFC822},
-	{"RFC822.HEADER", FETCH_RFC822_HEADER},
-	{"RFC822.TEXT", FETCH_RFC822_TEXT},
-	{"MODSEQ", FETCH_MODSEQ},
+    {"FLAGS", FETCH_FLAGS},
+    {"INTERNALDATE", FETCH_INTERNALDATE},
+    {"RFC822.SIZE", FETCH_RFC822_SIZE},
+    {"ENVELOPE", FETCH_ENVELOPE},
+    {"BODYSTRUCTURE", FETCH_BODYSTRUCTURE},
+    {"BODY", FETCH_BODY},
+    {"UID", FETCH_UID},
+    {"RFC822", FETCH_RFC822},
+    {"RFC822.HEADER", FETCH_RFC822_HEADER},
+    {"RFC822.TEXT", FETCH_RFC822_TEXT},
+    {"MODSEQ", FETCH_MODSEQ},
 };
 
 int imap_fetch_parse_item(const char *s, struct imap_fetch_att *out, char *err, size_t errlen)
@@ -227,8 +226,8 @@ int imap_fetch_parse(const struct imap_arg *arg, struct imap_fetch_atts *out, ch
 		     size_t errlen)
 {
 	static const char *const all[] = {"FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE", NULL};
-	static const char *const full[] = {"FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE",
-					   "BODY", NULL};
+	static const char *const full[] = {"FLAGS",    "INTERNALDATE", "RFC822.SIZE",
+					   "ENVELOPE", "BODY",	       NULL};
 	static const char *const fast[] = {"FLAGS", "INTERNALDATE", "RFC822.SIZE", NULL};
 	const char *const *macro = NULL;
 

@@ -65,16 +65,16 @@ struct imap_session {
 	struct conn *c;
 	const struct config *cfg;
 	enum imap_state state;
-	bool busy;     /* a login job or the login delay holds the session */
+	bool busy; /* a login job or the login delay holds the session */
 	bool in_input;
 	unsigned errors;
 
 	/* The command being assembled: lines and literals. */
 	char *cmd;
 	size_t cmd_len, cmd_cap, cmd_max;
-	uint64_t literal_left;  /* bytes of a literal still to read into CMD */
-	uint64_t discard_left;  /* bytes of a refused non-synchronizing literal to skip */
-	bool skip_rest;         /* then the rest of that command is skipped too */
+	uint64_t literal_left; /* bytes of a literal still to read into CMD */
+	uint64_t discard_left; /* bytes of a refused non-synchronizing literal to skip */
+	bool skip_rest;	       /* then the rest of that command is skipped too */
 	char *line;
 	size_t line_max;
 
@@ -103,7 +103,7 @@ void imap_no(struct imap_session *s, const char *fmt, ...) __attribute__((format
 void imap_bad(struct imap_session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* "* " + text + CRLF */
 void imap_untagged(struct imap_session *s, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 void imap_continue_input(struct imap_session *s);
 
 /* ---- the selected mailbox (imap_mailbox.c) ---- */
@@ -139,7 +139,7 @@ struct imap_param {
 	char *name, *value;
 };
 struct imap_mime {
-	size_t hdr_off, hdr_len;   /* the header with its terminating blank line */
+	size_t hdr_off, hdr_len; /* the header with its terminating blank line */
 	size_t body_off, body_len;
 	char type[64], subtype[64];
 	struct imap_param *params;
@@ -147,7 +147,7 @@ struct imap_mime {
 	size_t lines;
 	struct imap_mime *children; /* multipart */
 	size_t n_children;
-	struct imap_mime *message;  /* message/rfc822: the embedded message */
+	struct imap_mime *message; /* message/rfc822: the embedded message */
 };
 /* Parses MSG's MIME structure (bounded depth and part count); NULL when out of memory. */
 struct imap_mime *imap_mime_parse(const char *msg, size_t len);

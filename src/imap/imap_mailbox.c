@@ -160,8 +160,8 @@ void imap_sync(struct imap_session *s, bool allow_expunge)
 			j++; /* cannot happen: new UIDs are larger than every old one */
 		if (j < l.n && l.msgs[j].uid == o->uid) {
 			struct imap_msg *nm = &l.msgs[j];
-			bool flags_changed = nm->flags != o->flags ||
-					     !same_keywords(nm->keywords, o->keywords);
+			bool flags_changed =
+			    nm->flags != o->flags || !same_keywords(nm->keywords, o->keywords);
 			merged[out_n] = *nm;
 			nm->keywords = NULL;
 			out_n++;
@@ -199,8 +199,10 @@ void imap_format_flags(struct imap_buf *b, uint32_t flags, const char *keywords)
 	static const struct {
 		uint32_t bit;
 		const char *name;
-	} names[] = {{FLAG_SEEN, "\\Seen"},	  {FLAG_ANSWERED, "\\Answered"},
-		     {FLAG_FLAGGED, "\\Flagged"}, {FLAG_DELETED, "\\Deleted"},
+	} names[] = {{FLAG_SEEN, "\\Seen"},
+		     {FLAG_ANSWERED, "\\Answered"},
+		     {FLAG_FLAGGED, "\\Flagged"},
+		     {FLAG_DELETED, "\\Deleted"},
 		     {FLAG_DRAFT, "\\Draft"}};
 	bool first = true;
 
@@ -224,8 +226,10 @@ int imap_flag_bit(const char *name)
 	static const struct {
 		const char *name;
 		uint32_t bit;
-	} names[] = {{"\\Seen", FLAG_SEEN},	  {"\\Answered", FLAG_ANSWERED},
-		     {"\\Flagged", FLAG_FLAGGED}, {"\\Deleted", FLAG_DELETED},
+	} names[] = {{"\\Seen", FLAG_SEEN},
+		     {"\\Answered", FLAG_ANSWERED},
+		     {"\\Flagged", FLAG_FLAGGED},
+		     {"\\Deleted", FLAG_DELETED},
 		     {"\\Draft", FLAG_DRAFT}};
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
@@ -333,8 +337,8 @@ void imap_junk_learn(struct imap_session *s, const struct imap_msg *m,
 		return;
 	if (imap_message_load(s, m, &plain, &len) != STORE_OK)
 		return;
-	if (scan_learn(conn_store(s->c), s->id.user_id, plain, len,
-		       into ? SCAN_SPAM : SCAN_CLEAN) < 0)
+	if (scan_learn(conn_store(s->c), s->id.user_id, plain, len, into ? SCAN_SPAM : SCAN_CLEAN) <
+	    0)
 		log_warn(_("imap: scanner training failed for %s"), s->id.address);
 	else
 		trace_publish(conn_id(s->c), IMAP_PROTOCOL, s->id.address, TRACE_INFO, 0,

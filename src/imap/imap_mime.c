@@ -69,8 +69,8 @@ char *imap_header_get(const char *hdr, size_t hdr_len, const char *name)
 			}
 			q++;
 			for (size_t e = q; e < hdr_len; e++) {
-				if (hdr[e] == '\n' && !(e + 1 < hdr_len && (hdr[e + 1] == ' ' ||
-									   hdr[e + 1] == '\t')))
+				if (hdr[e] == '\n' &&
+				    !(e + 1 < hdr_len && (hdr[e + 1] == ' ' || hdr[e + 1] == '\t')))
 					break;
 				cap++;
 			}
@@ -78,8 +78,8 @@ char *imap_header_get(const char *hdr, size_t hdr_len, const char *name)
 			if (!out)
 				return NULL;
 			for (size_t e = q; e < hdr_len; e++) {
-				if (hdr[e] == '\n' && !(e + 1 < hdr_len && (hdr[e + 1] == ' ' ||
-									   hdr[e + 1] == '\t')))
+				if (hdr[e] == '\n' &&
+				    !(e + 1 < hdr_len && (hdr[e + 1] == ' ' || hdr[e + 1] == '\t')))
 					break;
 				if (hdr[e] == '\r' || hdr[e] == '\n')
 					continue;
@@ -102,9 +102,8 @@ char *imap_header_get(const char *hdr, size_t hdr_len, const char *name)
 }
 
 /* Parses "type/subtype; a=b; c=\"d\"" (or a disposition "attachment; ...") */
-static void parse_content_type(const char *v, char *type, size_t tcap, char *subtype,
-			       size_t scap, struct imap_param **params, size_t *n_params,
-			       bool has_subtype)
+static void parse_content_type(const char *v, char *type, size_t tcap, char *subtype, size_t scap,
+			       struct imap_param **params, size_t *n_params, bool has_subtype)
 {
 	const char *p = v;
 	size_t i;
@@ -199,8 +198,8 @@ static const char *param_get(const struct imap_mime *m, const char *name)
 
 /* ---- structure ---- */
 
-static void parse_part(struct walk *w, struct imap_mime *m, size_t off, size_t end,
-		       unsigned depth, bool digest);
+static void parse_part(struct walk *w, struct imap_mime *m, size_t off, size_t end, unsigned depth,
+		       bool digest);
 
 static size_t count_lines(const char *p, size_t len)
 {
@@ -246,7 +245,8 @@ static void parse_multipart(struct walk *w, struct imap_mime *m, const char *bou
 		if (line_end - p >= blen + 2 && msg[p] == '-' && msg[p + 1] == '-' &&
 		    memcmp(msg + p + 2, boundary, blen) == 0) {
 			size_t after = p + 2 + blen;
-			bool close = after + 1 < line_end && msg[after] == '-' && msg[after + 1] == '-';
+			bool close =
+			    after + 1 < line_end && msg[after] == '-' && msg[after + 1] == '-';
 			if (in_part) {
 				/* The CRLF before the delimiter belongs to the delimiter. */
 				size_t pend = p;
@@ -269,8 +269,8 @@ static void parse_multipart(struct walk *w, struct imap_mime *m, const char *bou
 		add_child(w, m, &cap, part_start, end, depth, digest);
 }
 
-static void parse_part(struct walk *w, struct imap_mime *m, size_t off, size_t end,
-		       unsigned depth, bool digest)
+static void parse_part(struct walk *w, struct imap_mime *m, size_t off, size_t end, unsigned depth,
+		       bool digest)
 {
 	char *ct;
 
@@ -322,8 +322,8 @@ static void parse_part(struct walk *w, struct imap_mime *m, size_t off, size_t e
 	} else if (strcmp(m->type, "MESSAGE") == 0 && strcmp(m->subtype, "RFC822") == 0) {
 		m->message = calloc(1, sizeof(*m->message));
 		if (m->message)
-			parse_part(w, m->message, m->body_off, m->body_off + m->body_len,
-				   depth + 1, false);
+			parse_part(w, m->message, m->body_off, m->body_off + m->body_len, depth + 1,
+				   false);
 	}
 }
 
@@ -421,7 +421,7 @@ static void write_addresses(struct imap_buf *b, const char *value)
 		any = true;
 		if (INTERNET_ADDRESS_IS_GROUP(ia)) {
 			InternetAddressList *members =
-				internet_address_group_get_members(INTERNET_ADDRESS_GROUP(ia));
+			    internet_address_group_get_members(INTERNET_ADDRESS_GROUP(ia));
 			const char *gname = internet_address_get_name(ia);
 			ibuf_str(b, "(NIL NIL ");
 			ibuf_nstring(b, gname ? gname : "", gname ? strlen(gname) : 0);
@@ -482,7 +482,8 @@ void imap_write_envelope(struct imap_buf *b, const char *msg, const struct imap_
 
 /* ---- BODYSTRUCTURE ---- */
 
-static void write_params(struct imap_buf *b, const struct imap_param *p, size_t n, bool skip_boundary)
+static void write_params(struct imap_buf *b, const struct imap_param *p, size_t n,
+			 bool skip_boundary)
 {
 	bool any = false;
 	for (size_t i = 0; i < n; i++) {
@@ -543,8 +544,7 @@ static void write_disposition(struct imap_buf *b, const char *msg, const struct 
 static void write_structure(struct imap_buf *b, const char *msg, const struct imap_mime *m,
 			    bool ext, unsigned depth)
 {
-	if (strcmp(m->type, "MULTIPART") == 0 && m->n_children > 0 &&
-	    depth < IMAP_MIME_DEPTH_MAX) {
+	if (strcmp(m->type, "MULTIPART") == 0 && m->n_children > 0 && depth < IMAP_MIME_DEPTH_MAX) {
 		ibuf_str(b, "(");
 		for (size_t i = 0; i < m->n_children; i++)
 			write_structure(b, msg, &m->children[i], ext, depth + 1);

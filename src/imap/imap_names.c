@@ -94,11 +94,10 @@ int imap_sasl_plain_decode(const char *b64, size_t len, char *user, size_t userc
 	authc_len = (size_t)(pw - authc);
 	pw++;
 	pw_len = (size_t)(end - pw);
-	if (authc_len == 0 || authc_len >= usercap || pw_len >= passcap ||
-	    memchr(pw, '\0', pw_len))
+	if (authc_len == 0 || authc_len >= usercap || pw_len >= passcap || memchr(pw, '\0', pw_len))
 		goto out;
-	if (authz_len && (authz_len != authc_len || strncasecmp((const char *)authz,
-								(const char *)authc, authc_len)))
+	if (authz_len && (authz_len != authc_len ||
+			  strncasecmp((const char *)authz, (const char *)authc, authc_len)))
 		goto out;
 	memcpy(user, authc, authc_len);
 	user[authc_len] = '\0';

@@ -77,7 +77,8 @@ static int parse_quoted(struct parser *ps, struct imap_arg *a)
 		if (*q == '\\') {
 			q++;
 			if (q >= ps->end || (*q != '"' && *q != '\\'))
-				return fail(ps, "only \\\" and \\\\ may be escaped in a quoted string");
+				return fail(ps,
+					    "only \\\" and \\\\ may be escaped in a quoted string");
 		}
 		q++;
 	}
@@ -157,12 +158,14 @@ static int parse_atom(struct parser *ps, struct imap_arg *a)
 		if (*p == ')')
 			return fail(ps, "unbalanced parenthesis");
 		if ((unsigned char)*p >= 0x80)
-			return fail(ps, "8-bit characters are only allowed in quoted strings and literals");
+			return fail(
+			    ps, "8-bit characters are only allowed in quoted strings and literals");
 		return fail(ps, "invalid character where an argument was expected");
 	}
 	if (p < ps->end && *p != ' ' && *p != ')' && *p != '(') {
 		if ((unsigned char)*p >= 0x80)
-			return fail(ps, "8-bit characters are only allowed in quoted strings and literals");
+			return fail(
+			    ps, "8-bit characters are only allowed in quoted strings and literals");
 		return fail(ps, "invalid character in atom");
 	}
 	a->type = IMAP_ARG_ATOM;
@@ -175,8 +178,8 @@ static int parse_atom(struct parser *ps, struct imap_arg *a)
 static int parse_value(struct parser *ps, struct imap_arg *a, unsigned depth);
 
 /* Values separated by spaces until CLOSE (')' or the end). Extra spaces are tolerated. */
-static int parse_sequence(struct parser *ps, struct imap_arg **out, size_t *n_out,
-			  unsigned depth, bool in_list)
+static int parse_sequence(struct parser *ps, struct imap_arg **out, size_t *n_out, unsigned depth,
+			  bool in_list)
 {
 	struct imap_arg *items = NULL;
 	size_t n = 0, cap = 0;

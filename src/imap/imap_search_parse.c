@@ -141,29 +141,28 @@ static const struct {
 	enum imap_search_op op;
 	uint32_t flag;
 } simple_keys[] = {
-	{"ALL", SEARCH_ALL, 0},
-	{"ANSWERED", SEARCH_FLAG, FLAG_ANSWERED},
-	{"DELETED", SEARCH_FLAG, FLAG_DELETED},
-	{"DRAFT", SEARCH_FLAG, FLAG_DRAFT},
-	{"FLAGGED", SEARCH_FLAG, FLAG_FLAGGED},
-	{"SEEN", SEARCH_FLAG, FLAG_SEEN},
-	{"UNANSWERED", SEARCH_UNFLAG, FLAG_ANSWERED},
-	{"UNDELETED", SEARCH_UNFLAG, FLAG_DELETED},
-	{"UNDRAFT", SEARCH_UNFLAG, FLAG_DRAFT},
-	{"UNFLAGGED", SEARCH_UNFLAG, FLAG_FLAGGED},
-	{"UNSEEN", SEARCH_UNFLAG, FLAG_SEEN},
-	{"NEW", SEARCH_NEW, 0},
-	{"OLD", SEARCH_OLD, 0},
-	{"RECENT", SEARCH_RECENT, 0},
+    {"ALL", SEARCH_ALL, 0},
+    {"ANSWERED", SEARCH_FLAG, FLAG_ANSWERED},
+    {"DELETED", SEARCH_FLAG, FLAG_DELETED},
+    {"DRAFT", SEARCH_FLAG, FLAG_DRAFT},
+    {"FLAGGED", SEARCH_FLAG, FLAG_FLAGGED},
+    {"SEEN", SEARCH_FLAG, FLAG_SEEN},
+    {"UNANSWERED", SEARCH_UNFLAG, FLAG_ANSWERED},
+    {"UNDELETED", SEARCH_UNFLAG, FLAG_DELETED},
+    {"UNDRAFT", SEARCH_UNFLAG, FLAG_DRAFT},
+    {"UNFLAGGED", SEARCH_UNFLAG, FLAG_FLAGGED},
+    {"UNSEEN", SEARCH_UNFLAG, FLAG_SEEN},
+    {"NEW", SEARCH_NEW, 0},
+    {"OLD", SEARCH_OLD, 0},
+    {"RECENT", SEARCH_RECENT, 0},
 };
 
 static const struct {
 	const char *name;
 	enum imap_search_op op;
 } date_keys[] = {
-	{"BEFORE", SEARCH_BEFORE},	   {"ON", SEARCH_ON},
-	{"SINCE", SEARCH_SINCE},	   {"SENTBEFORE", SEARCH_SENTBEFORE},
-	{"SENTON", SEARCH_SENTON},	   {"SENTSINCE", SEARCH_SENTSINCE},
+    {"BEFORE", SEARCH_BEFORE},	       {"ON", SEARCH_ON},	  {"SINCE", SEARCH_SINCE},
+    {"SENTBEFORE", SEARCH_SENTBEFORE}, {"SENTON", SEARCH_SENTON}, {"SENTSINCE", SEARCH_SENTSINCE},
 };
 
 static const char *const header_keys[] = {"FROM", "TO", "CC", "BCC", "SUBJECT"};
@@ -218,7 +217,8 @@ static int parse_key(struct cursor *c, struct imap_search_key *k, unsigned depth
 			const struct imap_arg *d = next_arg(c, name);
 			k->op = date_keys[i].op;
 			if (!d || !imap_arg_is_string(d) || imap_parse_date(d->str, &k->number) < 0)
-				return fail(c->err, c->errlen, "invalid date (use 1-Feb-2024)", name);
+				return fail(c->err, c->errlen, "invalid date (use 1-Feb-2024)",
+					    name);
 			return 0;
 		}
 	}
@@ -260,7 +260,7 @@ static int parse_key(struct cursor *c, struct imap_search_key *k, unsigned depth
 			c->i += 2;
 		}
 		n = next_arg(c, name);
-		k->op = toupper((unsigned char)name[0]) == 'L'   ? SEARCH_LARGER
+		k->op = toupper((unsigned char)name[0]) == 'L'	 ? SEARCH_LARGER
 			: toupper((unsigned char)name[0]) == 'S' ? SEARCH_SMALLER
 								 : SEARCH_MODSEQ;
 		if (!n || n->type != IMAP_ARG_ATOM ||
@@ -304,15 +304,15 @@ static int parse_key(struct cursor *c, struct imap_search_key *k, unsigned depth
 	return fail(c->err, c->errlen, "unknown search key", name);
 }
 
-int imap_search_parse(const struct imap_arg *args, size_t n, struct imap_search_key *out,
-		      char *err, size_t errlen)
+int imap_search_parse(const struct imap_arg *args, size_t n, struct imap_search_key *out, char *err,
+		      size_t errlen)
 {
 	struct cursor c = {args, n, 0, err, errlen};
 
 	memset(out, 0, sizeof(*out));
 	if (n >= 2 && imap_arg_is(&args[0], "CHARSET")) {
 		if (!imap_arg_is_string(&args[1]) || (strcasecmp(args[1].str, "UTF-8") != 0 &&
-						       strcasecmp(args[1].str, "US-ASCII") != 0)) {
+						      strcasecmp(args[1].str, "US-ASCII") != 0)) {
 			snprintf(err, errlen, "[BADCHARSET (UTF-8 US-ASCII)] unsupported charset");
 			return -1;
 		}

@@ -51,7 +51,7 @@ static const char *session_user(struct imap_session *s)
 /* ---- replies ---- */
 
 static void imap_reply(struct imap_session *s, const char *status, const char *fmt, va_list ap)
-	__attribute__((format(printf, 3, 0)));
+    __attribute__((format(printf, 3, 0)));
 static void imap_reply(struct imap_session *s, const char *status, const char *fmt, va_list ap)
 {
 	struct imap_buf line = {0};
@@ -153,36 +153,37 @@ static const struct {
 	unsigned states;
 	bool uid; /* may follow UID */
 } commands[] = {
-	{"CAPABILITY", imap_cmd_capability, IMAP_STATE_NOT_AUTH | IMAP_STATE_AUTH | IMAP_STATE_SELECTED, false},
-	{"NOOP", imap_cmd_noop, IMAP_STATE_NOT_AUTH | IMAP_STATE_AUTH | IMAP_STATE_SELECTED, false},
-	{"LOGOUT", imap_cmd_logout, IMAP_STATE_NOT_AUTH | IMAP_STATE_AUTH | IMAP_STATE_SELECTED, false},
-	{"ID", imap_cmd_id, IMAP_STATE_NOT_AUTH | IMAP_STATE_AUTH | IMAP_STATE_SELECTED, false},
-	{"STARTTLS", imap_cmd_starttls, IMAP_STATE_NOT_AUTH, false},
-	{"LOGIN", imap_cmd_login, IMAP_STATE_NOT_AUTH, false},
-	{"AUTHENTICATE", imap_cmd_authenticate, IMAP_STATE_NOT_AUTH, false},
-	{"ENABLE", imap_cmd_enable, IMAP_STATE_AUTH, false},
-	{"NAMESPACE", imap_cmd_namespace, IMAP_STATE_AUTH | IMAP_STATE_SELECTED, false},
-	{"SELECT", imap_cmd_select, IMAP_STATE_AUTH | IMAP_STATE_SELECTED, false},
-	{"EXAMINE", imap_cmd_select, IMAP_STATE_AUTH | IMAP_STATE_SELECTED, false},
-	{"CREATE", imap_cmd_create, IMAP_STATE_AUTH | IMAP_STATE_SELECTED, false},
-	{"DELETE", imap_cmd_delete, IMAP_STATE_AUTH | IMAP_STATE_SELECTED, false},
-	{"RENAME", imap_cmd_rename, IMAP_STATE_AUTH | IMAP_STATE_SELECTED, false},
-	{"SUBSCRIBE", imap_cmd_subscribe, IMAP_STATE_AUTH | IMAP_STATE_SELECTED, false},
-	{"UNSUBSCRIBE", imap_cmd_subscribe, IMAP_STATE_AUTH | IMAP_STATE_SELECTED, false},
-	{"LIST", imap_cmd_list, IMAP_STATE_AUTH | IMAP_STATE_SELECTED, false},
-	{"LSUB", imap_cmd_list, IMAP_STATE_AUTH | IMAP_STATE_SELECTED, false},
-	{"STATUS", imap_cmd_status, IMAP_STATE_AUTH | IMAP_STATE_SELECTED, false},
-	{"APPEND", imap_cmd_append, IMAP_STATE_AUTH | IMAP_STATE_SELECTED, false},
-	{"IDLE", imap_cmd_idle, IMAP_STATE_AUTH | IMAP_STATE_SELECTED, false},
-	{"CHECK", imap_cmd_check, IMAP_STATE_SELECTED, false},
-	{"CLOSE", imap_cmd_close, IMAP_STATE_SELECTED, false},
-	{"UNSELECT", imap_cmd_close, IMAP_STATE_SELECTED, false},
-	{"EXPUNGE", imap_cmd_expunge, IMAP_STATE_SELECTED, true},
-	{"FETCH", imap_cmd_fetch, IMAP_STATE_SELECTED, true},
-	{"STORE", imap_cmd_store, IMAP_STATE_SELECTED, true},
-	{"COPY", imap_cmd_copy, IMAP_STATE_SELECTED, true},
-	{"MOVE", imap_cmd_copy, IMAP_STATE_SELECTED, true},
-	{"SEARCH", imap_cmd_search, IMAP_STATE_SELECTED, true},
+    {"CAPABILITY", imap_cmd_capability, IMAP_STATE_NOT_AUTH | IMAP_STATE_AUTH | IMAP_STATE_SELECTED,
+     false},
+    {"NOOP", imap_cmd_noop, IMAP_STATE_NOT_AUTH | IMAP_STATE_AUTH | IMAP_STATE_SELECTED, false},
+    {"LOGOUT", imap_cmd_logout, IMAP_STATE_NOT_AUTH | IMAP_STATE_AUTH | IMAP_STATE_SELECTED, false},
+    {"ID", imap_cmd_id, IMAP_STATE_NOT_AUTH | IMAP_STATE_AUTH | IMAP_STATE_SELECTED, false},
+    {"STARTTLS", imap_cmd_starttls, IMAP_STATE_NOT_AUTH, false},
+    {"LOGIN", imap_cmd_login, IMAP_STATE_NOT_AUTH, false},
+    {"AUTHENTICATE", imap_cmd_authenticate, IMAP_STATE_NOT_AUTH, false},
+    {"ENABLE", imap_cmd_enable, IMAP_STATE_AUTH, false},
+    {"NAMESPACE", imap_cmd_namespace, IMAP_STATE_AUTH | IMAP_STATE_SELECTED, false},
+    {"SELECT", imap_cmd_select, IMAP_STATE_AUTH | IMAP_STATE_SELECTED, false},
+    {"EXAMINE", imap_cmd_select, IMAP_STATE_AUTH | IMAP_STATE_SELECTED, false},
+    {"CREATE", imap_cmd_create, IMAP_STATE_AUTH | IMAP_STATE_SELECTED, false},
+    {"DELETE", imap_cmd_delete, IMAP_STATE_AUTH | IMAP_STATE_SELECTED, false},
+    {"RENAME", imap_cmd_rename, IMAP_STATE_AUTH | IMAP_STATE_SELECTED, false},
+    {"SUBSCRIBE", imap_cmd_subscribe, IMAP_STATE_AUTH | IMAP_STATE_SELECTED, false},
+    {"UNSUBSCRIBE", imap_cmd_subscribe, IMAP_STATE_AUTH | IMAP_STATE_SELECTED, false},
+    {"LIST", imap_cmd_list, IMAP_STATE_AUTH | IMAP_STATE_SELECTED, false},
+    {"LSUB", imap_cmd_list, IMAP_STATE_AUTH | IMAP_STATE_SELECTED, false},
+    {"STATUS", imap_cmd_status, IMAP_STATE_AUTH | IMAP_STATE_SELECTED, false},
+    {"APPEND", imap_cmd_append, IMAP_STATE_AUTH | IMAP_STATE_SELECTED, false},
+    {"IDLE", imap_cmd_idle, IMAP_STATE_AUTH | IMAP_STATE_SELECTED, false},
+    {"CHECK", imap_cmd_check, IMAP_STATE_SELECTED, false},
+    {"CLOSE", imap_cmd_close, IMAP_STATE_SELECTED, false},
+    {"UNSELECT", imap_cmd_close, IMAP_STATE_SELECTED, false},
+    {"EXPUNGE", imap_cmd_expunge, IMAP_STATE_SELECTED, true},
+    {"FETCH", imap_cmd_fetch, IMAP_STATE_SELECTED, true},
+    {"STORE", imap_cmd_store, IMAP_STATE_SELECTED, true},
+    {"COPY", imap_cmd_copy, IMAP_STATE_SELECTED, true},
+    {"MOVE", imap_cmd_copy, IMAP_STATE_SELECTED, true},
+    {"SEARCH", imap_cmd_search, IMAP_STATE_SELECTED, true},
 };
 
 static void dispatch(struct imap_session *s, const char *buf, size_t len)
@@ -228,9 +229,9 @@ static void dispatch(struct imap_session *s, const char *buf, size_t len)
 			imap_bad(s, "Command not valid in this state");
 	} else {
 		/* RFC 3501 7.4.1: no EXPUNGE during FETCH, STORE, SEARCH (UID ones may). */
-		s->allow_expunge = cmd.uid || !(strcmp(cmd.verb, "FETCH") == 0 ||
-						strcmp(cmd.verb, "STORE") == 0 ||
-						strcmp(cmd.verb, "SEARCH") == 0);
+		s->allow_expunge =
+		    cmd.uid || !(strcmp(cmd.verb, "FETCH") == 0 || strcmp(cmd.verb, "STORE") == 0 ||
+				 strcmp(cmd.verb, "SEARCH") == 0);
 		commands[i].fn(s, &cmd);
 	}
 	imap_command_free(&cmd);
@@ -304,7 +305,8 @@ static void assembled_tag(struct imap_session *s)
 static bool assembling_append(struct imap_session *s)
 {
 	const char *sp = memchr(s->cmd, ' ', s->cmd_len);
-	return sp && (size_t)(s->cmd + s->cmd_len - sp) > 7 && strncasecmp(sp + 1, "APPEND ", 7) == 0;
+	return sp && (size_t)(s->cmd + s->cmd_len - sp) > 7 &&
+	       strncasecmp(sp + 1, "APPEND ", 7) == 0;
 }
 
 /* A complete line arrived for the command being assembled. */
@@ -427,7 +429,8 @@ static void imap_input(void *arg)
 			s->verb[0] = '\0';
 			cmd_reset(s);
 			s->sasl_wait = false;
-			imap_bad(s, "%s", n == -2 ? "Command line too long" : "Lines must end with CRLF");
+			imap_bad(s, "%s",
+				 n == -2 ? "Command line too long" : "Lines must end with CRLF");
 			continue;
 		}
 		handle_line(s, s->line, (size_t)n);
@@ -506,13 +509,13 @@ static void imap_close(void *arg)
 }
 
 static const struct protocol_ops imap_ops = {
-	.name = "imap",
-	.busy_reply = "* BYE Too many connections",
-	.open = imap_open,
-	.input = imap_input,
-	.tls_ready = imap_tls_ready,
-	.timeout = imap_timeout,
-	.close = imap_close,
+    .name = "imap",
+    .busy_reply = "* BYE Too many connections",
+    .open = imap_open,
+    .input = imap_input,
+    .tls_ready = imap_tls_ready,
+    .timeout = imap_timeout,
+    .close = imap_close,
 };
 
 void imap_register(void)

@@ -93,14 +93,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 #ifndef POSTERN_LIBFUZZER
 static const char *const seeds[] = {
-	"a1 LOGIN alice@example.org \"pass word\"",
-	"a2 UID FETCH 1:*,7 (FLAGS BODY.PEEK[HEADER.FIELDS (From To Subject)]<0.100> UID)",
-	"a3 SEARCH CHARSET UTF-8 OR (FROM alice SUBJECT \"hi\") NOT (SEEN LARGER 100) UID 1:5",
-	"a4 APPEND INBOX (\\Seen) \" 1-Feb-2024 10:00:00 +0100\" {11}\r\nHello world",
-	"a5 STORE 1,2:4 +FLAGS.SILENT (\\Deleted $Label)",
-	"a6 LIST \"\" \"*\"",
-	("From: a@b\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\n"
-	 "Content-Type: message/rfc822\r\n\r\nSubject: in\r\n\r\nbody\r\n--x--\r\n"),
+    "a1 LOGIN alice@example.org \"pass word\"",
+    "a2 UID FETCH 1:*,7 (FLAGS BODY.PEEK[HEADER.FIELDS (From To Subject)]<0.100> UID)",
+    "a3 SEARCH CHARSET UTF-8 OR (FROM alice SUBJECT \"hi\") NOT (SEEN LARGER 100) UID 1:5",
+    "a4 APPEND INBOX (\\Seen) \" 1-Feb-2024 10:00:00 +0100\" {11}\r\nHello world",
+    "a5 STORE 1,2:4 +FLAGS.SILENT (\\Deleted $Label)",
+    "a6 LIST \"\" \"*\"",
+    ("From: a@b\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\n"
+     "Content-Type: message/rfc822\r\n\r\nSubject: in\r\n\r\nbody\r\n--x--\r\n"),
 };
 
 int main(int argc, char **argv)
@@ -139,11 +139,13 @@ int main(int argc, char **argv)
 						n = (seed >> 8) % n + 1;
 					break;
 				case 2:
-					buf[(seed >> 8) % n] = "(){}[]\" *:\\\r\n"[(seed >> 4) % 13];
+					buf[(seed >> 8) % n] =
+					    "(){}[]\" *:\\\r\n"[(seed >> 4) % 13];
 					break;
 				default:
 					if (n < len + 16)
-						buf[n++] = (unsigned char)"()\"{}<>"[(seed >> 5) % 7];
+						buf[n++] =
+						    (unsigned char)"()\"{}<>"[(seed >> 5) % 7];
 					break;
 				}
 			}

@@ -201,7 +201,8 @@ START_TEST(test_fetch_items)
 	struct imap_fetch_atts atts;
 
 	ck_assert_int_eq(imap_fetch_parse_item("BODY.PEEK[1.2.HEADER.FIELDS.NOT (Received)]<10.20>",
-					       &a, err, sizeof(err)), 0);
+					       &a, err, sizeof(err)),
+			 0);
 	ck_assert(a.peek);
 	ck_assert_uint_eq(a.n_parts, 2);
 	ck_assert_uint_eq(a.parts[1], 2);
@@ -251,7 +252,9 @@ START_TEST(test_search_keys)
 	char err[160];
 
 	ck_assert_int_eq(parse("t SEARCH CHARSET UTF-8 OR (FROM alice SEEN) DELETED NOT LARGER 100 "
-			       "SINCE 1-Feb-2024 UID 2:4 1:*", &c), 0);
+			       "SINCE 1-Feb-2024 UID 2:4 1:*",
+			       &c),
+			 0);
 	ck_assert_int_eq(imap_search_parse(c.args, c.n_args, &k, err, sizeof(err)), 0);
 	ck_assert_int_eq(k.op, SEARCH_AND);
 	ck_assert_uint_eq(k.n, 5);
@@ -353,38 +356,39 @@ START_TEST(test_sasl_plain)
 	size_t pl = 0;
 	/* "\0alice@example.org\0secret" */
 	ck_assert_int_eq(imap_sasl_plain_decode("AGFsaWNlQGV4YW1wbGUub3JnAHNlY3JldA==", 36, user,
-						sizeof(user), pass, sizeof(pass), &pl), 0);
+						sizeof(user), pass, sizeof(pass), &pl),
+			 0);
 	ck_assert_str_eq(user, "alice@example.org");
 	ck_assert_str_eq(pass, "secret");
 	ck_assert_uint_eq(pl, 6);
 	/* "bob\0alice\0x": a different authzid is refused. */
 	ck_assert_int_eq(imap_sasl_plain_decode("Ym9iAGFsaWNlAHg=", 16, user, sizeof(user), pass,
-						sizeof(pass), &pl), -1);
-	ck_assert_int_eq(imap_sasl_plain_decode("!!!", 3, user, sizeof(user), pass, sizeof(pass),
-						&pl), -1);
+						sizeof(pass), &pl),
+			 -1);
+	ck_assert_int_eq(
+	    imap_sasl_plain_decode("!!!", 3, user, sizeof(user), pass, sizeof(pass), &pl), -1);
 }
 END_TEST
 
-static const char mime_msg[] =
-	"From: \"Alice A.\" <alice@example.org>\r\n"
-	"To: bob@example.org, Team: carol@example.org;\r\n"
-	"Subject: =?utf-8?q?caf=C3=A9?=\r\n"
-	"Message-ID: <1@example.org>\r\n"
-	"Content-Type: multipart/mixed; boundary=\"b1\"\r\n"
-	"\r\n"
-	"preamble\r\n"
-	"--b1\r\n"
-	"Content-Type: text/plain; charset=utf-8\r\n"
-	"\r\n"
-	"hello\r\nworld\r\n"
-	"--b1\r\n"
-	"Content-Type: message/rfc822\r\n"
-	"\r\n"
-	"Subject: inner\r\n"
-	"X-A: 1\r\n"
-	"\r\n"
-	"inner body\r\n"
-	"--b1--\r\n";
+static const char mime_msg[] = "From: \"Alice A.\" <alice@example.org>\r\n"
+			       "To: bob@example.org, Team: carol@example.org;\r\n"
+			       "Subject: =?utf-8?q?caf=C3=A9?=\r\n"
+			       "Message-ID: <1@example.org>\r\n"
+			       "Content-Type: multipart/mixed; boundary=\"b1\"\r\n"
+			       "\r\n"
+			       "preamble\r\n"
+			       "--b1\r\n"
+			       "Content-Type: text/plain; charset=utf-8\r\n"
+			       "\r\n"
+			       "hello\r\nworld\r\n"
+			       "--b1\r\n"
+			       "Content-Type: message/rfc822\r\n"
+			       "\r\n"
+			       "Subject: inner\r\n"
+			       "X-A: 1\r\n"
+			       "\r\n"
+			       "inner body\r\n"
+			       "--b1--\r\n";
 
 START_TEST(test_mime_structure_and_sections)
 {
@@ -403,17 +407,19 @@ START_TEST(test_mime_structure_and_sections)
 	ck_assert_ptr_nonnull(m->children[1].message);
 
 	imap_write_bodystructure(&b, mime_msg, m, false);
-	ck_assert_str_eq(b.p, "((\"TEXT\" \"PLAIN\" (\"CHARSET\" \"utf-8\") NIL NIL \"7BIT\" 12 1)"
-			      "(\"MESSAGE\" \"RFC822\" NIL NIL NIL \"7BIT\" 36 "
-			      "(NIL \"inner\" NIL NIL NIL NIL NIL NIL NIL NIL) "
-			      "(\"TEXT\" \"PLAIN\" (\"CHARSET\" \"us-ascii\") NIL NIL \"7BIT\" 10 0) 3)"
-			      " \"MIXED\")");
+	ck_assert_str_eq(b.p,
+			 "((\"TEXT\" \"PLAIN\" (\"CHARSET\" \"utf-8\") NIL NIL \"7BIT\" 12 1)"
+			 "(\"MESSAGE\" \"RFC822\" NIL NIL NIL \"7BIT\" 36 "
+			 "(NIL \"inner\" NIL NIL NIL NIL NIL NIL NIL NIL) "
+			 "(\"TEXT\" \"PLAIN\" (\"CHARSET\" \"us-ascii\") NIL NIL \"7BIT\" 10 0) 3)"
+			 " \"MIXED\")");
 	ibuf_free(&b);
 	imap_write_envelope(&b, mime_msg, m);
 	ck_assert_ptr_nonnull(strstr(b.p, "\"=?utf-8?q?caf=C3=A9?=\""));
 	ck_assert_ptr_nonnull(strstr(b.p, "((\"Alice A.\" NIL \"alice\" \"example.org\"))"));
-	ck_assert_ptr_nonnull(strstr(b.p, "(NIL NIL \"Team\" NIL)(NIL NIL \"carol\" \"example.org\")"
-					  "(NIL NIL NIL NIL)"));
+	ck_assert_ptr_nonnull(strstr(b.p,
+				     "(NIL NIL \"Team\" NIL)(NIL NIL \"carol\" \"example.org\")"
+				     "(NIL NIL NIL NIL)"));
 	ck_assert_ptr_nonnull(strstr(b.p, "\"<1@example.org>\")"));
 	ibuf_free(&b);
 
@@ -432,8 +438,8 @@ START_TEST(test_mime_structure_and_sections)
 	ck_assert_int_eq(memcmp(out, "Content-Type: text/plain; charset=utf-8\r\n\r\n", len), 0);
 	ck_assert_int_eq(imap_fetch_parse_item("BODY[3]", &a, err, sizeof(err)), 0);
 	ck_assert_int_eq(imap_section(mime_msg, m, &a, &scratch, &out, &len), -1);
-	ck_assert_int_eq(imap_fetch_parse_item("BODY[HEADER.FIELDS (subject from)]", &a, err,
-					       sizeof(err)), 0);
+	ck_assert_int_eq(
+	    imap_fetch_parse_item("BODY[HEADER.FIELDS (subject from)]", &a, err, sizeof(err)), 0);
 	ck_assert_int_eq(imap_section(mime_msg, m, &a, &scratch, &out, &len), 0);
 	ck_assert_int_eq(len, strlen("From: \"Alice A.\" <alice@example.org>\r\n"
 				     "Subject: =?utf-8?q?caf=C3=A9?=\r\n\r\n"));
@@ -452,7 +458,8 @@ START_TEST(test_mime_many_parts_bounded)
 	char *msg = malloc(cap);
 	struct imap_mime *m;
 	ck_assert_ptr_nonnull(msg);
-	n += (size_t)snprintf(msg + n, cap - n, "Content-Type: multipart/mixed; boundary=z\r\n\r\n");
+	n +=
+	    (size_t)snprintf(msg + n, cap - n, "Content-Type: multipart/mixed; boundary=z\r\n\r\n");
 	for (int i = 0; i < 12000; i++)
 		n += (size_t)snprintf(msg + n, cap - n, "--z\r\n\r\npart %d\r\n", i);
 	n += (size_t)snprintf(msg + n, cap - n, "--z--\r\n");
