@@ -75,6 +75,8 @@ RECORDS = [
     "--host-record=mx1.b.test,127.0.0.1",
     # no MX: the domain's own address is the implicit MX
     "--host-record=implicit.test,127.0.0.1",
+    # RFC 7505: this domain takes no mail
+    "--mx-host=nullmx.test,.,0",
 ]
 
 
@@ -228,8 +230,14 @@ class Expiry(unittest.TestCase):
                make_message("alice@a.test", "carol@implicit.test", "never arrives"))
         submit(srv, "alice@a.test", "dave@missing.test",
                make_message("alice@a.test", "dave@missing.test", "no such domain"))
-        msgs = wait_for_messages(srv, "alice@a.test", 2)
-        self.assertEqual(len(msgs), 2, srv.log()[-3000:])
+        submit(srv, "alice@a.test", "erin@nullmx.test",
+               make_message("alice@a.test", "erin@nullmx.test", "null mx"))
+        msgs = wait_for_messages(srv, "alice@a.test", 3)
+        self.assertEqual(len(msgs), 3, srv.log()[-3000:])
+        nullmx = [m for m in msgs if b"erin@nullmx.test" in m]
+        self.assertEqual(len(nullmx), 1)
+        self.assertIn(b"Status: 5.1.10", nullmx[0])
+        self.assertIn(b"null MX", nullmx[0])
         expired = [m for m in msgs if b"carol@implicit.test" in m]
         missing = [m for m in msgs if b"dave@missing.test" in m]
         self.assertEqual(len(expired), 1)
@@ -240,6 +248,69 @@ class Expiry(unittest.TestCase):
         self.assertIn(b"Status: 5.1.2", missing[0])
         self.assertIn(b"Subject: no such domain", missing[0])
         self.assertEqual(queue_entries(srv), [])
+
+
+class QueueControl(unittest.TestCase):
+    """posternctl queue against a daemon whose peer never answers."""
+
+    def test_hold_release_retry_show_delete(self):
+        dns = DNS(RECORDS)
+        self.addCleanup(dns.close)
+        srv = Server(listeners=("smtp", "submission", "pop3"),
+                     config=queue_config(dns, free_port(), retry_max="1"))
+        self.addCleanup(srv.close)
+        srv.add_domain("a.test")
+        srv.add_user("alice@a.test", PASSWORD)
+        submit(srv, "alice@a.test", "bob@b.test",
+               make_message("alice@a.test", "bob@b.test", "held back", body="private\r\n"))
+
+        def entry():
+            entries = queue_entries(srv)
+            self.assertEqual(len(entries), 1)
+            return entries[0]
+
+        deadline = time.monotonic() + WAIT
+        while entry()["attempts"] < 1 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        first = entry()
+        self.assertGreaterEqual(first["attempts"], 1)
+        self.assertEqual(first["sender"], "alice@a.test")
+        self.assertFalse(first["held"])
+        qid = str(first["id"])
+
+        shown = json.loads(srv.ctl("queue", "show", qid, "--json").stdout)
+        self.assertIn("Subject: held back", shown["header"])
+        self.assertNotIn("private", shown["header"])
+
+        srv.ctl("queue", "hold", qid)
+        held = entry()
+        self.assertTrue(held["held"])
+        self.assertIn("held", srv.ctl("queue", "list").stdout)
+        time.sleep(3)  # retries would come every second
+        self.assertEqual(entry()["attempts"], held["attempts"])
+        res = srv.ctl("queue", "retry", qid, check=False)
+        self.assertEqual(res.returncode, 1)
+        self.assertIn("held", res.stderr)
+
+        srv.ctl("queue", "release", qid)
+        deadline = time.monotonic() + WAIT
+        while entry()["attempts"] <= held["attempts"] and time.monotonic() < deadline:
+            time.sleep(0.2)
+        self.assertGreater(entry()["attempts"], held["attempts"])
+        self.assertFalse(entry()["held"])
+        res = srv.ctl("queue", "release", qid, check=False)
+        self.assertEqual(res.returncode, 1)
+
+        flushed = json.loads(srv.ctl("queue", "flush", "--json").stdout)
+        self.assertEqual(flushed["count"], 1)
+        srv.ctl("queue", "retry", qid)
+
+        srv.ctl("queue", "delete", qid)
+        self.assertEqual(queue_entries(srv), [])
+        self.assertEqual(srv.ctl("queue", "show", qid, check=False).returncode, 3)
+        self.assertEqual(srv.ctl("queue", "delete", "x1", check=False).returncode, 2)
+        time.sleep(2)
+        self.assertEqual(pop3_messages(srv, "alice@a.test"), [])  # deleted: no bounce
 
 
 if __name__ == "__main__":
