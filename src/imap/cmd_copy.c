@@ -13,12 +13,6 @@
 #include "util/i18n.h"
 #include "util/log.h"
 
-/* Appends "a,b:c" style UID list items. */
-static void add_uid(struct imap_buf *b, uint32_t uid, bool first)
-{
-	ibuf_printf(b, first ? "%u" : ",%u", uid);
-}
-
 /* RFC 3501 6.4.7, RFC 6851 3 */
 void imap_cmd_copy(struct imap_session *s, struct imap_command *cmd)
 {
@@ -27,7 +21,7 @@ void imap_cmd_copy(struct imap_session *s, struct imap_command *cmd)
 	struct store *st = conn_store(s->c);
 	struct store_mailbox dst;
 	struct imap_buf src_uids = {0}, dst_uids = {0};
-	uint32_t *seqs = NULL;
+	uint32_t *seqs = NULL, *from = NULL, *to = NULL;
 	size_t n = 0, copied = 0;
 	int rc;
 
@@ -55,8 +49,16 @@ void imap_cmd_copy(struct imap_session *s, struct imap_command *cmd)
 	if (rc == STORE_OK)
 		for (size_t k = 0; k < n; k++)
 			imap_junk_learn(s, &s->sel.msgs[seqs[k] - 1], &s->sel.mb, &dst);
+	if (rc == STORE_OK) {
+		from = malloc((n + 1) * sizeof(*from));
+		to = malloc((n + 1) * sizeof(*to));
+		if (!from || !to)
+			rc = STORE_ERR;
+	}
 	if (rc != STORE_OK || store_begin(st) != STORE_OK) {
 		free(seqs);
+		free(from);
+		free(to);
 		imap_no(s, "[UNAVAILABLE] Cannot copy now");
 		return;
 	}
@@ -71,8 +73,8 @@ void imap_cmd_copy(struct imap_session *s, struct imap_command *cmd)
 		if (rc == STORE_OK && move)
 			rc = store_message_expunge(st, m->id);
 		if (rc == STORE_OK) {
-			add_uid(&src_uids, m->uid, copied == 0);
-			add_uid(&dst_uids, out.uid, copied == 0);
+			from[copied] = m->uid;
+			to[copied] = out.uid;
 			copied++;
 		}
 	}
@@ -80,6 +82,11 @@ void imap_cmd_copy(struct imap_session *s, struct imap_command *cmd)
 		rc = store_commit(st);
 	else
 		store_rollback(st);
+	/* Both lists ascend (sequence order, new UIDs), so ranges keep the pairing. */
+	ibuf_seqset(&src_uids, from, copied);
+	ibuf_seqset(&dst_uids, to, copied);
+	free(from);
+	free(to);
 	if (rc != STORE_OK) {
 		free(seqs);
 		ibuf_free(&src_uids);
@@ -98,6 +105,8 @@ void imap_cmd_copy(struct imap_session *s, struct imap_command *cmd)
 		if (move)
 			imap_changed(s->sel.mb.id);
 	}
+	if (src_uids.failed || dst_uids.failed)
+		copied = 0; /* out of memory: the copy stands, only COPYUID is left out */
 	if (move) {
 		/* RFC 6851 4.3: COPYUID goes in an untagged OK before the EXPUNGEs. */
 		if (copied)

@@ -330,21 +330,6 @@ static int parse_return(struct imap_session *s, const struct imap_arg *list, uns
 	return 0;
 }
 
-/* Appends the numbers in N as a compact sequence set ("1:3,7"). */
-static void write_set(struct imap_buf *b, const uint32_t *n, size_t count)
-{
-	for (size_t i = 0; i < count;) {
-		size_t j = i;
-		while (j + 1 < count && n[j + 1] == n[j] + 1)
-			j++;
-		if (j > i)
-			ibuf_printf(b, "%s%u:%u", i ? "," : "", n[i], n[j]);
-		else
-			ibuf_printf(b, "%s%u", i ? "," : "", n[i]);
-		i = j + 1;
-	}
-}
-
 static void write_esearch(struct imap_session *s, struct imap_buf *b, bool uid, unsigned opts,
 			  const uint32_t *hits, size_t n, bool modseq, uint64_t highest)
 {
@@ -361,7 +346,7 @@ static void write_esearch(struct imap_session *s, struct imap_buf *b, bool uid, 
 		ibuf_printf(b, " COUNT %zu", n);
 	if ((opts & ESEARCH_ALL) && n) {
 		ibuf_str(b, " ALL ");
-		write_set(b, hits, n);
+		ibuf_seqset(b, hits, n);
 	}
 	if (modseq && n)
 		ibuf_printf(b, " MODSEQ %llu", (unsigned long long)highest);

@@ -118,6 +118,20 @@ void ibuf_nstring_upper(struct imap_buf *b, const char *s)
 	nstring(b, s, s ? strlen(s) : 0, true);
 }
 
+void ibuf_seqset(struct imap_buf *b, const uint32_t *n, size_t count)
+{
+	for (size_t i = 0; i < count;) {
+		size_t j = i;
+		while (j + 1 < count && n[j + 1] == n[j] + 1)
+			j++;
+		if (j > i)
+			ibuf_printf(b, "%s%u:%u", i ? "," : "", n[i], n[j]);
+		else
+			ibuf_printf(b, "%s%u", i ? "," : "", n[i]);
+		i = j + 1;
+	}
+}
+
 void ibuf_free(struct imap_buf *b)
 {
 	if (b->p) {

@@ -38,6 +38,8 @@ void ibuf_printf(struct imap_buf *b, const char *fmt, ...) __attribute__((format
 void ibuf_nstring(struct imap_buf *b, const char *s, size_t len);
 /* Same, upper-cased when quoted (types, subtypes, encodings). */
 void ibuf_nstring_upper(struct imap_buf *b, const char *s);
+/* Ascending numbers as a compact sequence set ("1:3,7"). */
+void ibuf_seqset(struct imap_buf *b, const uint32_t *n, size_t count);
 /* Wipes (the content may be message text) and frees. */
 void ibuf_free(struct imap_buf *b);
 
