@@ -4,8 +4,8 @@
  * Carriers are the colour samples (never alpha), numbered in raster order.
  * The I-th bit of the stream goes to carrier perm(I), where perm is a keyed
  * pseudo-random permutation of [0, carriers): a four-round Feistel network
- * over the smallest power of two that covers the carriers, with SipHash as
- * the round function and cycle walking to stay inside the domain. It needs
+ * on Z_a x Z_b with a * b just above the number of carriers, SipHash as the
+ * round function and cycle walking to stay inside the domain. It needs
  * no table, so memory stays at the image itself whatever its size, and the
  * stream's first bits are found without visiting the rest.
  *
@@ -28,21 +28,18 @@
 
 #define FEISTEL_ROUNDS 4
 
-static uint64_t mask_bits(unsigned bits)
-{
-	return bits >= 64 ? UINT64_MAX : (((uint64_t)1 << bits) - 1);
-}
-
 void stego_perm_init(struct stego_perm *p, uint64_t domain, const unsigned char key[32])
 {
 	static const unsigned char label[] = "postern-stego-permutation";
-	unsigned bits = 2;
+	uint64_t a = 1;
 
-	while (bits < 63 && ((uint64_t)1 << bits) < domain)
-		bits++;
+	/* The smallest a with a * a >= domain, then b = ceil(domain / a): a * b
+	 * exceeds the domain by less than a, so cycle walking almost never runs. */
+	while (a * a < domain)
+		a++;
 	p->domain = domain;
-	p->left_bits = bits / 2;
-	p->right_bits = bits - bits / 2;
+	p->left_size = a;
+	p->right_size = domain ? (domain + a - 1) / a : 1;
 	crypto_generichash(p->key, sizeof(p->key), label, sizeof(label) - 1, key, 32);
 }
 
@@ -60,23 +57,27 @@ static uint64_t round_function(const struct stego_perm *p, unsigned round, uint6
 	return v;
 }
 
-/* One pass of the Feistel network over [0, 2^(left+right)). The halves swap
- * widths each round; after an even number of rounds they are back. */
+/*
+ * One pass of a Feistel network on Z_a x Z_b (x = left * b + right): each
+ * round maps (left, right) to (right, (left + F(right)) mod a), which is
+ * invertible, and swaps the roles of a and b; after an even number of
+ * rounds they are back in place.
+ */
 static uint64_t feistel(const struct stego_perm *p, uint64_t x)
 {
-	unsigned wl = p->left_bits, wr = p->right_bits;
-	uint64_t left = x >> wr, right = x & mask_bits(wr);
+	uint64_t a = p->left_size, b = p->right_size;
+	uint64_t left = x / b, right = x % b;
 
 	for (unsigned r = 0; r < FEISTEL_ROUNDS; r++) {
-		uint64_t next_right = left ^ (round_function(p, r, right) & mask_bits(wl));
-		unsigned w = wl;
+		uint64_t next_right = (left + round_function(p, r, right) % a) % a;
+		uint64_t t = a;
 
 		left = right;
 		right = next_right;
-		wl = wr;
-		wr = w;
+		a = b;
+		b = t;
 	}
-	return (left << wr) | right;
+	return left * b + right;
 }
 
 uint64_t stego_perm_at(const struct stego_perm *p, uint64_t i)

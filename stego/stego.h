@@ -101,8 +101,8 @@ const char *stego_strerror(int status);
 
 /* ---- the keyed permutation (embed.c), exposed for tests and analysis ---- */
 struct stego_perm {
-	uint64_t domain;     /* number of carriers */
-	unsigned left_bits, right_bits;
+	uint64_t domain;                 /* number of carriers */
+	uint64_t left_size, right_size; /* a and b of the Feistel network, a * b >= domain */
 	unsigned char key[16];
 };
 void stego_perm_init(struct stego_perm *p, uint64_t domain, const unsigned char key[32]);

@@ -11,8 +11,8 @@
  *                          matching (stego/) and, for comparison, by naive
  *                          LSB replacement at the same rates.
  *
- * Covers are smooth gradients with a few soft shapes plus sensor-like
- * noise, since no photographs ship with the tree.
+ * Covers are smooth squared ramps with a soft shape plus sensor-like
+ * noise (never clipped), since no photographs ship with the tree.
  */
 #include <config.h>
 
@@ -63,8 +63,10 @@ static void make_cover(struct stego_image *img, uint32_t w, uint32_t h, double s
 			double shade = d < r ? 40.0 * (1.0 - d / r) : 0.0;
 
 			for (unsigned c = 0; c < 3; c++) {
-				double v = 30.0 + 150.0 * y / h + 40.0 * x / w + 15.0 * c + shade +
-					   sigma * gauss();
+				/* A squared ramp: a sloped histogram like a photograph's, kept
+				 * inside 20..235 so nothing clips at 0 or 255. */
+				double g = 0.6 * y / h + 0.25 * x / w + 0.05 * c;
+				double v = 20.0 + 160.0 * g * g + shade + sigma * gauss();
 				long iv = lround(v);
 
 				img->pixels[((size_t)y * w + x) * 3 + c] =

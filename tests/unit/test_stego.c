@@ -21,6 +21,9 @@
 #include "stego/stego.h"
 
 static uint32_t lcg_state = 1;
+/* 1: linear gradients (flat histogram); 2: squared gradients, whose
+ * histogram slopes like a photograph's (many dark values, few bright). */
+static int cover_gamma = 1;
 
 static uint32_t lcg(void)
 {
@@ -109,9 +112,15 @@ static unsigned char *make_png(uint32_t w, uint32_t h, int color_type, int depth
 					if ((channels == 2 || channels == 4) && c == channels - 1)
 						v = (long)((x * 7 + y * 3) % (maxv + 1));
 					else
-						v = (long)maxv * (x + y * (c + 1)) /
-							    (w + h * (c + 1)) +
+					{
+						double g = (double)(x + y * (c + 1)) /
+							   (double)(w + h * (c + 1));
+
+						if (cover_gamma == 2) /* no clipping at 0 or max */
+							g = 0.08 + 0.84 * g * g;
+						v = lround(maxv * g) +
 						    noise(depth == 16 ? 600 : depth == 8 ? 3 : 1);
+					}
 					if (v < 0)
 						v = 0;
 					if (v > maxv)
@@ -579,43 +588,64 @@ static void naive_lsb_replacement(struct stego_image *img, double fraction)
 	}
 }
 
+/*
+ * The chi-square attack measures how unequal the counts of each value pair
+ * (2i, 2i+1) are. A photograph's histogram slopes, so the pairs differ
+ * systematically; LSB replacement equalises them (the statistic falls to
+ * about a third at 50% of capacity here), while LSB matching moves values to
+ * both neighbours and leaves a sloped histogram's pair differences where
+ * they were. Averaged over four covers so chance (~0.13 per cover) cannot
+ * decide.
+ */
 START_TEST(chi_square_does_not_see_lsb_matching)
 {
-	size_t cover_len;
-	unsigned char *cover = make_png(512, 512, PNG_COLOR_TYPE_RGB, 8, 0, &cover_len);
+	const int trials = 4;
+	double cover_sum = 0, stego_sum = 0, naive_sum = 0;
+	int stego_detected = 0;
 	struct stego_secret to = seal_to(alice);
-	struct stego_image c, s, naive;
-	double stat_cover, stat_stego, stat_naive, p_cover, p_stego, p_naive;
 	char err[256];
-	unsigned char *msg;
-	size_t half;
 
-	ck_assert_int_eq(stego_png_read(cover, cover_len, &c, err, sizeof(err)), STEGO_OK);
-	ck_assert_int_eq(stego_png_read(cover, cover_len, &s, err, sizeof(err)), STEGO_OK);
-	ck_assert_int_eq(stego_png_read(cover, cover_len, &naive, err, sizeof(err)), STEGO_OK);
-	half = stego_capacity(&s, STEGO_PUBLIC_KEY) / 2;
-	msg = malloc(half);
-	randombytes_buf(msg, half);
-	ck_assert_int_eq(stego_embed(&s, msg, half, &to, err, sizeof(err)), STEGO_OK);
-	naive_lsb_replacement(&naive, 0.5);
-	p_cover = stego_chi_square(&c, &stat_cover);
-	p_stego = stego_chi_square(&s, &stat_stego);
-	p_naive = stego_chi_square(&naive, &stat_naive);
-	fprintf(stderr, "chi-square/dof: cover %.2f (p %.3f), matching %.2f (p %.3f), "
-		"replacement %.2f (p %.3f)\n", stat_cover, p_cover, stat_stego, p_stego,
-		stat_naive, p_naive);
-	/* Replacement equalises the pairs far below what chance gives: the
-	 * attack is sure (p near 1). LSB matching leaves the statistic where the
-	 * cover's is, within the spread of chance (sd of chi2/dof is ~0.13). */
-	ck_assert_double_gt(p_naive, 0.999);
-	ck_assert_double_lt(stat_naive, 0.7);
-	ck_assert_double_lt(p_stego, 0.999);
-	ck_assert_double_lt(fabs(stat_stego - stat_cover), 0.45);
-	free(msg);
-	stego_image_free(&c);
-	stego_image_free(&s);
-	stego_image_free(&naive);
-	free(cover);
+	for (int t = 0; t < trials; t++) {
+		size_t cover_len, half;
+		unsigned char *cover, *msg;
+		struct stego_image c, s, naive;
+		double stat_cover, stat_stego, stat_naive, p_stego, p_naive;
+
+		lcg_state = 1000u + (uint32_t)t;
+		cover_gamma = 2;
+		cover = make_png(512, 512, PNG_COLOR_TYPE_RGB, 8, 0, &cover_len);
+		cover_gamma = 1;
+		ck_assert_int_eq(stego_png_read(cover, cover_len, &c, err, sizeof(err)), STEGO_OK);
+		ck_assert_int_eq(stego_png_read(cover, cover_len, &s, err, sizeof(err)), STEGO_OK);
+		ck_assert_int_eq(stego_png_read(cover, cover_len, &naive, err, sizeof(err)),
+				 STEGO_OK);
+		half = stego_capacity(&s, STEGO_PUBLIC_KEY) / 2;
+		msg = malloc(half);
+		randombytes_buf(msg, half);
+		ck_assert_int_eq(stego_embed(&s, msg, half, &to, err, sizeof(err)), STEGO_OK);
+		naive_lsb_replacement(&naive, 0.5);
+		(void)stego_chi_square(&c, &stat_cover);
+		p_stego = stego_chi_square(&s, &stat_stego);
+		p_naive = stego_chi_square(&naive, &stat_naive);
+		fprintf(stderr, "chi-square/dof: cover %.2f, matching %.2f (p %.3f), "
+			"replacement %.2f (p %.3f)\n", stat_cover, stat_stego, p_stego, stat_naive,
+			p_naive);
+		cover_sum += stat_cover;
+		stego_sum += stat_stego;
+		naive_sum += stat_naive;
+		stego_detected += p_stego > 0.99;
+		free(msg);
+		stego_image_free(&c);
+		stego_image_free(&s);
+		stego_image_free(&naive);
+		free(cover);
+	}
+	ck_assert_double_gt(cover_sum / trials, 3.0); /* the covers have pair structure */
+	ck_assert_double_gt(stego_sum / cover_sum, 0.7);
+	ck_assert_double_lt(naive_sum / cover_sum, 0.5);
+	/* Neither is flagged by the attack's own test on such covers (p near 0):
+	 * the score, not the verdict, is what replacement gives away. */
+	ck_assert_int_eq(stego_detected, 0);
 }
 END_TEST
 
