@@ -10,7 +10,10 @@
  *   clang -fsanitize=fuzzer,address,undefined -DPOSTERN_LIBFUZZER -I. -Isrc -IBUILD \
  *     tests/fuzz/fuzz_stego_extract.c stego/png_io.c stego/payload.c stego/embed.c \
  *     stego/analysis.c crypto/keys.c crypto/seal.c crypto/keyfile.c crypto/cert.c \
- *     -lpng16 -lsodium -lcrypto -lz -lm -o fuzz_stego && ./fuzz_stego -max_total_time=60
+ *     -lpng16 -lsodium -lcrypto -lz -lm -o fuzz_stego && \
+ *     ./fuzz_stego -max_total_time=60 CORPUS tests/data/stego/fuzz-seeds
+ *
+ * The seeds there are what "fuzz_stego_extract --write-seeds DIR" writes.
  */
 #include <config.h>
 
@@ -156,6 +159,23 @@ int main(int argc, char **argv)
 	const unsigned iterations = 6000;
 
 	fuzz_setup();
+	if (argc == 3 && strcmp(argv[1], "--write-seeds") == 0) {
+		for (unsigned s = 0; s < 6; s++) {
+			char path[4096];
+			FILE *f;
+
+			seeds[s] = make_seed(s % 4 + 1, s % 2 ? 16 : 8, 3 * s, &seed_len[s]);
+			snprintf(path, sizeof(path), "%s/seed-%u.png", argv[2], s);
+			f = fopen(path, "wb");
+			if (f == NULL || fwrite(seeds[s], 1, seed_len[s], f) != seed_len[s] ||
+			    fclose(f) != 0) {
+				perror(path);
+				return EXIT_FAILURE;
+			}
+			free(seeds[s]);
+		}
+		return EXIT_SUCCESS;
+	}
 	if (argc > 1) {
 		for (int i = 1; i < argc; i++)
 			if (replay_file(argv[i]) < 0)
