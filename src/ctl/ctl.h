@@ -139,6 +139,7 @@ int ctl_cmd_audit(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_auth(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_cert(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_db(struct ctl *ctl, int argc, char **argv);
+int ctl_cmd_dkim(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_domain(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_init(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_otp(struct ctl *ctl, int argc, char **argv);

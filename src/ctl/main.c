@@ -35,6 +35,7 @@ static const struct ctl_group groups[] = {
 	{"auth", ctl_cmd_auth, N_("failed-login throttling: blocks, unblock")},
 	{"cert", ctl_cmd_cert, N_("TLS certificates: selfsigned")},
 	{"db", ctl_cmd_db, N_("the store: migrate")},
+	{"dkim", ctl_cmd_dkim, N_("DKIM signing keys of local domains: keygen, show")},
 	{"domain", ctl_cmd_domain, N_("local mail domains: add, list, del")},
 	{"init", ctl_cmd_init, N_("create a data dir with config, certificate and store")},
 	{"otp", ctl_cmd_otp, N_("one-time codes (TOTP): enroll, reset, status, disable")},

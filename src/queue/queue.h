@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/socket.h>
 
 #include "util/config.h"
@@ -122,6 +123,26 @@ struct queue_dsn {
 /* The report as a complete message in *OUT (malloc'd, CRLF line ends). 0 or -1. */
 int queue_dsn_format(const struct queue_dsn *d, const unsigned char *orig, size_t orig_len,
 		     char **out, size_t *out_len);
+
+/* ---- DKIM signing (queue_dkim.c) ---- */
+/* Key material of DOMAIN: <data_dir>/dkim/DOMAIN.key (PEM private key, 0600)
+ * and <data_dir>/dkim/DOMAIN.selector (one line). EXT is "key" or "selector".
+ * 0, or -1 when the path does not fit. */
+static inline int queue_dkim_path(const struct config *cfg, const char *domain, const char *ext,
+				  char *out, size_t outlen)
+{
+	int n = snprintf(out, outlen, "%s/dkim/%s.%s", cfg->server.data_dir, domain, ext);
+
+	return n < 0 || (size_t)n >= outlen ? -1 : 0;
+}
+/* The domain of the address in the From header of MSG, lower case, into OUT. 0 or -1. */
+int queue_from_domain(const unsigned char *msg, size_t len, char *out, size_t outlen);
+/* Signs MSG (relaxed/relaxed, rsa-sha256) for the domain of its From header
+ * when a key for that domain exists: *SIG_HEADER (malloc'd) is the complete
+ * "DKIM-Signature: ...\r\n" field to put in front. *SIG_HEADER is NULL and 0
+ * returned when the domain has no key; -1 with ERR on failure. */
+int queue_dkim_sign(const struct config *cfg, const unsigned char *msg, size_t len,
+		    char **sig_header, char *err, size_t errlen);
 
 /* ---- runner (queue_runner.c) ---- */
 /* Starts the runner thread with CFG (which must outlive it). */

@@ -268,6 +268,33 @@ static int send_dsn(const struct store_queue_entry *e, const char *action, const
 	return 0;
 }
 
+/* Puts a DKIM signature in front of *MSG when its From domain has a key.
+ * A message that cannot be signed leaves unsigned rather than not at all. */
+static void sign_message(const struct store_queue_entry *e, unsigned char **msg, size_t *len)
+{
+	char *sig = NULL, err[512];
+	unsigned char *out;
+	size_t slen;
+
+	if (queue_dkim_sign(runner.cfg, *msg, *len, &sig, err, sizeof(err)) != 0) {
+		log_warn(_("queue: %lld leaves unsigned: %s"), (long long)e->id, err);
+		return;
+	}
+	if (!sig)
+		return;
+	slen = strlen(sig);
+	out = malloc(slen + *len);
+	if (out) {
+		memcpy(out, sig, slen);
+		memcpy(out + slen, *msg, *len);
+		sodium_memzero(*msg, *len);
+		free(*msg);
+		*msg = out;
+		*len += slen;
+	}
+	free(sig);
+}
+
 static void attempt(const struct store_queue_entry *e)
 {
 	const struct config *cfg = runner.cfg;
@@ -291,6 +318,7 @@ static void attempt(const struct store_queue_entry *e)
 		return;
 	}
 	free(blob);
+	sign_message(e, &msg, &len);
 
 	res = route_and_send(e, msg, len, trace_id, &info, mta, sizeof(mta));
 	now = (int64_t)time(NULL);
