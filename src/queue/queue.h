@@ -97,6 +97,7 @@ struct queue_reply_info {
 	char enhanced[16];	/* DSN status "5.1.1", derived when the peer gave none */
 	char tls_version[32];	/* empty when the session stayed in cleartext */
 	char tls_cipher[128];
+	bool peer_dsn;		/* the peer offered DSN, so it reports on its own */
 };
 /* One SMTP transaction with ADDR: the outcome and what the peer said in INFO. */
 enum queue_result queue_smtp_deliver(const struct sockaddr_storage *addr,

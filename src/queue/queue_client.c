@@ -371,6 +371,7 @@ static enum queue_result transaction(struct client *c, const struct queue_sessio
 			return QUEUE_TEMPFAIL;
 		}
 	}
+	info->peer_dsn = c->dsn;
 	if (opts->tls_required && !c->ssl) {
 		set_info(info, 0, "4.7.5", "TLS is required for this domain but not offered");
 		return QUEUE_TEMPFAIL;

@@ -326,7 +326,8 @@ static void attempt(const struct store_queue_entry *e)
 		log_info(_("queue: delivered %lld to <%s> via %s%s%s: %s"), (long long)e->id,
 			 e->recipient, mta, info.tls_version[0] ? " with " : "",
 			 info.tls_version, info.text);
-		if (dsn_wanted(e, "relayed"))
+		/* RFC 3461 4.1: a peer with DSN takes NOTIFY over; otherwise we report. */
+		if (!info.peer_dsn && dsn_wanted(e, "relayed"))
 			send_dsn(e, "relayed", "2.0.0", mta, info.text, msg, len);
 		store_queue_del(runner.st, e->id);
 	} else if (res == QUEUE_PERMFAIL || now - e->created >= (int64_t)cfg->queue.max_age) {

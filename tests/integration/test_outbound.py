@@ -16,8 +16,11 @@ import os
 import poplib
 import shutil
 import smtplib
+import socket
+import socketserver
 import subprocess
 import tempfile
+import threading
 import time
 import unittest
 
@@ -358,6 +361,156 @@ class QueueControl(unittest.TestCase):
         self.assertEqual(srv.ctl("queue", "delete", "x1", check=False).returncode, 2)
         time.sleep(2)
         self.assertEqual(pop3_messages(srv, "alice@a.test"), [])  # deleted: no bounce
+
+
+class FakePeer(socketserver.ThreadingTCPServer):
+    """A plain SMTP server offering only EXTENSIONS, recording every transaction."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, extensions):
+        self.extensions = extensions
+        self.transactions = []
+        super().__init__(("127.0.0.1", 0), FakePeerHandler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    @property
+    def port(self):
+        return self.server_address[1]
+
+
+class FakePeerHandler(socketserver.StreamRequestHandler):
+    def reply(self, text):
+        self.wfile.write(text.encode() + b"\r\n")
+
+    def handle(self):
+        self.reply("220 peer.test ESMTP")
+        tx = {}
+        while True:
+            line = self.rfile.readline()
+            if not line:
+                return
+            cmd = line.decode("utf-8", "replace").rstrip("\r\n")
+            verb = cmd.split(" ")[0].upper()
+            if verb == "EHLO":
+                lines = ["peer.test"] + self.server.extensions
+                for i, text in enumerate(lines):
+                    self.reply("250%s%s" % (" " if i == len(lines) - 1 else "-", text))
+            elif verb == "MAIL":
+                tx = {"mail": cmd, "rcpt": []}
+                self.reply("250 2.1.0 ok")
+            elif verb == "RCPT":
+                tx["rcpt"].append(cmd)
+                self.reply("250 2.1.5 ok")
+            elif verb == "DATA":
+                self.reply("354 go ahead")
+                data = b""
+                while True:
+                    line = self.rfile.readline()
+                    if not line or line == b".\r\n":
+                        break
+                    data += line[1:] if line.startswith(b".") else line
+                tx["data"] = data
+                self.server.transactions.append(tx)
+                self.reply("250 2.0.0 queued as 1")
+            elif verb == "QUIT":
+                self.reply("221 bye")
+                return
+            else:
+                self.reply("502 5.5.2 not here")
+
+
+class LimitedPeer(unittest.TestCase):
+    """A peer without STARTTLS and SMTPUTF8 but with SIZE, 8BITMIME and DSN, via relayhost."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.peer = FakePeer(["SIZE 100000", "8BITMIME", "DSN"])
+        cls.srv = Server(listeners=("smtp", "submission", "pop3"),
+                         config={"queue": {"relayhost": "127.0.0.1:%d" % cls.peer.port,
+                                           "poll_interval": "1", "retry_min": "1",
+                                           "retry_max": "2", "timeout": "10",
+                                           "tls_required": "secure.test"},
+                                 "auth": FAST_AUTH})
+        cls.srv.add_domain("a.test")
+        cls.srv.add_user("alice@a.test", PASSWORD)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.srv.close()
+        cls.peer.shutdown()
+        cls.peer.server_close()
+
+    def wait_transaction(self, rcpt):
+        deadline = time.monotonic() + WAIT
+        while time.monotonic() < deadline:
+            for tx in self.peer.transactions:
+                if any(rcpt in r for r in tx["rcpt"]):
+                    return tx
+            time.sleep(0.2)
+        self.fail("nothing for %s reached the peer:\n%s" % (rcpt, self.srv.log()[-3000:]))
+
+    def test_relayhost_size_8bitmime_dsn_and_dot_stuffing(self):
+        body = "Gr\u00fc\u00dfe\r\n.leading dot\r\n..two dots\r\n"
+        msg = make_message("alice@a.test", "carl@peer.test", "to the peer", body=body)
+        ctx = self.srv.ssl_context()
+        ctx.check_hostname = False
+        with smtplib.SMTP("127.0.0.1", self.srv.port("submission"), timeout=30) as s:
+            s.starttls(context=ctx)
+            s.login("alice@a.test", PASSWORD)
+            s.sendmail("alice@a.test", ["carl@peer.test"], msg,
+                       mail_options=["BODY=8BITMIME", "RET=HDRS", "ENVID=env42"],
+                       rcpt_options=["NOTIFY=SUCCESS,FAILURE"])
+        tx = self.wait_transaction("carl@peer.test")
+        self.assertRegex(tx["mail"], r"^MAIL FROM:<alice@a\.test> SIZE=\d+ BODY=8BITMIME "
+                                     r"RET=HDRS ENVID=env42$")
+        self.assertEqual(tx["rcpt"], ["RCPT TO:<carl@peer.test> NOTIFY=SUCCESS,FAILURE"])
+        data = tx["data"]
+        self.assertIn("Gr\u00fc\u00dfe\r\n.leading dot\r\n..two dots\r\n".encode(), data)
+        self.assertIn(b"Subject: to the peer\r\n", data)
+        # the peer offers DSN, so it reports success itself: no "relayed" report from us
+        time.sleep(2)
+        self.assertEqual([m for m in pop3_messages(self.srv, "alice@a.test")
+                          if b"carl@peer.test" in m], [])
+
+    def test_utf8_address_to_peer_without_smtputf8_bounces(self):
+        rcpt = "j\u00fcrgen@peer.test"
+        msg = make_message("alice@a.test", "juergen@peer.test", "utf8 rcpt")
+        ctx = self.srv.ssl_context()
+        ctx.check_hostname = False
+        with smtplib.SMTP("127.0.0.1", self.srv.port("submission"), timeout=30) as s:
+            s.starttls(context=ctx)
+            s.login("alice@a.test", PASSWORD)
+            s.sendmail("alice@a.test", [rcpt], msg, mail_options=["SMTPUTF8"])
+        deadline = time.monotonic() + WAIT
+        bounce = None
+        while bounce is None and time.monotonic() < deadline:
+            for m in pop3_messages(self.srv, "alice@a.test"):
+                if b"Subject: utf8 rcpt" in m:
+                    bounce = m
+            time.sleep(0.3)
+        self.assertIsNotNone(bounce, self.srv.log()[-3000:])
+        self.assertIn(b"Status: 5.6.7", bounce)
+        self.assertIn(b"SMTPUTF8", bounce)
+        self.assertFalse(any("rgen@peer.test" in r for tx in self.peer.transactions
+                             for r in tx["rcpt"]))
+
+    def test_tls_required_domain_waits_instead_of_cleartext(self):
+        submit(self.srv, "alice@a.test", "ops@secure.test",
+               make_message("alice@a.test", "ops@secure.test", "needs tls"))
+        deadline = time.monotonic() + WAIT
+        entry = None
+        while entry is None and time.monotonic() < deadline:
+            for e in queue_entries(self.srv):
+                if e["recipient"] == "ops@secure.test" and e["attempts"] >= 1:
+                    entry = e
+            time.sleep(0.2)
+        self.assertIsNotNone(entry, self.srv.log()[-3000:])
+        self.assertIn("TLS is required", entry["last_error"])
+        self.assertFalse(any("ops@secure.test" in r for tx in self.peer.transactions
+                             for r in tx["rcpt"]))
+        self.srv.ctl("queue", "delete", str(entry["id"]))
 
 
 if __name__ == "__main__":
