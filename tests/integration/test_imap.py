@@ -766,8 +766,12 @@ class ImapTest(unittest.TestCase):
         def mutt(keys):
             # mutt needs a terminal even in batch mode: script(1) gives it one.
             cmd = "mutt -n -F %s -e 'push \"%s\"'" % (rc, keys)
-            res = subprocess.run(["script", "-qec", cmd, "/dev/null"], capture_output=True,
-                                 env=dict(os.environ, TERM="xterm", HOME=home), timeout=60)
+            try:
+                res = subprocess.run(["script", "-qec", cmd, "/dev/null"], capture_output=True,
+                                     stdin=subprocess.DEVNULL, timeout=60,
+                                     env=dict(os.environ, TERM="xterm", HOME=home))
+            except subprocess.TimeoutExpired as e:
+                self.fail("mutt did not finish; its screen ended with %r" % (e.stdout or b"")[-600:])
             self.assertEqual(res.returncode, 0, res.stdout[-2000:])
             return res.stdout
 
