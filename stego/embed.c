@@ -113,6 +113,8 @@ uint64_t stego_perm_at(const struct stego_perm *p, uint64_t i)
 {
 	uint64_t x = i;
 
+	if (i >= p->domain) /* outside the permutation: cycle walking might never end */
+		return i;
 	if (p->domain <= UINT32_MAX) {
 		do
 			x = feistel32(p, (uint32_t)x);
@@ -205,6 +207,53 @@ static void set_err(char *err, size_t errlen, const char *msg)
 		snprintf(err, errlen, "%s", msg);
 }
 
+/*
+ * Carrier offsets in stream order, computed LOOKAHEAD positions ahead with a
+ * prefetch each: the carriers are scattered over the whole image, so every
+ * access would otherwise wait for memory on its own.
+ */
+#define LOOKAHEAD 64
+
+struct carrier_stream {
+	const struct stego_image *img;
+	const struct stego_perm *perm;
+	uint64_t next, limit; /* next stream index to compute; never reach LIMIT */
+	size_t ring[LOOKAHEAD];
+	unsigned head, count;
+};
+
+static void stream_fill(struct carrier_stream *cs)
+{
+	while (cs->count < LOOKAHEAD && cs->next < cs->limit) {
+		size_t off = stego_carrier_offset(cs->img, stego_perm_at(cs->perm, cs->next++));
+
+		__builtin_prefetch(cs->img->pixels + off);
+		cs->ring[(cs->head + cs->count++) % LOOKAHEAD] = off;
+	}
+}
+
+static void stream_init(struct carrier_stream *cs, const struct stego_image *img,
+			const struct stego_perm *perm, uint64_t limit)
+{
+	cs->img = img;
+	cs->perm = perm;
+	cs->next = 0;
+	cs->limit = limit;
+	cs->head = cs->count = 0;
+	stream_fill(cs);
+}
+
+/* The next carrier's offset; the caller never asks for more than LIMIT. */
+static size_t stream_next(struct carrier_stream *cs)
+{
+	size_t off = cs->ring[cs->head];
+
+	cs->head = (cs->head + 1) % LOOKAHEAD;
+	cs->count--;
+	stream_fill(cs);
+	return off;
+}
+
 int stego_embed(struct stego_image *img, const void *msg, size_t len,
 		const struct stego_secret *secret, char *err, size_t errlen)
 {
@@ -213,7 +262,7 @@ int stego_embed(struct stego_image *img, const void *msg, size_t len,
 	size_t body_len = 0;
 	struct stego_perm perm;
 	struct coin coin = {{0}, sizeof(coin.pool) * 8};
-	uint64_t bit_index = 0;
+	struct carrier_stream cs;
 	int rc;
 
 	if (img == NULL || img->pixels == NULL || secret == NULL || (msg == NULL && len > 0) ||
@@ -251,30 +300,24 @@ int stego_embed(struct stego_image *img, const void *msg, size_t len,
 		head[i] = (unsigned char)((body_len >> (8 * (STEGO_LENGTH_BYTES - 1 - i))) ^ mask[i]);
 	stego_perm_init(&perm, stego_image_carriers(img), locate);
 	sodium_memzero(locate, sizeof(locate));
+	stream_init(&cs, img, &perm, ((uint64_t)STEGO_LENGTH_BYTES + body_len) * 8);
 	for (size_t i = 0; i < STEGO_LENGTH_BYTES + body_len; i++) {
 		unsigned char byte = i < STEGO_LENGTH_BYTES ? head[i] : body[i - STEGO_LENGTH_BYTES];
 
-		for (int b = 7; b >= 0; b--) {
-			uint64_t c = stego_perm_at(&perm, bit_index++);
-
-			write_bit(img, stego_carrier_offset(img, c), (byte >> b) & 1, &coin);
-		}
+		for (int b = 7; b >= 0; b--)
+			write_bit(img, stream_next(&cs), (byte >> b) & 1, &coin);
 	}
 	free(body);
 	sodium_memzero(&perm, sizeof(perm));
 	return STEGO_OK;
 }
 
-static unsigned char read_byte(const struct stego_image *img, const struct stego_perm *perm,
-			       uint64_t *bit_index)
+static unsigned char read_byte(struct carrier_stream *cs)
 {
 	unsigned char byte = 0;
 
-	for (int b = 0; b < 8; b++) {
-		uint64_t c = stego_perm_at(perm, (*bit_index)++);
-
-		byte = (unsigned char)((byte << 1) | (img->pixels[stego_carrier_offset(img, c)] & 1));
-	}
+	for (int b = 0; b < 8; b++)
+		byte = (unsigned char)((byte << 1) | (cs->img->pixels[stream_next(cs)] & 1));
 	return byte;
 }
 
@@ -284,7 +327,8 @@ int stego_extract(const struct stego_image *img, const struct stego_secret *secr
 	unsigned char locate[32], encrypt[32], mask[STEGO_LENGTH_BYTES];
 	const unsigned char *pub = NULL;
 	struct stego_perm perm;
-	uint64_t carriers, bit_index = 0, body_len = 0;
+	uint64_t carriers, body_len = 0;
+	struct carrier_stream cs;
 	unsigned char *body;
 	int rc;
 
@@ -308,8 +352,9 @@ int stego_extract(const struct stego_image *img, const struct stego_secret *secr
 	length_mask(locate, mask);
 	stego_perm_init(&perm, carriers, locate);
 	sodium_memzero(locate, sizeof(locate));
+	stream_init(&cs, img, &perm, carriers);
 	for (unsigned i = 0; i < STEGO_LENGTH_BYTES; i++)
-		body_len = (body_len << 8) | (read_byte(img, &perm, &bit_index) ^ mask[i]);
+		body_len = (body_len << 8) | (read_byte(&cs) ^ mask[i]);
 	/* A wrong key reads a random length: anything that cannot fit is no message. */
 	if (body_len + STEGO_LENGTH_BYTES < stego_payload_overhead(secret->mode) ||
 	    (body_len + STEGO_LENGTH_BYTES) * 8 > carriers) {
@@ -324,7 +369,7 @@ int stego_extract(const struct stego_image *img, const struct stego_secret *secr
 		return STEGO_ERR_NOMEM;
 	}
 	for (uint64_t i = 0; i < body_len; i++)
-		body[i] = read_byte(img, &perm, &bit_index);
+		body[i] = read_byte(&cs);
 	rc = stego_payload_open(secret, encrypt, body, (size_t)body_len, msg, msg_len);
 	sodium_memzero(encrypt, sizeof(encrypt));
 	sodium_memzero(&perm, sizeof(perm));
