@@ -129,8 +129,8 @@ uint64_t stego_perm_at(const struct stego_perm *p, uint64_t i)
 
 size_t stego_carrier_offset(const struct stego_image *img, uint64_t c)
 {
-	unsigned colour = (img->channels == 2 || img->channels == 4) ? img->channels - 1
-								      : img->channels;
+	unsigned colour =
+	    (img->channels == 2 || img->channels == 4) ? img->channels - 1 : img->channels;
 	unsigned bytes = img->bit_depth / 8;
 	uint64_t pixel = c / colour, channel = c % colour;
 
@@ -297,12 +297,14 @@ int stego_embed(struct stego_image *img, const void *msg, size_t len,
 	}
 	length_mask(locate, mask);
 	for (unsigned i = 0; i < STEGO_LENGTH_BYTES; i++)
-		head[i] = (unsigned char)((body_len >> (8 * (STEGO_LENGTH_BYTES - 1 - i))) ^ mask[i]);
+		head[i] =
+		    (unsigned char)((body_len >> (8 * (STEGO_LENGTH_BYTES - 1 - i))) ^ mask[i]);
 	stego_perm_init(&perm, stego_image_carriers(img), locate);
 	sodium_memzero(locate, sizeof(locate));
 	stream_init(&cs, img, &perm, ((uint64_t)STEGO_LENGTH_BYTES + body_len) * 8);
 	for (size_t i = 0; i < STEGO_LENGTH_BYTES + body_len; i++) {
-		unsigned char byte = i < STEGO_LENGTH_BYTES ? head[i] : body[i - STEGO_LENGTH_BYTES];
+		unsigned char byte =
+		    i < STEGO_LENGTH_BYTES ? head[i] : body[i - STEGO_LENGTH_BYTES];
 
 		for (int b = 7; b >= 0; b--)
 			write_bit(img, stream_next(&cs), (byte >> b) & 1, &coin);

@@ -110,8 +110,8 @@ int stego_payload_seal(const struct stego_secret *secret, const unsigned char en
 			return STEGO_ERR_NOMEM;
 		randombytes_buf(b, crypto_aead_xchacha20poly1305_ietf_NPUBBYTES);
 		if (crypto_aead_xchacha20poly1305_ietf_encrypt(
-			    b + crypto_aead_xchacha20poly1305_ietf_NPUBBYTES, &clen, msg, len,
-			    aead_ad, sizeof(aead_ad) - 1, NULL, b, encrypt) != 0) {
+			b + crypto_aead_xchacha20poly1305_ietf_NPUBBYTES, &clen, msg, len, aead_ad,
+			sizeof(aead_ad) - 1, NULL, b, encrypt) != 0) {
 			free(b);
 			return STEGO_ERR_CRYPTO;
 		}

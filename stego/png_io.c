@@ -111,8 +111,8 @@ void stego_image_free(struct stego_image *img)
 
 uint64_t stego_image_carriers(const struct stego_image *img)
 {
-	unsigned colour = (img->channels == 2 || img->channels == 4) ? img->channels - 1
-								      : img->channels;
+	unsigned colour =
+	    (img->channels == 2 || img->channels == 4) ? img->channels - 1 : img->channels;
 
 	return (uint64_t)img->width * img->height * colour;
 }
@@ -181,7 +181,8 @@ int stego_png_read(const unsigned char *data, size_t len, struct stego_image *im
 	if (setjmp(png_jmpbuf(png))) {
 		if (status == STEGO_ERR_CORRUPT)
 			if (err && errlen)
-				snprintf(err, errlen, _("damaged or truncated PNG image: %s"), ctx.msg);
+				snprintf(err, errlen, _("damaged or truncated PNG image: %s"),
+					 ctx.msg);
 		free(rows);
 		free(pixels);
 		png_destroy_read_struct(&png, &info, NULL);
@@ -242,8 +243,8 @@ static int color_type_of(unsigned channels)
 	}
 }
 
-int stego_png_write(const struct stego_image *img, unsigned char **out, size_t *out_len,
-		    char *err, size_t errlen)
+int stego_png_write(const struct stego_image *img, unsigned char **out, size_t *out_len, char *err,
+		    size_t errlen)
 {
 	struct png_sink sink = {NULL, 0, 0, 0};
 	struct png_errctx ctx = {{0}};

@@ -25,14 +25,14 @@ struct user_key;
 
 enum stego_status {
 	STEGO_OK = 0,
-	STEGO_ERR_ARG = -1,         /* a bad argument (programming error or empty secret) */
-	STEGO_ERR_NOT_PNG = -2,     /* the data does not start with the PNG signature */
-	STEGO_ERR_CORRUPT = -3,     /* a damaged or truncated PNG */
-	STEGO_ERR_TOO_LARGE = -4,   /* dimensions or size over the limits below */
-	STEGO_ERR_TOO_SMALL = -5,   /* the cover cannot hold the message */
-	STEGO_ERR_NO_MESSAGE = -6,  /* wrong key, no hidden message, or an altered image */
+	STEGO_ERR_ARG = -1,	   /* a bad argument (programming error or empty secret) */
+	STEGO_ERR_NOT_PNG = -2,	   /* the data does not start with the PNG signature */
+	STEGO_ERR_CORRUPT = -3,	   /* a damaged or truncated PNG */
+	STEGO_ERR_TOO_LARGE = -4,  /* dimensions or size over the limits below */
+	STEGO_ERR_TOO_SMALL = -5,  /* the cover cannot hold the message */
+	STEGO_ERR_NO_MESSAGE = -6, /* wrong key, no hidden message, or an altered image */
 	STEGO_ERR_NOMEM = -7,
-	STEGO_ERR_CRYPTO = -8,      /* libsodium failed (not a wrong key) */
+	STEGO_ERR_CRYPTO = -8, /* libsodium failed (not a wrong key) */
 };
 
 /* Limits against decompression bombs: memory stays under about
@@ -59,8 +59,8 @@ struct stego_image {
 int stego_png_read(const unsigned char *data, size_t len, struct stego_image *img, char *err,
 		   size_t errlen);
 /* A non-interlaced PNG of the same type and depth. */
-int stego_png_write(const struct stego_image *img, unsigned char **out, size_t *out_len,
-		    char *err, size_t errlen);
+int stego_png_write(const struct stego_image *img, unsigned char **out, size_t *out_len, char *err,
+		    size_t errlen);
 void stego_image_free(struct stego_image *img);
 
 /* Number of samples that may carry a bit (every sample that is not alpha). */
@@ -101,7 +101,7 @@ const char *stego_strerror(int status);
 
 /* ---- the keyed permutation (embed.c), exposed for tests and analysis ---- */
 struct stego_perm {
-	uint64_t domain;                 /* number of carriers */
+	uint64_t domain;		/* number of carriers */
 	uint64_t left_size, right_size; /* a and b of the Feistel network, a * b >= domain */
 	unsigned char key[16];
 };

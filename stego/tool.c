@@ -225,8 +225,8 @@ static int get_password(const char *prompt, bool confirm, char **out, size_t *ou
 		n = prompt_line(prompt, buf, PASSWORD_MAX);
 		if (n > 0 && confirm) {
 			char *again = sodium_malloc(PASSWORD_MAX);
-			ssize_t m = again ? prompt_line(_("Repeat password: "), again, PASSWORD_MAX)
-					  : -1;
+			ssize_t m =
+			    again ? prompt_line(_("Repeat password: "), again, PASSWORD_MAX) : -1;
 
 			if (m != n || sodium_memcmp(buf, again, (size_t)n) != 0) {
 				fail("postern-stego", _("the passwords do not match"));
@@ -337,8 +337,8 @@ static int cmd_embed(const struct options *o)
 			     sizeof(err));
 	if (rc != STEGO_OK) {
 		fail(rc == STEGO_ERR_NOT_PNG || rc == STEGO_ERR_CORRUPT || rc == STEGO_ERR_TOO_LARGE
-			     ? o->cover
-			     : "postern-stego",
+			 ? o->cover
+			 : "postern-stego",
 		     err);
 		goto out;
 	}
@@ -411,11 +411,15 @@ out:
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"cover", required_argument, NULL, 'C'}, {"in", required_argument, NULL, 'i'},
-		{"out", required_argument, NULL, 'o'},   {"to", required_argument, NULL, 't'},
-		{"user", required_argument, NULL, 'u'},  {"config", required_argument, NULL, 'c'},
-		{"password", no_argument, NULL, 'p'},    {"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"cover", required_argument, NULL, 'C'},
+	    {"in", required_argument, NULL, 'i'},
+	    {"out", required_argument, NULL, 'o'},
+	    {"to", required_argument, NULL, 't'},
+	    {"user", required_argument, NULL, 'u'},
+	    {"config", required_argument, NULL, 'c'},
+	    {"password", no_argument, NULL, 'p'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	struct options o = {0};
 	const char *command;

@@ -70,7 +70,9 @@ static void make_cover(struct stego_image *img, uint32_t w, uint32_t h, double s
 				long iv = lround(v);
 
 				img->pixels[((size_t)y * w + x) * 3 + c] =
-					(unsigned char)(iv < 0 ? 0 : iv > 255 ? 255 : iv);
+				    (unsigned char)(iv < 0     ? 0
+						    : iv > 255 ? 255
+							       : iv);
 			}
 		}
 }
@@ -221,8 +223,8 @@ static int chisquare(int covers)
 				}
 				free(msg);
 				/* Fraction of carriers the same message takes. */
-				lsb_replace(&b, rates[r] * (double)(cap + STEGO_SEAL_OVERHEAD) * 8.0 /
-							(double)stego_image_carriers(&b));
+				lsb_replace(&b, rates[r] * (double)(cap + STEGO_SEAL_OVERHEAD) *
+						    8.0 / (double)stego_image_carriers(&b));
 			}
 			p = stego_chi_square(&a, &stat);
 			p_match[r] += p;
@@ -247,9 +249,8 @@ static int chisquare(int covers)
 			       s_match[r] / covers, p_match[r] / covers, det_match[r], covers);
 			continue;
 		}
-		printf("%3.0f%%       %-16s %10.3f %10.3f %7d/%d\n", rates[r] * 100,
-		       "LSB matching", s_match[r] / covers, p_match[r] / covers, det_match[r],
-		       covers);
+		printf("%3.0f%%       %-16s %10.3f %10.3f %7d/%d\n", rates[r] * 100, "LSB matching",
+		       s_match[r] / covers, p_match[r] / covers, det_match[r], covers);
 		printf("%3.0f%%       %-16s %10.3f %10.3f %7d/%d\n", rates[r] * 100,
 		       "LSB replacement", s_naive[r] / covers, p_naive[r] / covers, det_naive[r],
 		       covers);

@@ -27,9 +27,8 @@
 #define COVER_USE_FRACTION 2u /* capacity = 2 x the sealed message */
 #define BASE64_LINE 76u
 
-static const char *const kept_headers[] = {"From",	"To",	   "Cc",
-					   "Date",	"Message-ID", "Reply-To",
-					   "In-Reply-To", "References"};
+static const char *const kept_headers[] = {"From",	 "To",	     "Cc",	    "Date",
+					   "Message-ID", "Reply-To", "In-Reply-To", "References"};
 
 /* Length of the header section (up to and including the empty line), or LEN when none ends. */
 static size_t header_end(const unsigned char *msg, size_t len)
@@ -155,12 +154,14 @@ static void paint_cover(struct stego_image *img)
 			noise = (noise - 2.0) * 3.5; /* sigma about 2 */
 			for (int c = 0; c < 3; c++) {
 				double d = hypot((double)x - cx[c], (double)y - cy[c]) / rad[c];
-				double v = base[c] + dx[c] * fx + dy[c] * fy + amp[c] * exp(-d * d) +
-					   noise + 2.0 * (unit(&seed) - 0.5);
+				double v = base[c] + dx[c] * fx + dy[c] * fy +
+					   amp[c] * exp(-d * d) + noise + 2.0 * (unit(&seed) - 0.5);
 				long iv = lround(v);
 
 				img->pixels[((size_t)y * img->width + x) * 3 + c] =
-					(unsigned char)(iv < 0 ? 0 : iv > 255 ? 255 : iv);
+				    (unsigned char)(iv < 0     ? 0
+						    : iv > 255 ? 255
+							       : iv);
 			}
 		}
 }
@@ -292,7 +293,8 @@ enum deliver_status stego_rewrite_deliver(struct store *st, const struct config 
 	done = calloc(n_rcpts ? n_rcpts : 1, sizeof(*done));
 	if (done == NULL || store_begin(st) != STORE_OK) {
 		free(done);
-		snprintf(report->message, sizeof(report->message), "temporary failure, try again later");
+		snprintf(report->message, sizeof(report->message),
+			 "temporary failure, try again later");
 		report->status = DELIVER_TEMPFAIL;
 		return DELIVER_TEMPFAIL;
 	}
@@ -308,9 +310,9 @@ enum deliver_status stego_rewrite_deliver(struct store *st, const struct config 
 			rc = store_user_get(st, resolved, &user);
 		if (rc != STORE_OK) {
 			status = rc == STORE_NOTFOUND ? DELIVER_FAIL : DELIVER_TEMPFAIL;
-			snprintf(report->message, sizeof(report->message), "<%s>: %s",
-				 rcpts[i].address,
-				 rc == STORE_NOTFOUND ? "user unknown" : "temporary lookup failure");
+			snprintf(
+			    report->message, sizeof(report->message), "<%s>: %s", rcpts[i].address,
+			    rc == STORE_NOTFOUND ? "user unknown" : "temporary lookup failure");
 			store_user_clear(&user);
 			break;
 		}
@@ -343,7 +345,8 @@ enum deliver_status stego_rewrite_deliver(struct store *st, const struct config 
 	free(done);
 	if (status == DELIVER_OK && store_commit(st) != STORE_OK) {
 		status = DELIVER_TEMPFAIL;
-		snprintf(report->message, sizeof(report->message), "temporary failure, try again later");
+		snprintf(report->message, sizeof(report->message),
+			 "temporary failure, try again later");
 	}
 	if (status != DELIVER_OK)
 		store_rollback(st);

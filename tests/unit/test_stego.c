@@ -71,8 +71,8 @@ static unsigned char *make_png(uint32_t w, uint32_t h, int color_type, int depth
 	png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
 	png_infop info = png_create_info_struct(png);
 	struct sink s = {0};
-	int channels = color_type == PNG_COLOR_TYPE_RGB		? 3
-		       : color_type == PNG_COLOR_TYPE_RGB_ALPHA ? 4
+	int channels = color_type == PNG_COLOR_TYPE_RGB		 ? 3
+		       : color_type == PNG_COLOR_TYPE_RGB_ALPHA	 ? 4
 		       : color_type == PNG_COLOR_TYPE_GRAY_ALPHA ? 2
 								 : 1;
 	int maxv = (1 << depth) - 1;
@@ -111,22 +111,23 @@ static unsigned char *make_png(uint32_t w, uint32_t h, int color_type, int depth
 
 					if ((channels == 2 || channels == 4) && c == channels - 1)
 						v = (long)((x * 7 + y * 3) % (maxv + 1));
-					else
-					{
+					else {
 						double g = (double)(x + y * (c + 1)) /
 							   (double)(w + h * (c + 1));
 
 						if (cover_gamma == 2) /* no clipping at 0 or max */
 							g = 0.08 + 0.84 * g * g;
-						v = lround(maxv * g) +
-						    noise(depth == 16 ? 600 : depth == 8 ? 3 : 1);
+						v = lround(maxv * g) + noise(depth == 16  ? 600
+									     : depth == 8 ? 3
+											  : 1);
 					}
 					if (v < 0)
 						v = 0;
 					if (v > maxv)
 						v = maxv;
 					if (bytes == 2) {
-						row[(x * channels + c) * 2] = (unsigned char)(v >> 8);
+						row[(x * channels + c) * 2] =
+						    (unsigned char)(v >> 8);
 						row[(x * channels + c) * 2 + 1] = (unsigned char)v;
 					} else {
 						row[x * channels + c] = (unsigned char)v;
@@ -205,9 +206,9 @@ static void round_trip(int color_type, int depth, int interlace, unsigned expect
 	char err[256] = "";
 
 	randombytes_buf(msg, msg_len);
-	ck_assert_int_eq(stego_embed_png(cover, cover_len, msg, msg_len, &to, &out, &out_len, err,
-					 sizeof(err)),
-			 STEGO_OK);
+	ck_assert_int_eq(
+	    stego_embed_png(cover, cover_len, msg, msg_len, &to, &out, &out_len, err, sizeof(err)),
+	    STEGO_OK);
 	ck_assert_int_eq(stego_png_read(cover, cover_len, &a, err, sizeof(err)), STEGO_OK);
 	ck_assert_int_eq(stego_png_read(out, out_len, &b, err, sizeof(err)), STEGO_OK);
 	ck_assert_uint_eq(a.channels, expect_channels);
@@ -219,15 +220,16 @@ static void round_trip(int color_type, int depth, int interlace, unsigned expect
 	for (size_t i = 0; i < n; i++) {
 		long va = bytes == 2 ? (a.pixels[2 * i] << 8 | a.pixels[2 * i + 1]) : a.pixels[i];
 		long vb = bytes == 2 ? (b.pixels[2 * i] << 8 | b.pixels[2 * i + 1]) : b.pixels[i];
-		bool alpha = (b.channels == 2 || b.channels == 4) && i % b.channels == b.channels - 1;
+		bool alpha =
+		    (b.channels == 2 || b.channels == 4) && i % b.channels == b.channels - 1;
 
-		ck_assert_msg(labs(va - vb) <= (alpha ? 0 : 1), "sample %zu moved from %ld to %ld", i,
-			      va, vb);
+		ck_assert_msg(labs(va - vb) <= (alpha ? 0 : 1), "sample %zu moved from %ld to %ld",
+			      i, va, vb);
 		changed += va != vb;
 	}
 	ck_assert_uint_gt(changed, 0);
-	ck_assert_int_eq(
-		stego_extract_png(out, out_len, &by, &got, &got_len, err, sizeof(err)), STEGO_OK);
+	ck_assert_int_eq(stego_extract_png(out, out_len, &by, &got, &got_len, err, sizeof(err)),
+			 STEGO_OK);
 	ck_assert_uint_eq(got_len, msg_len);
 	ck_assert_mem_eq(got, msg, msg_len);
 	stego_image_free(&a);
@@ -334,8 +336,8 @@ START_TEST(password_round_trip_and_wrong_password)
 	ck_assert_ptr_nonnull(strstr(err, "wrong key"));
 	/* The cover itself holds nothing. */
 	ck_assert_int_eq(
-		stego_extract_png(cover, cover_len, &right, &got, &got_len, err, sizeof(err)),
-		STEGO_ERR_NO_MESSAGE);
+	    stego_extract_png(cover, cover_len, &right, &got, &got_len, err, sizeof(err)),
+	    STEGO_ERR_NO_MESSAGE);
 	free(cover);
 	free(out);
 }
@@ -349,9 +351,9 @@ START_TEST(wrong_recipient_cannot_extract)
 	struct stego_secret to = seal_to(alice), by_bob = opened_by(bob);
 	char err[256];
 
-	ck_assert_int_eq(stego_embed_png(cover, cover_len, "secret", 6, &to, &out, &out_len, err,
-					 sizeof(err)),
-			 STEGO_OK);
+	ck_assert_int_eq(
+	    stego_embed_png(cover, cover_len, "secret", 6, &to, &out, &out_len, err, sizeof(err)),
+	    STEGO_OK);
 	ck_assert_int_eq(stego_extract_png(out, out_len, &by_bob, &got, &got_len, err, sizeof(err)),
 			 STEGO_ERR_NO_MESSAGE);
 	ck_assert_ptr_null(got);
@@ -403,9 +405,9 @@ START_TEST(flipped_bit_in_png_file_is_corruption)
 	struct stego_secret to = seal_to(alice), by = opened_by(alice);
 	char err[256];
 
-	ck_assert_int_eq(stego_embed_png(cover, cover_len, "x", 1, &to, &out, &out_len, err,
-					 sizeof(err)),
-			 STEGO_OK);
+	ck_assert_int_eq(
+	    stego_embed_png(cover, cover_len, "x", 1, &to, &out, &out_len, err, sizeof(err)),
+	    STEGO_OK);
 	out[out_len / 2] ^= 0x10; /* inside IDAT: the CRC or zlib check fails */
 	ck_assert_int_eq(stego_extract_png(out, out_len, &by, &got, &got_len, err, sizeof(err)),
 			 STEGO_ERR_CORRUPT);
@@ -433,13 +435,13 @@ START_TEST(capacity_is_exact)
 	stego_image_free(&img);
 	msg = malloc(cap + 1);
 	randombytes_buf(msg, cap + 1);
-	ck_assert_int_eq(stego_embed_png(cover, cover_len, msg, cap + 1, &to, &out, &out_len, err,
-					 sizeof(err)),
-			 STEGO_ERR_TOO_SMALL);
+	ck_assert_int_eq(
+	    stego_embed_png(cover, cover_len, msg, cap + 1, &to, &out, &out_len, err, sizeof(err)),
+	    STEGO_ERR_TOO_SMALL);
 	ck_assert_ptr_nonnull(strstr(err, "at most"));
-	ck_assert_int_eq(stego_embed_png(cover, cover_len, msg, cap, &to, &out, &out_len, err,
-					 sizeof(err)),
-			 STEGO_OK);
+	ck_assert_int_eq(
+	    stego_embed_png(cover, cover_len, msg, cap, &to, &out, &out_len, err, sizeof(err)),
+	    STEGO_OK);
 	ck_assert_int_eq(stego_extract_png(out, out_len, &by, &got, &got_len, err, sizeof(err)),
 			 STEGO_OK);
 	ck_assert_uint_eq(got_len, cap);
@@ -464,9 +466,9 @@ START_TEST(tiny_cover_holds_nothing)
 	ck_assert_uint_eq(stego_capacity(&img, STEGO_PUBLIC_KEY), 0);
 	ck_assert_uint_eq(stego_capacity(&img, STEGO_PASSWORD), 0);
 	stego_image_free(&img);
-	ck_assert_int_eq(stego_embed_png(cover, cover_len, "", 0, &to, &out, &out_len, err,
-					 sizeof(err)),
-			 STEGO_ERR_TOO_SMALL);
+	ck_assert_int_eq(
+	    stego_embed_png(cover, cover_len, "", 0, &to, &out, &out_len, err, sizeof(err)),
+	    STEGO_ERR_TOO_SMALL);
 	ck_assert_int_eq(stego_extract_png(cover, cover_len, &by, &got, &out_len, err, sizeof(err)),
 			 STEGO_ERR_NO_MESSAGE);
 	free(cover);
@@ -483,22 +485,22 @@ START_TEST(garbage_and_truncated_input)
 
 	randombytes_buf(junk, sizeof(junk));
 	junk[0] = 'X';
-	ck_assert_int_eq(stego_extract_png(junk, sizeof(junk), &by, &got, &got_len, err,
-					   sizeof(err)),
-			 STEGO_ERR_NOT_PNG);
+	ck_assert_int_eq(
+	    stego_extract_png(junk, sizeof(junk), &by, &got, &got_len, err, sizeof(err)),
+	    STEGO_ERR_NOT_PNG);
 	ck_assert_int_eq(stego_extract_png(junk, 0, &by, &got, &got_len, err, sizeof(err)),
 			 STEGO_ERR_NOT_PNG);
 	ck_assert_int_eq(stego_extract_png(cover, 8, &by, &got, &got_len, err, sizeof(err)),
 			 STEGO_ERR_CORRUPT);
 	for (size_t cut = 9; cut < cover_len; cut += cover_len / 37 + 1)
-		ck_assert_int_eq(stego_extract_png(cover, cut, &by, &got, &got_len, err,
-						   sizeof(err)),
-				 STEGO_ERR_CORRUPT);
+		ck_assert_int_eq(
+		    stego_extract_png(cover, cut, &by, &got, &got_len, err, sizeof(err)),
+		    STEGO_ERR_CORRUPT);
 	/* A valid signature followed by noise. */
 	memcpy(junk, cover, 8);
-	ck_assert_int_eq(stego_extract_png(junk, sizeof(junk), &by, &got, &got_len, err,
-					   sizeof(err)),
-			 STEGO_ERR_CORRUPT);
+	ck_assert_int_eq(
+	    stego_extract_png(junk, sizeof(junk), &by, &got, &got_len, err, sizeof(err)),
+	    STEGO_ERR_CORRUPT);
 	ck_assert_ptr_null(got);
 	free(cover);
 }
@@ -627,9 +629,10 @@ START_TEST(chi_square_does_not_see_lsb_matching)
 		(void)stego_chi_square(&c, &stat_cover);
 		p_stego = stego_chi_square(&s, &stat_stego);
 		p_naive = stego_chi_square(&naive, &stat_naive);
-		fprintf(stderr, "chi-square/dof: cover %.2f, matching %.2f (p %.3f), "
-			"replacement %.2f (p %.3f)\n", stat_cover, stat_stego, p_stego, stat_naive,
-			p_naive);
+		fprintf(stderr,
+			"chi-square/dof: cover %.2f, matching %.2f (p %.3f), "
+			"replacement %.2f (p %.3f)\n",
+			stat_cover, stat_stego, p_stego, stat_naive, p_naive);
 		cover_sum += stat_cover;
 		stego_sum += stat_stego;
 		naive_sum += stat_naive;
