@@ -1,14 +1,54 @@
 /*
  * cmd_idle.c - IDLE (RFC 2177). While idling, changes to the selected
  * mailbox arrive through src/util/notify (imap_mailbox.c subscribes at
- * SELECT) and are reported at once; DONE ends it.
+ * SELECT) and are reported at once; DONE ends it. Changes made outside this
+ * process (another node on the same MariaDB, admin tools) are found by a
+ * cheap look at the mailbox row every IMAP_IDLE_POLL_SEC seconds.
  */
 #include <config.h>
 
 #include <string.h>
 #include <strings.h>
 
+#include <event2/event.h>
+
 #include "imap/imap_int.h"
+
+#define IMAP_IDLE_POLL_SEC 5
+
+static void idle_poll_arm(struct imap_session *s);
+
+/* One row read; the full comparison only runs when the counters moved. */
+static void idle_poll_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct imap_session *s = arg;
+	struct store_mailbox now;
+	(void)fd;
+	(void)what;
+
+	if (!s->idling || s->state != IMAP_STATE_SELECTED || conn_is_closing(s->c))
+		return;
+	if (store_mailbox_get(conn_store(s->c), s->id.user_id, s->sel.mb.name, &now) == STORE_OK &&
+	    now.id == s->sel.mb.id &&
+	    (now.uidnext != s->sel.mb.uidnext || now.highestmodseq != s->sel.mb.highestmodseq ||
+	     now.messages != s->sel.mb.messages)) {
+		s->sel.mb.uidnext = now.uidnext;
+		s->sel.mb.highestmodseq = now.highestmodseq;
+		s->sel.mb.messages = now.messages;
+		imap_sync(s, true);
+	}
+	idle_poll_arm(s);
+}
+
+static void idle_poll_arm(struct imap_session *s)
+{
+	struct timeval tv = {IMAP_IDLE_POLL_SEC, 0};
+
+	if (!s->idle_poll)
+		s->idle_poll = evtimer_new(conn_base(s->c), idle_poll_cb, s);
+	if (s->idle_poll)
+		evtimer_add(s->idle_poll, &tv);
+}
 
 /* RFC 2177 3 */
 void imap_cmd_idle(struct imap_session *s, struct imap_command *cmd)
@@ -20,14 +60,18 @@ void imap_cmd_idle(struct imap_session *s, struct imap_command *cmd)
 	s->idling = true;
 	conn_printf(s->c, "+ idling\r\n");
 	/* What happened before IDLE is reported now. */
-	if (s->state == IMAP_STATE_SELECTED)
+	if (s->state == IMAP_STATE_SELECTED) {
 		imap_sync(s, true);
+		idle_poll_arm(s);
+	}
 }
 
 void imap_idle_done(struct imap_session *s, const char *line, size_t len)
 {
 	s->idling = false;
 	s->allow_expunge = true;
+	if (s->idle_poll)
+		evtimer_del(s->idle_poll);
 	if (len == 4 && strncasecmp(line, "DONE", 4) == 0)
 		imap_ok(s, "IDLE terminated");
 	else

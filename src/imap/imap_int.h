@@ -94,8 +94,7 @@ struct imap_session {
 	struct auth_identity id;
 	struct imap_selected sel;
 
-	struct event *timer;
-	void (*timer_fn)(struct imap_session *s);
+	struct event *idle_poll; /* IDLE: looks for changes notify cannot see */
 };
 
 /* ---- replies (imap_session.c) ---- */

@@ -497,8 +497,8 @@ static void imap_close(void *arg)
 {
 	struct imap_session *s = arg;
 
-	if (s->timer)
-		event_free(s->timer);
+	if (s->idle_poll)
+		event_free(s->idle_poll);
 	imap_select_close(s);
 	auth_identity_clear(&s->id);
 	cmd_reset(s);

@@ -628,6 +628,36 @@ class ImapTest(unittest.TestCase):
         self.assertEqual(exists, len(final))
         self.assertEqual(len(self.srv.log().split("AddressSanitizer")), 1)
 
+    def test_idle_sees_changes_made_by_another_process(self):
+        """pop3_fill writes straight into the store from its own process (as
+        another node on a shared database would): no in-process notification,
+        so IDLE finds the message by looking at the mailbox row."""
+        import harness
+        fill = os.path.join(harness.BUILDDIR, "tests/integration/pop3_fill")
+        if not os.access(fill, os.X_OK):
+            self.skipTest("tests/integration/pop3_fill not built")
+        user = self.new_user()
+        r = self.raw(user)
+        r.cmd("SELECT INBOX")
+        r.send(b"i2 IDLE\r\n")
+        self.assertTrue(r.line().startswith(b"+"))
+        tmp = tempfile.mkdtemp(prefix="postern-imap-fill-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        path = os.path.join(tmp, "m")
+        with open(path, "wb") as f:
+            f.write(SIMPLE)
+        as_user = []
+        if harness.RUN_AS:
+            os.chmod(tmp, 0o755)
+            os.chmod(path, 0o644)
+            as_user = ["runuser", "-u", harness.RUN_AS, "--"]
+        res = subprocess.run(as_user + [fill, "-c", self.srv.config_path, user, path],
+                             capture_output=True, text=True, timeout=60)
+        self.assertEqual(res.returncode, 0, res.stderr)
+        self.assertEqual(r.line(timeout=12), b"* 1 EXISTS")
+        r.send(b"DONE\r\n")
+        self.assertEqual(r.until("i2")[1], b"i2 OK IDLE terminated")
+
     # ---- bad input ----
 
     def test_bad_input_gets_bad_and_session_survives(self):
