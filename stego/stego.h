@@ -129,5 +129,11 @@ int stego_derive_keys(const struct stego_image *img, const struct stego_secret *
  * detected).
  */
 double stego_chi_square(const struct stego_image *img, double *stat);
+/*
+ * RS analysis: the estimated fraction of colour samples carrying message
+ * bits by LSB replacement (about 0 for a cover; about the embedding rate for
+ * replacement). Groups are four horizontally adjacent samples of a channel.
+ */
+double stego_rs_estimate(const struct stego_image *img);
 
 #endif

@@ -9,7 +9,8 @@
  *                          (1024 x 768 RGB) and on the same covers carrying
  *                          25%, 50% and 100% of their capacity, by LSB
  *                          matching (stego/) and, for comparison, by naive
- *                          LSB replacement at the same rates.
+ *                          LSB replacement at the same rates; also the
+ *                          RS estimate of the embedding rate.
  *
  * Covers are smooth squared ramps with a soft shape plus sensor-like
  * noise (never clipped), since no photographs ship with the tree.
@@ -194,6 +195,7 @@ static int chisquare(int covers)
 	struct stego_secret to = {STEGO_PUBLIC_KEY, NULL, 0, NULL, NULL};
 	const double rates[] = {0.0, 0.25, 0.5, 1.0};
 	double p_match[4] = {0}, p_naive[4] = {0}, s_match[4] = {0}, s_naive[4] = {0};
+	double rs_match[4] = {0}, rs_naive[4] = {0};
 	int det_match[4] = {0}, det_naive[4] = {0};
 	char err[256];
 
@@ -226,6 +228,8 @@ static int chisquare(int covers)
 				lsb_replace(&b, rates[r] * (double)(cap + STEGO_SEAL_OVERHEAD) *
 						    8.0 / (double)stego_image_carriers(&b));
 			}
+			rs_match[r] += stego_rs_estimate(&a);
+			rs_naive[r] += stego_rs_estimate(&b);
 			p = stego_chi_square(&a, &stat);
 			p_match[r] += p;
 			s_match[r] += stat;
@@ -241,19 +245,21 @@ static int chisquare(int covers)
 	}
 	printf("chi-square attack on %d generated covers, 1024 x 768 RGB (detected: p > 0.99)\n",
 	       covers);
-	printf("%-10s %-16s %10s %10s %10s\n", "payload", "embedding", "chi2/dof", "mean p",
-	       "detected");
+	printf("%-10s %-16s %10s %10s %10s %10s\n", "payload", "embedding", "chi2/dof", "mean p",
+	       "detected", "RS est.");
 	for (int r = 0; r < 4; r++) {
 		if (r == 0) {
-			printf("%-10s %-16s %10.3f %10.3f %7d/%d\n", "0%", "(cover)",
-			       s_match[r] / covers, p_match[r] / covers, det_match[r], covers);
+			printf("%-10s %-16s %10.3f %10.3f %7d/%d %10.3f\n", "0%", "(cover)",
+			       s_match[r] / covers, p_match[r] / covers, det_match[r], covers,
+			       rs_match[r] / covers);
 			continue;
 		}
-		printf("%3.0f%%       %-16s %10.3f %10.3f %7d/%d\n", rates[r] * 100, "LSB matching",
-		       s_match[r] / covers, p_match[r] / covers, det_match[r], covers);
-		printf("%3.0f%%       %-16s %10.3f %10.3f %7d/%d\n", rates[r] * 100,
+		printf("%3.0f%%       %-16s %10.3f %10.3f %7d/%d %10.3f\n", rates[r] * 100,
+		       "LSB matching", s_match[r] / covers, p_match[r] / covers, det_match[r],
+		       covers, rs_match[r] / covers);
+		printf("%3.0f%%       %-16s %10.3f %10.3f %7d/%d %10.3f\n", rates[r] * 100,
 		       "LSB replacement", s_naive[r] / covers, p_naive[r] / covers, det_naive[r],
-		       covers);
+		       covers, rs_naive[r] / covers);
 	}
 	user_key_free(k);
 	return 0;

@@ -599,10 +599,11 @@ static void naive_lsb_replacement(struct stego_image *img, double fraction)
  * they were. Averaged over four covers so chance (~0.13 per cover) cannot
  * decide.
  */
-START_TEST(chi_square_does_not_see_lsb_matching)
+START_TEST(chi_square_and_rs_do_not_see_lsb_matching)
 {
 	const int trials = 4;
 	double cover_sum = 0, stego_sum = 0, naive_sum = 0;
+	double rs_cover = 0, rs_stego = 0, rs_naive = 0;
 	int stego_detected = 0;
 	struct stego_secret to = seal_to(alice);
 	char err[256];
@@ -633,6 +634,9 @@ START_TEST(chi_square_does_not_see_lsb_matching)
 			"chi-square/dof: cover %.2f, matching %.2f (p %.3f), "
 			"replacement %.2f (p %.3f)\n",
 			stat_cover, stat_stego, p_stego, stat_naive, p_naive);
+		rs_cover += stego_rs_estimate(&c);
+		rs_stego += stego_rs_estimate(&s);
+		rs_naive += stego_rs_estimate(&naive);
 		cover_sum += stat_cover;
 		stego_sum += stat_stego;
 		naive_sum += stat_naive;
@@ -649,6 +653,14 @@ START_TEST(chi_square_does_not_see_lsb_matching)
 	/* Neither is flagged by the attack's own test on such covers (p near 0):
 	 * the score, not the verdict, is what replacement gives away. */
 	ck_assert_int_eq(stego_detected, 0);
+	/* RS analysis estimates the replaced share (half of the samples) and
+	 * sees nothing in the cover or in the LSB-matching image. */
+	fprintf(stderr, "RS estimate: cover %.3f, matching %.3f, replacement %.3f\n",
+		rs_cover / trials, rs_stego / trials, rs_naive / trials);
+	ck_assert_double_lt(fabs(rs_cover / trials), 0.05);
+	ck_assert_double_lt(fabs(rs_stego / trials), 0.05);
+	ck_assert_double_gt(rs_naive / trials, 0.4);
+	ck_assert_double_lt(rs_naive / trials, 0.6);
 }
 END_TEST
 
@@ -697,7 +709,7 @@ static Suite *stego_suite(void)
 	tcase_add_test(bad, garbage_and_truncated_input);
 	tcase_add_test(bad, decompression_bomb_dimensions_refused);
 	tcase_add_test(bad, permutation_is_a_bijection);
-	tcase_add_test(an, chi_square_does_not_see_lsb_matching);
+	tcase_add_test(an, chi_square_and_rs_do_not_see_lsb_matching);
 	suite_add_tcase(s, rt);
 	suite_add_tcase(s, keys);
 	suite_add_tcase(s, bad);
