@@ -25,6 +25,7 @@
 #include "crypto/crypto.h"
 #include "daemon/protocols.h"
 #include "deliver/deliver.h"
+#include "mailauth/mailauth.h"
 #include "net/net.h"
 #include "queue/queue.h"
 #include "scan/scan.h"
@@ -268,6 +269,8 @@ int main(int argc, char **argv)
 		return EXIT_FAILURE;
 	}
 
+	/* Inbound SPF/DKIM/DMARC lookups use the same resolver as delivery. */
+	mailauth_set_resolver(cfg.queue.resolver);
 	/* Outbound delivery runs beside the listeners until shutdown (src/queue). */
 	if (queue_runner_start(&cfg, err, sizeof(err)) != 0)
 		log_error("%s", err);

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -181,6 +182,65 @@ struct delivery {
 	size_t n_done;
 };
 
+/*
+ * The result of METHOD ("spf", "dkim", "dmarc") in the first
+ * Authentication-Results field of MSG that names HOSTNAME: the SMTP layer
+ * puts ours first and removes forged ones (src/mailauth). NULL when absent.
+ */
+static const char *auth_result(const unsigned char *msg, size_t len, const char *hostname,
+			       const char *method)
+{
+	static const char *const results[] = {"pass",	 "fail",      "softfail", "neutral",
+					      "none",	 "temperror", "permerror"};
+	const char *name = "Authentication-Results:";
+	size_t nlen = strlen(name), hlen = strlen(hostname), mlen = strlen(method), i = 0;
+
+	while (i < len) {
+		size_t start = i, end, k;
+
+		while (i < len && msg[i] != '\n')
+			i++;
+		if (i < len)
+			i++;
+		if (i - start <= 2 && (msg[start] == '\n' || msg[start] == '\r'))
+			return NULL; /* end of the header */
+		while (i < len && (msg[i] == ' ' || msg[i] == '\t')) {
+			while (i < len && msg[i] != '\n')
+				i++;
+			if (i < len)
+				i++;
+		}
+		end = i;
+		if (end - start <= nlen + hlen ||
+		    strncasecmp((const char *)msg + start, name, nlen) != 0)
+			continue;
+		k = start + nlen;
+		while (k < end && (msg[k] == ' ' || msg[k] == '\t'))
+			k++;
+		if (k + hlen >= end || strncasecmp((const char *)msg + k, hostname, hlen) != 0 ||
+		    msg[k + hlen] != ';')
+			continue;
+		for (k += hlen; k + mlen + 1 < end; k++) {
+			if ((msg[k - 1] == ' ' || msg[k - 1] == '\t' || msg[k - 1] == ';') &&
+			    strncasecmp((const char *)msg + k, method, mlen) == 0 &&
+			    msg[k + mlen] == '=') {
+				const char *v = (const char *)msg + k + mlen + 1;
+				for (size_t n = 0; n < sizeof(results) / sizeof(results[0]); n++) {
+					size_t rl = strlen(results[n]);
+					if ((size_t)(end - (k + mlen + 1)) >= rl &&
+					    strncasecmp(v, results[n], rl) == 0 &&
+					    (v[rl] == ' ' || v[rl] == ';' || v[rl] == '\r' ||
+					     v[rl] == '\n'))
+						return results[n];
+				}
+				return NULL;
+			}
+		}
+		return NULL;
+	}
+	return NULL;
+}
+
 static enum deliver_status deliver_local(struct delivery *d, const struct deliver_recipient *r,
 					 const unsigned char *msg, size_t len)
 {
@@ -217,6 +277,9 @@ static enum deliver_status deliver_local(struct delivery *d, const struct delive
 	memset(&in, 0, sizeof(in));
 	in.client_ip = d->env->client_ip;
 	in.helo = d->env->helo;
+	in.spf = auth_result(msg, len, d->cfg->server.hostname, "spf");
+	in.dkim = auth_result(msg, len, d->cfg->server.hostname, "dkim");
+	in.dmarc = auth_result(msg, len, d->cfg->server.hostname, "dmarc");
 	in.user_id = user.id;
 	scan_message(d->st, msg, len, &in, &res);
 

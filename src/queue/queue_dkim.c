@@ -18,6 +18,7 @@
 
 #include <opendkim/dkim.h>
 
+#include "mailauth/mailauth.h"
 #include "queue/queue.h"
 
 #define DKIM_KEY_MAX 16384
@@ -107,40 +108,6 @@ static unsigned char *crlf_copy(const unsigned char *msg, size_t len, size_t *ou
 	return out;
 }
 
-/* Feeds header fields and body of CRLF message M to DKIM. */
-static DKIM_STAT feed(DKIM *dkim, unsigned char *m, size_t len)
-{
-	size_t i = 0, field = 0;
-	DKIM_STAT st;
-
-	while (i + 1 < len) {
-		size_t eol = i;
-
-		while (eol + 1 < len && !(m[eol] == '\r' && m[eol + 1] == '\n'))
-			eol++;
-		if (eol + 1 >= len)
-			break;
-		if (eol == i) { /* blank line: end of the header */
-			if (i > field && (st = dkim_header(dkim, m + field, i - 2 - field)) != DKIM_STAT_OK)
-				return st;
-			if ((st = dkim_eoh(dkim)) != DKIM_STAT_OK)
-				return st;
-			i += 2;
-			if (i < len && (st = dkim_body(dkim, m + i, len - i)) != DKIM_STAT_OK)
-				return st;
-			return dkim_eom(dkim, NULL);
-		}
-		if (i > field && m[i] != ' ' && m[i] != '\t') {
-			st = dkim_header(dkim, m + field, i - 2 - field);
-			if (st != DKIM_STAT_OK)
-				return st;
-			field = i;
-		}
-		i = eol + 2;
-	}
-	return DKIM_STAT_SYNTAX; /* no blank line after the header */
-}
-
 int queue_dkim_sign(const struct config *cfg, const unsigned char *msg, size_t len,
 		    char **sig_header, char *err, size_t errlen)
 {
@@ -183,7 +150,7 @@ int queue_dkim_sign(const struct config *cfg, const unsigned char *msg, size_t l
 		snprintf(err, errlen, "DKIM: %s", dkim_getresultstr(st));
 		goto out;
 	}
-	st = feed(dkim, m, mlen);
+	st = (DKIM_STAT)mailauth_dkim_feed(dkim, m, mlen);
 	if (st == DKIM_STAT_OK)
 		st = dkim_getsighdr_d(dkim, strlen(DKIM_SIGNHEADER ": "), &sig, &siglen);
 	if (st != DKIM_STAT_OK) {

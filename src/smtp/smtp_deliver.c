@@ -14,6 +14,7 @@
 
 #include "deliver/deliver.h"
 #include "deliver/stego_rewrite.h"
+#include "mailauth/mailauth.h"
 #include "smtp/smtp_int.h"
 #include "trace/metrics.h"
 #include "trace/trace.h"
@@ -33,6 +34,7 @@ struct deliver_job {
 	size_t len;
 	enum deliver_status status;
 	struct deliver_report report;
+	bool policy_reject; /* the sender domain's DMARC policy refused the message */
 };
 
 static void deliver_job_free(struct deliver_job *job)
@@ -46,9 +48,52 @@ static void deliver_job_free(struct deliver_job *job)
 	free(job);
 }
 
+/*
+ * Mail from outside (MX, not authenticated): SPF, DKIM and DMARC
+ * (src/mailauth); our Authentication-Results goes in front after forged ones
+ * are removed. A DMARC p=reject failure refuses the message. Returns 0 to go on.
+ */
+static int authenticate_inbound(struct deliver_job *job)
+{
+	const char *id = job->cfg->server.hostname;
+	struct mailauth_result r;
+	char hdr[1024], info[256];
+	unsigned char *m;
+	int n;
+
+	job->len = mailauth_strip(job->msg, job->len, id);
+	mailauth_check(job->env.client_ip, job->env.helo, job->env.sender, job->msg, job->len, &r);
+	snprintf(info, sizeof(info), "spf=%s dkim=%s dmarc=%s from=%.200s",
+		 mailauth_verdict_name(r.spf), mailauth_verdict_name(r.dkim),
+		 mailauth_verdict_name(r.dmarc), r.from_domain);
+	trace_publish(conn_id(job->s->c), job->s->protocol, "", TRACE_INFO, 0, info);
+	if (r.dmarc == MAILAUTH_FAIL && r.policy == MAILAUTH_POLICY_REJECT) {
+		job->status = DELIVER_FAIL;
+		job->policy_reject = true;
+		snprintf(job->report.message, sizeof(job->report.message),
+			 "Rejected by the DMARC policy of %.200s", r.from_domain);
+		return -1;
+	}
+	n = mailauth_header(&r, id, hdr, sizeof(hdr));
+	if (n > 0 && (m = malloc((size_t)n + job->len))) {
+		memcpy(m, hdr, (size_t)n);
+		memcpy(m + n, job->msg, job->len);
+		sodium_memzero(job->msg, job->len);
+		free(job->msg);
+		job->msg = m;
+		job->len += (size_t)n;
+	}
+	return 0;
+}
+
 static void deliver_work(struct store *st, void *arg)
 {
 	struct deliver_job *job = arg;
+
+	if (job->env.auth_user)
+		job->len = mailauth_strip(job->msg, job->len, job->cfg->server.hostname);
+	else if (authenticate_inbound(job) != 0)
+		return;
 
 	/* Submitted mail may ask to be hidden in a picture (docs/stego.md). */
 	if (job->env.auth_user && stego_rewrite_requested(job->msg, job->len))
@@ -96,6 +141,10 @@ static void deliver_done(struct conn *c, void *arg)
 		break;
 	case DELIVER_FAIL:
 	default:
+		if (job->policy_reject) {
+			smtp_reply(s, "550 5.7.1 %s", job->report.message);
+			break;
+		}
 		smtp_reply(s, "554 5.0.0 %s",
 			   job->report.message[0] ? job->report.message : "Delivery failed");
 		break;

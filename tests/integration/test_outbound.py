@@ -11,9 +11,9 @@ back as a DSN bounce when the peer refuses it.
 
 import email
 import email.policy
+import imaplib
 import json
 import os
-import poplib
 import shutil
 import smtplib
 import socket
@@ -42,8 +42,8 @@ def dnsmasq_path():
 class DNS:
     """dnsmasq answering only for .test names from the command line."""
 
-    def __init__(self, records):
-        self.port = free_port()
+    def __init__(self, records, port=None):
+        self.port = port or free_port()
         self.dir = tempfile.mkdtemp(prefix="postern-dns-")
         args = [dnsmasq_path(), "--keep-in-foreground", "--conf-file=/dev/null",
                 "--no-resolv", "--no-hosts", "--no-negcache", "--local=/test/",
@@ -83,6 +83,18 @@ RECORDS = [
 ]
 
 
+# SPF, DMARC for the inbound checks on the MX (127.0.0.1 is where test mail comes from).
+AUTH_RECORDS = [
+    "--txt-record=a.test,v=spf1 ip4:127.0.0.1 -all",
+    "--txt-record=_dmarc.a.test,v=DMARC1; p=reject",
+    "--txt-record=fail.test,v=spf1 ip4:192.0.2.1 -all",
+    "--txt-record=_dmarc.fail.test,v=DMARC1; p=reject",
+    "--txt-record=soft.test,v=spf1 ip4:192.0.2.1 ~all",
+    "--txt-record=quarantine.test,v=spf1 -all",
+    "--txt-record=_dmarc.quarantine.test,v=DMARC1; p=quarantine",
+]
+
+
 def queue_config(dns, remote_port, **extra):
     q = {"resolver": dns.address, "remote_port": str(remote_port), "poll_interval": "1",
          "retry_min": "1", "retry_max": "2", "timeout": "10"}
@@ -99,28 +111,37 @@ def submit(srv, sender, rcpt, msg):
         s.sendmail(sender, [rcpt], msg)
 
 
-def pop3_messages(srv, user):
+def mailbox_messages(srv, user):
+    """Every message of USER's INBOX and Junk (the scanner may file short test
+    mail as junk; where it lands is not what these tests are about), over IMAP."""
     ctx = srv.ssl_context()
     ctx.check_hostname = False
-    p = poplib.POP3("127.0.0.1", srv.port("pop3"), timeout=30)
+    imap = imaplib.IMAP4("127.0.0.1", srv.port("imap"), timeout=30)
+    out = []
     try:
-        p.stls(context=ctx)
-        p.user(user)
-        p.pass_(PASSWORD)
-        count, _ = p.stat()
-        out = []
-        for i in range(1, count + 1):
-            _, lines, _ = p.retr(i)
-            out.append(b"\r\n".join(lines))
-        return out
+        imap.starttls(ssl_context=ctx)
+        imap.login(user, PASSWORD)
+        for mailbox in ("INBOX", "Junk"):
+            typ, _ = imap.select(mailbox, readonly=True)
+            if typ != "OK":
+                continue
+            typ, data = imap.search(None, "ALL")
+            for num in data[0].split():
+                typ, parts = imap.fetch(num, "(BODY.PEEK[])")
+                out.append(parts[0][1])
+        imap.logout()
     finally:
-        p.quit()
+        try:
+            imap.shutdown()
+        except OSError:
+            pass
+    return out
 
 
 def wait_for_messages(srv, user, count, timeout=WAIT):
     deadline = time.monotonic() + timeout
     while True:
-        msgs = pop3_messages(srv, user)
+        msgs = mailbox_messages(srv, user)
         if len(msgs) >= count or time.monotonic() > deadline:
             return msgs
         time.sleep(0.5)
@@ -157,19 +178,23 @@ def dkimpy_verify(raw, txt, name):
 class TwoInstances(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.dns = DNS(RECORDS)
-        listeners = ("smtp", "submission", "pop3")
+        listeners = ("smtp", "submission", "imap")
         cls.a = Server(listeners=listeners, start=False)
-        cls.b = Server(listeners=listeners, config=queue_config(cls.dns, cls.a.port("smtp")))
-        cls.a.overrides = queue_config(cls.dns, cls.b.port("smtp"))
-        cls.a._write_config()
-        cls.a.start()
+        cls.b = Server(listeners=listeners, start=False)
         cls.a.add_domain("a.test")
         cls.a.add_user("alice@a.test", PASSWORD)
         cls.dkim = json.loads(cls.a.ctl("dkim", "keygen", "a.test", "--selector", "s1",
                                         "--json").stdout)
         cls.b.add_domain("b.test")
         cls.b.add_user("bob@b.test", PASSWORD)
+        # the key record is known only now, so the DNS server starts after keygen
+        txt = cls.dkim["txt"]
+        chunks = ",".join(txt[i:i + 250] for i in range(0, len(txt), 250))
+        cls.dns = DNS(RECORDS + AUTH_RECORDS + ["--txt-record=s1._domainkey.a.test," + chunks])
+        for srv, peer in ((cls.a, cls.b), (cls.b, cls.a)):
+            srv.overrides = queue_config(cls.dns, peer.port("smtp"))
+            srv._write_config()
+            srv.start()
 
     @classmethod
     def tearDownClass(cls):
@@ -181,7 +206,7 @@ class TwoInstances(unittest.TestCase):
         """The message with SUBJECT in USER's mailbox, waiting for it."""
         deadline = time.monotonic() + WAIT
         while time.monotonic() < deadline:
-            for raw in pop3_messages(srv, user):
+            for raw in mailbox_messages(srv, user):
                 if ("Subject: " + subject).encode() in raw:
                     return raw
             time.sleep(0.5)
@@ -194,14 +219,25 @@ class TwoInstances(unittest.TestCase):
         self.assertRegex(raw, rb"Received: from localhost \(.*\[127\.0\.0\.1\]\)")
         self.assertRegex(raw, rb"using TLSv1\.[23] with cipher")
         self.assertIn(b"Hello over the wire.", raw)
+        # B checked what came in: SPF (127.0.0.1 is allowed), A's signature, DMARC alignment
+        self.assertIn(b"Authentication-Results: localhost;\r\n\tspf=pass smtp.mailfrom=a.test;"
+                      b"\r\n\tdkim=pass header.d=a.test;\r\n\tdmarc=pass header.from=a.test\r\n",
+                      raw)
         self.assertRegex(raw, rb"DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; d=a\.test;")
         self.assertIn(b"s=s1;", raw)
         self.assertEqual(self.dkim["name"], "s1._domainkey.a.test")
         self.assertTrue(self.dkim["txt"].startswith("v=DKIM1; k=rsa; p=MII"))
         self.assertEqual(dkimpy_verify(raw, self.dkim["txt"], self.dkim["name"]), "pass")
         # a changed body fails the same verifier: the check above is real
-        self.assertEqual(dkimpy_verify(raw.replace(b"Hello over", b"Hello under"),
-                                       self.dkim["txt"], self.dkim["name"]), "fail")
+        tampered = raw.replace(b"Hello over", b"Hello under")
+        self.assertEqual(dkimpy_verify(tampered, self.dkim["txt"], self.dkim["name"]), "fail")
+        # and fails B's own check when it comes in again (SPF still aligns for DMARC)
+        tampered = tampered.replace(b"Subject: a to b", b"Subject: tampered")
+        with smtplib.SMTP("127.0.0.1", self.b.port("smtp"), timeout=30) as s:
+            s.sendmail("alice@a.test", ["bob@b.test"], tampered)
+        again = self.seen(self.b, "bob@b.test", "tampered")
+        self.assertEqual(again.count(b"Authentication-Results: localhost"), 1)
+        self.assertIn(b"dkim=fail header.d=a.test;\r\n\tdmarc=pass header.from=a.test", again)
 
         submit(self.b, "bob@b.test", "alice@a.test",
                make_message("bob@b.test", "alice@a.test", "b to a"))
@@ -211,6 +247,40 @@ class TwoInstances(unittest.TestCase):
         self.assertNotIn(b"DKIM-Signature:", raw)
         # delivered entries leave the queue
         self.assertEqual([e for e in queue_entries(self.a) if e["recipient"] == "bob@b.test"], [])
+
+    def mx_send(self, sender, from_header, subject, extra_headers=""):
+        msg = ("%sFrom: <%s>\r\nTo: <bob@b.test>\r\nSubject: %s\r\n\r\nbody\r\n" % (
+            extra_headers, from_header, subject)).encode()
+        with smtplib.SMTP("127.0.0.1", self.b.port("smtp"), timeout=30) as s:
+            s.ehlo("client.test")
+            s.sendmail(sender, ["bob@b.test"], msg)
+
+    def test_inbound_dmarc_alignment_policy_and_forged_results(self):
+        # (libspf2 lets loopback clients pass SPF, so the SPF fail and softfail
+        # cases are in tests/unit/test_mailauth.c with documentation addresses.)
+        # From in a.test (p=reject), envelope from another domain, no signature:
+        # nothing aligns, so the message is refused at DATA
+        with self.assertRaises(smtplib.SMTPDataError) as cm:
+            self.mx_send("eve@soft.test", "alice@a.test", "spoofed alice")
+        self.assertEqual(cm.exception.smtp_code, 550)
+        self.assertIn(b"5.7.1", cm.exception.smtp_error)
+        self.assertIn(b"DMARC policy of a.test", cm.exception.smtp_error)
+
+        # no DMARC record: accepted and recorded; forged results in our name are
+        # removed, others' stay
+        self.mx_send("sam@soft.test", "sam@soft.test", "soft one",
+                     extra_headers="Authentication-Results: localhost; spf=pass; dkim=pass\r\n"
+                                   "Authentication-Results: other.example; spf=fail\r\n")
+        raw = self.seen(self.b, "bob@b.test", "soft one")
+        self.assertIn(b"Authentication-Results: localhost;\r\n\tspf=pass smtp.mailfrom=soft.test;"
+                      b"\r\n\tdkim=none;\r\n\tdmarc=none header.from=soft.test\r\n", raw)
+        self.assertEqual(raw.count(b"Authentication-Results: localhost"), 1)
+        self.assertIn(b"Authentication-Results: other.example; spf=fail", raw)
+
+        # p=quarantine: accepted, the failure recorded for the scanner
+        self.mx_send("x@soft.test", "q@quarantine.test", "quarantined one")
+        raw = self.seen(self.b, "bob@b.test", "quarantined one")
+        self.assertIn(b"dmarc=fail (p=quarantine) header.from=quarantine.test", raw)
 
     def test_dkim_keygen_show_and_refusals(self):
         shown = json.loads(self.a.ctl("dkim", "show", "a.test", "--json").stdout)
@@ -271,7 +341,7 @@ class Expiry(unittest.TestCase):
         dns = DNS(RECORDS)
         self.addCleanup(dns.close)
         dead_port = free_port()  # nothing listens there
-        srv = Server(listeners=("smtp", "submission", "pop3"),
+        srv = Server(listeners=("smtp", "submission", "imap"),
                      config=queue_config(dns, dead_port, max_age=3))
         self.addCleanup(srv.close)
         srv.add_domain("a.test")
@@ -306,7 +376,7 @@ class QueueControl(unittest.TestCase):
     def test_hold_release_retry_show_delete(self):
         dns = DNS(RECORDS)
         self.addCleanup(dns.close)
-        srv = Server(listeners=("smtp", "submission", "pop3"),
+        srv = Server(listeners=("smtp", "submission", "imap"),
                      config=queue_config(dns, free_port(), retry_max="1"))
         self.addCleanup(srv.close)
         srv.add_domain("a.test")
@@ -360,7 +430,7 @@ class QueueControl(unittest.TestCase):
         self.assertEqual(srv.ctl("queue", "show", qid, check=False).returncode, 3)
         self.assertEqual(srv.ctl("queue", "delete", "x1", check=False).returncode, 2)
         time.sleep(2)
-        self.assertEqual(pop3_messages(srv, "alice@a.test"), [])  # deleted: no bounce
+        self.assertEqual(mailbox_messages(srv, "alice@a.test"), [])  # deleted: no bounce
 
 
 class FakePeer(socketserver.ThreadingTCPServer):
@@ -427,7 +497,7 @@ class LimitedPeer(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.peer = FakePeer(["SIZE 100000", "8BITMIME", "DSN"])
-        cls.srv = Server(listeners=("smtp", "submission", "pop3"),
+        cls.srv = Server(listeners=("smtp", "submission", "imap"),
                          config={"queue": {"relayhost": "127.0.0.1:%d" % cls.peer.port,
                                            "poll_interval": "1", "retry_min": "1",
                                            "retry_max": "2", "timeout": "10",
@@ -471,7 +541,7 @@ class LimitedPeer(unittest.TestCase):
         self.assertIn(b"Subject: to the peer\r\n", data)
         # the peer offers DSN, so it reports success itself: no "relayed" report from us
         time.sleep(2)
-        self.assertEqual([m for m in pop3_messages(self.srv, "alice@a.test")
+        self.assertEqual([m for m in mailbox_messages(self.srv, "alice@a.test")
                           if b"carl@peer.test" in m], [])
 
     def test_utf8_address_to_peer_without_smtputf8_bounces(self):
@@ -486,7 +556,7 @@ class LimitedPeer(unittest.TestCase):
         deadline = time.monotonic() + WAIT
         bounce = None
         while bounce is None and time.monotonic() < deadline:
-            for m in pop3_messages(self.srv, "alice@a.test"):
+            for m in mailbox_messages(self.srv, "alice@a.test"):
                 if b"Subject: utf8 rcpt" in m:
                     bounce = m
             time.sleep(0.3)

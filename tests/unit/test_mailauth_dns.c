@@ -1,0 +1,186 @@
+/*
+ * test_mailauth_dns.c - SPF and DMARC verdicts against a real DNS server:
+ * dnsmasq on a loopback port serving test zones, clients at documentation
+ * addresses (libspf2 passes loopback clients without asking DNS, so the
+ * daemon-level tests cannot show fail or softfail).
+ */
+#include <config.h>
+
+#include <check.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "mailauth/mailauth.h"
+
+static pid_t dns_pid;
+
+static const char *const records[] = {
+    "--txt-record=fail.test,v=spf1 ip4:192.0.2.1 -all",
+    "--txt-record=_dmarc.fail.test,v=DMARC1; p=reject",
+    "--txt-record=soft.test,v=spf1 ip4:192.0.2.1 ~all",
+    "--txt-record=neutral.test,v=spf1 ?all",
+    "--txt-record=perm.test,v=spf1 ip4:not-an-address -all",
+    "--txt-record=mx.strict.test,v=spf1 ip4:192.0.2.1 -all",
+    "--txt-record=_dmarc.strict.test,v=DMARC1; p=reject; aspf=s",
+    "--txt-record=mx.relaxed.test,v=spf1 ip4:192.0.2.1 -all",
+    "--txt-record=_dmarc.relaxed.test,v=DMARC1; p=quarantine",
+};
+
+static unsigned free_port(void)
+{
+	struct sockaddr_in sin = {.sin_family = AF_INET};
+	socklen_t len = sizeof(sin);
+	int fd = socket(AF_INET, SOCK_DGRAM, 0);
+
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sin, sizeof(sin)) != 0 ||
+	    getsockname(fd, (struct sockaddr *)&sin, &len) != 0)
+		abort();
+	close(fd);
+	return ntohs(sin.sin_port);
+}
+
+/* Starts dnsmasq; returns its "addr@port" in OUT. */
+static int start_dns(char *out, size_t outlen)
+{
+	static const char *const paths[] = {"/usr/sbin/dnsmasq", "/sbin/dnsmasq",
+					    "/usr/bin/dnsmasq"};
+	const char *path = NULL;
+	char port_arg[32];
+	const char *argv[32];
+	size_t n = 0;
+	unsigned port = free_port();
+
+	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++)
+		if (access(paths[i], X_OK) == 0)
+			path = paths[i];
+	if (!path)
+		return -1;
+	snprintf(port_arg, sizeof(port_arg), "--port=%u", port);
+	argv[n++] = path;
+	argv[n++] = "--keep-in-foreground";
+	argv[n++] = "--conf-file=/dev/null";
+	argv[n++] = "--no-resolv";
+	argv[n++] = "--no-hosts";
+	argv[n++] = "--local=/test/";
+	argv[n++] = "--listen-address=127.0.0.1";
+	argv[n++] = "--bind-interfaces";
+	argv[n++] = "--pid-file=";
+	argv[n++] = port_arg;
+	if (getuid() == 0)
+		argv[n++] = "--user=nobody";
+	for (size_t i = 0; i < sizeof(records) / sizeof(records[0]); i++)
+		argv[n++] = records[i];
+	argv[n] = NULL;
+	dns_pid = fork();
+	if (dns_pid < 0)
+		return -1;
+	if (dns_pid == 0) {
+		execv(path, (char *const *)(uintptr_t)argv);
+		_exit(127);
+	}
+	usleep(300000);
+	snprintf(out, outlen, "127.0.0.1@%u", port);
+	return 0;
+}
+
+static void check(const char *ip, const char *mail_from, const char *from,
+		  struct mailauth_result *r)
+{
+	char msg[512];
+
+	snprintf(msg, sizeof(msg), "From: <%s>\r\nSubject: t\r\n\r\nbody\r\n", from);
+	mailauth_check(ip, "client.test", mail_from, (const unsigned char *)msg, strlen(msg), r);
+}
+
+START_TEST(test_spf_fail_and_dmarc_reject)
+{
+	struct mailauth_result r;
+
+	check("198.51.100.7", "eve@fail.test", "eve@fail.test", &r);
+	ck_assert_int_eq(r.spf, MAILAUTH_FAIL);
+	ck_assert_str_eq(r.mailfrom_domain, "fail.test");
+	ck_assert_int_eq(r.dkim, MAILAUTH_NONE);
+	ck_assert_int_eq(r.dmarc, MAILAUTH_FAIL);
+	ck_assert_int_eq(r.policy, MAILAUTH_POLICY_REJECT);
+}
+END_TEST
+
+START_TEST(test_spf_pass_aligns_dmarc)
+{
+	struct mailauth_result r;
+
+	check("192.0.2.1", "ann@fail.test", "ann@fail.test", &r);
+	ck_assert_int_eq(r.spf, MAILAUTH_PASS);
+	ck_assert_int_eq(r.dmarc, MAILAUTH_PASS);
+}
+END_TEST
+
+START_TEST(test_spf_softfail_neutral_none_permerror)
+{
+	struct mailauth_result r;
+
+	check("198.51.100.7", "s@soft.test", "s@soft.test", &r);
+	ck_assert_int_eq(r.spf, MAILAUTH_SOFTFAIL);
+	ck_assert_int_eq(r.dmarc, MAILAUTH_NONE);
+	check("198.51.100.7", "n@neutral.test", "n@neutral.test", &r);
+	ck_assert_int_eq(r.spf, MAILAUTH_NEUTRAL);
+	check("198.51.100.7", "x@nothing.test", "x@nothing.test", &r);
+	ck_assert_int_eq(r.spf, MAILAUTH_NONE);
+	check("198.51.100.7", "p@perm.test", "p@perm.test", &r);
+	ck_assert_int_eq(r.spf, MAILAUTH_PERMERROR);
+}
+END_TEST
+
+START_TEST(test_dmarc_strict_and_relaxed_alignment)
+{
+	struct mailauth_result r;
+
+	/* SPF passes for a subdomain: relaxed alignment accepts it, strict does not */
+	check("192.0.2.1", "b@mx.relaxed.test", "x@relaxed.test", &r);
+	ck_assert_int_eq(r.spf, MAILAUTH_PASS);
+	ck_assert_int_eq(r.dmarc, MAILAUTH_PASS);
+	check("192.0.2.1", "b@mx.strict.test", "x@strict.test", &r);
+	ck_assert_int_eq(r.spf, MAILAUTH_PASS);
+	ck_assert_int_eq(r.dmarc, MAILAUTH_FAIL);
+	ck_assert_int_eq(r.policy, MAILAUTH_POLICY_REJECT);
+	/* an unrelated envelope domain never aligns */
+	check("192.0.2.1", "b@fail.test", "x@relaxed.test", &r);
+	ck_assert_int_eq(r.dmarc, MAILAUTH_FAIL);
+	ck_assert_int_eq(r.policy, MAILAUTH_POLICY_QUARANTINE);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("mailauth_dns");
+	TCase *tc = tcase_create("spf_dmarc");
+	char upstream[64];
+	SRunner *sr;
+	int failed;
+
+	if (start_dns(upstream, sizeof(upstream)) != 0) {
+		fprintf(stderr, "test_mailauth_dns: dnsmasq is needed (script/bootstrap installs it)\n");
+		return EXIT_FAILURE;
+	}
+	mailauth_set_resolver(upstream);
+	tcase_add_test(tc, test_spf_fail_and_dmarc_reject);
+	tcase_add_test(tc, test_spf_pass_aligns_dmarc);
+	tcase_add_test(tc, test_spf_softfail_neutral_none_permerror);
+	tcase_add_test(tc, test_dmarc_strict_and_relaxed_alignment);
+	tcase_set_timeout(tc, 60);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	kill(dns_pid, SIGTERM);
+	waitpid(dns_pid, NULL, 0);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
