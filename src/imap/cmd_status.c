@@ -1,5 +1,6 @@
 /*
- * cmd_status.c - STATUS (RFC 3501 6.3.10) with SIZE (RFC 8438).
+ * cmd_status.c - STATUS (RFC 3501 6.3.10) with SIZE (RFC 8438), DELETED
+ * (RFC 9051) and DELETED-STORAGE (RFC 9208 4.2, in units of 1024 octets).
  */
 #include <config.h>
 
@@ -8,11 +9,20 @@
 
 #include "imap/imap_int.h"
 
-static int unseen_cb(void *arg, const struct store_message *m)
+struct status_counts {
+	uint32_t unseen, deleted;
+	int64_t deleted_bytes;
+};
+
+static int count_cb(void *arg, const struct store_message *m)
 {
-	uint32_t *unseen = arg;
+	struct status_counts *c = arg;
 	if (!(m->flags & FLAG_SEEN))
-		(*unseen)++;
+		c->unseen++;
+	if (m->flags & FLAG_DELETED) {
+		c->deleted++;
+		c->deleted_bytes += m->size;
+	}
 	return 0;
 }
 
@@ -23,8 +33,8 @@ void imap_cmd_status(struct imap_session *s, struct imap_command *cmd)
 	struct store_mailbox mb;
 	struct imap_buf b = {0};
 	const struct imap_arg *items;
-	uint32_t unseen = 0;
-	bool need_unseen = false;
+	struct status_counts counts = {0};
+	bool need_count = false;
 	int rc;
 
 	if (cmd->n_args != 2 || cmd->args[1].type != IMAP_ARG_LIST || cmd->args[1].n == 0) {
@@ -34,8 +44,9 @@ void imap_cmd_status(struct imap_session *s, struct imap_command *cmd)
 	items = &cmd->args[1];
 	for (size_t i = 0; i < items->n; i++) {
 		const struct imap_arg *a = &items->list[i];
-		if (imap_arg_is(a, "UNSEEN"))
-			need_unseen = true;
+		if (imap_arg_is(a, "UNSEEN") || imap_arg_is(a, "DELETED") ||
+		    imap_arg_is(a, "DELETED-STORAGE"))
+			need_count = true;
 		else if (!imap_arg_is(a, "MESSAGES") && !imap_arg_is(a, "RECENT") &&
 			 !imap_arg_is(a, "UIDNEXT") && !imap_arg_is(a, "UIDVALIDITY") &&
 			 !imap_arg_is(a, "SIZE") && !imap_arg_is(a, "HIGHESTMODSEQ")) {
@@ -52,8 +63,8 @@ void imap_cmd_status(struct imap_session *s, struct imap_command *cmd)
 		imap_no(s, "[NONEXISTENT] No such mailbox");
 		return;
 	}
-	if (rc == STORE_OK && need_unseen)
-		rc = store_message_list(conn_store(s->c), mb.id, 0, unseen_cb, &unseen);
+	if (rc == STORE_OK && need_count)
+		rc = store_message_list(conn_store(s->c), mb.id, 0, count_cb, &counts);
 	if (rc != STORE_OK) {
 		imap_no(s, "[UNAVAILABLE] Cannot read the mailbox now");
 		return;
@@ -74,7 +85,12 @@ void imap_cmd_status(struct imap_session *s, struct imap_command *cmd)
 		else if (strcasecmp(item, "UIDVALIDITY") == 0)
 			ibuf_printf(&b, "UIDVALIDITY %u", mb.uidvalidity);
 		else if (strcasecmp(item, "UNSEEN") == 0)
-			ibuf_printf(&b, "UNSEEN %u", unseen);
+			ibuf_printf(&b, "UNSEEN %u", counts.unseen);
+		else if (strcasecmp(item, "DELETED") == 0)
+			ibuf_printf(&b, "DELETED %u", counts.deleted);
+		else if (strcasecmp(item, "DELETED-STORAGE") == 0)
+			ibuf_printf(&b, "DELETED-STORAGE %llu",
+				    (unsigned long long)imap_quota_kb(counts.deleted_bytes));
 		else if (strcasecmp(item, "HIGHESTMODSEQ") == 0)
 			ibuf_printf(&b, "HIGHESTMODSEQ %llu", (unsigned long long)mb.highestmodseq);
 		else

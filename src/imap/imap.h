@@ -72,6 +72,8 @@ bool imap_arg_is(const struct imap_arg *arg, const char *word);
 bool imap_arg_is_string(const struct imap_arg *arg);
 /* Parses a decimal number (nz: must not be 0) up to MAX; 0 or -1. */
 int imap_parse_number(const char *s, size_t len, uint64_t max, uint64_t *out);
+/* Bytes in the quota unit of 1024 octets (RFC 9208), rounded up; 0 for BYTES <= 0. */
+uint64_t imap_quota_kb(int64_t bytes);
 
 /* ---- sequence sets (imap_seqset.c), RFC 3501 9 "sequence-set" ---- */
 #define IMAP_SEQ_STAR 0 /* "*" inside a range */

@@ -192,5 +192,8 @@ void imap_cmd_copy(struct imap_session *s, struct imap_command *cmd);
 void imap_cmd_search(struct imap_session *s, struct imap_command *cmd);
 void imap_cmd_idle(struct imap_session *s, struct imap_command *cmd);
 void imap_idle_done(struct imap_session *s, const char *line, size_t len);
+void imap_cmd_getquotaroot(struct imap_session *s, struct imap_command *cmd);
+void imap_cmd_getquota(struct imap_session *s, struct imap_command *cmd);
+void imap_cmd_setquota(struct imap_session *s, struct imap_command *cmd);
 
 #endif

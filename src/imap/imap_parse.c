@@ -392,3 +392,12 @@ int imap_parse_number(const char *s, size_t len, uint64_t max, uint64_t *out)
 	*out = v;
 	return 0;
 }
+
+/* RFC 9208 5.1: STORAGE counts units of 1024 octets; rounded up so that a
+ * mailbox with anything in it never shows 0. */
+uint64_t imap_quota_kb(int64_t bytes)
+{
+	if (bytes <= 0)
+		return 0;
+	return ((uint64_t)bytes + 1023) / 1024;
+}

@@ -184,6 +184,9 @@ static const struct {
     {"COPY", imap_cmd_copy, IMAP_STATE_SELECTED, true},
     {"MOVE", imap_cmd_copy, IMAP_STATE_SELECTED, true},
     {"SEARCH", imap_cmd_search, IMAP_STATE_SELECTED, true},
+    {"GETQUOTAROOT", imap_cmd_getquotaroot, IMAP_STATE_AUTH | IMAP_STATE_SELECTED, false},
+    {"GETQUOTA", imap_cmd_getquota, IMAP_STATE_AUTH | IMAP_STATE_SELECTED, false},
+    {"SETQUOTA", imap_cmd_setquota, IMAP_STATE_AUTH | IMAP_STATE_SELECTED, false},
 };
 
 static void dispatch(struct imap_session *s, const char *buf, size_t len)

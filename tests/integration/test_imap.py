@@ -94,7 +94,9 @@ class Raw:
             pass
 
 
-class ImapTest(unittest.TestCase):
+class ImapBase(unittest.TestCase):
+    """One server per class, users and clients for the tests."""
+
     @classmethod
     def setUpClass(cls):
         cls.srv = Server(listeners=("smtp", "imap", "imaps"), config=CONFIG)
@@ -132,6 +134,8 @@ class ImapTest(unittest.TestCase):
             r.login(user)
         return r
 
+
+class ImapTest(ImapBase):
     # ---- connection, TLS, login ----
 
     def test_starttls_capabilities_and_login(self):
@@ -834,6 +838,70 @@ class ImapTest(unittest.TestCase):
             capture_output=True, timeout=60)
         self.assertEqual(res.returncode, 0, res.stderr)
         self.assertIn(b'"Sent"', res.stdout)
+
+
+class ImapQuotaTest(ImapBase):
+    """QUOTA (RFC 9208), STATUS=SIZE (RFC 8438), STATUS DELETED / DELETED-STORAGE."""
+
+    def test_capabilities(self):
+        m = self.client(self.new_user())
+        for cap in ("QUOTA", "QUOTA=RES-STORAGE", "STATUS=SIZE"):
+            self.assertIn(cap, m.capabilities)
+        self.assertNotIn("QUOTASET", m.capabilities)
+
+    def test_getquotaroot_and_getquota(self):
+        user = self.new_user()
+        m = self.client(user)
+        # No limit: the root exists but has no resources.
+        typ, data = m.getquotaroot("INBOX")
+        self.assertEqual(typ, "OK")
+        self.assertEqual(data[0], [b'"INBOX" ""'])
+        self.assertEqual(data[1], [b'"" ()'])
+        self.srv.ctl("quota", "set", user, "10M", check=True)
+        m.append("INBOX", None, None, SIMPLE + b"x" * 3000)
+        typ, data = m.getquotaroot("Sent")
+        self.assertEqual(typ, "OK")
+        self.assertEqual(data[0], [b'"Sent" ""'])
+        used = (len(SIMPLE) + 3000 + 1023) // 1024
+        self.assertEqual(data[1], [b'"" (STORAGE %d 10240)' % used])
+        typ, data = m.getquota('""')
+        self.assertEqual(typ, "OK")
+        self.assertEqual(data, [b'"" (STORAGE %d 10240)' % used])
+        typ, data = m.getquota("other")
+        self.assertEqual(typ, "NO")
+        typ, data = m.getquotaroot("Nope")
+        self.assertEqual(typ, "NO")
+        self.assertIn(b"NONEXISTENT", data[0][0])
+        typ, data = m._simple_command("SETQUOTA", '""', "(STORAGE 1)")
+        self.assertEqual(typ, "NO")
+        r = self.raw(user)
+        _, tagged = r.cmd("GETQUOTAROOT")
+        self.assertIn(b"BAD", tagged)
+        _, tagged = r.cmd("SETQUOTA \"\" STORAGE")
+        self.assertIn(b"BAD", tagged)
+
+    def test_over_quota_append(self):
+        user = self.new_user()
+        self.srv.ctl("quota", "set", user, "2K", check=True)
+        m = self.client(user)
+        m.append("INBOX", None, None, SIMPLE)
+        typ, data = m.append("INBOX", None, None, SIMPLE + b"y" * 4000)
+        self.assertEqual(typ, "NO")
+        self.assertIn(b"OVERQUOTA", data[0])
+        typ, data = m.getquota('""')
+        self.assertEqual(data, [b'"" (STORAGE 1 2)'])
+
+    def test_status_size_and_deleted(self):
+        m = self.client(self.new_user())
+        m.append("INBOX", None, None, SIMPLE)
+        m.append("INBOX", None, None, SIMPLE + b"z" * 2000)
+        m.select("INBOX")
+        m.store("2", "+FLAGS", "\\Deleted")
+        typ, data = m.status("INBOX", "(MESSAGES SIZE DELETED DELETED-STORAGE)")
+        self.assertEqual(typ, "OK")
+        total = 2 * len(SIMPLE) + 2000
+        self.assertEqual(data[0], b'"INBOX" (MESSAGES 2 SIZE %d DELETED 1 DELETED-STORAGE %d)'
+                         % (total, (len(SIMPLE) + 2000 + 1023) // 1024))
 
 
 if __name__ == "__main__":

@@ -19,6 +19,17 @@ static int parse(const char *s, struct imap_command *cmd)
 	return imap_parse(s, strlen(s), cmd);
 }
 
+START_TEST(test_quota_units)
+{
+	ck_assert_uint_eq(imap_quota_kb(0), 0);
+	ck_assert_uint_eq(imap_quota_kb(-5), 0);
+	ck_assert_uint_eq(imap_quota_kb(1), 1);
+	ck_assert_uint_eq(imap_quota_kb(1024), 1);
+	ck_assert_uint_eq(imap_quota_kb(1025), 2);
+	ck_assert_uint_eq(imap_quota_kb(INT64_MAX), ((uint64_t)INT64_MAX + 1023) / 1024);
+}
+END_TEST
+
 START_TEST(test_tag_verb_and_atoms)
 {
 	struct imap_command c;
@@ -493,6 +504,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_sasl_plain);
 	tcase_add_test(tc, test_mime_structure_and_sections);
 	tcase_add_test(tc, test_mime_many_parts_bounded);
+	tcase_add_test(tc, test_quota_units);
 	suite_add_tcase(s, tc);
 	return s;
 }
