@@ -32,6 +32,8 @@ enum queue_result {
 
 /* Marker at the start of last_error of an entry held by "posternctl queue hold". */
 #define QUEUE_HOLD_MARK "[held] "
+/* Marker in last_error (after a hold mark, if any) once the sender was told of a delay. */
+#define QUEUE_WARNED_MARK "[warned] "
 /* next_attempt of a held entry (9999-12-31). */
 #define QUEUE_HOLD_TIME INT64_C(253402300799)
 

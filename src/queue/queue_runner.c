@@ -353,10 +353,27 @@ static void attempt(const struct store_queue_entry *e)
 		int64_t delay =
 		    queue_retry_delay(attempts, cfg->queue.retry_min, cfg->queue.retry_max);
 
-		snprintf(err, sizeof(err), "%s%s%s", mta, mta[0] ? ": " : "", info.text);
+		bool warned = strstr(e->last_error, QUEUE_WARNED_MARK) != NULL;
+
+		snprintf(err, sizeof(err), "%s%s", mta, mta[0] ? ": " : "");
+		snprintf(err + strlen(err), sizeof(err) - strlen(err), "%s", info.text);
+		/* RFC 3464 "delayed": once, after [queue] delay_warning seconds */
+		if (!warned && cfg->queue.delay_warning &&
+		    now - e->created >= (int64_t)cfg->queue.delay_warning) {
+			send_dsn(e, "delayed", info.enhanced[0] ? info.enhanced : "4.0.0", mta,
+				 err, msg, len);
+			warned = true;
+		}
 		log_info(_("queue: deferred %lld to <%s> (attempt %d, next in %llds): %s"),
 			 (long long)e->id, e->recipient, attempts, (long long)delay, err);
-		store_queue_update(runner.st, e->id, attempts, now + delay, err);
+		if (warned) {
+			char marked[sizeof(err) + sizeof(QUEUE_WARNED_MARK)];
+
+			snprintf(marked, sizeof(marked), "%s%s", QUEUE_WARNED_MARK, err);
+			store_queue_update(runner.st, e->id, attempts, now + delay, marked);
+		} else {
+			store_queue_update(runner.st, e->id, attempts, now + delay, err);
+		}
 	}
 	sodium_memzero(msg, len);
 	free(msg);

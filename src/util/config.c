@@ -108,6 +108,7 @@ static const struct key_def keys[] = {
     CFG("queue", "retry_max", VAL_UINT, queue.retry_max),
     CFG("queue", "poll_interval", VAL_UINT, queue.poll_interval),
     CFG("queue", "timeout", VAL_UINT, queue.timeout),
+    CFG("queue", "delay_warning", VAL_UINT, queue.delay_warning),
     CFG("queue", "tls_required", VAL_STRING, queue.tls_required),
     CFG("sms", "gateway_url", VAL_STRING, sms.gateway_url),
     CFG("sms", "method", VAL_STRING, sms.method),
@@ -189,6 +190,7 @@ void config_defaults(struct config *cfg)
 	cfg->queue.retry_max = 4 * 3600;
 	cfg->queue.poll_interval = 10;
 	cfg->queue.timeout = 120;
+	cfg->queue.delay_warning = 4 * 3600;
 }
 
 static char *trim(char *s)

@@ -108,6 +108,7 @@ struct config {
 		unsigned retry_max;    /* longest retry delay, seconds */
 		unsigned poll_interval; /* seconds between looks at the queue */
 		unsigned timeout;      /* seconds for connect and for each SMTP reply */
+		unsigned delay_warning; /* seconds before the sender hears of a delay; 0: never */
 		char tls_required[1024]; /* domains that only get mail over TLS (blank/comma list) */
 	} queue;
 

@@ -190,7 +190,14 @@ class TwoInstances(unittest.TestCase):
         # the key record is known only now, so the DNS server starts after keygen
         txt = cls.dkim["txt"]
         chunks = ",".join(txt[i:i + 250] for i in range(0, len(txt), 250))
-        cls.dns = DNS(RECORDS + AUTH_RECORDS + ["--txt-record=s1._domainkey.a.test," + chunks])
+        # the servers' ports are chosen but not bound yet: the DNS server must not take one
+        taken = set(cls.a.ports.values()) | set(cls.b.ports.values()) | {
+            cls.a.metrics_port, cls.b.metrics_port}
+        dns_port = free_port()
+        while dns_port in taken:
+            dns_port = free_port()
+        cls.dns = DNS(RECORDS + AUTH_RECORDS + ["--txt-record=s1._domainkey.a.test," + chunks],
+                      port=dns_port)
         for srv, peer in ((cls.a, cls.b), (cls.b, cls.a)):
             srv.overrides = queue_config(cls.dns, peer.port("smtp"))
             srv._write_config()
@@ -342,7 +349,7 @@ class Expiry(unittest.TestCase):
         self.addCleanup(dns.close)
         dead_port = free_port()  # nothing listens there
         srv = Server(listeners=("smtp", "submission", "imap"),
-                     config=queue_config(dns, dead_port, max_age=3))
+                     config=queue_config(dns, dead_port, max_age=4, delay_warning=1))
         self.addCleanup(srv.close)
         srv.add_domain("a.test")
         srv.add_user("alice@a.test", PASSWORD)
@@ -352,13 +359,21 @@ class Expiry(unittest.TestCase):
                make_message("alice@a.test", "dave@missing.test", "no such domain"))
         submit(srv, "alice@a.test", "erin@nullmx.test",
                make_message("alice@a.test", "erin@nullmx.test", "null mx"))
-        msgs = wait_for_messages(srv, "alice@a.test", 3)
-        self.assertEqual(len(msgs), 3, srv.log()[-3000:])
+        msgs = wait_for_messages(srv, "alice@a.test", 4)
+        self.assertEqual(len(msgs), 4, srv.log()[-3000:])
+        # the message that keeps failing gets one delay notice, then the bounce
+        delayed = [m for m in msgs if b"Action: delayed" in m]
+        self.assertEqual(len(delayed), 1)
+        self.assertIn(b"Final-Recipient: rfc822; carol@implicit.test", delayed[0])
+        self.assertIn(b"Subject: Delayed Mail (still being retried)", delayed[0])
+        self.assertRegex(delayed[0], rb"Status: 4\.\d\.\d")
+        msgs = [m for m in msgs if b"Action: delayed" not in m]
         nullmx = [m for m in msgs if b"erin@nullmx.test" in m]
         self.assertEqual(len(nullmx), 1)
         self.assertIn(b"Status: 5.1.10", nullmx[0])
         self.assertIn(b"null MX", nullmx[0])
         expired = [m for m in msgs if b"carol@implicit.test" in m]
+        self.assertIn(b"Action: failed", expired[0])
         missing = [m for m in msgs if b"dave@missing.test" in m]
         self.assertEqual(len(expired), 1)
         self.assertIn(b"Status: 4.4.7", expired[0])
