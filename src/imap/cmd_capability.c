@@ -15,20 +15,20 @@ static void capability_line(struct imap_session *s)
 		return;
 	}
 	if (s->state == IMAP_STATE_NOT_AUTH) {
-		imap_untagged(
-		    s,
-		    "CAPABILITY IMAP4rev1 LITERAL+ AUTH=PLAIN SASL-IR ID ENABLE "
-		    "IDLE UIDPLUS MOVE SPECIAL-USE CHILDREN NAMESPACE UNSELECT "
-		    "CONDSTORE ESEARCH QUOTA QUOTA=RES-STORAGE STATUS=SIZE APPENDLIMIT=%zu",
-		    s->cfg->limits.max_message_size);
+		imap_untagged(s,
+			      "CAPABILITY IMAP4rev1 LITERAL+ AUTH=PLAIN SASL-IR ID ENABLE "
+			      "IDLE UIDPLUS MOVE SPECIAL-USE CHILDREN NAMESPACE UNSELECT "
+			      "CONDSTORE ESEARCH QUOTA QUOTA=RES-STORAGE STATUS=SIZE LIST-EXTENDED "
+			      "LIST-STATUS APPENDLIMIT=%zu",
+			      s->cfg->limits.max_message_size);
 		return;
 	}
-	imap_untagged(
-	    s,
-	    "CAPABILITY IMAP4rev1 LITERAL+ ID ENABLE IDLE UIDPLUS MOVE SPECIAL-USE "
-	    "CHILDREN NAMESPACE UNSELECT CONDSTORE ESEARCH QUOTA QUOTA=RES-STORAGE STATUS=SIZE "
-	    "APPENDLIMIT=%zu",
-	    s->cfg->limits.max_message_size);
+	imap_untagged(s,
+		      "CAPABILITY IMAP4rev1 LITERAL+ ID ENABLE IDLE UIDPLUS MOVE SPECIAL-USE "
+		      "CHILDREN NAMESPACE UNSELECT CONDSTORE ESEARCH QUOTA QUOTA=RES-STORAGE "
+		      "STATUS=SIZE LIST-EXTENDED LIST-STATUS "
+		      "APPENDLIMIT=%zu",
+		      s->cfg->limits.max_message_size);
 }
 
 /* RFC 3501 6.1.1 */

@@ -2,8 +2,10 @@
  * cmd_list.c - LIST and LSUB (RFC 3501 6.3.8, 6.3.9) with the CHILDREN
  * (RFC 3348) and SPECIAL-USE (RFC 6154) attributes. "/" separates levels;
  * a parent that does not exist itself but has children is listed as
- * \Noselect. The selection options (SPECIAL-USE) and (SUBSCRIBED) of
- * RFC 5258 are accepted so clients that send them get the right subset.
+ * \Noselect (\NonExistent in the extended syntax). LIST-EXTENDED
+ * (RFC 5258): selection options SUBSCRIBED, SPECIAL-USE, REMOTE and
+ * RECURSIVEMATCH (with CHILDINFO), several patterns, return options
+ * SUBSCRIBED, CHILDREN, SPECIAL-USE and STATUS (RFC 5819 LIST-STATUS).
  */
 #include <config.h>
 
@@ -110,53 +112,72 @@ static const char *use_attribute(enum store_special_use use)
 	}
 }
 
-/* RFC 3501 6.3.8 and 6.3.9, RFC 5258 3 (selection options only) */
+/* Does E meet the selection criteria? */
+static bool selected(const struct imap_list_opts *o, const struct entry *e)
+{
+	if (o->sel_subscribed && !e->subscribed)
+		return false;
+	if (o->sel_special && (!e->exists || e->use == SPECIAL_NONE))
+		return false;
+	return true;
+}
+
+static bool matches(char patterns[][2 * STORE_MAILBOX_NAME_MAX + 2], size_t n, const char *name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (imap_list_match(patterns[i], name))
+			return true;
+	return false;
+}
+
+/* RFC 5258 3.5: a descendant of NAME that meets the selection criteria
+ * but is not listed itself (it does not match a pattern). */
+static bool child_info(const struct imap_list_opts *o, const struct collect *c,
+		       char patterns[][2 * STORE_MAILBOX_NAME_MAX + 2], const char *name)
+{
+	size_t len = strlen(name);
+	for (size_t i = 0; i < c->n; i++)
+		if (strncmp(c->e[i].name, name, len) == 0 && c->e[i].name[len] == '/' &&
+		    selected(o, &c->e[i]) && !matches(patterns, o->n_patterns, c->e[i].name))
+			return true;
+	return false;
+}
+
+/* RFC 3501 6.3.8 and 6.3.9, RFC 5258, RFC 5819 */
 void imap_cmd_list(struct imap_session *s, struct imap_command *cmd)
 {
 	bool lsub = strcmp(cmd->verb, "LSUB") == 0;
-	bool only_special = false, only_subscribed = lsub;
-	const struct imap_arg *args = cmd->args;
-	size_t nargs = cmd->n_args;
-	char pattern[2 * STORE_MAILBOX_NAME_MAX + 2];
+	struct imap_list_opts o;
+	char err[128];
+	char patterns[IMAP_LIST_PATTERNS_MAX][2 * STORE_MAILBOX_NAME_MAX + 2];
 	struct collect c = {0};
 	struct imap_buf b = {0};
 
-	if (!lsub && nargs >= 1 && args[0].type == IMAP_ARG_LIST) {
-		for (size_t i = 0; i < args[0].n; i++) {
-			if (imap_arg_is(&args[0].list[i], "SPECIAL-USE"))
-				only_special = true;
-			else if (imap_arg_is(&args[0].list[i], "SUBSCRIBED"))
-				only_subscribed = true;
-			else if (!imap_arg_is(&args[0].list[i], "RECURSIVEMATCH")) {
-				imap_bad(s, "Unsupported LIST selection option");
-				return;
-			}
-		}
-		args++;
-		nargs--;
-	}
-	/* RETURN (...) options: CHILDREN and SPECIAL-USE are always returned. */
-	if (!lsub && nargs == 4 && imap_arg_is(&args[2], "RETURN") && args[3].type == IMAP_ARG_LIST)
-		nargs = 2;
-	if (nargs != 2 || !imap_arg_is_string(&args[0]) || !imap_arg_is_string(&args[1])) {
-		imap_bad(s, "%s needs a reference and a mailbox pattern", cmd->verb);
+	if (imap_list_parse(cmd->args, cmd->n_args, lsub, &o, err, sizeof(err)) < 0) {
+		imap_bad(s, "%s", err);
 		return;
 	}
-	if (args[1].len == 0 && !lsub) {
+	if (lsub)
+		o.sel_subscribed = true;
+	if (o.n_patterns == 1 && o.patterns[0]->len == 0 && !lsub) {
 		/* RFC 3501 6.3.8: the delimiter and root of the reference. */
 		imap_untagged(s, "LIST (\\Noselect) \"/\" \"\"");
 		imap_ok(s, "LIST completed");
 		return;
 	}
-	if (args[0].len + args[1].len >= sizeof(pattern)) {
-		imap_bad(s, "Pattern too long");
-		return;
+	for (size_t i = 0; i < o.n_patterns; i++) {
+		const struct imap_arg *ref = o.reference, *pat = o.patterns[i];
+		char *p = patterns[i];
+		if (ref->len + pat->len >= sizeof(patterns[i])) {
+			imap_bad(s, "Pattern too long");
+			return;
+		}
+		memcpy(p, ref->str, ref->len);
+		memcpy(p + ref->len, pat->str, pat->len);
+		p[ref->len + pat->len] = '\0';
+		if (strncasecmp(p, "INBOX", 5) == 0 && (p[5] == '\0' || p[5] == '/'))
+			memcpy(p, "INBOX", 5);
 	}
-	memcpy(pattern, args[0].str, args[0].len);
-	memcpy(pattern + args[0].len, args[1].str, args[1].len);
-	pattern[args[0].len + args[1].len] = '\0';
-	if (strncasecmp(pattern, "INBOX", 5) == 0 && (pattern[5] == '\0' || pattern[5] == '/'))
-		memcpy(pattern, "INBOX", 5);
 	if (store_mailbox_list(conn_store(s->c), s->id.user_id, collect_cb, &c) != STORE_OK ||
 	    c.failed) {
 		imap_no(s, "[UNAVAILABLE] Cannot list mailboxes now");
@@ -165,20 +186,36 @@ void imap_cmd_list(struct imap_session *s, struct imap_command *cmd)
 	for (size_t i = 0; i < c.n; i++) {
 		const struct entry *e = &c.e[i];
 		bool children = has_children(&c, e->name);
-		if (!imap_list_match(pattern, e->name))
+		bool info;
+		if (!matches(patterns, o.n_patterns, e->name))
 			continue;
-		if (only_subscribed && !e->subscribed)
-			continue;
-		if (only_special && e->use == SPECIAL_NONE)
+		info = o.recursive && child_info(&o, &c, patterns, e->name);
+		if (!selected(&o, e) && !info)
 			continue;
 		b.len = 0;
-		ibuf_printf(&b, "* %s (%s%s%s%s) \"/\" ", cmd->verb, e->exists ? "" : "\\Noselect ",
+		ibuf_printf(&b, "* %s (%s%s%s%s) \"/\" ", cmd->verb,
+			    e->exists ? "" : (o.extended ? "\\NonExistent " : "\\Noselect "),
 			    children ? "\\HasChildren" : "\\HasNoChildren",
-			    only_subscribed && !lsub ? " \\Subscribed" : "", use_attribute(e->use));
+			    !lsub && e->subscribed && (o.sel_subscribed || o.ret_subscribed)
+				? " \\Subscribed"
+				: "",
+			    use_attribute(e->use));
 		ibuf_nstring(&b, e->name, strlen(e->name));
+		if (info)
+			ibuf_printf(&b, " (\"CHILDINFO\" (%s%s%s))",
+				    o.sel_subscribed ? "\"SUBSCRIBED\"" : "",
+				    o.sel_subscribed && o.sel_special ? " " : "",
+				    o.sel_special ? "\"SPECIAL-USE\"" : "");
 		ibuf_str(&b, "\r\n");
 		if (!b.failed)
 			conn_write(s->c, b.p, b.len);
+		if (o.ret_status && e->exists) {
+			struct store_mailbox mb;
+			/* RFC 5819: a mailbox that cannot be read gets no STATUS line. */
+			if (store_mailbox_get(conn_store(s->c), s->id.user_id, e->name, &mb) ==
+			    STORE_OK)
+				(void)imap_status_send(s, e->name, &mb, &o.status);
+		}
 	}
 	imap_ok(s, "%s completed", cmd->verb);
 out:

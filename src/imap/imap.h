@@ -197,6 +197,44 @@ bool imap_list_match(const char *pattern, const char *name);
  * empty names, empty levels and "/" at either end are refused. 0 or -1. */
 int imap_mailbox_name(const struct imap_arg *arg, char *out, size_t outlen);
 
+/* ---- LIST / LSUB arguments and STATUS items (imap_list_parse.c) ---- */
+enum imap_status_item {
+	STATUS_MESSAGES = 0,
+	STATUS_RECENT,
+	STATUS_UIDNEXT,
+	STATUS_UIDVALIDITY,
+	STATUS_UNSEEN,
+	STATUS_SIZE,
+	STATUS_HIGHESTMODSEQ,
+	STATUS_DELETED,
+	STATUS_DELETED_STORAGE,
+};
+#define IMAP_STATUS_ITEMS_MAX 16
+struct imap_status_items {
+	enum imap_status_item items[IMAP_STATUS_ITEMS_MAX]; /* as asked, in order */
+	size_t n;
+};
+/* The item ARG names, or -1. */
+int imap_status_item(const struct imap_arg *arg);
+const char *imap_status_item_name(enum imap_status_item item);
+/* Parses "(MESSAGES UNSEEN ...)"; 0 or -1 with ERR. */
+int imap_status_items_parse(const struct imap_arg *list, struct imap_status_items *out, char *err,
+			    size_t errlen);
+
+#define IMAP_LIST_PATTERNS_MAX 32
+struct imap_list_opts {
+	bool extended; /* RFC 5258 syntax: selection or return options, or a pattern list */
+	bool sel_subscribed, sel_special, recursive;
+	bool ret_subscribed, ret_children, ret_special, ret_status;
+	struct imap_status_items status; /* RETURN (STATUS (...)) */
+	const struct imap_arg *reference;
+	const struct imap_arg *patterns[IMAP_LIST_PATTERNS_MAX]; /* point into the command */
+	size_t n_patterns;
+};
+/* Parses the arguments of LIST (LSUB when LSUB: no options); 0 or -1 with ERR. */
+int imap_list_parse(const struct imap_arg *args, size_t n, bool lsub, struct imap_list_opts *out,
+		    char *err, size_t errlen);
+
 /* Registers the "imap" protocol with src/net. */
 void imap_register(void);
 

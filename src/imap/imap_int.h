@@ -192,6 +192,9 @@ void imap_cmd_copy(struct imap_session *s, struct imap_command *cmd);
 void imap_cmd_search(struct imap_session *s, struct imap_command *cmd);
 void imap_cmd_idle(struct imap_session *s, struct imap_command *cmd);
 void imap_idle_done(struct imap_session *s, const char *line, size_t len);
+/* "* STATUS name (...)" for MB (cmd_status.c); a STORE_* code. */
+int imap_status_send(struct imap_session *s, const char *name, const struct store_mailbox *mb,
+		     const struct imap_status_items *items);
 void imap_cmd_getquotaroot(struct imap_session *s, struct imap_command *cmd);
 void imap_cmd_getquota(struct imap_session *s, struct imap_command *cmd);
 void imap_cmd_setquota(struct imap_session *s, struct imap_command *cmd);

@@ -904,5 +904,79 @@ class ImapQuotaTest(ImapBase):
                          % (total, (len(SIMPLE) + 2000 + 1023) // 1024))
 
 
+class ImapListExtendedTest(ImapBase):
+    """LIST-EXTENDED (RFC 5258) and LIST-STATUS (RFC 5819)."""
+
+    def setup_tree(self):
+        user = self.new_user()
+        m = self.client(user)
+        for name in ("Work", "Work/Reports", "Home/Bills"):
+            self.assertEqual(m.create(name)[0], "OK")
+        m.unsubscribe("Work")
+        m.append("Work", r"(\Seen)", None, SIMPLE)
+        m.append("Work", None, None, MULTIPART)
+        return user, m
+
+    def test_capabilities(self):
+        m = self.client(self.new_user())
+        self.assertIn("LIST-EXTENDED", m.capabilities)
+        self.assertIn("LIST-STATUS", m.capabilities)
+
+    def test_return_status_children_special_use(self):
+        user, m = self.setup_tree()
+        r = self.raw(user)
+        lines, tagged = r.cmd('LIST "" % RETURN (CHILDREN SPECIAL-USE STATUS (MESSAGES UNSEEN SIZE))')
+        self.assertIn(b" OK ", tagged)
+        # Each selectable mailbox's LIST line is followed by its STATUS line.
+        i = lines.index(b'* LIST (\\HasChildren) "/" "Work"')
+        self.assertEqual(lines[i + 1], b'* STATUS "Work" (MESSAGES 2 UNSEEN 1 SIZE %d)'
+                         % (len(SIMPLE) + len(MULTIPART)))
+        i = lines.index(b'* LIST (\\HasNoChildren \\Sent) "/" "Sent"')
+        self.assertEqual(lines[i + 1], b'* STATUS "Sent" (MESSAGES 0 UNSEEN 0 SIZE 0)')
+        # A parent that is no mailbox: \NonExistent, and no STATUS.
+        i = lines.index(b'* LIST (\\NonExistent \\HasChildren) "/" "Home"')
+        self.assertFalse(lines[i + 1].startswith(b"* STATUS"))
+        self.assertEqual(sum(1 for l in lines if l.startswith(b"* STATUS")), 7)
+        # imaplib keeps both kinds of untagged response.
+        typ, _ = m._simple_command("LIST", '""', "Work", "RETURN", "(STATUS (UIDNEXT DELETED))")
+        self.assertEqual(typ, "OK")
+        self.assertEqual(m.untagged_responses.pop("STATUS"), [b'"Work" (UIDNEXT 3 DELETED 0)'])
+
+    def test_subscribed_selection_and_recursivematch(self):
+        user, _ = self.setup_tree()
+        r = self.raw(user)
+        lines, tagged = r.cmd('LIST (SUBSCRIBED) "" (INBOX Work* Home*)')
+        self.assertIn(b" OK ", tagged)
+        self.assertEqual(sorted(lines), [b'* LIST (\\HasNoChildren \\Subscribed) "/" "Home/Bills"',
+                                         b'* LIST (\\HasNoChildren \\Subscribed) "/" "INBOX"',
+                                         b'* LIST (\\HasNoChildren \\Subscribed) "/" "Work/Reports"'])
+        lines, _ = r.cmd('LIST (SUBSCRIBED RECURSIVEMATCH) "" (INBOX Work Home)')
+        self.assertEqual(sorted(lines), [
+            b'* LIST (\\HasChildren) "/" "Work" ("CHILDINFO" ("SUBSCRIBED"))',
+            b'* LIST (\\HasNoChildren \\Subscribed) "/" "INBOX"',
+            b'* LIST (\\NonExistent \\HasChildren) "/" "Home" ("CHILDINFO" ("SUBSCRIBED"))'])
+        lines, _ = r.cmd('LIST "" (INBOX Work) RETURN (SUBSCRIBED)')
+        self.assertEqual(sorted(lines), [b'* LIST (\\HasChildren) "/" "Work"',
+                                         b'* LIST (\\HasNoChildren \\Subscribed) "/" "INBOX"'])
+        lines, _ = r.cmd('LIST (SPECIAL-USE) "" * RETURN (STATUS (MESSAGES))')
+        names = [l for l in lines if l.startswith(b"* LIST")]
+        self.assertEqual(len(names), 5)
+        self.assertTrue(all(b"\\Noselect" not in l for l in names))
+        self.assertEqual(sum(1 for l in lines if l.startswith(b"* STATUS")), 5)
+
+    def test_bad_options(self):
+        r = self.raw(self.new_user())
+        for cmd, text in (('LIST (RECURSIVEMATCH) "" *', b"RECURSIVEMATCH needs"),
+                          ('LIST (FOO) "" *', b"Unknown LIST selection option"),
+                          ('LIST "" * RETURN (FOO)', b"Unknown LIST return option"),
+                          ('LIST "" * RETURN (STATUS (MESSAGES BOGUS))', b"Unknown STATUS item"),
+                          ('LIST "" * RETURN (STATUS)', b"RETURN STATUS needs"),
+                          ('LIST "" ()', b"patterns"),
+                          ('LSUB (SUBSCRIBED) "" *', b"needs a reference")):
+            _, tagged = r.cmd(cmd)
+            self.assertIn(b" BAD ", tagged, cmd)
+            self.assertIn(text, tagged, cmd)
+
+
 if __name__ == "__main__":
     unittest.main()

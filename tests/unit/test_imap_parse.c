@@ -30,6 +30,72 @@ START_TEST(test_quota_units)
 }
 END_TEST
 
+static int list_parse(const char *line, struct imap_command *c, struct imap_list_opts *o, char *err)
+{
+	ck_assert_int_eq(parse(line, c), 0);
+	return imap_list_parse(c->args, c->n_args, strcmp(c->verb, "LSUB") == 0, o, err, 128);
+}
+
+START_TEST(test_list_arguments)
+{
+	struct imap_command c;
+	struct imap_list_opts o;
+	char err[128];
+
+	ck_assert_int_eq(list_parse("a LIST \"\" *", &c, &o, err), 0);
+	ck_assert(!o.extended);
+	ck_assert_uint_eq(o.n_patterns, 1);
+	ck_assert_str_eq(o.patterns[0]->str, "*");
+	imap_command_free(&c);
+
+	ck_assert_int_eq(
+	    list_parse("a LIST (SUBSCRIBED RECURSIVEMATCH remote) \"\" (INBOX \"Sent\" %/x) "
+		       "RETURN (CHILDREN special-use SUBSCRIBED STATUS (MESSAGES UNSEEN SIZE))",
+		       &c, &o, err),
+	    0);
+	ck_assert(o.extended && o.sel_subscribed && o.recursive && !o.sel_special);
+	ck_assert(o.ret_children && o.ret_special && o.ret_subscribed && o.ret_status);
+	ck_assert_uint_eq(o.n_patterns, 3);
+	ck_assert_str_eq(o.patterns[2]->str, "%/x");
+	ck_assert_uint_eq(o.status.n, 3);
+	ck_assert_int_eq(o.status.items[0], STATUS_MESSAGES);
+	ck_assert_int_eq(o.status.items[2], STATUS_SIZE);
+	imap_command_free(&c);
+
+	ck_assert_int_eq(list_parse("a LIST \"\" % RETURN ()", &c, &o, err), 0);
+	ck_assert(o.extended && !o.ret_status);
+	imap_command_free(&c);
+
+	ck_assert_int_eq(list_parse("a LIST (RECURSIVEMATCH) \"\" *", &c, &o, err), -1);
+	ck_assert_str_eq(err, "RECURSIVEMATCH needs SUBSCRIBED or SPECIAL-USE");
+	imap_command_free(&c);
+	ck_assert_int_eq(list_parse("a LIST (BOGUS) \"\" *", &c, &o, err), -1);
+	ck_assert_str_eq(err, "Unknown LIST selection option");
+	imap_command_free(&c);
+	ck_assert_int_eq(list_parse("a LIST \"\" * RETURN (MYRIGHTS)", &c, &o, err), -1);
+	ck_assert_str_eq(err, "Unknown LIST return option");
+	imap_command_free(&c);
+	ck_assert_int_eq(list_parse("a LIST \"\" * RETURN (STATUS)", &c, &o, err), -1);
+	imap_command_free(&c);
+	ck_assert_int_eq(list_parse("a LIST \"\" * RETURN (STATUS (MESSAGES FOO))", &c, &o, err),
+			 -1);
+	ck_assert_str_eq(err, "Unknown STATUS item");
+	imap_command_free(&c);
+	ck_assert_int_eq(list_parse("a LIST \"\" * RETURN (STATUS ())", &c, &o, err), -1);
+	imap_command_free(&c);
+	ck_assert_int_eq(list_parse("a LIST \"\" ()", &c, &o, err), -1);
+	imap_command_free(&c);
+	ck_assert_int_eq(list_parse("a LIST \"\" * EXTRA", &c, &o, err), -1);
+	imap_command_free(&c);
+	ck_assert_int_eq(list_parse("a LIST \"\"", &c, &o, err), -1);
+	imap_command_free(&c);
+	ck_assert_int_eq(list_parse("a LSUB \"\" (a b)", &c, &o, err), -1);
+	imap_command_free(&c);
+	ck_assert_int_eq(list_parse("a LSUB (SUBSCRIBED) \"\" *", &c, &o, err), -1);
+	imap_command_free(&c);
+}
+END_TEST
+
 START_TEST(test_tag_verb_and_atoms)
 {
 	struct imap_command c;
@@ -505,6 +571,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_mime_structure_and_sections);
 	tcase_add_test(tc, test_mime_many_parts_bounded);
 	tcase_add_test(tc, test_quota_units);
+	tcase_add_test(tc, test_list_arguments);
 	suite_add_tcase(s, tc);
 	return s;
 }
