@@ -22,6 +22,7 @@
 #define QUEUE_HOST_MAX 256
 #define QUEUE_MX_MAX 16
 #define QUEUE_ADDR_MAX 8
+#define QUEUE_WORKERS_MAX 32 /* delivery threads at most */
 
 /* Outcome of an attempt, of a lookup or of one SMTP transaction. */
 enum queue_result {

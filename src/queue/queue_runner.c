@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "crypto/crypto.h"
@@ -210,8 +211,9 @@ static bool dsn_wanted(const struct store_queue_entry *e, const char *action)
 }
 
 /* Sends a DSN about E to its sender. 0, or -1 when it could not be stored. */
-static int send_dsn(const struct store_queue_entry *e, const char *action, const char *status,
-		    const char *mta, const char *diagnostic, const unsigned char *msg, size_t len)
+static int send_dsn(struct store *st, const struct store_queue_entry *e, const char *action,
+		    const char *status, const char *mta, const char *diagnostic,
+		    const unsigned char *msg, size_t len)
 {
 	const struct config *cfg = runner.cfg;
 	unsigned char rnd[16];
@@ -255,8 +257,8 @@ static int send_dsn(const struct store_queue_entry *e, const char *action, const
 	snprintf(msgid, sizeof(msgid), "dsn.%s@%s", hex, cfg->server.hostname);
 	if (queue_dsn_format(&d, msg, len, &report, &report_len) != 0)
 		return -1;
-	local = store_domain_exists(runner.st, queue_address_domain(e->sender)) == STORE_OK;
-	ds = deliver_message(runner.st, cfg, &env, &rcpt, &local, 1,
+	local = store_domain_exists(st, queue_address_domain(e->sender)) == STORE_OK;
+	ds = deliver_message(st, cfg, &env, &rcpt, &local, 1,
 			     (const unsigned char *)report, report_len, &drep);
 	free(report);
 	if (ds != DELIVER_OK) {
@@ -295,7 +297,7 @@ static void sign_message(const struct store_queue_entry *e, unsigned char **msg,
 	free(sig);
 }
 
-static void attempt(const struct store_queue_entry *e)
+static void attempt(struct store *st, const struct store_queue_entry *e)
 {
 	const struct config *cfg = runner.cfg;
 	unsigned char *blob = NULL, *msg = NULL;
@@ -307,13 +309,13 @@ static void attempt(const struct store_queue_entry *e)
 	uint64_t trace_id = RUNNER_TRACE_BASE | (uint64_t)e->id;
 	int attempts = e->attempts + 1;
 
-	if (store_queue_blob(runner.st, e->id, &blob, &blob_len) != STORE_OK)
+	if (store_queue_blob(st, e->id, &blob, &blob_len) != STORE_OK)
 		return; /* deleted meanwhile, or the store is down: the next pass sees */
 	if (crypto_open(runner.qkey, blob, blob_len, &msg, &len) != 0) {
 		free(blob);
 		log_error(_("queue: entry %lld cannot be opened with the queue key"),
 			  (long long)e->id);
-		store_queue_update(runner.st, e->id, attempts, QUEUE_HOLD_TIME,
+		store_queue_update(st, e->id, attempts, QUEUE_HOLD_TIME,
 				   QUEUE_HOLD_MARK "cannot be opened with the queue key");
 		return;
 	}
@@ -328,8 +330,8 @@ static void attempt(const struct store_queue_entry *e)
 			 info.tls_version, info.text);
 		/* RFC 3461 4.1: a peer with DSN takes NOTIFY over; otherwise we report. */
 		if (!info.peer_dsn && dsn_wanted(e, "relayed"))
-			send_dsn(e, "relayed", "2.0.0", mta, info.text, msg, len);
-		store_queue_del(runner.st, e->id);
+			send_dsn(st, e, "relayed", "2.0.0", mta, info.text, msg, len);
+		store_queue_del(st, e->id);
 	} else if (res == QUEUE_PERMFAIL || now - e->created >= (int64_t)cfg->queue.max_age) {
 		const char *status = info.enhanced[0] ? info.enhanced : "5.0.0";
 
@@ -342,10 +344,10 @@ static void attempt(const struct store_queue_entry *e)
 		}
 		log_info(_("queue: giving up on %lld to <%s>: %s"), (long long)e->id,
 			 e->recipient, err);
-		if (send_dsn(e, "failed", status, mta, err, msg, len) == 0)
-			store_queue_del(runner.st, e->id);
+		if (send_dsn(st, e, "failed", status, mta, err, msg, len) == 0)
+			store_queue_del(st, e->id);
 		else
-			store_queue_update(runner.st, e->id, attempts,
+			store_queue_update(st, e->id, attempts,
 					   now + queue_retry_delay(attempts, cfg->queue.retry_min,
 								   cfg->queue.retry_max),
 					   "bounce pending: the report could not be stored");
@@ -360,7 +362,7 @@ static void attempt(const struct store_queue_entry *e)
 		/* RFC 3464 "delayed": once, after [queue] delay_warning seconds */
 		if (!warned && cfg->queue.delay_warning &&
 		    now - e->created >= (int64_t)cfg->queue.delay_warning) {
-			send_dsn(e, "delayed", info.enhanced[0] ? info.enhanced : "4.0.0", mta,
+			send_dsn(st, e, "delayed", info.enhanced[0] ? info.enhanced : "4.0.0", mta,
 				 err, msg, len);
 			warned = true;
 		}
@@ -370,13 +372,148 @@ static void attempt(const struct store_queue_entry *e)
 			char marked[sizeof(err) + sizeof(QUEUE_WARNED_MARK)];
 
 			snprintf(marked, sizeof(marked), "%s%s", QUEUE_WARNED_MARK, err);
-			store_queue_update(runner.st, e->id, attempts, now + delay, marked);
+			store_queue_update(st, e->id, attempts, now + delay, marked);
 		} else {
-			store_queue_update(runner.st, e->id, attempts, now + delay, err);
+			store_queue_update(st, e->id, attempts, now + delay, err);
 		}
 	}
 	sodium_memzero(msg, len);
 	free(msg);
+}
+
+static bool stopping(void)
+{
+	bool stop;
+
+	pthread_mutex_lock(&runner.mu);
+	stop = runner.stop;
+	pthread_mutex_unlock(&runner.mu);
+	return stop;
+}
+
+/* The due entries of one pass, shared by its delivery workers. At most
+ * [queue] per_domain of them go to the same recipient domain at once, so one
+ * slow destination holds up its own mail, not everyone's. */
+struct pass {
+	const struct store_queue_entry *items;
+	size_t n;
+	bool *taken;
+	const char *inflight[QUEUE_WORKERS_MAX]; /* recipient domains being delivered to */
+	pthread_mutex_t mu;
+	pthread_cond_t cond;
+};
+
+static unsigned inflight_count(const struct pass *p, const char *domain)
+{
+	unsigned n = 0;
+
+	for (size_t i = 0; i < QUEUE_WORKERS_MAX; i++)
+		if (p->inflight[i] && strcasecmp(p->inflight[i], domain) == 0)
+			n++;
+	return n;
+}
+
+/* Takes the next entry whose domain has room; -1 when none is left. */
+static ssize_t pass_take(struct pass *p, size_t *slot)
+{
+	unsigned limit = runner.cfg->queue.per_domain ? runner.cfg->queue.per_domain : 1;
+
+	pthread_mutex_lock(&p->mu);
+	for (;;) {
+		bool left = false;
+
+		if (stopping()) {
+			pthread_mutex_unlock(&p->mu);
+			return -1;
+		}
+
+		for (size_t i = 0; i < p->n; i++) {
+			const char *domain = queue_address_domain(p->items[i].recipient);
+
+			if (p->taken[i])
+				continue;
+			left = true;
+			if (inflight_count(p, domain) >= limit)
+				continue;
+			for (*slot = 0; *slot < QUEUE_WORKERS_MAX && p->inflight[*slot]; (*slot)++)
+				;
+			if (*slot == QUEUE_WORKERS_MAX)
+				break;
+			p->taken[i] = true;
+			p->inflight[*slot] = domain;
+			pthread_mutex_unlock(&p->mu);
+			return (ssize_t)i;
+		}
+		if (!left) {
+			pthread_mutex_unlock(&p->mu);
+			return -1;
+		}
+		pthread_cond_wait(&p->cond, &p->mu);
+	}
+}
+
+static void pass_release(struct pass *p, size_t slot)
+{
+	pthread_mutex_lock(&p->mu);
+	p->inflight[slot] = NULL;
+	pthread_cond_broadcast(&p->cond);
+	pthread_mutex_unlock(&p->mu);
+}
+
+static void pass_work(struct pass *p, struct store *st)
+{
+	ssize_t i;
+	size_t slot;
+
+	while ((i = pass_take(p, &slot)) >= 0) {
+		attempt(st, &p->items[i]);
+		pass_release(p, slot);
+	}
+}
+
+static void *worker_main(void *arg)
+{
+	struct pass *p = arg;
+	char err[512];
+	struct store *st = store_open(&runner.cfg->store, err, sizeof(err));
+
+	if (!st) {
+		log_warn(_("queue: a delivery worker cannot open the store: %s"), err);
+		return NULL;
+	}
+	pass_work(p, st);
+	store_close(st);
+	return NULL;
+}
+
+/* Delivers ITEMS with up to [queue] workers threads (the runner's own
+ * store serves the first of them). */
+static void dispatch(const struct store_queue_entry *items, size_t n)
+{
+	struct pass p = {.items = items, .n = n};
+	pthread_t threads[QUEUE_WORKERS_MAX];
+	size_t workers = runner.cfg->queue.workers ? runner.cfg->queue.workers : 1, started = 0;
+
+	if (n == 0)
+		return;
+	if (workers > QUEUE_WORKERS_MAX)
+		workers = QUEUE_WORKERS_MAX;
+	if (workers > n)
+		workers = n;
+	p.taken = calloc(n, sizeof(*p.taken));
+	if (!p.taken)
+		return;
+	pthread_mutex_init(&p.mu, NULL);
+	pthread_cond_init(&p.cond, NULL);
+	for (size_t i = 1; i < workers; i++)
+		if (pthread_create(&threads[started], NULL, worker_main, &p) == 0)
+			started++;
+	pass_work(&p, runner.st);
+	for (size_t i = 0; i < started; i++)
+		pthread_join(threads[i], NULL);
+	pthread_cond_destroy(&p.cond);
+	pthread_mutex_destroy(&p.mu);
+	free(p.taken);
 }
 
 /* One pass over the due entries. Returns false when the store or key is unusable. */
@@ -406,14 +543,7 @@ static bool run_pass(void)
 		runner.st = NULL;
 		return false;
 	}
-	for (size_t i = 0; i < due.n; i++) {
-		pthread_mutex_lock(&runner.mu);
-		bool stop = runner.stop;
-		pthread_mutex_unlock(&runner.mu);
-		if (stop)
-			break;
-		attempt(&due.items[i]);
-	}
+	dispatch(due.items, due.n);
 	free(due.items);
 	return true;
 }

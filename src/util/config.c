@@ -109,6 +109,8 @@ static const struct key_def keys[] = {
     CFG("queue", "poll_interval", VAL_UINT, queue.poll_interval),
     CFG("queue", "timeout", VAL_UINT, queue.timeout),
     CFG("queue", "delay_warning", VAL_UINT, queue.delay_warning),
+    CFG("queue", "workers", VAL_UINT, queue.workers),
+    CFG("queue", "per_domain", VAL_UINT, queue.per_domain),
     CFG("queue", "tls_required", VAL_STRING, queue.tls_required),
     CFG("sms", "gateway_url", VAL_STRING, sms.gateway_url),
     CFG("sms", "method", VAL_STRING, sms.method),
@@ -191,6 +193,8 @@ void config_defaults(struct config *cfg)
 	cfg->queue.poll_interval = 10;
 	cfg->queue.timeout = 120;
 	cfg->queue.delay_warning = 4 * 3600;
+	cfg->queue.workers = 4;
+	cfg->queue.per_domain = 2;
 }
 
 static char *trim(char *s)

@@ -109,6 +109,8 @@ struct config {
 		unsigned poll_interval; /* seconds between looks at the queue */
 		unsigned timeout;      /* seconds for connect and for each SMTP reply */
 		unsigned delay_warning; /* seconds before the sender hears of a delay; 0: never */
+		unsigned workers;      /* messages delivered at once (1..32) */
+		unsigned per_domain;   /* of them to one recipient domain at most */
 		char tls_required[1024]; /* domains that only get mail over TLS (blank/comma list) */
 	} queue;
 

@@ -497,6 +497,8 @@ class FakePeerHandler(socketserver.StreamRequestHandler):
                         break
                     data += line[1:] if line.startswith(b".") else line
                 tx["data"] = data
+                if any("@slow.test" in r for r in tx["rcpt"]):
+                    time.sleep(6)  # a slow destination
                 self.server.transactions.append(tx)
                 self.reply("250 2.0.0 queued as 1")
             elif verb == "QUIT":
@@ -580,6 +582,22 @@ class LimitedPeer(unittest.TestCase):
         self.assertIn(b"SMTPUTF8", bounce)
         self.assertFalse(any("rgen@peer.test" in r for tx in self.peer.transactions
                              for r in tx["rcpt"]))
+
+    def test_slow_destination_does_not_hold_up_others(self):
+        msg = make_message("alice@a.test", "team", "two destinations")
+        ctx = self.srv.ssl_context()
+        ctx.check_hostname = False
+        with smtplib.SMTP("127.0.0.1", self.srv.port("submission"), timeout=30) as s:
+            s.starttls(context=ctx)
+            s.login("alice@a.test", PASSWORD)
+            # one transaction: both entries are due in the same pass
+            s.sendmail("alice@a.test", ["snail@slow.test", "hare@fast.test"], msg)
+        start = time.monotonic()
+        self.wait_transaction("hare@fast.test")
+        self.assertLess(time.monotonic() - start, 5)
+        self.assertFalse(any("snail@slow.test" in r for tx in self.peer.transactions
+                             for r in tx["rcpt"]))
+        self.wait_transaction("snail@slow.test")
 
     def test_tls_required_domain_waits_instead_of_cleartext(self):
         submit(self.srv, "alice@a.test", "ops@secure.test",
