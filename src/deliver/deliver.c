@@ -10,6 +10,7 @@
 #include <config.h>
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -183,17 +184,15 @@ struct delivery {
 };
 
 /*
- * The result of METHOD ("spf", "dkim", "dmarc") in the first
- * Authentication-Results field of MSG that names HOSTNAME: the SMTP layer
- * puts ours first and removes forged ones (src/mailauth). NULL when absent.
+ * The first Authentication-Results field of MSG that names HOSTNAME: the SMTP
+ * layer puts ours first and removes forged ones (src/mailauth). Sets
+ * [*START, *END) and returns true when there is one.
  */
-static const char *auth_result(const unsigned char *msg, size_t len, const char *hostname,
-			       const char *method)
+static bool our_auth_field(const unsigned char *msg, size_t len, const char *hostname,
+			   size_t *start_out, size_t *end_out)
 {
-	static const char *const results[] = {"pass",	 "fail",      "softfail", "neutral",
-					      "none",	 "temperror", "permerror"};
 	const char *name = "Authentication-Results:";
-	size_t nlen = strlen(name), hlen = strlen(hostname), mlen = strlen(method), i = 0;
+	size_t nlen = strlen(name), hlen = strlen(hostname), i = 0;
 
 	while (i < len) {
 		size_t start = i, end, k;
@@ -203,7 +202,7 @@ static const char *auth_result(const unsigned char *msg, size_t len, const char 
 		if (i < len)
 			i++;
 		if (i - start <= 2 && (msg[start] == '\n' || msg[start] == '\r'))
-			return NULL; /* end of the header */
+			return false; /* end of the header */
 		while (i < len && (msg[i] == ' ' || msg[i] == '\t')) {
 			while (i < len && msg[i] != '\n')
 				i++;
@@ -220,25 +219,53 @@ static const char *auth_result(const unsigned char *msg, size_t len, const char 
 		if (k + hlen >= end || strncasecmp((const char *)msg + k, hostname, hlen) != 0 ||
 		    msg[k + hlen] != ';')
 			continue;
-		for (k += hlen; k + mlen + 1 < end; k++) {
-			if ((msg[k - 1] == ' ' || msg[k - 1] == '\t' || msg[k - 1] == ';') &&
-			    strncasecmp((const char *)msg + k, method, mlen) == 0 &&
-			    msg[k + mlen] == '=') {
-				const char *v = (const char *)msg + k + mlen + 1;
-				for (size_t n = 0; n < sizeof(results) / sizeof(results[0]); n++) {
-					size_t rl = strlen(results[n]);
-					if ((size_t)(end - (k + mlen + 1)) >= rl &&
-					    strncasecmp(v, results[n], rl) == 0 &&
-					    (v[rl] == ' ' || v[rl] == ';' || v[rl] == '\r' ||
-					     v[rl] == '\n'))
-						return results[n];
-				}
-				return NULL;
-			}
+		*start_out = k + hlen;
+		*end_out = end;
+		return true;
+	}
+	return false;
+}
+
+/* The result of METHOD ("spf", "dkim", "dmarc") in our Authentication-Results, or NULL. */
+static const char *auth_result(const unsigned char *msg, size_t len, const char *hostname,
+			       const char *method)
+{
+	static const char *const results[] = {"pass",	 "fail",      "softfail", "neutral",
+					      "none",	 "temperror", "permerror"};
+	size_t mlen = strlen(method), start, end;
+
+	if (!our_auth_field(msg, len, hostname, &start, &end))
+		return NULL;
+	for (size_t k = start; k + mlen + 1 < end; k++) {
+		const char *v;
+
+		if (!(msg[k - 1] == ' ' || msg[k - 1] == '\t' || msg[k - 1] == ';') ||
+		    strncasecmp((const char *)msg + k, method, mlen) != 0 || msg[k + mlen] != '=')
+			continue;
+		v = (const char *)msg + k + mlen + 1;
+		for (size_t n = 0; n < sizeof(results) / sizeof(results[0]); n++) {
+			size_t rl = strlen(results[n]);
+			if ((size_t)(end - (k + mlen + 1)) > rl && strncasecmp(v, results[n], rl) == 0 &&
+			    (v[rl] == ' ' || v[rl] == ';' || v[rl] == '\r' || v[rl] == '\n'))
+				return results[n];
 		}
 		return NULL;
 	}
 	return NULL;
+}
+
+/* Whether our checks found a DMARC failure whose policy asks for quarantine. */
+static bool dmarc_quarantine(const unsigned char *msg, size_t len, const char *hostname)
+{
+	static const char mark[] = "dmarc=fail (p=quarantine)";
+	size_t start, end;
+
+	if (!our_auth_field(msg, len, hostname, &start, &end))
+		return false;
+	for (size_t k = start; k + sizeof(mark) - 1 <= end; k++)
+		if (memcmp(msg + k, mark, sizeof(mark) - 1) == 0)
+			return true;
+	return false;
 }
 
 static enum deliver_status deliver_local(struct delivery *d, const struct deliver_recipient *r,
@@ -318,9 +345,10 @@ static enum deliver_status deliver_local(struct delivery *d, const struct delive
 		goto out;
 	}
 
-	/* Spam and phishing go to Junk (INBOX if the user deleted Junk). */
+	/* Spam and phishing go to Junk (INBOX if the user deleted Junk), and so
+	 * does mail whose sender domain's DMARC policy asks for quarantine. */
 	rc = STORE_NOTFOUND;
-	if (res.verdict != SCAN_CLEAN)
+	if (res.verdict != SCAN_CLEAN || dmarc_quarantine(msg, len, d->cfg->server.hostname))
 		rc = store_mailbox_get_special(d->st, user.id, SPECIAL_JUNK, &mb);
 	if (rc == STORE_NOTFOUND)
 		rc = store_mailbox_get(d->st, user.id, "INBOX", &mb);

@@ -255,6 +255,12 @@ class TwoInstances(unittest.TestCase):
         # delivered entries leave the queue
         self.assertEqual([e for e in queue_entries(self.a) if e["recipient"] == "bob@b.test"], [])
 
+    @staticmethod
+    def junk_and_inbox(srv, user):
+        info = json.loads(srv.ctl("user", "show", user, "--json").stdout)
+        counts = {mb["name"]: mb["messages"] for mb in info["mailboxes"]}
+        return counts["Junk"], counts["INBOX"]
+
     def mx_send(self, sender, from_header, subject, extra_headers=""):
         msg = ("%sFrom: <%s>\r\nTo: <bob@b.test>\r\nSubject: %s\r\n\r\nbody\r\n" % (
             extra_headers, from_header, subject)).encode()
@@ -284,10 +290,13 @@ class TwoInstances(unittest.TestCase):
         self.assertEqual(raw.count(b"Authentication-Results: localhost"), 1)
         self.assertIn(b"Authentication-Results: other.example; spf=fail", raw)
 
-        # p=quarantine: accepted, the failure recorded for the scanner
+        # p=quarantine: accepted into Junk, the failure recorded for the scanner
+        before = self.junk_and_inbox(self.b, "bob@b.test")
         self.mx_send("x@soft.test", "q@quarantine.test", "quarantined one")
         raw = self.seen(self.b, "bob@b.test", "quarantined one")
         self.assertIn(b"dmarc=fail (p=quarantine) header.from=quarantine.test", raw)
+        after = self.junk_and_inbox(self.b, "bob@b.test")
+        self.assertEqual(after, (before[0] + 1, before[1]))
 
     def test_dkim_keygen_show_and_refusals(self):
         shown = json.loads(self.a.ctl("dkim", "show", "a.test", "--json").stdout)
