@@ -64,8 +64,7 @@ static char *txt_value(EVP_PKEY *pkey)
 	return out;
 }
 
-static void print_record(struct ctl *ctl, const char *domain, const char *selector,
-			 const char *txt)
+static void print_record(struct ctl *ctl, const char *domain, const char *selector, const char *txt)
 {
 	char name[320];
 
@@ -82,8 +81,7 @@ static void print_record(struct ctl *ctl, const char *domain, const char *select
 }
 
 /* Checks DOMAIN is local (normalized into OUT). Returns an exit code. */
-static int local_domain(struct ctl *ctl, const char *verb, const char *in, char *out,
-			size_t outlen)
+static int local_domain(struct ctl *ctl, const char *verb, const char *in, char *out, size_t outlen)
 {
 	struct store *st;
 	char err[512];

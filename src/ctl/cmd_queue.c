@@ -121,8 +121,8 @@ static int parse_id(const char *verb, const char *s, int64_t *id)
 }
 
 /* Opens the store and finds entry ID (from the one positional argument). */
-static int find_entry(struct ctl *ctl, const char *verb, int argc, char **argv,
-		      struct store **st, struct store_queue_entry *out)
+static int find_entry(struct ctl *ctl, const char *verb, int argc, char **argv, struct store **st,
+		      struct store_queue_entry *out)
 {
 	char *pos[1];
 	struct find f = {0};
@@ -175,8 +175,8 @@ static int queue_show(struct ctl *ctl, int argc, char **argv)
 	/* The header block only: the body is the sender's business. */
 	hl = len;
 	for (size_t i = 0; i + 1 < len; i++) {
-		if (msg[i] == '\n' &&
-		    (msg[i + 1] == '\n' || (msg[i + 1] == '\r' && i + 2 < len && msg[i + 2] == '\n'))) {
+		if (msg[i] == '\n' && (msg[i + 1] == '\n' ||
+				       (msg[i + 1] == '\r' && i + 2 < len && msg[i + 2] == '\n'))) {
 			hl = i + 1;
 			break;
 		}
@@ -297,7 +297,8 @@ static int queue_delete(struct ctl *ctl, int argc, char **argv)
 	if (rc != STORE_OK)
 		return ctl_store_fail(ctl, rc, _("queue delete"));
 	if (!report(ctl, "queue.delete", &e))
-		printf(_("queued message %lld deleted (no report goes to the sender)\n"), (long long)e.id);
+		printf(_("queued message %lld deleted (no report goes to the sender)\n"),
+		       (long long)e.id);
 	return CTL_EXIT_OK;
 }
 

@@ -250,7 +250,8 @@ static void check_spf(const char *ip, const char *helo, const char *mail_from,
 		out->spf = MAILAUTH_TEMPERROR;
 		return;
 	}
-	set = strchr(ip, ':') ? SPF_request_set_ipv6_str(req, ip) : SPF_request_set_ipv4_str(req, ip);
+	set =
+	    strchr(ip, ':') ? SPF_request_set_ipv6_str(req, ip) : SPF_request_set_ipv4_str(req, ip);
 	if (set != SPF_E_SUCCESS || SPF_request_set_helo_dom(req, helo) != SPF_E_SUCCESS ||
 	    SPF_request_set_env_from(req, mail_from[0] ? mail_from : helo) != 0) {
 		out->spf = MAILAUTH_PERMERROR;
@@ -301,15 +302,14 @@ int mailauth_dkim_feed(void *handle, const unsigned char *m, size_t len)
 		if (eol + 1 >= len)
 			break;
 		if (eol == i) { /* blank line: end of the header */
-			if (i > field &&
-			    (st = dkim_header(dkim, (u_char *)(uintptr_t)(m + field), i - 2 - field)) !=
-				DKIM_STAT_OK)
+			if (i > field && (st = dkim_header(dkim, (u_char *)(uintptr_t)(m + field),
+							   i - 2 - field)) != DKIM_STAT_OK)
 				return st;
 			if ((st = dkim_eoh(dkim)) != DKIM_STAT_OK)
 				return st;
 			i += 2;
-			if (i < len &&
-			    (st = dkim_body(dkim, (u_char *)(uintptr_t)(m + i), len - i)) != DKIM_STAT_OK)
+			if (i < len && (st = dkim_body(dkim, (u_char *)(uintptr_t)(m + i),
+						       len - i)) != DKIM_STAT_OK)
 				return st;
 			return dkim_eom(dkim, NULL);
 		}
@@ -378,8 +378,9 @@ static void check_dkim(const unsigned char *msg, size_t len, struct mailauth_res
 		out->dkim = MAILAUTH_PERMERROR;
 		break;
 	case DKIM_STAT_CANTVRFY:
-		out->dkim = sig && dkim_sig_geterror(sig) == DKIM_SIGERROR_NOKEY ? MAILAUTH_FAIL
-										 : MAILAUTH_TEMPERROR;
+		out->dkim = sig && dkim_sig_geterror(sig) == DKIM_SIGERROR_NOKEY
+				? MAILAUTH_FAIL
+				: MAILAUTH_TEMPERROR;
 		break;
 	default:
 		out->dkim = MAILAUTH_TEMPERROR;
@@ -499,8 +500,8 @@ static void check_dmarc(const char *ip, struct mailauth_result *out)
 	if (!record[0])
 		return;
 	p = opendmarc_policy_connect_init((u_char *)(uintptr_t)ip, strchr(ip, ':')
-							       ? DMARC_POLICY_IP_TYPE_IPV6
-							       : DMARC_POLICY_IP_TYPE_IPV4);
+								       ? DMARC_POLICY_IP_TYPE_IPV6
+								       : DMARC_POLICY_IP_TYPE_IPV4);
 	if (!p) {
 		out->dmarc = MAILAUTH_TEMPERROR;
 		return;

@@ -22,7 +22,11 @@ enum mailauth_verdict {
 };
 
 /* What the DMARC record of the From domain asks for a failing message. */
-enum mailauth_policy { MAILAUTH_POLICY_NONE = 0, MAILAUTH_POLICY_QUARANTINE, MAILAUTH_POLICY_REJECT };
+enum mailauth_policy {
+	MAILAUTH_POLICY_NONE = 0,
+	MAILAUTH_POLICY_QUARANTINE,
+	MAILAUTH_POLICY_REJECT
+};
 
 struct mailauth_result {
 	enum mailauth_verdict spf, dkim, dmarc;

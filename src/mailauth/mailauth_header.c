@@ -57,7 +57,7 @@ int mailauth_header(const struct mailauth_result *r, const char *authserv_id, ch
 		ADD(" header.d=%s", r->dkim_domain);
 	ADD(";\r\n\tdmarc=%s", mailauth_verdict_name(r->dmarc));
 	if (r->dmarc == MAILAUTH_FAIL)
-		ADD(" (p=%s)", r->policy == MAILAUTH_POLICY_REJECT	   ? "reject"
+		ADD(" (p=%s)", r->policy == MAILAUTH_POLICY_REJECT	 ? "reject"
 			       : r->policy == MAILAUTH_POLICY_QUARANTINE ? "quarantine"
 									 : "none");
 	if (r->from_domain[0])

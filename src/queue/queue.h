@@ -79,7 +79,7 @@ enum queue_result queue_resolve_host(struct queue_resolver *r, const char *host,
 
 /* ---- SMTP client (queue_client.c) ---- */
 struct queue_message {
-	const char *sender;    /* "" for the null sender */
+	const char *sender; /* "" for the null sender */
 	const char *recipient;
 	const char *dsn_notify; /* passed on when the peer offers DSN; may be "" */
 	const char *dsn_orcpt;
@@ -89,23 +89,24 @@ struct queue_message {
 	size_t len;
 };
 struct queue_session_opts {
-	const char *helo;	/* our hostname */
+	const char *helo;      /* our hostname */
 	const char *peer_name; /* MX host name, for SNI and reports */
-	unsigned timeout;	/* seconds */
-	bool tls_required;	/* fail (temporarily) unless STARTTLS works */
+	unsigned timeout;      /* seconds */
+	bool tls_required;     /* fail (temporarily) unless STARTTLS works */
 };
 struct queue_reply_info {
-	int code;		/* last SMTP reply code; 0 when none came */
-	char text[512];		/* that reply (one line), or what went wrong locally */
-	char enhanced[16];	/* DSN status "5.1.1", derived when the peer gave none */
-	char tls_version[32];	/* empty when the session stayed in cleartext */
+	int code;	      /* last SMTP reply code; 0 when none came */
+	char text[512];	      /* that reply (one line), or what went wrong locally */
+	char enhanced[16];    /* DSN status "5.1.1", derived when the peer gave none */
+	char tls_version[32]; /* empty when the session stayed in cleartext */
 	char tls_cipher[128];
-	bool peer_dsn;		/* the peer offered DSN, so it reports on its own */
+	bool peer_dsn; /* the peer offered DSN, so it reports on its own */
 };
 /* One SMTP transaction with ADDR: the outcome and what the peer said in INFO. */
 enum queue_result queue_smtp_deliver(const struct sockaddr_storage *addr,
 				     const struct queue_session_opts *opts,
-				     const struct queue_message *msg, struct queue_reply_info *info);
+				     const struct queue_message *msg,
+				     struct queue_reply_info *info);
 
 /* ---- DSN (queue_dsn.c) ---- */
 struct queue_dsn {
@@ -121,8 +122,8 @@ struct queue_dsn {
 	bool full;		   /* RET=FULL: the whole message, else its headers */
 	int64_t arrival;	   /* unix time the message was queued */
 	int64_t now;
-	const char *boundary;	   /* MIME boundary (random in real use) */
-	const char *message_id;	   /* without brackets */
+	const char *boundary;	/* MIME boundary (random in real use) */
+	const char *message_id; /* without brackets */
 };
 /* The report as a complete message in *OUT (malloc'd, CRLF line ends). 0 or -1. */
 int queue_dsn_format(const struct queue_dsn *d, const unsigned char *orig, size_t orig_len,

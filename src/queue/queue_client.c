@@ -26,8 +26,8 @@
 
 #include "queue/queue.h"
 
-#define CLIENT_LINE_MAX 1024	/* longer reply lines are cut */
-#define CLIENT_REPLY_LINES 64	/* lines of one multi-line reply */
+#define CLIENT_LINE_MAX 1024  /* longer reply lines are cut */
+#define CLIENT_REPLY_LINES 64 /* lines of one multi-line reply */
 
 struct client {
 	int fd;
@@ -42,7 +42,7 @@ struct client {
 
 struct reply {
 	int code;
-	char last[CLIENT_LINE_MAX];	 /* text of the last line */
+	char last[CLIENT_LINE_MAX];	    /* text of the last line */
 	char lines[CLIENT_REPLY_LINES][80]; /* EHLO keywords (first word of each line) */
 	char size_arg[32];
 	size_t n_lines;
@@ -58,8 +58,8 @@ static void set_info(struct queue_reply_info *info, int code, const char *enhanc
 
 static int connect_timeout(const struct sockaddr_storage *addr, unsigned timeout)
 {
-	socklen_t alen = addr->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-						     : sizeof(struct sockaddr_in);
+	socklen_t alen =
+	    addr->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
 	struct timeval tv = {.tv_sec = timeout, .tv_usec = 0};
 	struct pollfd pfd;
 	int fd, flags, soerr = 0, one = 1;
@@ -275,8 +275,8 @@ static void enhanced_status(const char *text, int code, char *out, size_t outlen
 	const char *p = text + (strlen(text) > 4 ? 4 : strlen(text));
 	int a, b, d, n = 0;
 
-	if (sscanf(p, "%1d.%3d.%3d%n", &a, &b, &d, &n) == 3 && n > 0 && (a == 2 || a == 4 || a == 5) &&
-	    (p[n] == ' ' || p[n] == '\0')) {
+	if (sscanf(p, "%1d.%3d.%3d%n", &a, &b, &d, &n) == 3 && n > 0 &&
+	    (a == 2 || a == 4 || a == 5) && (p[n] == ' ' || p[n] == '\0')) {
 		snprintf(out, outlen, "%d.%d.%d", a, b, d);
 		return;
 	}
@@ -327,8 +327,7 @@ static char *dot_stuff(const unsigned char *msg, size_t len, size_t *out_len)
 }
 
 static enum queue_result transaction(struct client *c, const struct queue_session_opts *opts,
-				     const struct queue_message *msg,
-				     struct queue_reply_info *info)
+				     const struct queue_message *msg, struct queue_reply_info *info)
 {
 	struct reply r;
 	char cmd[1024];

@@ -31,7 +31,7 @@
 #include "util/i18n.h"
 #include "util/log.h"
 
-#define RUNNER_BATCH_MAX 1000	 /* entries per pass */
+#define RUNNER_BATCH_MAX 1000		      /* entries per pass */
 #define RUNNER_TRACE_BASE (UINT64_C(1) << 62) /* trace ids of delivery attempts */
 #define RUNNER_STOP_WAIT_SEC 5
 
@@ -81,17 +81,18 @@ static int collect_due(void *arg, const struct store_queue_entry *e)
 
 static void addr_text(const struct sockaddr_storage *ss, char *out, size_t outlen)
 {
-	const void *a = ss->ss_family == AF_INET6
-			    ? (const void *)&((const struct sockaddr_in6 *)(const void *)ss)->sin6_addr
-			    : (const void *)&((const struct sockaddr_in *)(const void *)ss)->sin_addr;
+	const void *a =
+	    ss->ss_family == AF_INET6
+		? (const void *)&((const struct sockaddr_in6 *)(const void *)ss)->sin6_addr
+		: (const void *)&((const struct sockaddr_in *)(const void *)ss)->sin_addr;
 
 	if (!inet_ntop(ss->ss_family, a, out, (socklen_t)outlen))
 		snprintf(out, outlen, "?");
 }
 
 /* Tries the destinations of E's domain in order. MTA gets the host that gave the final answer. */
-static enum queue_result route_and_send(const struct store_queue_entry *e,
-					const unsigned char *msg, size_t len, uint64_t trace_id,
+static enum queue_result route_and_send(const struct store_queue_entry *e, const unsigned char *msg,
+					size_t len, uint64_t trace_id,
 					struct queue_reply_info *info, char *mta, size_t mtalen)
 {
 	const struct config *cfg = runner.cfg;
@@ -121,8 +122,8 @@ static enum queue_result route_and_send(const struct store_queue_entry *e,
 
 	memset(info, 0, sizeof(*info));
 	if (cfg->queue.relayhost[0]) {
-		if (queue_parse_hostport(cfg->queue.relayhost, port, mx[0].host,
-					 sizeof(mx[0].host), &port) != 0) {
+		if (queue_parse_hostport(cfg->queue.relayhost, port, mx[0].host, sizeof(mx[0].host),
+					 &port) != 0) {
 			snprintf(info->text, sizeof(info->text), "relayhost %s is malformed",
 				 cfg->queue.relayhost);
 			snprintf(info->enhanced, sizeof(info->enhanced), "4.3.5");
@@ -183,8 +184,8 @@ static enum queue_result route_and_send(const struct store_queue_entry *e,
 			res = queue_smtp_deliver(&addrs[k], &opts, &m, info);
 			snprintf(mta, mtalen, "%.255s", mx[i].host);
 			if (info->tls_version[0]) {
-				snprintf(text, sizeof(text), "%.31s %.127s peer=%.255s", info->tls_version,
-					 info->tls_cipher, mx[i].host);
+				snprintf(text, sizeof(text), "%.31s %.127s peer=%.255s",
+					 info->tls_version, info->tls_cipher, mx[i].host);
 				trace_publish(trace_id, "queue", "", TRACE_TLS, 0, text);
 			}
 			trace_publish(trace_id, "queue", "", TRACE_REPLY, 0, info->text);
@@ -258,8 +259,8 @@ static int send_dsn(struct store *st, const struct store_queue_entry *e, const c
 	if (queue_dsn_format(&d, msg, len, &report, &report_len) != 0)
 		return -1;
 	local = store_domain_exists(st, queue_address_domain(e->sender)) == STORE_OK;
-	ds = deliver_message(st, cfg, &env, &rcpt, &local, 1,
-			     (const unsigned char *)report, report_len, &drep);
+	ds = deliver_message(st, cfg, &env, &rcpt, &local, 1, (const unsigned char *)report,
+			     report_len, &drep);
 	free(report);
 	if (ds != DELIVER_OK) {
 		log_warn(_("queue: the delivery report for <%s> could not be stored: %s"),
@@ -326,8 +327,8 @@ static void attempt(struct store *st, const struct store_queue_entry *e)
 	now = (int64_t)time(NULL);
 	if (res == QUEUE_OK) {
 		log_info(_("queue: delivered %lld to <%s> via %s%s%s: %s"), (long long)e->id,
-			 e->recipient, mta, info.tls_version[0] ? " with " : "",
-			 info.tls_version, info.text);
+			 e->recipient, mta, info.tls_version[0] ? " with " : "", info.tls_version,
+			 info.text);
 		/* RFC 3461 4.1: a peer with DSN takes NOTIFY over; otherwise we report. */
 		if (!info.peer_dsn && dsn_wanted(e, "relayed"))
 			send_dsn(st, e, "relayed", "2.0.0", mta, info.text, msg, len);
@@ -342,8 +343,8 @@ static void attempt(struct store *st, const struct store_queue_entry *e)
 		} else {
 			snprintf(err, sizeof(err), "%s", info.text);
 		}
-		log_info(_("queue: giving up on %lld to <%s>: %s"), (long long)e->id,
-			 e->recipient, err);
+		log_info(_("queue: giving up on %lld to <%s>: %s"), (long long)e->id, e->recipient,
+			 err);
 		if (send_dsn(st, e, "failed", status, mta, err, msg, len) == 0)
 			store_queue_del(st, e->id);
 		else
@@ -610,7 +611,8 @@ void queue_runner_stop(void)
 	runner.stop = true;
 	pthread_cond_signal(&runner.cond);
 	pthread_mutex_unlock(&runner.mu);
-	/* An SMTP exchange in progress may take up to the timeout; shutdown does not wait for it. */
+	/* An SMTP exchange in progress may take up to the timeout; shutdown does not wait for it.
+	 */
 	clock_gettime(CLOCK_REALTIME, &until);
 	until.tv_sec += RUNNER_STOP_WAIT_SEC;
 	if (pthread_timedjoin_np(runner.thread, NULL, &until) != 0) {

@@ -166,7 +166,8 @@ int main(void)
 	int failed;
 
 	if (start_dns(upstream, sizeof(upstream)) != 0) {
-		fprintf(stderr, "test_mailauth_dns: dnsmasq is needed (script/bootstrap installs it)\n");
+		fprintf(stderr,
+			"test_mailauth_dns: dnsmasq is needed (script/bootstrap installs it)\n");
 		return EXIT_FAILURE;
 	}
 	mailauth_set_resolver(upstream);

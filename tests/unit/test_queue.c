@@ -83,7 +83,8 @@ START_TEST(test_hostport_forms)
 	ck_assert_int_eq(queue_parse_hostport("relay.example", 25, host, sizeof(host), &port), 0);
 	ck_assert_str_eq(host, "relay.example");
 	ck_assert_uint_eq(port, 25);
-	ck_assert_int_eq(queue_parse_hostport("relay.example:587", 25, host, sizeof(host), &port), 0);
+	ck_assert_int_eq(queue_parse_hostport("relay.example:587", 25, host, sizeof(host), &port),
+			 0);
 	ck_assert_str_eq(host, "relay.example");
 	ck_assert_uint_eq(port, 587);
 	ck_assert_int_eq(queue_parse_hostport("[::1]:2525", 25, host, sizeof(host), &port), 0);
@@ -131,9 +132,8 @@ START_TEST(test_dsn_failed_report_fields)
 	char *out = NULL;
 	size_t len = 0;
 
-	ck_assert_int_eq(queue_dsn_format(&d, (const unsigned char *)orig, strlen(orig), &out,
-					  &len),
-			 0);
+	ck_assert_int_eq(
+	    queue_dsn_format(&d, (const unsigned char *)orig, strlen(orig), &out, &len), 0);
 	ck_assert_uint_eq(strlen(out), len);
 	ck_assert_ptr_nonnull(strstr(out, "To: <alice@a.test>\r\n"));
 	ck_assert_ptr_nonnull(strstr(out, "Content-Type: multipart/report; "
@@ -170,9 +170,8 @@ START_TEST(test_dsn_ret_full_includes_body)
 	d.full = true;
 	d.envid = "";
 	d.orcpt = "";
-	ck_assert_int_eq(queue_dsn_format(&d, (const unsigned char *)orig, strlen(orig), &out,
-					  &len),
-			 0);
+	ck_assert_int_eq(
+	    queue_dsn_format(&d, (const unsigned char *)orig, strlen(orig), &out, &len), 0);
 	ck_assert_ptr_nonnull(strstr(out, "Content-Type: message/rfc822\r\n"));
 	ck_assert_ptr_nonnull(strstr(out, "\r\nsecret body line\r\n"));
 	ck_assert_ptr_null(strstr(out, "Original-Envelope-Id"));
