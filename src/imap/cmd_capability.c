@@ -7,6 +7,12 @@
 
 #include "imap/imap_int.h"
 
+/* What a TLS session offers besides AUTH=; each is in docs/imap.md. */
+#define EXTENSIONS                                                                                 \
+	"IDLE UIDPLUS MOVE SPECIAL-USE CHILDREN NAMESPACE UNSELECT CONDSTORE ESEARCH QUOTA "       \
+	"QUOTA=RES-STORAGE STATUS=SIZE LIST-EXTENDED LIST-STATUS SORT "                            \
+	"THREAD=ORDEREDSUBJECT THREAD=REFERENCES"
+
 static void capability_line(struct imap_session *s)
 {
 	if (!conn_is_tls(s->c)) {
@@ -15,19 +21,14 @@ static void capability_line(struct imap_session *s)
 		return;
 	}
 	if (s->state == IMAP_STATE_NOT_AUTH) {
-		imap_untagged(s,
-			      "CAPABILITY IMAP4rev1 LITERAL+ AUTH=PLAIN SASL-IR ID ENABLE "
-			      "IDLE UIDPLUS MOVE SPECIAL-USE CHILDREN NAMESPACE UNSELECT "
-			      "CONDSTORE ESEARCH QUOTA QUOTA=RES-STORAGE STATUS=SIZE LIST-EXTENDED "
-			      "LIST-STATUS APPENDLIMIT=%zu",
-			      s->cfg->limits.max_message_size);
+		imap_untagged(
+		    s,
+		    "CAPABILITY IMAP4rev1 LITERAL+ AUTH=PLAIN SASL-IR ID ENABLE " EXTENSIONS
+		    " APPENDLIMIT=%zu",
+		    s->cfg->limits.max_message_size);
 		return;
 	}
-	imap_untagged(s,
-		      "CAPABILITY IMAP4rev1 LITERAL+ ID ENABLE IDLE UIDPLUS MOVE SPECIAL-USE "
-		      "CHILDREN NAMESPACE UNSELECT CONDSTORE ESEARCH QUOTA QUOTA=RES-STORAGE "
-		      "STATUS=SIZE LIST-EXTENDED LIST-STATUS "
-		      "APPENDLIMIT=%zu",
+	imap_untagged(s, "CAPABILITY IMAP4rev1 LITERAL+ ID ENABLE " EXTENSIONS " APPENDLIMIT=%zu",
 		      s->cfg->limits.max_message_size);
 }
 

@@ -295,6 +295,30 @@ static bool uses_modseq(const struct imap_search_key *k)
 	return false;
 }
 
+int imap_search_run(struct imap_session *s, const struct imap_search_key *key, uint32_t **out,
+		    size_t *n, bool *failed)
+{
+	uint32_t *hits = malloc((s->sel.n + 1) * sizeof(*hits));
+	size_t n_hits = 0;
+
+	*failed = false;
+	if (!hits)
+		return -1;
+	for (size_t i = 0; i < s->sel.n && !conn_is_closing(s->c); i++) {
+		const struct imap_msg *m = &s->sel.msgs[i];
+		struct content c = {0};
+		if (m->expunged)
+			continue;
+		if (match(s, key, m, (uint32_t)(i + 1), &c))
+			hits[n_hits++] = (uint32_t)(i + 1);
+		*failed |= c.failed && !c.gone;
+		content_free(&c);
+	}
+	*out = hits;
+	*n = n_hits;
+	return 0;
+}
+
 enum esearch_option {
 	ESEARCH_MIN = 1 << 0,
 	ESEARCH_MAX = 1 << 1,
@@ -387,24 +411,17 @@ void imap_cmd_search(struct imap_session *s, struct imap_command *cmd)
 	modseq = uses_modseq(&key);
 	if (modseq)
 		s->condstore = true;
-	hits = malloc((s->sel.n + 1) * sizeof(*hits));
-	if (!hits) {
+	if (imap_search_run(s, &key, &hits, &n_hits, &failed) < 0) {
 		imap_search_key_free(&key);
 		imap_no(s, "[SERVERBUG] Out of memory");
 		return;
 	}
-	for (size_t i = 0; i < s->sel.n && !conn_is_closing(s->c); i++) {
-		const struct imap_msg *m = &s->sel.msgs[i];
-		struct content c = {0};
-		if (m->expunged)
-			continue;
-		if (match(s, &key, m, (uint32_t)(i + 1), &c)) {
-			hits[n_hits++] = cmd->uid ? m->uid : (uint32_t)(i + 1);
-			if (m->modseq > highest)
-				highest = m->modseq;
-		}
-		failed |= c.failed && !c.gone;
-		content_free(&c);
+	for (size_t i = 0; i < n_hits; i++) {
+		const struct imap_msg *m = &s->sel.msgs[hits[i] - 1];
+		if (m->modseq > highest)
+			highest = m->modseq;
+		if (cmd->uid)
+			hits[i] = m->uid;
 	}
 	if (esearch) {
 		write_esearch(s, &b, cmd->uid, opts, hits, n_hits, modseq, highest);

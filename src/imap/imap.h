@@ -235,6 +235,43 @@ struct imap_list_opts {
 int imap_list_parse(const struct imap_arg *args, size_t n, bool lsub, struct imap_list_opts *out,
 		    char *err, size_t errlen);
 
+/* ---- SORT and THREAD (imap_sort_parse.c), RFC 5256 ---- */
+enum imap_sort_key {
+	SORT_ARRIVAL = 0,
+	SORT_CC,
+	SORT_DATE,
+	SORT_FROM,
+	SORT_SIZE,
+	SORT_SUBJECT,
+	SORT_TO,
+};
+#define IMAP_SORT_CRIT_MAX 16
+struct imap_sort_spec {
+	struct {
+		enum imap_sort_key key;
+		bool reverse;
+	} crit[IMAP_SORT_CRIT_MAX];
+	size_t n;
+};
+/* Parses "(REVERSE DATE SUBJECT)"; 0 or -1 with ERR. */
+int imap_sort_parse(const struct imap_arg *list, struct imap_sort_spec *out, char *err,
+		    size_t errlen);
+/* 0 for the charsets SORT and THREAD accept (UTF-8, US-ASCII), -1 otherwise. */
+int imap_sort_charset(const struct imap_arg *arg);
+enum imap_thread_algo {
+	THREAD_ORDEREDSUBJECT = 0,
+	THREAD_REFERENCES,
+};
+/* The algorithm ARG names, or -1. */
+int imap_thread_algorithm(const struct imap_arg *arg);
+/* The base subject (RFC 5256 2.1) of a decoded SUBJECT, not case-folded;
+ * malloc'd, NULL when out of memory. *REFWD (may be NULL) tells whether a
+ * reply or forward marker was removed. */
+char *imap_base_subject(const char *subject, bool *refwd);
+/* The next "<msg-id>" at or after P: *ID and *LEN (with the brackets), and
+ * the position after it; NULL when there is none. */
+const char *imap_next_msgid(const char *p, const char **id, size_t *len);
+
 /* Registers the "imap" protocol with src/net. */
 void imap_register(void);
 

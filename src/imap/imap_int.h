@@ -195,6 +195,30 @@ void imap_idle_done(struct imap_session *s, const char *line, size_t len);
 /* "* STATUS name (...)" for MB (cmd_status.c); a STORE_* code. */
 int imap_status_send(struct imap_session *s, const char *name, const struct store_mailbox *mb,
 		     const struct imap_status_items *items);
+/* Sequence numbers (ascending, 1-based) of the selected messages KEY matches
+ * (cmd_search.c); *OUT malloc'd. *FAILED when some could not be read. 0, or -1
+ * when out of memory. */
+int imap_search_run(struct imap_session *s, const struct imap_search_key *key, uint32_t **out,
+		    size_t *n, bool *failed);
+/* ---- what SORT and THREAD compare (cmd_sort.c) ---- */
+struct imap_sort_info {
+	uint32_t seq, uid;
+	int64_t arrival, sent, size;
+	char *subject;		  /* base subject, case-folded; "" when none */
+	bool refwd;		  /* the subject had a reply or forward marker */
+	char *from, *to, *cc;	  /* case-folded local part of the first address, or "" */
+	char *msgid, *references; /* THREAD: Message-ID, References (else In-Reply-To), or NULL */
+};
+/* Parses "charset search-criteria" (ARGS), runs the search and fills *OUT
+ * (in mailbox order) for the hits; the header is read only when
+ * NEED_CONTENT, the threading fields only when THREADING. 0, or -1 with the
+ * tagged reply sent. *FAILED when some messages could not be read. */
+int imap_sort_collect(struct imap_session *s, const struct imap_arg *args, size_t nargs,
+		      bool need_content, bool threading, struct imap_sort_info **out, size_t *n,
+		      bool *failed);
+void imap_sort_info_free(struct imap_sort_info *v, size_t n);
+void imap_cmd_sort(struct imap_session *s, struct imap_command *cmd);
+void imap_cmd_thread(struct imap_session *s, struct imap_command *cmd);
 void imap_cmd_getquotaroot(struct imap_session *s, struct imap_command *cmd);
 void imap_cmd_getquota(struct imap_session *s, struct imap_command *cmd);
 void imap_cmd_setquota(struct imap_session *s, struct imap_command *cmd);

@@ -184,6 +184,8 @@ static const struct {
     {"COPY", imap_cmd_copy, IMAP_STATE_SELECTED, true},
     {"MOVE", imap_cmd_copy, IMAP_STATE_SELECTED, true},
     {"SEARCH", imap_cmd_search, IMAP_STATE_SELECTED, true},
+    {"SORT", imap_cmd_sort, IMAP_STATE_SELECTED, true},
+    {"THREAD", imap_cmd_thread, IMAP_STATE_SELECTED, true},
     {"GETQUOTAROOT", imap_cmd_getquotaroot, IMAP_STATE_AUTH | IMAP_STATE_SELECTED, false},
     {"GETQUOTA", imap_cmd_getquota, IMAP_STATE_AUTH | IMAP_STATE_SELECTED, false},
     {"SETQUOTA", imap_cmd_setquota, IMAP_STATE_AUTH | IMAP_STATE_SELECTED, false},
@@ -231,10 +233,12 @@ static void dispatch(struct imap_session *s, const char *buf, size_t len)
 		else
 			imap_bad(s, "Command not valid in this state");
 	} else {
-		/* RFC 3501 7.4.1: no EXPUNGE during FETCH, STORE, SEARCH (UID ones may). */
+		/* RFC 3501 7.4.1: no EXPUNGE during FETCH, STORE, SEARCH (UID ones may); RFC 5256
+		 * treats SORT and THREAD like SEARCH. */
 		s->allow_expunge =
 		    cmd.uid || !(strcmp(cmd.verb, "FETCH") == 0 || strcmp(cmd.verb, "STORE") == 0 ||
-				 strcmp(cmd.verb, "SEARCH") == 0);
+				 strcmp(cmd.verb, "SEARCH") == 0 || strcmp(cmd.verb, "SORT") == 0 ||
+				 strcmp(cmd.verb, "THREAD") == 0);
 		commands[i].fn(s, &cmd);
 	}
 	imap_command_free(&cmd);

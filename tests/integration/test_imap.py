@@ -978,5 +978,155 @@ class ImapListExtendedTest(ImapBase):
             self.assertIn(text, tagged, cmd)
 
 
+def _msg(headers, body=b"body\r\n"):
+    return b"".join(h.encode() + b"\r\n" for h in headers) + b"\r\n" + body
+
+
+class ImapSortThreadTest(ImapBase):
+    """SORT (RFC 5256 3) and THREAD ORDEREDSUBJECT / REFERENCES (RFC 5256 4)."""
+
+    # (headers, internal date, padding): sequence numbers 1..6 in this order.
+    MESSAGES = [
+        (["From: Carol <carol@example.net>", "To: zed@example.net", "Cc: amy@example.net",
+          "Subject: Re: Budget", "Date: Sat, 3 Feb 2024 10:00:00 +0000",
+          "Message-ID: <b2@x>", "References: <b1@x>"], "05-Jan-2024 00:00:00 +0000", 300),
+        (["From: alice@example.net", "To: bob@example.net", "Subject: Budget",
+          "Date: Thu, 1 Feb 2024 10:00:00 +0000", "Message-ID: <b1@x>"],
+         "04-Jan-2024 00:00:00 +0000", 100),
+        (["From: =?utf-8?q?Bob?= <Bob@example.net>", "To: amy@example.net",
+          "Subject: =?utf-8?q?=C3=84pfel?=", "Date: Fri, 2 Feb 2024 03:00:00 +0500",
+          "Message-ID: <a1@x>"], "03-Jan-2024 00:00:00 +0000", 900),
+        (["From: dave@example.net", "Subject: [list] Fwd: zebra", "Message-ID: <z1@x>",
+          "In-Reply-To: <missing@x>"], "06-Feb-2024 00:00:00 +0000", 0),
+        (["From: Zoe <zoe@example.net>", "Subject: Re: Budget",
+          "Date: Sun, 4 Feb 2024 10:00:00 +0000", "Message-ID: <b3@x>",
+          "References: <b1@x>\r\n <b2@x>"], "02-Jan-2024 00:00:00 +0000", 500),
+        (["From: <Alice@example.org>", "Subject: zebra", "Date: Mon, 5 Feb 2024 10:00:00 +0000",
+          "Message-ID: <z2@x>"], "01-Jan-2024 00:00:00 +0000", 700),
+    ]
+
+    def filled(self):
+        user = self.new_user()
+        m = self.client(user)
+        m.create("S")
+        # A first message expunged again, so that UIDs are sequence numbers + 1.
+        m.append("S", None, None, SIMPLE)
+        m.select("S")
+        m.store("1", "+FLAGS", "\\Deleted")
+        m.expunge()
+        self.sizes = []
+        for headers, date, pad in self.MESSAGES:
+            msg = _msg(headers, b"x" * pad + b"\r\n")
+            self.sizes.append(len(msg))
+            self.assertEqual(m.append("S", None, '"%s"' % date, msg)[0], "OK")
+        m.select("S")
+        return user, m
+
+    def sort(self, m, criteria, *search):
+        typ, data = m.sort(criteria, "UTF-8", *(search or ("ALL",)))
+        self.assertEqual(typ, "OK")
+        return data[0].decode()
+
+    def test_capabilities(self):
+        m = self.client(self.new_user())
+        for cap in ("SORT", "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES"):
+            self.assertIn(cap, m.capabilities)
+
+    def test_sort_keys(self):
+        _, m = self.filled()
+        self.assertEqual(self.sort(m, "(SUBJECT)"), "1 2 5 4 6 3")
+        self.assertEqual(self.sort(m, "(DATE)"), "2 3 1 5 6 4")
+        self.assertEqual(self.sort(m, "(ARRIVAL)"), "6 5 3 2 1 4")
+        self.assertEqual(self.sort(m, "(REVERSE ARRIVAL)"), "4 1 2 3 5 6")
+        self.assertEqual(self.sort(m, "(FROM)"), "2 6 3 1 4 5")
+        self.assertEqual(self.sort(m, "(TO)"), "4 5 6 3 2 1")
+        self.assertEqual(self.sort(m, "(CC)"), "2 3 4 5 6 1")
+        by_size = sorted(range(1, 7), key=lambda i: (self.sizes[i - 1], i))
+        self.assertEqual(self.sort(m, "(SIZE)"), " ".join(map(str, by_size)))
+        self.assertEqual(self.sort(m, "(SUBJECT REVERSE DATE)"), "5 1 2 4 6 3")
+        # Search criteria are SEARCH's.
+        self.assertEqual(self.sort(m, "(SUBJECT)", "FROM", "alice"), "2 6")
+        self.assertEqual(self.sort(m, "(DATE)", "OR", "SUBJECT", "zebra", "LARGER", "800"),
+                         "3 6 4")
+        typ, data = m.uid("SORT", "(REVERSE SIZE)", "UTF-8", "2:3")
+        self.assertEqual(typ, "OK")
+        self.assertEqual(data[0], b"4 3" if self.sizes[2] > self.sizes[1] else b"3 4")
+
+    def test_sort_errors(self):
+        user, _ = self.filled()
+        r = self.raw(user)
+        r.cmd("SELECT S")
+        _, tagged = r.cmd("SORT (COLOR) UTF-8 ALL")
+        self.assertIn(b"BAD Unknown sort key", tagged)
+        _, tagged = r.cmd("SORT (DATE) KOI8-R ALL")
+        self.assertIn(b"NO [BADCHARSET", tagged)
+        _, tagged = r.cmd("SORT (DATE) UTF-8")
+        self.assertIn(b"BAD", tagged)
+        _, tagged = r.cmd("SORT (DATE) UTF-8 BOGUS")
+        self.assertIn(b"BAD", tagged)
+        _, tagged = r.cmd("SORT (REVERSE) UTF-8 ALL")
+        self.assertIn(b"BAD", tagged)
+        _, tagged = r.cmd("THREAD FOO UTF-8 ALL")
+        self.assertIn(b"BAD", tagged)
+        r.cmd("UNSELECT")
+        _, tagged = r.cmd("SORT (DATE) UTF-8 ALL")
+        self.assertIn(b"BAD Select a mailbox first", tagged)
+
+    def test_thread(self):
+        _, m = self.filled()
+        typ, data = m.thread("REFERENCES", "UTF-8", "ALL")
+        self.assertEqual(typ, "OK")
+        self.assertEqual(data, [b"(2 1 5)(3)(6 4)"])
+        typ, data = m.thread("ORDEREDSUBJECT", "UTF-8", "ALL")
+        self.assertEqual(data, [b"(2 (1)(5))(3)(6 4)"])
+        typ, data = m.uid("THREAD", "REFERENCES", "UTF-8", "ALL")
+        self.assertEqual(data, [b"(3 2 6)(4)(7 5)"])
+        typ, data = m.thread("REFERENCES", "UTF-8", "NOT", "FROM", "carol")
+        # Without message 1 the chain is 2 -> <b2> (gone) -> 5: 5 hangs under 2.
+        self.assertEqual(data, [b"(2 5)(3)(6 4)"])
+
+    def test_thread_common_missing_parent(self):
+        m = self.client(self.new_user())
+        m.create("T")
+        for i, (subject, refs) in enumerate((("Plan", "<gone@x>"), ("Re: Plan", "<gone@x>"),
+                                             ("Re: Plan", None), ("Other", None))):
+            headers = ["Subject: " + subject, "Message-ID: <t%d@x>" % i,
+                       "Date: Fri, %d Mar 2024 10:00:00 +0000" % (i + 1)]
+            if refs:
+                headers.append("References: " + refs)
+            m.append("T", None, None, _msg(headers))
+        m.select("T")
+        typ, data = m.thread("REFERENCES", "UTF-8", "ALL")
+        self.assertEqual(data, [b"((1)(2)(3))(4)"])
+        typ, data = m.thread("ORDEREDSUBJECT", "UTF-8", "ALL")
+        self.assertEqual(data, [b"(1 (2)(3))(4)"])
+        typ, data = m.thread("REFERENCES", "UTF-8", "SUBJECT", "nothing-like-this")
+        self.assertEqual(typ, "OK")
+        self.assertEqual(data, [b""])  # "* THREAD" with no threads
+
+    def test_thread_random_references_lists_each_message_once(self):
+        import random
+        rnd = random.Random(5256)
+        m = self.client(self.new_user())
+        m.create("R")
+        n = 120
+        for i in range(n):
+            refs = " ".join("<r%d@x>" % rnd.randrange(n + 20) for _ in range(rnd.randrange(4)))
+            headers = ["Subject: %s%s" % (rnd.choice(["", "Re: ", "Fwd: "]), rnd.choice("abc")),
+                       "Message-ID: <r%d@x>" % rnd.randrange(n),  # duplicates on purpose
+                       "Date: Fri, %d Mar 2024 10:00:00 +0000" % rnd.randrange(1, 29)]
+            if refs:
+                headers.append("References: " + refs)
+            m.append("R", None, None, _msg(headers))
+        m.select("R")
+        for algo in ("REFERENCES", "ORDEREDSUBJECT"):
+            typ, data = m.thread(algo, "UTF-8", "ALL")
+            self.assertEqual(typ, "OK")
+            text = data[0].decode()
+            self.assertEqual(text.count("("), text.count(")"))
+            self.assertEqual(sorted(int(x) for x in re.findall(r"\d+", text)),
+                             list(range(1, n + 1)))
+
+
 if __name__ == "__main__":
     unittest.main()

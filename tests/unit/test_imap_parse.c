@@ -96,6 +96,94 @@ START_TEST(test_list_arguments)
 }
 END_TEST
 
+static void check_base(const char *in, const char *want, bool want_refwd)
+{
+	bool refwd = !want_refwd;
+	char *got = imap_base_subject(in, &refwd);
+	ck_assert_ptr_nonnull(got);
+	ck_assert_msg(strcmp(got, want) == 0, "base of \"%s\" is \"%s\", not \"%s\"", in, got,
+		      want);
+	ck_assert_msg(refwd == want_refwd, "refwd of \"%s\"", in);
+	free(got);
+}
+
+START_TEST(test_base_subject)
+{
+	check_base("Hello", "Hello", false);
+	check_base("Re: Hello", "Hello", true);
+	check_base("RE:  re: Fwd: Hello  ", "Hello", true);
+	check_base("Re[2]: Hello", "Hello", true);
+	check_base("[list] Re: [list] Hello", "Hello", true);
+	check_base("Hello (fwd) (FWD)", "Hello", true);
+	check_base("[Fwd: Re: Hello]", "Hello", true);
+	check_base("  Hello\r\n\tworld  ", "Hello world", false);
+	check_base("[only a blob]", "[only a blob]", false);
+	check_base("Re:", "", true);
+	check_base("", "", false);
+	check_base("Rename: files", "Rename: files", false);
+	check_base("fw : x", "x", true);
+	check_base(" Re [x]: y", "y", true);
+}
+END_TEST
+
+START_TEST(test_sort_criteria)
+{
+	struct imap_command c;
+	struct imap_sort_spec spec;
+	char err[128];
+
+	ck_assert_int_eq(parse("a SORT (REVERSE date subject REVERSE SIZE) UTF-8 ALL", &c), 0);
+	ck_assert_int_eq(imap_sort_parse(&c.args[0], &spec, err, sizeof(err)), 0);
+	ck_assert_uint_eq(spec.n, 3);
+	ck_assert_int_eq(spec.crit[0].key, SORT_DATE);
+	ck_assert(spec.crit[0].reverse);
+	ck_assert_int_eq(spec.crit[1].key, SORT_SUBJECT);
+	ck_assert(!spec.crit[1].reverse);
+	ck_assert_int_eq(spec.crit[2].key, SORT_SIZE);
+	ck_assert(spec.crit[2].reverse);
+	ck_assert_int_eq(imap_sort_charset(&c.args[1]), 0);
+	ck_assert_int_eq(imap_sort_charset(&c.args[2]), -1);
+	imap_command_free(&c);
+	ck_assert_int_eq(parse("a SORT (REVERSE) X", &c), 0);
+	ck_assert_int_eq(imap_sort_parse(&c.args[0], &spec, err, sizeof(err)), -1);
+	imap_command_free(&c);
+	ck_assert_int_eq(parse("a SORT (REVERSE REVERSE DATE) X", &c), 0);
+	ck_assert_int_eq(imap_sort_parse(&c.args[0], &spec, err, sizeof(err)), -1);
+	imap_command_free(&c);
+	ck_assert_int_eq(parse("a SORT (COLOR) X", &c), 0);
+	ck_assert_int_eq(imap_sort_parse(&c.args[0], &spec, err, sizeof(err)), -1);
+	ck_assert_str_eq(err, "Unknown sort key");
+	imap_command_free(&c);
+	ck_assert_int_eq(parse("a SORT () X", &c), 0);
+	ck_assert_int_eq(imap_sort_parse(&c.args[0], &spec, err, sizeof(err)), -1);
+	ck_assert_int_eq(imap_sort_parse(&c.args[1], &spec, err, sizeof(err)), -1);
+	imap_command_free(&c);
+	ck_assert_int_eq(parse("a THREAD references orderedsubject x", &c), 0);
+	ck_assert_int_eq(imap_thread_algorithm(&c.args[0]), THREAD_REFERENCES);
+	ck_assert_int_eq(imap_thread_algorithm(&c.args[1]), THREAD_ORDEREDSUBJECT);
+	ck_assert_int_eq(imap_thread_algorithm(&c.args[2]), -1);
+	imap_command_free(&c);
+}
+END_TEST
+
+START_TEST(test_msgids)
+{
+	const char *refs = " <a@x> junk <<b@y>\r\n\t<> <c@z";
+	const char *id, *p;
+	size_t len;
+
+	p = imap_next_msgid(refs, &id, &len);
+	ck_assert_ptr_nonnull(p);
+	ck_assert_uint_eq(len, 5);
+	ck_assert_int_eq(strncmp(id, "<a@x>", 5), 0);
+	p = imap_next_msgid(p, &id, &len);
+	ck_assert_ptr_nonnull(p);
+	ck_assert_int_eq(strncmp(id, "<b@y>", len), 0);
+	ck_assert_ptr_null(imap_next_msgid(p, &id, &len));
+	ck_assert_ptr_null(imap_next_msgid("", &id, &len));
+}
+END_TEST
+
 START_TEST(test_tag_verb_and_atoms)
 {
 	struct imap_command c;
@@ -572,6 +660,9 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_mime_many_parts_bounded);
 	tcase_add_test(tc, test_quota_units);
 	tcase_add_test(tc, test_list_arguments);
+	tcase_add_test(tc, test_base_subject);
+	tcase_add_test(tc, test_sort_criteria);
+	tcase_add_test(tc, test_msgids);
 	suite_add_tcase(s, tc);
 	return s;
 }
