@@ -380,6 +380,14 @@ static enum queue_result transaction(struct client *c, const struct queue_sessio
 			 "the address needs SMTPUTF8, which the receiving server does not offer");
 		return QUEUE_PERMFAIL;
 	}
+	/* RFC 6152: 8-bit content only to a server that offers 8BITMIME. There is
+	 * no downgrade to 7 bits here, so the sender hears of it instead. */
+	if (eightbit && !c->eightbit) {
+		set_info(info, 0, "5.6.3",
+			 "the message has 8-bit content and the receiving server does not offer "
+			 "8BITMIME");
+		return QUEUE_PERMFAIL;
+	}
 	if (c->size && c->max_size > 0 && msg->len > c->max_size) {
 		set_info(info, 552, "5.3.4", "message larger than the receiving server accepts");
 		return QUEUE_PERMFAIL;

@@ -625,5 +625,42 @@ class LimitedPeer(unittest.TestCase):
         self.srv.ctl("queue", "delete", str(entry["id"]))
 
 
+class OldPeer(unittest.TestCase):
+    """A peer that answers EHLO without any extension."""
+
+    def test_plain_mail_goes_8bit_mail_bounces(self):
+        peer = FakePeer([])
+        self.addCleanup(peer.server_close)
+        self.addCleanup(peer.shutdown)
+        srv = Server(listeners=("smtp", "submission", "imap"),
+                     config={"queue": {"relayhost": "127.0.0.1:%d" % peer.port,
+                                       "poll_interval": "1", "timeout": "10"},
+                             "auth": FAST_AUTH})
+        self.addCleanup(srv.close)
+        srv.add_domain("a.test")
+        srv.add_user("alice@a.test", PASSWORD)
+        submit(srv, "alice@a.test", "plain@old.test",
+               make_message("alice@a.test", "plain@old.test", "seven bits"))
+        submit(srv, "alice@a.test", "eight@old.test",
+               make_message("alice@a.test", "eight@old.test", "eight bits",
+                            body="Gr\u00fc\u00dfe\r\n"))
+        deadline = time.monotonic() + WAIT
+        bounce = None
+        while bounce is None and time.monotonic() < deadline:
+            bounce = next((m for m in mailbox_messages(srv, "alice@a.test")
+                           if b"eight@old.test" in m), None)
+            time.sleep(0.3)
+        self.assertIsNotNone(bounce, srv.log()[-3000:])
+        self.assertIn(b"Status: 5.6.3", bounce)
+        self.assertIn(b"8BITMIME", bounce)
+        # the 7-bit message went, without parameters the peer did not offer
+        txs = [tx for tx in peer.transactions if "plain@old.test" in tx["rcpt"][0]]
+        self.assertEqual(len(txs), 1)
+        self.assertEqual(txs[0]["mail"], "MAIL FROM:<alice@a.test>")
+        self.assertEqual(txs[0]["rcpt"], ["RCPT TO:<plain@old.test>"])
+        self.assertFalse(any("eight@old.test" in r for tx in peer.transactions
+                             for r in tx["rcpt"]))
+
+
 if __name__ == "__main__":
     unittest.main()
