@@ -179,8 +179,17 @@ class TwoInstances(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         listeners = ("smtp", "submission", "imap")
+        cls.dns = None
         cls.a = Server(listeners=listeners, start=False)
         cls.b = Server(listeners=listeners, start=False)
+        try:
+            cls.start_all()
+        except BaseException:
+            cls.tearDownClass()  # unittest skips it when setUpClass fails
+            raise
+
+    @classmethod
+    def start_all(cls):
         cls.a.add_domain("a.test")
         cls.a.add_user("alice@a.test", PASSWORD)
         cls.dkim = json.loads(cls.a.ctl("dkim", "keygen", "a.test", "--selector", "s1",
@@ -205,9 +214,14 @@ class TwoInstances(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        cls.a.close()
-        cls.b.close()
-        cls.dns.close()
+        try:
+            cls.a.close()
+        finally:
+            try:
+                cls.b.close()
+            finally:
+                if cls.dns:
+                    cls.dns.close()
 
     def seen(self, srv, user, subject):
         """The message with SUBJECT in USER's mailbox, waiting for it."""
