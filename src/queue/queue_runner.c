@@ -532,7 +532,7 @@ static bool run_pass(void)
 		log_error(_("queue: cannot load the queue key %s"), cfg->queue.key_file);
 		return false;
 	}
-	if (!runner.resolver && !cfg->queue.relayhost[0] &&
+	if (!runner.resolver &&
 	    !(runner.resolver = queue_resolver_new(cfg->queue.resolver, err, sizeof(err)))) {
 		log_error(_("queue: %s"), err);
 		return false;

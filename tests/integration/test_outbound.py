@@ -647,7 +647,8 @@ class OldPeer(unittest.TestCase):
         self.addCleanup(peer.server_close)
         self.addCleanup(peer.shutdown)
         srv = Server(listeners=("smtp", "submission", "imap"),
-                     config={"queue": {"relayhost": "127.0.0.1:%d" % peer.port,
+                     # a relayhost by name: looked up like any host
+                     config={"queue": {"relayhost": "localhost:%d" % peer.port,
                                        "poll_interval": "1", "timeout": "10"},
                              "auth": FAST_AUTH})
         self.addCleanup(srv.close)
