@@ -147,6 +147,12 @@ void imap_cmd_append(struct imap_session *s, struct imap_command *cmd)
 		imap_no(s, "Empty message");
 		return;
 	}
+	/* RFC 3516 4.4: binary content cannot be stored as it is (messages
+	 * are RFC 5322 text); content without NUL is ordinary 8-bit text. */
+	if (msg->literal8 && memchr(msg->str, '\0', msg->len)) {
+		imap_no(s, "[UNKNOWN-CTE] Binary content cannot be stored");
+		return;
+	}
 	if (msg->len > s->cfg->limits.max_message_size) {
 		imap_no(s, "[TOOBIG] Message larger than %zu bytes",
 			s->cfg->limits.max_message_size);

@@ -3,7 +3,8 @@
  * decrypted into memory only for the items that need their content, parsed
  * once per message (imap_mime.c) and wiped after the response is built.
  * Fetching a body section without PEEK sets \Seen (RFC 3501 6.4.5) in a
- * read-write mailbox and reports the new FLAGS with it.
+ * read-write mailbox and reports the new FLAGS with it. BINARY[part]
+ * (RFC 3516) sends a part decoded (imap_binary.c).
  */
 #include <config.h>
 
@@ -37,6 +38,8 @@ static bool needs_content(const struct imap_fetch_att *a)
 	case FETCH_RFC822:
 	case FETCH_RFC822_HEADER:
 	case FETCH_RFC822_TEXT:
+	case FETCH_BINARY:
+	case FETCH_BINARY_SIZE:
 		return true;
 	default:
 		return false;
@@ -45,8 +48,8 @@ static bool needs_content(const struct imap_fetch_att *a)
 
 static bool sets_seen(const struct imap_fetch_att *a)
 {
-	return (a->kind == FETCH_SECTION && !a->peek) || a->kind == FETCH_RFC822 ||
-	       a->kind == FETCH_RFC822_TEXT;
+	return ((a->kind == FETCH_SECTION || a->kind == FETCH_BINARY) && !a->peek) ||
+	       a->kind == FETCH_RFC822 || a->kind == FETCH_RFC822_TEXT;
 }
 
 /* Writes a section's bytes (or NIL when it does not exist), partial applied. */
@@ -80,8 +83,50 @@ static void write_section(struct imap_buf *b, const char *msg, const struct imap
 	ibuf_free(&scratch);
 }
 
-static void write_item(struct imap_buf *b, const struct imap_fetch_att *a, const struct imap_msg *m,
-		       const char *msg, size_t msg_len, const struct imap_mime *root)
+/* RFC 3516 4.2: BINARY[part]<partial> as a literal, a literal8 ("~{n}")
+ * when it holds NUL; BINARY.SIZE[part] as the decoded size. A part that does
+ * not exist is empty, as in BODY[]. 0, or imap_binary's -2 / -3. */
+static int write_binary(struct imap_buf *b, const char *msg, const struct imap_mime *root,
+			const struct imap_fetch_att *a)
+{
+	struct imap_buf scratch = {0};
+	const char *data = "";
+	size_t len = 0;
+	int rc = imap_binary(msg, root, a, &scratch, &data, &len);
+
+	if (rc < -1) {
+		ibuf_free(&scratch);
+		return rc;
+	}
+	if (rc == -1) {
+		data = "";
+		len = 0;
+	}
+	ibuf_str(b, a->name);
+	if (a->kind == FETCH_BINARY_SIZE) {
+		ibuf_printf(b, " %zu", len);
+		ibuf_free(&scratch);
+		return 0;
+	}
+	if (a->partial) {
+		if (a->offset >= len) {
+			len = 0;
+		} else {
+			data += a->offset;
+			len -= a->offset;
+			if (len > a->count)
+				len = a->count;
+		}
+	}
+	ibuf_printf(b, " %s{%zu}\r\n", memchr(data, '\0', len) ? "~" : "", len);
+	ibuf_add(b, data, len);
+	ibuf_free(&scratch);
+	return 0;
+}
+
+/* 0, or write_binary's -2 (unknown transfer encoding) / -3 (out of memory). */
+static int write_item(struct imap_buf *b, const struct imap_fetch_att *a, const struct imap_msg *m,
+		      const char *msg, size_t msg_len, const struct imap_mime *root)
 {
 	struct imap_fetch_att alias;
 
@@ -129,7 +174,11 @@ static void write_item(struct imap_buf *b, const struct imap_fetch_att *a, const
 		       a->kind == FETCH_RFC822_HEADER ? "RFC822.HEADER" : "RFC822.TEXT");
 		write_section(b, msg, root, &alias);
 		break;
+	case FETCH_BINARY:
+	case FETCH_BINARY_SIZE:
+		return write_binary(b, msg, root, a);
 	}
+	return 0;
 }
 
 /* RFC 3501 6.4.5 and 6.4.8 */
@@ -140,7 +189,7 @@ void imap_cmd_fetch(struct imap_session *s, struct imap_command *cmd)
 	uint32_t *seqs = NULL;
 	size_t n = 0;
 	bool content = false, seen = false, has_flags = false, has_uid = false, failed = false;
-	bool changed = false, has_modseq = false;
+	bool changed = false, has_modseq = false, unknown_cte = false;
 	uint64_t changed_since = 0;
 	bool conditional = false;
 	struct store *st = conn_store(s->c);
@@ -216,10 +265,15 @@ void imap_cmd_fetch(struct imap_session *s, struct imap_command *cmd)
 		ibuf_printf(&b, "* %u FETCH (", seqs[k]);
 		if ((cmd->uid || (flags_now && s->condstore)) && !has_uid)
 			ibuf_printf(&b, "UID %u ", m->uid);
-		for (size_t i = 0; i < atts.n; i++) {
+		for (size_t i = 0; i < atts.n && !b.failed; i++) {
+			int rc;
 			if (i)
 				ibuf_str(&b, " ");
-			write_item(&b, &atts.atts[i], m, (const char *)msg, msg_len, root);
+			rc = write_item(&b, &atts.atts[i], m, (const char *)msg, msg_len, root);
+			if (rc == -2)
+				unknown_cte = true;
+			if (rc < 0)
+				b.failed = true;
 		}
 		if (flags_now) {
 			ibuf_str(&b, " FLAGS (");
@@ -230,7 +284,7 @@ void imap_cmd_fetch(struct imap_session *s, struct imap_command *cmd)
 			ibuf_printf(&b, " MODSEQ (%llu)", (unsigned long long)m->modseq);
 		ibuf_str(&b, ")\r\n");
 		if (b.failed)
-			failed = true;
+			failed |= !unknown_cte;
 		else
 			conn_write(s->c, b.p, b.len);
 		ibuf_free(&b);
@@ -241,6 +295,10 @@ void imap_cmd_fetch(struct imap_session *s, struct imap_command *cmd)
 	imap_fetch_atts_free(&atts);
 	if (changed)
 		imap_changed(s->sel.mb.id);
+	if (unknown_cte && !failed) {
+		imap_no(s, "[UNKNOWN-CTE] A part has a transfer encoding Postern cannot decode");
+		return;
+	}
 	if (failed) {
 		log_error(_("imap: some messages of %s could not be read"), s->id.address);
 		imap_no(s, "[UNAVAILABLE] Some messages could not be read");

@@ -39,6 +39,7 @@ struct imap_arg {
 	size_t len;	       /* bytes in STR (a literal may contain NUL) */
 	struct imap_arg *list; /* IMAP_ARG_LIST: N children */
 	size_t n;
+	bool literal8; /* IMAP_ARG_LITERAL written "~{n}" (RFC 3516 4.4) */
 };
 
 struct imap_command {
@@ -106,6 +107,8 @@ enum imap_fetch_kind {
 	FETCH_RFC822_HEADER, /* = BODY.PEEK[HEADER] */
 	FETCH_RFC822_TEXT,   /* = BODY[TEXT] */
 	FETCH_MODSEQ,
+	FETCH_BINARY,	   /* BINARY[part]<partial> / BINARY.PEEK[...] (RFC 3516) */
+	FETCH_BINARY_SIZE, /* BINARY.SIZE[part] */
 };
 enum imap_section_kind {
 	SECTION_ALL = 0, /* BODY[] or BODY[1.2] */

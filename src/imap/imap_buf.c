@@ -18,7 +18,7 @@
 /* Longer strings go out as literals even when quoting would work. */
 #define IMAP_QUOTED_MAX 1024
 
-static bool grow(struct imap_buf *b, size_t extra)
+bool ibuf_reserve(struct imap_buf *b, size_t extra)
 {
 	size_t need, ncap;
 	char *np;
@@ -49,7 +49,7 @@ static bool grow(struct imap_buf *b, size_t extra)
 
 void ibuf_add(struct imap_buf *b, const void *data, size_t len)
 {
-	if (!grow(b, len))
+	if (!ibuf_reserve(b, len))
 		return;
 	memcpy(b->p + b->len, data, len);
 	b->len += len;
@@ -69,7 +69,7 @@ void ibuf_printf(struct imap_buf *b, const char *fmt, ...)
 	va_start(ap, fmt);
 	n = vsnprintf(NULL, 0, fmt, ap);
 	va_end(ap);
-	if (n < 0 || !grow(b, (size_t)n))
+	if (n < 0 || !ibuf_reserve(b, (size_t)n))
 		return;
 	va_start(ap, fmt);
 	vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
@@ -95,7 +95,7 @@ static void nstring(struct imap_buf *b, const char *s, size_t len, bool upper)
 		ibuf_add(b, s, len);
 		return;
 	}
-	if (!grow(b, len * 2 + 2))
+	if (!ibuf_reserve(b, len * 2 + 2))
 		return;
 	b->p[b->len++] = '"';
 	for (size_t i = 0; i < len; i++) {

@@ -1,6 +1,8 @@
 /*
  * imap_fetch_parse.c - FETCH data items (RFC 3501 6.4.5, 9 "fetch-att"):
- * macros ALL/FAST/FULL, simple items and BODY[section]<partial>. Pure.
+ * macros ALL/FAST/FULL, simple items, BODY[section]<partial> and the
+ * BINARY[part]<partial>, BINARY.PEEK and BINARY.SIZE items of RFC 3516
+ * (part numbers only). Pure.
  */
 #include <config.h>
 
@@ -176,19 +178,28 @@ int imap_fetch_parse_item(const char *s, struct imap_fetch_att *out, char *err, 
 		return bad(err, errlen, "unknown FETCH item", s);
 	}
 	plen = (size_t)(open - s);
+	out->kind = FETCH_SECTION;
 	if (plen == 4 && strncasecmp(s, "BODY", 4) == 0)
 		out->peek = false;
 	else if (plen == 9 && strncasecmp(s, "BODY.PEEK", 9) == 0)
 		out->peek = true;
+	else if (plen == 6 && strncasecmp(s, "BINARY", 6) == 0)
+		out->kind = FETCH_BINARY;
+	else if (plen == 11 && strncasecmp(s, "BINARY.PEEK", 11) == 0) {
+		out->kind = FETCH_BINARY;
+		out->peek = true;
+	} else if (plen == 11 && strncasecmp(s, "BINARY.SIZE", 11) == 0)
+		out->kind = FETCH_BINARY_SIZE;
 	else
 		return bad(err, errlen, "unknown FETCH item", s);
-	out->kind = FETCH_SECTION;
 	close = strchr(open, ']');
-	if (!close || parse_section(open + 1, close, out) < 0) {
+	if (!close || parse_section(open + 1, close, out) < 0 ||
+	    (out->kind != FETCH_SECTION && out->section != SECTION_ALL)) {
 		free_fields(out);
 		return bad(err, errlen, "invalid section", s);
 	}
-	if (close[1] != '\0' && parse_partial(close + 1, out) < 0) {
+	if (close[1] != '\0' &&
+	    (out->kind == FETCH_BINARY_SIZE || parse_partial(close + 1, out) < 0)) {
 		free_fields(out);
 		return bad(err, errlen, "invalid partial range", s);
 	}
@@ -197,7 +208,10 @@ int imap_fetch_parse_item(const char *s, struct imap_fetch_att *out, char *err, 
 	{
 		size_t n = 0;
 		const char *q;
-		n += (size_t)snprintf(out->name, sizeof(out->name), "BODY[");
+		n += (size_t)snprintf(out->name, sizeof(out->name), "%s[",
+				      out->kind == FETCH_SECTION  ? "BODY"
+				      : out->kind == FETCH_BINARY ? "BINARY"
+								  : "BINARY.SIZE");
 		for (q = open + 1; q < close && n + 2 < sizeof(out->name); q++)
 			out->name[n++] = (char)toupper((unsigned char)*q);
 		out->name[n] = '\0';

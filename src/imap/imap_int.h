@@ -31,6 +31,8 @@ struct imap_buf {
 	size_t len, cap;
 	bool failed; /* an allocation failed; the content is incomplete */
 };
+/* Room for EXTRA more bytes (and a NUL) after LEN; false when out of memory. */
+bool ibuf_reserve(struct imap_buf *b, size_t extra);
 void ibuf_add(struct imap_buf *b, const void *data, size_t len);
 void ibuf_str(struct imap_buf *b, const char *s);
 void ibuf_printf(struct imap_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -159,6 +161,16 @@ char *imap_header_get(const char *hdr, size_t hdr_len, const char *name);
 void imap_write_envelope(struct imap_buf *b, const char *msg, const struct imap_mime *m);
 void imap_write_bodystructure(struct imap_buf *b, const char *msg, const struct imap_mime *m,
 			      bool extended);
+/* The part that the part numbers PARTS name (RFC 3501 6.4.5), or NULL. */
+const struct imap_mime *imap_mime_part(const struct imap_mime *root, const uint32_t *parts,
+				       size_t n_parts);
+/* BINARY[part] (RFC 3516): the part's content with its transfer encoding
+ * (base64, quoted-printable) undone, the whole message for no part number,
+ * multiparts and messages as they are; the result may be built in SCRATCH.
+ * 0, -1 when the part does not exist, -2 for an unknown transfer encoding,
+ * -3 when out of memory. */
+int imap_binary(const char *msg, const struct imap_mime *root, const struct imap_fetch_att *a,
+		struct imap_buf *scratch, const char **out, size_t *out_len);
 /* Resolves a section to the bytes it names; the result may be built in SCRATCH. 0 or -1. */
 int imap_section(const char *msg, const struct imap_mime *root, const struct imap_fetch_att *a,
 		 struct imap_buf *scratch, const char **out, size_t *out_len);

@@ -655,24 +655,34 @@ static void filter_header(const char *hdr, size_t len, const struct imap_fetch_a
 	ibuf_add(out, "\r\n", 2);
 }
 
-int imap_section(const char *msg, const struct imap_mime *root, const struct imap_fetch_att *a,
-		 struct imap_buf *scratch, const char **out, size_t *out_len)
+const struct imap_mime *imap_mime_part(const struct imap_mime *root, const uint32_t *parts,
+				       size_t n_parts)
 {
 	const struct imap_mime *m = root;
-	const struct imap_mime *msgpart;
 
-	for (size_t i = 0; i < a->n_parts; i++) {
-		uint32_t n = a->parts[i];
+	for (size_t i = 0; i < n_parts; i++) {
+		uint32_t n = parts[i];
 		if (m->message && i > 0)
 			m = m->message;
 		if (strcmp(m->type, "MULTIPART") == 0 && m->n_children) {
 			if (n > m->n_children)
-				return -1;
+				return NULL;
 			m = &m->children[n - 1];
 		} else if (n != 1) {
-			return -1;
+			return NULL;
 		}
 	}
+	return m;
+}
+
+int imap_section(const char *msg, const struct imap_mime *root, const struct imap_fetch_att *a,
+		 struct imap_buf *scratch, const char **out, size_t *out_len)
+{
+	const struct imap_mime *m = imap_mime_part(root, a->parts, a->n_parts);
+	const struct imap_mime *msgpart;
+
+	if (!m)
+		return -1;
 	switch (a->section) {
 	case SECTION_ALL:
 		if (a->n_parts == 0) {

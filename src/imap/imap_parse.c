@@ -242,6 +242,16 @@ static int parse_value(struct parser *ps, struct imap_arg *a, unsigned depth)
 		return parse_quoted(ps, a);
 	case '{':
 		return parse_literal(ps, a);
+	case '~':
+		/* RFC 3516 4.4: literal8 */
+		if (ps->end - ps->p > 1 && ps->p[1] == '{') {
+			ps->p++;
+			if (parse_literal(ps, a) < 0)
+				return -1;
+			a->literal8 = true;
+			return 0;
+		}
+		return parse_atom(ps, a);
 	case '(':
 		if (depth >= IMAP_DEPTH_MAX)
 			return fail(ps, "parentheses nested too deeply");

@@ -1128,5 +1128,80 @@ class ImapSortThreadTest(ImapBase):
                              list(range(1, n + 1)))
 
 
+class ImapBinaryTest(ImapBase):
+    """BINARY (RFC 3516): FETCH BINARY[part]<partial>, BINARY.PEEK, BINARY.SIZE."""
+
+    def test_capability(self):
+        m = self.client(self.new_user())
+        self.assertIn("BINARY", m.capabilities)
+
+    def test_decoded_parts(self):
+        user = self.new_user()
+        m = self.client(user)
+        m.append("INBOX", None, None, MULTIPART)
+        m.select("INBOX")
+        text = "Grüße aus Köln".encode()  # the CRLF before the boundary is the boundary's
+        typ, data = m.fetch("1", "(BINARY.PEEK[1] BINARY.SIZE[1] BINARY.SIZE[2])")
+        self.assertEqual(typ, "OK")
+        self.assertEqual(data[0][1], text)
+        self.assertIn(b"BINARY[1] {%d}" % len(text), data[0][0])
+        self.assertIn(b"BINARY.SIZE[1] %d BINARY.SIZE[2] 4" % len(text), data[1])
+        self.assertEqual(m.fetch("1", "FLAGS")[1], [b"1 (FLAGS ())"])
+        typ, data = m.fetch("1", "(BINARY.PEEK[2]<1.2> BINARY.PEEK[])")
+        self.assertEqual(data[0][1], b"\x01\x02")
+        self.assertIn(b"BINARY[2]<1>", data[0][0])
+        self.assertEqual(data[1][1], MULTIPART)
+        # Without PEEK \Seen is set.
+        typ, data = m.fetch("1", "(BINARY[1])")
+        self.assertIn(b"\\Seen", b"".join(d if isinstance(d, bytes) else d[0] for d in data))
+        # A part holding NUL goes out as a literal8.
+        r = self.raw(user)
+        r.cmd("EXAMINE INBOX")
+        r.send(b"b1 FETCH 1 (BINARY.PEEK[2])\r\n")
+        self.assertEqual(r.line(), b"* 1 FETCH (BINARY[2] ~{4}")
+        self.assertEqual(r.line(), b"\x00\x01\x02\x03)")
+        self.assertIn(b"b1 OK", r.line())
+        # A part that does not exist is empty.
+        lines, tagged = r.cmd("FETCH 1 (BINARY.SIZE[7] BINARY.PEEK[7])")
+        self.assertIn(b" OK ", tagged)
+        self.assertEqual(lines, [b"* 1 FETCH (BINARY.SIZE[7] 0 BINARY[7] {0}", b")"])
+
+    def test_single_part_base64_and_uid(self):
+        m = self.client(self.new_user())
+        payload = bytes(range(256)) * 3
+        import base64 as b64
+        msg = (b"Subject: blob\r\nContent-Type: application/octet-stream\r\n"
+               b"Content-Transfer-Encoding: BASE64\r\n\r\n" + b64.encodebytes(payload).replace(b"\n", b"\r\n"))
+        m.append("INBOX", None, None, msg)
+        m.select("INBOX")
+        typ, data = m.uid("FETCH", "1", "(BINARY.PEEK[1] BINARY.SIZE[1])")
+        self.assertEqual(typ, "OK")
+        self.assertEqual(data[0][1], payload)
+        self.assertIn(b"BINARY.SIZE[1] 768", data[1])
+
+    def test_errors(self):
+        user = self.new_user()
+        m = self.client(user)
+        m.append("INBOX", None, None, b"Subject: odd\r\nContent-Transfer-Encoding: x-rot13\r\n\r\nuryyb\r\n")
+        m.append("INBOX", None, None, SIMPLE)
+        r = self.raw(user)
+        r.cmd("SELECT INBOX")
+        lines, tagged = r.cmd("FETCH 1:2 (BINARY.PEEK[1])")
+        self.assertIn(b"NO [UNKNOWN-CTE]", tagged)
+        self.assertEqual(lines, [b"* 2 FETCH (BINARY[1] {25}", b"first line", b"second line", b")"])
+        # APPEND with a literal8 (RFC 3516 4.4): text is stored, NUL refused.
+        r.send(b"a1 APPEND INBOX ~{%d}\r\n" % len(SIMPLE))
+        self.assertTrue(r.line().startswith(b"+"))
+        r.send(SIMPLE + b"\r\n")
+        self.assertIn(b"a1 OK [APPENDUID", r.until("a1")[1])
+        binary = b"Subject: x\r\n\r\nab\0cdef\r\n"
+        r.send(b"a2 APPEND INBOX ~{%d+}\r\n%s\r\n" % (len(binary), binary))
+        self.assertIn(b"a2 NO [UNKNOWN-CTE]", r.until("a2")[1])
+        for item in ("BINARY[1.MIME]", "BINARY[HEADER]", "BINARY.SIZE[1]<0.5>", "BINARY.PEEK[1]<5>",
+                     "BINARY.SIZED[1]"):
+            _, tagged = r.cmd("FETCH 2 (%s)" % item)
+            self.assertIn(b" BAD ", tagged, item)
+
+
 if __name__ == "__main__":
     unittest.main()

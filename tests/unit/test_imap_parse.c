@@ -184,6 +184,100 @@ START_TEST(test_msgids)
 }
 END_TEST
 
+START_TEST(test_binary_items)
+{
+	struct imap_fetch_att a;
+	char err[160];
+
+	ck_assert_int_eq(imap_fetch_parse_item("binary.peek[1.2]<3.4>", &a, err, sizeof(err)), 0);
+	ck_assert_int_eq(a.kind, FETCH_BINARY);
+	ck_assert(a.peek && a.partial);
+	ck_assert_uint_eq(a.n_parts, 2);
+	ck_assert_uint_eq(a.offset, 3);
+	ck_assert_uint_eq(a.count, 4);
+	ck_assert_str_eq(a.name, "BINARY[1.2]<3>");
+	ck_assert_int_eq(imap_fetch_parse_item("BINARY[]", &a, err, sizeof(err)), 0);
+	ck_assert_int_eq(a.kind, FETCH_BINARY);
+	ck_assert(!a.peek);
+	ck_assert_uint_eq(a.n_parts, 0);
+	ck_assert_str_eq(a.name, "BINARY[]");
+	ck_assert_int_eq(imap_fetch_parse_item("Binary.Size[3]", &a, err, sizeof(err)), 0);
+	ck_assert_int_eq(a.kind, FETCH_BINARY_SIZE);
+	ck_assert_str_eq(a.name, "BINARY.SIZE[3]");
+	ck_assert_int_eq(imap_fetch_parse_item("BINARY.SIZE[3]<0.1>", &a, err, sizeof(err)), -1);
+	ck_assert_int_eq(imap_fetch_parse_item("BINARY[1.MIME]", &a, err, sizeof(err)), -1);
+	ck_assert_int_eq(imap_fetch_parse_item("BINARY[TEXT]", &a, err, sizeof(err)), -1);
+	ck_assert_int_eq(imap_fetch_parse_item("BINARY[HEADER.FIELDS (A)]", &a, err, sizeof(err)),
+			 -1);
+	ck_assert_int_eq(imap_fetch_parse_item("BINARY.PEEKX[1]", &a, err, sizeof(err)), -1);
+	ck_assert_int_eq(imap_fetch_parse_item("BINARY", &a, err, sizeof(err)), -1);
+}
+END_TEST
+
+START_TEST(test_literal8)
+{
+	struct imap_command c;
+	static const char line[] = "a APPEND INBOX ~{3}\r\na\0b";
+
+	ck_assert_int_eq(imap_parse(line, sizeof(line) - 1, &c), 0);
+	ck_assert_uint_eq(c.n_args, 2);
+	ck_assert_int_eq(c.args[1].type, IMAP_ARG_LITERAL);
+	ck_assert(c.args[1].literal8);
+	ck_assert(!c.args[0].literal8);
+	ck_assert_uint_eq(c.args[1].len, 3);
+	ck_assert_int_eq(memcmp(c.args[1].str, "a\0b", 3), 0);
+	imap_command_free(&c);
+	ck_assert_int_eq(parse("a APPEND INBOX {1+}\r\nx", &c), 0);
+	ck_assert(!c.args[1].literal8);
+	imap_command_free(&c);
+	ck_assert_int_eq(parse("a LOGIN ~x y", &c), 0);
+	ck_assert_str_eq(c.args[0].str, "~x");
+	imap_command_free(&c);
+	ck_assert_int_eq(parse("a APPEND INBOX ~{5}\r\nab", &c), -1);
+	imap_command_free(&c);
+}
+END_TEST
+
+START_TEST(test_binary_decoding)
+{
+	static const char msg[] = "Content-Type: multipart/mixed; boundary=b\r\n\r\n"
+				  "--b\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
+				  "a=3Db=\r\nc\r\n"
+				  "--b\r\nContent-Transfer-Encoding: base64\r\n\r\nAAEC\r\n"
+				  "--b\r\nContent-Transfer-Encoding: x-unknown\r\n\r\nzz\r\n"
+				  "--b\r\n\r\nplain\r\n--b--\r\n";
+	struct imap_mime *root = imap_mime_parse(msg, sizeof(msg) - 1);
+	struct imap_fetch_att a;
+	struct imap_buf scratch = {0};
+	const char *out;
+	size_t len;
+	char err[160];
+
+	ck_assert_ptr_nonnull(root);
+	ck_assert_int_eq(imap_fetch_parse_item("BINARY[1]", &a, err, sizeof(err)), 0);
+	ck_assert_int_eq(imap_binary(msg, root, &a, &scratch, &out, &len), 0);
+	ck_assert_uint_eq(len, 4);
+	ck_assert_int_eq(memcmp(out, "a=bc", 4), 0);
+	ck_assert_int_eq(imap_fetch_parse_item("BINARY[2]", &a, err, sizeof(err)), 0);
+	ck_assert_int_eq(imap_binary(msg, root, &a, &scratch, &out, &len), 0);
+	ck_assert_uint_eq(len, 3);
+	ck_assert_int_eq(memcmp(out, "\0\1\2", 3), 0);
+	ck_assert_int_eq(imap_fetch_parse_item("BINARY[3]", &a, err, sizeof(err)), 0);
+	ck_assert_int_eq(imap_binary(msg, root, &a, &scratch, &out, &len), -2);
+	ck_assert_int_eq(imap_fetch_parse_item("BINARY[4]", &a, err, sizeof(err)), 0);
+	ck_assert_int_eq(imap_binary(msg, root, &a, &scratch, &out, &len), 0);
+	ck_assert_uint_eq(len, 5);
+	ck_assert_int_eq(memcmp(out, "plain", 5), 0);
+	ck_assert_int_eq(imap_fetch_parse_item("BINARY[5]", &a, err, sizeof(err)), 0);
+	ck_assert_int_eq(imap_binary(msg, root, &a, &scratch, &out, &len), -1);
+	ck_assert_int_eq(imap_fetch_parse_item("BINARY[]", &a, err, sizeof(err)), 0);
+	ck_assert_int_eq(imap_binary(msg, root, &a, &scratch, &out, &len), 0);
+	ck_assert_uint_eq(len, sizeof(msg) - 1);
+	ibuf_free(&scratch);
+	imap_mime_free(root);
+}
+END_TEST
+
 START_TEST(test_tag_verb_and_atoms)
 {
 	struct imap_command c;
@@ -663,6 +757,9 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_base_subject);
 	tcase_add_test(tc, test_sort_criteria);
 	tcase_add_test(tc, test_msgids);
+	tcase_add_test(tc, test_binary_items);
+	tcase_add_test(tc, test_binary_decoding);
+	tcase_add_test(tc, test_literal8);
 	suite_add_tcase(s, tc);
 	return s;
 }
