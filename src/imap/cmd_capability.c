@@ -11,7 +11,7 @@
 #define EXTENSIONS                                                                                 \
 	"IDLE UIDPLUS MOVE SPECIAL-USE CHILDREN NAMESPACE UNSELECT CONDSTORE ESEARCH QUOTA "       \
 	"QUOTA=RES-STORAGE STATUS=SIZE LIST-EXTENDED LIST-STATUS SORT "                            \
-	"THREAD=ORDEREDSUBJECT THREAD=REFERENCES BINARY"
+	"THREAD=ORDEREDSUBJECT THREAD=REFERENCES BINARY COMPRESS=DEFLATE"
 
 static void capability_line(struct imap_session *s)
 {

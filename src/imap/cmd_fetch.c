@@ -286,7 +286,7 @@ void imap_cmd_fetch(struct imap_session *s, struct imap_command *cmd)
 		if (b.failed)
 			failed |= !unknown_cte;
 		else
-			conn_write(s->c, b.p, b.len);
+			imap_write(s, b.p, b.len);
 		ibuf_free(&b);
 		imap_mime_free(root);
 		imap_wipe_free(msg, msg_len);

@@ -58,7 +58,7 @@ void imap_cmd_idle(struct imap_session *s, struct imap_command *cmd)
 		return;
 	}
 	s->idling = true;
-	conn_printf(s->c, "+ idling\r\n");
+	imap_printf(s, "+ idling\r\n");
 	/* What happened before IDLE is reported now. */
 	if (s->state == IMAP_STATE_SELECTED) {
 		imap_sync(s, true);

@@ -208,7 +208,7 @@ void imap_cmd_list(struct imap_session *s, struct imap_command *cmd)
 				    o.sel_special ? "\"SPECIAL-USE\"" : "");
 		ibuf_str(&b, "\r\n");
 		if (!b.failed)
-			conn_write(s->c, b.p, b.len);
+			imap_write(s, b.p, b.len);
 		if (o.ret_status && e->exists) {
 			struct store_mailbox mb;
 			/* RFC 5819: a mailbox that cannot be read gets no STATUS line. */

@@ -28,6 +28,8 @@ struct login_job {
 	char address[IMAP_USER_MAX + 1];
 	char password[IMAP_PASSWORD_MAX + 1];
 	size_t pwlen;
+	/* The client's address, for throttling and the audit log. */
+	char ip[64];
 	enum auth_result result;
 	struct auth_identity id;
 };
@@ -42,8 +44,13 @@ static void login_job_free(struct login_job *job)
 static void login_work(struct store *st, void *arg)
 {
 	struct login_job *job = arg;
+	struct auth_request req = {.address = job->address,
+				   .password = job->password,
+				   .pwlen = job->pwlen,
+				   .protocol = "imap",
+				   .client_ip = job->ip};
 
-	job->result = auth_login(st, job->address, job->password, job->pwlen, &job->id);
+	job->result = auth_login_request(st, &req, &job->id);
 	sodium_memzero(job->password, sizeof(job->password));
 }
 
@@ -82,6 +89,14 @@ static void login_done(struct conn *c, void *arg)
 		imap_continue_input(s);
 		return;
 	}
+	if (job->result == AUTH_THROTTLED) {
+		trace_publish(conn_id(s->c), IMAP_PROTOCOL, job->address, TRACE_AUTH, 0,
+			      "throttled");
+		imap_no(s, "[UNAVAILABLE] Too many failed logins, try again later");
+		login_job_free(job);
+		imap_continue_input(s);
+		return;
+	}
 	if (job->result == AUTH_TEMPFAIL) {
 		log_warn(_("imap: login of %s failed temporarily"), job->address);
 		imap_no(s, "[UNAVAILABLE] Cannot log in now, try again later");
@@ -112,6 +127,8 @@ static void login_begin(struct imap_session *s, const char *user, const char *pa
 		return;
 	}
 	job->s = s;
+	snprintf(job->ip, sizeof(job->ip), "%s",
+		 conn_peer_address(s->c) != NULL ? conn_peer_address(s->c) : "");
 	snprintf(job->address, sizeof(job->address), "%s", user);
 	memcpy(job->password, password, pwlen);
 	job->pwlen = pwlen;
@@ -192,7 +209,7 @@ void imap_cmd_authenticate(struct imap_session *s, struct imap_command *cmd)
 		return;
 	}
 	s->sasl_wait = true;
-	conn_printf(s->c, "+ \r\n");
+	imap_printf(s, "+ \r\n");
 }
 
 void imap_sasl_response(struct imap_session *s, const char *line, size_t len)

@@ -27,7 +27,7 @@ static int send_quota(struct imap_session *s)
 	ibuf_str(&b, ")\r\n");
 	store_user_clear(&u);
 	if (!b.failed)
-		conn_write(s->c, b.p, b.len);
+		imap_write(s, b.p, b.len);
 	ibuf_free(&b);
 	return 0;
 }
@@ -61,7 +61,7 @@ void imap_cmd_getquotaroot(struct imap_session *s, struct imap_command *cmd)
 	ibuf_nstring(&b, name, strlen(name));
 	ibuf_str(&b, " \"\"\r\n");
 	if (!b.failed)
-		conn_write(s->c, b.p, b.len);
+		imap_write(s, b.p, b.len);
 	ibuf_free(&b);
 	if (send_quota(s) < 0) {
 		imap_no(s, "[UNAVAILABLE] Cannot read the quota now");

@@ -80,7 +80,7 @@ int imap_status_send(struct imap_session *s, const char *name, const struct stor
 	}
 	ibuf_str(&b, ")\r\n");
 	if (!b.failed)
-		conn_write(s->c, b.p, b.len);
+		imap_write(s, b.p, b.len);
 	ibuf_free(&b);
 	return STORE_OK;
 }

@@ -462,7 +462,7 @@ void imap_cmd_thread(struct imap_session *s, struct imap_command *cmd)
 		imap_no(s, "[SERVERBUG] Out of memory");
 		return;
 	}
-	conn_write(s->c, b.p, b.len);
+	imap_write(s, b.p, b.len);
 	ibuf_free(&b);
 	if (failed)
 		imap_no(s, "[UNAVAILABLE] Some messages could not be read");

@@ -97,7 +97,19 @@ struct imap_session {
 	struct imap_selected sel;
 
 	struct event *idle_poll; /* IDLE: looks for changes notify cannot see */
+
+	struct imap_zstream *z; /* COMPRESS=DEFLATE once active (cmd_compress.c) */
 };
+
+/* ---- output and compression (cmd_compress.c) ---- */
+/* Everything the session sends goes through these (deflated once COMPRESS is on). */
+int imap_write(struct imap_session *s, const void *data, size_t len);
+int imap_printf(struct imap_session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Inflates what arrived compressed in conn_input(); CONSUMED_ONLY when
+ * nothing can have arrived since the last call. -1 on a broken stream. */
+int imap_compress_input(struct imap_session *s, bool consumed_only);
+void imap_compress_free(struct imap_session *s);
+void imap_cmd_compress(struct imap_session *s, struct imap_command *cmd);
 
 /* ---- replies (imap_session.c) ---- */
 /* Tagged OK/NO/BAD for the current command; OK first reports mailbox changes. */

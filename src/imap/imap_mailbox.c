@@ -135,7 +135,7 @@ void imap_send_flags(struct imap_session *s, size_t seq, const struct imap_msg *
 		ibuf_printf(&b, " MODSEQ (%llu)", (unsigned long long)m->modseq);
 	ibuf_str(&b, ")\r\n");
 	if (!b.failed)
-		conn_write(s->c, b.p, b.len);
+		imap_write(s, b.p, b.len);
 	ibuf_free(&b);
 }
 

@@ -75,13 +75,13 @@ static void imap_reply(struct imap_session *s, const char *status, const char *f
 	}
 	if (line.failed) {
 		ibuf_free(&line);
-		conn_printf(s->c, "%s %s Server error\r\n", s->tag, status);
+		imap_printf(s, "%s %s Server error\r\n", s->tag, status);
 		return;
 	}
 	trace_publish(conn_id(s->c), IMAP_PROTOCOL, session_user(s), TRACE_REPLY,
 		      elapsed > UINT32_MAX ? UINT32_MAX : (uint32_t)elapsed, line.p);
 	ibuf_str(&line, "\r\n");
-	conn_write(s->c, line.p, line.len);
+	imap_write(s, line.p, line.len);
 	ibuf_free(&line);
 	metrics_command(IMAP_PROTOCOL, s->verb[0] ? s->verb : "UNKNOWN", elapsed);
 }
@@ -101,7 +101,7 @@ void imap_ok(struct imap_session *s, const char *fmt, ...)
 static void count_error(struct imap_session *s)
 {
 	if (s->cfg->limits.max_errors && ++s->errors >= s->cfg->limits.max_errors) {
-		conn_printf(s->c, "* BYE Too many errors, closing connection\r\n");
+		imap_printf(s, "* BYE Too many errors, closing connection\r\n");
 		s->state = IMAP_STATE_LOGOUT;
 		conn_close(s->c);
 	}
@@ -134,7 +134,7 @@ void imap_untagged(struct imap_session *s, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
-	conn_printf(s->c, "* %s\r\n", text);
+	imap_printf(s, "* %s\r\n", text);
 }
 
 /* Continues pipelined input after the session was busy. */
@@ -186,6 +186,7 @@ static const struct {
     {"SEARCH", imap_cmd_search, IMAP_STATE_SELECTED, true},
     {"SORT", imap_cmd_sort, IMAP_STATE_SELECTED, true},
     {"THREAD", imap_cmd_thread, IMAP_STATE_SELECTED, true},
+    {"COMPRESS", imap_cmd_compress, IMAP_STATE_AUTH | IMAP_STATE_SELECTED, false},
     {"GETQUOTAROOT", imap_cmd_getquotaroot, IMAP_STATE_AUTH | IMAP_STATE_SELECTED, false},
     {"GETQUOTA", imap_cmd_getquota, IMAP_STATE_AUTH | IMAP_STATE_SELECTED, false},
     {"SETQUOTA", imap_cmd_setquota, IMAP_STATE_AUTH | IMAP_STATE_SELECTED, false},
@@ -342,7 +343,7 @@ static void handle_line(struct imap_session *s, const char *line, size_t len)
 	}
 	if (!cmd_append_bytes(s, line, len)) {
 		cmd_reset(s);
-		conn_printf(s->c, "* BYE Out of memory\r\n");
+		imap_printf(s, "* BYE Out of memory\r\n");
 		conn_close(s->c);
 		return;
 	}
@@ -381,7 +382,7 @@ static void handle_line(struct imap_session *s, const char *line, size_t len)
 	}
 	s->literal_left = size;
 	if (!nonsync)
-		conn_printf(s->c, "+ Ready for literal data\r\n");
+		imap_printf(s, "+ Ready for literal data\r\n");
 }
 
 /* Moves literal bytes from the input into the command; false when more are needed. */
@@ -398,7 +399,7 @@ static bool read_literal(struct imap_session *s)
 		s->discard_left -= n;
 	}
 	if (s->literal_left > 0 && !cmd_reserve(s, (size_t)s->literal_left)) {
-		conn_printf(s->c, "* BYE Out of memory\r\n");
+		imap_printf(s, "* BYE Out of memory\r\n");
 		conn_close(s->c);
 		return false;
 	}
@@ -420,8 +421,12 @@ static void imap_input(void *arg)
 	struct imap_session *s = arg;
 
 	s->in_input = true;
+	if (imap_compress_input(s, false) < 0)
+		goto broken;
 	while (!s->busy && !conn_is_closing(s->c) && s->state != IMAP_STATE_LOGOUT) {
 		ssize_t n;
+		if (imap_compress_input(s, true) < 0)
+			goto broken;
 		if ((s->literal_left || s->discard_left) && !read_literal(s))
 			break;
 		n = conn_readline(s->c, s->line, s->line_max);
@@ -443,6 +448,13 @@ static void imap_input(void *arg)
 		handle_line(s, s->line, (size_t)n);
 		sodium_memzero(s->line, (size_t)n);
 	}
+	(void)imap_compress_input(s, true);
+	s->in_input = false;
+	return;
+broken:
+	imap_printf(s, "* BYE Compressed input is corrupt\r\n");
+	imap_compress_free(s);
+	conn_close(s->c);
 	s->in_input = false;
 }
 
@@ -497,7 +509,7 @@ static void imap_timeout(void *arg)
 {
 	struct imap_session *s = arg;
 
-	conn_printf(s->c, "* BYE Autologout; idle for too long\r\n");
+	imap_printf(s, "* BYE Autologout; idle for too long\r\n");
 }
 
 static void imap_close(void *arg)
@@ -507,6 +519,7 @@ static void imap_close(void *arg)
 	if (s->idle_poll)
 		event_free(s->idle_poll);
 	imap_select_close(s);
+	imap_compress_free(s);
 	auth_identity_clear(&s->id);
 	cmd_reset(s);
 	free(s->cmd);

@@ -1203,5 +1203,106 @@ class ImapBinaryTest(ImapBase):
             self.assertIn(b" BAD ", tagged, item)
 
 
+class DeflateClient:
+    """IMAP over TLS with COMPRESS=DEFLATE (raw deflate both ways) once started."""
+
+    def __init__(self, raw):
+        import zlib
+        self.raw = raw
+        self.zin = zlib.decompressobj(-15)
+        self.zout = zlib.compressobj(6, zlib.DEFLATED, -15)
+        self.buf = raw.buf  # anything already read stays plain
+        raw.buf = b""
+        self.n = 0
+
+    def send(self, data):
+        import zlib
+        self.raw.send(self.zout.compress(data) + self.zout.flush(zlib.Z_SYNC_FLUSH))
+
+    def line(self):
+        while b"\r\n" not in self.buf:
+            data = self.raw.sock.recv(65536)
+            if not data:
+                raise EOFError("closed; got %r" % self.buf)
+            self.buf += self.zin.decompress(data)
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def read(self, n):
+        while len(self.buf) < n:
+            self.buf += self.zin.decompress(self.raw.sock.recv(65536))
+        data, self.buf = self.buf[:n], self.buf[n:]
+        return data
+
+    def cmd(self, text):
+        self.n += 1
+        tag = b"z%d" % self.n
+        self.send(tag + b" " + text + b"\r\n")
+        lines = []
+        while True:
+            line = self.line()
+            if line.startswith(tag + b" "):
+                return lines, line
+            m = re.search(rb"\{(\d+)\}$", line)
+            if m:
+                line += b"\r\n" + self.read(int(m.group(1)))
+            lines.append(line)
+
+
+class ImapCompressTest(ImapBase):
+    """COMPRESS=DEFLATE (RFC 4978)."""
+
+    def test_capability_and_state(self):
+        m = self.client(self.new_user())
+        self.assertIn("COMPRESS=DEFLATE", m.capabilities)
+        r = self.raw()
+        _, tagged = r.cmd("COMPRESS DEFLATE")
+        self.assertIn(b"BAD Log in first", tagged)
+
+    def test_compressed_session(self):
+        user = self.new_user()
+        m = self.client(user)
+        big = SIMPLE + b"y" * 50000 + b"\r\n"
+        m.append("INBOX", None, None, MULTIPART)
+        r = self.raw(user)
+        _, tagged = r.cmd("COMPRESS FOO")
+        self.assertIn(b" BAD ", tagged)
+        _, tagged = r.cmd("COMPRESS DEFLATE")
+        self.assertTrue(tagged.endswith(b" OK DEFLATE active"), tagged)
+        z = DeflateClient(r)
+        lines, tagged = z.cmd(b"SELECT INBOX")
+        self.assertIn(b" OK ", tagged)
+        self.assertIn(b"* 1 EXISTS", lines)
+        lines, tagged = z.cmd(b"FETCH 1 (BODY.PEEK[])")
+        self.assertIn(b" OK ", tagged)
+        self.assertEqual(lines[0], b"* 1 FETCH (BODY[] {%d}\r\n" % len(MULTIPART) + MULTIPART)
+        # A literal and pipelined commands inside the compressed stream.
+        z.n += 1
+        z.send(b"z%d APPEND INBOX {%d+}\r\n" % (z.n, len(big)) + big + b"\r\n")
+        while True:
+            line = z.line()
+            if line.startswith(b"z%d " % z.n):
+                break
+        self.assertIn(b"OK [APPENDUID", line)
+        lines, tagged = z.cmd(b"FETCH 2 (RFC822.SIZE BINARY.SIZE[1])")
+        self.assertIn(b"* 2 FETCH (RFC822.SIZE %d BINARY.SIZE[1] %d)" % (len(big), len(big) - big.index(b"\r\n\r\n") - 4),
+                      lines)
+        _, tagged = z.cmd(b"COMPRESS DEFLATE")
+        self.assertIn(b"NO [COMPRESSIONACTIVE]", tagged)
+        lines, tagged = z.cmd(b"LOGOUT")
+        self.assertIn(b"* BYE", lines[0])
+        self.assertIn(b" OK ", tagged)
+
+    def test_corrupt_stream_closes(self):
+        r = self.raw(self.new_user())
+        _, tagged = r.cmd("COMPRESS DEFLATE")
+        self.assertIn(b"OK", tagged)
+        z = DeflateClient(r)
+        r.send(b"\xff\xff\xff\xff not deflate at all")
+        self.assertIn(b"* BYE", z.line())
+        with self.assertRaises((EOFError, OSError, ConnectionError)):
+            z.line()
+
+
 if __name__ == "__main__":
     unittest.main()
