@@ -341,6 +341,8 @@ struct login_job {
 	char address[POP3_USER_MAX + 1];
 	char password[POP3_PASSWORD_MAX + 1];
 	size_t pwlen;
+	/* The client's address, for throttling and the audit log. */
+	char ip[64];
 	enum auth_result result;
 	struct auth_identity id;
 	struct pop3_maildrop drop;
@@ -358,8 +360,13 @@ static void login_job_free(struct login_job *job)
 static void login_work(struct store *st, void *arg)
 {
 	struct login_job *job = arg;
+	struct auth_request req = {.address = job->address,
+				   .password = job->password,
+				   .pwlen = job->pwlen,
+				   .protocol = "pop3",
+				   .client_ip = job->ip};
 
-	job->result = auth_login(st, job->address, job->password, job->pwlen, &job->id);
+	job->result = auth_login_request(st, &req, &job->id);
 	sodium_memzero(job->password, sizeof(job->password));
 	if (job->result == AUTH_OK)
 		job->load_rc = pop3_maildrop_load(st, job->id.user_id, &job->drop);
@@ -400,6 +407,14 @@ static void login_done(struct conn *c, void *arg)
 		pop3_resume(s);
 		return;
 	}
+	if (job->result == AUTH_THROTTLED) {
+		trace_publish(conn_id(s->c), PROTOCOL, job->address, TRACE_AUTH, 0, "throttled");
+		pop3_reply(s, "-ERR [SYS/TEMP] too many failed logins, try again later");
+		pop3_done(s);
+		login_job_free(job);
+		pop3_resume(s);
+		return;
+	}
 	if (job->result == AUTH_TEMPFAIL || (job->result == AUTH_OK && job->load_rc != STORE_OK)) {
 		log_warn(_("pop3: login of %s failed temporarily"), job->address);
 		pop3_reply(s, "-ERR [SYS/TEMP] cannot open the maildrop, try again later");
@@ -434,6 +449,8 @@ static void login_begin(struct pop3_session *s, const char *user, const char *pa
 		return;
 	}
 	job->s = s;
+	snprintf(job->ip, sizeof(job->ip), "%s",
+		 conn_peer_address(s->c) != NULL ? conn_peer_address(s->c) : "");
 	snprintf(job->address, sizeof(job->address), "%s", user);
 	memcpy(job->password, password, pwlen);
 	job->pwlen = pwlen;

@@ -26,6 +26,8 @@ struct login_job {
 	char password[AUTH_PASSWORD_MAX + 1];
 	size_t pwlen;
 	bool valid; /* the address has mailbox syntax */
+	/* The client's address, for throttling and the audit log. */
+	char ip[64];
 	enum auth_result result;
 	struct auth_identity id;
 };
@@ -53,12 +55,17 @@ static ssize_t b64_decode(const char *in, size_t len, unsigned char *out, size_t
 static void login_work(struct store *st, void *arg)
 {
 	struct login_job *job = arg;
+	struct auth_request req = {.address = job->address,
+				   .password = job->password,
+				   .pwlen = job->pwlen,
+				   .protocol = "smtp",
+				   .client_ip = job->ip};
 
 	if (!job->valid) {
 		job->result = AUTH_FAILED;
 		return;
 	}
-	job->result = auth_login(st, job->address, job->password, job->pwlen, &job->id);
+	job->result = auth_login_request(st, &req, &job->id);
 	sodium_memzero(job->password, sizeof(job->password));
 }
 
@@ -92,7 +99,7 @@ static void login_done(struct conn *c, void *arg)
 	trace_publish(conn_id(s->c), s->protocol, job->valid ? job->address : "", TRACE_AUTH, 0,
 		      "failed");
 	metrics_count(s->protocol, "auth_failures", NULL, NULL, 1);
-	if (job->result == AUTH_TEMPFAIL) {
+	if (job->result == AUTH_TEMPFAIL || job->result == AUTH_THROTTLED) {
 		login_job_free(job);
 		smtp_reply(s, "454 4.7.0 Temporary authentication failure");
 		smtp_resume(s);
@@ -120,6 +127,8 @@ static void login_start(struct smtp_session *s, const char *address, size_t alen
 		return;
 	}
 	job->s = s;
+	snprintf(job->ip, sizeof(job->ip), "%s",
+		 conn_peer_address(s->c) != NULL ? conn_peer_address(s->c) : "");
 	if (alen < sizeof(job->address) && pwlen <= AUTH_PASSWORD_MAX && pwlen > 0 &&
 	    !memchr(address, '\0', alen) && smtp_check_mailbox(address, alen, true, &err) == 0) {
 		for (i = 0; i < alen; i++)

@@ -199,16 +199,17 @@ static const char *bodies[N_MSGS] = {
 static bool expunged[N_MSGS];
 static int expunge_calls;
 
-enum auth_result auth_login(struct store *st, const char *address, const char *password,
-			    size_t pwlen, struct auth_identity *out)
+enum auth_result auth_login_request(struct store *st, const struct auth_request *req,
+				    struct auth_identity *out)
 {
 	(void)st;
 	memset(out, 0, sizeof(*out));
-	if (strcmp(address, "alice@example.org") != 0 || pwlen != 7 ||
-	    memcmp(password, "pass wd", 7) != 0)
+	ck_assert_str_eq(req->protocol, "pop3");
+	if (strcmp(req->address, "alice@example.org") != 0 || req->pwlen != 7 ||
+	    memcmp(req->password, "pass wd", 7) != 0)
 		return AUTH_FAILED;
 	out->user_id = 7;
-	snprintf(out->address, sizeof(out->address), "%s", address);
+	snprintf(out->address, sizeof(out->address), "%s", req->address);
 	return AUTH_OK;
 }
 
