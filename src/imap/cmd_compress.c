@@ -110,7 +110,9 @@ int imap_compress_input(struct imap_session *s, bool consumed_only)
 	}
 	zs->in.next_in = raw;
 	zs->in.avail_in = (uInt)raw_len;
-	while (zs->in.avail_in > 0) {
+	/* Until the input is used up and zlib has nothing more to give (a
+	 * full output chunk may leave more inside it). */
+	for (;;) {
 		zs->in.next_out = chunk;
 		zs->in.avail_out = sizeof(chunk);
 		rc = inflate(&zs->in, Z_SYNC_FLUSH);
@@ -123,7 +125,7 @@ int imap_compress_input(struct imap_session *s, bool consumed_only)
 			zs->broken = true; /* far more than any command may hold */
 			break;
 		}
-		if (rc == Z_BUF_ERROR && zs->in.avail_out != 0)
+		if (zs->in.avail_out != 0 && (zs->in.avail_in == 0 || rc == Z_BUF_ERROR))
 			break;
 	}
 	sodium_memzero(raw, raw_len);

@@ -452,7 +452,7 @@ static void imap_input(void *arg)
 	s->in_input = false;
 	return;
 broken:
-	imap_printf(s, "* BYE Compressed input is corrupt\r\n");
+	imap_printf(s, "* BYE Compressed input is corrupt or too large\r\n");
 	imap_compress_free(s);
 	conn_close(s->c);
 	s->in_input = false;
