@@ -1293,35 +1293,6 @@ class ImapCompressTest(ImapBase):
         self.assertIn(b"* BYE", lines[0])
         self.assertIn(b" OK ", tagged)
 
-    @unittest.skipUnless(shutil.which("mutt") and shutil.which("script"),
-                         "mutt or script (util-linux) not installed")
-    def test_mutt_with_deflate(self):
-        user = self.new_user()
-        m = self.client(user)
-        m.append("INBOX", None, None, b"From: a@example.net\r\nSubject: squeezed\r\n\r\n"
-                 + b"deflated body line\r\n" * 200)
-        home = tempfile.mkdtemp(prefix="postern-mutt-")
-        self.addCleanup(shutil.rmtree, home, True)
-        rc = os.path.join(home, "muttrc")
-        with open(rc, "w") as f:
-            f.write('set imap_user = "%s"\nset imap_pass = "%s"\n'
-                    'set folder = "imaps://localhost:%d/"\nset spoolfile = "+INBOX"\n'
-                    'set certificate_file = "%s"\nset ssl_verify_host = yes\nset imap_deflate = yes\nset move = no\n'
-                    'set quit = yes\nset pager = "cat"\nset wait_key = no\n'
-                    'set header_cache = ""\nset message_cachedir = ""\n'
-                    % (user, PASSWORD, self.srv.port("imaps"), self.srv.cafile))
-        cmd = "mutt -n -F %s -e 'push \"<display-message><quit>\"'" % rc
-        try:
-            res = subprocess.run(["script", "-qec", cmd, "/dev/null"], capture_output=True,
-                                 stdin=subprocess.DEVNULL, timeout=60,
-                                 env=dict(os.environ, TERM="xterm", HOME=home))
-        except subprocess.TimeoutExpired as e:
-            self.fail("mutt did not finish; its screen ended with %r" % (e.stdout or b"")[-600:])
-        self.assertEqual(res.returncode, 0, res.stdout[-2000:])
-        self.assertIn(b"deflated body line", res.stdout)
-        m.select("INBOX")
-        self.assertEqual(m.search(None, "SEEN")[1], [b"1"])
-
     def test_pipelined_and_bomb(self):
         r = self.raw(self.new_user())
         r.cmd("COMPRESS DEFLATE")
