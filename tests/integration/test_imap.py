@@ -44,7 +44,6 @@ MULTIPART = (b"From: \"Alice A.\" <alice@example.net>\r\n"
 SIMPLE = b"From: bob@example.net\r\nSubject: plain one\r\n\r\nfirst line\r\nsecond line\r\n"
 
 
-
 class MuttHung(AssertionError):
     """mutt did not finish within its time limit."""
 
