@@ -30,6 +30,7 @@
 #include <string.h>
 
 #include "scan/scan_int.h"
+#include "util/i18n.h"
 
 #define MODEL_MAGIC "POSTERN-SCAN-MODEL 1\n"
 #define MODEL_MAX_BITS 24
@@ -111,7 +112,7 @@ int scan_model_write(const struct scan_model *m, const char *path, char *err, si
 
 	unsigned char *bin = malloc(rows * ROW_BYTES + 1);
 	if (!bin) {
-		snprintf(err, errlen, "out of memory");
+		snprintf(err, errlen, "%s", _("out of memory"));
 		return -1;
 	}
 	size_t o = 0;
@@ -197,7 +198,7 @@ int scan_model_read(const char *path, struct scan_model **out, char *err, size_t
 			if (cap > MODEL_MAX_FILE) {
 				fclose(f);
 				free(buf);
-				snprintf(err, errlen, "%s: larger than %u bytes", path,
+				snprintf(err, errlen, _("%s: larger than %u bytes"), path,
 					 MODEL_MAX_FILE);
 				return -1;
 			}
@@ -205,7 +206,7 @@ int scan_model_read(const char *path, struct scan_model **out, char *err, size_t
 			if (!nb) {
 				fclose(f);
 				free(buf);
-				snprintf(err, errlen, "out of memory");
+				snprintf(err, errlen, "%s", _("out of memory"));
 				return -1;
 			}
 			buf = nb;

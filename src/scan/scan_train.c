@@ -31,6 +31,7 @@
 
 #include "scan/scan_int.h"
 #include "scan/scan_train.h"
+#include "util/i18n.h"
 
 #define CORPUS_MAX_FILE (64u * 1024 * 1024)
 #ifndef LR_EPOCHS
@@ -62,7 +63,7 @@ int scan_read_file(const char *path, size_t max, unsigned char **buf, size_t *le
 		return -1;
 	}
 	if (!S_ISREG(sb.st_mode) || (size_t)sb.st_size > max) {
-		snprintf(err, errlen, "%s: not a regular file of at most %zu bytes", path, max);
+		snprintf(err, errlen, _("%s: not a regular file of at most %zu bytes"), path, max);
 		fclose(f);
 		return -1;
 	}
@@ -70,7 +71,7 @@ int scan_read_file(const char *path, size_t max, unsigned char **buf, size_t *le
 	*buf = malloc(n + 1);
 	if (!*buf) {
 		fclose(f);
-		snprintf(err, errlen, "out of memory");
+		snprintf(err, errlen, "%s", _("out of memory"));
 		return -1;
 	}
 	*len = fread(*buf, 1, n, f);
@@ -79,7 +80,7 @@ int scan_read_file(const char *path, size_t max, unsigned char **buf, size_t *le
 	fclose(f);
 	if (bad) {
 		free(*buf);
-		snprintf(err, errlen, "%s: read error", path);
+		snprintf(err, errlen, _("%s: read error"), path);
 		return -1;
 	}
 	return 0;
@@ -115,7 +116,7 @@ static int load_class(struct scan_corpus *c, size_t *cap, const char *dir, const
 			struct scan_corpus_item *ni = realloc(c->items, *cap * sizeof(*ni));
 			if (!ni) {
 				closedir(dh);
-				snprintf(err, errlen, "out of memory");
+				snprintf(err, errlen, "%s", _("out of memory"));
 				return -1;
 			}
 			c->items = ni;
@@ -139,7 +140,7 @@ static int load_class(struct scan_corpus *c, size_t *cap, const char *dir, const
 		it->test = it->sha256[0] % 5 == 0;
 		if (!it->path) {
 			closedir(dh);
-			snprintf(err, errlen, "out of memory");
+			snprintf(err, errlen, "%s", _("out of memory"));
 			return -1;
 		}
 		c->n++;
@@ -166,7 +167,7 @@ int scan_corpus_load(const char *dir, struct scan_corpus *out, char *err, size_t
 		found += rc == 0;
 	}
 	if (!found || out->n == 0) {
-		snprintf(err, errlen, "%s: no ham/, spam/ or phish/ folder with messages", dir);
+		snprintf(err, errlen, _("%s: no ham/, spam/ or phish/ folder with messages"), dir);
 		scan_corpus_free(out);
 		return -1;
 	}
@@ -397,12 +398,12 @@ int scan_train(const struct scan_corpus *c, const struct scan_train_opts *o, con
 {
 	const char *algo = o->algo ? o->algo : "lr";
 	if (strcmp(algo, "lr") != 0 && strcmp(algo, "nb") != 0) {
-		snprintf(err, errlen, "unknown algorithm %s (lr or nb)", algo);
+		snprintf(err, errlen, _("unknown algorithm %s (lr or nb)"), algo);
 		return -1;
 	}
 	unsigned bits = o->bits ? o->bits : DEFAULT_BITS;
 	if (bits < 10 || bits > 22) {
-		snprintf(err, errlen, "bits must be between 10 and 22");
+		snprintf(err, errlen, "%s", _("bits must be between 10 and 22"));
 		return -1;
 	}
 	struct scan_model *m = scan_model_new(bits, algo);
@@ -410,7 +411,7 @@ int scan_train(const struct scan_corpus *c, const struct scan_train_opts *o, con
 	if (!m || !ex) {
 		scan_model_free(m);
 		free(ex);
-		snprintf(err, errlen, "out of memory");
+		snprintf(err, errlen, "%s", _("out of memory"));
 		return -1;
 	}
 	if (o->threshold > 0)
@@ -428,7 +429,7 @@ int scan_train(const struct scan_corpus *c, const struct scan_train_opts *o, con
 		int mal = scan_extract(buf, len, bits, &ex[n].rows, &ex[n].n, &ex[n].flags);
 		free(buf);
 		if (mal < 0) {
-			snprintf(err, errlen, "out of memory");
+			snprintf(err, errlen, "%s", _("out of memory"));
 			goto out;
 		}
 		ex[n].n = unique_rows(ex[n].rows, ex[n].n);
@@ -437,14 +438,14 @@ int scan_train(const struct scan_corpus *c, const struct scan_train_opts *o, con
 		n++;
 	}
 	if (n == 0) {
-		snprintf(err, errlen, "no messages to learn from");
+		snprintf(err, errlen, "%s", _("no messages to learn from"));
 		goto out;
 	}
 	unsigned epochs = o->epochs ? o->epochs : LR_EPOCHS;
 	double ham_weight = o->ham_weight > 0 ? o->ham_weight : LR_HAM_WEIGHT;
 	if (o->threshold <= 0 &&
 	    calibrate(m, ex, n, epochs, ham_weight, &m->threshold, o->report) != 0) {
-		snprintf(err, errlen, "out of memory");
+		snprintf(err, errlen, "%s", _("out of memory"));
 		goto out;
 	}
 	fit(m, ex, n, epochs, ham_weight);
