@@ -1,0 +1,150 @@
+/*
+ * gpg_home.h - a user's GnuPG homes (OpenPGP through gpg, S/MIME through
+ * gpgsm), both driven through GPGME.
+ *
+ * Every user has two homes of their own under the data dir,
+ * <data_dir>/gnupg/<name>/openpgp and .../smime, where <name> is derived
+ * from the lower-cased address (gpg_home_name). They are created 0700 with
+ * gpg.conf, gpgsm.conf and gpg-agent.conf written by Postern (loopback
+ * pinentry, no network access by gpg/gpgsm/dirmngr, no passphrase caching in
+ * the agent, trust model "always" for OpenPGP because Postern decides whom a
+ * key belongs to by the user's or admin's import and by verified mail).
+ *
+ * Secret keys in a home are protected by a passphrase derived from the
+ * user's unlocked at-rest private key (keyed BLAKE2b of a fixed label; see
+ * gpg_passphrase_derive). A password change rewraps that key without
+ * changing it, so the passphrase survives it; without the unlocked key (user
+ * not logged in) secret-key operations fail with GPG_ERR_NO_SECKEY /
+ * GPG_ERR_BAD_PASSPHRASE instead of prompting.
+ *
+ * gpg-agent processes are bounded: at most [pgp] max_agents homes have a
+ * live agent at any time; the least recently used idle home loses its agent
+ * (gpgconf --kill) when another one needs one, and an agent idle for
+ * [pgp] agent_idle seconds is stopped by the next open or close. Every
+ * agent this process started is stopped when it exits.
+ *
+ * Threads: a struct gpg_user and the GPGME contexts it hands out belong to
+ * one thread at a time. Opening the same user from two threads gives two
+ * handles on the same homes (GnuPG locks its files itself).
+ *
+ * Return values: 0 on success, -1 on failure with a translated message in
+ * ERR (when ERR is not NULL); lookups return 1 found / 0 not found / -1.
+ */
+#ifndef POSTERN_GPG_HOME_H
+#define POSTERN_GPG_HOME_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <gpgme.h>
+
+struct config;
+struct user_key;
+
+/* Length of a home name (hex of a 128-bit hash) and of the derived passphrase text. */
+#define GPG_HOME_NAME_LEN 32
+#define GPG_PASSPHRASE_LEN 64
+
+/* A user's homes, opened for one operation or session. */
+struct gpg_user;
+
+/*
+ * Opens ADDRESS's homes under CFG's data dir, creating them on first use.
+ * KEY is the user's unlocked at-rest key (struct user_key from the login,
+ * e.g. auth's key handle) or NULL: without it only public-key operations
+ * work (verify, encrypt to others, import/list public keys); with it the
+ * passphrase for the user's secret keys is derived and given to gpg/gpgsm
+ * through a GPGME passphrase callback in loopback pinentry mode. The handle
+ * keeps its own reference to KEY (user_key_dup).
+ */
+int gpg_user_open(const struct config *cfg, const char *address, const struct user_key *key,
+		  struct gpg_user **out, char *err, size_t errlen);
+void gpg_user_close(struct gpg_user *u);
+
+/* The lower-cased address the handle was opened for. */
+const char *gpg_user_address(const struct gpg_user *u);
+/* True when the handle was opened with the user's unlocked key. */
+bool gpg_user_unlocked(const struct gpg_user *u);
+/* The home directory of PROTO (GPGME_PROTOCOL_OpenPGP or GPGME_PROTOCOL_CMS). */
+const char *gpg_user_homedir(const struct gpg_user *u, gpgme_protocol_t proto);
+
+/*
+ * A GPGME context for PROTO (GPGME_PROTOCOL_OpenPGP or GPGME_PROTOCOL_CMS)
+ * bound to the user's home, with loopback pinentry and the passphrase
+ * callback set. It is owned by the handle (reused on the next call with the
+ * same PROTO, released by gpg_user_close); callers may change armor,
+ * textmode, signers and similar per-operation settings. NULL on failure.
+ */
+gpgme_ctx_t gpg_user_ctx(struct gpg_user *u, gpgme_protocol_t proto);
+
+/*
+ * Correspondents' keys: imports public keys (OpenPGP: binary or armored;
+ * CMS: DER or PEM X.509 certificates) into the user's home of PROTO. Secret
+ * key material in DATA is refused (use gpg_user_import_secret). *IMPORTED
+ * (if not NULL) receives the number of keys that were new or updated.
+ * Used for keys the user or admin imports, keys collected from verified
+ * signed mail (Autocrypt header, attached keys) and keys fetched by WKD.
+ */
+int gpg_user_import_public(struct gpg_user *u, gpgme_protocol_t proto, const void *data,
+			   size_t len, unsigned *imported, char *err, size_t errlen);
+
+/*
+ * The user's own keys: imports an OpenPGP secret key (PASSPHRASE is the
+ * passphrase it was exported with, NULL when it has none) and re-protects it
+ * with the derived passphrase. Needs an unlocked handle.
+ */
+int gpg_user_import_secret(struct gpg_user *u, const void *data, size_t len,
+			   const char *passphrase, unsigned *imported, char *err, size_t errlen);
+/*
+ * Imports an S/MIME certificate with its private key from a PKCS#12 file
+ * protected by P12_PASSWORD into the CMS home; the key is re-protected with
+ * the derived passphrase. Needs an unlocked handle. A wrong password and a
+ * truncated or malformed file are told apart in ERR.
+ */
+int gpg_user_import_p12(struct gpg_user *u, const void *data, size_t len,
+			const char *p12_password, char *err, size_t errlen);
+
+/*
+ * Finds a usable key of PROTO for ADDRESS in the user's home: SECRET false:
+ * a valid (not expired, revoked, disabled or invalid) key that can encrypt;
+ * SECRET true: the user's own key that can sign. *OUT gets a reference
+ * (gpgme_key_unref). Returns 1 found, 0 none, -1 error.
+ */
+int gpg_user_find_key(struct gpg_user *u, gpgme_protocol_t proto, const char *address,
+		      bool secret, gpgme_key_t *out, char *err, size_t errlen);
+
+/*
+ * WKD client (OpenPGP): when [pgp] wkd_lookup is on, fetches ADDRESS's key
+ * by the Web Key Directory over HTTPS (advanced method, then direct;
+ * certificate verification on, [pgp] wkd_ca_file as extra CA) and imports
+ * the keys carrying ADDRESS into the user's home. Returns 1 imported,
+ * 0 none published / lookups off, -1 error. Blocks: run it on the job pool.
+ */
+int gpg_user_wkd_fetch(struct gpg_user *u, const char *address, char *err, size_t errlen);
+
+/*
+ * Exports the public keys of the user's own address (OpenPGP), binary
+ * (ARMOR false: what WKD serves) or armored, into *OUT (malloc'd).
+ * Returns 1 with data, 0 when the user has no key, -1 error.
+ */
+int gpg_user_export_own(struct gpg_user *u, bool armor, char **out, size_t *out_len, char *err,
+			size_t errlen);
+
+/* ---- helpers, pure functions (unit-tested) ---- */
+
+/* Home directory name for ADDRESS: hex of BLAKE2b-128 of the lower-cased address. */
+int gpg_home_name(const char *address, char out[GPG_HOME_NAME_LEN + 1]);
+/* The passphrase protecting the user's secret keys, as hex text (NUL-terminated). */
+int gpg_passphrase_derive(const struct user_key *key, char out[GPG_PASSPHRASE_LEN + 1]);
+/* z-base-32 (as WKD uses it) of LEN bytes into OUT (OUTLEN with room for the NUL). */
+int gpg_zbase32(const unsigned char *in, size_t len, char *out, size_t outlen);
+/* WKD hash of an address's local part: z-base-32 of SHA-1 of the lower-cased local part
+ * (32 characters). LOCAL is not NUL-terminated necessarily; LEN bytes. */
+int gpg_wkd_hash(const char *local, size_t len, char out[33]);
+
+/* Number of gpg-agents this process currently keeps alive (tests, status). */
+unsigned gpg_agents_running(void);
+/* Stops every agent this process started (also run at exit). */
+void gpg_agents_stop_all(void);
+
+#endif
