@@ -119,6 +119,11 @@ static const struct key_def keys[] = {
     CFG("sms", "content_type", VAL_STRING, sms.content_type),
     CFG("sms", "timeout", VAL_UINT, sms.timeout),
     CFG("sms", "ca_file", VAL_STRING, sms.ca_file),
+    CFG("pgp", "max_agents", VAL_UINT, pgp.max_agents),
+    CFG("pgp", "agent_idle", VAL_UINT, pgp.agent_idle),
+    CFG("pgp", "wkd_lookup", VAL_BOOL, pgp.wkd_lookup),
+    CFG("pgp", "wkd_ca_file", VAL_STRING, pgp.wkd_ca_file),
+    CFG("pgp", "wkd_timeout", VAL_UINT, pgp.wkd_timeout),
     LST("protocol", VAL_PROTOCOL, protocol),
     LST("address", VAL_ADDRESS, address),
     LST("port", VAL_PORT, port),
@@ -195,6 +200,10 @@ void config_defaults(struct config *cfg)
 	cfg->queue.delay_warning = 4 * 3600;
 	cfg->queue.workers = 4;
 	cfg->queue.per_domain = 2;
+	cfg->pgp.max_agents = 16;
+	cfg->pgp.agent_idle = 300;
+	cfg->pgp.wkd_lookup = false;
+	cfg->pgp.wkd_timeout = 10;
 }
 
 static char *trim(char *s)

@@ -125,6 +125,15 @@ struct config {
 		char ca_file[CONFIG_PATH_MAX];     /* extra CA bundle; empty: the system's */
 	} sms;
 
+	/* [pgp] per-user GnuPG homes (crypto/gpg_home.c), WKD */
+	struct {
+		unsigned max_agents;           /* gpg-agents alive at once (1..1024) */
+		unsigned agent_idle;           /* seconds before an idle agent is stopped */
+		bool wkd_lookup;               /* fetch correspondents' keys by WKD over HTTPS */
+		char wkd_ca_file[CONFIG_PATH_MAX]; /* extra CA bundle for WKD; empty: the system's */
+		unsigned wkd_timeout;          /* seconds for one WKD request */
+	} pgp;
+
 	struct config_listener listeners[CONFIG_MAX_LISTENERS];
 	size_t n_listeners;
 };
