@@ -130,6 +130,20 @@ int gpg_user_wkd_fetch(struct gpg_user *u, const char *address, char *err, size_
 int gpg_user_export_own(struct gpg_user *u, bool armor, char **out, size_t *out_len, char *err,
 			size_t errlen);
 
+/*
+ * WKD server side: writes the binary export of the user's own OpenPGP keys
+ * to <data_dir>/gnupg/wkd/<domain>/hu/<hash> (and the domain's empty
+ * policy file), or removes it when the user has no key any more. Call it
+ * after the user's own keys change. Returns 1 published, 0 removed, -1.
+ */
+int gpg_wkd_publish(const struct config *cfg, struct gpg_user *u, char *err, size_t errlen);
+/* Path of a served key (HASH not NULL) or of a domain's WKD directory (HASH
+ * NULL) under DATA_DIR; -1 for a domain or hash that is not well-formed. */
+int gpg_wkd_path(const char *data_dir, const char *domain, size_t domain_len, const char *hash,
+		 char *out, size_t outlen);
+/* A domain name fit for a path and URL (letters, digits, '-', '.'; no ".."). */
+bool gpg_wkd_domain_valid(const char *domain, size_t len);
+
 /* ---- helpers, pure functions (unit-tested) ---- */
 
 /* Home directory name for ADDRESS: hex of BLAKE2b-128 of the lower-cased address. */

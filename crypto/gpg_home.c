@@ -1,0 +1,540 @@
+/*
+ * gpg_home.c - per-user GnuPG homes, their GPGME contexts, the passphrase
+ * that protects the user's secret keys, and the bound on gpg-agents.
+ *
+ * One home per user, <data_dir>/gnupg/<name>/, shared by gpg (OpenPGP) and
+ * gpgsm (S/MIME) as GnuPG intends (one keybox, one agent). Postern writes the
+ * configuration files when it creates the home, so every home runs with
+ * loopback pinentry, no network and no passphrase cache in the agent.
+ *
+ * Agents: gpg and gpgsm start an agent for a home on demand. This file keeps
+ * a table of the homes that may have one (at most [pgp] max_agents slots).
+ * A home takes a slot when it is opened; when the table is full, the least
+ * recently used slot nobody holds is freed by stopping its agent (gpgconf
+ * --kill all). When every slot is held, an open waits (bounded) for one to
+ * be released. Idle slots past [pgp] agent_idle are freed on each open and
+ * close, and all agents stop at exit.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <locale.h>
+#include <pthread.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "crypto/crypto.h"
+#include "crypto/crypto_internal.h"
+#include "crypto/gpg_home.h"
+#include "crypto/gpg_internal.h"
+#include "util/config.h"
+#include "util/i18n.h"
+#include "util/log.h"
+
+#define GPG_MAX_AGENTS_LIMIT 1024
+#define GPG_SLOT_WAIT_SECONDS 30
+#define GPG_ADDRESS_MAX 320
+#define GPG_PASSPHRASE_LABEL "postern gpg passphrase v1"
+/* The longest socket name gpg-agent creates in a home. */
+#define GPG_LONGEST_SOCKET "/S.gpg-agent.browser"
+
+extern char **environ;
+
+static const char gpg_conf[] =
+    "# Written by Postern. Keys are trusted as the user or admin imported them.\n"
+    "trust-model always\n"
+    "auto-key-locate local\n"
+    "no-auto-key-retrieve\n"
+    "no-greeting\n";
+static const char gpgsm_conf[] = "# Written by Postern: no network, no CRL lookups.\n"
+				 "disable-dirmngr\n"
+				 "disable-crl-checks\n"
+				 "disable-policy-checks\n";
+static const char agent_conf[] =
+    "# Written by Postern: passphrases come from Postern for each operation.\n"
+    "allow-loopback-pinentry\n"
+    "default-cache-ttl 0\n"
+    "max-cache-ttl 0\n"
+    "no-allow-external-cache\n"
+    "disable-scdaemon\n";
+
+struct agent_slot {
+	char home[CRYPTO_PATH_MAX]; /* empty: free */
+	unsigned holders;
+	time_t last_used;
+};
+
+static struct {
+	pthread_mutex_t lock;
+	pthread_cond_t released;
+	struct agent_slot *slots;
+	unsigned n_slots;
+	unsigned idle;
+	bool atexit_done;
+} agents = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, 0, 300, false};
+
+static pthread_once_t gpgme_once = PTHREAD_ONCE_INIT;
+static bool gpgme_ok;
+
+static void gpgme_setup(void)
+{
+	if (gpgme_check_version(NULL) == NULL)
+		return;
+	gpgme_set_locale(NULL, LC_CTYPE, setlocale(LC_CTYPE, NULL));
+	gpgme_ok = gpgme_engine_check_version(GPGME_PROTOCOL_OpenPGP) == 0 &&
+		   gpgme_engine_check_version(GPGME_PROTOCOL_CMS) == 0;
+}
+
+void gpg_set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err == NULL || errlen == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+int gpg_home_name(const char *address, char out[GPG_HOME_NAME_LEN + 1])
+{
+	unsigned char lower[GPG_ADDRESS_MAX];
+	unsigned char hash[GPG_HOME_NAME_LEN / 2];
+	size_t len = address ? strlen(address) : 0;
+
+	if (len == 0 || len >= sizeof(lower))
+		return -1;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)address[i];
+
+		lower[i] = (c >= 'A' && c <= 'Z') ? (unsigned char)(c - 'A' + 'a') : c;
+	}
+	if (crypto_generichash(hash, sizeof(hash), lower, len, NULL, 0) != 0)
+		return -1;
+	sodium_bin2hex(out, GPG_HOME_NAME_LEN + 1, hash, sizeof(hash));
+	return 0;
+}
+
+int gpg_passphrase_derive(const struct user_key *key, char out[GPG_PASSPHRASE_LEN + 1])
+{
+	unsigned char pass[GPG_PASSPHRASE_LEN / 2];
+
+	if (key == NULL)
+		return -1;
+	if (crypto_generichash(pass, sizeof(pass), (const unsigned char *)GPG_PASSPHRASE_LABEL,
+			       strlen(GPG_PASSPHRASE_LABEL), user_key_private(key),
+			       CRYPTO_PRIVATE_KEY_BYTES) != 0)
+		return -1;
+	sodium_bin2hex(out, GPG_PASSPHRASE_LEN + 1, pass, sizeof(pass));
+	sodium_memzero(pass, sizeof(pass));
+	return 0;
+}
+
+/* Runs gpgconf --homedir HOME --kill all and waits for it. */
+static void agent_stop(const char *home)
+{
+	char *argv[] = {"gpgconf", "--homedir", (char *)home, "--kill", "all", NULL};
+	posix_spawn_file_actions_t fa;
+	pid_t pid;
+	int status;
+
+	if (posix_spawn_file_actions_init(&fa) != 0)
+		return;
+	posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
+	posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
+	if (posix_spawnp(&pid, "gpgconf", &fa, NULL, argv, environ) == 0) {
+		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+			;
+	} else {
+		log_warn(_("cannot run gpgconf to stop the gpg-agent of %s"), home);
+	}
+	posix_spawn_file_actions_destroy(&fa);
+}
+
+static void slot_free(struct agent_slot *s)
+{
+	agent_stop(s->home);
+	s->home[0] = '\0';
+	s->holders = 0;
+}
+
+/* Frees idle slots past their lifetime. Called with the lock held. */
+static void slots_reap(time_t now)
+{
+	for (unsigned i = 0; i < agents.n_slots; i++) {
+		struct agent_slot *s = &agents.slots[i];
+
+		if (s->home[0] != '\0' && s->holders == 0 &&
+		    now - s->last_used >= (time_t)agents.idle)
+			slot_free(s);
+	}
+}
+
+void gpg_agents_stop_all(void)
+{
+	pthread_mutex_lock(&agents.lock);
+	for (unsigned i = 0; i < agents.n_slots; i++)
+		if (agents.slots[i].home[0] != '\0')
+			slot_free(&agents.slots[i]);
+	pthread_cond_broadcast(&agents.released);
+	pthread_mutex_unlock(&agents.lock);
+}
+
+static void agents_at_exit(void)
+{
+	gpg_agents_stop_all();
+}
+
+unsigned gpg_agents_running(void)
+{
+	unsigned n = 0;
+
+	pthread_mutex_lock(&agents.lock);
+	for (unsigned i = 0; i < agents.n_slots; i++)
+		if (agents.slots[i].home[0] != '\0')
+			n++;
+	pthread_mutex_unlock(&agents.lock);
+	return n;
+}
+
+/* Sizes the table from the config. Slots beyond a smaller new size are freed. */
+static int slots_configure(const struct config *cfg)
+{
+	unsigned want = cfg->pgp.max_agents;
+
+	if (want == 0)
+		want = 1;
+	if (want > GPG_MAX_AGENTS_LIMIT)
+		want = GPG_MAX_AGENTS_LIMIT;
+	agents.idle = cfg->pgp.agent_idle;
+	if (!agents.atexit_done) {
+		atexit(agents_at_exit);
+		agents.atexit_done = true;
+	}
+	if (want == agents.n_slots)
+		return 0;
+	if (want < agents.n_slots) {
+		/* A smaller bound (reload): slots above it go once nobody holds them. */
+		for (unsigned i = want; i < agents.n_slots; i++)
+			if (agents.slots[i].holders > 0)
+				return 0;
+		for (unsigned i = want; i < agents.n_slots; i++)
+			if (agents.slots[i].home[0] != '\0')
+				slot_free(&agents.slots[i]);
+	}
+	struct agent_slot *n = realloc(agents.slots, want * sizeof(*n));
+
+	if (n == NULL)
+		return -1;
+	for (unsigned i = agents.n_slots; i < want; i++) {
+		n[i].home[0] = '\0';
+		n[i].holders = 0;
+		n[i].last_used = 0;
+	}
+	agents.slots = n;
+	agents.n_slots = want;
+	return 0;
+}
+
+/* Takes a slot for HOME, waiting for one when all are held. */
+static int slot_acquire(const struct config *cfg, const char *home)
+{
+	struct timespec deadline;
+	int rc = -1;
+
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += GPG_SLOT_WAIT_SECONDS;
+	pthread_mutex_lock(&agents.lock);
+	if (slots_configure(cfg) != 0)
+		goto out;
+	for (;;) {
+		time_t now = time(NULL);
+		struct agent_slot *free_slot = NULL, *lru = NULL;
+
+		for (unsigned i = 0; i < agents.n_slots; i++) {
+			struct agent_slot *s = &agents.slots[i];
+
+			if (strcmp(s->home, home) == 0) {
+				s->holders++;
+				s->last_used = now;
+				rc = 0;
+				goto out;
+			}
+		}
+		slots_reap(now);
+		for (unsigned i = 0; i < agents.n_slots; i++) {
+			struct agent_slot *s = &agents.slots[i];
+
+			if (s->home[0] == '\0') {
+				free_slot = s;
+				break;
+			}
+			if (s->holders == 0 && (lru == NULL || s->last_used < lru->last_used))
+				lru = s;
+		}
+		if (free_slot == NULL && lru != NULL) {
+			slot_free(lru);
+			free_slot = lru;
+		}
+		if (free_slot != NULL) {
+			snprintf(free_slot->home, sizeof(free_slot->home), "%s", home);
+			free_slot->holders = 1;
+			free_slot->last_used = now;
+			rc = 0;
+			goto out;
+		}
+		if (pthread_cond_timedwait(&agents.released, &agents.lock, &deadline) == ETIMEDOUT)
+			goto out;
+	}
+out:
+	pthread_mutex_unlock(&agents.lock);
+	return rc;
+}
+
+static void slot_release(const char *home)
+{
+	pthread_mutex_lock(&agents.lock);
+	for (unsigned i = 0; i < agents.n_slots; i++) {
+		struct agent_slot *s = &agents.slots[i];
+
+		if (strcmp(s->home, home) == 0 && s->holders > 0) {
+			s->holders--;
+			s->last_used = time(NULL);
+			break;
+		}
+	}
+	slots_reap(time(NULL));
+	pthread_cond_broadcast(&agents.released);
+	pthread_mutex_unlock(&agents.lock);
+}
+
+struct gpg_user {
+	char address[GPG_ADDRESS_MAX];
+	char home[CRYPTO_PATH_MAX];
+	struct user_key *key; /* NULL: public-key operations only */
+	gpgme_ctx_t ctx_pgp, ctx_cms;
+	/* A passphrase to give once before the derived one (importing a secret key). */
+	const char *first_passphrase;
+	bool first_given;
+	struct gpg_wkd_settings wkd;
+};
+
+static int mkdir_0700(const char *path, char *err, size_t errlen)
+{
+	struct stat st;
+
+	if (mkdir(path, 0700) == 0)
+		return 0;
+	if (errno == EEXIST && stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+		return 0;
+	gpg_set_err(err, errlen, _("cannot create directory %s: %s"), path, strerror(errno));
+	return -1;
+}
+
+static int write_conf(const char *home, const char *name, const char *text, char *err,
+		      size_t errlen)
+{
+	char path[CRYPTO_PATH_MAX];
+
+	if ((size_t)snprintf(path, sizeof(path), "%s/%s", home, name) >= sizeof(path) ||
+	    crypto_file_write_atomic(path, text, strlen(text), 0600, 0) != 0) {
+		gpg_set_err(err, errlen, _("cannot write %s/%s: %s"), home, name, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* Creates <data_dir>/gnupg/<name> with our configuration unless it exists. */
+static int home_prepare(const struct config *cfg, const char *address, char *home,
+			size_t homelen, char *err, size_t errlen)
+{
+	char name[GPG_HOME_NAME_LEN + 1], base[CRYPTO_PATH_MAX], conf[CRYPTO_PATH_MAX];
+	struct stat st;
+
+	if (gpg_home_name(address, name) != 0) {
+		gpg_set_err(err, errlen, _("invalid address \"%s\""), address);
+		return -1;
+	}
+	if ((size_t)snprintf(base, sizeof(base), "%s/gnupg", cfg->server.data_dir) >=
+		sizeof(base) ||
+	    (size_t)snprintf(home, homelen, "%s/%s", base, name) >= homelen) {
+		gpg_set_err(err, errlen, _("data directory path is too long"));
+		return -1;
+	}
+	if (strlen(home) + strlen(GPG_LONGEST_SOCKET) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
+		gpg_set_err(err, errlen,
+			    _("GnuPG home %s is too long for gpg-agent's sockets; use a "
+			      "shorter data_dir"),
+			    home);
+		return -1;
+	}
+	if (mkdir_0700(base, err, errlen) != 0 || mkdir_0700(home, err, errlen) != 0)
+		return -1;
+	snprintf(conf, sizeof(conf), "%s/gpg-agent.conf", home);
+	if (stat(conf, &st) == 0)
+		return 0;
+	if (write_conf(home, "gpg.conf", gpg_conf, err, errlen) != 0 ||
+	    write_conf(home, "gpgsm.conf", gpgsm_conf, err, errlen) != 0 ||
+	    write_conf(home, "address", address, err, errlen) != 0 ||
+	    write_conf(home, "gpg-agent.conf", agent_conf, err, errlen) != 0)
+		return -1;
+	return 0;
+}
+
+int gpg_user_open(const struct config *cfg, const char *address, const struct user_key *key,
+		  struct gpg_user **out, char *err, size_t errlen)
+{
+	struct gpg_user *u;
+	size_t len = address ? strlen(address) : 0;
+
+	*out = NULL;
+	pthread_once(&gpgme_once, gpgme_setup);
+	if (!gpgme_ok) {
+		gpg_set_err(err, errlen, _("GPGME cannot use gpg and gpgsm (are they installed?)"));
+		return -1;
+	}
+	if (len == 0 || len >= GPG_ADDRESS_MAX || strchr(address, '@') == NULL) {
+		gpg_set_err(err, errlen, _("invalid address \"%s\""), address ? address : "");
+		return -1;
+	}
+	u = calloc(1, sizeof(*u));
+	if (u == NULL) {
+		gpg_set_err(err, errlen, _("out of memory"));
+		return -1;
+	}
+	for (size_t i = 0; i <= len; i++) {
+		char c = address[i];
+
+		u->address[i] = (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
+	}
+	if (home_prepare(cfg, u->address, u->home, sizeof(u->home), err, errlen) != 0) {
+		free(u);
+		return -1;
+	}
+	if (slot_acquire(cfg, u->home) != 0) {
+		gpg_set_err(err, errlen,
+			    _("all %u gpg-agent slots are busy; try again later"),
+			    cfg->pgp.max_agents);
+		free(u);
+		return -1;
+	}
+	if (key != NULL)
+		u->key = user_key_dup(key);
+	u->wkd.lookup = cfg->pgp.wkd_lookup;
+	u->wkd.timeout = cfg->pgp.wkd_timeout ? cfg->pgp.wkd_timeout : 10;
+	snprintf(u->wkd.ca_file, sizeof(u->wkd.ca_file), "%s", cfg->pgp.wkd_ca_file);
+	*out = u;
+	return 0;
+}
+
+void gpg_user_close(struct gpg_user *u)
+{
+	if (u == NULL)
+		return;
+	if (u->ctx_pgp)
+		gpgme_release(u->ctx_pgp);
+	if (u->ctx_cms)
+		gpgme_release(u->ctx_cms);
+	if (u->key)
+		user_key_free(u->key);
+	slot_release(u->home);
+	free(u);
+}
+
+const char *gpg_user_address(const struct gpg_user *u)
+{
+	return u->address;
+}
+
+bool gpg_user_unlocked(const struct gpg_user *u)
+{
+	return u->key != NULL;
+}
+
+const char *gpg_user_homedir(const struct gpg_user *u, gpgme_protocol_t proto)
+{
+	(void)proto;
+	return u->home;
+}
+
+/* Gives gpg-agent the user's passphrase; never prompts, never caches. */
+static gpgme_error_t passphrase_cb(void *hook, const char *uid_hint, const char *info,
+				   int prev_was_bad, int fd)
+{
+	struct gpg_user *u = hook;
+	char pass[GPG_PASSPHRASE_LEN + 1];
+	const char *give;
+	gpgme_error_t rc = 0;
+
+	(void)uid_hint;
+	(void)info;
+	if (prev_was_bad)
+		return gpg_error(GPG_ERR_BAD_PASSPHRASE);
+	if (u->first_passphrase != NULL && !u->first_given) {
+		u->first_given = true;
+		give = u->first_passphrase;
+	} else {
+		if (u->key == NULL || gpg_passphrase_derive(u->key, pass) != 0)
+			return gpg_error(GPG_ERR_NO_SECKEY);
+		give = pass;
+	}
+	if (gpgme_io_writen(fd, give, strlen(give)) != 0 || gpgme_io_writen(fd, "\n", 1) != 0)
+		rc = gpg_error(GPG_ERR_CANCELED);
+	sodium_memzero(pass, sizeof(pass));
+	return rc;
+}
+
+const struct gpg_wkd_settings *gpg_user_wkd_settings(const struct gpg_user *u)
+{
+	return &u->wkd;
+}
+
+int gpg_passphrase_derive_user(const struct gpg_user *u, char out[GPG_PASSPHRASE_LEN + 1])
+{
+	return u->key ? gpg_passphrase_derive(u->key, out) : -1;
+}
+
+void gpg_user_first_passphrase(struct gpg_user *u, const char *passphrase)
+{
+	u->first_passphrase = passphrase;
+	u->first_given = false;
+}
+
+gpgme_ctx_t gpg_user_ctx(struct gpg_user *u, gpgme_protocol_t proto)
+{
+	gpgme_ctx_t *slot;
+	gpgme_ctx_t ctx;
+
+	if (proto == GPGME_PROTOCOL_OpenPGP)
+		slot = &u->ctx_pgp;
+	else if (proto == GPGME_PROTOCOL_CMS)
+		slot = &u->ctx_cms;
+	else
+		return NULL;
+	if (*slot != NULL)
+		return *slot;
+	if (gpgme_new(&ctx) != 0)
+		return NULL;
+	if (gpgme_set_protocol(ctx, proto) != 0 ||
+	    gpgme_ctx_set_engine_info(ctx, proto, NULL, u->home) != 0 ||
+	    gpgme_set_pinentry_mode(ctx, GPGME_PINENTRY_MODE_LOOPBACK) != 0) {
+		gpgme_release(ctx);
+		return NULL;
+	}
+	gpgme_set_passphrase_cb(ctx, passphrase_cb, u);
+	gpgme_set_offline(ctx, 1);
+	*slot = ctx;
+	return ctx;
+}
