@@ -148,6 +148,7 @@ int ctl_cmd_queue(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_quota(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_recovery(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_scan(struct ctl *ctl, int argc, char **argv);
+int ctl_cmd_sender(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_status(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_trace(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_user(struct ctl *ctl, int argc, char **argv);

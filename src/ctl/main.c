@@ -44,6 +44,7 @@ static const struct ctl_group groups[] = {
 	{"quota", ctl_cmd_quota, N_("mailbox quotas: set")},
 	{"recovery", ctl_cmd_recovery, N_("organization recovery key: init")},
 	{"scan", ctl_cmd_scan, N_("the scanner: check a message, train, eval")},
+	{"sender", ctl_cmd_sender, N_("extra sender addresses of a user: grant, revoke, list")},
 	{"status", ctl_cmd_status, N_("store counts and the running daemon's state")},
 	{"trace", ctl_cmd_trace, N_("live protocol events of the running daemon")},
 	{"user", ctl_cmd_user,

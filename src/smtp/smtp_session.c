@@ -9,8 +9,9 @@
  *
  * Policy: the MX accepts mail only for local domains (users and aliases)
  * and never relays; submission requires TLS (on a STARTTLS listener) and
- * AUTH, and the sender must be an address the user owns. AUTH is offered
- * only over TLS on both. STARTTLS forgets everything learned before it
+ * AUTH, and the sender must be an address the user owns (their address,
+ * their aliases, or one the admin granted them). AUTH is offered only over
+ * TLS on both. STARTTLS forgets everything learned before it
  * (RFC 3207 4.2); src/net discards input buffered before the handshake.
  */
 #include <config.h>
@@ -300,7 +301,14 @@ static enum lookup_result lookup_sender(struct store *st, const struct lookup_jo
 	rc = store_resolve_address(st, job->address, resolved);
 	if (rc == STORE_ERR)
 		return LOOKUP_TEMPFAIL;
-	return rc == STORE_OK && strcmp(resolved, job->owner) == 0 ? LOOKUP_LOCAL : LOOKUP_UNKNOWN;
+	if (rc == STORE_OK && strcmp(resolved, job->owner) == 0)
+		return LOOKUP_LOCAL;
+	/* Not the user's own address or alias: the admin may have granted it
+	 * (posternctl sender grant), alone or with its whole domain. */
+	rc = store_sender_granted(st, job->owner, job->address);
+	if (rc == STORE_ERR)
+		return LOOKUP_TEMPFAIL;
+	return rc == STORE_OK ? LOOKUP_LOCAL : LOOKUP_UNKNOWN;
 }
 
 static enum lookup_result lookup_recipient(struct store *st, const struct lookup_job *job)

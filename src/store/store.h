@@ -251,4 +251,16 @@ struct store_stats {
 };
 int store_stats(struct store *st, struct store_stats *out);
 
+/* ---- sender grants (store_senders.c) ---- */
+/* Extra MAIL FROM addresses of a user: "local@domain" or "@domain" (every
+ * address of the domain). Grant: STORE_EXISTS when already there; revoke:
+ * STORE_NOTFOUND when not there. */
+int store_sender_grant(struct store *st, int64_t user_id, const char *address);
+int store_sender_revoke(struct store *st, int64_t user_id, const char *address);
+typedef int (*store_sender_cb)(void *arg, const char *address, int64_t created);
+int store_sender_list(struct store *st, int64_t user_id, store_sender_cb cb, void *arg);
+/* STORE_OK when the user whose address is USER may send as ADDRESS by a grant
+ * (of ADDRESS or of its domain), STORE_NOTFOUND when not, STORE_ERR. */
+int store_sender_granted(struct store *st, const char *user, const char *address);
+
 #endif

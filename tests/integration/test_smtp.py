@@ -394,6 +394,74 @@ class SubmissionTest(SMTPBase):
         # An alias of hers is hers.
         self.assertEqual(s.mail("info@example.org")[0], 250)
 
+    def test_granted_address_and_domain_may_be_sent_as_until_revoked(self):
+        srv = self.srv
+        srv.ctl("domain", "add", "partner.example")
+        srv.ctl("sender", "grant", "bob@example.org", "Press@Example.net")
+        srv.ctl("sender", "grant", "bob@example.org", "@partner.example")
+        listed = json.loads(srv.ctl("sender", "list", "bob@example.org", "--json").stdout)
+        self.assertEqual(listed["user"], "bob@example.org")
+        self.assertEqual([g["sender"] for g in listed["senders"]],
+                         ["@partner.example", "press@example.net"])
+        text = srv.ctl("sender", "list", "bob@example.org").stdout
+        self.assertIn("press@example.net", text)
+        before = inbox(srv, "carol@example.org")
+        s = self.submission()
+        s.login("bob@example.org", PASSWORD)
+        for sender in ("press@example.net", "PRESS@example.net", "anyone@partner.example",
+                       "bob@example.org"):
+            self.assertEqual(s.sendmail(sender, ["carol@example.org"], MSG), {}, sender)
+        self.assertEqual(inbox(srv, "carol@example.org"), before + 4)
+        # A grant is the grantee's alone, and @domain covers that domain only.
+        for sender in ("press2@example.net", "x@sub.partner.example", "alice@example.org"):
+            code, msg = s.mail(sender)
+            self.assertEqual((code, msg), (553, b"5.7.1 Sender address not owned by "
+                                                b"authenticated user"), sender)
+            s.rset()
+        s2 = self.submission()
+        s2.login("carol@example.org", PASSWORD)
+        self.assertEqual(s2.mail("press@example.net")[0], 553)
+        s2.rset()
+        # Revoked: refused at once, with the usual text (a fresh session: the
+        # refusals above count toward max_errors).
+        srv.ctl("sender", "revoke", "bob@example.org", "press@example.net")
+        srv.ctl("sender", "revoke", "bob@example.org", "@PARTNER.example")
+        s = self.submission()
+        s.login("bob@example.org", PASSWORD)
+        for sender in ("press@example.net", "anyone@partner.example"):
+            code, msg = s.mail(sender)
+            self.assertEqual(code, 553, sender)
+            self.assertIn(b"5.7.1", msg)
+            s.rset()
+        self.assertEqual(s.mail("bob@example.org")[0], 250)
+        listed = json.loads(srv.ctl("sender", "list", "bob@example.org", "--json").stdout)
+        self.assertEqual(listed["senders"], [])
+        audit = srv.ctl("audit", "--json", check=False).stdout
+        self.assertIn("sender.grant", audit)
+
+    def test_sender_cli_bad_arguments(self):
+        srv = self.srv
+        cases = [
+            (("sender", "grant", "bob@example.org"), 2),
+            (("sender", "grant", "bob@example.org", "not an address"), 2),
+            (("sender", "grant", "bob@example.org", "@"), 2),
+            (("sender", "grant", "bob@example.org", "@no_dots"), 2),
+            (("sender", "grant", "bob", "x@example.net"), 2),
+            (("sender", "grant", "nobody@example.org", "x@example.net"), 3),
+            (("sender", "revoke", "bob@example.org", "never@example.net"), 3),
+            (("sender", "list"), 2),
+            (("sender", "list", "nobody@example.org"), 3),
+            (("sender", "frobnicate"), 2),
+        ]
+        for args, want in cases:
+            res = srv.ctl(*args, check=False)
+            self.assertEqual(res.returncode, want, (args, res.stderr))
+            self.assertTrue(res.stderr.strip(), args)
+        srv.ctl("sender", "grant", "carol@example.org", "list@example.net")
+        res = srv.ctl("sender", "grant", "carol@example.org", "LIST@example.net", check=False)
+        self.assertEqual(res.returncode, 4, res.stderr)
+        srv.ctl("sender", "revoke", "carol@example.org", "list@example.net")
+
     def test_remote_recipient_is_queued(self):
         def queued():
             out = self.srv.ctl("status").stdout
