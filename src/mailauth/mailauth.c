@@ -3,17 +3,26 @@
  * questions go to one shared libunbound context (thread-safe): libspf2 gets
  * it as a DNS layer of its own, libopendkim through its query hooks, and the
  * DMARC record is looked up here and handed to libopendmarc.
+ *
+ * The lookups of one message share a deadline ([mailauth] dns_timeout): a
+ * DNS server that never answers must not hold the SMTP transaction (and a
+ * job pool thread) for unbound's own retry schedule of minutes. Queries are
+ * therefore asynchronous; whichever waiting thread polls the context's
+ * result pipe hands every arrived answer to its waiter, and a query still
+ * open at the deadline is cancelled and counts as a temporary error.
  */
 #include <config.h>
 
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <netdb.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <opendkim/dkim.h>
 #include <opendmarc/dmarc.h>
@@ -22,15 +31,28 @@
 #include <unbound.h>
 
 #include "mailauth/mailauth.h"
+#include "util/i18n.h"
+#include "util/log.h"
 
 #define DNS_CLASS_IN 1
 #define DNS_TYPE_TXT 16
 #define DNS_RCODE_SERVFAIL 2
 #define MAILAUTH_TXT_MAX 4096
 
+#define DNS_POLL_SLICE_MS 100 /* a waiter looks at its own query at least this often */
+
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static char upstream_addr[128];
+static struct mailauth_options options = {.dns_timeout_ms = MAILAUTH_DNS_TIMEOUT_MS_DEFAULT};
+static char psl_path[1024] = MAILAUTH_PSL_FILE_DEFAULT;
 static struct ub_ctx *ub;
+static pthread_mutex_t ub_mu = PTHREAD_MUTEX_INITIALIZER; /* ub_process and the callbacks */
+static pthread_cond_t ub_answered = PTHREAD_COND_INITIALIZER;
+static bool ub_polling;				/* one thread waits on the result pipe at a time */
+static __thread struct timespec check_deadline; /* CLOCK_MONOTONIC, of the running check */
+/* A lookup of the running SPF evaluation failed temporarily (timeout,
+ * SERVFAIL): libspf2 reports that as permerror, RFC 7208 2.6.6 as temperror. */
+static __thread bool spf_dns_tempfail;
 static SPF_server_t *spf_server;
 static SPF_dns_server_t spf_layer;
 static DKIM_LIB *dkim_lib;
@@ -40,6 +62,103 @@ static bool dmarc_ready;
 void mailauth_set_resolver(const char *upstream)
 {
 	snprintf(upstream_addr, sizeof(upstream_addr), "%s", upstream ? upstream : "");
+}
+
+void mailauth_set_options(const struct mailauth_options *opts)
+{
+	options = *opts;
+	if (!options.dns_timeout_ms)
+		options.dns_timeout_ms = MAILAUTH_DNS_TIMEOUT_MS_DEFAULT;
+	snprintf(psl_path, sizeof(psl_path), "%s",
+		 opts->psl_file && opts->psl_file[0] ? opts->psl_file : MAILAUTH_PSL_FILE_DEFAULT);
+	options.psl_file = psl_path;
+}
+
+/* Milliseconds left until the running check's deadline (0 when passed). */
+static long deadline_left_ms(void)
+{
+	struct timespec now;
+	long ms;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	ms = (long)(check_deadline.tv_sec - now.tv_sec) * 1000 +
+	     (check_deadline.tv_nsec - now.tv_nsec) / 1000000;
+	return ms > 0 ? ms : 0;
+}
+
+struct pending_query {
+	bool done;
+	int err;
+	struct ub_result *res;
+};
+
+/* Runs inside ub_process(), with ub_mu held. */
+static void query_answered(void *arg, int err, struct ub_result *res)
+{
+	struct pending_query *q = arg;
+
+	q->done = true;
+	q->err = err;
+	q->res = res;
+}
+
+/* ub_resolve() bounded by the check's deadline: 0 with *RES (free it with
+ * ub_resolve_free), or -1 when the query failed or timed out. */
+static int resolve(const char *name, int type, struct ub_result **res)
+{
+	struct pending_query q = {0};
+	int id;
+
+	*res = NULL;
+	pthread_mutex_lock(&ub_mu);
+	if (deadline_left_ms() == 0 ||
+	    ub_resolve_async(ub, name, type, DNS_CLASS_IN, &q, query_answered, &id) != 0) {
+		pthread_mutex_unlock(&ub_mu);
+		return -1;
+	}
+	while (!q.done) {
+		long ms = deadline_left_ms();
+
+		if (ms == 0) {
+			/* under ub_mu no answer can be delivered meanwhile, so after
+			 * the cancel the callback never sees Q again */
+			ub_cancel(ub, id);
+			break;
+		}
+		if (ms > DNS_POLL_SLICE_MS)
+			ms = DNS_POLL_SLICE_MS;
+		if (!ub_polling) {
+			struct pollfd pfd = {.fd = ub_fd(ub), .events = POLLIN};
+			int ready;
+
+			ub_polling = true;
+			pthread_mutex_unlock(&ub_mu);
+			ready = poll(&pfd, 1, (int)ms);
+			pthread_mutex_lock(&ub_mu);
+			ub_polling = false;
+			if (ready > 0)
+				ub_process(ub); /* answers for any waiter */
+			pthread_cond_broadcast(&ub_answered);
+		} else {
+			struct timespec until;
+
+			clock_gettime(CLOCK_REALTIME, &until);
+			until.tv_nsec += ms * 1000000;
+			until.tv_sec += until.tv_nsec / 1000000000;
+			until.tv_nsec %= 1000000000;
+			pthread_cond_timedwait(&ub_answered, &ub_mu, &until);
+		}
+	}
+	pthread_mutex_unlock(&ub_mu);
+	if (!q.done)
+		return -1;
+	if (q.err != 0 || !q.res) {
+		if (q.res)
+			ub_resolve_free(q.res);
+		return -1;
+	}
+	*res = q.res;
+	return 0;
 }
 
 /* Dotted name of the uncompressed wire name at P. 0 or -1. */
@@ -90,14 +209,19 @@ static SPF_dns_rr_t *spf_lookup(SPF_dns_server_t *srv, const char *domain, ns_ty
 	int n = 0;
 
 	(void)should_cache;
-	if (ub_resolve(ub, domain, (int)type, DNS_CLASS_IN, &res) != 0)
+	if (resolve(domain, (int)type, &res) != 0) {
+		spf_dns_tempfail = true;
 		return SPF_dns_rr_new_init(srv, domain, type, 0, TRY_AGAIN);
+	}
 	if (res->nxdomain) {
 		ub_resolve_free(res);
 		return SPF_dns_rr_new_init(srv, domain, type, 0, HOST_NOT_FOUND);
 	}
 	if (!res->havedata) {
 		int herrno = res->rcode == DNS_RCODE_SERVFAIL ? TRY_AGAIN : NO_DATA;
+
+		if (herrno == TRY_AGAIN)
+			spf_dns_tempfail = true;
 		ub_resolve_free(res);
 		return SPF_dns_rr_new_init(srv, domain, type, 0, herrno);
 	}
@@ -163,8 +287,8 @@ static int dkim_query_start(void *srv, int type, unsigned char *query, unsigned 
 	(void)srv;
 	if (!q)
 		return DKIM_DNS_ERROR;
-	if (ub_resolve(ub, (const char *)query, type, DNS_CLASS_IN, &res) != 0 ||
-	    !res->answer_packet || res->answer_len <= 0 || (size_t)res->answer_len > buflen) {
+	if (resolve((const char *)query, type, &res) != 0 || !res->answer_packet ||
+	    res->answer_len <= 0 || (size_t)res->answer_len > buflen) {
 		q->error = 1;
 	} else {
 		memcpy(buf, res->answer_packet, (size_t)res->answer_len);
@@ -201,9 +325,21 @@ static int dkim_query_cancel(void *srv, void *qh)
 
 static void setup(void)
 {
+	char err[512];
+
 	ub = ub_ctx_create();
 	if (!ub)
 		return;
+	if (ub_ctx_async(ub, 1) != 0) { /* a thread, not a forked process */
+		ub_ctx_delete(ub);
+		ub = NULL;
+		return;
+	}
+	if (mailauth_psl_load(options.psl_file ? options.psl_file : MAILAUTH_PSL_FILE_DEFAULT, err,
+			      sizeof(err)) != 0)
+		log_warn(_("mailauth: no public suffix list (%s): every top-level domain counts "
+			   "as a public suffix"),
+			 err);
 	if (upstream_addr[0]) {
 		ub_ctx_set_option(ub, "do-not-query-localhost:", "no");
 		ub_ctx_set_fwd(ub, upstream_addr);
@@ -237,6 +373,52 @@ static void lower_copy(const char *in, char *out, size_t outlen)
 	out[o] = '\0';
 }
 
+static enum mailauth_verdict spf_verdict(SPF_result_t r)
+{
+	switch (r) {
+	case SPF_RESULT_PASS:
+		return MAILAUTH_PASS;
+	case SPF_RESULT_FAIL:
+		return MAILAUTH_FAIL;
+	case SPF_RESULT_SOFTFAIL:
+		return MAILAUTH_SOFTFAIL;
+	case SPF_RESULT_NEUTRAL:
+		return MAILAUTH_NEUTRAL;
+	case SPF_RESULT_NONE:
+		return MAILAUTH_NONE;
+	case SPF_RESULT_PERMERROR:
+	case SPF_RESULT_INVALID:
+		return MAILAUTH_PERMERROR;
+	default:
+		return MAILAUTH_TEMPERROR;
+	}
+}
+
+/* SPF_request_query_mailfrom() without its free pass for loopback clients
+ * ([mailauth] check_loopback): the record of the MAIL FROM domain is
+ * fetched and evaluated for the client address as for anyone else. */
+static enum mailauth_verdict spf_query_loopback(SPF_request_t *req)
+{
+	SPF_response_t *resp = SPF_response_new(req);
+	SPF_record_t *record = NULL;
+	enum mailauth_verdict v;
+
+	if (!resp)
+		return MAILAUTH_TEMPERROR;
+	req->cur_dom = req->env_from_dp;
+	/* on failure the response already holds none or permerror */
+	if (SPF_server_get_record(spf_server, req, resp, &record) == SPF_E_SUCCESS && record) {
+		resp->spf_record_exp = record; /* for exp= (as the library does) */
+		SPF_record_interpret(record, req, resp, 0);
+		resp->spf_record_exp = NULL;
+	}
+	v = spf_verdict(SPF_response_result(resp));
+	if (record)
+		SPF_record_free(record);
+	SPF_response_free(resp);
+	return v;
+}
+
 static void check_spf(const char *ip, const char *helo, const char *mail_from,
 		      struct mailauth_result *out)
 {
@@ -258,31 +440,15 @@ static void check_spf(const char *ip, const char *helo, const char *mail_from,
 		SPF_request_free(req);
 		return;
 	}
-	SPF_request_query_mailfrom(req, &resp);
-	switch (resp ? SPF_response_result(resp) : SPF_RESULT_TEMPERROR) {
-	case SPF_RESULT_PASS:
-		out->spf = MAILAUTH_PASS;
-		break;
-	case SPF_RESULT_FAIL:
-		out->spf = MAILAUTH_FAIL;
-		break;
-	case SPF_RESULT_SOFTFAIL:
-		out->spf = MAILAUTH_SOFTFAIL;
-		break;
-	case SPF_RESULT_NEUTRAL:
-		out->spf = MAILAUTH_NEUTRAL;
-		break;
-	case SPF_RESULT_NONE:
-		out->spf = MAILAUTH_NONE;
-		break;
-	case SPF_RESULT_PERMERROR:
-	case SPF_RESULT_INVALID:
-		out->spf = MAILAUTH_PERMERROR;
-		break;
-	default:
-		out->spf = MAILAUTH_TEMPERROR;
-		break;
+	spf_dns_tempfail = false;
+	if (options.check_loopback && SPF_request_is_loopback(req))
+		out->spf = spf_query_loopback(req);
+	else {
+		SPF_request_query_mailfrom(req, &resp);
+		out->spf = spf_verdict(resp ? SPF_response_result(resp) : SPF_RESULT_TEMPERROR);
 	}
+	if ((out->spf == MAILAUTH_PERMERROR || out->spf == MAILAUTH_NONE) && spf_dns_tempfail)
+		out->spf = MAILAUTH_TEMPERROR;
 	if (resp)
 		SPF_response_free(resp);
 	SPF_request_free(req);
@@ -440,7 +606,7 @@ static int dmarc_record(const char *domain, char *out, size_t outlen)
 
 	out[0] = '\0';
 	snprintf(name, sizeof(name), "_dmarc.%s", domain);
-	if (ub_resolve(ub, name, DNS_TYPE_TXT, DNS_CLASS_IN, &res) != 0)
+	if (resolve(name, DNS_TYPE_TXT, &res) != 0)
 		return -1;
 	if (!res->havedata && !res->nxdomain && res->rcode == DNS_RCODE_SERVFAIL) {
 		ub_resolve_free(res);
@@ -456,26 +622,13 @@ static int dmarc_record(const char *domain, char *out, size_t outlen)
 	return 0;
 }
 
-/* The organizational domain of DOMAIN, without a public suffix list: its
- * last two labels. */
-static const char *org_domain(const char *domain)
-{
-	const char *dot = strrchr(domain, '.');
-
-	if (!dot)
-		return domain;
-	while (dot > domain && dot[-1] != '.')
-		dot--;
-	return dot;
-}
-
 static bool aligned(const char *id, const char *from, bool strict)
 {
 	if (!id[0] || !from[0])
 		return false;
 	if (strict)
 		return strcasecmp(id, from) == 0;
-	return strcasecmp(org_domain(id), org_domain(from)) == 0;
+	return strcasecmp(mailauth_org_domain(id), mailauth_org_domain(from)) == 0;
 }
 
 static void check_dmarc(const char *ip, struct mailauth_result *out)
@@ -487,7 +640,7 @@ static void check_dmarc(const char *ip, struct mailauth_result *out)
 	out->dmarc = MAILAUTH_NONE;
 	if (!out->from_domain[0] || !dmarc_ready)
 		return;
-	snprintf(org, sizeof(org), "%s", org_domain(out->from_domain));
+	snprintf(org, sizeof(org), "%s", mailauth_org_domain(out->from_domain));
 	if (dmarc_record(out->from_domain, record, sizeof(record)) != 0) {
 		out->dmarc = MAILAUTH_TEMPERROR;
 		return;
@@ -521,11 +674,12 @@ static void check_dmarc(const char *ip, struct mailauth_result *out)
 		opendmarc_policy_connect_shutdown(p);
 		return;
 	}
-	/* Identifier alignment (RFC 7489 3.1) is decided here: without a public
-	 * suffix list libopendmarc would take "test" or "com" for the
-	 * organizational domain and align everything. An aligned identifier is
-	 * handed over as the From domain itself; one that does not align is not
-	 * handed over at all. */
+	/* Identifier alignment (RFC 7489 3.1) is decided here, with the
+	 * organizational domains of mailauth_psl.c (libopendmarc without its
+	 * own suffix list would take "test" or "com" for the organizational
+	 * domain and align everything). An aligned identifier is handed over
+	 * as the From domain itself; one that does not align is not handed
+	 * over at all. */
 	if (opendmarc_policy_fetch_aspf(p, &aspf) != DMARC_PARSE_OKAY)
 		aspf = DMARC_RECORD_A_RELAXED;
 	if (opendmarc_policy_fetch_adkim(p, &adkim) != DMARC_PARSE_OKAY)
@@ -564,6 +718,13 @@ void mailauth_check(const char *client_ip, const char *helo, const char *mail_fr
 {
 	memset(out, 0, sizeof(*out));
 	pthread_once(&once, setup);
+	clock_gettime(CLOCK_MONOTONIC, &check_deadline);
+	check_deadline.tv_sec += options.dns_timeout_ms / 1000;
+	check_deadline.tv_nsec += (long)(options.dns_timeout_ms % 1000) * 1000000;
+	if (check_deadline.tv_nsec >= 1000000000) {
+		check_deadline.tv_sec++;
+		check_deadline.tv_nsec -= 1000000000;
+	}
 	if (!ub) {
 		out->spf = out->dkim = out->dmarc = MAILAUTH_TEMPERROR;
 		return;

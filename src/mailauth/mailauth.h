@@ -43,6 +43,25 @@ const char *mailauth_verdict_name(enum mailauth_verdict v);
  * before the first check. */
 void mailauth_set_resolver(const char *upstream);
 
+/* Settings of the checks ([mailauth] in the config), given before the first check. */
+struct mailauth_options {
+	unsigned dns_timeout_ms; /* all lookups of one message together; 0: the default */
+	bool check_loopback;	 /* evaluate SPF for loopback clients too (libspf2 passes them) */
+	const char *psl_file;	 /* Public Suffix List; NULL or "": the Debian path */
+};
+#define MAILAUTH_DNS_TIMEOUT_MS_DEFAULT 10000
+#define MAILAUTH_PSL_FILE_DEFAULT "/usr/share/publicsuffix/public_suffix_list.dat"
+void mailauth_set_options(const struct mailauth_options *opts);
+
+/* ---- Public Suffix List (mailauth_psl.c) ---- */
+/* Reads the list at PATH (replacing one read before). 0, or -1 with ERR. */
+int mailauth_psl_load(const char *path, char *err, size_t errlen);
+void mailauth_psl_free(void);
+/* The organizational domain of DOMAIN (lower case, no trailing dot): the
+ * public suffix plus one label, as a pointer into DOMAIN; DOMAIN itself when
+ * it is a public suffix. Without a loaded list every TLD is a suffix. */
+const char *mailauth_org_domain(const char *domain);
+
 /* Runs SPF, DKIM and DMARC for one message. Safe from several threads. */
 void mailauth_check(const char *client_ip, const char *helo, const char *mail_from,
 		    const unsigned char *msg, size_t len, struct mailauth_result *out);

@@ -34,7 +34,8 @@ struct deliver_job {
 	size_t len;
 	enum deliver_status status;
 	struct deliver_report report;
-	bool policy_reject; /* the sender domain's DMARC policy refused the message */
+	bool policy_reject;    /* the sender domain's DMARC policy refused the message */
+	char policy_reply[16]; /* its reply code: "550 5.7.1", "550 5.7.23", "451 4.4.3" */
 };
 
 static void deliver_job_free(struct deliver_job *job)
@@ -51,7 +52,10 @@ static void deliver_job_free(struct deliver_job *job)
 /*
  * Mail from outside (MX, not authenticated): SPF, DKIM and DMARC
  * (src/mailauth); our Authentication-Results goes in front after forged ones
- * are removed. A DMARC p=reject failure refuses the message. Returns 0 to go on.
+ * are removed. A DMARC p=reject failure refuses the message, and so does an
+ * SPF fail with [mailauth] reject_spf_fail (RFC 7372: 5.7.23); a temporary
+ * DNS error asks the client to come back with [mailauth] defer_temperror.
+ * Returns 0 to go on.
  */
 static int authenticate_inbound(struct deliver_job *job)
 {
@@ -70,8 +74,28 @@ static int authenticate_inbound(struct deliver_job *job)
 	if (r.dmarc == MAILAUTH_FAIL && r.policy == MAILAUTH_POLICY_REJECT) {
 		job->status = DELIVER_FAIL;
 		job->policy_reject = true;
+		snprintf(job->policy_reply, sizeof(job->policy_reply), "550 5.7.1");
 		snprintf(job->report.message, sizeof(job->report.message),
 			 "Rejected by the DMARC policy of %.200s", r.from_domain);
+		return -1;
+	}
+	if (r.spf == MAILAUTH_FAIL && job->cfg->mailauth.reject_spf_fail) {
+		job->status = DELIVER_FAIL;
+		job->policy_reject = true;
+		snprintf(job->policy_reply, sizeof(job->policy_reply), "550 5.7.23");
+		snprintf(job->report.message, sizeof(job->report.message),
+			 "SPF of %.120s does not allow %.64s to send its mail", r.mailfrom_domain,
+			 job->env.client_ip);
+		return -1;
+	}
+	if ((r.spf == MAILAUTH_TEMPERROR || r.dmarc == MAILAUTH_TEMPERROR) &&
+	    job->cfg->mailauth.defer_temperror) {
+		job->status = DELIVER_TEMPFAIL;
+		job->policy_reject = true;
+		snprintf(job->policy_reply, sizeof(job->policy_reply), "451 4.4.3");
+		snprintf(job->report.message, sizeof(job->report.message),
+			 "Sender authentication lookups for %.150s failed, try again later",
+			 r.spf == MAILAUTH_TEMPERROR ? r.mailfrom_domain : r.from_domain);
 		return -1;
 	}
 	n = mailauth_header(&r, id, hdr, sizeof(hdr));
@@ -125,7 +149,7 @@ static void deliver_done(struct conn *c, void *arg)
 		deliver_job_free(job);
 		return;
 	}
-	switch (job->status) {
+	switch (job->policy_reject ? DELIVER_FAIL : job->status) {
 	case DELIVER_OK:
 		smtp_reply(s, "250 2.0.0 Ok: queued as %016llX%04X",
 			   (unsigned long long)conn_id(s->c), s->transactions & 0xffff);
@@ -142,7 +166,7 @@ static void deliver_done(struct conn *c, void *arg)
 	case DELIVER_FAIL:
 	default:
 		if (job->policy_reject) {
-			smtp_reply(s, "550 5.7.1 %s", job->report.message);
+			smtp_reply(s, "%s %s", job->policy_reply, job->report.message);
 			break;
 		}
 		smtp_reply(s, "554 5.0.0 %s",

@@ -112,6 +112,11 @@ static const struct key_def keys[] = {
     CFG("queue", "workers", VAL_UINT, queue.workers),
     CFG("queue", "per_domain", VAL_UINT, queue.per_domain),
     CFG("queue", "tls_required", VAL_STRING, queue.tls_required),
+    CFG("mailauth", "dns_timeout", VAL_UINT, mailauth.dns_timeout),
+    CFG("mailauth", "reject_spf_fail", VAL_BOOL, mailauth.reject_spf_fail),
+    CFG("mailauth", "defer_temperror", VAL_BOOL, mailauth.defer_temperror),
+    CFG("mailauth", "check_loopback", VAL_BOOL, mailauth.check_loopback),
+    CFG("mailauth", "public_suffix_list", VAL_STRING, mailauth.public_suffix_list),
     CFG("sms", "gateway_url", VAL_STRING, sms.gateway_url),
     CFG("sms", "method", VAL_STRING, sms.method),
     CFG("sms", "headers", VAL_STRING, sms.headers),
@@ -200,6 +205,9 @@ void config_defaults(struct config *cfg)
 	cfg->queue.delay_warning = 4 * 3600;
 	cfg->queue.workers = 4;
 	cfg->queue.per_domain = 2;
+	cfg->mailauth.dns_timeout = 10;
+	snprintf(cfg->mailauth.public_suffix_list, sizeof(cfg->mailauth.public_suffix_list),
+		 "/usr/share/publicsuffix/public_suffix_list.dat");
 	cfg->pgp.max_agents = 16;
 	cfg->pgp.agent_idle = 300;
 	cfg->pgp.wkd_lookup = false;

@@ -114,6 +114,15 @@ struct config {
 		char tls_required[1024]; /* domains that only get mail over TLS (blank/comma list) */
 	} queue;
 
+	/* [mailauth] SPF/DKIM/DMARC checks of mail from outside (src/mailauth) */
+	struct {
+		unsigned dns_timeout;	 /* seconds for all lookups of one message */
+		bool reject_spf_fail;	 /* SPF fail refused with 550 5.7.23, not only marked */
+		bool defer_temperror;	 /* SPF/DMARC temperror answered with 451 */
+		bool check_loopback;	 /* SPF evaluated for loopback clients too */
+		char public_suffix_list[CONFIG_PATH_MAX];
+	} mailauth;
+
 	/* [sms] HTTP gateway for one-time codes by SMS (otp/sms.c) */
 	struct {
 		char gateway_url[CONFIG_PATH_MAX]; /* empty: SMS codes are off */

@@ -283,8 +283,8 @@ class TwoInstances(unittest.TestCase):
             s.sendmail(sender, ["bob@b.test"], msg)
 
     def test_inbound_dmarc_alignment_policy_and_forged_results(self):
-        # (libspf2 lets loopback clients pass SPF, so the SPF fail and softfail
-        # cases are in tests/unit/test_mailauth.c with documentation addresses.)
+        # (libspf2 lets loopback clients pass SPF here; InboundPolicy checks
+        # them with [mailauth] check_loopback.)
         # From in a.test (p=reject), envelope from another domain, no signature:
         # nothing aligns, so the message is refused at DATA
         with self.assertRaises(smtplib.SMTPDataError) as cm:
@@ -364,6 +364,155 @@ class TwoInstances(unittest.TestCase):
         finally:
             self.b.start()
         self.seen(self.b, "bob@b.test", "while down")
+
+
+# Inbound checks end to end: the test client sends from 127.0.0.1, and with
+# [mailauth] check_loopback SPF is evaluated for it like for anyone.
+POLICY_RECORDS = AUTH_RECORDS + [
+    "--txt-record=nodmarc.test,v=spf1 ip4:192.0.2.1 -all",
+    "--txt-record=_dmarc.watch.test,v=DMARC1; p=none",
+    # a two-label public suffix (co.uk): example.co.uk and other.co.uk do not align
+    "--local=/co.uk/",
+    "--txt-record=_dmarc.example.co.uk,v=DMARC1; p=reject",
+    "--txt-record=a.b.example.co.uk,v=spf1 ip4:127.0.0.1 -all",
+    "--txt-record=other.co.uk,v=spf1 ip4:127.0.0.1 -all",
+]
+
+
+def scan_reasons(srv):
+    """The scanner's recorded reasons of every stored message, one string."""
+    if srv.engine == "mariadb":
+        res = subprocess.run(["mariadb", "--no-defaults", "-S",
+                              os.environ["POSTERN_TEST_MARIADB_SOCKET"], "-u", "root", "-N",
+                              "-e", "SELECT reasons FROM %s.scan_results" % srv.database],
+                             check=True, capture_output=True, text=True, timeout=60)
+        return res.stdout
+    import sqlite3
+    db = sqlite3.connect(os.path.join(srv.data_dir, "postern.db"))
+    try:
+        return "\n".join(r[0] or "" for r in db.execute("SELECT reasons FROM scan_results"))
+    finally:
+        db.close()
+
+
+class InboundPolicy(unittest.TestCase):
+    """SPF and DMARC verdicts through the MX listener, with a real client."""
+
+    def server(self, dns_address, **mailauth):
+        srv = Server(listeners=("smtp", "imap"),
+                     config={"queue": {"resolver": dns_address},
+                             "mailauth": dict({"check_loopback": "yes"}, **mailauth),
+                             "auth": FAST_AUTH})
+        self.addCleanup(srv.close)
+        srv.add_domain("b.test")
+        srv.add_user("bob@b.test", PASSWORD)
+        return srv
+
+    @staticmethod
+    def send(srv, sender, from_header, subject):
+        msg = make_message(from_header, "bob@b.test", subject)
+        with smtplib.SMTP("127.0.0.1", srv.port("smtp"), timeout=30) as s:
+            s.ehlo("client.test")
+            s.sendmail(sender, ["bob@b.test"], msg)
+
+    def refused(self, srv, sender, from_header, subject):
+        with self.assertRaises(smtplib.SMTPDataError) as cm:
+            self.send(srv, sender, from_header, subject)
+        return cm.exception.smtp_code, cm.exception.smtp_error.decode()
+
+    def received(self, srv, subject):
+        deadline = time.monotonic() + WAIT
+        while time.monotonic() < deadline:
+            for raw in mailbox_messages(srv, "bob@b.test"):
+                if ("Subject: " + subject).encode() in raw:
+                    return raw
+            time.sleep(0.3)
+        self.fail("%r never arrived:\n%s" % (subject, srv.log()[-3000:]))
+
+    def test_spf_and_dmarc_verdicts_mark_refuse_and_quarantine(self):
+        dns = DNS(RECORDS + POLICY_RECORDS)
+        self.addCleanup(dns.close)
+        srv = self.server(dns.address)
+
+        # SPF fail, no DMARC record: marked (the default policy), and the
+        # scanner hears of it
+        self.send(srv, "x@nodmarc.test", "x@nodmarc.test", "spf fails")
+        raw = self.received(srv, "spf fails")
+        self.assertIn(b"spf=fail smtp.mailfrom=nodmarc.test;", raw)
+        self.assertIn(b"dmarc=none header.from=nodmarc.test", raw)
+        self.assertIn("spf check: fail", scan_reasons(srv))
+        # softfail: marked
+        self.send(srv, "s@soft.test", "s@soft.test", "spf softfails")
+        raw = self.received(srv, "spf softfails")
+        self.assertIn(b"spf=softfail smtp.mailfrom=soft.test;", raw)
+        self.assertIn("spf check: softfail", scan_reasons(srv))
+        # SPF fail and DMARC p=reject: refused
+        code, text = self.refused(srv, "eve@fail.test", "eve@fail.test", "dmarc rejects")
+        self.assertEqual(code, 550)
+        self.assertIn("5.7.1", text)
+        self.assertIn("DMARC policy of fail.test", text)
+        # p=quarantine: into Junk
+        before = TwoInstances.junk_and_inbox(srv, "bob@b.test")
+        self.send(srv, "q@quarantine.test", "q@quarantine.test", "dmarc quarantines")
+        raw = self.received(srv, "dmarc quarantines")
+        self.assertIn(b"spf=fail smtp.mailfrom=quarantine.test;", raw)
+        self.assertIn(b"dmarc=fail (p=quarantine) header.from=quarantine.test", raw)
+        after = TwoInstances.junk_and_inbox(srv, "bob@b.test")
+        self.assertEqual(after, (before[0] + 1, before[1]))
+        # SPF passes, DMARC (p=none) fails: delivered, and the scanner hears of it
+        self.send(srv, "b@other.co.uk", "x@watch.test", "dmarc only watches")
+        raw = self.received(srv, "dmarc only watches")
+        self.assertIn(b"spf=pass smtp.mailfrom=other.co.uk;", raw)
+        self.assertIn(b"dmarc=fail (p=none) header.from=watch.test", raw)
+        self.assertIn("dmarc check: fail", scan_reasons(srv))
+
+        # the organizational domain comes from the public suffix list: a
+        # subdomain of example.co.uk aligns, other.co.uk does not
+        self.send(srv, "b@a.b.example.co.uk", "x@example.co.uk", "psl aligned")
+        raw = self.received(srv, "psl aligned")
+        self.assertIn(b"spf=pass smtp.mailfrom=a.b.example.co.uk;", raw)
+        self.assertIn(b"dmarc=pass header.from=example.co.uk", raw)
+        code, text = self.refused(srv, "b@other.co.uk", "x@example.co.uk", "psl stranger")
+        self.assertEqual(code, 550)
+        self.assertIn("DMARC policy of example.co.uk", text)
+
+    def test_spf_fail_refused_when_configured(self):
+        dns = DNS(RECORDS + POLICY_RECORDS)
+        self.addCleanup(dns.close)
+        srv = self.server(dns.address, reject_spf_fail="yes")
+        code, text = self.refused(srv, "x@nodmarc.test", "x@nodmarc.test", "spf fails")
+        self.assertEqual(code, 550)
+        self.assertIn("5.7.23", text)
+        self.assertIn("nodmarc.test", text)
+        # softfail is not fail: accepted and marked
+        self.send(srv, "s@soft.test", "s@soft.test", "spf softfails")
+        self.assertIn(b"spf=softfail", self.received(srv, "spf softfails"))
+
+    def test_unanswered_dns_ends_in_temperror_in_bounded_time(self):
+        # a "DNS server" that takes every query and never answers
+        sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sink.bind(("127.0.0.1", 0))
+        self.addCleanup(sink.close)
+        srv = self.server("127.0.0.1@%d" % sink.getsockname()[1], dns_timeout="2")
+        start = time.monotonic()
+        self.send(srv, "x@slowdns.test", "x@slowdns.test", "dns never answers")
+        self.assertLess(time.monotonic() - start, 8)
+        raw = self.received(srv, "dns never answers")
+        self.assertIn(b"spf=temperror smtp.mailfrom=slowdns.test;", raw)
+        self.assertIn(b"dmarc=temperror", raw)
+        self.assertGreater(len(sink.recv(512)), 0)  # the queries did arrive
+
+        # with defer_temperror the client is asked to come back
+        srv.stop()
+        srv.overrides["mailauth"]["defer_temperror"] = "yes"
+        srv._write_config()
+        srv.start()
+        start = time.monotonic()
+        with self.assertRaises(smtplib.SMTPDataError) as cm:
+            self.send(srv, "x@slowdns.test", "x@slowdns.test", "deferred")
+        self.assertLess(time.monotonic() - start, 8)
+        self.assertEqual(cm.exception.smtp_code, 451)
+        self.assertIn(b"4.4.3", cm.exception.smtp_error)
 
 
 class Expiry(unittest.TestCase):

@@ -81,6 +81,35 @@ START_TEST(test_strip_lf_only_and_last_field)
 }
 END_TEST
 
+START_TEST(test_org_domain_from_the_public_suffix_list)
+{
+	char err[256];
+
+	ck_assert_int_eq(mailauth_psl_load("/nonexistent/psl.dat", err, sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, "/nonexistent/psl.dat"));
+	/* without a list every top-level domain is a suffix */
+	ck_assert_str_eq(mailauth_org_domain("a.b.example.co.uk"), "co.uk");
+	ck_assert_str_eq(mailauth_org_domain("x.a.test"), "a.test");
+	ck_assert_str_eq(mailauth_org_domain("test"), "test");
+
+	ck_assert_int_eq(mailauth_psl_load(MAILAUTH_PSL_FILE_DEFAULT, err, sizeof(err)), 0);
+	/* a suffix of two labels */
+	ck_assert_str_eq(mailauth_org_domain("a.b.example.co.uk"), "example.co.uk");
+	ck_assert_str_eq(mailauth_org_domain("example.co.uk"), "example.co.uk");
+	ck_assert_str_eq(mailauth_org_domain("co.uk"), "co.uk");
+	/* an unknown top-level domain: the implicit "*" rule */
+	ck_assert_str_eq(mailauth_org_domain("x.a.test"), "a.test");
+	ck_assert_str_eq(mailauth_org_domain("mail.example.com"), "example.com");
+	/* a wildcard rule (*.kawasaki.jp) and its exception (!city.kawasaki.jp) */
+	ck_assert_str_eq(mailauth_org_domain("a.foo.kawasaki.jp"), "a.foo.kawasaki.jp");
+	ck_assert_str_eq(mailauth_org_domain("a.b.city.kawasaki.jp"), "city.kawasaki.jp");
+	/* a private-section suffix (blogspot.co.uk) */
+	ck_assert_str_eq(mailauth_org_domain("x.me.blogspot.co.uk"), "me.blogspot.co.uk");
+	ck_assert_str_eq(mailauth_org_domain("com"), "com");
+	mailauth_psl_free();
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("mailauth");
@@ -92,6 +121,7 @@ int main(void)
 	tcase_add_test(tc, test_header_without_identities);
 	tcase_add_test(tc, test_strip_removes_only_ours_in_the_header);
 	tcase_add_test(tc, test_strip_lf_only_and_last_field);
+	tcase_add_test(tc, test_org_domain_from_the_public_suffix_list);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

@@ -1,8 +1,9 @@
 /*
  * test_mailauth_dns.c - SPF and DMARC verdicts against a real DNS server:
  * dnsmasq on a loopback port serving test zones, clients at documentation
- * addresses (libspf2 passes loopback clients without asking DNS, so the
- * daemon-level tests cannot show fail or softfail).
+ * addresses (libspf2 passes loopback clients unless [mailauth]
+ * check_loopback asks otherwise), a two-label public suffix, and a DNS
+ * server that never answers.
  */
 #include <config.h>
 
@@ -14,6 +15,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "mailauth/mailauth.h"
@@ -30,6 +32,11 @@ static const char *const records[] = {
     "--txt-record=_dmarc.strict.test,v=DMARC1; p=reject; aspf=s",
     "--txt-record=mx.relaxed.test,v=spf1 ip4:192.0.2.1 -all",
     "--txt-record=_dmarc.relaxed.test,v=DMARC1; p=quarantine",
+    /* a two-label public suffix: example.co.uk and other.co.uk are strangers */
+    "--local=/co.uk/",
+    "--txt-record=_dmarc.example.co.uk,v=DMARC1; p=reject",
+    "--txt-record=a.b.example.co.uk,v=spf1 ip4:192.0.2.1 -all",
+    "--txt-record=other.co.uk,v=spf1 ip4:192.0.2.1 -all",
 };
 
 static unsigned free_port(void)
@@ -157,6 +164,85 @@ START_TEST(test_dmarc_strict_and_relaxed_alignment)
 }
 END_TEST
 
+START_TEST(test_dmarc_org_domain_under_a_multi_label_suffix)
+{
+	struct mailauth_result r;
+
+	/* relaxed: a.b.example.co.uk belongs to example.co.uk */
+	check("192.0.2.1", "b@a.b.example.co.uk", "x@example.co.uk", &r);
+	ck_assert_int_eq(r.spf, MAILAUTH_PASS);
+	ck_assert_int_eq(r.dmarc, MAILAUTH_PASS);
+	/* other.co.uk shares only the public suffix co.uk: no alignment */
+	check("192.0.2.1", "b@other.co.uk", "x@example.co.uk", &r);
+	ck_assert_int_eq(r.spf, MAILAUTH_PASS);
+	ck_assert_int_eq(r.dmarc, MAILAUTH_FAIL);
+	ck_assert_int_eq(r.policy, MAILAUTH_POLICY_REJECT);
+	/* a subdomain without a record of its own falls back to the record of
+	 * example.co.uk (not of co.uk) */
+	check("192.0.2.1", "b@other.co.uk", "x@a.b.example.co.uk", &r);
+	ck_assert_int_eq(r.dmarc, MAILAUTH_FAIL);
+	ck_assert_int_eq(r.policy, MAILAUTH_POLICY_REJECT);
+	check("192.0.2.1", "b@a.b.example.co.uk", "x@a.b.example.co.uk", &r);
+	ck_assert_int_eq(r.dmarc, MAILAUTH_PASS);
+}
+END_TEST
+
+START_TEST(test_loopback_client_checked_when_asked)
+{
+	struct mailauth_result r;
+
+	/* libspf2's own rule: loopback always passes */
+	check("127.0.0.1", "eve@fail.test", "eve@fail.test", &r);
+	ck_assert_int_eq(r.spf, MAILAUTH_PASS);
+	mailauth_set_options(&(struct mailauth_options){.check_loopback = true});
+	check("127.0.0.1", "eve@fail.test", "eve@fail.test", &r);
+	ck_assert_int_eq(r.spf, MAILAUTH_FAIL);
+	ck_assert_int_eq(r.dmarc, MAILAUTH_FAIL);
+	check("127.0.0.1", "s@soft.test", "s@soft.test", &r);
+	ck_assert_int_eq(r.spf, MAILAUTH_SOFTFAIL);
+	check("127.0.0.1", "x@nothing.test", "x@nothing.test", &r);
+	ck_assert_int_eq(r.spf, MAILAUTH_NONE);
+	check("127.0.0.1", "p@perm.test", "p@perm.test", &r);
+	ck_assert_int_eq(r.spf, MAILAUTH_PERMERROR);
+}
+END_TEST
+
+/* A DNS server that takes every query and never answers. The check runs in
+ * a process of its own (Check forks per test), so it gets this resolver. */
+START_TEST(test_unanswered_dns_ends_in_temperror_within_the_timeout)
+{
+	struct sockaddr_in sin = {.sin_family = AF_INET};
+	socklen_t len = sizeof(sin);
+	int fd = socket(AF_INET, SOCK_DGRAM, 0);
+	char upstream[64];
+	struct mailauth_result r;
+	struct timespec t0, t1;
+	double elapsed;
+
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
+	snprintf(upstream, sizeof(upstream), "127.0.0.1@%u", ntohs(sin.sin_port));
+	mailauth_set_resolver(upstream);
+	mailauth_set_options(&(struct mailauth_options){.dns_timeout_ms = 1500});
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	check("198.51.100.7", "eve@fail.test", "eve@fail.test", &r);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	elapsed = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	ck_assert_msg(elapsed >= 1.4 && elapsed < 3.5, "the check took %.2f s", elapsed);
+	ck_assert_int_eq(r.spf, MAILAUTH_TEMPERROR);
+	ck_assert_int_eq(r.dmarc, MAILAUTH_TEMPERROR);
+	/* the queries did reach the server */
+	{
+		char buf[512];
+
+		ck_assert_int_gt(recv(fd, buf, sizeof(buf), MSG_DONTWAIT), 0);
+	}
+	close(fd);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("mailauth_dns");
@@ -175,6 +261,9 @@ int main(void)
 	tcase_add_test(tc, test_spf_pass_aligns_dmarc);
 	tcase_add_test(tc, test_spf_softfail_neutral_none_permerror);
 	tcase_add_test(tc, test_dmarc_strict_and_relaxed_alignment);
+	tcase_add_test(tc, test_dmarc_org_domain_under_a_multi_label_suffix);
+	tcase_add_test(tc, test_loopback_client_checked_when_asked);
+	tcase_add_test(tc, test_unanswered_dns_ends_in_temperror_within_the_timeout);
 	tcase_set_timeout(tc, 60);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
