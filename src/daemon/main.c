@@ -3,8 +3,7 @@
  * scanner and the store schema, binds the listeners, drops root, starts the
  * metrics endpoint and the admin socket, then runs the network loops in the
  * foreground until SIGTERM or SIGINT. SIGHUP (or "posternctl reload")
- * reloads the TLS certificate (running connections keep the old one) and
- * the SMS gateway settings.
+ * reloads the TLS certificate; running connections keep the old one.
  *
  * Signals are blocked in every thread and taken by one thread with
  * sigwait(), so handlers are ordinary code rather than async-signal-safe
@@ -82,31 +81,10 @@ static void reload_tls(void)
 		log_info(_("reloaded the TLS certificate from %s"), cfg.tls.cert_file);
 }
 
-/* Rereads the config file for the settings that apply without a restart:
- * the SMS gateway ([sms]). A file that no longer loads changes nothing. */
-static void reload_settings(void)
-{
-	struct config *fresh = malloc(sizeof(*fresh));
-	char err[1024];
-
-	if (!fresh) {
-		log_error(_("reload failed: out of memory"));
-		return;
-	}
-	if (config_load(cfg.path, fresh, err, sizeof(err)) != 0) {
-		log_error(_("reload failed, keeping the current settings: %s"), err);
-	} else {
-		auth_configure_sms(fresh);
-		log_info(_("reloaded the SMS gateway settings from %s"), cfg.path);
-	}
-	free(fresh);
-}
-
 static void admin_reload(void *arg)
 {
 	(void)arg;
 	reload_tls();
-	reload_settings();
 }
 
 static void admin_forget(const char *address, void *arg)
@@ -128,7 +106,6 @@ static void *signal_thread(void *arg)
 		if (sig == SIGHUP) {
 			log_info(_("SIGHUP received"));
 			reload_tls();
-			reload_settings();
 			continue;
 		}
 		log_info(_("stopping (signal %d)"), sig);
@@ -278,7 +255,6 @@ int main(int argc, char **argv)
 		log_error("%s", err);
 		return EXIT_FAILURE;
 	}
-	admin_set_blocks_handler(auth_address_blocks);
 	if (admin_start(&cfg, &handlers, err, sizeof(err)) != 0) {
 		log_error("%s", err);
 		if (cfg.metrics.enabled)
