@@ -394,6 +394,14 @@ int stego_embed_png(const unsigned char *cover, size_t cover_len, const void *ms
 	if (rc == STEGO_OK)
 		rc = stego_png_write(&img, out, out_len, err, errlen);
 	stego_image_free(&img);
+	/* The cover's text, time and colour-space chunks go along. */
+	if (rc == STEGO_OK) {
+		rc = stego_png_copy_ancillary(cover, cover_len, out, out_len, err, errlen);
+		if (rc != STEGO_OK) {
+			free(*out);
+			*out = NULL;
+		}
+	}
 	return rc;
 }
 

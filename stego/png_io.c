@@ -7,20 +7,30 @@
  * header is checked against STEGO_MAX_* before a single pixel row is
  * allocated, so a small file announcing a huge image (a decompression bomb)
  * fails fast. libpng reports errors through longjmp; they end up in ERR.
+ *
+ * The writer emits IHDR, IDAT and IEND only; stego_png_copy_ancillary()
+ * then carries over the cover's metadata chunks that do not describe the
+ * pixel encoding (text, time, physical size, colour space), byte for byte,
+ * so the stego image looks like the file it came from.
  */
 #include <config.h>
 
 #include <png.h>
 #include <setjmp.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 
 #include "stego/stego.h"
 #include "util/i18n.h"
 
-/* Ancillary chunks (text, ICC profiles) are not needed; cap what libpng may allocate for one. */
+/* Ancillary chunks (text, ICC profiles) are not needed to decode; cap what
+ * libpng may allocate for one. */
 #define STEGO_CHUNK_MALLOC_MAX (8u * 1024 * 1024)
+/* At most this much metadata is copied from a cover into its stego image. */
+#define STEGO_ANCILLARY_MAX (16u * 1024 * 1024)
 
 struct png_source {
 	const unsigned char *data;
@@ -282,5 +292,91 @@ int stego_png_write(const struct stego_image *img, unsigned char **out, size_t *
 	png_destroy_write_struct(&png, &info);
 	*out = sink.data;
 	*out_len = sink.len;
+	return STEGO_OK;
+}
+
+/*
+ * Chunks that stay true when only sample LSBs change and the image is
+ * re-encoded as 8/16-bit gray/RGB(A) without a palette: text, time, EXIF,
+ * physical pixel size, and the colour space (gamma, chromaticities, sRGB,
+ * ICC profile), which palette expansion does not alter. Left out: PLTE,
+ * tRNS, bKGD, hIST, sBIT, sPLT and unknown chunks, which describe the
+ * original encoding. ONCE: at most one such chunk is allowed.
+ */
+static const struct {
+	char name[5];
+	bool once;
+} kept_chunks[] = {
+    {"tEXt", false}, {"zTXt", false}, {"iTXt", false}, {"tIME", true}, {"eXIf", true},
+    {"pHYs", true},  {"gAMA", true},  {"cHRM", true},  {"sRGB", true}, {"iCCP", true},
+};
+
+#define KEPT_CHUNK_KINDS (sizeof(kept_chunks) / sizeof(kept_chunks[0]))
+
+static uint32_t be32(const unsigned char *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/*
+ * Walks COVER's chunks and calls back for each one to keep (OUT NULL:
+ * only counts). Returns the bytes kept; stops before IEND, at damage, or
+ * where STEGO_ANCILLARY_MAX would be passed.
+ */
+static size_t walk_ancillary(const unsigned char *cover, size_t cover_len, unsigned char *out)
+{
+	bool seen[KEPT_CHUNK_KINDS] = {false};
+	size_t pos = 8, kept = 0;
+
+	while (cover_len > pos && cover_len - pos >= 12) {
+		uint32_t n = be32(cover + pos);
+		const unsigned char *type = cover + pos + 4;
+		size_t total, k;
+
+		if (n > 0x7fffffffu || n > cover_len - pos - 12 || memcmp(type, "IEND", 4) == 0)
+			break;
+		total = (size_t)n + 12;
+		for (k = 0; k < KEPT_CHUNK_KINDS; k++)
+			if (memcmp(type, kept_chunks[k].name, 4) == 0)
+				break;
+		if (k < KEPT_CHUNK_KINDS && !(kept_chunks[k].once && seen[k]) &&
+		    crc32(crc32(0L, Z_NULL, 0), type, (uInt)n + 4) == be32(type + 4 + n)) {
+			if (total > STEGO_ANCILLARY_MAX - kept)
+				break;
+			seen[k] = true;
+			if (out)
+				memcpy(out + kept, cover + pos, total);
+			kept += total;
+		}
+		pos += total;
+	}
+	return kept;
+}
+
+int stego_png_copy_ancillary(const unsigned char *cover, size_t cover_len, unsigned char **png,
+			     size_t *png_len, char *err, size_t errlen)
+{
+	const size_t ihdr_end = 8 + 12 + 13; /* signature, IHDR chunk */
+	size_t kept;
+	unsigned char *out;
+
+	if (cover == NULL || png == NULL || *png == NULL || png_len == NULL || cover_len < 8 ||
+	    *png_len < ihdr_end || memcmp(*png + 12, "IHDR", 4) != 0)
+		return STEGO_ERR_ARG;
+	kept = walk_ancillary(cover, cover_len, NULL);
+	if (kept == 0)
+		return STEGO_OK;
+	out = malloc(*png_len + kept);
+	if (out == NULL) {
+		set_err(err, errlen, _("out of memory"));
+		return STEGO_ERR_NOMEM;
+	}
+	/* After IHDR is before PLTE and IDAT, where every kept chunk may be. */
+	memcpy(out, *png, ihdr_end);
+	walk_ancillary(cover, cover_len, out + ihdr_end);
+	memcpy(out + ihdr_end + kept, *png + ihdr_end, *png_len - ihdr_end);
+	free(*png);
+	*png = out;
+	*png_len += kept;
 	return STEGO_OK;
 }

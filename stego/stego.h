@@ -62,6 +62,14 @@ int stego_png_read(const unsigned char *data, size_t len, struct stego_image *im
 int stego_png_write(const struct stego_image *img, unsigned char **out, size_t *out_len, char *err,
 		    size_t errlen);
 void stego_image_free(struct stego_image *img);
+/*
+ * Puts the metadata chunks of COVER (tEXt, zTXt, iTXt, tIME, eXIf, pHYs,
+ * gAMA, cHRM, sRGB, iCCP; byte for byte, those with a correct CRC, at most
+ * 16 MiB) into *PNG, a file from stego_png_write(), right after its IHDR.
+ * *PNG is replaced (and the old buffer freed) when something was copied.
+ */
+int stego_png_copy_ancillary(const unsigned char *cover, size_t cover_len, unsigned char **png,
+			     size_t *png_len, char *err, size_t errlen);
 
 /* Number of samples that may carry a bit (every sample that is not alpha). */
 uint64_t stego_image_carriers(const struct stego_image *img);

@@ -64,6 +64,19 @@ static void sink_flush(png_structp png)
 	(void)png;
 }
 
+static void read_mem(png_structp png, png_bytep out, size_t n)
+{
+	struct {
+		const unsigned char *p;
+		size_t len, pos;
+	} *src = png_get_io_ptr(png);
+
+	if (n > src->len - src->pos)
+		png_error(png, "truncated");
+	memcpy(out, src->p + src->pos, n);
+	src->pos += n;
+}
+
 /* A generated cover: gradient plus noise in every channel, alpha a ramp. */
 static unsigned char *make_png(uint32_t w, uint32_t h, int color_type, int depth, int interlace,
 			       size_t *len)
@@ -675,6 +688,185 @@ START_TEST(seal_overhead_matches_crypto)
 }
 END_TEST
 
+/* Inserts a chunk into the PNG *BUF at byte AT (a chunk boundary); BAD_CRC spoils its CRC. */
+static void insert_chunk(unsigned char **buf, size_t *len, size_t at, const char *type,
+			 const void *data, uint32_t n, bool bad_crc)
+{
+	unsigned char *b = malloc(*len + n + 12);
+
+	ck_assert_ptr_nonnull(b);
+	memcpy(b, *buf, at);
+	put32(b + at, n);
+	memcpy(b + at + 4, type, 4);
+	if (n)
+		memcpy(b + at + 8, data, n);
+	put32(b + at + 8 + n, (uint32_t)crc32(0, b + at + 4, n + 4) ^ (bad_crc ? 1u : 0u));
+	memcpy(b + at + n + 12, *buf + at, *len - at);
+	free(*buf);
+	*buf = b;
+	*len += n + 12;
+}
+
+/* Offset of the COUNT-th (from 0) chunk of type TYPE in PNG, or 0; with
+ * CHECK_CRC every chunk's CRC must be right. */
+static size_t find_chunk(const unsigned char *png, size_t len, const char *type, int count,
+			 bool check_crc)
+{
+	size_t pos = 8;
+
+	while (pos + 12 <= len) {
+		uint32_t n = (uint32_t)png[pos] << 24 | (uint32_t)png[pos + 1] << 16 |
+			     (uint32_t)png[pos + 2] << 8 | png[pos + 3];
+		uint32_t crc;
+
+		ck_assert_uint_le(n, len - pos - 12);
+		crc = (uint32_t)png[pos + 8 + n] << 24 | (uint32_t)png[pos + 9 + n] << 16 |
+		      (uint32_t)png[pos + 10 + n] << 8 | png[pos + 11 + n];
+		if (check_crc)
+			ck_assert_uint_eq(crc, (uint32_t)crc32(0, png + pos + 4, n + 4));
+		if (memcmp(png + pos + 4, type, 4) == 0 && count-- == 0)
+			return pos;
+		pos += (size_t)n + 12;
+	}
+	return 0;
+}
+
+START_TEST(metadata_chunks_survive_embedding)
+{
+	static const char title[] = "Title\0Harbour at dawn", note[] = "Comment\0spoiled";
+	static const char late[] = "Author\0written after the pixels";
+	static const unsigned char phys[9] = {0, 0, 0x0b, 0x13, 0, 0, 0x0b, 0x13, 1};
+	static const unsigned char gama[4] = {0, 0, 0xb1, 0x8f}, srgb[1] = {0};
+	static const unsigned char chrm[32] = {0, 0, 0x7a, 0x26, 0, 0, 0x80, 0x84, 0, 0, 0xfa, 0,
+					       0, 0, 0x80, 0xe8, 0, 0, 0x75, 0x30, 0, 0, 0xea, 0x60,
+					       0, 0, 0x3a, 0x98, 0, 0, 0x17, 0x6f};
+	static const unsigned char time_[7] = {0x07, 0xea, 11, 24, 15, 30, 0};
+	static const unsigned char itxt[] = "Description\0\0\0en\0Beschreibung\0a quiet harbour";
+	static const unsigned char bkgd[1] = {3}, priv[3] = {1, 2, 3};
+	static const struct {
+		const char *type;
+		const void *data;
+		uint32_t len;
+	} kept[] = {{"tEXt", title, sizeof(title) - 1}, {"pHYs", phys, sizeof(phys)},
+		    {"gAMA", gama, sizeof(gama)},	  {"cHRM", chrm, sizeof(chrm)},
+		    {"sRGB", srgb, sizeof(srgb)},	  {"tIME", time_, sizeof(time_)},
+		    {"iTXt", itxt, sizeof(itxt) - 1}};
+	size_t cover_len, out_len, got_len, at, pos;
+	unsigned char *cover = make_png(64, 48, PNG_COLOR_TYPE_PALETTE, 8, 0, &cover_len);
+	unsigned char *out = NULL, *got = NULL, zdata[64];
+	uLongf zlen = sizeof(zdata) - 8;
+	struct stego_secret to = seal_to(alice), by = opened_by(alice);
+	struct stego_image img;
+	char err[256] = "";
+
+	/* Metadata after IHDR, in reverse so they end up in this order. */
+	at = 8 + 25;
+	insert_chunk(&cover, &cover_len, at, "bKGD", bkgd, sizeof(bkgd), false);
+	insert_chunk(&cover, &cover_len, at, "prIv", priv, sizeof(priv), false);
+	insert_chunk(&cover, &cover_len, at, "tEXt", note, sizeof(note) - 1, true);
+	for (size_t i = sizeof(kept) / sizeof(kept[0]); i-- > 0;)
+		insert_chunk(&cover, &cover_len, at, kept[i].type, kept[i].data, kept[i].len,
+			     false);
+	/* A second gAMA (not allowed) is dropped; text after IDAT is kept too. */
+	insert_chunk(&cover, &cover_len, find_chunk(cover, cover_len, "PLTE", 0, false), "gAMA", gama,
+		     sizeof(gama), false);
+	memcpy(zdata, "Software", 9);
+	ck_assert_int_eq(compress2(zdata + 10, &zlen, (const Bytef *)"postern test suite", 18, 9),
+			 Z_OK);
+	zdata[9] = 0; /* compression method */
+	insert_chunk(&cover, &cover_len, find_chunk(cover, cover_len, "IEND", 0, false), "zTXt", zdata,
+		     (uint32_t)zlen + 10, false);
+	insert_chunk(&cover, &cover_len, find_chunk(cover, cover_len, "IEND", 0, false), "tEXt", late,
+		     sizeof(late) - 1, false);
+
+	ck_assert_int_eq(stego_embed_png(cover, cover_len, "hidden", 6, &to, &out, &out_len, err,
+					 sizeof(err)),
+			 STEGO_OK);
+	/* Every kept chunk is there byte for byte, before the first IDAT. */
+	size_t idat = find_chunk(out, out_len, "IDAT", 0, true);
+	ck_assert_uint_gt(idat, 0);
+	for (size_t i = 0; i < sizeof(kept) / sizeof(kept[0]); i++) {
+		size_t c = find_chunk(cover, cover_len, kept[i].type, 0, false);
+		pos = find_chunk(out, out_len, kept[i].type, 0, true);
+		ck_assert_msg(pos > 0 && pos < idat, "%s missing or after IDAT", kept[i].type);
+		ck_assert_mem_eq(out + pos, cover + c, kept[i].len + 12);
+	}
+	pos = find_chunk(out, out_len, "zTXt", 0, true);
+	ck_assert_uint_gt(pos, 0);
+	ck_assert_mem_eq(out + pos + 8, zdata, zlen + 10);
+	pos = find_chunk(out, out_len, "tEXt", 1, true);
+	ck_assert_uint_gt(pos, 0);
+	ck_assert_mem_eq(out + pos + 8, late, sizeof(late) - 1);
+	/* Dropped: the bad CRC, the palette's companions, unknown chunks, the second gAMA. */
+	ck_assert_uint_eq(find_chunk(out, out_len, "tEXt", 2, true), 0);
+	ck_assert_uint_eq(find_chunk(out, out_len, "gAMA", 1, true), 0);
+	ck_assert_uint_eq(find_chunk(out, out_len, "PLTE", 0, true), 0);
+	ck_assert_uint_eq(find_chunk(out, out_len, "bKGD", 0, true), 0);
+	ck_assert_uint_eq(find_chunk(out, out_len, "prIv", 0, true), 0);
+	/* libpng reads the file and its text; the message comes back. */
+	{
+		png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
+		png_infop info = png_create_info_struct(png);
+		struct {
+			const unsigned char *p;
+			size_t len, pos;
+		} src = {out, out_len, 0};
+		png_textp text;
+		int n_text = 0;
+		double gamma = 0;
+
+		ck_assert_ptr_nonnull(info);
+		if (setjmp(png_jmpbuf(png)))
+			ck_abort_msg("libpng refused the stego image");
+		png_set_crc_action(png, PNG_CRC_ERROR_QUIT, PNG_CRC_ERROR_QUIT);
+		png_set_read_fn(png, &src, read_mem);
+		png_read_info(png, info);
+		ck_assert_uint_eq(png_get_valid(png, info, PNG_INFO_pHYs | PNG_INFO_gAMA |
+							       PNG_INFO_cHRM | PNG_INFO_sRGB |
+							       PNG_INFO_tIME),
+				  PNG_INFO_pHYs | PNG_INFO_gAMA | PNG_INFO_cHRM | PNG_INFO_sRGB |
+				      PNG_INFO_tIME);
+		ck_assert(png_get_gAMA(png, info, &gamma));
+		ck_assert(fabs(gamma - 0.45455) < 0.0001);
+		png_get_text(png, info, &text, &n_text);
+		/* All text moved in front of IDAT, in the cover's order. */
+		ck_assert_int_eq(n_text, 4);
+		ck_assert_str_eq(text[0].text, "Harbour at dawn");
+		ck_assert_str_eq(text[1].text, "a quiet harbour");
+		ck_assert_str_eq(text[2].text, "postern test suite");
+		ck_assert_str_eq(text[3].text, "written after the pixels");
+		png_destroy_read_struct(&png, &info, NULL);
+	}
+	ck_assert_int_eq(stego_png_read(out, out_len, &img, err, sizeof(err)), STEGO_OK);
+	stego_image_free(&img);
+	ck_assert_int_eq(stego_extract_png(out, out_len, &by, &got, &got_len, err, sizeof(err)),
+			 STEGO_OK);
+	ck_assert_uint_eq(got_len, 6);
+	ck_assert_mem_eq(got, "hidden", 6);
+	free(cover);
+	free(out);
+	free(got);
+}
+END_TEST
+
+START_TEST(cover_without_metadata_is_written_as_is)
+{
+	size_t cover_len, out_len;
+	unsigned char *cover = make_png(32, 32, PNG_COLOR_TYPE_RGB, 8, 0, &cover_len);
+	unsigned char *out = NULL;
+	struct stego_secret to = seal_to(bob);
+	char err[256] = "";
+
+	ck_assert_int_eq(
+	    stego_embed_png(cover, cover_len, "x", 1, &to, &out, &out_len, err, sizeof(err)),
+	    STEGO_OK);
+	/* IHDR, then IDAT right away. */
+	ck_assert_uint_eq(find_chunk(out, out_len, "IDAT", 0, true), 8 + 25);
+	free(cover);
+	free(out);
+}
+END_TEST
+
 static Suite *stego_suite(void)
 {
 	Suite *s = suite_create("stego");
@@ -706,6 +898,8 @@ static Suite *stego_suite(void)
 	tcase_add_test(keys, capacity_is_exact);
 	tcase_add_test(keys, tiny_cover_holds_nothing);
 	tcase_add_test(keys, seal_overhead_matches_crypto);
+	tcase_add_test(keys, metadata_chunks_survive_embedding);
+	tcase_add_test(keys, cover_without_metadata_is_written_as_is);
 	tcase_add_test(bad, garbage_and_truncated_input);
 	tcase_add_test(bad, decompression_bomb_dimensions_refused);
 	tcase_add_test(bad, permutation_is_a_bijection);
