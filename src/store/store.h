@@ -87,6 +87,12 @@ int store_user_set_password(struct store *st, int64_t user_id, const char *passw
 			    const unsigned char *wrapped_key, size_t wrapped_key_len);
 int store_user_set_recovery(struct store *st, int64_t user_id, const unsigned char *recovery_key,
 			    size_t len);
+/* Replaces password hash, key pair and recovery copy at once (an admin reset
+ * with a new key pair; store_auth.c). RECOVERY_KEY may be NULL. */
+int store_user_set_keys(struct store *st, int64_t user_id, const char *password_hash,
+			const unsigned char public_key[32], const unsigned char *wrapped_key,
+			size_t wrapped_key_len, const unsigned char *recovery_key,
+			size_t recovery_key_len);
 int store_user_set_locked(struct store *st, int64_t user_id, bool locked);
 int store_user_set_quota(struct store *st, int64_t user_id, int64_t quota_bytes);
 typedef int (*store_user_cb)(void *arg, const struct store_user *u);
