@@ -74,6 +74,10 @@ int crypto_seal(const unsigned char pub[32], const void *msg, size_t len, unsign
  * when it held plaintext). Fails on a wrong key or any tampering. */
 int crypto_open(const struct user_key *k, const unsigned char *blob, size_t blob_len,
 		unsigned char **msg, size_t *msg_len);
+/* crypto_open keeps each content key it opened with the user key (bounded,
+ * wiped with the key) so reading a message again skips the X25519 step; the
+ * AEAD check runs every time. How many it holds now: */
+size_t user_key_cached_keys(const struct user_key *k);
 
 /* Organization recovery key: a plain X25519 key pair kept offline by the admin. */
 int crypto_recovery_keygen(unsigned char pub[32], unsigned char priv[32]);

@@ -18,6 +18,15 @@
 struct user_key *user_key_from_private(const unsigned char priv[CRYPTO_PRIVATE_KEY_BYTES]);
 const unsigned char *user_key_private(const struct user_key *k);
 
+/* The content keys a user key has opened (seal.c), kept with the key and
+ * wiped with it; the cache locks itself. key_cache_new may return NULL
+ * (nothing is then kept). */
+struct key_cache;
+struct key_cache *key_cache_new(void);
+void key_cache_free(struct key_cache *c);
+size_t key_cache_count(struct key_cache *c);
+struct key_cache *user_key_cache(const struct user_key *k);
+
 /* Writes DATA to PATH via a 0600 temporary file in the same directory, fsync,
  * then chmod to MODE and rename (EXCLUSIVE 0) or link (EXCLUSIVE 1: fails with
  * EEXIST when PATH exists). -1 with errno on failure; PATH is then untouched. */

@@ -67,6 +67,7 @@ struct key_material {
 struct user_key {
 	atomic_uint refs;
 	struct key_material *m;
+	struct key_cache *opened; /* content keys it opened (seal.c); NULL: none kept */
 };
 
 /* Atomic: a reload may change the cost while job threads hash. */
@@ -167,6 +168,7 @@ struct user_key *user_key_from_private(const unsigned char priv[CRYPTO_PRIVATE_K
 	sodium_mprotect_readonly(m);
 	atomic_init(&k->refs, 1);
 	k->m = m;
+	k->opened = key_cache_new();
 	return k;
 }
 
@@ -194,8 +196,19 @@ void user_key_free(struct user_key *k)
 {
 	if (k == NULL || atomic_fetch_sub(&k->refs, 1) != 1)
 		return;
-	sodium_free(k->m); /* makes the pages writable, wipes, unmaps */
+	key_cache_free(k->opened); /* wipes the content keys */
+	sodium_free(k->m);	   /* makes the pages writable, wipes, unmaps */
 	free(k);
+}
+
+struct key_cache *user_key_cache(const struct user_key *k)
+{
+	return k->opened;
+}
+
+size_t user_key_cached_keys(const struct user_key *k)
+{
+	return k != NULL ? key_cache_count(k->opened) : 0;
 }
 
 /* ---- wrapping the private key under a password ---- */

@@ -326,6 +326,93 @@ START_TEST(open_with_another_users_key_fails)
 }
 END_TEST
 
+START_TEST(a_kept_content_key_opens_only_what_crypto_open_would)
+{
+	unsigned char pub[32], pub_b[32], *wrapped = NULL, *wb = NULL, *blob = NULL, *msg = NULL;
+	size_t wrapped_len = 0, lb = 0, blob_len = 0, msg_len = 0;
+	struct user_key *k, *b;
+	static const char text[] = "Subject: kept\r\n\r\nbody\r\n";
+	static const unsigned char bits[] = {0x01, 0x80, 0xff};
+
+	fast_cost();
+	k = new_user("pw", pub, &wrapped, &wrapped_len);
+	b = new_user("b", pub_b, &wb, &lb);
+	ck_assert_int_eq(crypto_seal(pub, text, strlen(text), &blob, &blob_len), 0);
+	ck_assert_uint_eq(user_key_cached_keys(k), 0);
+	for (int round = 0; round < 2; round++) {
+		ck_assert_int_eq(crypto_open(k, blob, blob_len, &msg, &msg_len), 0);
+		ck_assert_uint_eq(msg_len, strlen(text));
+		ck_assert_mem_eq(msg, text, msg_len);
+		free(msg);
+		msg = NULL;
+		ck_assert_uint_eq(user_key_cached_keys(k), 1);
+	}
+	/* With the key kept, any change to the blob is still refused. */
+	for (size_t i = 0; i < blob_len; i++) {
+		for (size_t j = 0; j < sizeof(bits); j++) {
+			blob[i] ^= bits[j];
+			ck_assert_msg(crypto_open(k, blob, blob_len, &msg, &msg_len) == -1,
+				      "flip 0x%02x at %zu opened", bits[j], i);
+			blob[i] ^= bits[j];
+		}
+	}
+	for (size_t n = 0; n < blob_len; n++)
+		ck_assert_int_eq(crypto_open(k, blob, n, &msg, &msg_len), -1);
+	ck_assert_uint_eq(user_key_cached_keys(k), 1);
+	/* Another user's key keeps nothing of this one's. */
+	ck_assert_int_eq(crypto_open(b, blob, blob_len, &msg, &msg_len), -1);
+	ck_assert_uint_eq(user_key_cached_keys(b), 0);
+	/* A copy of the handle shares the kept keys. */
+	struct user_key *dup = user_key_dup(k);
+	ck_assert_uint_eq(user_key_cached_keys(dup), 1);
+	user_key_free(dup);
+	user_key_free(k);
+	user_key_free(b);
+	free(wrapped);
+	free(wb);
+	free(blob);
+}
+END_TEST
+
+START_TEST(opening_more_messages_than_are_kept_still_works)
+{
+	enum { N = 8192 + 100 };
+	unsigned char pub[32], *wrapped = NULL, **blobs, *msg = NULL;
+	size_t wrapped_len = 0, *lens, msg_len = 0;
+	struct user_key *k;
+	char text[32];
+
+	fast_cost();
+	k = new_user("pw", pub, &wrapped, &wrapped_len);
+	blobs = calloc(N, sizeof(*blobs));
+	lens = calloc(N, sizeof(*lens));
+	ck_assert_ptr_nonnull(blobs);
+	ck_assert_ptr_nonnull(lens);
+	for (size_t i = 0; i < N; i++) {
+		int n = snprintf(text, sizeof(text), "message %zu", i);
+		ck_assert_int_eq(crypto_seal(pub, text, (size_t)n, &blobs[i], &lens[i]), 0);
+	}
+	for (int round = 0; round < 2; round++) {
+		for (size_t i = 0; i < N; i++) {
+			int n = snprintf(text, sizeof(text), "message %zu", i);
+			ck_assert_int_eq(crypto_open(k, blobs[i], lens[i], &msg, &msg_len), 0);
+			ck_assert_uint_eq(msg_len, (size_t)n);
+			ck_assert_mem_eq(msg, text, msg_len);
+			free(msg);
+			msg = NULL;
+			ck_assert_uint_le(user_key_cached_keys(k), 8192);
+		}
+	}
+	ck_assert_uint_gt(user_key_cached_keys(k), 0);
+	for (size_t i = 0; i < N; i++)
+		free(blobs[i]);
+	free(blobs);
+	free(lens);
+	user_key_free(k);
+	free(wrapped);
+}
+END_TEST
+
 START_TEST(every_byte_flip_of_a_blob_fails)
 {
 	unsigned char pub[32], *wrapped = NULL, *blob = NULL, *msg = NULL, *longer;
@@ -733,6 +820,8 @@ static Suite *crypto_suite(void)
 	tcase_add_test(tc, sealing_twice_gives_different_blobs);
 	tcase_add_test(tc, open_with_another_users_key_fails);
 	tcase_add_test(tc, every_byte_flip_of_a_blob_fails);
+	tcase_add_test(tc, a_kept_content_key_opens_only_what_crypto_open_would);
+	tcase_add_test(tc, opening_more_messages_than_are_kept_still_works);
 	tcase_add_test(tc, random_bytes_never_open_or_unlock);
 	tcase_add_test(tc, sealed_keys_cannot_be_swapped_between_blobs);
 	tcase_add_test(tc, recovery_key_recovers_the_private_key);
