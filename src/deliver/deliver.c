@@ -22,6 +22,7 @@
 
 #include "crypto/crypto.h"
 #include "deliver/deliver.h"
+#include "deliver/pgp_policy.h"
 #include "util/i18n.h"
 #include "util/log.h"
 #include "util/notify.h"
@@ -277,8 +278,8 @@ static enum deliver_status deliver_local(struct delivery *d, const struct delive
 	struct store_message out;
 	struct scan_result res;
 	struct scan_input in;
-	unsigned char *full = NULL, *blob = NULL;
-	size_t full_len = 0, blob_len = 0, i;
+	unsigned char *full = NULL, *blob = NULL, *pgp_copy = NULL;
+	size_t full_len = 0, blob_len = 0, pgp_len = 0, i;
 	enum deliver_status status = DELIVER_TEMPFAIL;
 	int rc, hlen, slen;
 
@@ -300,6 +301,12 @@ static enum deliver_status deliver_local(struct delivery *d, const struct delive
 		}
 	}
 	d->done_users[d->n_done++] = user.id;
+
+	/* OpenPGP/S-MIME: verify, our result header, opt-in decryption (pgp_policy.h). */
+	if (pgp_policy_inbound(d->st, d->cfg, d->env, &user, msg, len, &pgp_copy, &pgp_len) == 0) {
+		msg = pgp_copy;
+		len = pgp_len;
+	}
 
 	memset(&in, 0, sizeof(in));
 	in.client_ip = d->env->client_ip;
@@ -364,6 +371,7 @@ out:
 	if (status == DELIVER_TEMPFAIL && !d->report->message[0])
 		set_message(d->report, "<%s>: temporary failure, try again later", r->address);
 	wipe_free(full, full_len);
+	wipe_free(pgp_copy, pgp_len);
 	store_user_clear(&user);
 	return status;
 }

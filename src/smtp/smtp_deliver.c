@@ -13,6 +13,7 @@
 #include <sodium.h>
 
 #include "deliver/deliver.h"
+#include "deliver/pgp_policy.h"
 #include "deliver/stego_rewrite.h"
 #include "mailauth/mailauth.h"
 #include "smtp/smtp_int.h"
@@ -119,6 +120,17 @@ static void deliver_work(struct store *st, void *arg)
 	else if (authenticate_inbound(job) != 0)
 		return;
 
+	/* Password protection, sign/encrypt policy, Autocrypt (docs/pgp.md). */
+	if (job->env.auth_user &&
+	    (job->status = pgp_policy_submission(st, job->cfg, &job->env, job->s->user_id,
+						 job->rcpts, job->local, job->n_rcpts, &job->msg,
+						 &job->len, &job->report)) != DELIVER_OK) {
+		if (job->status == DELIVER_FAIL) {
+			job->policy_reject = true;
+			snprintf(job->policy_reply, sizeof(job->policy_reply), "554 5.7.5");
+		}
+		return;
+	}
 	/* Submitted mail may ask to be hidden in a picture (docs/stego.md). */
 	if (job->env.auth_user && stego_rewrite_requested(job->msg, job->len))
 		job->status = stego_rewrite_deliver(st, job->cfg, &job->env, job->rcpts, job->local,
