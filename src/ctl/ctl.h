@@ -144,6 +144,8 @@ int ctl_cmd_domain(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_init(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_otp(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_quarantine(struct ctl *ctl, int argc, char **argv);
+/* posternctl pgp policy (cmd_pgp_policy.c); ARGV[0] is the verb. */
+int ctl_pgp_policy(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_queue(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_quota(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_recovery(struct ctl *ctl, int argc, char **argv);

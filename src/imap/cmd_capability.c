@@ -9,7 +9,8 @@
 
 /* What a TLS session offers besides AUTH=; each is in docs/imap.md. */
 #define EXTENSIONS                                                                                 \
-	"IDLE UIDPLUS MOVE SPECIAL-USE CHILDREN NAMESPACE UNSELECT CONDSTORE ESEARCH QUOTA "       \
+	"IDLE UIDPLUS MOVE SPECIAL-USE CHILDREN NAMESPACE UNSELECT CONDSTORE QRESYNC ESEARCH "     \
+	"QUOTA "                                                                                   \
 	"QUOTA=RES-STORAGE STATUS=SIZE LIST-EXTENDED LIST-STATUS SORT "                            \
 	"THREAD=ORDEREDSUBJECT THREAD=REFERENCES BINARY COMPRESS=DEFLATE"
 

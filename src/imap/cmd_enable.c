@@ -1,7 +1,7 @@
 /*
- * cmd_enable.c - ENABLE (RFC 5161). CONDSTORE (RFC 7162) is the one
- * extension that can be enabled; unknown names are ignored as the RFC
- * requires.
+ * cmd_enable.c - ENABLE (RFC 5161). CONDSTORE and QRESYNC (RFC 7162; QRESYNC
+ * implies CONDSTORE, 3.2.3) and IMAP4rev2 (RFC 9051 6.3.1) can be enabled;
+ * unknown names are ignored as the RFC requires.
  */
 #include <config.h>
 
@@ -10,22 +10,32 @@
 /* RFC 5161 3.1 */
 void imap_cmd_enable(struct imap_session *s, struct imap_command *cmd)
 {
+	bool condstore = false, qresync = false;
+	struct imap_buf b = {0};
+
 	if (cmd->n_args == 0) {
 		imap_bad(s, "ENABLE needs at least one capability name");
 		return;
 	}
-	bool condstore = false;
-
 	for (size_t i = 0; i < cmd->n_args; i++) {
 		if (cmd->args[i].type != IMAP_ARG_ATOM) {
 			imap_bad(s, "ENABLE takes capability names");
 			return;
 		}
 		condstore |= imap_arg_is(&cmd->args[i], "CONDSTORE");
+		qresync |= imap_arg_is(&cmd->args[i], "QRESYNC");
 	}
 	/* RFC 5161 3.1: only what was not enabled before is listed. */
-	imap_untagged(s, "ENABLED%s", condstore && !s->condstore ? " CONDSTORE" : "");
-	if (condstore)
-		s->condstore = true;
+	ibuf_str(&b, "* ENABLED");
+	if (condstore && !s->condstore)
+		ibuf_str(&b, " CONDSTORE");
+	if (qresync && !s->qresync)
+		ibuf_str(&b, " QRESYNC");
+	ibuf_str(&b, "\r\n");
+	if (!b.failed)
+		imap_write(s, b.p, b.len);
+	ibuf_free(&b);
+	s->condstore |= condstore || qresync;
+	s->qresync |= qresync;
 	imap_ok(s, "ENABLE completed");
 }

@@ -1,7 +1,8 @@
 /*
  * cmd_expunge.c - EXPUNGE (RFC 3501 6.4.3) and UID EXPUNGE (RFC 4315 2.1):
  * removes the \Deleted messages (of the UID set); the untagged EXPUNGE
- * responses come from imap_sync() before the tagged OK.
+ * (or, with QRESYNC, VANISHED) responses come from imap_sync() before the
+ * tagged OK.
  */
 #include <config.h>
 
@@ -17,6 +18,7 @@ void imap_cmd_expunge(struct imap_session *s, struct imap_command *cmd)
 	struct store *st = conn_store(s->c);
 	uint32_t *seqs = NULL;
 	size_t n = 0, removed = 0;
+	uint64_t highest = 0;
 	bool failed = false;
 
 	if (s->sel.readonly) {
@@ -61,6 +63,13 @@ void imap_cmd_expunge(struct imap_session *s, struct imap_command *cmd)
 	if (failed) {
 		imap_sync(s, true);
 		imap_no(s, "[UNAVAILABLE] Some messages could not be expunged");
+		return;
+	}
+	/* RFC 7162 3.2.10: HIGHESTMODSEQ in the tagged OK, read before the
+	 * changes are reported so that it never covers one the client missed. */
+	if (s->condstore && store_mailbox_highestmodseq(st, s->sel.mb.id, &highest) == STORE_OK) {
+		imap_sync(s, true);
+		imap_ok(s, "[HIGHESTMODSEQ %llu] EXPUNGE completed", (unsigned long long)highest);
 		return;
 	}
 	imap_ok(s, "EXPUNGE completed");

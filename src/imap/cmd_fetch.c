@@ -4,7 +4,8 @@
  * once per message (imap_mime.c) and wiped after the response is built.
  * Fetching a body section without PEEK sets \Seen (RFC 3501 6.4.5) in a
  * read-write mailbox and reports the new FLAGS with it. BINARY[part]
- * (RFC 3516) sends a part decoded (imap_binary.c).
+ * (RFC 3516) sends a part decoded (imap_binary.c). UID FETCH (CHANGEDSINCE m
+ * VANISHED) first names the expunged UIDs (RFC 7162 3.2.6).
  */
 #include <config.h>
 
@@ -44,6 +45,16 @@ static bool needs_content(const struct imap_fetch_att *a)
 	default:
 		return false;
 	}
+}
+
+/* Reads nothing below the top-level header, so the header block is enough. */
+static bool header_only(const struct imap_fetch_att *a)
+{
+	if (a->kind == FETCH_ENVELOPE || a->kind == FETCH_RFC822_HEADER)
+		return true;
+	return a->kind == FETCH_SECTION && a->n_parts == 0 &&
+	       (a->section == SECTION_HEADER || a->section == SECTION_HEADER_FIELDS ||
+		a->section == SECTION_HEADER_FIELDS_NOT);
 }
 
 static bool sets_seen(const struct imap_fetch_att *a)
@@ -181,6 +192,29 @@ static int write_item(struct imap_buf *b, const struct imap_fetch_att *a, const 
 	return 0;
 }
 
+/* RFC 7162 3.2.6: the UIDs of SET expunged since SINCE, as VANISHED (EARLIER). */
+static void send_vanished_earlier(struct imap_session *s, const char *set_text, uint64_t since)
+{
+	struct imap_seqset set;
+	uint32_t *uids = NULL;
+	size_t n = 0, kept = 0;
+	uint32_t max = s->sel.mb.uidnext > 1 ? s->sel.mb.uidnext - 1 : 0;
+	char err[128];
+
+	if (imap_seqset_parse(set_text, &set, err, sizeof(err)) < 0)
+		return; /* imap_resolve_set() has answered BAD already */
+	if (s->sel.n && s->sel.msgs[s->sel.n - 1].uid > max)
+		max = s->sel.msgs[s->sel.n - 1].uid;
+	if (store_expunged_since(conn_store(s->c), s->sel.mb.id, since, &uids, &n) == STORE_OK) {
+		for (size_t i = 0; i < n; i++)
+			if (imap_seqset_contains(&set, uids[i], max))
+				uids[kept++] = uids[i];
+		imap_send_vanished(s, true, uids, kept);
+	}
+	free(uids);
+	imap_seqset_free(&set);
+}
+
 /* RFC 3501 6.4.5 and 6.4.8 */
 void imap_cmd_fetch(struct imap_session *s, struct imap_command *cmd)
 {
@@ -189,27 +223,43 @@ void imap_cmd_fetch(struct imap_session *s, struct imap_command *cmd)
 	uint32_t *seqs = NULL;
 	size_t n = 0;
 	bool content = false, seen = false, has_flags = false, has_uid = false, failed = false;
-	bool changed = false, has_modseq = false, unknown_cte = false;
+	bool unreadable = false; /* some were sealed to a key that is gone */
+	bool changed = false, has_modseq = false, unknown_cte = false, whole = false;
 	uint64_t changed_since = 0;
-	bool conditional = false;
+	bool conditional = false, vanished = false;
 	struct store *st = conn_store(s->c);
 
 	if (cmd->n_args < 2 || cmd->n_args > 3 || cmd->args[0].type != IMAP_ARG_ATOM) {
 		imap_bad(s, "FETCH needs a sequence set and data items");
 		return;
 	}
-	/* RFC 7162 3.1.4: FETCH set items (CHANGEDSINCE n) */
+	/* RFC 7162 3.1.4 and 3.2.6: FETCH set items (CHANGEDSINCE n [VANISHED]) */
 	if (cmd->n_args == 3) {
 		const struct imap_arg *mod = &cmd->args[2];
-		if (mod->type != IMAP_ARG_LIST || mod->n != 2 ||
-		    !imap_arg_is(&mod->list[0], "CHANGEDSINCE") ||
-		    mod->list[1].type != IMAP_ARG_ATOM ||
-		    imap_parse_number(mod->list[1].str, mod->list[1].len, INT64_MAX,
-				      &changed_since) < 0) {
-			imap_bad(s, "Invalid FETCH modifier (use CHANGEDSINCE n)");
+		bool ok = mod->type == IMAP_ARG_LIST && mod->n > 0;
+		for (size_t i = 0; ok && i < mod->n; i++) {
+			const struct imap_arg *a = &mod->list[i];
+			if (imap_arg_is(a, "CHANGEDSINCE") && !conditional && i + 1 < mod->n &&
+			    mod->list[i + 1].type == IMAP_ARG_ATOM &&
+			    imap_parse_number(mod->list[i + 1].str, mod->list[i + 1].len, INT64_MAX,
+					      &changed_since) == 0 &&
+			    changed_since > 0) {
+				conditional = true;
+				i++;
+			} else if (imap_arg_is(a, "VANISHED") && !vanished) {
+				vanished = true;
+			} else {
+				ok = false;
+			}
+		}
+		if (!ok) {
+			imap_bad(s, "Invalid FETCH modifier (use CHANGEDSINCE n, VANISHED)");
 			return;
 		}
-		conditional = true;
+		if (vanished && (!cmd->uid || !conditional || !s->qresync)) {
+			imap_bad(s, "VANISHED needs UID FETCH, CHANGEDSINCE and ENABLE QRESYNC");
+			return;
+		}
 		s->condstore = true;
 	}
 	if (imap_fetch_parse(&cmd->args[1], &atts, err, sizeof(err)) < 0) {
@@ -222,6 +272,7 @@ void imap_cmd_fetch(struct imap_session *s, struct imap_command *cmd)
 	}
 	for (size_t i = 0; i < atts.n; i++) {
 		content |= needs_content(&atts.atts[i]);
+		whole |= needs_content(&atts.atts[i]) && !header_only(&atts.atts[i]);
 		seen |= sets_seen(&atts.atts[i]);
 		has_flags |= atts.atts[i].kind == FETCH_FLAGS;
 		has_uid |= atts.atts[i].kind == FETCH_UID;
@@ -229,6 +280,8 @@ void imap_cmd_fetch(struct imap_session *s, struct imap_command *cmd)
 	}
 	if (has_modseq)
 		s->condstore = true; /* RFC 7162 3.1: a CONDSTORE-enabling command */
+	if (vanished)
+		send_vanished_earlier(s, cmd->args[0].str, changed_since);
 	if (s->sel.readonly)
 		seen = false;
 	for (size_t k = 0; k < n && !conn_is_closing(s->c); k++) {
@@ -243,12 +296,14 @@ void imap_cmd_fetch(struct imap_session *s, struct imap_command *cmd)
 			continue;
 
 		if (content) {
-			int rc = imap_message_load(s, m, &msg, &msg_len);
+			int rc = whole ? imap_message_load(s, m, &msg, &msg_len)
+				       : imap_message_load_header(s, m, &msg, &msg_len);
 			if (rc == STORE_NOTFOUND)
 				continue; /* expunged meanwhile by another session */
 			if (rc != STORE_OK || !(root = imap_mime_parse((char *)msg, msg_len))) {
 				imap_wipe_free(msg, msg_len);
 				failed = true;
+				unreadable |= rc == IMAP_UNREADABLE;
 				continue;
 			}
 		}
@@ -263,7 +318,7 @@ void imap_cmd_fetch(struct imap_session *s, struct imap_command *cmd)
 			}
 		}
 		ibuf_printf(&b, "* %u FETCH (", seqs[k]);
-		if ((cmd->uid || (flags_now && s->condstore)) && !has_uid)
+		if ((cmd->uid || s->qresync || (flags_now && s->condstore)) && !has_uid)
 			ibuf_printf(&b, "UID %u ", m->uid);
 		for (size_t i = 0; i < atts.n && !b.failed; i++) {
 			int rc;
@@ -301,7 +356,12 @@ void imap_cmd_fetch(struct imap_session *s, struct imap_command *cmd)
 	}
 	if (failed) {
 		log_error(_("imap: some messages of %s could not be read"), s->id.address);
-		imap_no(s, "[UNAVAILABLE] Some messages could not be read");
+		/* Permanent, so not [UNAVAILABLE]: a client would retry for ever. */
+		if (unreadable)
+			imap_no(s, "Some messages cannot be decrypted: they were sealed to a key "
+				   "that a password reset replaced");
+		else
+			imap_no(s, "[UNAVAILABLE] Some messages could not be read");
 		return;
 	}
 	imap_ok(s, "FETCH completed");

@@ -91,6 +91,21 @@ int imap_seqset_parse(const char *s, struct imap_seqset *out, char *err, size_t 
 bool imap_seqset_contains(const struct imap_seqset *set, uint32_t n, uint32_t max);
 void imap_seqset_free(struct imap_seqset *set);
 
+/* ---- SELECT / EXAMINE parameters (imap_select_parse.c), RFC 7162 ---- */
+struct imap_select_params {
+	bool condstore;
+	bool qresync; /* QRESYNC (uidvalidity modseq [known-uids [seq-match-data]]) */
+	uint32_t uidvalidity;
+	uint64_t modseq;
+	bool has_known_uids, has_seq_match;
+	struct imap_seqset known_uids;
+	struct imap_seqset match_seqs, match_uids; /* seq-match-data */
+};
+/* Parses the arguments after the mailbox name (none, or one list); 0 or -1 with ERR. */
+int imap_select_params_parse(const struct imap_arg *args, size_t n, struct imap_select_params *out,
+			     char *err, size_t errlen);
+void imap_select_params_free(struct imap_select_params *p);
+
 /* ---- FETCH attributes (imap_fetch_parse.c), RFC 3501 6.4.5 ---- */
 #define IMAP_SECTION_PARTS_MAX 32
 #define IMAP_FIELDS_MAX 64

@@ -92,6 +92,7 @@ struct imap_session {
 	bool sasl_wait;
 	bool idling;
 	bool condstore; /* RFC 7162 3.1: enabled by ENABLE or a CONDSTORE-enabling command */
+	bool qresync;	/* RFC 7162 3.2.3: ENABLE QRESYNC; expunges are reported as VANISHED */
 
 	struct auth_identity id;
 	struct imap_selected sel;
@@ -131,6 +132,8 @@ void imap_sync(struct imap_session *s, bool allow_expunge);
 /* "* n FETCH (UID u FLAGS (...) MODSEQ (m))" for message SEQ (UID and MODSEQ when asked or
  * when CONDSTORE is on). */
 void imap_send_flags(struct imap_session *s, size_t seq, const struct imap_msg *m, bool uid);
+/* "* VANISHED [(EARLIER) ]uid-set" for the ascending UIDS; nothing when N is 0. */
+void imap_send_vanished(struct imap_session *s, bool earlier, const uint32_t *uids, size_t n);
 /* Writes "\Seen \Flagged kw" for M into B. */
 void imap_format_flags(struct imap_buf *b, uint32_t flags, const char *keywords);
 /* Sequence numbers (1-based) the SET names, by sequence or by UID; malloc'd, *N set.

@@ -139,6 +139,41 @@ void imap_send_flags(struct imap_session *s, size_t seq, const struct imap_msg *
 	ibuf_free(&b);
 }
 
+void imap_send_vanished(struct imap_session *s, bool earlier, const uint32_t *uids, size_t n)
+{
+	struct imap_buf b = {0};
+
+	if (n == 0)
+		return;
+	ibuf_str(&b, earlier ? "* VANISHED (EARLIER) " : "* VANISHED ");
+	ibuf_seqset(&b, uids, n);
+	ibuf_str(&b, "\r\n");
+	if (!b.failed)
+		imap_write(s, b.p, b.len);
+	ibuf_free(&b);
+}
+
+/* Sends VANISHED for the messages of OLD that NOW no longer has; false when
+ * out of memory (nothing is sent, the view stays as it was). */
+static bool report_vanished(struct imap_session *s, const struct imap_msg *old, size_t n_old,
+			    const struct list_ctx *now)
+{
+	uint32_t *gone = malloc((n_old + 1) * sizeof(*gone));
+	size_t n_gone = 0, j = 0;
+
+	if (!gone)
+		return false;
+	for (size_t i = 0; i < n_old; i++) {
+		while (j < now->n && now->msgs[j].uid < old[i].uid)
+			j++;
+		if (j == now->n || now->msgs[j].uid != old[i].uid)
+			gone[n_gone++] = old[i].uid;
+	}
+	imap_send_vanished(s, false, gone, n_gone);
+	free(gone);
+	return true;
+}
+
 void imap_sync(struct imap_session *s, bool allow_expunge)
 {
 	struct list_ctx l;
@@ -151,6 +186,13 @@ void imap_sync(struct imap_session *s, bool allow_expunge)
 	merged = calloc(n_old + l.n + 1, sizeof(*merged));
 	if (!merged) {
 		msgs_free(l.msgs, l.n);
+		return;
+	}
+	/* RFC 7162 3.2.10: with QRESYNC one VANISHED names every expunged UID,
+	 * before any FETCH that uses the new sequence numbers. */
+	if (allow_expunge && s->qresync && !report_vanished(s, old, n_old, &l)) {
+		msgs_free(l.msgs, l.n);
+		free(merged);
 		return;
 	}
 	/* Both lists are in UID order. */
@@ -169,7 +211,8 @@ void imap_sync(struct imap_session *s, bool allow_expunge)
 				imap_send_flags(s, out_n, &merged[out_n - 1], s->uid);
 			j++;
 		} else if (allow_expunge) {
-			imap_untagged(s, "%zu EXPUNGE", i + 1 - removed);
+			if (!s->qresync)
+				imap_untagged(s, "%zu EXPUNGE", i + 1 - removed);
 			removed++;
 		} else {
 			merged[out_n] = *o;
@@ -311,7 +354,7 @@ int imap_message_load(struct imap_session *s, const struct imap_msg *m, unsigned
 	rc = store_message_blob(conn_store(s->c), m->id, &blob, &blob_len);
 	if (rc != STORE_OK)
 		return rc;
-	rc = crypto_open(s->id.key, blob, blob_len, msg, len) == 0 ? STORE_OK : STORE_ERR;
+	rc = crypto_open(s->id.key, blob, blob_len, msg, len) == 0 ? STORE_OK : IMAP_UNREADABLE;
 	free(blob);
 	if (rc != STORE_OK)
 		log_error(_("imap: cannot decrypt message %lld of %s"), (long long)m->id,

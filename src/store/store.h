@@ -257,6 +257,14 @@ struct store_stats {
 };
 int store_stats(struct store *st, struct store_stats *out);
 
+/* ---- IMAP (store_imap.c) ---- */
+/* UIDs expunged from MAILBOX_ID with a modseq above MODSEQ, ascending;
+ * *UIDS malloc'd (NULL when none). QRESYNC (RFC 7162 3.2). */
+int store_expunged_since(struct store *st, int64_t mailbox_id, uint64_t modseq, uint32_t **uids,
+			 size_t *n);
+/* The mailbox's HIGHESTMODSEQ as stored now. */
+int store_mailbox_highestmodseq(struct store *st, int64_t mailbox_id, uint64_t *modseq);
+
 /* ---- sender grants (store_senders.c) ---- */
 /* Extra MAIL FROM addresses of a user: "local@domain" or "@domain" (every
  * address of the domain). Grant: STORE_EXISTS when already there; revoke:

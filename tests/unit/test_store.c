@@ -19,6 +19,9 @@
 
 #include "store/store.h"
 
+/* The newest migration in sql/<engine>/. */
+#define SCHEMA_VERSION 7
+
 /* "test_store --open-close PATH" opens and closes a SQLite store, as a
  * separate process would (see sqlite_handles_keep_their_locks). */
 #define OPEN_CLOSE_ARG "--open-close"
@@ -65,7 +68,7 @@ static void setup(void)
 	st = store_open(&cfg, err, sizeof(err));
 	ck_assert_msg(st != NULL, "store_open: %s", err);
 	ck_assert_msg(store_migrate(st, &version) == STORE_OK, "migrate: %s", store_error(st));
-	ck_assert_int_eq(version, 1);
+	ck_assert_int_eq(version, SCHEMA_VERSION);
 }
 
 static void teardown(void)
@@ -972,7 +975,7 @@ START_TEST(migrate_is_idempotent)
 	int version = 0;
 
 	OK(store_migrate(st, &version));
-	ck_assert_int_eq(version, 1);
+	ck_assert_int_eq(version, SCHEMA_VERSION);
 	ck_assert_str_eq(store_engine_name(st),
 			 engine == STORE_ENGINE_SQLITE ? "sqlite" : "mariadb");
 }
@@ -1094,7 +1097,7 @@ START_TEST(concurrent_migrations_apply_once)
 		pthread_join(t[i], NULL);
 	for (int i = 0; i < 3; i++) {
 		ck_assert_msg(m[i].rc == STORE_OK, "migrator %d: %s", i, m[i].err);
-		ck_assert_int_eq(m[i].version, 1);
+		ck_assert_int_eq(m[i].version, SCHEMA_VERSION);
 	}
 	if (engine == STORE_ENGINE_SQLITE) {
 		char path[sizeof(fresh.sqlite_path) + 8];
