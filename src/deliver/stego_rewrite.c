@@ -59,26 +59,177 @@ static bool is_field(const unsigned char *msg, size_t pos, size_t end, const cha
 	       msg[pos + n] == ':';
 }
 
-bool stego_rewrite_requested(const unsigned char *msg, size_t len)
+/*
+ * The value of the first field NAME of the header section [0, END) of MSG,
+ * unfolded and trimmed, into OUT (OUTLEN bytes). Returns how many such
+ * fields there are; *TOO_LONG when the first did not fit.
+ */
+static int header_value(const unsigned char *msg, size_t end, const char *name, char *out,
+			size_t outlen, bool *too_long)
 {
-	size_t end = header_end(msg, len), pos = 0;
+	size_t pos = 0;
+	int count = 0;
 
+	out[0] = '\0';
+	*too_long = false;
 	while (pos < end) {
 		size_t next = line_end(msg, pos, end);
 
-		if (is_field(msg, pos, next, STEGO_REWRITE_HEADER)) {
-			size_t v = pos + strlen(STEGO_REWRITE_HEADER) + 1, e = next;
+		if (is_field(msg, pos, next, name) && count++ == 0) {
+			size_t v = pos + strlen(name) + 1, o = 0;
 
-			while (v < e && (msg[v] == ' ' || msg[v] == '\t'))
-				v++;
-			while (e > v && isspace(msg[e - 1]))
-				e--;
-			if (e - v == 3 && strncasecmp((const char *)msg + v, "yes", 3) == 0)
-				return true;
+			for (;;) {
+				for (; v < next; v++) {
+					if (msg[v] == '\r' || msg[v] == '\n' ||
+					    (o == 0 && (msg[v] == ' ' || msg[v] == '\t')))
+						continue;
+					if (o + 1 >= outlen) {
+						*too_long = true;
+						break;
+					}
+					out[o++] = (char)msg[v];
+				}
+				if (*too_long || next >= end ||
+				    (msg[next] != ' ' && msg[next] != '\t'))
+					break;
+				v = next;
+				next = line_end(msg, next, end);
+			}
+			while (o > 0 && (out[o - 1] == ' ' || out[o - 1] == '\t'))
+				o--;
+			out[o] = '\0';
 		}
 		pos = next;
 	}
-	return false;
+	return count;
+}
+
+/* "yes", then parameters: "; cover=attached" or "; cover=generated". */
+static int parse_request_value(const char *v, struct stego_request *req, char *err,
+			       size_t errlen)
+{
+	const char *p = v;
+
+	req->attached_cover = false;
+	if (strncasecmp(p, "yes", 3) != 0 || (p[3] != '\0' && p[3] != ';' && p[3] != ' ' &&
+					       p[3] != '\t'))
+		return 0; /* not a request */
+	p += 3;
+	for (;;) {
+		char name[32], value[32];
+		size_t n;
+
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (*p == '\0')
+			return 1;
+		if (*p != ';')
+			goto bad;
+		p++;
+		while (*p == ' ' || *p == '\t')
+			p++;
+		n = strcspn(p, "= \t;");
+		if (n == 0 || n >= sizeof(name))
+			goto bad;
+		memcpy(name, p, n);
+		name[n] = '\0';
+		p += n;
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (*p != '=')
+			goto bad;
+		p++;
+		while (*p == ' ' || *p == '\t')
+			p++;
+		n = strcspn(p, " \t;");
+		if (n == 0 || n >= sizeof(value))
+			goto bad;
+		memcpy(value, p, n);
+		value[n] = '\0';
+		p += n;
+		if (strcasecmp(name, "cover") != 0 ||
+		    (strcasecmp(value, "attached") != 0 && strcasecmp(value, "generated") != 0))
+			goto bad;
+		req->attached_cover = strcasecmp(value, "attached") == 0;
+	}
+bad:
+	snprintf(err, errlen,
+		 STEGO_REWRITE_HEADER ": unknown parameter (use \"yes\", \"yes; cover=attached\" "
+				      "or \"yes; cover=generated\")");
+	return -1;
+}
+
+bool stego_rewrite_requested(const unsigned char *msg, size_t len)
+{
+	struct stego_request req;
+	char v[256], err[8];
+	bool too_long;
+
+	if (header_value(msg, header_end(msg, len), STEGO_REWRITE_HEADER, v, sizeof(v),
+			 &too_long) == 0)
+		return false;
+	/* A malformed request still counts: the rewrite refuses it with a reason. */
+	return too_long || parse_request_value(v, &req, err, sizeof(err)) != 0;
+}
+
+int stego_rewrite_parse(const unsigned char *msg, size_t len, struct stego_request *req,
+			char *err, size_t errlen)
+{
+	char v[256];
+	bool too_long;
+	int n, rc;
+
+	memset(req, 0, sizeof(*req));
+	n = header_value(msg, header_end(msg, len), STEGO_REWRITE_HEADER, v, sizeof(v), &too_long);
+	if (n > 0 && too_long) {
+		snprintf(err, errlen, STEGO_REWRITE_HEADER ": value too long");
+		return -1;
+	}
+	rc = n > 0 ? parse_request_value(v, req, err, errlen) : 0;
+	if (rc < 0)
+		return -1;
+	if (rc == 0) {
+		snprintf(err, errlen, "no " STEGO_REWRITE_HEADER ": yes");
+		return -1;
+	}
+	if (n > 1) {
+		snprintf(err, errlen, "more than one " STEGO_REWRITE_HEADER " field");
+		return -1;
+	}
+	return 0;
+}
+
+size_t stego_rewrite_take_password(unsigned char *msg, size_t len, struct stego_password *pw)
+{
+	size_t end = header_end(msg, len), pos = 0;
+	bool too_long;
+	int n;
+
+	memset(pw, 0, sizeof(*pw));
+	n = header_value(msg, end, STEGO_REWRITE_PASSWORD_HEADER, pw->value, sizeof(pw->value),
+			 &too_long);
+	if (n == 0)
+		return len;
+	pw->present = true;
+	pw->len = strlen(pw->value);
+	pw->invalid = n > 1 || too_long || pw->len == 0;
+	while (pos < end) {
+		size_t next = line_end(msg, pos, end), cut;
+
+		if (!is_field(msg, pos, next, STEGO_REWRITE_PASSWORD_HEADER)) {
+			pos = next;
+			continue;
+		}
+		/* The field with its folded continuation lines. */
+		cut = next;
+		while (cut < end && (msg[cut] == ' ' || msg[cut] == '\t'))
+			cut = line_end(msg, cut, end);
+		memmove(msg + pos, msg + cut, len - cut);
+		sodium_memzero(msg + len - (cut - pos), cut - pos);
+		len -= cut - pos;
+		end -= cut - pos;
+	}
+	return len;
 }
 
 struct buf {
@@ -166,16 +317,14 @@ static void paint_cover(struct stego_image *img)
 		}
 }
 
-/* A generated PNG holding MSG sealed to PUB (*PNG malloc'd). */
-static int hide_in_picture(const unsigned char pub[32], const unsigned char *msg, size_t len,
-			   unsigned char **png, size_t *png_len, char *err, size_t errlen)
+/* Bytes of a generated cover's carriers the message may fill: at most half. */
+static int generated_cover(size_t len, enum stego_mode mode, struct stego_image *img, char *err,
+			   size_t errlen)
 {
-	struct stego_secret secret = {STEGO_PUBLIC_KEY, NULL, 0, pub, NULL};
-	struct stego_image img = {0, 0, 3, 8, NULL};
-	uint64_t bits = ((uint64_t)len + STEGO_SEAL_OVERHEAD) * 8 * COVER_USE_FRACTION;
+	size_t overhead = mode == STEGO_PASSWORD ? STEGO_PASSWORD_OVERHEAD : STEGO_SEAL_OVERHEAD;
+	uint64_t bits = ((uint64_t)len + overhead) * 8 * COVER_USE_FRACTION;
 	uint64_t pixels = (bits + 2) / 3;
 	uint32_t w, h;
-	int rc;
 
 	if (pixels < (uint64_t)COVER_MIN_WIDTH * COVER_MIN_HEIGHT)
 		pixels = (uint64_t)COVER_MIN_WIDTH * COVER_MIN_HEIGHT;
@@ -185,22 +334,77 @@ static int hide_in_picture(const unsigned char pub[32], const unsigned char *msg
 	}
 	h = (uint32_t)ceil(sqrt((double)pixels * 3.0 / 4.0));
 	w = (uint32_t)((pixels + h - 1) / h);
-	img.width = w;
-	img.height = h;
-	img.pixels = malloc((size_t)w * h * 3);
-	if (img.pixels == NULL) {
+	img->width = w;
+	img->height = h;
+	img->channels = 3;
+	img->bit_depth = 8;
+	img->pixels = malloc((size_t)w * h * 3);
+	if (img->pixels == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	paint_cover(&img);
-	rc = stego_embed(&img, msg, len, &secret, err, errlen);
+	paint_cover(img);
+	return 0;
+}
+
+int stego_rewrite_check_cover(const unsigned char *cover, size_t cover_len, size_t len,
+			      enum stego_mode mode, char *err, size_t errlen)
+{
+	struct stego_image img;
+	char why[160];
+	size_t cap, overhead;
+	unsigned colour;
+	uint64_t pixels;
+
+	if (stego_png_read(cover, cover_len, &img, why, sizeof(why)) != STEGO_OK) {
+		snprintf(err, errlen, "the attached picture cannot be used as the cover: %s", why);
+		return -1;
+	}
+	cap = stego_capacity(&img, mode);
+	overhead = mode == STEGO_PASSWORD ? STEGO_PASSWORD_OVERHEAD : STEGO_SEAL_OVERHEAD;
+	colour = img.channels == 2 || img.channels == 4 ? img.channels - 1 : img.channels;
+	stego_image_free(&img);
+	if (len <= cap)
+		return 0;
+	pixels = (((uint64_t)len + overhead) * 8 + colour - 1) / colour;
+	snprintf(err, errlen,
+		 "the attached picture is too small: it holds %zu bytes, the message needs %zu "
+		 "(a picture of at least %llu pixels, e.g. %llux%llu)",
+		 cap, len, (unsigned long long)pixels,
+		 (unsigned long long)ceil(sqrt((double)pixels * 4.0 / 3.0)),
+		 (unsigned long long)ceil(sqrt((double)pixels * 3.0 / 4.0)));
+	return -1;
+}
+
+/* A PNG hiding MSG for SECRET (*PNG malloc'd): in the sender's COVER when
+ * given, with its metadata, else in a generated picture. */
+static int hide_in_picture(const struct stego_secret *secret, const unsigned char *cover,
+			   size_t cover_len, const unsigned char *msg, size_t len,
+			   unsigned char **png, size_t *png_len, char *err, size_t errlen)
+{
+	struct stego_image img = {0, 0, 3, 8, NULL};
+	int rc;
+
+	if (cover != NULL) {
+		if (stego_rewrite_check_cover(cover, cover_len, len, secret->mode, err, errlen) !=
+		    0)
+			return -1;
+		return stego_embed_png(cover, cover_len, msg, len, secret, png, png_len, err,
+				       errlen) == STEGO_OK
+			   ? 0
+			   : -1;
+	}
+	if (generated_cover(len, secret->mode, &img, err, errlen) != 0)
+		return -1;
+	rc = stego_embed(&img, msg, len, secret, err, errlen);
 	if (rc == STEGO_OK)
 		rc = stego_png_write(&img, png, png_len, err, errlen);
 	stego_image_free(&img);
 	return rc == STEGO_OK ? 0 : -1;
 }
 
-int stego_rewrite_message(const unsigned char pub[32], const unsigned char *msg, size_t len,
+int stego_rewrite_message(const struct stego_secret *secret, const unsigned char *cover,
+			  size_t cover_len, const unsigned char *msg, size_t len,
 			  unsigned char **out, size_t *out_len, char *err, size_t errlen)
 {
 	struct buf b = {0};
@@ -208,7 +412,7 @@ int stego_rewrite_message(const unsigned char pub[32], const unsigned char *msg,
 	char boundary[64], hex[25], *b64;
 	size_t png_len, b64_len, end = header_end(msg, len), pos = 0;
 
-	if (hide_in_picture(pub, msg, len, &png, &png_len, err, errlen) != 0)
+	if (hide_in_picture(secret, cover, cover_len, msg, len, &png, &png_len, err, errlen) != 0)
 		return -1;
 	/* Only the routing headers stay visible, with their folded lines. */
 	while (pos < end) {
@@ -269,43 +473,44 @@ int stego_rewrite_message(const unsigned char pub[32], const unsigned char *msg,
 	return 0;
 }
 
-enum deliver_status stego_rewrite_deliver(struct store *st, const struct config *cfg,
+/* The recipients' copies, inside the caller's transaction; REPORT counts them. */
+static enum deliver_status deliver_copies(struct store *st, const struct config *cfg,
 					  const struct deliver_envelope *env,
 					  const struct deliver_recipient *rcpts, const bool *local,
-					  size_t n_rcpts, const unsigned char *msg, size_t len,
+					  size_t n_rcpts, const struct stego_password *pw,
+					  const unsigned char *cover, size_t cover_len,
+					  const unsigned char *hidden, size_t hidden_len,
 					  struct deliver_report *report)
 {
 	enum deliver_status status = DELIVER_OK;
+	struct deliver_recipient *remote = NULL;
+	bool *remote_local = NULL;
 	int64_t *done;
-	size_t n_done = 0, stored = 0, quarantined = 0;
+	size_t n_done = 0, n_remote = 0;
 
-	memset(report, 0, sizeof(*report));
-	for (size_t i = 0; i < n_rcpts; i++) {
-		if (!local[i]) {
-			snprintf(report->message, sizeof(report->message),
-				 "<%s>: " STEGO_REWRITE_HEADER
-				 " needs local recipients (no key for other servers' users)",
-				 rcpts[i].address);
-			report->status = DELIVER_FAIL;
-			return DELIVER_FAIL;
-		}
-	}
-	done = calloc(n_rcpts ? n_rcpts : 1, sizeof(*done));
-	if (done == NULL || store_begin(st) != STORE_OK) {
-		free(done);
+	done = calloc(n_rcpts, sizeof(*done));
+	remote = calloc(n_rcpts, sizeof(*remote));
+	remote_local = calloc(n_rcpts, sizeof(*remote_local)); /* all false */
+	if (done == NULL || remote == NULL || remote_local == NULL) {
+		status = DELIVER_TEMPFAIL;
 		snprintf(report->message, sizeof(report->message),
 			 "temporary failure, try again later");
-		report->status = DELIVER_TEMPFAIL;
-		return DELIVER_TEMPFAIL;
+		goto out;
 	}
 	for (size_t i = 0; i < n_rcpts && status == DELIVER_OK; i++) {
 		char resolved[STORE_ADDRESS_MAX + 1], err[200];
+		struct stego_secret secret = {STEGO_PUBLIC_KEY, NULL, 0, NULL, NULL};
 		struct store_user user = {0};
 		struct deliver_report one;
-		unsigned char *hidden = NULL;
-		size_t hidden_len = 0, k;
-		int rc = store_resolve_address(st, rcpts[i].address, resolved);
+		unsigned char *copy = NULL;
+		size_t copy_len = 0, k;
+		int rc;
 
+		if (!local[i]) {
+			remote[n_remote++] = rcpts[i];
+			continue;
+		}
+		rc = store_resolve_address(st, rcpts[i].address, resolved);
 		if (rc == STORE_OK)
 			rc = store_user_get(st, resolved, &user);
 		if (rc != STORE_OK) {
@@ -323,37 +528,136 @@ enum deliver_status stego_rewrite_deliver(struct store *st, const struct config 
 			continue;
 		}
 		done[n_done++] = user.id;
-		if (stego_rewrite_message(user.public_key, msg, len, &hidden, &hidden_len, err,
-					  sizeof(err)) != 0) {
+		secret.public_key = user.public_key;
+		rc = stego_rewrite_message(&secret, cover, cover_len, hidden, hidden_len, &copy,
+					   &copy_len, err, sizeof(err));
+		store_user_clear(&user);
+		if (rc != 0) {
 			status = DELIVER_FAIL;
 			snprintf(report->message, sizeof(report->message), "<%s>: %s",
 				 rcpts[i].address, err);
-			store_user_clear(&user);
 			break;
 		}
-		store_user_clear(&user);
-		status = deliver_message(st, cfg, env, &rcpts[i], &local[i], 1, hidden, hidden_len,
+		status = deliver_message(st, cfg, env, &rcpts[i], &local[i], 1, copy, copy_len,
 					 &one);
-		free(hidden);
+		free(copy);
 		if (status != DELIVER_OK) {
 			memcpy(report->message, one.message, sizeof(report->message));
 			break;
 		}
-		stored += one.stored_local;
-		quarantined += one.quarantined;
+		report->stored_local += one.stored_local;
+		report->quarantined += one.quarantined;
 	}
+	/* Other servers' users: one copy under the sender's password, queued. */
+	if (status == DELIVER_OK && n_remote > 0) {
+		struct stego_secret secret = {STEGO_PASSWORD, pw->value, pw->len, NULL, NULL};
+		struct deliver_report one;
+		unsigned char *copy = NULL;
+		size_t copy_len = 0;
+		char err[200];
+
+		if (stego_rewrite_message(&secret, cover, cover_len, hidden, hidden_len, &copy,
+					  &copy_len, err, sizeof(err)) != 0) {
+			status = DELIVER_FAIL;
+			snprintf(report->message, sizeof(report->message), "%s", err);
+			goto out;
+		}
+		status = deliver_message(st, cfg, env, remote, remote_local, n_remote, copy,
+					 copy_len, &one);
+		free(copy);
+		if (status != DELIVER_OK)
+			memcpy(report->message, one.message, sizeof(report->message));
+		else
+			report->queued_remote += one.queued_remote;
+	}
+out:
 	free(done);
+	free(remote);
+	free(remote_local);
+	return status;
+}
+
+enum deliver_status stego_rewrite_deliver(struct store *st, const struct config *cfg,
+					  const struct deliver_envelope *env,
+					  const struct deliver_recipient *rcpts, const bool *local,
+					  size_t n_rcpts, const unsigned char *msg, size_t len,
+					  const struct stego_password *pw,
+					  struct deliver_report *report)
+{
+	enum deliver_status status = DELIVER_FAIL;
+	struct stego_request req;
+	unsigned char *cover = NULL, *rest = NULL;
+	const unsigned char *hidden = msg;
+	size_t cover_len = 0, rest_len = 0, hidden_len = len;
+	bool any_local = false, any_remote = false;
+	char err[240];
+
+	memset(report, 0, sizeof(*report));
+	report->status = DELIVER_FAIL;
+	if (stego_rewrite_parse(msg, len, &req, err, sizeof(err)) != 0) {
+		snprintf(report->message, sizeof(report->message), "%s", err);
+		return DELIVER_FAIL;
+	}
+	if (pw->invalid) {
+		snprintf(report->message, sizeof(report->message),
+			 STEGO_REWRITE_PASSWORD_HEADER " must appear once, not empty, at most %u bytes",
+			 STEGO_REWRITE_PASSWORD_MAX);
+		return DELIVER_FAIL;
+	}
+	if (n_rcpts == 0) {
+		snprintf(report->message, sizeof(report->message), "no recipients");
+		return DELIVER_FAIL;
+	}
+	for (size_t i = 0; i < n_rcpts; i++) {
+		any_local = any_local || local[i];
+		any_remote = any_remote || !local[i];
+		if (!local[i] && !pw->present) {
+			snprintf(report->message, sizeof(report->message),
+				 "<%s>: " STEGO_REWRITE_HEADER
+				 " needs local recipients (no key for other servers' users)",
+				 rcpts[i].address);
+			return DELIVER_FAIL;
+		}
+	}
+	/* What is hidden: the message as sent (the password already gone),
+	 * without the cover when the sender attached one. */
+	if (req.attached_cover) {
+		if (stego_cover_take(msg, len, &cover, &cover_len, &rest, &rest_len, err,
+				     sizeof(err)) != 0 ||
+		    (any_local && stego_rewrite_check_cover(cover, cover_len, rest_len,
+							    STEGO_PUBLIC_KEY, err,
+							    sizeof(err)) != 0) ||
+		    (any_remote && stego_rewrite_check_cover(cover, cover_len, rest_len,
+							     STEGO_PASSWORD, err, sizeof(err)) != 0)) {
+			snprintf(report->message, sizeof(report->message), "%s", err);
+			goto out;
+		}
+		hidden = rest;
+		hidden_len = rest_len;
+	}
+	if (store_begin(st) != STORE_OK) {
+		status = DELIVER_TEMPFAIL;
+		snprintf(report->message, sizeof(report->message),
+			 "temporary failure, try again later");
+		goto out;
+	}
+	status = deliver_copies(st, cfg, env, rcpts, local, n_rcpts, pw, cover, cover_len, hidden,
+				hidden_len, report);
 	if (status == DELIVER_OK && store_commit(st) != STORE_OK) {
 		status = DELIVER_TEMPFAIL;
 		snprintf(report->message, sizeof(report->message),
 			 "temporary failure, try again later");
 	}
-	if (status != DELIVER_OK)
+	if (status != DELIVER_OK) {
 		store_rollback(st);
-	else {
-		report->stored_local = stored;
-		report->quarantined = quarantined;
+		report->stored_local = report->queued_remote = report->quarantined = 0;
 	}
+out:
+	if (rest) {
+		sodium_memzero(rest, rest_len);
+		free(rest);
+	}
+	free(cover);
 	report->status = status;
 	return status;
 }

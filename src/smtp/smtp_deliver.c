@@ -37,6 +37,7 @@ struct deliver_job {
 	struct deliver_report report;
 	bool policy_reject;    /* the sender domain's DMARC policy refused the message */
 	char policy_reply[16]; /* its reply code: "550 5.7.1", "550 5.7.23", "451 4.4.3" */
+	struct stego_password stego_pw; /* taken out of submitted mail (docs/stego.md) */
 };
 
 static void deliver_job_free(struct deliver_job *job)
@@ -47,6 +48,7 @@ static void deliver_job_free(struct deliver_job *job)
 	}
 	free(job->rcpts);
 	free(job->local);
+	sodium_memzero(&job->stego_pw, sizeof(job->stego_pw));
 	free(job);
 }
 
@@ -115,8 +117,11 @@ static void deliver_work(struct store *st, void *arg)
 {
 	struct deliver_job *job = arg;
 
+	/* The stego password leaves submitted mail before anything else sees it. */
 	if (job->env.auth_user)
-		job->len = mailauth_strip(job->msg, job->len, job->cfg->server.hostname);
+		job->len = stego_rewrite_take_password(
+		    job->msg, mailauth_strip(job->msg, job->len, job->cfg->server.hostname),
+		    &job->stego_pw);
 	else if (authenticate_inbound(job) != 0)
 		return;
 
@@ -134,7 +139,8 @@ static void deliver_work(struct store *st, void *arg)
 	/* Submitted mail may ask to be hidden in a picture (docs/stego.md). */
 	if (job->env.auth_user && stego_rewrite_requested(job->msg, job->len))
 		job->status = stego_rewrite_deliver(st, job->cfg, &job->env, job->rcpts, job->local,
-						    job->n_rcpts, job->msg, job->len, &job->report);
+						    job->n_rcpts, job->msg, job->len,
+						    &job->stego_pw, &job->report);
 	else
 		job->status = deliver_message(st, job->cfg, &job->env, job->rcpts, job->local,
 					      job->n_rcpts, job->msg, job->len, &job->report);

@@ -133,22 +133,22 @@ class StegoTool(unittest.TestCase):
     def test_user_key_round_trip_through_the_store(self):
         with Server(listeners=("smtp",)) as srv:
             srv.add_domain("example.org")
-            srv.add_user("alice@example.org", "alice pw 1")
-            srv.add_user("bob@example.org", "bob pw 22")
+            srv.add_user("alice@example.org", "alice pw 1 harbour")
+            srv.add_user("bob@example.org", "bob pw 22 tide")
             out, back = self.path("to-alice.png"), self.path("back.txt")
             res = self.run_tool("embed", "--cover", self.cover, "--in", self.message, "--out",
                                 out, "--to", "alice@example.org", "-c", srv.config_path)
             self.assertEqual(res.returncode, 0, res.stderr)
             res = self.run_tool("extract", "--in", out, "--out", back, "--user",
                                 "alice@example.org", "-c", srv.config_path,
-                                input=b"alice pw 1\n")
+                                input=b"alice pw 1 harbour\n")
             self.assertEqual(res.returncode, 0, res.stderr)
             with open(back, "rb") as f:
                 self.assertEqual(f.read(), self.body)
             # Bob knows his own password, not Alice's key.
             res = self.run_tool("extract", "--in", out, "--out", self.path("bob.txt"), "--user",
                                 "bob@example.org", "-c", srv.config_path,
-                                input=b"bob pw 22\n")
+                                input=b"bob pw 22 tide\n")
             self.assertEqual(res.returncode, 1)
             self.assertIn(b"wrong key", res.stderr)
             res = self.run_tool("extract", "--in", out, "--out", self.path("x.txt"), "--user",
@@ -191,7 +191,7 @@ class SubmissionRewrite(unittest.TestCase):
     def submit(self, srv, rcpts, message):
         with smtplib.SMTP("127.0.0.1", srv.port("submission"), timeout=60) as c:
             c.starttls(context=srv.ssl_context())
-            c.login("alice@example.org", "alice pw 1")
+            c.login("alice@example.org", "alice pw 1 harbour")
             return c.sendmail("alice@example.org", rcpts, message)
 
     def retrieve(self, srv, user, password):
@@ -237,15 +237,15 @@ class SubmissionRewrite(unittest.TestCase):
     def test_submission_to_local_users_is_hidden_per_recipient(self):
         with Server(listeners=("submission", "pop3", "imap")) as srv:
             srv.add_domain("example.org")
-            srv.add_user("alice@example.org", "alice pw 1")
-            srv.add_user("bob@example.org", "bob pw 22")
-            srv.add_user("carol@example.org", "carol pw 333")
+            srv.add_user("alice@example.org", "alice pw 1 harbour")
+            srv.add_user("bob@example.org", "bob pw 22 tide")
+            srv.add_user("carol@example.org", "carol pw 333 lantern")
             refused = self.submit(srv, ["bob@example.org", "carol@example.org"], self.ORIGINAL)
             self.assertEqual(refused, {})
             pngs = {}
             # Bob reads over POP3, Carol over IMAP.
-            for user, pw, fetch in (("bob@example.org", "bob pw 22", self.retrieve),
-                                    ("carol@example.org", "carol pw 333", self.fetch_imap)):
+            for user, pw, fetch in (("bob@example.org", "bob pw 22 tide", self.retrieve),
+                                    ("carol@example.org", "carol pw 333 lantern", self.fetch_imap)):
                 raw = fetch(srv, user, pw)
                 # Nothing of the original shows in the delivered mail.
                 self.assertNotIn(b"shipment", raw)
@@ -259,23 +259,23 @@ class SubmissionRewrite(unittest.TestCase):
                 self.assertEqual(pngs[user][:8], b"\x89PNG\r\n\x1a\n")
             # Each picture opens for its own recipient only, byte-exact.
             res, body = self.extract(srv, pngs["bob@example.org"], "bob@example.org",
-                                     "bob pw 22")
+                                     "bob pw 22 tide")
             self.assertEqual(res.returncode, 0, res.stderr)
             self.assertEqual(body, self.ORIGINAL)
             res, body = self.extract(srv, pngs["carol@example.org"], "carol@example.org",
-                                     "carol pw 333")
+                                     "carol pw 333 lantern")
             self.assertEqual(res.returncode, 0, res.stderr)
             self.assertEqual(body, self.ORIGINAL)
             res, body = self.extract(srv, pngs["bob@example.org"], "carol@example.org",
-                                     "carol pw 333")
+                                     "carol pw 333 lantern")
             self.assertEqual(res.returncode, 1)
             self.assertIn(b"wrong key", res.stderr)
 
     def test_remote_recipient_is_refused_and_nothing_stored(self):
         with Server(listeners=("submission", "pop3")) as srv:
             srv.add_domain("example.org")
-            srv.add_user("alice@example.org", "alice pw 1")
-            srv.add_user("bob@example.org", "bob pw 22")
+            srv.add_user("alice@example.org", "alice pw 1 harbour")
+            srv.add_user("bob@example.org", "bob pw 22 tide")
             with self.assertRaises(smtplib.SMTPDataError) as cm:
                 self.submit(srv, ["bob@example.org", "someone@elsewhere.example"],
                             self.ORIGINAL)
@@ -284,7 +284,7 @@ class SubmissionRewrite(unittest.TestCase):
             p = poplib.POP3("127.0.0.1", srv.port("pop3"), timeout=60)
             p.stls(context=srv.ssl_context())
             p.user("bob@example.org")
-            p.pass_("bob pw 22")
+            p.pass_("bob pw 22 tide")
             self.assertEqual(p.stat()[0], 0)
             p.quit()
 
