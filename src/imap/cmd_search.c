@@ -22,7 +22,8 @@
 
 struct content {
 	bool loaded, failed;
-	bool gone; /* expunged by another session meanwhile: matches nothing */
+	bool whole; /* PLAIN is the whole message, not only its header block */
+	bool gone;  /* expunged by another session meanwhile: matches nothing */
 	unsigned char *plain;
 	size_t len;
 	struct imap_mime *root;
@@ -49,14 +50,24 @@ static void content_free(struct content *c)
 	memset(c, 0, sizeof(*c));
 }
 
-static bool content_load(struct imap_session *s, const struct imap_msg *m, struct content *c)
+/* Loads M (WHOLE) or only its header block, which header keys need. */
+static bool content_load(struct imap_session *s, const struct imap_msg *m, struct content *c,
+			 bool whole)
 {
 	int rc;
 
-	if (c->loaded)
+	if (c->loaded && (c->whole || !whole || c->failed))
 		return !c->failed;
+	if (c->loaded) { /* the header block is there, the body is needed too */
+		imap_mime_free(c->root);
+		imap_wipe_free(c->plain, c->len);
+		c->root = NULL;
+		c->plain = NULL;
+	}
 	c->loaded = true;
-	rc = imap_message_load(s, m, &c->plain, &c->len);
+	c->whole = whole;
+	rc = whole ? imap_message_load(s, m, &c->plain, &c->len)
+		   : imap_message_load_header(s, m, &c->plain, &c->len);
 	if (rc != STORE_OK || !(c->root = imap_mime_parse((const char *)c->plain, c->len))) {
 		c->failed = true;
 		c->gone = rc == STORE_NOTFOUND;
@@ -73,7 +84,7 @@ static GMimeMessage *content_message(struct imap_session *s, const struct imap_m
 
 	if (c->message)
 		return c->message;
-	if (!content_load(s, m, c))
+	if (!content_load(s, m, c, true))
 		return NULL;
 	pthread_once(&gmime_once, gmime_setup);
 	c->bytes = g_byte_array_sized_new((guint)c->len);
@@ -175,7 +186,7 @@ static int64_t sent_day(struct imap_session *s, const struct imap_msg *m, struct
 	GDateTime *dt;
 	int64_t days = -1;
 
-	if (!content_load(s, m, c))
+	if (!content_load(s, m, c, false))
 		return -1;
 	v = imap_header_get((const char *)c->plain + c->root->hdr_off, c->root->hdr_len, "Date");
 	if (!v)
@@ -268,14 +279,14 @@ static bool match(struct imap_session *s, const struct imap_search_key *k, const
 	case SEARCH_MODSEQ:
 		return (int64_t)m->modseq >= k->number;
 	case SEARCH_HEADER:
-		if (!content_load(s, m, c))
+		if (!content_load(s, m, c, false))
 			return false;
 		return header_matches(c, k->field, k->value);
 	case SEARCH_BODY:
 		gm = content_message(s, m, c);
 		return gm && body_matches(gm, k->value);
 	case SEARCH_TEXT:
-		if (!content_load(s, m, c))
+		if (!content_load(s, m, c, true))
 			return false;
 		if (contains((const char *)c->plain + c->root->hdr_off, c->root->hdr_len, k->value))
 			return true;

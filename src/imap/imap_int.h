@@ -99,7 +99,8 @@ struct imap_session {
 
 	struct event *idle_poll; /* IDLE: looks for changes notify cannot see */
 
-	struct imap_zstream *z; /* COMPRESS=DEFLATE once active (cmd_compress.c) */
+	struct imap_zstream *z;		/* COMPRESS=DEFLATE once active (cmd_compress.c) */
+	struct imap_hdrcache *hdrcache; /* header blocks already read (imap_hdrcache.c) */
 };
 
 /* ---- output and compression (cmd_compress.c) ---- */
@@ -143,6 +144,13 @@ int imap_resolve_set(struct imap_session *s, const char *set_text, bool by_uid, 
 /* Decrypts message M of the selected mailbox; *MSG malloc'd, wipe before free. */
 int imap_message_load(struct imap_session *s, const struct imap_msg *m, unsigned char **msg,
 		      size_t *len);
+/* Only M's top-level header block (with its blank line), from the session's
+ * cache when it was read before (imap_hdrcache.c); wipe and free like a
+ * loaded message. Parsed alone it gives the same top-level header. */
+int imap_message_load_header(struct imap_session *s, const struct imap_msg *m, unsigned char **hdr,
+			     size_t *len);
+struct imap_hdrcache;
+void imap_hdrcache_free(struct imap_hdrcache *c);
 void imap_wipe_free(unsigned char *p, size_t len);
 /* The flag bit of "\Seen" etc., 0 for a keyword, -1 for \Recent / \* / bad names. */
 int imap_flag_bit(const char *name);

@@ -520,6 +520,7 @@ static void imap_close(void *arg)
 		event_free(s->idle_poll);
 	imap_select_close(s);
 	imap_compress_free(s);
+	imap_hdrcache_free(s->hdrcache);
 	auth_identity_clear(&s->id);
 	cmd_reset(s);
 	free(s->cmd);
