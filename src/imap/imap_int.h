@@ -141,7 +141,10 @@ void imap_format_flags(struct imap_buf *b, uint32_t flags, const char *keywords)
  * Messages already expunged are left out. -1 on a malformed set (BAD sent). */
 int imap_resolve_set(struct imap_session *s, const char *set_text, bool by_uid, uint32_t **out,
 		     size_t *n);
-/* Decrypts message M of the selected mailbox; *MSG malloc'd, wipe before free. */
+/* Decrypts message M of the selected mailbox; *MSG malloc'd, wipe before free.
+ * A STORE_* code, or IMAP_UNREADABLE when the user's key does not open it
+ * (sealed to a key an admin password reset replaced, or damaged). */
+#define IMAP_UNREADABLE 100
 int imap_message_load(struct imap_session *s, const struct imap_msg *m, unsigned char **msg,
 		      size_t *len);
 /* Only M's top-level header block (with its blank line), from the session's
