@@ -1,9 +1,9 @@
 /*
  * cmd_login.c - LOGIN (RFC 3501 6.2.3) and AUTHENTICATE PLAIN (RFC 3501
- * 6.2.2, RFC 4616, SASL-IR of RFC 4959). Both run auth_login() on the job
- * pool; a failure of any kind (unknown user, wrong password, locked account)
- * waits auth.failure_delay_ms and gets the same reply. Credentials are
- * refused before TLS (LOGINDISABLED).
+ * 6.2.2, RFC 4616, SASL-IR of RFC 4959). Both run auth_login_request() on
+ * the job pool (auth_login_async); a failure of any kind (unknown user,
+ * wrong password, locked account) waits auth.failure_delay_ms and gets the
+ * same reply. Credentials are refused before TLS (LOGINDISABLED).
  */
 #include <config.h>
 
@@ -14,6 +14,7 @@
 
 #include <sodium.h>
 
+#include "auth/auth_async.h"
 #include "imap/imap_int.h"
 #include "trace/metrics.h"
 #include "trace/trace.h"
@@ -22,37 +23,6 @@
 
 #define IMAP_USER_MAX STORE_ADDRESS_MAX
 #define IMAP_PASSWORD_MAX 1024
-
-struct login_job {
-	struct imap_session *s;
-	char address[IMAP_USER_MAX + 1];
-	char password[IMAP_PASSWORD_MAX + 1];
-	size_t pwlen;
-	/* The client's address, for throttling and the audit log. */
-	char ip[64];
-	enum auth_result result;
-	struct auth_identity id;
-};
-
-static void login_job_free(struct login_job *job)
-{
-	sodium_memzero(job->password, sizeof(job->password));
-	auth_identity_clear(&job->id);
-	free(job);
-}
-
-static void login_work(struct store *st, void *arg)
-{
-	struct login_job *job = arg;
-	struct auth_request req = {.address = job->address,
-				   .password = job->password,
-				   .pwlen = job->pwlen,
-				   .protocol = "imap",
-				   .client_ip = job->ip};
-
-	job->result = auth_login_request(st, &req, &job->id);
-	sodium_memzero(job->password, sizeof(job->password));
-}
 
 static void login_failed_reply(struct conn *c, void *arg)
 {
@@ -65,19 +35,14 @@ static void login_failed_reply(struct conn *c, void *arg)
 	imap_continue_input(s);
 }
 
-static void login_done(struct conn *c, void *arg)
+static void login_done(struct conn *c, struct auth_login *l)
 {
-	struct login_job *job = arg;
-	struct imap_session *s = job->s;
+	struct imap_session *s = l->arg;
 	(void)c;
 
-	if (conn_is_closing(s->c)) {
-		login_job_free(job);
-		return;
-	}
-	if (job->result == AUTH_OK) {
-		s->id = job->id;
-		memset(&job->id, 0, sizeof(job->id)); /* the session owns the key now */
+	if (l->result == AUTH_OK) {
+		s->id = l->id;
+		memset(&l->id, 0, sizeof(l->id)); /* the session owns the key now */
 		s->state = IMAP_STATE_AUTH;
 		conn_set_user(s->c, s->id.address);
 		trace_publish(conn_id(s->c), IMAP_PROTOCOL, s->id.address, TRACE_AUTH, 0, "ok");
@@ -85,28 +50,23 @@ static void login_done(struct conn *c, void *arg)
 			"[CAPABILITY IMAP4rev1 LITERAL+ ID ENABLE IDLE UIDPLUS MOVE SPECIAL-USE "
 			"CHILDREN NAMESPACE UNSELECT CONDSTORE ESEARCH APPENDLIMIT=%zu] Logged in",
 			s->cfg->limits.max_message_size);
-		login_job_free(job);
 		imap_continue_input(s);
 		return;
 	}
-	if (job->result == AUTH_THROTTLED) {
-		trace_publish(conn_id(s->c), IMAP_PROTOCOL, job->address, TRACE_AUTH, 0,
-			      "throttled");
+	if (l->result == AUTH_THROTTLED) {
+		trace_publish(conn_id(s->c), IMAP_PROTOCOL, l->address, TRACE_AUTH, 0, "throttled");
 		imap_no(s, "[UNAVAILABLE] Too many failed logins, try again later");
-		login_job_free(job);
 		imap_continue_input(s);
 		return;
 	}
-	if (job->result == AUTH_TEMPFAIL) {
-		log_warn(_("imap: login of %s failed temporarily"), job->address);
+	if (l->result == AUTH_TEMPFAIL) {
+		log_warn(_("imap: login of %s failed temporarily"), l->address);
 		imap_no(s, "[UNAVAILABLE] Cannot log in now, try again later");
-		login_job_free(job);
 		imap_continue_input(s);
 		return;
 	}
-	trace_publish(conn_id(s->c), IMAP_PROTOCOL, job->address, TRACE_AUTH, 0, "failed");
+	trace_publish(conn_id(s->c), IMAP_PROTOCOL, l->address, TRACE_AUTH, 0, "failed");
 	metrics_count(IMAP_PROTOCOL, "auth_failures", NULL, NULL, 1);
-	login_job_free(job);
 	if (s->cfg->auth.failure_delay_ms == 0 ||
 	    conn_after(s->c, s->cfg->auth.failure_delay_ms, login_failed_reply, s) < 0)
 		login_failed_reply(s->c, s);
@@ -115,29 +75,22 @@ static void login_done(struct conn *c, void *arg)
 static void login_begin(struct imap_session *s, const char *user, const char *password,
 			size_t pwlen)
 {
-	struct login_job *job;
+	struct auth_request req = {
+	    .address = user, .password = password, .pwlen = pwlen, .protocol = "imap"};
+	int rc;
 
 	if (strlen(user) > IMAP_USER_MAX || pwlen > IMAP_PASSWORD_MAX) {
 		imap_no(s, "[AUTHENTICATIONFAILED] Authentication failed");
 		return;
 	}
-	job = calloc(1, sizeof(*job));
-	if (!job) {
-		imap_no(s, "[UNAVAILABLE] Out of memory");
-		return;
-	}
-	job->s = s;
-	snprintf(job->ip, sizeof(job->ip), "%s",
-		 conn_peer_address(s->c) != NULL ? conn_peer_address(s->c) : "");
-	snprintf(job->address, sizeof(job->address), "%s", user);
-	memcpy(job->password, password, pwlen);
-	job->pwlen = pwlen;
 	s->busy = true;
-	if (conn_defer(s->c, login_work, login_done, job) < 0) {
-		login_job_free(job);
+	rc = auth_login_async(s->c, &req, NULL, login_done, s);
+	if (rc < 0)
 		s->busy = false;
+	if (rc == -2)
+		imap_no(s, "[AUTHENTICATIONFAILED] Authentication failed");
+	else if (rc < 0)
 		imap_no(s, "[UNAVAILABLE] Server busy, try again later");
-	}
 }
 
 static bool require_tls(struct imap_session *s)

@@ -128,7 +128,7 @@ int pop3_message_fetch(struct store *st, const struct user_key *key, const struc
 	rc = store_message_blob(st, m->id, &blob, &blob_len);
 	if (rc != STORE_OK)
 		return rc == STORE_NOTFOUND ? STORE_NOTFOUND : STORE_ERR;
-	rc = crypto_open(key, blob, blob_len, plain, len) == 0 ? STORE_OK : STORE_ERR;
+	rc = crypto_open(key, blob, blob_len, plain, len) == 0 ? STORE_OK : POP3_UNREADABLE;
 	free(blob);
 	return rc;
 }

@@ -48,8 +48,11 @@ int pop3_maildrop_expunge(struct store *st, const struct pop3_maildrop *drop, si
 /*
  * Reads and decrypts message M with KEY. *PLAIN is malloc'd; the caller wipes
  * it (sodium_memzero) before free. Returns STORE_OK, STORE_NOTFOUND when the
- * message was expunged meanwhile, or STORE_ERR (store or decryption error).
+ * message was expunged meanwhile, POP3_UNREADABLE when the user's key does
+ * not open it (sealed to a key an admin password reset replaced, or
+ * damaged), or STORE_ERR (store error).
  */
+#define POP3_UNREADABLE 100
 int pop3_message_fetch(struct store *st, const struct user_key *key, const struct pop3_message *m,
 		       unsigned char **plain, size_t *len);
 

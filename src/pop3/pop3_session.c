@@ -29,6 +29,7 @@
 #include <sodium.h>
 
 #include "auth/auth.h"
+#include "auth/auth_async.h"
 #include "net/net.h"
 #include "pop3/pop3.h"
 #include "pop3/pop3_maildrop.h"
@@ -271,6 +272,14 @@ static void fetch_finish(struct pop3_session *s, struct fetch_job *job)
 	}
 	if (job->rc == STORE_NOTFOUND) {
 		pop3_reply(s, "-ERR message %u was removed by another session", job->number);
+	} else if (job->rc == POP3_UNREADABLE) {
+		/* Permanent, so no [SYS/TEMP]: a client would retry for ever. */
+		log_warn(_("pop3: message %lld of %s cannot be decrypted with the current key"),
+			 (long long)job->msg.id, session_user(s));
+		pop3_reply(s,
+			   "-ERR message %u cannot be decrypted: it was sealed to a key that a "
+			   "password reset replaced",
+			   job->number);
 	} else {
 		log_error(_("pop3: cannot read message %lld for %s"), (long long)job->msg.id,
 			  session_user(s));
@@ -336,40 +345,14 @@ static void send_message(struct pop3_session *s, const struct pop3_message *m, u
 
 /* ---- login ---- */
 
-struct login_job {
-	struct pop3_session *s;
-	char address[POP3_USER_MAX + 1];
-	char password[POP3_PASSWORD_MAX + 1];
-	size_t pwlen;
-	/* The client's address, for throttling and the audit log. */
-	char ip[64];
-	enum auth_result result;
-	struct auth_identity id;
-	struct pop3_maildrop drop;
-	int load_rc;
-};
-
-static void login_job_free(struct login_job *job)
+/* On the job pool after a successful login: the maildrop goes straight into
+ * the session, which nothing else touches while the login runs (pop3_close
+ * frees it if the client left meanwhile). */
+static int login_load_maildrop(struct store *st, const struct auth_identity *id, void *arg)
 {
-	sodium_memzero(job->password, sizeof(job->password));
-	auth_identity_clear(&job->id);
-	pop3_maildrop_free(&job->drop);
-	free(job);
-}
+	struct pop3_session *s = arg;
 
-static void login_work(struct store *st, void *arg)
-{
-	struct login_job *job = arg;
-	struct auth_request req = {.address = job->address,
-				   .password = job->password,
-				   .pwlen = job->pwlen,
-				   .protocol = "pop3",
-				   .client_ip = job->ip};
-
-	job->result = auth_login_request(st, &req, &job->id);
-	sodium_memzero(job->password, sizeof(job->password));
-	if (job->result == AUTH_OK)
-		job->load_rc = pop3_maildrop_load(st, job->id.user_id, &job->drop);
+	return pop3_maildrop_load(st, id->user_id, &s->drop);
 }
 
 static void login_failed_reply(struct pop3_session *s)
@@ -378,23 +361,16 @@ static void login_failed_reply(struct pop3_session *s)
 	pop3_resume(s);
 }
 
-static void login_done(struct conn *c, void *arg)
+static void login_done(struct conn *c, struct auth_login *l)
 {
-	struct login_job *job = arg;
-	struct pop3_session *s = job->s;
+	struct pop3_session *s = l->arg;
 	size_t count;
 	int64_t bytes;
 	(void)c;
 
-	if (conn_is_closing(s->c)) {
-		login_job_free(job);
-		return;
-	}
-	if (job->result == AUTH_OK && job->load_rc == STORE_OK) {
-		s->id = job->id;
-		memset(&job->id, 0, sizeof(job->id)); /* the session owns the key now */
-		s->drop = job->drop;
-		memset(&job->drop, 0, sizeof(job->drop));
+	if (l->result == AUTH_OK && l->then_rc == STORE_OK) {
+		s->id = l->id;
+		memset(&l->id, 0, sizeof(l->id)); /* the session owns the key now */
 		s->logged_in = true;
 		s->state = POP3_STATE_TRANSACTION;
 		conn_set_user(s->c, s->id.address);
@@ -403,63 +379,53 @@ static void login_done(struct conn *c, void *arg)
 		pop3_reply(s, "+OK maildrop has %zu messages (%lld octets)", count,
 			   (long long)bytes);
 		pop3_done(s);
-		login_job_free(job);
 		pop3_resume(s);
 		return;
 	}
-	if (job->result == AUTH_THROTTLED) {
-		trace_publish(conn_id(s->c), PROTOCOL, job->address, TRACE_AUTH, 0, "throttled");
+	pop3_maildrop_free(&s->drop);
+	if (l->result == AUTH_THROTTLED) {
+		trace_publish(conn_id(s->c), PROTOCOL, l->address, TRACE_AUTH, 0, "throttled");
 		pop3_reply(s, "-ERR [SYS/TEMP] too many failed logins, try again later");
 		pop3_done(s);
-		login_job_free(job);
 		pop3_resume(s);
 		return;
 	}
-	if (job->result == AUTH_TEMPFAIL || (job->result == AUTH_OK && job->load_rc != STORE_OK)) {
-		log_warn(_("pop3: login of %s failed temporarily"), job->address);
+	if (l->result == AUTH_TEMPFAIL || l->result == AUTH_OK) {
+		log_warn(_("pop3: login of %s failed temporarily"), l->address);
 		pop3_reply(s, "-ERR [SYS/TEMP] cannot open the maildrop, try again later");
 		pop3_done(s);
-		login_job_free(job);
 		pop3_resume(s);
 		return;
 	}
-	trace_publish(conn_id(s->c), PROTOCOL, job->address, TRACE_AUTH, 0, "failed");
+	trace_publish(conn_id(s->c), PROTOCOL, l->address, TRACE_AUTH, 0, "failed");
 	metrics_count(PROTOCOL, "auth_failures", NULL, NULL, 1);
-	login_job_free(job);
 	/* Every failure kind waits the same delay and gets the same reply. */
 	if (s->cfg->auth.failure_delay_ms == 0 ||
 	    pop3_after(s, s->cfg->auth.failure_delay_ms, login_failed_reply) < 0)
 		login_failed_reply(s);
 }
 
-/* Starts auth_login on the job pool; the password is wiped here and there. */
+/* Starts the login on the job pool; the caller wipes its copy of the password. */
 static void login_begin(struct pop3_session *s, const char *user, const char *password,
 			size_t pwlen)
 {
-	struct login_job *job;
+	struct auth_request req = {
+	    .address = user, .password = password, .pwlen = pwlen, .protocol = "pop3"};
+	int rc;
 
 	s->have_user = false;
 	if (strlen(user) > POP3_USER_MAX || pwlen > POP3_PASSWORD_MAX) {
 		pop3_fail(s, "[AUTH] Authentication failed");
 		return;
 	}
-	job = calloc(1, sizeof(*job));
-	if (!job) {
-		pop3_fail(s, "[SYS/TEMP] out of memory");
-		return;
-	}
-	job->s = s;
-	snprintf(job->ip, sizeof(job->ip), "%s",
-		 conn_peer_address(s->c) != NULL ? conn_peer_address(s->c) : "");
-	snprintf(job->address, sizeof(job->address), "%s", user);
-	memcpy(job->password, password, pwlen);
-	job->pwlen = pwlen;
 	s->busy = true;
-	if (conn_defer(s->c, login_work, login_done, job) < 0) {
-		login_job_free(job);
+	rc = auth_login_async(s->c, &req, login_load_maildrop, login_done, s);
+	if (rc < 0)
 		s->busy = false;
+	if (rc == -2)
+		pop3_fail(s, "[AUTH] Authentication failed");
+	else if (rc < 0)
 		pop3_fail(s, "[SYS/TEMP] server busy, try again later");
-	}
 }
 
 /* Credentials only over TLS (RFC 2595 2.1): a clear refusal, never a login. */

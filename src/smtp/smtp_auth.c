@@ -1,9 +1,10 @@
 /*
  * smtp_auth.c - SMTP AUTH (RFC 4954) with the PLAIN (RFC 4616, with or
  * without initial response) and LOGIN mechanisms. The credentials go to
- * auth_login() on the job pool (Argon2id is slow); a failure is answered only
- * after [auth] failure_delay_ms, so guessing is slow too. Credentials are
- * wiped as soon as they are used and never traced or logged.
+ * auth_login_request() on the job pool (auth_login_async: Argon2id is
+ * slow); a failure is answered only after [auth] failure_delay_ms, so
+ * guessing is slow too. Credentials are wiped as soon as they are used and
+ * never traced or logged.
  */
 #include <config.h>
 
@@ -13,31 +14,13 @@
 #include <sodium.h>
 
 #include "auth/auth.h"
+#include "auth/auth_async.h"
 #include "smtp/smtp_int.h"
 #include "trace/metrics.h"
 #include "trace/trace.h"
 
 #define AUTH_DECODED_MAX (SMTP_AUTH_LINE_MAX * 3 / 4 + 4)
 #define AUTH_PASSWORD_MAX 1024
-
-struct login_job {
-	struct smtp_session *s;
-	char address[SMTP_PATH_MAX + 1];
-	char password[AUTH_PASSWORD_MAX + 1];
-	size_t pwlen;
-	bool valid; /* the address has mailbox syntax */
-	/* The client's address, for throttling and the audit log. */
-	char ip[64];
-	enum auth_result result;
-	struct auth_identity id;
-};
-
-static void login_job_free(struct login_job *job)
-{
-	auth_identity_clear(&job->id);
-	sodium_memzero(job, sizeof(*job));
-	free(job);
-}
 
 /* Base64 (original alphabet, padded) into OUT; returns length or -1. */
 static ssize_t b64_decode(const char *in, size_t len, unsigned char *out, size_t outlen)
@@ -52,97 +35,72 @@ static ssize_t b64_decode(const char *in, size_t len, unsigned char *out, size_t
 	return (ssize_t)n;
 }
 
-static void login_work(struct store *st, void *arg)
-{
-	struct login_job *job = arg;
-	struct auth_request req = {.address = job->address,
-				   .password = job->password,
-				   .pwlen = job->pwlen,
-				   .protocol = "smtp",
-				   .client_ip = job->ip};
-
-	if (!job->valid) {
-		job->result = AUTH_FAILED;
-		return;
-	}
-	job->result = auth_login_request(st, &req, &job->id);
-	sodium_memzero(job->password, sizeof(job->password));
-}
-
 static void auth_failed_reply(struct smtp_session *s)
 {
 	smtp_fail(s, 535, "5.7.8", "Authentication credentials invalid");
 	smtp_resume(s);
 }
 
-static void login_done(struct conn *c, void *arg)
+/* A failed login: ADDRESS for the trace ("" when it was not a mailbox). */
+static void login_failed(struct smtp_session *s, const char *address, enum auth_result result)
 {
-	struct login_job *job = arg;
-	struct smtp_session *s = job->s;
-
-	(void)c;
-	if (conn_is_closing(s->c)) {
-		login_job_free(job);
-		return;
-	}
-	if (job->result == AUTH_OK) {
-		s->authenticated = true;
-		s->user_id = job->id.user_id;
-		snprintf(s->user, sizeof(s->user), "%s", job->id.address);
-		conn_set_user(s->c, s->user);
-		trace_publish(conn_id(s->c), s->protocol, s->user, TRACE_AUTH, 0, "ok");
-		smtp_reply(s, "235 2.7.0 Authentication successful");
-		login_job_free(job);
-		smtp_resume(s);
-		return;
-	}
-	trace_publish(conn_id(s->c), s->protocol, job->valid ? job->address : "", TRACE_AUTH, 0,
-		      "failed");
+	trace_publish(conn_id(s->c), s->protocol, address, TRACE_AUTH, 0, "failed");
 	metrics_count(s->protocol, "auth_failures", NULL, NULL, 1);
-	if (job->result == AUTH_TEMPFAIL || job->result == AUTH_THROTTLED) {
-		login_job_free(job);
+	if (result == AUTH_TEMPFAIL || result == AUTH_THROTTLED) {
 		smtp_reply(s, "454 4.7.0 Temporary authentication failure");
 		smtp_resume(s);
 		return;
 	}
-	login_job_free(job);
 	/* Stay busy during the delay: pipelined commands wait for the answer. */
 	if (s->cfg->auth.failure_delay_ms == 0 ||
 	    smtp_after(s, s->cfg->auth.failure_delay_ms, auth_failed_reply) < 0)
 		auth_failed_reply(s);
 }
 
-/* Starts auth_login for ADDRESS/PASSWORD (both wiped by the caller). */
+static void login_done(struct conn *c, struct auth_login *l)
+{
+	struct smtp_session *s = l->arg;
+
+	(void)c;
+	if (l->result == AUTH_OK) {
+		s->authenticated = true;
+		s->user_id = l->id.user_id;
+		snprintf(s->user, sizeof(s->user), "%s", l->id.address);
+		conn_set_user(s->c, s->user);
+		trace_publish(conn_id(s->c), s->protocol, s->user, TRACE_AUTH, 0, "ok");
+		smtp_reply(s, "235 2.7.0 Authentication successful");
+		smtp_resume(s);
+		return;
+	}
+	login_failed(s, l->address, l->result);
+}
+
+/* Starts the login for ADDRESS/PASSWORD (both wiped by the caller). */
 static void login_start(struct smtp_session *s, const char *address, size_t alen,
 			const char *password, size_t pwlen)
 {
+	char lower[SMTP_PATH_MAX + 1];
+	struct auth_request req = {
+	    .address = lower, .password = password, .pwlen = pwlen, .protocol = "smtp"};
 	struct smtp_error err;
-	struct login_job *job;
-	size_t i;
+	int rc;
 
 	s->mode = SMTP_INPUT_COMMAND;
-	job = calloc(1, sizeof(*job));
-	if (!job) {
-		smtp_reply(s, "454 4.7.0 Temporary authentication failure");
+	s->busy = true;
+	/* Not a mailbox: no account to check, the same failure after the same delay. */
+	if (alen >= sizeof(lower) || pwlen > AUTH_PASSWORD_MAX || pwlen == 0 ||
+	    memchr(address, '\0', alen) || smtp_check_mailbox(address, alen, true, &err) != 0) {
+		login_failed(s, "", AUTH_FAILED);
 		return;
 	}
-	job->s = s;
-	snprintf(job->ip, sizeof(job->ip), "%s",
-		 conn_peer_address(s->c) != NULL ? conn_peer_address(s->c) : "");
-	if (alen < sizeof(job->address) && pwlen <= AUTH_PASSWORD_MAX && pwlen > 0 &&
-	    !memchr(address, '\0', alen) && smtp_check_mailbox(address, alen, true, &err) == 0) {
-		for (i = 0; i < alen; i++)
-			job->address[i] = (address[i] >= 'A' && address[i] <= 'Z')
-					      ? (char)(address[i] - 'A' + 'a')
-					      : address[i];
-		job->address[alen] = '\0';
-		memcpy(job->password, password, pwlen);
-		job->pwlen = pwlen;
-		job->valid = true;
-	}
-	s->busy = true;
-	if (conn_defer(s->c, login_work, login_done, job) < 0) {
-		login_job_free(job);
+	for (size_t i = 0; i < alen; i++)
+		lower[i] = (address[i] >= 'A' && address[i] <= 'Z') ? (char)(address[i] - 'A' + 'a')
+								    : address[i];
+	lower[alen] = '\0';
+	rc = auth_login_async(s->c, &req, NULL, login_done, s);
+	if (rc == -2) {
+		login_failed(s, "", AUTH_FAILED);
+	} else if (rc < 0) {
 		s->busy = false;
 		smtp_reply(s, "454 4.7.0 Temporary authentication failure");
 	}
