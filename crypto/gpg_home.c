@@ -48,6 +48,7 @@
 #define GPG_PASSPHRASE_LABEL "postern gpg passphrase v1"
 /* The longest socket name gpg-agent creates in a home. */
 #define GPG_LONGEST_SOCKET "/S.gpg-agent.browser"
+#define GPG_PRESET_MAX 16
 
 extern char **environ;
 
@@ -64,6 +65,7 @@ static const char gpgsm_conf[] = "# Written by Postern: no network, no CRL looku
 static const char agent_conf[] =
     "# Written by Postern: passphrases come from Postern for each operation.\n"
     "allow-loopback-pinentry\n"
+    "allow-preset-passphrase\n"
     "default-cache-ttl 0\n"
     "max-cache-ttl 0\n"
     "no-allow-external-cache\n"
@@ -128,7 +130,8 @@ int gpg_home_name(const char *address, char out[GPG_HOME_NAME_LEN + 1])
 
 int gpg_passphrase_derive(const struct user_key *key, char out[GPG_PASSPHRASE_LEN + 1])
 {
-	unsigned char pass[GPG_PASSPHRASE_LEN / 2];
+	unsigned char pass[22]; /* 176 bits: GPG_PASSPHRASE_LEN base64 characters */
+	char text[GPG_PASSPHRASE_LEN + 8];
 
 	if (key == NULL)
 		return -1;
@@ -136,8 +139,15 @@ int gpg_passphrase_derive(const struct user_key *key, char out[GPG_PASSPHRASE_LE
 			       strlen(GPG_PASSPHRASE_LABEL), user_key_private(key),
 			       CRYPTO_PRIVATE_KEY_BYTES) != 0)
 		return -1;
-	sodium_bin2hex(out, GPG_PASSPHRASE_LEN + 1, pass, sizeof(pass));
+	sodium_bin2base64(text, sizeof(text), pass, sizeof(pass),
+			  sodium_base64_VARIANT_URLSAFE_NO_PADDING);
 	sodium_memzero(pass, sizeof(pass));
+	if (strlen(text) != GPG_PASSPHRASE_LEN) {
+		sodium_memzero(text, sizeof(text));
+		return -1;
+	}
+	memcpy(out, text, GPG_PASSPHRASE_LEN + 1);
+	sodium_memzero(text, sizeof(text));
 	return 0;
 }
 
@@ -329,6 +339,9 @@ struct gpg_user {
 	const char *first_passphrase;
 	bool first_given;
 	struct gpg_wkd_settings wkd;
+	/* S/MIME keygrips whose passphrase this handle preset in the agent. */
+	char preset[GPG_PRESET_MAX][48];
+	size_t n_preset;
 };
 
 static int mkdir_0700(const char *path, char *err, size_t errlen)
@@ -439,10 +452,186 @@ int gpg_user_open(const struct config *cfg, const char *address, const struct us
 	return 0;
 }
 
+/*
+ * S/MIME passphrases. gpgsm 2.2 in server mode (how GPGME drives it) ignores
+ * the agent's loopback passphrase inquiry, so for an unlocked handle the
+ * derived passphrase is preset in the agent for the user's S/MIME keygrips
+ * (PRESET_PASSPHRASE, allowed by our gpg-agent.conf) and cleared again when
+ * the handle closes. Sent over the agent's socket, never on a command line.
+ */
+static int agent_command(const struct gpg_user *u, const char *cmd)
+{
+	char sock[CRYPTO_PATH_MAX];
+	gpgme_ctx_t a;
+	gpgme_error_t e, op = 0;
+
+	if ((size_t)snprintf(sock, sizeof(sock), "%s/S.gpg-agent", u->home) >= sizeof(sock) ||
+	    gpgme_new(&a) != 0)
+		return -1;
+	e = gpgme_set_protocol(a, GPGME_PROTOCOL_ASSUAN);
+	if (e == 0)
+		e = gpgme_ctx_set_engine_info(a, GPGME_PROTOCOL_ASSUAN, sock, NULL);
+	if (e == 0)
+		e = gpgme_op_assuan_transact_ext(a, cmd, NULL, NULL, NULL, NULL, NULL, NULL, &op);
+	gpgme_release(a);
+	return e == 0 && op == 0 ? 0 : -1;
+}
+
+static void cms_clear_presets(struct gpg_user *u)
+{
+	char cmd[128];
+
+	for (size_t i = 0; i < u->n_preset; i++) {
+		snprintf(cmd, sizeof(cmd), "CLEAR_PASSPHRASE --mode=normal %s", u->preset[i]);
+		if (agent_command(u, cmd) != 0)
+			log_warn(_("cannot clear an S/MIME passphrase in the gpg-agent of %s"),
+				 u->home);
+	}
+	u->n_preset = 0;
+}
+
+void gpg_user_cms_preset(struct gpg_user *u)
+{
+	char pass[GPG_PASSPHRASE_LEN + 1], hex[GPG_PASSPHRASE_LEN * 2 + 1];
+	char cmd[sizeof(hex) + 96];
+	gpgme_ctx_t ctx = u->ctx_cms;
+	gpgme_key_t key;
+	gpgme_error_t e;
+
+	if (u->key == NULL || ctx == NULL || gpg_passphrase_derive(u->key, pass) != 0)
+		return;
+	sodium_bin2hex(hex, sizeof(hex), (const unsigned char *)pass, GPG_PASSPHRASE_LEN);
+	e = gpgme_op_keylist_start(ctx, NULL, 1);
+	while (e == 0 && (e = gpgme_op_keylist_next(ctx, &key)) == 0) {
+		for (gpgme_subkey_t sk = key->subkeys; sk; sk = sk->next) {
+			bool known = false;
+
+			if (sk->keygrip == NULL || strlen(sk->keygrip) >= sizeof(u->preset[0]))
+				continue;
+			for (size_t i = 0; i < u->n_preset; i++)
+				if (strcmp(u->preset[i], sk->keygrip) == 0)
+					known = true;
+			if (known || u->n_preset >= GPG_PRESET_MAX)
+				continue;
+			snprintf(cmd, sizeof(cmd), "PRESET_PASSPHRASE %s -1 %s", sk->keygrip, hex);
+			if (agent_command(u, cmd) == 0)
+				snprintf(u->preset[u->n_preset++], sizeof(u->preset[0]), "%s",
+					 sk->keygrip);
+			sodium_memzero(cmd, sizeof(cmd));
+		}
+		gpgme_key_unref(key);
+	}
+	gpgme_op_keylist_end(ctx);
+	sodium_memzero(hex, sizeof(hex));
+	sodium_memzero(pass, sizeof(pass));
+}
+
+/* The last non-empty line of the file FD (a tool's stderr), for an error message. */
+static void last_line(int fd, char *out, size_t outlen)
+{
+	char buf[4096];
+	off_t end = lseek(fd, 0, SEEK_END), from = end > (off_t)sizeof(buf) - 1 ? end - (off_t)sizeof(buf) + 1 : 0;
+	ssize_t n = pread(fd, buf, sizeof(buf) - 1, from);
+	char *line;
+
+	if (n <= 0)
+		return;
+	buf[n] = '\0';
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+		buf[--n] = '\0';
+	line = strrchr(buf, '\n');
+	line = line ? line + 1 : buf;
+	if (strlen(line) >= outlen)
+		line[outlen - 1] = '\0';
+	memcpy(out, line, strlen(line) + 1);
+}
+
+/* Runs gpgsm --import FILE with the passphrase on a pipe (loopback works on the CLI). */
+int gpg_user_gpgsm_import(struct gpg_user *u, const void *data, size_t len,
+			  const char *passphrase, char *err, size_t errlen)
+{
+	char tmp[CRYPTO_PATH_MAX];
+	char *argv[] = {"gpgsm",	 "--homedir",	     u->home, "--batch",
+			"--pinentry-mode", "loopback",	     "--passphrase-fd", "3",
+			"--import",	 tmp,		     NULL};
+	posix_spawn_file_actions_t fa;
+	int fd, logfd = -1, pfd[2] = {-1, -1}, status = -1, rc = -1;
+	pid_t pid;
+
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s/import-XXXXXX", u->home) >= sizeof(tmp) ||
+	    (fd = mkstemp(tmp)) < 0) {
+		gpg_set_err(err, errlen, _("cannot create a file in %s: %s"), u->home,
+			    strerror(errno));
+		return -1;
+	}
+	if (write(fd, data, len) != (ssize_t)len || close(fd) != 0) {
+		gpg_set_err(err, errlen, _("cannot write %s: %s"), tmp, strerror(errno));
+		unlink(tmp);
+		return -1;
+	}
+	logfd = open(u->home, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (logfd < 0 || pipe2(pfd, O_CLOEXEC) != 0 || posix_spawn_file_actions_init(&fa) != 0) {
+		gpg_set_err(err, errlen, _("cannot run gpgsm: %s"), strerror(errno));
+		goto out;
+	}
+	posix_spawn_file_actions_adddup2(&fa, pfd[0], 3);
+	posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
+	posix_spawn_file_actions_adddup2(&fa, logfd, STDERR_FILENO);
+	if (posix_spawnp(&pid, "gpgsm", &fa, NULL, argv, environ) != 0) {
+		posix_spawn_file_actions_destroy(&fa);
+		gpg_set_err(err, errlen, _("cannot run gpgsm: %s"), strerror(errno));
+		goto out;
+	}
+	posix_spawn_file_actions_destroy(&fa);
+	close(pfd[0]);
+	pfd[0] = -1;
+	if (write(pfd[1], passphrase, strlen(passphrase)) < 0 || write(pfd[1], "\n", 1) < 0)
+		log_warn(_("cannot pass the passphrase to gpgsm: %s"), strerror(errno));
+	close(pfd[1]);
+	pfd[1] = -1;
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	/* gpgsm exits 1 for warnings too (an untrusted root in the file); the
+	 * caller looks for the imported key instead. */
+	if (!WIFEXITED(status) || WEXITSTATUS(status) > 1) {
+		char last[200] = "";
+
+		last_line(logfd, last, sizeof(last));
+		gpg_set_err(err, errlen, _("gpgsm could not import the key and certificate: %s"),
+			    last);
+		goto out;
+	}
+	rc = 0;
+out:
+	if (logfd >= 0)
+		close(logfd);
+	if (pfd[0] >= 0)
+		close(pfd[0]);
+	if (pfd[1] >= 0)
+		close(pfd[1]);
+	fd = open(tmp, O_WRONLY);
+	if (fd >= 0) {
+		static const char zero[4096];
+
+		for (size_t left = len; left > 0;) {
+			size_t n = left < sizeof(zero) ? left : sizeof(zero);
+
+			if (write(fd, zero, n) < 0)
+				break;
+			left -= n;
+		}
+		close(fd);
+	}
+	unlink(tmp);
+	return rc;
+}
+
 void gpg_user_close(struct gpg_user *u)
 {
 	if (u == NULL)
 		return;
+	cms_clear_presets(u);
 	if (u->ctx_pgp)
 		gpgme_release(u->ctx_pgp);
 	if (u->ctx_cms)
@@ -536,5 +725,7 @@ gpgme_ctx_t gpg_user_ctx(struct gpg_user *u, gpgme_protocol_t proto)
 	gpgme_set_passphrase_cb(ctx, passphrase_cb, u);
 	gpgme_set_offline(ctx, 1);
 	*slot = ctx;
+	if (proto == GPGME_PROTOCOL_CMS)
+		gpg_user_cms_preset(u);
 	return ctx;
 }

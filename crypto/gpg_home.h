@@ -41,9 +41,10 @@
 struct config;
 struct user_key;
 
-/* Length of a home name (hex of a 128-bit hash) and of the derived passphrase text. */
+/* Length of a home name (hex of a 128-bit hash) and of the derived passphrase text
+ * (176 bits, URL-safe base64: gpgsm 2.2 reads PKCS#12 passphrases of < 32 characters only). */
 #define GPG_HOME_NAME_LEN 32
-#define GPG_PASSPHRASE_LEN 64
+#define GPG_PASSPHRASE_LEN 30
 
 /* A user's homes, opened for one operation or session. */
 struct gpg_user;
@@ -148,7 +149,7 @@ bool gpg_wkd_domain_valid(const char *domain, size_t len);
 
 /* Home directory name for ADDRESS: hex of BLAKE2b-128 of the lower-cased address. */
 int gpg_home_name(const char *address, char out[GPG_HOME_NAME_LEN + 1]);
-/* The passphrase protecting the user's secret keys, as hex text (NUL-terminated). */
+/* The passphrase protecting the user's secret keys, as text (NUL-terminated). */
 int gpg_passphrase_derive(const struct user_key *key, char out[GPG_PASSPHRASE_LEN + 1]);
 /* z-base-32 (as WKD uses it) of LEN bytes into OUT (OUTLEN with room for the NUL). */
 int gpg_zbase32(const unsigned char *in, size_t len, char *out, size_t outlen);

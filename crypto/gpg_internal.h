@@ -29,4 +29,14 @@ void gpg_user_first_passphrase(struct gpg_user *u, const char *passphrase);
 /* The derived passphrase of an unlocked handle; -1 when locked. */
 int gpg_passphrase_derive_user(const struct gpg_user *u, char out[GPG_PASSPHRASE_LEN + 1]);
 
+/* Presets the derived passphrase for the user's S/MIME secret keys in the
+ * agent (unlocked handles only; cleared by gpg_user_close). Call again after
+ * adding an S/MIME key. */
+void gpg_user_cms_preset(struct gpg_user *u);
+
+/* gpgsm --import of DATA (a PKCS#12 file protected by PASSPHRASE, which also
+ * becomes the protection of the key in the agent). */
+int gpg_user_gpgsm_import(struct gpg_user *u, const void *data, size_t len,
+			  const char *passphrase, char *err, size_t errlen);
+
 #endif

@@ -252,8 +252,10 @@ int gpg_user_import_p12(struct gpg_user *u, const void *data, size_t len,
 	X509 *cert = NULL;
 	STACK_OF(X509) *ca = NULL;
 	unsigned char *der = NULL;
-	char pass[GPG_PASSPHRASE_LEN + 1];
-	gpgme_import_result_t r;
+	char pass[GPG_PASSPHRASE_LEN + 1], fpr[2 * EVP_MAX_MD_SIZE + 1];
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	gpgme_key_t key = NULL;
 	int der_len = 0, rc = -1;
 
 	if (ctx == NULL) {
@@ -309,13 +311,21 @@ int gpg_user_import_p12(struct gpg_user *u, const void *data, size_t len,
 		ssl_err(err, errlen, _("cannot re-encode the PKCS#12 file"));
 		goto out;
 	}
-	if (run_import(ctx, der, (size_t)der_len, &r, err, errlen) != 0)
+	if (gpg_user_gpgsm_import(u, der, (size_t)der_len, pass, err, errlen) != 0)
 		goto out;
-	if (r->secret_imported == 0 && r->secret_unchanged == 0) {
-		if (import_all_failed(r, err, errlen) == 0)
-			gpg_set_err(err, errlen, _("gpgsm did not import the private key"));
+	/* gpgsm's exit code does not say whether the key came in: look for it. */
+	if (X509_digest(cert, EVP_sha1(), md, &mdlen) != 1) {
+		ssl_err(err, errlen, _("cannot hash the certificate"));
 		goto out;
 	}
+	for (unsigned i = 0; i < mdlen; i++)
+		snprintf(fpr + 2 * i, sizeof(fpr) - 2 * i, "%02X", md[i]);
+	if (gpgme_get_key(ctx, fpr, &key, 1) != 0 || key == NULL) {
+		gpg_set_err(err, errlen, _("gpgsm did not import the private key"));
+		goto out;
+	}
+	gpgme_key_unref(key);
+	gpg_user_cms_preset(u);
 	rc = 0;
 out:
 	sodium_memzero(pass, sizeof(pass));

@@ -143,6 +143,7 @@ int ctl_cmd_dkim(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_domain(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_init(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_otp(struct ctl *ctl, int argc, char **argv);
+int ctl_cmd_pgp(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_quarantine(struct ctl *ctl, int argc, char **argv);
 /* posternctl pgp policy (cmd_pgp_policy.c); ARGV[0] is the verb. */
 int ctl_pgp_policy(struct ctl *ctl, int argc, char **argv);
@@ -150,6 +151,7 @@ int ctl_cmd_queue(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_quota(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_recovery(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_scan(struct ctl *ctl, int argc, char **argv);
+int ctl_cmd_smime(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_sender(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_status(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_trace(struct ctl *ctl, int argc, char **argv);
@@ -173,5 +175,20 @@ void ctl_security_notice(struct ctl *ctl, struct store *st, const struct store_u
 int ctl_recovery_public_key(struct ctl *ctl, unsigned char pub[32]);
 /* Reads a recovery private key file and derives its public half; 0 or -1 after printing why. */
 int ctl_recovery_private_key(const char *path, unsigned char pub[32], unsigned char priv[32]);
+
+/* ---- GnuPG homes of a user (cmd_pgp.c; used by cmd_smime.c too) ---- */
+struct gpg_user;
+/* Loads ARG's user and opens its GnuPG homes; with UNLOCK the user's key is
+ * unlocked first by its password (prompt or one line of stdin) or, when
+ * RECOVERY_KEY is a file, by the recovery key. CTL_EXIT_OK or an exit code
+ * after printing why (CTL_EXIT_USAGE for a malformed address). */
+int ctl_gpg_open(struct ctl *ctl, const char *arg, bool unlock, const char *recovery_key,
+		 struct gpg_user **out);
+/* Lists the keys of PROTO (a gpgme_protocol_t) in U's home, as text or --json. */
+int ctl_gpg_list(struct ctl *ctl, struct gpg_user *u, int proto);
+/* Deletes key FPR (and its secret part) of PROTO from U's home. */
+int ctl_gpg_delete(struct ctl *ctl, struct gpg_user *u, int proto, const char *fpr);
+/* Reads PATH ("-": stdin) into *DATA (malloc'd), at most MAX bytes, not empty. */
+int ctl_read_file(const char *path, size_t max, char **data, size_t *len);
 
 #endif

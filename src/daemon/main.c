@@ -32,6 +32,7 @@
 #include "store/store.h"
 #include "trace/admin.h"
 #include "trace/metrics.h"
+#include "trace/wkd_http.h"
 #include "util/config.h"
 #include "util/i18n.h"
 #include "util/log.h"
@@ -250,6 +251,7 @@ int main(int argc, char **argv)
 		return EXIT_FAILURE;
 	}
 	net_set_store(store_open, store_close);
+	wkd_http_set_data_dir(cfg.server.data_dir);
 	if (cfg.metrics.enabled &&
 	    metrics_http_start(cfg.metrics.address, cfg.metrics.port, err, sizeof(err)) != 0) {
 		log_error("%s", err);

@@ -2,7 +2,8 @@
  * metrics_http.c - the Prometheus scrape endpoint: GET /metrics over plain
  * HTTP with libmicrohttpd, on its own internal thread. Everything else gets
  * 404 (other paths) or 405 (other methods). Meant for a loopback or
- * management address: it exposes counts, never user data.
+ * management address: it exposes counts, never user data. Requests under
+ * /.well-known/openpgpkey/ go to wkd_http.c (published public keys only).
  */
 #include <config.h>
 
@@ -18,6 +19,7 @@
 
 #include <microhttpd.h>
 
+#include "trace/wkd_http.h"
 #include "util/i18n.h"
 
 #define METRICS_CONNECTION_LIMIT 32
@@ -54,6 +56,8 @@ static enum MHD_Result handle_request(void *cls, struct MHD_Connection *conn, co
 	char *text;
 	size_t len;
 
+	if (wkd_http_matches(url))
+		return wkd_http_reply(conn, url, method);
 	if (strcmp(url, "/metrics") != 0)
 		return reply_text(conn, MHD_HTTP_NOT_FOUND, "not found\n");
 	if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)

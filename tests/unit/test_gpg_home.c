@@ -91,6 +91,18 @@ static unsigned agents_in_tmpdir(void)
 	return n;
 }
 
+/* gpgconf --kill returns before the agent is gone: wait (bounded) for COUNT. */
+static unsigned agents_settle(unsigned count)
+{
+	unsigned n = agents_in_tmpdir();
+
+	for (int i = 0; i < 50 && n > count; i++) {
+		usleep(100 * 1000);
+		n = agents_in_tmpdir();
+	}
+	return n;
+}
+
 /* Makes the home's agent run, as any secret-key operation would. */
 static void touch_agent(struct gpg_user *u)
 {
@@ -225,13 +237,13 @@ START_TEST(at_most_max_agents_run)
 		touch_agent(u);
 		gpg_user_close(u);
 		ck_assert_uint_le(gpg_agents_running(), 2);
-		ck_assert_uint_le(agents_in_tmpdir(), 2);
+		ck_assert_uint_le(agents_settle(2), 2);
 	}
 	/* The five homes did run agents; only the bound is alive. */
-	ck_assert_uint_eq(agents_in_tmpdir(), 2);
+	ck_assert_uint_eq(agents_settle(2), 2);
 	gpg_agents_stop_all();
 	ck_assert_uint_eq(gpg_agents_running(), 0);
-	ck_assert_uint_eq(agents_in_tmpdir(), 0);
+	ck_assert_uint_eq(agents_settle(0), 0);
 }
 END_TEST
 
@@ -240,17 +252,17 @@ START_TEST(idle_agents_are_stopped)
 	struct gpg_user *u;
 	char err[256];
 
-	cfg.pgp.agent_idle = 1;
+	cfg.pgp.agent_idle = 2;
 	ck_assert_int_eq(gpg_user_open(&cfg, "idle@example.org", NULL, &u, err, sizeof(err)), 0);
 	touch_agent(u);
 	gpg_user_close(u);
 	ck_assert_uint_eq(agents_in_tmpdir(), 1);
-	sleep(2);
+	sleep(3);
 	/* Another user's open reaps the idle one. */
 	ck_assert_int_eq(gpg_user_open(&cfg, "other@example.org", NULL, &u, err, sizeof(err)), 0);
 	ck_assert_uint_eq(gpg_agents_running(), 1);
 	gpg_user_close(u);
-	ck_assert_uint_eq(agents_in_tmpdir(), 0);
+	ck_assert_uint_eq(agents_settle(0), 0);
 }
 END_TEST
 
