@@ -3,9 +3,11 @@
 password and with a Postern user's key (through the store of a running
 server), and the errors a person sees for bad input."""
 
+import base64
 import email
 import email.policy
 import imaplib
+import json
 import os
 import poplib
 import smtplib
@@ -14,6 +16,7 @@ import shutil
 import struct
 import subprocess
 import tempfile
+import time
 import unittest
 import zlib
 
@@ -287,6 +290,285 @@ class SubmissionRewrite(unittest.TestCase):
             p.pass_("bob pw 22 tide")
             self.assertEqual(p.stat()[0], 0)
             p.quit()
+
+
+def multipart(parts, headers):
+    """A multipart/mixed message from (headers, body) parts, CRLF line ends."""
+    boundary = b"=_outer_7f3a"
+    out = headers + b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed;\r\n boundary=\"" + \
+        boundary + b"\"\r\n\r\nThis is a multi-part message in MIME format.\r\n"
+    for hdr, body in parts:
+        out += b"--" + boundary + b"\r\n" + hdr + b"\r\n" + body + b"\r\n"
+    return out + b"--" + boundary + b"--\r\n"
+
+
+def b64_lines(data):
+    enc = base64.b64encode(data)
+    return b"\r\n".join(enc[i:i + 76] for i in range(0, len(enc), 76))
+
+
+def png_chunks(png):
+    """[(type, data)] of a PNG, checking the signature and every CRC."""
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, out = 8, []
+    while pos < len(png):
+        n, kind = struct.unpack(">I4s", png[pos:pos + 8])
+        data = png[pos + 8:pos + 8 + n]
+        crc = struct.unpack(">I", png[pos + 8 + n:pos + 12 + n])[0]
+        assert crc == zlib.crc32(kind + data) & 0xffffffff, kind
+        out.append((kind, data))
+        pos += 12 + n
+    return out
+
+
+class AttachedCover(SubmissionRewrite):
+    """X-Postern-Stego: yes; cover=attached: the sender's picture is the
+    cover, and everything else of the message is what it hides."""
+
+    TEXT_PART = (b"Content-Type: text/plain; charset=utf-8\r\n",
+                 b"The plans are in the attached file.\r\n")
+    PDF_PART = (b"Content-Type: application/pdf; name=\"plans.pdf\"\r\n"
+                b"Content-Disposition: attachment; filename=\"plans.pdf\"\r\n"
+                b"Content-Transfer-Encoding: base64\r\n",
+                b64_lines(b"%PDF-1.4 pretend plans\n" + bytes(range(256)) * 4))
+    HEADERS = (b"From: alice@example.org\r\nTo: bob@example.org\r\n"
+               b"Subject: holiday pictures\r\nMessage-ID: <cover-1@example.org>\r\n"
+               b"X-Postern-Stego: yes; cover=attached\r\n")
+
+    def cover_part(self, png):
+        return (b"Content-Type: image/png; name=\"harbour.png\"\r\n"
+                b"Content-Disposition: attachment; filename=\"harbour.png\"\r\n"
+                b"Content-Transfer-Encoding: base64\r\n", b64_lines(png))
+
+    def server(self):
+        srv = Server(listeners=("submission", "pop3"))
+        self.addCleanup(srv.close)
+        srv.add_domain("example.org")
+        srv.add_user("alice@example.org", "alice pw 1 harbour")
+        srv.add_user("bob@example.org", "bob pw 22 tide")
+        return srv
+
+    def test_attached_picture_is_the_cover_and_the_rest_is_hidden(self):
+        srv = self.server()
+        raw_cover = make_cover(240, 180, seed=11)
+        # A text chunk and a physical size, as a camera or editor writes them.
+        cover = (raw_cover[:33] + png_chunk(b"tEXt", b"Title\0Harbour at dawn") +
+                 png_chunk(b"pHYs", struct.pack(">IIB", 2835, 2835, 1)) + raw_cover[33:])
+        original = multipart([self.TEXT_PART, self.cover_part(cover), self.PDF_PART],
+                             self.HEADERS)
+        expected = multipart([self.TEXT_PART, self.PDF_PART], self.HEADERS)
+        self.assertEqual(self.submit(srv, ["bob@example.org"], original), {})
+        raw = self.retrieve(srv, "bob@example.org", "bob pw 22 tide")
+        self.assertNotIn(b"plans", raw)
+        msg = email.message_from_bytes(raw, policy=email.policy.default)
+        self.assertEqual(msg["Subject"], "A picture for you")
+        pngs = [p.get_payload(decode=True) for p in msg.walk()
+                if p.get_content_type() == "image/png"]
+        self.assertEqual(len(pngs), 1)
+        # The sender's picture: same size and metadata, every sample within 1.
+        chunks = png_chunks(pngs[0])
+        self.assertEqual(chunks[0], (b"IHDR", png_chunks(cover)[0][1]))
+        self.assertIn((b"tEXt", b"Title\0Harbour at dawn"), chunks)
+        self.assertIn((b"pHYs", struct.pack(">IIB", 2835, 2835, 1)), chunks)
+        res, body = self.extract(srv, pngs[0], "bob@example.org", "bob pw 22 tide")
+        self.assertEqual(res.returncode, 0, res.stderr)
+        self.assertEqual(body, expected)
+
+    def test_cover_too_small_or_missing_is_refused_with_the_reason(self):
+        srv = self.server()
+        tiny = make_cover(40, 30)
+        big_pdf = (self.PDF_PART[0], b64_lines(os.urandom(20000)))
+        original = multipart([self.TEXT_PART, self.cover_part(tiny), big_pdf], self.HEADERS)
+        with self.assertRaises(smtplib.SMTPDataError) as cm:
+            self.submit(srv, ["bob@example.org"], original)
+        self.assertEqual(cm.exception.smtp_code, 554)
+        text = cm.exception.smtp_error.decode()
+        self.assertIn("too small", text)
+        self.assertIn("holds %d bytes" % (40 * 30 * 3 // 8 - 125), text)
+        self.assertRegex(text, r"at least \d+ pixels")
+        needed = int(text.split("at least ")[1].split()[0])
+        self.assertGreater(needed, 20000 * 8 // 3)
+        # No picture at all; a picture that is not a PNG.
+        for parts in ([self.TEXT_PART, self.PDF_PART],
+                      [self.TEXT_PART, self.cover_part(b"GIF89a not a png")]):
+            with self.assertRaises(smtplib.SMTPDataError) as cm:
+                self.submit(srv, ["bob@example.org"], multipart(parts, self.HEADERS))
+            self.assertEqual(cm.exception.smtp_code, 554)
+            self.assertIn(b"cover", cm.exception.smtp_error)
+        # An unknown parameter is refused, not ignored.
+        bad = self.HEADERS.replace(b"cover=attached", b"cover=somewhere")
+        with self.assertRaises(smtplib.SMTPDataError) as cm:
+            self.submit(srv, ["bob@example.org"],
+                        multipart([self.TEXT_PART, self.cover_part(make_cover(200, 150))], bad))
+        self.assertEqual(cm.exception.smtp_code, 554)
+        self.assertIn(b"unknown parameter", cm.exception.smtp_error)
+        p = poplib.POP3("127.0.0.1", srv.port("pop3"), timeout=60)
+        p.stls(context=srv.ssl_context())
+        p.user("bob@example.org")
+        p.pass_("bob pw 22 tide")
+        self.assertEqual(p.stat()[0], 0)
+        p.quit()
+
+
+class PasswordCopies(unittest.TestCase):
+    """X-Postern-Stego-Password: other servers' users get a copy hidden
+    under the password, through the outbound queue; the password is stored,
+    queued and logged nowhere."""
+
+    SECRET = "violet anchor 1897"
+
+    @classmethod
+    def setUpClass(cls):
+        import test_outbound as ob
+        cls.ob = ob
+        listeners = ("smtp", "submission", "imap")
+        cls.dns = None
+        cls.a = Server(listeners=listeners, start=False)
+        cls.b = Server(listeners=listeners, start=False)
+        try:
+            cls.a.add_domain("a.test")
+            cls.a.add_user("alice@a.test", ob.PASSWORD)
+            cls.a.add_user("carol@a.test", ob.PASSWORD)
+            cls.b.add_domain("b.test")
+            cls.b.add_user("bob@b.test", ob.PASSWORD)
+            taken = set(cls.a.ports.values()) | set(cls.b.ports.values()) | {
+                cls.a.metrics_port, cls.b.metrics_port}
+            port = harness.free_port()
+            while port in taken:
+                port = harness.free_port()
+            cls.dns = ob.DNS(ob.RECORDS, port=port)
+            for srv, peer in ((cls.a, cls.b), (cls.b, cls.a)):
+                srv.overrides = ob.queue_config(cls.dns, peer.port("smtp"))
+                srv._write_config()
+                srv.start()
+        except BaseException:
+            cls.tearDownClass()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            cls.a.close()
+        finally:
+            try:
+                cls.b.close()
+            finally:
+                if cls.dns:
+                    cls.dns.close()
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="postern-stego-")
+        harness.chown_tree(self.dir)
+        self.addCleanup(shutil.rmtree, self.dir, True)
+
+    def submit(self, rcpts, message):
+        with smtplib.SMTP("127.0.0.1", self.a.port("submission"), timeout=60) as c:
+            c.starttls(context=self.a.ssl_context())
+            c.login("alice@a.test", self.ob.PASSWORD)
+            return c.sendmail("alice@a.test", rcpts, message)
+
+    def picture(self, raw):
+        msg = email.message_from_bytes(raw, policy=email.policy.default)
+        self.assertEqual(msg["Subject"], "A picture for you")
+        pngs = [p.get_payload(decode=True) for p in msg.walk()
+                if p.get_content_type() == "image/png"]
+        self.assertEqual(len(pngs), 1)
+        return pngs[0]
+
+    def extract(self, png, *args, input=None):
+        src, dst = os.path.join(self.dir, "in.png"), os.path.join(self.dir, "out.eml")
+        with open(src, "wb") as f:
+            f.write(png)
+        harness.chown_tree(self.dir)
+        res = subprocess.run([tool(), "extract", "--in", src, "--out", dst, *args],
+                             input=input, capture_output=True, timeout=120,
+                             preexec_fn=harness.demote)
+        if res.returncode != 0:
+            return res, None
+        with open(dst, "rb") as f:
+            return res, f.read()
+
+    def test_remote_copy_under_password_and_local_copy_under_key(self):
+        secret = self.SECRET.encode()
+        original = (b"From: alice@a.test\r\nTo: bob@b.test, carol@a.test\r\n"
+                    b"Subject: the crossing\r\nMessage-ID: <pw-1@a.test>\r\n"
+                    b"X-Postern-Stego: yes\r\n"
+                    b"X-Postern-Stego-Password: " + secret[:6] + b"\r\n " + secret[7:] +
+                    b"\r\n\r\nWe cross at the old mill, Thursday before dawn.\r\n")
+        # Folded: the value is unfolded (the fold's line break goes, its space stays).
+        self.assertEqual(secret[6:7], b" ")
+        expected = original.replace(b"X-Postern-Stego-Password: " + secret[:6] + b"\r\n " +
+                                    secret[7:] + b"\r\n", b"")
+        self.assertEqual(self.submit(["bob@b.test", "carol@a.test"], original), {})
+        # Bob, on the other server, gets the picture through the queue.
+        raw = None
+        deadline = time.monotonic() + self.ob.WAIT
+        while raw is None and time.monotonic() < deadline:
+            for m in self.ob.mailbox_messages(self.b, "bob@b.test"):
+                if b"<pw-1@a.test>" in m:
+                    raw = m
+            time.sleep(0.5)
+        self.assertIsNotNone(raw, "the copy for bob@b.test never arrived")
+        for leak in (secret, secret[:6], secret[7:], b"old mill", b"crossing"):
+            self.assertNotIn(leak, raw)
+        png = self.picture(raw)
+        res, body = self.extract(png, "--password", input=secret + b"\n")
+        self.assertEqual(res.returncode, 0, res.stderr)
+        self.assertEqual(body, expected)
+        res, _ = self.extract(png, "--password", input=b"violet anchor 1898\n")
+        self.assertEqual(res.returncode, 1)
+        self.assertIn(b"wrong", res.stderr)
+        # Carol, local, has her own copy under her key, without the password.
+        local = [m for m in self.ob.mailbox_messages(self.a, "carol@a.test")
+                 if b"<pw-1@a.test>" in m]
+        self.assertEqual(len(local), 1)
+        self.assertNotIn(secret, local[0])
+        res, body = self.extract(self.picture(local[0]), "--user", "carol@a.test", "-c",
+                                 self.a.config_path, input=self.ob.PASSWORD.encode() + b"\n")
+        self.assertEqual(res.returncode, 0, res.stderr)
+        self.assertEqual(body, expected)
+        # Neither server wrote the password anywhere: logs, trace, and every
+        # file of their data dirs (the SQLite store with its queue and WAL).
+        self.assertNotIn(self.SECRET, self.a.log())
+        self.assertNotIn(self.SECRET, self.a.ctl("trace", "--json", check=False).stdout)
+        for srv in (self.a, self.b):
+            for root, _, files in os.walk(srv.data_dir):
+                for name in files:
+                    if not os.path.isfile(os.path.join(root, name)):
+                        continue  # the admin socket
+                    with open(os.path.join(root, name), "rb") as f:
+                        data = f.read()
+                    self.assertNotIn(secret, data, os.path.join(root, name))
+                    self.assertNotIn(secret[7:], data, os.path.join(root, name))
+
+    def test_password_header_without_stego_is_removed(self):
+        original = (b"From: alice@a.test\r\nTo: carol@a.test\r\nSubject: plain\r\n"
+                    b"Message-ID: <pw-2@a.test>\r\n"
+                    b"X-Postern-Stego-Password: forgotten secret 42\r\n\r\nJust text.\r\n")
+        self.assertEqual(self.submit(["carol@a.test"], original), {})
+        got = [m for m in self.ob.mailbox_messages(self.a, "carol@a.test")
+               if b"<pw-2@a.test>" in m]
+        self.assertEqual(len(got), 1)
+        self.assertNotIn(b"forgotten secret", got[0])
+        self.assertIn(b"Just text.", got[0])
+
+    def test_bad_password_fields_are_refused(self):
+        base = (b"From: alice@a.test\r\nTo: bob@b.test\r\nSubject: x\r\n"
+                b"X-Postern-Stego: yes\r\n")
+        queued = len(json.loads(self.a.ctl("queue", "list", "--json").stdout))
+        for hdr in (b"X-Postern-Stego-Password:   \r\n",
+                    b"X-Postern-Stego-Password: one two three\r\n"
+                    b"X-Postern-Stego-Password: four five six\r\n",
+                    b"X-Postern-Stego-Password: " + b"x" * 1025 + b"\r\n"):
+            with self.assertRaises(smtplib.SMTPDataError) as cm:
+                self.submit(["bob@b.test"], base + hdr + b"\r\nbody\r\n")
+            self.assertEqual(cm.exception.smtp_code, 554)
+            self.assertIn(b"X-Postern-Stego-Password must appear once", cm.exception.smtp_error)
+        # Without a password, a remote recipient is refused as before.
+        with self.assertRaises(smtplib.SMTPDataError) as cm:
+            self.submit(["bob@b.test"], base + b"\r\nbody\r\n")
+        self.assertIn(b"X-Postern-Stego needs local recipients", cm.exception.smtp_error)
+        self.assertEqual(len(json.loads(self.a.ctl("queue", "list", "--json").stdout)), queued)
 
 
 if __name__ == "__main__":
