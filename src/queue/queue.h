@@ -78,16 +78,8 @@ enum queue_result queue_resolve_host(struct queue_resolver *r, const char *host,
 				     char *err, size_t errlen);
 
 /* ---- SMTP client (queue_client.c) ---- */
-struct queue_message {
-	const char *sender; /* "" for the null sender */
-	const char *recipient;
-	const char *dsn_notify; /* passed on when the peer offers DSN; may be "" */
-	const char *dsn_orcpt;
-	const char *dsn_ret;
-	const char *dsn_envid;
-	const unsigned char *data; /* the message, LF or CRLF line ends */
-	size_t len;
-};
+#define QUEUE_RCPTS_MAX 100 /* recipients of one transaction (RFC 5321 4.5.3.1.8) */
+
 struct queue_session_opts {
 	const char *helo;      /* our hostname */
 	const char *peer_name; /* MX host name, for SNI and reports */
@@ -102,11 +94,64 @@ struct queue_reply_info {
 	char tls_cipher[128];
 	bool peer_dsn; /* the peer offered DSN, so it reports on its own */
 };
-/* One SMTP transaction with ADDR: the outcome and what the peer said in INFO. */
-enum queue_result queue_smtp_deliver(const struct sockaddr_storage *addr,
-				     const struct queue_session_opts *opts,
-				     const struct queue_message *msg,
-				     struct queue_reply_info *info);
+/* What the peer offered in its EHLO reply. */
+struct queue_caps {
+	bool starttls, size, eightbit, smtputf8, dsn, pipelining;
+	size_t max_size; /* 0: no limit given */
+};
+/* The envelope and content of one transaction. */
+struct queue_envelope {
+	const char *sender; /* "" for the null sender */
+	const char *dsn_ret;
+	const char *dsn_envid;
+	const unsigned char *data; /* the message, LF or CRLF line ends */
+	size_t len;
+};
+/* One recipient of a transaction and, after queue_session_send, its outcome. */
+struct queue_rcpt {
+	const char *address;
+	const char *dsn_notify; /* passed on when the peer offers DSN; may be "" */
+	const char *dsn_orcpt;
+	enum queue_result result;
+	struct queue_reply_info info;
+};
+
+/* One SMTP connection: greeted, EHLO (HELO when refused) and STARTTLS done. */
+struct queue_session;
+/* Connects to ADDR. NULL on failure, with the reason in INFO and in *RES
+ * QUEUE_PERMFAIL when the server refused us with 5xx, else QUEUE_TEMPFAIL.
+ * INFO records the TLS version and cipher of the session. */
+struct queue_session *queue_session_open(const struct sockaddr_storage *addr,
+					 const struct queue_session_opts *opts,
+					 struct queue_reply_info *info, enum queue_result *res);
+const struct queue_caps *queue_session_caps(const struct queue_session *s);
+const struct sockaddr_storage *queue_session_addr(const struct queue_session *s);
+bool queue_session_tls(const struct queue_session *s);
+/* Transactions sent so far over S. */
+unsigned queue_session_count(const struct queue_session *s);
+/* One transaction: MAIL FROM, RCPT TO for each of the N RCPTS (pipelined
+ * when the peer offers PIPELINING, RFC 2920), DATA once when any recipient
+ * was accepted. Every recipient gets its own result and reply. Returns
+ * false when the session is unusable afterwards (connection lost). */
+bool queue_session_send(struct queue_session *s, const struct queue_envelope *env,
+			struct queue_rcpt *rcpts, size_t n);
+/* RSET before another transaction over S: false unless the server agreed. */
+bool queue_session_reset(struct queue_session *s);
+/* QUIT (when the connection still works) and frees S; NULL is fine. */
+void queue_session_close(struct queue_session *s);
+
+/* ---- content (queue_content.c) ---- */
+/* Removes the "for <RCPT>" clause from the Received field at the top of
+ * MSG (the one deliver_remote put there), in place, so that one copy can
+ * go to several recipients without naming one of them to the others
+ * (RFC 5321 7.2). Returns the new length (LEN when there is none). */
+size_t queue_strip_for_clause(unsigned char *msg, size_t len, const char *rcpt);
+/* RFC 6152 downgrade for a peer without 8BITMIME: every 8-bit body part is
+ * re-encoded (text quoted-printable, anything else base64) into *OUT
+ * (malloc'd, CRLF). 0, or -1 when it cannot be done: 8-bit bytes in a
+ * header, a part declared binary (RFC 3030), or a message GMime cannot parse. */
+int queue_downgrade_7bit(const unsigned char *msg, size_t len, unsigned char **out,
+			 size_t *out_len);
 
 /* ---- DSN (queue_dsn.c) ---- */
 struct queue_dsn {

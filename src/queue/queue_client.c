@@ -1,10 +1,13 @@
 /*
- * queue_client.c - the SMTP client of outbound delivery (RFC 5321): one
- * blocking transaction per call, run on the queue runner's thread. EHLO
+ * queue_client.c - the SMTP client of outbound delivery (RFC 5321), run on
+ * a delivery worker's thread. A session is one connection: greeting, EHLO
  * (HELO when refused), opportunistic STARTTLS (required for domains on the
- * TLS-required list), SIZE, 8BITMIME, SMTPUTF8 and DSN parameters when the
- * peer offers them, dot-stuffed DATA and QUIT. Every reply is bounded; a
- * peer that stalls runs into the timeout.
+ * TLS-required list); over it go one or more transactions, each with any
+ * number of recipients (MAIL once, RCPT per recipient, DATA once; the
+ * commands pipelined when the peer offers PIPELINING), RSET between them
+ * and QUIT at the end. SIZE, 8BITMIME, SMTPUTF8 and DSN parameters are used
+ * when offered. Every reply is bounded; a peer that stalls runs into the
+ * timeout.
  */
 #include <config.h>
 
@@ -35,9 +38,14 @@ struct client {
 	SSL *ssl;
 	char buf[4096];
 	size_t off, len;
-	/* EHLO keywords */
-	bool starttls, size, eightbit, smtputf8, dsn, pipelining;
-	size_t max_size;
+	struct queue_caps caps; /* EHLO keywords */
+};
+
+struct queue_session {
+	struct client c;
+	struct sockaddr_storage addr;
+	unsigned transactions;
+	bool usable; /* the connection still works */
 };
 
 struct reply {
@@ -201,25 +209,26 @@ static int client_command(struct client *c, const char *line, struct reply *r)
 
 static void client_ehlo_keywords(struct client *c, const struct reply *r)
 {
-	c->starttls = c->size = c->eightbit = c->smtputf8 = c->dsn = c->pipelining = false;
-	c->max_size = 0;
+	struct queue_caps *k = &c->caps;
+
+	memset(k, 0, sizeof(*k));
 	/* The first line is the greeting text, not a keyword. */
 	for (size_t i = 1; i < r->n_lines; i++) {
 		const char *kw = r->lines[i];
 
 		if (strcasecmp(kw, "STARTTLS") == 0)
-			c->starttls = true;
+			k->starttls = true;
 		else if (strcasecmp(kw, "SIZE") == 0) {
-			c->size = true;
-			c->max_size = (size_t)strtoull(r->size_arg, NULL, 10);
+			k->size = true;
+			k->max_size = (size_t)strtoull(r->size_arg, NULL, 10);
 		} else if (strcasecmp(kw, "8BITMIME") == 0)
-			c->eightbit = true;
+			k->eightbit = true;
 		else if (strcasecmp(kw, "SMTPUTF8") == 0)
-			c->smtputf8 = true;
+			k->smtputf8 = true;
 		else if (strcasecmp(kw, "DSN") == 0)
-			c->dsn = true;
+			k->dsn = true;
 		else if (strcasecmp(kw, "PIPELINING") == 0)
-			c->pipelining = true;
+			k->pipelining = true;
 	}
 }
 
@@ -326,16 +335,11 @@ static char *dot_stuff(const unsigned char *msg, size_t len, size_t *out_len)
 	return out;
 }
 
-static enum queue_result transaction(struct client *c, const struct queue_session_opts *opts,
-				     const struct queue_message *msg, struct queue_reply_info *info)
+/* Reads the greeting, says EHLO and starts TLS when offered. */
+static enum queue_result session_start(struct client *c, const struct queue_session_opts *opts,
+				       struct queue_reply_info *info)
 {
 	struct reply r;
-	char cmd[1024];
-	int n;
-	bool utf8 = has_non_ascii(msg->sender) || has_non_ascii(msg->recipient);
-	bool eightbit = queue_has_8bit(msg->data, msg->len);
-	char *data;
-	size_t data_len;
 
 	if (client_reply(c, &r) != 0) {
 		set_info(info, 0, "4.4.2", "no greeting from the server");
@@ -349,7 +353,7 @@ static enum queue_result transaction(struct client *c, const struct queue_sessio
 	}
 	if (r.code != 250)
 		return reply_outcome(&r, info);
-	if (c->starttls) {
+	if (c->caps.starttls) {
 		if (client_command(c, "STARTTLS", &r) != 0) {
 			set_info(info, 0, "4.4.2", "connection lost at STARTTLS");
 			return QUEUE_TEMPFAIL;
@@ -370,110 +374,342 @@ static enum queue_result transaction(struct client *c, const struct queue_sessio
 			return QUEUE_TEMPFAIL;
 		}
 	}
-	info->peer_dsn = c->dsn;
+	info->peer_dsn = c->caps.dsn;
 	if (opts->tls_required && !c->ssl) {
 		set_info(info, 0, "4.7.5", "TLS is required for this domain but not offered");
 		return QUEUE_TEMPFAIL;
 	}
-	if (utf8 && !c->smtputf8) {
-		set_info(info, 0, "5.6.7",
-			 "the address needs SMTPUTF8, which the receiving server does not offer");
-		return QUEUE_PERMFAIL;
-	}
-	/* RFC 6152: 8-bit content only to a server that offers 8BITMIME. There is
-	 * no downgrade to 7 bits here, so the sender hears of it instead. */
-	if (eightbit && !c->eightbit) {
-		set_info(info, 0, "5.6.3",
-			 "the message has 8-bit content and the receiving server does not offer "
-			 "8BITMIME");
-		return QUEUE_PERMFAIL;
-	}
-	if (c->size && c->max_size > 0 && msg->len > c->max_size) {
-		set_info(info, 552, "5.3.4", "message larger than the receiving server accepts");
-		return QUEUE_PERMFAIL;
-	}
-
-	n = snprintf(cmd, sizeof(cmd), "MAIL FROM:<%s>", msg->sender);
-	if (c->size)
-		n += snprintf(cmd + n, sizeof(cmd) - (size_t)n, " SIZE=%zu", msg->len);
-	if (eightbit && c->eightbit)
-		n += snprintf(cmd + n, sizeof(cmd) - (size_t)n, " BODY=8BITMIME");
-	if (utf8)
-		n += snprintf(cmd + n, sizeof(cmd) - (size_t)n, " SMTPUTF8");
-	if (c->dsn && msg->dsn_ret && msg->dsn_ret[0])
-		n += snprintf(cmd + n, sizeof(cmd) - (size_t)n, " RET=%s", msg->dsn_ret);
-	if (c->dsn && msg->dsn_envid && msg->dsn_envid[0])
-		n += snprintf(cmd + n, sizeof(cmd) - (size_t)n, " ENVID=%s", msg->dsn_envid);
-	if (n < 0 || (size_t)n >= sizeof(cmd)) {
-		set_info(info, 0, "5.5.4", "MAIL FROM parameters too long");
-		return QUEUE_PERMFAIL;
-	}
-	if (client_command(c, cmd, &r) != 0)
-		goto lost;
-	if (r.code != 250)
-		return reply_outcome(&r, info);
-
-	n = snprintf(cmd, sizeof(cmd), "RCPT TO:<%s>", msg->recipient);
-	if (c->dsn && msg->dsn_notify && msg->dsn_notify[0])
-		n += snprintf(cmd + n, sizeof(cmd) - (size_t)n, " NOTIFY=%s", msg->dsn_notify);
-	if (c->dsn && msg->dsn_orcpt && msg->dsn_orcpt[0])
-		n += snprintf(cmd + n, sizeof(cmd) - (size_t)n, " ORCPT=%s", msg->dsn_orcpt);
-	if (n < 0 || (size_t)n >= sizeof(cmd)) {
-		set_info(info, 0, "5.5.4", "RCPT TO parameters too long");
-		return QUEUE_PERMFAIL;
-	}
-	if (client_command(c, cmd, &r) != 0)
-		goto lost;
-	if (r.code != 250 && r.code != 251)
-		return reply_outcome(&r, info);
-
-	if (client_command(c, "DATA", &r) != 0)
-		goto lost;
-	if (r.code != 354)
-		return reply_outcome(&r, info);
-	data = dot_stuff(msg->data, msg->len, &data_len);
-	if (!data) {
-		set_info(info, 0, "4.3.0", "out of memory");
-		return QUEUE_TEMPFAIL;
-	}
-	n = client_write(c, data, data_len);
-	free(data);
-	if (n != 0 || client_reply(c, &r) != 0)
-		goto lost;
-	if (r.code != 250)
-		return reply_outcome(&r, info);
-	set_info(info, r.code, "2.0.0", r.last);
-	client_command(c, "QUIT", &r); /* the message is accepted whatever QUIT says */
 	return QUEUE_OK;
-lost:
-	set_info(info, 0, "4.4.2", "connection lost during the transaction");
-	return QUEUE_TEMPFAIL;
 }
 
-enum queue_result queue_smtp_deliver(const struct sockaddr_storage *addr,
-				     const struct queue_session_opts *opts,
-				     const struct queue_message *msg, struct queue_reply_info *info)
+static void client_free(struct client *c)
 {
-	struct client c;
-	enum queue_result res;
+	if (c->ssl) {
+		SSL_shutdown(c->ssl);
+		SSL_free(c->ssl);
+	}
+	SSL_CTX_free(c->ssl_ctx);
+	ERR_clear_error();
+	if (c->fd >= 0)
+		close(c->fd);
+}
+
+struct queue_session *queue_session_open(const struct sockaddr_storage *addr,
+					 const struct queue_session_opts *opts,
+					 struct queue_reply_info *info, enum queue_result *res)
+{
+	struct queue_session *s = calloc(1, sizeof(*s));
 
 	memset(info, 0, sizeof(*info));
-	memset(&c, 0, sizeof(c));
-	c.fd = connect_timeout(addr, opts->timeout ? opts->timeout : 60);
-	if (c.fd < 0) {
+	if (!s) {
+		set_info(info, 0, "4.3.0", "out of memory");
+		*res = QUEUE_TEMPFAIL;
+		return NULL;
+	}
+	s->addr = *addr;
+	s->c.fd = connect_timeout(addr, opts->timeout ? opts->timeout : 60);
+	if (s->c.fd < 0) {
 		char text[128];
 
 		snprintf(text, sizeof(text), "cannot connect: %s", strerror(errno));
 		set_info(info, 0, "4.4.1", text);
-		return QUEUE_TEMPFAIL;
+		*res = QUEUE_TEMPFAIL;
+		free(s);
+		return NULL;
 	}
-	res = transaction(&c, opts, msg, info);
-	if (c.ssl) {
-		SSL_shutdown(c.ssl);
-		SSL_free(c.ssl);
+	*res = session_start(&s->c, opts, info);
+	if (*res != QUEUE_OK) {
+		client_free(&s->c);
+		free(s);
+		return NULL;
 	}
-	SSL_CTX_free(c.ssl_ctx);
-	ERR_clear_error();
-	close(c.fd);
-	return res;
+	s->usable = true;
+	return s;
+}
+
+const struct queue_caps *queue_session_caps(const struct queue_session *s)
+{
+	return &s->c.caps;
+}
+
+const struct sockaddr_storage *queue_session_addr(const struct queue_session *s)
+{
+	return &s->addr;
+}
+
+bool queue_session_tls(const struct queue_session *s)
+{
+	return s->c.ssl != NULL;
+}
+
+unsigned queue_session_count(const struct queue_session *s)
+{
+	return s->transactions;
+}
+
+/* Sets every recipient still open (QUEUE_TEMPFAIL with code -1) to the outcome of R. */
+static void all_open_from_reply(struct queue_rcpt *rcpts, size_t n, const bool *open,
+				const struct reply *r)
+{
+	for (size_t i = 0; i < n; i++)
+		if (open[i])
+			rcpts[i].result = reply_outcome(r, &rcpts[i].info);
+}
+
+static void all_open_set(struct queue_rcpt *rcpts, size_t n, const bool *open,
+			 enum queue_result res, const char *enhanced, const char *text)
+{
+	for (size_t i = 0; i < n; i++)
+		if (open[i]) {
+			set_info(&rcpts[i].info, 0, enhanced, text);
+			rcpts[i].result = res;
+		}
+}
+
+static int mail_command(const struct client *c, const struct queue_envelope *env, bool utf8,
+			bool eightbit, char *cmd, size_t cmdlen)
+{
+	int n = snprintf(cmd, cmdlen, "MAIL FROM:<%s>", env->sender);
+
+	if (c->caps.size)
+		n += snprintf(cmd + n, cmdlen - (size_t)n, " SIZE=%zu", env->len);
+	if (eightbit && c->caps.eightbit)
+		n += snprintf(cmd + n, cmdlen - (size_t)n, " BODY=8BITMIME");
+	if (utf8)
+		n += snprintf(cmd + n, cmdlen - (size_t)n, " SMTPUTF8");
+	if (c->caps.dsn && env->dsn_ret && env->dsn_ret[0])
+		n += snprintf(cmd + n, cmdlen - (size_t)n, " RET=%s", env->dsn_ret);
+	if (c->caps.dsn && env->dsn_envid && env->dsn_envid[0])
+		n += snprintf(cmd + n, cmdlen - (size_t)n, " ENVID=%s", env->dsn_envid);
+	return n < 0 || (size_t)n >= cmdlen ? -1 : 0;
+}
+
+static int rcpt_command(const struct client *c, const struct queue_rcpt *r, char *cmd,
+			size_t cmdlen)
+{
+	int n = snprintf(cmd, cmdlen, "RCPT TO:<%s>", r->address);
+
+	if (c->caps.dsn && r->dsn_notify && r->dsn_notify[0])
+		n += snprintf(cmd + n, cmdlen - (size_t)n, " NOTIFY=%s", r->dsn_notify);
+	if (c->caps.dsn && r->dsn_orcpt && r->dsn_orcpt[0])
+		n += snprintf(cmd + n, cmdlen - (size_t)n, " ORCPT=%s", r->dsn_orcpt);
+	return n < 0 || (size_t)n >= cmdlen ? -1 : 0;
+}
+
+/* Appends LINE and CRLF to the pipelined batch in BUF. */
+static int batch_add(char *buf, size_t buflen, size_t *used, const char *line)
+{
+	int n = snprintf(buf + *used, buflen - *used, "%s\r\n", line);
+
+	if (n < 0 || (size_t)n >= buflen - *used)
+		return -1;
+	*used += (size_t)n;
+	return 0;
+}
+
+bool queue_session_send(struct queue_session *s, const struct queue_envelope *env,
+			struct queue_rcpt *rcpts, size_t n)
+{
+	struct client *c = &s->c;
+	struct reply r;
+	char cmd[1024];
+	bool open[QUEUE_RCPTS_MAX], utf8 = has_non_ascii(env->sender);
+	bool eightbit = queue_has_8bit(env->data, env->len), pipelined = c->caps.pipelining;
+	size_t n_open = 0, accepted = 0, used = 0;
+	char *batch = NULL, *data;
+	size_t data_len;
+	int rc;
+
+	if (n > QUEUE_RCPTS_MAX)
+		n = QUEUE_RCPTS_MAX;
+	for (size_t i = 0; i < n; i++) {
+		memset(&rcpts[i].info, 0, sizeof(rcpts[i].info));
+		rcpts[i].info.peer_dsn = c->caps.dsn;
+		open[i] = true;
+		/* RFC 6531: a non-ASCII address only to a server with SMTPUTF8 */
+		if (has_non_ascii(rcpts[i].address)) {
+			if (c->caps.smtputf8) {
+				utf8 = true;
+			} else {
+				set_info(
+				    &rcpts[i].info, 0, "5.6.7",
+				    "the address needs SMTPUTF8, which the receiving server does "
+				    "not offer");
+				rcpts[i].result = QUEUE_PERMFAIL;
+				open[i] = false;
+				continue;
+			}
+		}
+		n_open++;
+	}
+	s->transactions++;
+	if (n_open == 0)
+		return s->usable;
+	if (has_non_ascii(env->sender) && !c->caps.smtputf8) {
+		all_open_set(
+		    rcpts, n, open, QUEUE_PERMFAIL, "5.6.7",
+		    "the sender address needs SMTPUTF8, which the receiving server does not "
+		    "offer");
+		return s->usable;
+	}
+	/* RFC 6152: 8-bit content only to a server that offers 8BITMIME (the
+	 * runner downgrades what it can before it comes here) */
+	if (eightbit && !c->caps.eightbit) {
+		all_open_set(rcpts, n, open, QUEUE_PERMFAIL, "5.6.3",
+			     "the message has 8-bit content that cannot be converted to 7 bits and "
+			     "the receiving server does not offer 8BITMIME");
+		return s->usable;
+	}
+	if (c->caps.size && c->caps.max_size > 0 && env->len > c->caps.max_size) {
+		all_open_set(rcpts, n, open, QUEUE_PERMFAIL, "5.3.4",
+			     "message larger than the receiving server accepts");
+		return s->usable;
+	}
+	if (mail_command(c, env, utf8, eightbit, cmd, sizeof(cmd)) != 0) {
+		all_open_set(rcpts, n, open, QUEUE_PERMFAIL, "5.5.4",
+			     "MAIL FROM parameters too long");
+		return s->usable;
+	}
+
+	/* RFC 2920: MAIL, every RCPT and DATA in one write, then the replies in order */
+	if (pipelined) {
+		size_t cap = (n_open + 2) * (sizeof(cmd) + 2);
+
+		if (!(batch = malloc(cap))) {
+			all_open_set(rcpts, n, open, QUEUE_TEMPFAIL, "4.3.0", "out of memory");
+			return s->usable;
+		}
+		rc = batch_add(batch, cap, &used, cmd);
+		for (size_t i = 0; rc == 0 && i < n; i++) {
+			if (!open[i])
+				continue;
+			rc = rcpt_command(c, &rcpts[i], cmd, sizeof(cmd));
+			if (rc == 0)
+				rc = batch_add(batch, cap, &used, cmd);
+		}
+		if (rc == 0)
+			rc = batch_add(batch, cap, &used, "DATA");
+		if (rc != 0) {
+			free(batch);
+			all_open_set(rcpts, n, open, QUEUE_PERMFAIL, "5.5.4",
+				     "RCPT TO parameters too long");
+			return s->usable;
+		}
+		rc = client_write(c, batch, used);
+		free(batch);
+		if (rc != 0 || client_reply(c, &r) != 0)
+			goto lost;
+	} else if (client_command(c, cmd, &r) != 0) {
+		goto lost;
+	}
+	if (r.code != 250) {
+		all_open_from_reply(rcpts, n, open, &r);
+		/* the pipelined RCPTs and DATA are refused too; read their replies */
+		for (size_t i = 0; pipelined && i <= n_open; i++)
+			if (client_reply(c, &r) != 0)
+				goto lost_quietly;
+		if (pipelined && r.code == 354 && /* DATA taken anyway: end it empty */
+		    (client_write(c, ".\r\n", 3) != 0 || client_reply(c, &r) != 0))
+			goto lost_quietly;
+		return s->usable;
+	}
+
+	for (size_t i = 0; i < n; i++) {
+		if (!open[i])
+			continue;
+		if (!pipelined) {
+			if (rcpt_command(c, &rcpts[i], cmd, sizeof(cmd)) != 0) {
+				set_info(&rcpts[i].info, 0, "5.5.4", "RCPT TO parameters too long");
+				rcpts[i].result = QUEUE_PERMFAIL;
+				open[i] = false;
+				continue;
+			}
+			if (client_command(c, cmd, &r) != 0)
+				goto lost;
+		} else if (client_reply(c, &r) != 0) {
+			goto lost;
+		}
+		if (r.code == 250 || r.code == 251) {
+			accepted++;
+		} else {
+			rcpts[i].result = reply_outcome(&r, &rcpts[i].info);
+			open[i] = false;
+		}
+	}
+
+	if (pipelined) {
+		if (client_reply(c, &r) != 0)
+			goto lost;
+		if (r.code == 354 && accepted == 0) {
+			/* no recipient, yet DATA accepted: an empty message ends it (RFC 2920 3.1)
+			 */
+			if (client_write(c, ".\r\n", 3) != 0 || client_reply(c, &r) != 0)
+				goto lost;
+			return s->usable;
+		}
+	} else {
+		if (accepted == 0)
+			return s->usable;
+		if (client_command(c, "DATA", &r) != 0)
+			goto lost;
+	}
+	if (accepted == 0)
+		return s->usable;
+	if (r.code != 354) {
+		all_open_from_reply(rcpts, n, open, &r);
+		return s->usable;
+	}
+	data = dot_stuff(env->data, env->len, &data_len);
+	if (!data) {
+		/* the peer waits for data: end it empty would deliver an empty
+		 * message, so the connection is given up instead */
+		all_open_set(rcpts, n, open, QUEUE_TEMPFAIL, "4.3.0", "out of memory");
+		s->usable = false;
+		return false;
+	}
+	rc = client_write(c, data, data_len);
+	free(data);
+	if (rc != 0 || client_reply(c, &r) != 0)
+		goto lost;
+	if (r.code != 250) {
+		all_open_from_reply(rcpts, n, open, &r);
+		return s->usable;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (open[i]) {
+			set_info(&rcpts[i].info, r.code, "2.0.0", r.last);
+			rcpts[i].result = QUEUE_OK;
+		}
+	return s->usable;
+lost:
+	all_open_set(rcpts, n, open, QUEUE_TEMPFAIL, "4.4.2",
+		     "connection lost during the transaction");
+lost_quietly:
+	s->usable = false;
+	return false;
+}
+
+bool queue_session_reset(struct queue_session *s)
+{
+	struct reply r;
+
+	if (!s->usable)
+		return false;
+	if (client_command(&s->c, "RSET", &r) != 0) {
+		s->usable = false;
+		return false;
+	}
+	return r.code == 250;
+}
+
+void queue_session_close(struct queue_session *s)
+{
+	struct reply r;
+
+	if (!s)
+		return;
+	if (s->usable)
+		client_command(&s->c, "QUIT", &r); /* whatever QUIT says */
+	client_free(&s->c);
+	free(s);
 }

@@ -112,6 +112,7 @@ static const struct key_def keys[] = {
     CFG("queue", "workers", VAL_UINT, queue.workers),
     CFG("queue", "per_domain", VAL_UINT, queue.per_domain),
     CFG("queue", "tls_required", VAL_STRING, queue.tls_required),
+    CFG("queue", "max_per_connection", VAL_UINT, queue.max_per_connection),
     CFG("mailauth", "dns_timeout", VAL_UINT, mailauth.dns_timeout),
     CFG("mailauth", "reject_spf_fail", VAL_BOOL, mailauth.reject_spf_fail),
     CFG("mailauth", "defer_temperror", VAL_BOOL, mailauth.defer_temperror),
@@ -205,6 +206,7 @@ void config_defaults(struct config *cfg)
 	cfg->queue.delay_warning = 4 * 3600;
 	cfg->queue.workers = 4;
 	cfg->queue.per_domain = 2;
+	cfg->queue.max_per_connection = 20;
 	cfg->mailauth.dns_timeout = 10;
 	snprintf(cfg->mailauth.public_suffix_list, sizeof(cfg->mailauth.public_suffix_list),
 		 "/usr/share/publicsuffix/public_suffix_list.dat");

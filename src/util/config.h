@@ -112,6 +112,7 @@ struct config {
 		unsigned workers;      /* messages delivered at once (1..32) */
 		unsigned per_domain;   /* of them to one recipient domain at most */
 		char tls_required[1024]; /* domains that only get mail over TLS (blank/comma list) */
+		unsigned max_per_connection; /* transactions over one connection (0: no cap) */
 	} queue;
 
 	/* [mailauth] SPF/DKIM/DMARC checks of mail from outside (src/mailauth) */

@@ -629,6 +629,10 @@ class FakePeer(socketserver.ThreadingTCPServer):
     def __init__(self, extensions):
         self.extensions = extensions
         self.transactions = []
+        self.connections = 0  # accepted so far
+        self.busy_left = 0  # "busy@" is refused with 450 this many times
+        self.rsets = 0
+        self.rset_reply = None  # e.g. "421 ...": RSET fails and the connection closes
         super().__init__(("127.0.0.1", 0), FakePeerHandler)
         threading.Thread(target=self.serve_forever, daemon=True).start()
 
@@ -642,6 +646,8 @@ class FakePeerHandler(socketserver.StreamRequestHandler):
         self.wfile.write(text.encode() + b"\r\n")
 
     def handle(self):
+        self.server.connections += 1
+        connection = self.server.connections
         self.reply("220 peer.test ESMTP")
         tx = {}
         while True:
@@ -655,11 +661,28 @@ class FakePeerHandler(socketserver.StreamRequestHandler):
                 for i, text in enumerate(lines):
                     self.reply("250%s%s" % (" " if i == len(lines) - 1 else "-", text))
             elif verb == "MAIL":
-                tx = {"mail": cmd, "rcpt": []}
+                tx = {"mail": cmd, "rcpt": [], "refused": [], "connection": connection}
                 self.reply("250 2.1.0 ok")
             elif verb == "RCPT":
-                tx["rcpt"].append(cmd)
-                self.reply("250 2.1.5 ok")
+                if "nobody@" in cmd:
+                    tx["refused"].append(cmd)
+                    self.reply("550 5.1.1 no such user here")
+                elif "busy@" in cmd and self.server.busy_left > 0:
+                    self.server.busy_left -= 1
+                    tx["refused"].append(cmd)
+                    self.reply("450 4.2.1 mailbox busy, try later")
+                else:
+                    tx["rcpt"].append(cmd)
+                    self.reply("250 2.1.5 ok")
+            elif verb == "RSET":
+                self.server.rsets += 1
+                tx = {}
+                if self.server.rset_reply:
+                    self.reply(self.server.rset_reply)
+                    return
+                self.reply("250 2.0.0 ok")
+            elif verb == "DATA" and not tx.get("rcpt"):
+                self.reply("554 5.5.1 no valid recipients")
             elif verb == "DATA":
                 self.reply("354 go ahead")
                 data = b""
@@ -788,10 +811,19 @@ class LimitedPeer(unittest.TestCase):
         self.srv.ctl("queue", "delete", str(entry["id"]))
 
 
+def submit_many(srv, sender, rcpts, msg, **kw):
+    ctx = srv.ssl_context()
+    ctx.check_hostname = False
+    with smtplib.SMTP("127.0.0.1", srv.port("submission"), timeout=30) as s:
+        s.starttls(context=ctx)
+        s.login(sender, PASSWORD)
+        s.sendmail(sender, rcpts, msg, **kw)
+
+
 class OldPeer(unittest.TestCase):
     """A peer that answers EHLO without any extension."""
 
-    def test_plain_mail_goes_8bit_mail_bounces(self):
+    def test_8bit_mail_converted_to_7bit_and_signed_after(self):
         peer = FakePeer([])
         self.addCleanup(peer.server_close)
         self.addCleanup(peer.shutdown)
@@ -803,27 +835,168 @@ class OldPeer(unittest.TestCase):
         self.addCleanup(srv.close)
         srv.add_domain("a.test")
         srv.add_user("alice@a.test", PASSWORD)
+        dkim = json.loads(srv.ctl("dkim", "keygen", "a.test", "--selector", "s1",
+                                  "--json").stdout)
         submit(srv, "alice@a.test", "plain@old.test",
                make_message("alice@a.test", "plain@old.test", "seven bits"))
         submit(srv, "alice@a.test", "eight@old.test",
                make_message("alice@a.test", "eight@old.test", "eight bits",
-                            body="Gr\u00fc\u00dfe\r\n"))
+                            body="Gr\u00fc\u00dfe aus K\u00f6ln\r\n"))
+        # content that may not be re-encoded: declared binary, and 8-bit header text
+        binary = (b"From: <alice@a.test>\r\nTo: <bin@old.test>\r\nSubject: binary part\r\n"
+                  b"MIME-Version: 1.0\r\nContent-Type: application/octet-stream\r\n"
+                  b"Content-Transfer-Encoding: binary\r\n\r\n\x01\xff\xfe\r\n")
+        submit_many(srv, "alice@a.test", ["bin@old.test"], binary,
+                    mail_options=["BODY=8BITMIME"])
+        submit(srv, "alice@a.test", "hdr@old.test",
+               make_message("alice@a.test", "hdr@old.test", "K\u00f6ln header"))
+
         deadline = time.monotonic() + WAIT
-        bounce = None
-        while bounce is None and time.monotonic() < deadline:
-            bounce = next((m for m in mailbox_messages(srv, "alice@a.test")
-                           if b"eight@old.test" in m), None)
+        bounces = []
+        while len(bounces) < 2 and time.monotonic() < deadline:
+            bounces = [m for m in mailbox_messages(srv, "alice@a.test")
+                       if b"Action: failed" in m]
             time.sleep(0.3)
-        self.assertIsNotNone(bounce, srv.log()[-3000:])
-        self.assertIn(b"Status: 5.6.3", bounce)
-        self.assertIn(b"8BITMIME", bounce)
-        # the 7-bit message went, without parameters the peer did not offer
-        txs = [tx for tx in peer.transactions if "plain@old.test" in tx["rcpt"][0]]
-        self.assertEqual(len(txs), 1)
-        self.assertEqual(txs[0]["mail"], "MAIL FROM:<alice@a.test>")
-        self.assertEqual(txs[0]["rcpt"], ["RCPT TO:<plain@old.test>"])
-        self.assertFalse(any("eight@old.test" in r for tx in peer.transactions
-                             for r in tx["rcpt"]))
+        self.assertEqual(len(bounces), 2, srv.log()[-3000:])
+        for rcpt in (b"bin@old.test", b"hdr@old.test"):
+            bounce = next(m for m in bounces if b"Final-Recipient: rfc822; " + rcpt in m)
+            self.assertIn(b"Status: 5.6.3", bounce)
+            self.assertIn(b"8BITMIME", bounce)
+
+        txs = {tx["rcpt"][0]: tx for tx in peer.transactions}
+        # the 7-bit message went as it was, without parameters the peer did not offer
+        plain = txs["RCPT TO:<plain@old.test>"]
+        self.assertEqual(plain["mail"], "MAIL FROM:<alice@a.test>")
+        # the 8-bit one went quoted-printable, without BODY=8BITMIME
+        eight = txs["RCPT TO:<eight@old.test>"]
+        self.assertEqual(eight["mail"], "MAIL FROM:<alice@a.test>")
+        data = eight["data"]
+        self.assertFalse(any(b > 127 for b in data))
+        self.assertIn(b"Content-Transfer-Encoding: quoted-printable", data)
+        self.assertIn(b"Gr=C3=BC=C3=9Fe aus K=C3=B6ln", data)
+        msg = email.message_from_bytes(data)
+        self.assertEqual(msg.get_payload(decode=True),
+                         "Gr\u00fc\u00dfe aus K\u00f6ln\r\n".encode())
+        # signed after the conversion: an independent verifier agrees
+        self.assertIn(b"DKIM-Signature:", data)
+        self.assertEqual(dkimpy_verify(data, dkim["txt"], dkim["name"]), "pass")
+        self.assertEqual(set(txs), {"RCPT TO:<plain@old.test>", "RCPT TO:<eight@old.test>"})
+
+
+class Batching(unittest.TestCase):
+    """Several recipients of one message in one transaction; several
+    messages to one host over one connection."""
+
+    def peer_and_server(self, extensions, **queue):
+        peer = FakePeer(extensions)
+        self.addCleanup(peer.server_close)
+        self.addCleanup(peer.shutdown)
+        q = {"relayhost": "127.0.0.1:%d" % peer.port, "poll_interval": "1",
+             "retry_min": "1", "retry_max": "1", "timeout": "10"}
+        q.update(queue)
+        srv = Server(listeners=("smtp", "submission", "imap"),
+                     config={"queue": q, "auth": FAST_AUTH})
+        self.addCleanup(srv.close)
+        srv.add_domain("a.test")
+        srv.add_user("alice@a.test", PASSWORD)
+        return peer, srv
+
+    def wait(self, srv, cond, what):
+        deadline = time.monotonic() + WAIT
+        while time.monotonic() < deadline:
+            if cond():
+                return
+            time.sleep(0.2)
+        self.fail("%s never happened:\n%s" % (what, srv.log()[-3000:]))
+
+    def test_recipients_of_one_message_share_one_transaction(self):
+        for extensions in (["PIPELINING", "8BITMIME", "DSN"], ["8BITMIME", "DSN"]):
+            with self.subTest(extensions=extensions):
+                self.one_transaction(extensions)
+
+    def one_transaction(self, extensions):
+        peer, srv = self.peer_and_server(extensions)
+        peer.busy_left = 1
+        rcpts = ["ann@peer.test", "nobody@peer.test", "ben@peer.test", "busy@peer.test",
+                 "cy@else.test"]
+        submit_many(srv, "alice@a.test", rcpts,
+                    make_message("alice@a.test", "list@peer.test", "to many"),
+                    rcpt_options=["NOTIFY=FAILURE"])
+        self.wait(srv, lambda: queue_entries(srv) == [] and len(peer.transactions) >= 3,
+                  "delivery to everyone but nobody")
+        first = next(tx for tx in peer.transactions if "RCPT TO:<ann@peer.test> NOTIFY=FAILURE"
+                     in tx["rcpt"])
+        # one MAIL, the recipients of peer.test, one DATA: ann and ben accepted,
+        # nobody refused for good, busy for now
+        self.assertEqual(first["rcpt"], ["RCPT TO:<ann@peer.test> NOTIFY=FAILURE",
+                                         "RCPT TO:<ben@peer.test> NOTIFY=FAILURE"])
+        self.assertEqual(sorted(first["refused"]),
+                         ["RCPT TO:<busy@peer.test> NOTIFY=FAILURE",
+                          "RCPT TO:<nobody@peer.test> NOTIFY=FAILURE"])
+        # one copy for several: it names none of them in Received
+        self.assertNotIn(b"for <", first["data"])
+        self.assertIn(b"Subject: to many", first["data"])
+        # the temporary refusal was retried alone; the other domain had its own
+        retried = [tx for tx in peer.transactions if "RCPT TO:<busy@peer.test> NOTIFY=FAILURE"
+                   in tx["rcpt"]]
+        self.assertEqual(len(retried), 1)
+        self.assertEqual(len(retried[0]["rcpt"]), 1)
+        self.assertIn(b"for <busy@peer.test>", retried[0]["data"])
+        other = [tx for tx in peer.transactions if "RCPT TO:<cy@else.test> NOTIFY=FAILURE"
+                 in tx["rcpt"]]
+        self.assertEqual(len(other), 1)
+        self.assertEqual(len(other[0]["rcpt"]), 1)
+        self.assertEqual(len(peer.transactions), 3)
+        # the one refused for good is bounced, alone
+        msgs = wait_for_messages(srv, "alice@a.test", 1)
+        self.assertEqual(len(msgs), 1, srv.log()[-3000:])
+        self.assertIn(b"Final-Recipient: rfc822; nobody@peer.test", msgs[0])
+        self.assertIn(b"Status: 5.1.1", msgs[0])
+        for name in (b"ann@", b"ben@", b"busy@", b"cy@"):
+            self.assertNotIn(b"Final-Recipient: rfc822; " + name, msgs[0])
+        time.sleep(1.5)
+        self.assertEqual(len(mailbox_messages(srv, "alice@a.test")), 1)
+
+    def queue_while_unreachable(self, srv, peer, rcpts):
+        """Queues one message per recipient while the relayhost is down, then
+        points the restarted server at PEER: the first pass finds them all due."""
+        srv.stop()
+        srv.overrides["queue"]["relayhost"] = "127.0.0.1:%d" % free_port()
+        srv._write_config()
+        srv.start()
+        for r in rcpts:
+            submit(srv, "alice@a.test", r, make_message("alice@a.test", r, "for " + r))
+        self.wait(srv, lambda: len(queue_entries(srv)) == len(rcpts) and all(
+            e["attempts"] >= 1 for e in queue_entries(srv)), "a failed attempt for each")
+        srv.stop()
+        srv.overrides["queue"]["relayhost"] = "127.0.0.1:%d" % peer.port
+        srv._write_config()
+        srv.start()
+
+    def test_messages_to_one_host_share_a_connection(self):
+        peer, srv = self.peer_and_server(["PIPELINING", "8BITMIME"], per_domain="1",
+                                         max_per_connection="2")
+        self.queue_while_unreachable(srv, peer, ["r1@peer.test", "r2@peer.test",
+                                                 "r3@peer.test"])
+        self.wait(srv, lambda: len(peer.transactions) == 3 and queue_entries(srv) == [],
+                  "three transactions")
+        # at most two messages per connection, RSET between them
+        by_conn = {}
+        for tx in peer.transactions:
+            by_conn.setdefault(tx["connection"], []).append(tx["rcpt"][0])
+        self.assertEqual(sorted(len(v) for v in by_conn.values()), [1, 2])
+        self.assertEqual(peer.rsets, 1)
+        self.assertEqual(peer.connections, 2)
+
+        # a peer that fails RSET: the next message takes a new connection
+        peer.rset_reply = "421 4.3.2 closing now"
+        before = peer.connections
+        self.queue_while_unreachable(srv, peer, ["r4@peer.test", "r5@peer.test"])
+        self.wait(srv, lambda: len(peer.transactions) == 5 and queue_entries(srv) == [],
+                  "two more transactions")
+        self.assertEqual(peer.connections - before, 2)
+        self.assertEqual(peer.rsets, 2)
+        self.assertEqual(mailbox_messages(srv, "alice@a.test"), [])  # no bounce
 
 
 if __name__ == "__main__":

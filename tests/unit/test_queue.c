@@ -189,6 +189,81 @@ START_TEST(test_8bit_detection)
 }
 END_TEST
 
+START_TEST(test_for_clause_removed_only_from_our_received)
+{
+	char msg[] = "Received: from c ([127.0.0.1])\r\n\tby h (Postern) with ESMTPA id 1\r\n"
+		     "\tfor <bob@b.test>; Tue, 24 Nov 2026 15:00:00 +0000\r\n"
+		     "Subject: for <bob@b.test>; not this\r\n\r\nbody\r\n";
+	const char want[] = "Received: from c ([127.0.0.1])\r\n\tby h (Postern) with ESMTPA id 1; "
+			    "Tue, 24 Nov 2026 15:00:00 +0000\r\n"
+			    "Subject: for <bob@b.test>; not this\r\n\r\nbody\r\n";
+	size_t len = queue_strip_for_clause((unsigned char *)msg, strlen(msg), "bob@b.test");
+
+	ck_assert_uint_eq(len, strlen(want));
+	ck_assert(memcmp(msg, want, len) == 0);
+	/* another recipient's clause, or no Received on top: unchanged */
+	len = strlen(want);
+	ck_assert_uint_eq(queue_strip_for_clause((unsigned char *)msg, len, "eve@b.test"), len);
+	{
+		char other[] = "Subject: x\r\n\tfor <bob@b.test>; y\r\n\r\n";
+
+		ck_assert_uint_eq(
+		    queue_strip_for_clause((unsigned char *)other, strlen(other), "bob@b.test"),
+		    strlen(other));
+	}
+}
+END_TEST
+
+START_TEST(test_downgrade_reencodes_8bit_parts)
+{
+	const char *msg = "From: a@a.test\r\nSubject: hi\r\nMIME-Version: 1.0\r\n"
+			  "Content-Type: multipart/mixed; boundary=\"b\"\r\n"
+			  "Content-Transfer-Encoding: 8bit\r\n\r\n"
+			  "--b\r\nContent-Type: text/plain; charset=utf-8\r\n"
+			  "Content-Transfer-Encoding: 8bit\r\n\r\nGr\xc3\xbc\xc3\x9f"
+			  "e\r\n"
+			  "--b\r\nContent-Type: application/octet-stream\r\n\r\n\xff\xfe\r\n"
+			  "--b\r\nContent-Type: text/plain\r\n\r\nascii stays\r\n"
+			  "--b--\r\n";
+	unsigned char *out = NULL;
+	size_t out_len = 0;
+	char *text;
+
+	ck_assert_int_eq(
+	    queue_downgrade_7bit((const unsigned char *)msg, strlen(msg), &out, &out_len), 0);
+	ck_assert(!queue_has_8bit(out, out_len));
+	text = strndup((const char *)out, out_len);
+	ck_assert_ptr_nonnull(strstr(text, "Subject: hi\r\n"));
+	ck_assert_ptr_nonnull(strstr(text, "Content-Transfer-Encoding: quoted-printable\r\n"));
+	ck_assert_ptr_nonnull(strstr(text, "Gr=C3=BC=C3=9Fe"));
+	ck_assert_ptr_nonnull(strstr(text, "Content-Transfer-Encoding: base64\r\n"));
+	ck_assert_ptr_nonnull(strstr(text, "ascii stays\r\n"));
+	ck_assert_ptr_null(strstr(text, "8bit"));
+	ck_assert_ptr_null(strstr(text, "\r\r"));
+	free(text);
+	free(out);
+}
+END_TEST
+
+START_TEST(test_downgrade_refuses_binary_and_8bit_headers)
+{
+	static const char binary[] = "Subject: b\r\nMIME-Version: 1.0\r\n"
+				     "Content-Type: application/octet-stream\r\n"
+				     "Content-Transfer-Encoding: binary\r\n\r\n\x01\xff\x00\r\n";
+	const char *header = "Subject: Gr\xc3\xbc\xc3\x9f\r\n\r\nbody\r\n";
+	unsigned char *out = NULL;
+	size_t out_len = 0;
+
+	ck_assert_int_eq(
+	    queue_downgrade_7bit((const unsigned char *)binary, sizeof(binary) - 1, &out, &out_len),
+	    -1);
+	ck_assert_int_eq(
+	    queue_downgrade_7bit((const unsigned char *)header, strlen(header), &out, &out_len),
+	    -1);
+	ck_assert_ptr_null(out);
+}
+END_TEST
+
 static Suite *queue_suite(void)
 {
 	Suite *s = suite_create("queue");
@@ -200,6 +275,9 @@ static Suite *queue_suite(void)
 	tcase_add_test(tc, test_domain_list_matches_whole_names);
 	tcase_add_test(tc, test_hostport_forms);
 	tcase_add_test(tc, test_8bit_detection);
+	tcase_add_test(tc, test_for_clause_removed_only_from_our_received);
+	tcase_add_test(tc, test_downgrade_reencodes_8bit_parts);
+	tcase_add_test(tc, test_downgrade_refuses_binary_and_8bit_headers);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("dsn");
 	tcase_add_test(tc, test_dsn_failed_report_fields);
