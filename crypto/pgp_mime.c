@@ -435,7 +435,7 @@ static gpgme_data_t data_from(const void *p, size_t n)
 {
 	gpgme_data_t d = NULL;
 
-	if (gpgme_data_new_from_mem(&d, (const char *)p, n, 0) != 0)
+	if (gpgme_data_new_from_mem(&d, p ? (const char *)p : "", p ? n : 0, 0) != 0)
 		return NULL;
 	return d;
 }
@@ -772,7 +772,7 @@ static bool has_clearsign(GMimeObject *part)
 		buf_free(&b);
 		return false;
 	}
-	found = memmem(b.p, b.len, "-----BEGIN PGP SIGNED MESSAGE-----", 34) != NULL;
+	found = b.p && memmem(b.p, b.len, "-----BEGIN PGP SIGNED MESSAGE-----", 34) != NULL;
 	buf_free(&b);
 	return found;
 }
@@ -1036,7 +1036,7 @@ static void verify_inline(gpgme_ctx_t ctx, GMimeObject *part, struct pgp_verify_
 	struct buf text = {0}, block = {0};
 	unsigned char *b, *e;
 
-	if (part_content(part, &text, SIZE_MAX / 2) != 0 ||
+	if (part_content(part, &text, SIZE_MAX / 2) != 0 || !text.p ||
 	    !(b = memmem(text.p, text.len, begin, sizeof(begin) - 1)) ||
 	    !(e = memmem(b, text.len - (size_t)(b - text.p), end_mark, sizeof(end_mark) - 1))) {
 		res->status = PGP_SIG_ERROR;

@@ -424,13 +424,20 @@ static bool contains_ci(const unsigned char *hay, size_t len, const char *needle
 	return false;
 }
 
-/* Cheap test before parsing: could MSG be signed or encrypted at all? */
+/*
+ * Cheap test before parsing: could MSG be signed or encrypted at all? The
+ * MIME kinds show in the top-level Content-Type (in the header); an inline
+ * signature shows as its armor line anywhere in the body.
+ */
 static bool maybe_crypto(const unsigned char *msg, size_t len)
 {
-	return contains_ci(msg, len, "multipart/signed") ||
-	       contains_ci(msg, len, "multipart/encrypted") ||
-	       contains_ci(msg, len, "pkcs7-mime") ||
-	       contains_ci(msg, len, "-----begin pgp signed message-----");
+	static const char armor[] = "-----BEGIN PGP SIGNED MESSAGE-----";
+	size_t hlen = pgp_mime_header_length(msg, len);
+
+	return contains_ci(msg, hlen, "multipart/signed") ||
+	       contains_ci(msg, hlen, "multipart/encrypted") ||
+	       contains_ci(msg, hlen, "pkcs7-mime") ||
+	       memmem(msg, len, armor, sizeof(armor) - 1) != NULL;
 }
 
 /* Copies TEXT into OUT keeping only characters safe inside our header value. */
