@@ -354,7 +354,7 @@ int stego_rewrite_check_cover(const unsigned char *cover, size_t cover_len, size
 	char why[160];
 	size_t cap, overhead;
 	unsigned colour;
-	uint64_t pixels;
+	uint64_t pixels, carriers;
 
 	if (stego_png_read(cover, cover_len, &img, why, sizeof(why)) != STEGO_OK) {
 		snprintf(err, errlen, "the attached picture cannot be used as the cover: %s", why);
@@ -363,8 +363,10 @@ int stego_rewrite_check_cover(const unsigned char *cover, size_t cover_len, size
 	cap = stego_capacity(&img, mode);
 	overhead = mode == STEGO_PASSWORD ? STEGO_PASSWORD_OVERHEAD : STEGO_SEAL_OVERHEAD;
 	colour = img.channels == 2 || img.channels == 4 ? img.channels - 1 : img.channels;
+	carriers = stego_image_carriers(&img);
 	stego_image_free(&img);
-	if (len <= cap)
+	/* Counted in carriers: a capacity of 0 may also mean "not even empty". */
+	if (((uint64_t)len + overhead) * 8 <= carriers)
 		return 0;
 	pixels = (((uint64_t)len + overhead) * 8 + colour - 1) / colour;
 	snprintf(err, errlen,
