@@ -195,6 +195,47 @@ START_TEST(test_pgp_sign_is_valid_and_7bit)
 }
 END_TEST
 
+/* Splits a multipart/signed we made into DIR/content (exact signed bytes) and DIR/sig.asc. */
+static void split_signed(const unsigned char *m, size_t len)
+{
+	const char *b = strstr((const char *)m, "boundary=\"");
+	char delim[128];
+	const unsigned char *start, *end, *sig, *sig_end;
+	size_t blen;
+
+	ck_assert_ptr_nonnull(b);
+	b += 10;
+	blen = (size_t)(strchr(b, '"') - b);
+	snprintf(delim, sizeof(delim), "--%.*s\r\n", (int)blen, b);
+	start = memmem(m, len, delim, strlen(delim));
+	ck_assert_ptr_nonnull(start);
+	start += strlen(delim);
+	snprintf(delim, sizeof(delim), "\r\n--%.*s\r\n", (int)blen, b);
+	end = memmem(start, len - (size_t)(start - m), delim, strlen(delim));
+	ck_assert_ptr_nonnull(end);
+	write_file("content", start, (size_t)(end - start));
+	sig = memmem(end, len - (size_t)(end - m), "-----BEGIN PGP SIGNATURE-----", 29);
+	ck_assert_ptr_nonnull(sig);
+	sig_end = memmem(sig, len - (size_t)(sig - m), "-----END PGP SIGNATURE-----", 27);
+	ck_assert_ptr_nonnull(sig_end);
+	write_file("sig.asc", sig, (size_t)(sig_end - sig) + 27);
+}
+
+START_TEST(test_pgp_signature_verified_by_gpg)
+{
+	unsigned char *m;
+	size_t len;
+
+	m = sign_as("alice", "alice@example.org", GPGME_PROTOCOL_OpenPGP, mixed_msg, &len);
+	split_signed(m, len);
+	ck_assert_int_eq(
+	    run("gpg --homedir %s --batch --status-fd 1 --verify sig.asc content", "peer"), 0);
+	ck_assert_ptr_nonnull(strstr(read_out(), "[GNUPG:] GOODSIG"));
+	ck_assert_ptr_nonnull(strstr(read_out(), "alice@example.org"));
+	free(m);
+}
+END_TEST
+
 START_TEST(test_pgp_sign_multipart_keeps_attachment)
 {
 	struct pgp_verify_result r;
@@ -716,6 +757,7 @@ int main(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_pgp_sign_is_valid_and_7bit);
 	tcase_add_test(tc, test_pgp_sign_multipart_keeps_attachment);
+	tcase_add_test(tc, test_pgp_signature_verified_by_gpg);
 	tcase_add_test(tc, test_pgp_tampered_content_is_bad);
 	tcase_add_test(tc, test_pgp_wrong_micalg_is_bad);
 	tcase_add_test(tc, test_pgp_unknown_key);
