@@ -49,6 +49,8 @@
 /* The longest socket name gpg-agent creates in a home. */
 #define GPG_LONGEST_SOCKET "/S.gpg-agent.browser"
 #define GPG_PRESET_MAX 16
+#define GPG_AGENT_STOP_POLLS 150 /* waiting at most 3 s for a stopped agent to go */
+#define GPG_AGENT_STOP_POLL_US 20000
 
 extern char **environ;
 
@@ -69,7 +71,9 @@ static const char agent_conf[] =
     "default-cache-ttl 0\n"
     "max-cache-ttl 0\n"
     "no-allow-external-cache\n"
-    "disable-scdaemon\n";
+    "disable-scdaemon\n"
+    "# Never prompt: a passphrase Postern did not give fails at once.\n"
+    "pinentry-program /bin/false\n";
 
 struct agent_slot {
 	char home[CRYPTO_PATH_MAX]; /* empty: free */
@@ -165,8 +169,15 @@ static void agent_stop(const char *home)
 	posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
 	posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
 	if (posix_spawnp(&pid, "gpgconf", &fa, NULL, argv, environ) == 0) {
+		char sock[CRYPTO_PATH_MAX];
+
 		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 			;
+		/* gpgconf returns before the agent has gone; a new agent for the
+		 * same home must not meet the dying one's socket. */
+		if ((size_t)snprintf(sock, sizeof(sock), "%s/S.gpg-agent", home) < sizeof(sock))
+			for (int i = 0; i < GPG_AGENT_STOP_POLLS && access(sock, F_OK) == 0; i++)
+				usleep(GPG_AGENT_STOP_POLL_US);
 	} else {
 		log_warn(_("cannot run gpgconf to stop the gpg-agent of %s"), home);
 	}
@@ -716,13 +727,19 @@ gpgme_ctx_t gpg_user_ctx(struct gpg_user *u, gpgme_protocol_t proto)
 		return *slot;
 	if (gpgme_new(&ctx) != 0)
 		return NULL;
+	/* Loopback for gpg only: GPGME 1.18 cannot set a pinentry mode for gpgsm
+	 * (operations then fail), which gets its passphrases preset instead. */
 	if (gpgme_set_protocol(ctx, proto) != 0 ||
 	    gpgme_ctx_set_engine_info(ctx, proto, NULL, u->home) != 0 ||
-	    gpgme_set_pinentry_mode(ctx, GPGME_PINENTRY_MODE_LOOPBACK) != 0) {
+	    (proto == GPGME_PROTOCOL_OpenPGP &&
+	     gpgme_set_pinentry_mode(ctx, GPGME_PINENTRY_MODE_LOOPBACK) != 0)) {
 		gpgme_release(ctx);
 		return NULL;
 	}
-	gpgme_set_passphrase_cb(ctx, passphrase_cb, u);
+	/* GPGME 1.18 fails gpgsm operations on a context with a passphrase
+	 * callback (no command handler for gpgsm): S/MIME uses presets. */
+	if (proto == GPGME_PROTOCOL_OpenPGP)
+		gpgme_set_passphrase_cb(ctx, passphrase_cb, u);
 	gpgme_set_offline(ctx, 1);
 	*slot = ctx;
 	if (proto == GPGME_PROTOCOL_CMS)

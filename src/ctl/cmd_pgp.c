@@ -321,7 +321,7 @@ static int pgp_keygen(struct ctl *ctl, int argc, char **argv)
 	}
 	e = gpgme_op_createkey(gpg_user_ctx(u, GPGME_PROTOCOL_OpenPGP), gpg_user_address(u),
 			       PGP_KEYGEN_ALGO, 0, days * 86400UL, NULL,
-			       days == 0 ? GPGME_CREATE_NOEXPIRE : 0);
+			       (days == 0 ? GPGME_CREATE_NOEXPIRE : 0) | (force ? GPGME_CREATE_FORCE : 0));
 	res = e == 0 ? gpgme_op_genkey_result(gpg_user_ctx(u, GPGME_PROTOCOL_OpenPGP)) : NULL;
 	if (e != 0 || res == NULL || res->fpr == NULL) {
 		ctl_error(_("cannot generate an OpenPGP key for %s: %s"), gpg_user_address(u),

@@ -145,11 +145,12 @@ static int smime_delete(struct ctl *ctl, int argc, char **argv)
 /* Prints the user's own certificate(s) (with a private key) as PEM. */
 static int smime_export(struct ctl *ctl, int argc, char **argv)
 {
-	char *pos[1], err[512], *buf;
+	char *pos[1], err[512], *buf, *pem;
 	struct gpg_user *u;
 	gpgme_key_t key;
 	gpgme_data_t d;
 	gpgme_ctx_t ctx;
+	gpgme_error_t e;
 	size_t len = 0;
 	int n, rc, found;
 
@@ -169,22 +170,22 @@ static int smime_export(struct ctl *ctl, int argc, char **argv)
 		return found < 0 ? CTL_EXIT_FAIL : CTL_EXIT_NOTFOUND;
 	}
 	rc = CTL_EXIT_FAIL;
-	if (gpgme_data_new(&d) == 0) {
-		gpgme_key_t keys[2] = {key, NULL};
-
+	e = gpgme_data_new(&d);
+	if (e == 0) {
 		gpgme_set_armor(ctx, 1);
-		if (gpgme_op_export_keys(ctx, keys, 0, d) == 0) {
-			buf = gpgme_data_release_and_get_mem(d, &len);
-			if (buf && len > 0 && fwrite(buf, 1, len, stdout) == len)
-				rc = CTL_EXIT_OK;
-			gpgme_free(buf);
-		} else {
-			gpgme_data_release(d);
-		}
+		e = gpgme_op_export(ctx, key->fpr, 0, d);
 		gpgme_set_armor(ctx, 0);
+		buf = gpgme_data_release_and_get_mem(d, &len);
+		/* gpgsm puts "Issuer/Serial/Subject" lines before the PEM block. */
+		pem = buf ? memmem(buf, len, "-----BEGIN", 10) : NULL;
+		if (e == 0 && pem && fwrite(pem, 1, len - (size_t)(pem - buf), stdout) ==
+					 len - (size_t)(pem - buf))
+			rc = CTL_EXIT_OK;
+		gpgme_free(buf);
 	}
 	if (rc != CTL_EXIT_OK)
-		ctl_error(_("cannot export the certificate of %s"), gpg_user_address(u));
+		ctl_error(_("cannot export the certificate of %s: %s"), gpg_user_address(u),
+			  e ? gpgme_strerror(e) : _("no data"));
 	gpgme_key_unref(key);
 	gpg_user_close(u);
 	return rc;

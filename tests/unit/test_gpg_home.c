@@ -2,7 +2,8 @@
  * test_gpg_home.c - crypto/gpg_home.c, gpg_keys.c, gpg_wkd.c: z-base-32 and
  * WKD hashes against gpg-wks-client's vectors, home naming, the passphrase
  * derivation (stable, per user, surviving a password change), the bound on
- * gpg-agents, and secret keys usable only with the unlocked key.
+ * gpg-agents, and OpenPGP and S/MIME secret keys usable only with the
+ * unlocked key.
  */
 #include "config.h"
 
@@ -18,6 +19,7 @@
 
 #include "crypto/crypto.h"
 #include "crypto/gpg_home.h"
+#include "crypto/smime_ca.h"
 #include "util/config.h"
 
 static char tmpdir[256];
@@ -266,16 +268,16 @@ START_TEST(idle_agents_are_stopped)
 }
 END_TEST
 
-static int sign_something(struct gpg_user *u)
+static int sign_something_proto(struct gpg_user *u, gpgme_protocol_t proto)
 {
-	gpgme_ctx_t ctx = gpg_user_ctx(u, GPGME_PROTOCOL_OpenPGP);
+	gpgme_ctx_t ctx = gpg_user_ctx(u, proto);
 	gpgme_data_t in, out;
 	gpgme_key_t key;
 	char err[256];
 	gpgme_error_t e;
 
-	ck_assert_int_eq(gpg_user_find_key(u, GPGME_PROTOCOL_OpenPGP, gpg_user_address(u), true,
-					   &key, err, sizeof(err)),
+	ck_assert_int_eq(gpg_user_find_key(u, proto, gpg_user_address(u), true, &key, err,
+					   sizeof(err)),
 			 1);
 	gpgme_signers_clear(ctx);
 	ck_assert_int_eq(gpgme_signers_add(ctx, key), 0);
@@ -287,6 +289,41 @@ static int sign_something(struct gpg_user *u)
 	gpgme_data_release(out);
 	return e == 0 ? 0 : -1;
 }
+
+static int sign_something(struct gpg_user *u)
+{
+	return sign_something_proto(u, GPGME_PROTOCOL_OpenPGP);
+}
+
+START_TEST(smime_keys_from_the_ca_sign_only_when_unlocked)
+{
+	struct user_key *k = new_key("pw");
+	struct gpg_user *u;
+	char err[256], *pem;
+	size_t len;
+
+	ck_assert_int_eq(smime_ca_init(&cfg, "Unit CA", 0, err, sizeof(err)), 0);
+	ck_assert_int_eq(smime_ca_init(&cfg, "Unit CA", 0, err, sizeof(err)), -1);
+	ck_assert_int_eq(gpg_user_open(&cfg, "erin@example.org", NULL, &u, err, sizeof(err)), 0);
+	ck_assert_int_eq(smime_ca_issue(&cfg, u, 0, &pem, &len, err, sizeof(err)), -1);
+	gpg_user_close(u);
+	ck_assert_int_eq(gpg_user_open(&cfg, "erin@example.org", k, &u, err, sizeof(err)), 0);
+	ck_assert_msg(smime_ca_issue(&cfg, u, 0, &pem, &len, err, sizeof(err)) == 0, "%s", err);
+	ck_assert_ptr_nonnull(strstr(pem, "BEGIN CERTIFICATE"));
+	free(pem);
+	/* GPGME's gpgsm engine signs with the preset passphrase. */
+	ck_assert_int_eq(sign_something_proto(u, GPGME_PROTOCOL_CMS), 0);
+	gpg_user_close(u);
+	/* Closed: the preset is gone, a locked handle cannot sign. */
+	ck_assert_int_eq(gpg_user_open(&cfg, "erin@example.org", NULL, &u, err, sizeof(err)), 0);
+	ck_assert_int_eq(sign_something_proto(u, GPGME_PROTOCOL_CMS), -1);
+	gpg_user_close(u);
+	ck_assert_int_eq(gpg_user_open(&cfg, "erin@example.org", k, &u, err, sizeof(err)), 0);
+	ck_assert_int_eq(sign_something_proto(u, GPGME_PROTOCOL_CMS), 0);
+	gpg_user_close(u);
+	user_key_free(k);
+}
+END_TEST
 
 START_TEST(secret_keys_work_only_with_the_unlocked_key)
 {
@@ -335,6 +372,7 @@ static Suite *gpg_home_suite(void)
 	tcase_add_test(tc, at_most_max_agents_run);
 	tcase_add_test(tc, idle_agents_are_stopped);
 	tcase_add_test(tc, secret_keys_work_only_with_the_unlocked_key);
+	tcase_add_test(tc, smime_keys_from_the_ca_sign_only_when_unlocked);
 	suite_add_tcase(s, tc);
 	return s;
 }
