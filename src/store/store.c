@@ -65,19 +65,60 @@ void store_close(struct store *st)
 
 /* ---- transactions ---- */
 
-int store_begin(struct store *st)
+/* Switches the connection between durable and relaxed commits. */
+static int set_relaxed(struct store *st, bool relaxed)
+{
+	if (st->relaxed == relaxed)
+		return STORE_OK;
+	if (st->engine->set_relaxed(st, relaxed) != STORE_OK)
+		return STORE_ERR;
+	st->relaxed = relaxed;
+	return STORE_OK;
+}
+
+/* After the outermost commit or rollback of a relaxed transaction. If the
+ * switch back fails, the next store_begin() tries again and refuses to
+ * start a durable write while it cannot. */
+static void end_relaxed(struct store *st)
+{
+	if (st->relaxed) {
+		char saved[sizeof(st->err)];
+
+		memcpy(saved, st->err, sizeof(saved)); /* keep the caller's error */
+		(void)set_relaxed(st, false);
+		memcpy(st->err, saved, sizeof(saved));
+	}
+}
+
+static int begin(struct store *st, bool relaxed)
 {
 	if (st->tx_depth == 0) {
-		if (st->engine->begin(st) != STORE_OK)
+		if (set_relaxed(st, relaxed && st->engine->set_relaxed != NULL) != STORE_OK)
 			return STORE_ERR;
+		if (st->engine->begin(st) != STORE_OK) {
+			end_relaxed(st);
+			return STORE_ERR;
+		}
 		st->tx_poisoned = false;
 	}
 	st->tx_depth++;
 	return STORE_OK;
 }
 
+int store_begin(struct store *st)
+{
+	return begin(st, false);
+}
+
+int store_begin_relaxed(struct store *st)
+{
+	return begin(st, true);
+}
+
 int store_commit(struct store *st)
 {
+	int rc;
+
 	if (st->tx_depth == 0) {
 		store_set_error(st, "%s", _("commit without a transaction"));
 		return STORE_ERR;
@@ -94,13 +135,18 @@ int store_commit(struct store *st)
 		st->engine->rollback(st);
 		st->tx_poisoned = false;
 		store_set_error(st, "%s", _("transaction rolled back: an inner part of it failed"));
+		end_relaxed(st);
 		return STORE_ERR;
 	}
-	return st->engine->commit(st);
+	rc = st->engine->commit(st);
+	end_relaxed(st);
+	return rc;
 }
 
 int store_rollback(struct store *st)
 {
+	int rc;
+
 	if (st->tx_depth == 0) {
 		store_set_error(st, "%s", _("rollback without a transaction"));
 		return STORE_ERR;
@@ -110,7 +156,9 @@ int store_rollback(struct store *st)
 		return STORE_OK;
 	}
 	st->tx_poisoned = false;
-	return st->engine->rollback(st);
+	rc = st->engine->rollback(st);
+	end_relaxed(st);
+	return rc;
 }
 
 int store_end(struct store *st, int rc)

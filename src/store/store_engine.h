@@ -36,6 +36,9 @@ struct store_engine_ops {
 	/* Serializes store_migrate() between processes; NULL when the write
 	 * transaction already does (SQLite's BEGIN IMMEDIATE). */
 	int (*migrate_lock)(struct store *st, bool lock);
+	/* Lets the next transaction's commit skip the wait for the disk (true)
+	 * or restores full durability (false); NULL when the engine cannot. */
+	int (*set_relaxed)(struct store *st, bool relaxed);
 
 	/* Prepared statements are cached per connection, keyed by the SQL
 	 * text's address (the SQL is always a string constant). NULL on error. */
@@ -66,6 +69,7 @@ struct store {
 	void *engine_state;
 	int tx_depth;	  /* nesting of store_begin() */
 	bool tx_poisoned; /* an inner level rolled back: the outer commit must not */
+	bool relaxed;	  /* commits do not wait for the disk (store_begin_relaxed) */
 	char err[512];
 };
 
@@ -102,6 +106,16 @@ void store_col_text(struct store *st, struct store_stmt *s, int col, char *buf, 
 /* Copies column COL into a malloc'd buffer (NULL for SQL NULL). */
 int store_col_blob(struct store *st, struct store_stmt *s, int col, unsigned char **out,
 		   size_t *len);
+/*
+ * store_begin() for a write whose loss in a power failure is harmless: only
+ * flags, keywords and modseqs change. The commit survives a crash of the
+ * process but does not wait for the disk (SQLite: WAL with synchronous =
+ * NORMAL; the next durable commit or checkpoint syncs it too, and a power
+ * failure loses at most the newest such commits, never reordering them).
+ * Mail itself is never written this way. Inside an outer transaction this
+ * is plain store_begin(): the outer one decides.
+ */
+int store_begin_relaxed(struct store *st);
 /* Ends a write: commits when RC is STORE_OK, otherwise rolls back; returns RC
  * or the commit's failure. */
 int store_end(struct store *st, int rc);

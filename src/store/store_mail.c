@@ -560,7 +560,8 @@ int store_message_set_flags(struct store *st, int64_t message_id, uint32_t flags
 
 	if (check_keywords(st, keywords) != STORE_OK)
 		return STORE_ERR;
-	if (store_begin(st) != STORE_OK)
+	/* Only flags, keywords and modseqs change: no need to wait for the disk. */
+	if (store_begin_relaxed(st) != STORE_OK)
 		return STORE_ERR;
 	rc = message_source(st, message_id, &src);
 	if (rc == STORE_OK)

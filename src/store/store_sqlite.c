@@ -1,7 +1,8 @@
 /*
  * store_sqlite.c - the embedded engine (the default).
  *
- * WAL with synchronous=FULL makes a commit durable before it returns;
+ * WAL with synchronous=FULL makes a commit durable before it returns
+ * (flag-only changes may commit with NORMAL: store_begin_relaxed);
  * foreign keys enforce the cascades of the schema; writes start with BEGIN
  * IMMEDIATE so concurrent writers (threads or processes, one connection
  * each) queue on the busy timeout instead of failing on a lock upgrade.
@@ -142,6 +143,15 @@ static int sqlite_rollback(struct store *st)
 	if (sqlite3_get_autocommit(db_of(st)))
 		return STORE_OK; /* SQLite already rolled back (e.g. after SQLITE_FULL) */
 	return sqlite_exec(st, "ROLLBACK");
+}
+
+/* WAL with synchronous = NORMAL: a commit reaches the WAL file (safe from a
+ * process crash) but is synced only by the next FULL commit or checkpoint.
+ * Changed between transactions only (store.c). */
+static int sqlite_set_relaxed(struct store *st, bool relaxed)
+{
+	return sqlite_exec(st,
+			   relaxed ? "PRAGMA synchronous = NORMAL" : "PRAGMA synchronous = FULL");
 }
 
 static struct store_stmt *sqlite_prepare(struct store *st, const char *sql)
@@ -301,6 +311,7 @@ const struct store_engine_ops store_engine_sqlite = {
     .begin = sqlite_begin,
     .commit = sqlite_commit,
     .rollback = sqlite_rollback,
+    .set_relaxed = sqlite_set_relaxed,
     .prepare = sqlite_prepare,
     .bind_int64 = sqlite_bind_int64,
     .bind_double = sqlite_bind_double,

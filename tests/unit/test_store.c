@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "store/store.h"
+#include "store/store_engine.h"
 
 /* The newest migration in sql/<engine>/. */
 #define SCHEMA_VERSION 7
@@ -575,6 +576,50 @@ START_TEST(sqlite_file_is_wal)
 	ck_assert_str_eq((const char *)sqlite3_column_text(q, 0), "wal");
 	sqlite3_finalize(q);
 	sqlite3_close(db);
+}
+END_TEST
+
+/* PRAGMA synchronous of the store's own connection: 2 = FULL, 1 = NORMAL. */
+static int64_t sqlite_sync_mode(void)
+{
+	int64_t mode = -1;
+
+	OK(store_query_int64(st, &mode, "PRAGMA synchronous", ""));
+	return mode;
+}
+
+START_TEST(sqlite_flag_changes_commit_relaxed_and_mail_durably)
+{
+	struct store_mailbox inbox;
+	struct store_message m;
+	uint64_t modseq = 0;
+	int64_t uid;
+
+	OK(store_domain_add(st, "example.org"));
+	uid = make_user("alice@example.org", 0);
+	OK(store_mailbox_get(st, uid, "INBOX", &inbox));
+	ck_assert_int_eq(sqlite_sync_mode(), 2);
+	OK(store_begin_relaxed(st));
+	ck_assert_int_eq(sqlite_sync_mode(), 1);
+	OK(store_commit(st));
+	ck_assert_int_eq(sqlite_sync_mode(), 2);
+	/* Mail goes in durably; a flag change does not leave the connection relaxed. */
+	OK(store_message_add(st, inbox.id, 0, 1700000001, 3, (const unsigned char *)"abc", 3, &m));
+	OK(store_message_set_flags(st, m.id, FLAG_SEEN, "", &modseq));
+	ck_assert_int_eq(sqlite_sync_mode(), 2);
+	/* Inside a durable transaction a relaxed one is just a part of it. */
+	OK(store_begin(st));
+	OK(store_begin_relaxed(st));
+	ck_assert_int_eq(sqlite_sync_mode(), 2);
+	OK(store_commit(st));
+	OK(store_commit(st));
+	/* A relaxed transaction that is rolled back restores durability too. */
+	OK(store_begin_relaxed(st));
+	OK(store_rollback(st));
+	ck_assert_int_eq(sqlite_sync_mode(), 2);
+	OK(store_message_get(st, inbox.id, m.uid, &m));
+	ck_assert_uint_eq(m.flags, FLAG_SEEN);
+	ck_assert_uint_eq(m.modseq, modseq);
 }
 END_TEST
 
@@ -1262,6 +1307,7 @@ static Suite *store_suite(const char *name)
 	tcase_add_test(tc, callbacks_may_reenter_the_store);
 	if (engine == STORE_ENGINE_SQLITE) {
 		tcase_add_test(tc, sqlite_file_is_wal);
+		tcase_add_test(tc, sqlite_flag_changes_commit_relaxed_and_mail_durably);
 		tcase_add_test(tc, sqlite_file_is_private);
 		tcase_add_test(tc, sqlite_handles_keep_their_locks);
 	}
