@@ -177,8 +177,7 @@ static const struct ctl_verb verbs[] = {
      N_("let USER send as ADDRESS, or as any address of DOMAIN")},
     {"list", sender_list, N_("sender list USER"),
      N_("list the addresses USER may send as besides their own and their aliases")},
-    {"revoke", sender_revoke, N_("sender revoke USER ADDRESS|@DOMAIN"),
-     N_("take a grant back")},
+    {"revoke", sender_revoke, N_("sender revoke USER ADDRESS|@DOMAIN"), N_("take a grant back")},
 };
 
 static int usage(const char *verb)

@@ -49,8 +49,8 @@ static size_t next_line(const unsigned char *m, size_t pos, size_t end)
  * terminated, leading and trailing white space removed). False when absent
  * or longer than OUTLEN - 1.
  */
-static bool field_value(const unsigned char *m, size_t pos, size_t end, const char *name,
-			char *out, size_t outlen)
+static bool field_value(const unsigned char *m, size_t pos, size_t end, const char *name, char *out,
+			size_t outlen)
 {
 	size_t n = strlen(name);
 
@@ -202,8 +202,9 @@ int stego_cover_take(const unsigned char *msg, size_t len, unsigned char **png, 
 	*png = *rest = NULL;
 	if (!field_value(msg, 0, body, "Content-Type", ct, sizeof(ct)) ||
 	    !media_type_is(ct, "multipart/") || !boundary_of(ct, boundary, sizeof(boundary))) {
-		snprintf(err, errlen, "cover=attached needs a PNG attachment, and the message has "
-				      "no attachments");
+		snprintf(err, errlen,
+			 "cover=attached needs a PNG attachment, and the message has "
+			 "no attachments");
 		return -1;
 	}
 	for (pos = body; pos < len;) {
@@ -221,8 +222,8 @@ int stego_cover_take(const unsigned char *msg, size_t len, unsigned char **png, 
 				bend--;
 			if (field_value(msg, part_start, hend, "Content-Type", pct, sizeof(pct)) &&
 			    media_type_is(pct, "image/png")) {
-				if (!field_value(msg, part_start, hend,
-						 "Content-Transfer-Encoding", cte, sizeof(cte)))
+				if (!field_value(msg, part_start, hend, "Content-Transfer-Encoding",
+						 cte, sizeof(cte)))
 					cte[0] = '\0';
 				if (decode_part(msg, hend, bend, cte, png, png_len, err, errlen) !=
 				    0)
@@ -249,7 +250,8 @@ int stego_cover_take(const unsigned char *msg, size_t len, unsigned char **png, 
 		}
 		pos = next;
 	}
-	snprintf(err, errlen, "cover=attached needs a PNG attachment (image/png), and the message "
-			      "has none");
+	snprintf(err, errlen,
+		 "cover=attached needs a PNG attachment (image/png), and the message "
+		 "has none");
 	return -1;
 }

@@ -105,14 +105,13 @@ static int header_value(const unsigned char *msg, size_t end, const char *name, 
 }
 
 /* "yes", then parameters: "; cover=attached" or "; cover=generated". */
-static int parse_request_value(const char *v, struct stego_request *req, char *err,
-			       size_t errlen)
+static int parse_request_value(const char *v, struct stego_request *req, char *err, size_t errlen)
 {
 	const char *p = v;
 
 	req->attached_cover = false;
-	if (strncasecmp(p, "yes", 3) != 0 || (p[3] != '\0' && p[3] != ';' && p[3] != ' ' &&
-					       p[3] != '\t'))
+	if (strncasecmp(p, "yes", 3) != 0 ||
+	    (p[3] != '\0' && p[3] != ';' && p[3] != ' ' && p[3] != '\t'))
 		return 0; /* not a request */
 	p += 3;
 	for (;;) {
@@ -172,8 +171,8 @@ bool stego_rewrite_requested(const unsigned char *msg, size_t len)
 	return too_long || parse_request_value(v, &req, err, sizeof(err)) != 0;
 }
 
-int stego_rewrite_parse(const unsigned char *msg, size_t len, struct stego_request *req,
-			char *err, size_t errlen)
+int stego_rewrite_parse(const unsigned char *msg, size_t len, struct stego_request *req, char *err,
+			size_t errlen)
 {
 	char v[256];
 	bool too_long;
@@ -476,13 +475,11 @@ int stego_rewrite_message(const struct stego_secret *secret, const unsigned char
 }
 
 /* The recipients' copies, inside the caller's transaction; REPORT counts them. */
-static enum deliver_status deliver_copies(struct store *st, const struct config *cfg,
-					  const struct deliver_envelope *env,
-					  const struct deliver_recipient *rcpts, const bool *local,
-					  size_t n_rcpts, const struct stego_password *pw,
-					  const unsigned char *cover, size_t cover_len,
-					  const unsigned char *hidden, size_t hidden_len,
-					  struct deliver_report *report)
+static enum deliver_status
+deliver_copies(struct store *st, const struct config *cfg, const struct deliver_envelope *env,
+	       const struct deliver_recipient *rcpts, const bool *local, size_t n_rcpts,
+	       const struct stego_password *pw, const unsigned char *cover, size_t cover_len,
+	       const unsigned char *hidden, size_t hidden_len, struct deliver_report *report)
 {
 	enum deliver_status status = DELIVER_OK;
 	struct deliver_recipient *remote = NULL;
@@ -540,8 +537,8 @@ static enum deliver_status deliver_copies(struct store *st, const struct config 
 				 rcpts[i].address, err);
 			break;
 		}
-		status = deliver_message(st, cfg, env, &rcpts[i], &local[i], 1, copy, copy_len,
-					 &one);
+		status =
+		    deliver_message(st, cfg, env, &rcpts[i], &local[i], 1, copy, copy_len, &one);
 		free(copy);
 		if (status != DELIVER_OK) {
 			memcpy(report->message, one.message, sizeof(report->message));
@@ -602,7 +599,8 @@ enum deliver_status stego_rewrite_deliver(struct store *st, const struct config 
 	}
 	if (pw->invalid) {
 		snprintf(report->message, sizeof(report->message),
-			 STEGO_REWRITE_PASSWORD_HEADER " must appear once, not empty, at most %u bytes",
+			 STEGO_REWRITE_PASSWORD_HEADER
+			 " must appear once, not empty, at most %u bytes",
 			 STEGO_REWRITE_PASSWORD_MAX);
 		return DELIVER_FAIL;
 	}
@@ -626,11 +624,12 @@ enum deliver_status stego_rewrite_deliver(struct store *st, const struct config 
 	if (req.attached_cover) {
 		if (stego_cover_take(msg, len, &cover, &cover_len, &rest, &rest_len, err,
 				     sizeof(err)) != 0 ||
-		    (any_local && stego_rewrite_check_cover(cover, cover_len, rest_len,
-							    STEGO_PUBLIC_KEY, err,
-							    sizeof(err)) != 0) ||
-		    (any_remote && stego_rewrite_check_cover(cover, cover_len, rest_len,
-							     STEGO_PASSWORD, err, sizeof(err)) != 0)) {
+		    (any_local &&
+		     stego_rewrite_check_cover(cover, cover_len, rest_len, STEGO_PUBLIC_KEY, err,
+					       sizeof(err)) != 0) ||
+		    (any_remote &&
+		     stego_rewrite_check_cover(cover, cover_len, rest_len, STEGO_PASSWORD, err,
+					       sizeof(err)) != 0)) {
 			snprintf(report->message, sizeof(report->message), "%s", err);
 			goto out;
 		}

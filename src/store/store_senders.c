@@ -36,7 +36,7 @@ static int normalize_grant(struct store *st, const char *address, char *out)
 		}
 		for (size_t i = 0; i <= n; i++)
 			out[i] = (address[i] >= 'A' && address[i] <= 'Z') ? (char)(address[i] + 32)
-									    : address[i];
+									  : address[i];
 		return STORE_OK;
 	}
 	return store_normalize_address(st, address, out);

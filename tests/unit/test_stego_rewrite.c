@@ -72,8 +72,8 @@ static void take(const char *in, const char *want_msg, bool present, bool invali
 
 	memcpy(buf, in, len);
 	n = stego_rewrite_take_password(buf, len, &pw);
-	ck_assert_msg(n == strlen(want_msg) && memcmp(buf, want_msg, n) == 0,
-		      "left %.*s for %s", (int)n, buf, in);
+	ck_assert_msg(n == strlen(want_msg) && memcmp(buf, want_msg, n) == 0, "left %.*s for %s",
+		      (int)n, buf, in);
 	/* The bytes given up at the end are wiped. */
 	for (size_t i = n; i < len; i++)
 		ck_assert_uint_eq(buf[i], 0);
@@ -130,7 +130,8 @@ static void cover(const char *msg, int want, const char *want_rest, size_t want_
 
 	ck_assert_msg(rc == want, "rc %d for %s (%s)", rc, msg, err);
 	if (rc == 0) {
-		ck_assert_msg(rest_len == strlen(want_rest) && memcmp(rest, want_rest, rest_len) == 0,
+		ck_assert_msg(rest_len == strlen(want_rest) &&
+				  memcmp(rest, want_rest, rest_len) == 0,
 			      "rest %.*s", (int)rest_len, rest);
 		ck_assert_uint_eq(png_len, want_png_len);
 		ck_assert_mem_eq(png, "\x89PNG\r\n\x1a\n", want_png_len < 8 ? want_png_len : 8);
@@ -188,9 +189,10 @@ START_TEST(no_cover_is_an_error)
 	      "--a\r\nContent-Type: image/png\r\n\r\nnope\r\n",
 	      -1, NULL, 0);
 	/* Bad base64; a transfer encoding a picture cannot have. */
-	cover("Content-Type: multipart/mixed; boundary=a\r\n\r\n--a\r\n"
-	      "Content-Type: image/png\r\nContent-Transfer-Encoding: base64\r\n\r\n!!!\r\n--a--\r\n",
-	      -1, NULL, 0);
+	cover(
+	    "Content-Type: multipart/mixed; boundary=a\r\n\r\n--a\r\n"
+	    "Content-Type: image/png\r\nContent-Transfer-Encoding: base64\r\n\r\n!!!\r\n--a--\r\n",
+	    -1, NULL, 0);
 	cover("Content-Type: multipart/mixed; boundary=a\r\n\r\n--a\r\n"
 	      "Content-Type: image/png\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
 	      "x\r\n--a--\r\n",
@@ -238,8 +240,8 @@ START_TEST(cover_check_names_the_size_needed)
 	chunk(png, &len, "IEND", "", 0);
 	ck_assert_int_eq(stego_rewrite_check_cover(png, len, 0, STEGO_PASSWORD, err, sizeof(err)),
 			 -1);
-	ck_assert_int_eq(
-	    stego_rewrite_check_cover(png, len, 100, STEGO_PASSWORD, err, sizeof(err)), -1);
+	ck_assert_int_eq(stego_rewrite_check_cover(png, len, 100, STEGO_PASSWORD, err, sizeof(err)),
+			 -1);
 	/* (100 + 44) * 8 bits over 3 colour samples per pixel. */
 	ck_assert_msg(strstr(err, "too small") && strstr(err, "holds 0 bytes") &&
 			  strstr(err, "needs 100") && strstr(err, "at least 384 pixels"),
