@@ -28,6 +28,8 @@ import shutil
 import smtplib
 import subprocess
 import tempfile
+import threading
+import time
 import unittest
 
 import harness
@@ -71,6 +73,38 @@ class Peer:
     def close(self):
         subprocess.run(["gpgconf", "--homedir", self.home, "--kill", "all"],
                        capture_output=True, timeout=30)
+
+
+class Trace:
+    """`posternctl trace --follow --json`, collected from a thread."""
+
+    def __init__(self, srv):
+        self.proc = subprocess.Popen(
+            [harness.program("posternctl"), "-c", srv.config_path, "trace", "--follow", "--json"],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self.lines = []
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+        time.sleep(0.5)  # subscribed before the client starts
+
+    def _read(self):
+        for line in self.proc.stdout:
+            self.lines.append(line)
+
+    def wait_for(self, text, timeout=30):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(text in json.loads(line)["text"] for line in list(self.lines)):
+                return
+            time.sleep(0.1)
+        raise AssertionError("no trace event with %r in:\n%s" % (text, "".join(self.lines)))
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(10)
+        self.thread.join(5)
+        self.proc.stdout.close()
+        return "".join(self.lines)
 
 
 def crlf(data):
@@ -165,7 +199,13 @@ class PgpMail(unittest.TestCase):
                    b"--b\nContent-Type: text/plain\n\nThe launch code is 0000.\n"
                    b"--b\nContent-Type: application/octet-stream; name=\"plan.bin\"\n"
                    b"Content-Transfer-Encoding: base64\n\nUExBTg==\n--b--\n")
-        self.submit([BOB], msg)
+        trace = Trace(self.srv)
+        try:
+            self.submit([BOB], msg)
+            trace.wait_for("pgp: message protected with a password")
+        finally:
+            traced = trace.stop()
+        self.assertNotIn(password, traced)
         got = self.last_message(BOB, BOB_PW, "pw-protected")
         self.assertNotIn(password.encode(), got)
         self.assertIsNone(header(got, "X-Postern-Password"))
