@@ -24,6 +24,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "crypto/crypto.h"
 #include "store/store.h"
 
@@ -63,8 +65,10 @@ enum auth_result auth_login(struct store *st, const char *address, const char *p
 enum auth_result auth_login_request(struct store *st, const struct auth_request *req,
 				    struct auth_identity *out);
 /* Takes the server key file ([queue] key_file) and the SMS gateway ([sms]) from CFG;
- * call at startup and reload. */
+ * call at startup. */
 void auth_configure(const struct config *cfg);
+/* Takes only the SMS gateway ([sms]) from CFG: posternd's reload, posternctl otp sms. */
+void auth_configure_sms(const struct config *cfg);
 /* The server key file (config [queue] key_file) that seals TOTP secrets; call at
  * startup. Without it, logins of TOTP users fail with AUTH_TEMPFAIL. */
 void auth_set_server_key_file(const char *path);
@@ -113,6 +117,10 @@ const char *auth_hostname(void);
  * failure counters of ADDRESS, which may also be a numeric client address
  * ("posternctl auth unblock" reaches the daemon through this). */
 void auth_cache_forget(const char *address);
+/* The client addresses with failed logins this process remembers, as a JSON
+ * array of {address, failures, last_failure, blocked_until, retry_at} (the
+ * admin socket's "blocks"); NULL when out of memory. */
+json_t *auth_address_blocks(void);
 void auth_cache_clear(void);
 /* Number of cached logins (status output and tests). */
 size_t auth_cache_count(void);

@@ -44,7 +44,7 @@ static pthread_mutex_t account_lock = PTHREAD_MUTEX_INITIALIZER;
 /* Serializes read-check-write of TOTP steps and recovery codes. */
 static pthread_mutex_t otp_lock = PTHREAD_MUTEX_INITIALIZER;
 
-void auth_configure(const struct config *cfg)
+void auth_configure_sms(const struct config *cfg)
 {
 	struct sms_gateway g;
 
@@ -57,6 +57,11 @@ void auth_configure(const struct config *cfg)
 	g.timeout = cfg->sms.timeout;
 	snprintf(g.ca_file, sizeof(g.ca_file), "%s", cfg->sms.ca_file);
 	sms_configure(&g);
+}
+
+void auth_configure(const struct config *cfg)
+{
+	auth_configure_sms(cfg);
 	auth_set_server_key_file(cfg->queue.key_file);
 	pthread_mutex_lock(&server_key_lock);
 	snprintf(hostname, sizeof(hostname), "%s", cfg->server.hostname);
@@ -512,4 +517,33 @@ done:
 	audit_attempt(st, &a, res);
 	store_user_clear(&u);
 	return res;
+}
+
+struct blocks_arg {
+	json_t *arr;
+	int64_t now;
+};
+
+static void address_block_one(void *arg, const char *key, const struct throttle_state *s)
+{
+	struct blocks_arg *b = arg;
+	size_t plen = strlen(AUTH_KEY_PREFIX_IP);
+
+	if (strncmp(key, AUTH_KEY_PREFIX_IP, plen) != 0 ||
+	    throttle_state_idle(&throttle_ip_policy, s, b->now))
+		return;
+	json_array_append_new(
+	    b->arr, json_pack("{s:s,s:i,s:I,s:I,s:I}", "address", key + plen, "failures",
+			      (int)s->failures, "last_failure", (json_int_t)s->last_failure,
+			      "blocked_until", (json_int_t)s->blocked_until, "retry_at",
+			      (json_int_t)throttle_retry_at(&throttle_ip_policy, s, b->now)));
+}
+
+json_t *auth_address_blocks(void)
+{
+	struct blocks_arg b = {json_array(), throttle_now()};
+
+	if (b.arr != NULL)
+		throttle_table_each(address_block_one, &b);
+	return b.arr;
 }

@@ -28,49 +28,9 @@ static int usage(const char *verb);
 static int find_user(struct ctl *ctl, const char *verb, const char *arg, struct store **st,
 		     struct store_user *u)
 {
-	char address[STORE_ADDRESS_MAX + 1], err[512];
-	int rc;
+	int rc = ctl_user_load(ctl, arg, st, u);
 
-	if (ctl_address_normalize(arg, address, sizeof(address), err, sizeof(err)) != 0) {
-		ctl_error("%s", err);
-		return usage(verb);
-	}
-	if ((rc = ctl_store_open(ctl, st)) != CTL_EXIT_OK)
-		return rc;
-	memset(u, 0, sizeof(*u));
-	rc = store_user_get(*st, address, u);
-	if (rc == STORE_NOTFOUND) {
-		ctl_error(_("no such user: %s"), address);
-		return CTL_EXIT_NOTFOUND;
-	}
-	if (rc != STORE_OK)
-		return ctl_store_fail(ctl, rc, address);
-	return CTL_EXIT_OK;
-}
-
-/* Unlocks U's private key with its password from the prompt or stdin. */
-static int unlock_user(const struct store_user *u, struct user_key **key)
-{
-	char *pw = sodium_malloc(CTL_PASSWORD_MAX + 1);
-	ssize_t n;
-	int rc = CTL_EXIT_FAIL;
-
-	if (pw == NULL) {
-		ctl_error(_("out of memory"));
-		return CTL_EXIT_FAIL;
-	}
-	n = ctl_read_password(_("Password of the user: "), false, pw, CTL_PASSWORD_MAX + 1);
-	if (n < 0)
-		goto out;
-	if (crypto_password_verify(u->password_hash, pw, (size_t)n) != 0 ||
-	    crypto_user_unlock(u->wrapped_key, u->wrapped_key_len, pw, (size_t)n, key) != 0) {
-		ctl_error(_("wrong password for %s"), u->address);
-		goto out;
-	}
-	rc = CTL_EXIT_OK;
-out:
-	sodium_free(pw);
-	return rc;
+	return rc == CTL_EXIT_USAGE ? usage(verb) : rc;
 }
 
 static int app_add(struct ctl *ctl, int argc, char **argv)
@@ -101,8 +61,12 @@ static int app_add(struct ctl *ctl, int argc, char **argv)
 		store_user_clear(&u);
 		return rc;
 	}
-	if ((rc = unlock_user(&u, &key)) != CTL_EXIT_OK)
+	if ((rc = ctl_user_unlock(&u, _("Password of the user: "), &key)) != 0) {
+		if (rc > 0)
+			ctl_error(_("wrong password for %s"), u.address);
+		rc = CTL_EXIT_FAIL;
 		goto out;
+	}
 	switch (app_password_create(&list, pos[1], scopes, key, password)) {
 	case 0:
 		break;

@@ -1,12 +1,12 @@
 /*
- * cmd_auth.c - posternctl auth blocks|unblock: accounts held back by the
- * login throttle (otp/throttle.c).
+ * cmd_auth.c - posternctl auth blocks|unblock: accounts and client
+ * addresses held back by the login throttle (otp/throttle.c).
  *
  * Account failure counters live in the store, so this process sees what the
  * daemon wrote and can clear it. Client address counters are kept only in
- * the daemon's memory: unblock asks a running daemon to drop them (through
- * the admin socket's "forget"); they cannot be listed here and expire on
- * their own (docs/login-security.md).
+ * the daemon's memory: blocks asks the running daemon for them and unblock
+ * asks it to drop them (the admin socket's "blocks" and "forget"); they
+ * expire on their own (docs/login-security.md).
  */
 #include <config.h>
 
@@ -19,6 +19,7 @@
 #include "ctl/ctl.h"
 #include "otp/otp.h"
 #include "store/store.h"
+#include "trace/admin.h"
 #include "util/i18n.h"
 
 static int usage(const char *verb);
@@ -31,12 +32,26 @@ struct blocks_ctx {
 	int rc;
 };
 
+static void print_block(const char *who, uint32_t failures, int64_t retry)
+{
+	char when[32];
+
+	if (retry != 0) {
+		time_t t = (time_t)retry;
+		struct tm tm;
+
+		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", gmtime_r(&t, &tm));
+	} else {
+		snprintf(when, sizeof(when), "%s", _("now"));
+	}
+	printf("%-40s %8u   %s\n", who, (unsigned)failures, when);
+}
+
 static int blocks_one(void *arg, const struct store_user *u)
 {
 	struct blocks_ctx *c = arg;
 	struct throttle_state s;
 	int64_t retry;
-	char when[32];
 
 	if (throttle_account_load(c->st, u->id, &s) != STORE_OK) {
 		c->rc = STORE_ERR;
@@ -48,28 +63,70 @@ static int blocks_one(void *arg, const struct store_user *u)
 	c->shown++;
 	if (c->arr != NULL) {
 		json_array_append_new(
-		    c->arr, json_pack("{s:s,s:i,s:I,s:I,s:I}", "address", u->address, "failures",
-				      (int)s.failures, "last_failure", (json_int_t)s.last_failure,
-				      "blocked_until", (json_int_t)s.blocked_until, "retry_at",
-				      (json_int_t)retry));
+		    c->arr, json_pack("{s:s,s:s,s:i,s:I,s:I,s:I}", "kind", "account", "address",
+				      u->address, "failures", (int)s.failures, "last_failure",
+				      (json_int_t)s.last_failure, "blocked_until",
+				      (json_int_t)s.blocked_until, "retry_at", (json_int_t)retry));
 		return 0;
 	}
-	if (retry != 0) {
-		time_t t = (time_t)retry;
-		struct tm tm;
-
-		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", gmtime_r(&t, &tm));
-	} else {
-		snprintf(when, sizeof(when), "%s", _("now"));
-	}
-	printf("%-40s %8u   %s\n", u->address, (unsigned)s.failures, when);
+	print_block(u->address, s.failures, retry);
 	return 0;
+}
+
+/* Collects the daemon's one-line answer to "blocks". */
+static int take_line(void *arg, const char *line)
+{
+	json_t **out = arg;
+
+	json_decref(*out);
+	*out = json_loads(line, 0, NULL);
+	return 1;
+}
+
+/*
+ * The client addresses the running daemon holds back: appended to C->arr
+ * (JSON) or printed. 1 when listed, 0 when no daemon answers.
+ */
+static int address_blocks(struct ctl *ctl, struct blocks_ctx *c)
+{
+	char path[CONFIG_PATH_MAX], err[512];
+	json_t *answer = NULL, *list, *b;
+	size_t i;
+
+	if (admin_socket_path(&ctl->cfg, path, sizeof(path), err, sizeof(err)) != 0 ||
+	    admin_request(path, "{\"cmd\":\"blocks\"}", take_line, &answer, err, sizeof(err)) != 0)
+		return 0;
+	list = json_object_get(answer, "blocks");
+	if (!json_is_array(list)) {
+		json_decref(answer);
+		return 0;
+	}
+	if (c->arr == NULL && json_array_size(list) > 0)
+		printf("%-40s %8s   %s\n", _("CLIENT ADDRESS"), _("FAILURES"), _("NEXT TRY (UTC)"));
+	json_array_foreach(list, i, b)
+	{
+		const char *addr = json_string_value(json_object_get(b, "address"));
+
+		if (addr == NULL)
+			continue;
+		c->shown++;
+		if (c->arr != NULL) {
+			json_object_set_new(b, "kind", json_string("ip"));
+			json_array_append(c->arr, b);
+			continue;
+		}
+		print_block(addr, (uint32_t)json_integer_value(json_object_get(b, "failures")),
+			    (int64_t)json_integer_value(json_object_get(b, "retry_at")));
+	}
+	json_decref(answer);
+	return 1;
 }
 
 static int auth_blocks(struct ctl *ctl, int argc, char **argv)
 {
 	struct blocks_ctx c = {0};
-	int n, rc;
+	size_t accounts;
+	int n, rc, daemon;
 
 	if (ctl_parse_args(ctl, argc, argv, NULL, NULL, 0, 0, &n) != 0)
 		return usage("blocks");
@@ -85,12 +142,16 @@ static int auth_blocks(struct ctl *ctl, int argc, char **argv)
 		json_decref(c.arr);
 		return ctl_store_fail(ctl, rc != STORE_OK ? rc : c.rc, _("failed logins"));
 	}
+	accounts = c.shown;
+	daemon = address_blocks(ctl, &c);
 	if (c.arr != NULL)
 		ctl_json_print(c.arr);
+	else if (daemon)
+		ctl_note(_("(%zu accounts, %zu client addresses)"), accounts, c.shown - accounts);
 	else
-		ctl_note(_("(%zu accounts; client address limits are kept by the running daemon "
-			   "and expire on their own)"),
-			 c.shown);
+		ctl_note(_("(%zu accounts; no running daemon answered, so client addresses, which "
+			   "only the daemon remembers, are not listed)"),
+			 accounts);
 	return CTL_EXIT_OK;
 }
 
@@ -153,9 +214,10 @@ static int auth_unblock(struct ctl *ctl, int argc, char **argv)
 
 static const struct ctl_verb verbs[] = {
     {"blocks", auth_blocks, N_("auth blocks"),
-     N_("accounts with recent failed logins, and when they may try again")},
-    {"unblock", auth_unblock, N_("auth unblock ADDRESS"),
-     N_("clear the failed logins of an account (ends its block)")},
+     N_("accounts and client addresses with recent failed logins, and when they may try "
+	"again")},
+    {"unblock", auth_unblock, N_("auth unblock ADDRESS|IP"),
+     N_("clear the failed logins of an account or a client address (ends its block)")},
 };
 
 static int usage(const char *verb)

@@ -27,7 +27,6 @@
 #include "auth/auth.h"
 #include "crypto/crypto.h"
 #include "ctl/ctl.h"
-#include "deliver/deliver.h"
 #include "otp/otp.h"
 #include "store/store.h"
 #include "util/i18n.h"
@@ -42,58 +41,9 @@ static int usage(const char *verb);
 static int find_user(struct ctl *ctl, const char *verb, const char *arg, struct store **st,
 		     struct store_user *u)
 {
-	char address[STORE_ADDRESS_MAX + 1], err[512];
-	int rc;
+	int rc = ctl_user_load(ctl, arg, st, u);
 
-	if (ctl_address_normalize(arg, address, sizeof(address), err, sizeof(err)) != 0) {
-		ctl_error("%s", err);
-		return usage(verb);
-	}
-	if ((rc = ctl_store_open(ctl, st)) != CTL_EXIT_OK)
-		return rc;
-	memset(u, 0, sizeof(*u));
-	rc = store_user_get(*st, address, u);
-	if (rc == STORE_NOTFOUND) {
-		ctl_error(_("no such user: %s"), address);
-		return CTL_EXIT_NOTFOUND;
-	}
-	if (rc != STORE_OK)
-		return ctl_store_fail(ctl, rc, address);
-	return CTL_EXIT_OK;
-}
-
-void ctl_security_notice(struct ctl *ctl, struct store *st, const struct store_user *u, int kind,
-			 const char *detail)
-{
-	struct auth_notice n = {(enum auth_notice_kind)kind,
-				u->address,
-				ctl->cfg.server.hostname,
-				(int64_t)time(NULL),
-				NULL,
-				"posternctl",
-				NULL,
-				detail};
-	struct store_mailbox inbox;
-	struct store_message m;
-	char *msg = NULL;
-	size_t len = 0;
-	int rc = -1;
-
-	if (auth_notice_compose(&n, &msg, &len) != 0 ||
-	    store_mailbox_get(st, u->id, "INBOX", &inbox) != STORE_OK ||
-	    store_begin(st) != STORE_OK)
-		goto out;
-	if (deliver_to_mailbox(st, u, inbox.id, 0, n.time, (const unsigned char *)msg, len, NULL,
-			       &m) == DELIVER_OK &&
-	    store_commit(st) == STORE_OK)
-		rc = 0;
-	else
-		store_rollback(st);
-out:
-	if (rc != 0)
-		ctl_note(_("warning: the security notice could not be delivered to %s"),
-			 u->address);
-	free(msg);
+	return rc == CTL_EXIT_USAGE ? usage(verb) : rc;
 }
 
 /* Is module (X, Y) dark? Outside the symbol (the quiet zone) is light. */
@@ -302,7 +252,6 @@ static int otp_sms(struct ctl *ctl, int argc, char **argv)
 	char *pos[1], code[OTP_DIGITS + 1], line[64], err[512];
 	char codes[OTP_RECOVERY_CODES][OTP_RECOVERY_CODE_LEN + 1];
 	char detail[STORE_ADDRESS_MAX + 32];
-	struct sms_gateway g;
 	struct otp_state s;
 	struct store *st;
 	struct store_user u;
@@ -319,15 +268,7 @@ static int otp_sms(struct ctl *ctl, int argc, char **argv)
 	}
 	if ((rc = find_user(ctl, "sms", pos[0], &st, &u)) != CTL_EXIT_OK)
 		return rc;
-	memset(&g, 0, sizeof(g));
-	snprintf(g.url, sizeof(g.url), "%s", ctl->cfg.sms.gateway_url);
-	snprintf(g.method, sizeof(g.method), "%s", ctl->cfg.sms.method);
-	snprintf(g.headers, sizeof(g.headers), "%s", ctl->cfg.sms.headers);
-	snprintf(g.body, sizeof(g.body), "%s", ctl->cfg.sms.body);
-	snprintf(g.content_type, sizeof(g.content_type), "%s", ctl->cfg.sms.content_type);
-	g.timeout = ctl->cfg.sms.timeout;
-	snprintf(g.ca_file, sizeof(g.ca_file), "%s", ctl->cfg.sms.ca_file);
-	sms_configure(&g);
+	auth_configure_sms(&ctl->cfg);
 	rc = otp_state_load(st, u.id, &s);
 	if (rc == STORE_ERR) {
 		rc = ctl_store_fail(ctl, rc, u.address);

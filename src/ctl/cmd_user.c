@@ -6,8 +6,11 @@
  * through crypto/: add makes the pair, passwd with the old password rewraps
  * it, recover unseals it with the organization recovery key and rewraps it.
  * An admin reset without either cannot reach the old private key, so it
- * makes a new pair and the mail sealed to the old one is lost; the command
- * says so before it acts. Passwords come from a prompt or stdin, never argv.
+ * gives the user a new pair: the old mail stays in the store but nobody can
+ * read it any more, and the app passwords (each wraps the old key) are
+ * revoked; the command says so before it acts. New passwords must pass the
+ * password policy; every change mails the user a security notice.
+ * Passwords come from a prompt or stdin, never argv.
  */
 #include <config.h>
 
@@ -21,52 +24,22 @@
 
 #include <sodium.h>
 
+#include "auth/auth.h"
 #include "crypto/crypto.h"
 #include "ctl/ctl.h"
+#include "otp/otp.h"
 #include "store/store.h"
 #include "util/i18n.h"
 
 static int usage(const char *verb);
 
-/* A password buffer in guarded memory. */
-static char *password_new(void)
-{
-	char *p = sodium_malloc(CTL_PASSWORD_MAX + 1);
-
-	if (!p)
-		ctl_error(_("out of memory"));
-	return p;
-}
-
-static void password_free(char *p)
-{
-	if (p)
-		sodium_free(p); /* wipes */
-}
-
-/* Validates ARG as an address, opens the store and loads the user.
- * Returns an exit code; on CTL_EXIT_OK *ST and U are set. */
+/* Loads the user ARG names; an exit code, with *U filled on CTL_EXIT_OK. */
 static int load_user(struct ctl *ctl, const char *verb, const char *arg, struct store **st,
 		     struct store_user *u)
 {
-	char address[STORE_ADDRESS_MAX + 1], err[512];
-	int rc;
+	int rc = ctl_user_load(ctl, arg, st, u);
 
-	if (ctl_address_normalize(arg, address, sizeof(address), err, sizeof(err)) != 0) {
-		ctl_error("%s", err);
-		return usage(verb);
-	}
-	if ((rc = ctl_store_open(ctl, st)) != CTL_EXIT_OK)
-		return rc;
-	memset(u, 0, sizeof(*u));
-	rc = store_user_get(*st, address, u);
-	if (rc == STORE_NOTFOUND) {
-		ctl_error(_("no such user: %s"), address);
-		return CTL_EXIT_NOTFOUND;
-	}
-	if (rc != STORE_OK)
-		return ctl_store_fail(ctl, rc, address);
-	return CTL_EXIT_OK;
+	return rc == CTL_EXIT_USAGE ? usage(verb) : rc;
 }
 
 /* Seals K to the configured recovery key. 1 sealed, 0 none configured, -1 failed. */
@@ -185,16 +158,16 @@ static int user_add(struct ctl *ctl, int argc, char **argv)
 	if (rc != STORE_NOTFOUND)
 		return ctl_store_fail(ctl, rc, address);
 
-	if (!(pw = password_new()))
+	if (!(pw = ctl_password_new()))
 		return CTL_EXIT_FAIL;
 	snprintf(prompt, sizeof(prompt), _("Password for %s: "), address);
-	pwlen = ctl_read_password(prompt, true, pw, CTL_PASSWORD_MAX + 1);
+	pwlen = ctl_read_new_password(prompt, pw);
 	if (pwlen < 0) {
-		password_free(pw);
+		ctl_password_free(pw);
 		return CTL_EXIT_USAGE;
 	}
 	rc = ctl_user_create(ctl, address, pw, (size_t)pwlen, pub, &sealed);
-	password_free(pw);
+	ctl_password_free(pw);
 	if (rc != CTL_EXIT_OK)
 		return rc;
 	ctl_base64(pub, sizeof(pub), b64, sizeof(b64));
@@ -361,7 +334,7 @@ static int user_show(struct ctl *ctl, int argc, char **argv)
 	return CTL_EXIT_OK;
 }
 
-/* Aliases pointing at a user: kept across an admin reset, removed with the user. */
+/* Aliases pointing at a user: removed with the user. */
 struct alias_list {
 	const char *target;
 	json_t *aliases;
@@ -549,115 +522,98 @@ static int store_new_password(struct ctl *ctl, struct store *st, struct store_us
 /* The key-keeping path of passwd: the old password unlocks the old key. */
 static int passwd_with_old(struct ctl *ctl, struct store *st, struct store_user *u)
 {
-	char *old = password_new(), *pw = password_new(), prompt[512];
+	char *pw = ctl_password_new(), prompt[512];
 	struct user_key *k = NULL;
-	ssize_t oldlen, pwlen;
-	int rc = CTL_EXIT_FAIL;
+	ssize_t pwlen;
+	int rc = CTL_EXIT_FAIL, unlocked;
 
-	if (!old || !pw)
+	if (!pw)
 		goto out;
 	snprintf(prompt, sizeof(prompt), _("Current password for %s: "), u->address);
-	oldlen = ctl_read_password(prompt, false, old, CTL_PASSWORD_MAX + 1);
-	if (oldlen < 0) {
+	unlocked = ctl_user_unlock(u, prompt, &k);
+	if (unlocked < 0) {
 		rc = CTL_EXIT_USAGE;
+		goto out;
+	}
+	if (unlocked > 0) {
+		ctl_error(_("the current password of %s is wrong; nothing changed"), u->address);
 		goto out;
 	}
 	snprintf(prompt, sizeof(prompt), _("New password for %s: "), u->address);
-	pwlen = ctl_read_password(prompt, true, pw, CTL_PASSWORD_MAX + 1);
+	pwlen = ctl_read_new_password(prompt, pw);
 	if (pwlen < 0) {
 		rc = CTL_EXIT_USAGE;
-		goto out;
-	}
-	if (crypto_password_verify(u->password_hash, old, (size_t)oldlen) != 0 ||
-	    crypto_user_unlock(u->wrapped_key, u->wrapped_key_len, old, (size_t)oldlen, &k) != 0) {
-		ctl_error(_("the current password of %s is wrong; nothing changed"), u->address);
 		goto out;
 	}
 	rc = store_new_password(ctl, st, u, k, pw, (size_t)pwlen);
 out:
 	user_key_free(k);
-	password_free(old);
-	password_free(pw);
+	ctl_password_free(pw);
 	return rc;
 }
 
 /*
- * The admin reset: no way to the old private key, so a new pair replaces it.
- * The store keeps the public key with the user row and offers no call to
- * replace it alone, so the user is recreated inside one transaction with the
- * same quota, lock state and aliases; the mail sealed to the old key, which
- * nobody can open any more, goes with the old row.
+ * The admin reset: no way to the old private key, so a new pair replaces it
+ * (store_user_set_keys) and the app passwords, which wrap the old key, are
+ * revoked in the same transaction. Messages, mailboxes, aliases, quota, lock
+ * state and one-time codes stay; mail sealed to the old key stays stored but
+ * unreadable. *REVOKED is the number of app passwords revoked.
  */
-static int passwd_reset(struct ctl *ctl, struct store *st, struct store_user *old)
+static int passwd_reset(struct ctl *ctl, struct store *st, struct store_user *u, size_t *revoked)
 {
-	char *pw = password_new(), prompt[512], resolved[STORE_ADDRESS_MAX + 1];
-	struct store_user u;
+	char *pw = ctl_password_new(), prompt[512], hash[CRYPTO_PWHASH_STR_MAX];
+	unsigned char pub[32], *wrapped = NULL, *sealed = NULL;
+	size_t wrapped_len = 0, sealed_len = 0;
+	struct app_password_list apps, none;
 	struct user_key *k = NULL;
-	struct alias_list al = {old->address, json_array()};
 	ssize_t pwlen;
-	size_t i;
-	json_t *a;
-	int rc = CTL_EXIT_FAIL, src, sealed;
+	int rc = CTL_EXIT_FAIL, src;
 
-	memset(&u, 0, sizeof(u));
-	if (!pw || !al.aliases)
+	*revoked = 0;
+	memset(&apps, 0, sizeof(apps));
+	memset(&none, 0, sizeof(none));
+	if (!pw)
 		goto out;
-	snprintf(prompt, sizeof(prompt), _("New password for %s: "), old->address);
-	pwlen = ctl_read_password(prompt, true, pw, CTL_PASSWORD_MAX + 1);
+	snprintf(prompt, sizeof(prompt), _("New password for %s: "), u->address);
+	pwlen = ctl_read_new_password(prompt, pw);
 	if (pwlen < 0) {
 		rc = CTL_EXIT_USAGE;
 		goto out;
 	}
-	snprintf(u.address, sizeof(u.address), "%s", old->address);
-	if (crypto_password_hash(pw, (size_t)pwlen, u.password_hash) != 0 ||
-	    crypto_user_keygen(pw, (size_t)pwlen, u.public_key, &u.wrapped_key, &u.wrapped_key_len,
-			       &k) != 0) {
+	if (crypto_password_hash(pw, (size_t)pwlen, hash) != 0 ||
+	    crypto_user_keygen(pw, (size_t)pwlen, pub, &wrapped, &wrapped_len, &k) != 0) {
 		ctl_error(_("cannot create the password hash and key pair"));
 		goto out;
 	}
-	sealed = seal_recovery(ctl, k, &u.recovery_key, &u.recovery_key_len);
-	if (sealed < 0)
+	if (seal_recovery(ctl, k, &sealed, &sealed_len) < 0)
 		goto out;
-	src = collect_aliases_to(st, &al);
+	src = store_begin(st);
+	if (src == STORE_OK && app_passwords_load(st, u->id, &apps) != STORE_OK)
+		src = STORE_ERR;
 	if (src == STORE_OK)
-		src = store_begin(st);
-	if (src != STORE_OK) {
-		rc = ctl_store_fail(ctl, src, old->address);
-		goto out;
-	}
-	src = store_user_del(st, old->address);
-	if (src == STORE_OK)
-		src = store_user_add(st, &u);
-	if (src == STORE_OK && old->quota_bytes > 0)
-		src = store_user_set_quota(st, u.id, old->quota_bytes);
-	if (src == STORE_OK && old->locked)
-		src = store_user_set_locked(st, u.id, true);
-	json_array_foreach(al.aliases, i, a)
-	{
-		int ar;
-
-		if (src != STORE_OK)
-			break;
-		/* An alias row may outlive its target; add back only the missing ones,
-		 * as a failed insert would roll back the whole reset. */
-		ar = store_resolve_address(st, json_string_value(a), resolved);
-		if (ar == STORE_NOTFOUND)
-			ar = store_alias_add(st, json_string_value(a), u.address);
-		if (ar != STORE_OK)
-			src = ar;
-	}
+		src = store_user_set_keys(st, u->id, hash, pub, wrapped, wrapped_len, sealed,
+					  sealed_len);
+	if (src == STORE_OK && apps.n > 0 && app_passwords_save(st, u->id, &none) != STORE_OK)
+		src = STORE_ERR;
 	if (src == STORE_OK)
 		src = store_commit(st);
 	else
 		store_rollback(st);
-	rc = src == STORE_OK ? CTL_EXIT_OK : ctl_store_fail(ctl, src, old->address);
-	if (rc == CTL_EXIT_OK)
-		memcpy(old->public_key, u.public_key, sizeof(old->public_key));
+	if (src != STORE_OK) {
+		rc = ctl_store_fail(ctl, src, u->address);
+		goto out;
+	}
+	/* The notice that follows is sealed to the new key, so the user can read it. */
+	memcpy(u->public_key, pub, sizeof(u->public_key));
+	*revoked = apps.n;
+	rc = CTL_EXIT_OK;
 out:
-	json_decref(al.aliases);
-	store_user_clear(&u);
+	sodium_memzero(hash, sizeof(hash));
+	app_passwords_clear(&apps);
+	free(wrapped);
+	free(sealed);
 	user_key_free(k);
-	password_free(pw);
+	ctl_password_free(pw);
 	return rc;
 }
 
@@ -666,9 +622,10 @@ static int user_passwd(struct ctl *ctl, int argc, char **argv)
 	bool yes = false, with_old = false;
 	const struct ctl_option opts[] = {
 	    {"--yes", NULL, &yes}, {"--old-password-stdin", NULL, &with_old}, {NULL, NULL, NULL}};
-	char *pos[1], b64[64];
+	char *pos[1], b64[64], detail[128];
 	struct store *st;
 	struct store_user u;
+	size_t revoked = 0;
 	int n, rc;
 
 	if (ctl_parse_args(ctl, argc, argv, opts, pos, 1, 1, &n) != 0)
@@ -678,39 +635,59 @@ static int user_passwd(struct ctl *ctl, int argc, char **argv)
 	if (with_old) {
 		rc = passwd_with_old(ctl, st, &u);
 	} else {
-		ctl_note(_("WARNING: without the current password, %s's mail key cannot be "
-			   "recovered.\nA new key pair will be made and ALL MAIL STORED SO FAR "
-			   "BECOMES UNREADABLE and is removed.\nTo keep the mail, use "
-			   "--old-password-stdin (the user gives the current password) or "
-			   "\"posternctl user recover\" with the recovery key."),
-			 u.address);
+		ctl_note(
+		    _("WARNING: without the current password, %s's mail key cannot be "
+		      "recovered.\nA new key pair will be made: the mail stored so far is kept "
+		      "but BECOMES UNREADABLE for good (mail clients will report it as "
+		      "unreadable), and the user's app passwords are revoked.\nTo keep the mail "
+		      "readable, use --old-password-stdin (the user gives the current password) "
+		      "or \"posternctl user recover\" with the recovery key."),
+		    u.address);
 		if (!yes) {
 			if (!isatty(STDIN_FILENO)) {
-				ctl_error(_("refusing a reset that loses mail without --yes"));
+				ctl_error(_("refusing a reset that makes the old mail unreadable "
+					    "without --yes"));
 				store_user_clear(&u);
 				return CTL_EXIT_USAGE;
 			}
-			if (!ctl_confirm(_("Reset the password and lose the old mail?"))) {
+			if (!ctl_confirm(
+				_("Reset the password and make the old mail unreadable?"))) {
 				ctl_error(_("nothing changed"));
 				store_user_clear(&u);
 				return CTL_EXIT_FAIL;
 			}
 		}
-		rc = passwd_reset(ctl, st, &u);
+		rc = passwd_reset(ctl, st, &u, &revoked);
 	}
 	if (rc == CTL_EXIT_OK) {
 		ctl_audit(ctl, with_old ? "user.passwd" : "user.passwd.reset", u.address);
 		ctl_daemon_forget(ctl, u.address);
-		ctl_base64(u.public_key, sizeof(u.public_key), b64, sizeof(b64));
-		if (ctl->json)
-			ctl_json_print(json_pack("{s:b,s:s,s:b,s:s}", "ok", 1, "address", u.address,
-						 "mail_kept", with_old, "public_key", b64));
-		else if (with_old)
-			printf(_("password of %s changed; its mail stays readable\n"), u.address);
+		if (with_old)
+			snprintf(detail, sizeof(detail), "changed with the current password");
 		else
-			printf(_("password of %s reset; a new key pair was made and the old mail "
-				 "is gone\n"),
+			snprintf(detail, sizeof(detail),
+				 "reset by the administrator; mail received before this reset "
+				 "cannot be read any more; %zu app password(s) revoked",
+				 revoked);
+		ctl_security_notice(ctl, st, &u, AUTH_NOTICE_PASSWORD_CHANGED, detail);
+		ctl_base64(u.public_key, sizeof(u.public_key), b64, sizeof(b64));
+		if (ctl->json) {
+			ctl_json_print(json_pack("{s:b,s:s,s:b,s:b,s:s,s:i}", "ok", 1, "address",
+						 u.address, "mail_kept", 1, "mail_readable",
+						 with_old, "public_key", b64,
+						 "app_passwords_revoked", (int)revoked));
+		} else if (with_old) {
+			printf(_("password of %s changed; its mail stays readable\n"), u.address);
+		} else {
+			printf(_("password of %s reset; a new key pair was made. The old mail is "
+				 "kept but can no longer be read.\n"),
 			       u.address);
+			if (revoked > 0)
+				printf(_("%zu app password(s) of %s revoked (they opened the old "
+					 "key); create new ones with \"posternctl app-password "
+					 "add\".\n"),
+				       revoked, u.address);
+		}
 	}
 	store_user_clear(&u);
 	return rc;
@@ -751,10 +728,10 @@ static int user_recover(struct ctl *ctl, int argc, char **argv)
 			  keyfile, u.address);
 		goto out;
 	}
-	if (!(pw = password_new()))
+	if (!(pw = ctl_password_new()))
 		goto out;
 	snprintf(prompt, sizeof(prompt), _("New password for %s: "), u.address);
-	pwlen = ctl_read_password(prompt, true, pw, CTL_PASSWORD_MAX + 1);
+	pwlen = ctl_read_new_password(prompt, pw);
 	if (pwlen < 0) {
 		rc = CTL_EXIT_USAGE;
 		goto out;
@@ -763,6 +740,8 @@ static int user_recover(struct ctl *ctl, int argc, char **argv)
 	if (rc == CTL_EXIT_OK) {
 		ctl_audit(ctl, "user.recover", u.address);
 		ctl_daemon_forget(ctl, u.address);
+		ctl_security_notice(ctl, st, &u, AUTH_NOTICE_PASSWORD_CHANGED,
+				    "set by the administrator with the recovery key");
 		print_ok(ctl, u.address,
 			 _("password of %s set with the recovery key; its mail stays readable\n"),
 			 u.address);
@@ -770,7 +749,7 @@ static int user_recover(struct ctl *ctl, int argc, char **argv)
 out:
 	if (rpriv)
 		sodium_free(rpriv);
-	password_free(pw);
+	ctl_password_free(pw);
 	user_key_free(k);
 	store_user_clear(&u);
 	return rc;
@@ -783,7 +762,7 @@ static const struct ctl_verb verbs[] = {
     {"list", user_list, N_("user list [DOMAIN]"), N_("list users")},
     {"lock", user_lock, N_("user lock ADDRESS"), N_("refuse every login of a user")},
     {"passwd", user_passwd, N_("user passwd ADDRESS [--old-password-stdin | --yes]"),
-     N_("set a new password (without the old one the old mail is lost)")},
+     N_("set a new password (without the old one the old mail becomes unreadable)")},
     {"recover", user_recover, N_("user recover ADDRESS --recovery-key FILE [--new-password]"),
      N_("set a new password with the recovery key, keeping the mail")},
     {"show", user_show, N_("user show ADDRESS"), N_("quota, usage, lock state and mailboxes")},

@@ -163,9 +163,25 @@ int ctl_cmd_user(struct ctl *ctl, int argc, char **argv);
 int ctl_user_create(struct ctl *ctl, const char *address, const char *pw, size_t pwlen,
 		    unsigned char pub_out[32], bool *recovery_out);
 
+/* ---- one user's login (ctl_account.c) ---- */
+struct user_key;
+/* Normalizes ARG, opens the store and loads the user into U. CTL_EXIT_OK, or
+ * an exit code after printing why (CTL_EXIT_USAGE for a malformed address:
+ * the caller adds its usage line). */
+int ctl_user_load(struct ctl *ctl, const char *arg, struct store **st, struct store_user *u);
+/* A password buffer of CTL_PASSWORD_MAX + 1 bytes in guarded memory, wiped when freed. */
+char *ctl_password_new(void);
+void ctl_password_free(char *p);
+/* Asks for U's password (PROMPT) and unlocks its private key into *KEY.
+ * 0, 1 when the password is wrong, -1 when none was given (after saying so). */
+int ctl_user_unlock(const struct store_user *u, const char *prompt, struct user_key **key);
+/* Reads a new password into PW (from ctl_password_new; asked twice on a
+ * terminal) and applies the password policy (auth_password_acceptable).
+ * Its length, or -1 after printing why. */
+ssize_t ctl_read_new_password(const char *prompt, char *pw);
 /* Mails a security notice (auth_notice_compose) into U's INBOX: KIND is an
  * enum auth_notice_kind, DETAIL one line or NULL. A failure is reported as a
- * warning, not fatal (cmd_otp.c). */
+ * warning, not fatal. */
 void ctl_security_notice(struct ctl *ctl, struct store *st, const struct store_user *u, int kind,
 			 const char *detail);
 

@@ -3,7 +3,8 @@
  * scanner and the store schema, binds the listeners, drops root, starts the
  * metrics endpoint and the admin socket, then runs the network loops in the
  * foreground until SIGTERM or SIGINT. SIGHUP (or "posternctl reload")
- * reloads the TLS certificate; running connections keep the old one.
+ * reloads the TLS certificate (running connections keep the old one) and
+ * the SMS gateway settings.
  *
  * Signals are blocked in every thread and taken by one thread with
  * sigwait(), so handlers are ordinary code rather than async-signal-safe
@@ -82,10 +83,31 @@ static void reload_tls(void)
 		log_info(_("reloaded the TLS certificate from %s"), cfg.tls.cert_file);
 }
 
+/* Rereads the config file for the settings that apply without a restart:
+ * the SMS gateway ([sms]). A file that no longer loads changes nothing. */
+static void reload_settings(void)
+{
+	struct config *fresh = malloc(sizeof(*fresh));
+	char err[1024];
+
+	if (!fresh) {
+		log_error(_("reload failed: out of memory"));
+		return;
+	}
+	if (config_load(cfg.path, fresh, err, sizeof(err)) != 0) {
+		log_error(_("reload failed, keeping the current settings: %s"), err);
+	} else {
+		auth_configure_sms(fresh);
+		log_info(_("reloaded the SMS gateway settings from %s"), cfg.path);
+	}
+	free(fresh);
+}
+
 static void admin_reload(void *arg)
 {
 	(void)arg;
 	reload_tls();
+	reload_settings();
 }
 
 static void admin_forget(const char *address, void *arg)
@@ -107,6 +129,7 @@ static void *signal_thread(void *arg)
 		if (sig == SIGHUP) {
 			log_info(_("SIGHUP received"));
 			reload_tls();
+			reload_settings();
 			continue;
 		}
 		log_info(_("stopping (signal %d)"), sig);
@@ -257,6 +280,7 @@ int main(int argc, char **argv)
 		log_error("%s", err);
 		return EXIT_FAILURE;
 	}
+	admin_set_blocks_handler(auth_address_blocks);
 	if (admin_start(&cfg, &handlers, err, sizeof(err)) != 0) {
 		log_error("%s", err);
 		if (cfg.metrics.enabled)

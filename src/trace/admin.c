@@ -107,6 +107,14 @@ int admin_socket_path(const struct config *cfg, char *out, size_t outlen, char *
 	return 0;
 }
 
+/* Set before admin_start(), read on the admin thread. */
+static json_t *(*blocks_handler)(void);
+
+void admin_set_blocks_handler(json_t *(*blocks)(void))
+{
+	blocks_handler = blocks;
+}
+
 /* ---- replies ---- */
 
 /* Writes J (consumed) as one line. */
@@ -389,6 +397,16 @@ static void handle_request(struct admin_client *c, const char *line, size_t len)
 		} else {
 			admin.handlers.reload(admin.handlers.arg);
 			reply_ok(c);
+		}
+	} else if (strcmp(cmd, "blocks") == 0) {
+		json_t *(*blocks)(void) = blocks_handler;
+		json_t *arr = blocks != NULL ? blocks() : NULL;
+
+		if (arr == NULL) {
+			reply_error(c, "blocks is not available");
+		} else {
+			send_json(c, json_pack("{s:b, s:o}", "ok", 1, "blocks", arr));
+			finish(c);
 		}
 	} else if (strcmp(cmd, "forget") == 0) {
 		if (get_string(req, "address", address, sizeof(address)) < 0 ||

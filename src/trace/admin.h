@@ -13,6 +13,8 @@
  *                         {"kind":"dropped","count":n}
  *   {"cmd":"reload"}   -> {"ok":true} after the reload handler ran
  *   {"cmd":"forget","address":"a@b"} -> {"ok":true} after the forget handler ran
+ *   {"cmd":"blocks"}   -> {"ok":true,"blocks":[...]} from the blocks handler
+ *                         (client addresses held back by the login throttle)
  *   anything else      -> {"ok":false,"error":"..."}
  * The socket is mode 0600 and only peers running as the daemon's user (or
  * root) are served.
@@ -21,6 +23,8 @@
 #define POSTERN_ADMIN_H
 
 #include <stddef.h>
+
+#include <jansson.h>
 
 struct config;
 
@@ -31,6 +35,10 @@ struct admin_handlers {
 	void (*forget)(const char *address, void *arg);
 	void *arg;
 };
+
+/* Sets the handler of "blocks" (NULL: not available); it runs on the admin
+ * thread and returns a JSON array the admin socket sends and releases. */
+void admin_set_blocks_handler(json_t *(*blocks)(void));
 
 /* The socket path of CFG: server.admin_socket, or <data_dir>/admin.sock.
  * 0, or -1 with ERR when the path does not fit a UNIX socket address. */

@@ -8,6 +8,8 @@ import json
 import os
 import pty
 import select
+import imaplib
+import poplib
 import shutil
 import smtplib
 import socket
@@ -24,6 +26,9 @@ from harness import Server
 FAST_AUTH = {"argon2_ops": "1", "argon2_mem": "8M"}
 
 EXIT_FAIL, EXIT_USAGE, EXIT_NOTFOUND, EXIT_EXISTS, EXIT_CONFIG, EXIT_DAEMON = 1, 2, 3, 4, 5, 7
+
+# Passwords the password policy accepts (long enough, not in cracklib's dictionary).
+PW1, PW2, PW3 = "Pw1-Strong-7391", "Pw2-Strong-7391", "Pw3-Strong-7391"
 
 
 def ctl_raw(*args, input=None, env=None, demote=False):
@@ -170,7 +175,7 @@ class CtlStoreTest(unittest.TestCase):
 
     def test_domain_del_refuses_while_users_remain(self):
         self.ok("domain", "add", "example.org")
-        self.ok("user", "add", "alice@example.org", input="pw-alice\n")
+        self.ok("user", "add", "alice@example.org", input="Alice-Pass-2718\n")
         res = self.ctl("domain", "del", "example.org")
         self.assertEqual(res.returncode, EXIT_FAIL)
         self.assertIn("users", res.stderr)
@@ -231,21 +236,21 @@ class CtlStoreTest(unittest.TestCase):
 
     def test_user_add_duplicate_and_unknown_domain(self):
         self.ok("domain", "add", "example.org")
-        self.ok("user", "add", "alice@example.org", input="pw1\n")
-        res = self.ctl("user", "add", "alice@example.org", input="pw2\n")
+        self.ok("user", "add", "alice@example.org", input="Pw1-Strong-7391\n")
+        res = self.ctl("user", "add", "alice@example.org", input="Pw2-Strong-7391\n")
         self.assertEqual(res.returncode, EXIT_EXISTS)
-        res = self.ctl("user", "add", "alice@elsewhere.org", input="pw\n")
+        res = self.ctl("user", "add", "alice@elsewhere.org", input="Pw-Strong-7391\n")
         self.assertEqual(res.returncode, EXIT_NOTFOUND)
         self.assertIn("elsewhere.org", res.stderr)
         for bad in ("alice", "@example.org", "a..b@example.org", "al ice@example.org"):
-            self.assertEqual(self.ctl("user", "add", bad, input="pw\n").returncode,
+            self.assertEqual(self.ctl("user", "add", bad, input="Pw-Strong-7391\n").returncode,
                              EXIT_USAGE, bad)
 
     def test_user_list_and_show(self):
         self.ok("domain", "add", "example.org")
         self.ok("domain", "add", "example.net")
-        self.ok("user", "add", "alice@example.org", input="pw-a\n")
-        self.ok("user", "add", "bob@example.net", input="pw-b\n")
+        self.ok("user", "add", "alice@example.org", input="PwA-Strong-7391\n")
+        self.ok("user", "add", "bob@example.net", input="PwB-Strong-7391\n")
         everyone = as_json(self.ok("user", "list", "--json"))
         self.assertEqual(sorted(u["address"] for u in everyone),
                          ["alice@example.org", "bob@example.net"])
@@ -266,7 +271,7 @@ class CtlStoreTest(unittest.TestCase):
 
     def test_lock_and_unlock(self):
         self.ok("domain", "add", "example.org")
-        self.ok("user", "add", "alice@example.org", input="pw\n")
+        self.ok("user", "add", "alice@example.org", input="Pw-Strong-7391\n")
         self.ok("user", "lock", "alice@example.org")
         self.assertTrue(self.show("alice@example.org")["locked"])
         self.ok("user", "unlock", "alice@example.org")
@@ -275,12 +280,12 @@ class CtlStoreTest(unittest.TestCase):
 
     def test_user_del_asks_unless_yes(self):
         self.ok("domain", "add", "example.org")
-        self.ok("user", "add", "alice@example.org", input="pw\n")
+        self.ok("user", "add", "alice@example.org", input="Pw-Strong-7391\n")
         res = self.ctl("user", "del", "alice@example.org", input="no\n")
         self.assertEqual(res.returncode, EXIT_FAIL)
         self.show("alice@example.org")
         self.ok("alias", "add", "info@example.org", "alice@example.org")
-        self.ok("user", "add", "bob@example.org", input="pw\n")
+        self.ok("user", "add", "bob@example.org", input="Pw-Strong-7391\n")
         self.ok("alias", "add", "sales@example.org", "bob@example.org")
         self.ok("user", "del", "alice@example.org", input="yes\n")
         self.assertEqual(self.ctl("user", "show", "alice@example.org").returncode,
@@ -297,35 +302,61 @@ class CtlStoreTest(unittest.TestCase):
     # ---- passwords ----
     def test_passwd_with_old_password_keeps_the_key(self):
         self.ok("domain", "add", "example.org")
-        self.ok("user", "add", "alice@example.org", input="old-pw\n")
+        self.ok("user", "add", "alice@example.org", input="Old-Pw-Strong-5821\n")
         before = self.show("alice@example.org")["public_key"]
         res = self.ctl("user", "passwd", "alice@example.org", "--old-password-stdin",
-                       input="wrong\nnew-pw\n")
+                       input="Wrong-Pw-Strong-5821\nNew-Pw-Strong-5821\n")
         self.assertEqual(res.returncode, EXIT_FAIL)
         self.assertIn("wrong", res.stderr)
         out = as_json(self.ok("user", "passwd", "alice@example.org", "--old-password-stdin",
-                              "--json", input="old-pw\nnew-pw\n"))
+                              "--json", input="Old-Pw-Strong-5821\nNew-Pw-Strong-5821\n"))
         self.assertTrue(out["mail_kept"])
         self.assertEqual(out["public_key"], before)
         self.assertEqual(self.show("alice@example.org")["public_key"], before)
         # the new password is now the one that unlocks the key
         self.assertEqual(self.ctl("user", "passwd", "alice@example.org", "--old-password-stdin",
-                                  input="old-pw\nx\n").returncode, EXIT_FAIL)
+                                  input="Old-Pw-Strong-5821\nx\n").returncode, EXIT_FAIL)
         self.ok("user", "passwd", "alice@example.org", "--old-password-stdin",
-                input="new-pw\nnewer-pw\n")
+                input="New-Pw-Strong-5821\nNewer-Pw-Strong-5821\n")
+
+    def test_password_policy_refuses_short_and_dictionary_passwords(self):
+        self.ok("domain", "add", "example.org")
+        for weak, why in (("Short-1", "at least 10 characters"),
+                          ("password123", "too easy to guess"),
+                          ("abcdefghijkl", "too easy to guess")):
+            res = self.ctl("user", "add", "bob@example.org", input=weak + "\n")
+            self.assertEqual(res.returncode, EXIT_USAGE, weak)
+            self.assertIn("password refused", res.stderr)
+            self.assertIn(why, res.stderr)
+            self.assertNotIn(weak, res.stdout + res.stderr)
+            self.assertEqual(self.ctl("user", "show", "bob@example.org").returncode,
+                             EXIT_NOTFOUND)
+        self.ok("user", "add", "alice@example.org", input=PW1 + "\n")
+        before = self.show("alice@example.org")["public_key"]
+        # passwd with the old password, the admin reset: the same policy, nothing changes
+        res = self.ctl("user", "passwd", "alice@example.org", "--old-password-stdin",
+                       input=PW1 + "\npassword123\n")
+        self.assertEqual(res.returncode, EXIT_USAGE)
+        self.assertIn("too easy to guess", res.stderr)
+        res = self.ctl("user", "passwd", "alice@example.org", "--yes", input="Short-1\n")
+        self.assertEqual(res.returncode, EXIT_USAGE)
+        self.assertIn("at least 10 characters", res.stderr)
+        self.assertEqual(self.show("alice@example.org")["public_key"], before)
+        self.ok("user", "passwd", "alice@example.org", "--old-password-stdin",
+                input=PW1 + "\n" + PW2 + "\n")
 
     def test_admin_reset_warns_and_makes_a_new_key(self):
         self.ok("domain", "add", "example.org")
-        self.ok("user", "add", "alice@example.org", input="old-pw\n")
+        self.ok("user", "add", "alice@example.org", input="Old-Pw-Strong-5821\n")
         self.ok("alias", "add", "info@example.org", "alice@example.org")
         self.ok("quota", "set", "alice@example.org", "5M")
         before = self.show("alice@example.org")["public_key"]
         # without --yes and without a terminal: refused, nothing changes
-        res = self.ctl("user", "passwd", "alice@example.org", input="new-pw\n")
+        res = self.ctl("user", "passwd", "alice@example.org", input="New-Pw-Strong-5821\n")
         self.assertEqual(res.returncode, EXIT_USAGE)
         self.assertIn("UNREADABLE", res.stderr)
         self.assertEqual(self.show("alice@example.org")["public_key"], before)
-        res = self.ok("user", "passwd", "alice@example.org", "--yes", input="new-pw\n")
+        res = self.ok("user", "passwd", "alice@example.org", "--yes", input="New-Pw-Strong-5821\n")
         self.assertIn("UNREADABLE", res.stderr)
         after = self.show("alice@example.org")
         self.assertNotEqual(after["public_key"], before)
@@ -334,7 +365,7 @@ class CtlStoreTest(unittest.TestCase):
         self.assertIn({"alias": "info@example.org", "target": "alice@example.org"},
                       as_json(self.ok("alias", "list", "--json")))
         self.ok("user", "passwd", "alice@example.org", "--old-password-stdin",
-                input="new-pw\nthird-pw\n")
+                input="New-Pw-Strong-5821\nThird-Pw-Strong-5821\n")
 
     def test_recovery_key_keeps_the_private_key(self):
         keyfile = os.path.join(self.srv.data_dir, "recovery.key")
@@ -357,23 +388,30 @@ class CtlStoreTest(unittest.TestCase):
             def run(*args, input=None):
                 return srv.ctl(*args, input=input, check=False)
             self.assertEqual(run("domain", "add", "example.org").returncode, 0)
-            out = as_json(run("user", "add", "alice@example.org", "--json", input="pw1\n"))
+            out = as_json(run("user", "add", "alice@example.org", "--json", input=PW1 + "\n"))
             self.assertTrue(out["recovery"])
             pub = out["public_key"]
             res = run("user", "recover", "alice@example.org", "--recovery-key", other,
-                      input="pw2\n")
+                      input="Pw2-Strong-7391\n")
             self.assertEqual(res.returncode, EXIT_FAIL)
-            res = run("user", "recover", "alice@example.org", input="pw2\n")
+            res = run("user", "recover", "alice@example.org", input="Pw2-Strong-7391\n")
             self.assertEqual(res.returncode, EXIT_USAGE)
+            res = run("user", "recover", "alice@example.org", "--recovery-key", keyfile,
+                      "--new-password", input="forgotten\n")
+            self.assertEqual(res.returncode, EXIT_USAGE)
+            self.assertIn("password refused", res.stderr)
             res = run("user", "recover", "alice@example.org", "--recovery-key", keyfile,
                       "--new-password", input="forgotten-no-more\n")
             self.assertEqual(res.returncode, 0, res.stderr)
+            # the user is told, in a notice delivered into the INBOX
+            shown = as_json(run("user", "show", "alice@example.org", "--json"))
+            self.assertEqual({m["name"]: m["messages"] for m in shown["mailboxes"]}["INBOX"], 1)
             shown = as_json(run("user", "show", "alice@example.org", "--json"))
             self.assertEqual(shown["public_key"], pub)
             self.assertTrue(shown["recovery"])
             # the recovered password unlocks the same key
             res = run("user", "passwd", "alice@example.org", "--old-password-stdin", "--json",
-                      input="forgotten-no-more\npw3\n")
+                      input="forgotten-no-more\nPw3-Strong-7391\n")
             self.assertEqual(res.returncode, 0, res.stderr)
             self.assertEqual(as_json(res)["public_key"], pub)
 
@@ -381,16 +419,16 @@ class CtlStoreTest(unittest.TestCase):
         keyfile = os.path.join(self.srv.data_dir, "recovery.key")
         self.assertEqual(ctl_raw("recovery", "init", "--out", keyfile, demote=True).returncode, 0)
         self.ok("domain", "add", "example.org")
-        self.ok("user", "add", "alice@example.org", input="pw\n")
+        self.ok("user", "add", "alice@example.org", input="Pw-Strong-7391\n")
         self.assertFalse(self.show("alice@example.org")["recovery"])
         res = self.ctl("user", "recover", "alice@example.org", "--recovery-key", keyfile,
-                       input="pw2\n")
+                       input="Pw2-Strong-7391\n")
         self.assertEqual(res.returncode, EXIT_FAIL)
         self.assertIn("recovery", res.stderr)
 
     def test_every_change_is_audited(self):
         self.ok("domain", "add", "example.org")
-        self.ok("user", "add", "alice@example.org", input="audit-pw\n")
+        self.ok("user", "add", "alice@example.org", input="Audit-Pw-Strong-19\n")
         self.ok("alias", "add", "info@example.org", "alice@example.org")
         self.ok("quota", "set", "alice@example.org", "1M")
         self.ok("user", "lock", "alice@example.org")
@@ -415,13 +453,13 @@ class CtlStoreTest(unittest.TestCase):
             self.assertIn(expected, events)
         self.assertIn("quota.set", [e for e, _ in events])
         self.assertTrue(all(a.startswith("posternctl:") for a, _, _ in rows))
-        self.assertFalse(any("audit-pw" in d for _, _, d in rows))
+        self.assertFalse(any("Audit-Pw-Strong-19" in d for _, _, d in rows))
 
     # ---- aliases and quotas ----
     def test_alias_add_list_del(self):
         self.ok("domain", "add", "example.org")
         self.ok("domain", "add", "example.net")
-        self.ok("user", "add", "alice@example.org", input="pw\n")
+        self.ok("user", "add", "alice@example.org", input="Pw-Strong-7391\n")
         self.ok("alias", "add", "Postmaster@example.org", "alice@example.org")
         self.ok("alias", "add", "alice@example.net", "alice@example.org")
         self.assertEqual(self.ctl("alias", "add", "postmaster@example.org",
@@ -447,7 +485,7 @@ class CtlStoreTest(unittest.TestCase):
 
     def test_quota_set_shows_in_user_show(self):
         self.ok("domain", "add", "example.org")
-        self.ok("user", "add", "alice@example.org", input="pw\n")
+        self.ok("user", "add", "alice@example.org", input="Pw-Strong-7391\n")
         self.ok("quota", "set", "alice@example.org", "10M")
         self.assertEqual(self.show("alice@example.org")["quota_bytes"], 10 * 1024 * 1024)
         self.assertIn("10.0 MiB", self.ok("user", "show", "alice@example.org").stdout)
@@ -472,7 +510,7 @@ class CtlStoreTest(unittest.TestCase):
 
     def test_status_without_daemon(self):
         self.ok("domain", "add", "example.org")
-        self.ok("user", "add", "alice@example.org", input="pw\n")
+        self.ok("user", "add", "alice@example.org", input="Pw-Strong-7391\n")
         self.ok("alias", "add", "info@example.org", "alice@example.org")
         out = as_json(self.ok("status", "--json"))
         self.assertEqual(out["store"]["domains"], 1)
@@ -645,43 +683,111 @@ class CtlDaemonTest(unittest.TestCase):
         with daemon_server(listeners=("smtp", "submission"),
                            auth={"failure_delay_ms": "0", "cache_ttl": "600"}) as srv:
             srv.add_domain("example.org")
-            srv.add_user("alice@example.org", "pw1")
-            self.assertTrue(self.login(srv, "alice@example.org", "pw1"))  # now cached
+            srv.add_user("alice@example.org", "Pw1-Strong-7391")
+            self.assertTrue(self.login(srv, "alice@example.org", "Pw1-Strong-7391"))  # now cached
             srv.ctl("user", "passwd", "alice@example.org", "--old-password-stdin",
-                    input="pw1\npw2\n")
-            self.assertFalse(self.login(srv, "alice@example.org", "pw1"))
-            self.assertTrue(self.login(srv, "alice@example.org", "pw2"))
+                    input="Pw1-Strong-7391\nPw2-Strong-7391\n")
+            self.assertFalse(self.login(srv, "alice@example.org", "Pw1-Strong-7391"))
+            self.assertTrue(self.login(srv, "alice@example.org", "Pw2-Strong-7391"))
             srv.ctl("user", "lock", "alice@example.org")
-            self.assertFalse(self.login(srv, "alice@example.org", "pw2"))
+            self.assertFalse(self.login(srv, "alice@example.org", "Pw2-Strong-7391"))
             srv.ctl("user", "unlock", "alice@example.org")
-            self.assertTrue(self.login(srv, "alice@example.org", "pw2"))
+            self.assertTrue(self.login(srv, "alice@example.org", "Pw2-Strong-7391"))
             srv.ctl("user", "del", "alice@example.org", "--yes")
-            self.assertFalse(self.login(srv, "alice@example.org", "pw2"))
+            self.assertFalse(self.login(srv, "alice@example.org", "Pw2-Strong-7391"))
             self.assertIsNone(srv.proc.poll())
 
-    def test_mail_survives_passwd_but_not_an_admin_reset(self):
-        with daemon_server(listeners=("smtp", "submission"),
-                           auth={"failure_delay_ms": "0"}) as srv:
-            srv.add_domain("example.org")
-            srv.add_user("alice@example.org", "pw1")
-            srv.ctl("alias", "add", "info@example.org", "alice@example.org")
-            self.deliver(srv, "info@example.org")
-            self.assertEqual(self.inbox(srv, "alice@example.org"), 1)
-            counts = as_json(srv.ctl("status", "--json"))["store"]
-            self.assertEqual(counts["messages"], 1)
-            self.assertGreater(counts["bytes"], 0)
-            srv.ctl("user", "passwd", "alice@example.org", "--old-password-stdin",
-                    input="pw1\npw2\n")
-            self.assertEqual(self.inbox(srv, "alice@example.org"), 1)
-            res = srv.ctl("user", "passwd", "alice@example.org", "--yes", input="pw3\n")
-            self.assertIn("UNREADABLE", res.stderr)
-            self.assertEqual(self.inbox(srv, "alice@example.org"), 0)
-            self.assertTrue(self.login(srv, "alice@example.org", "pw3"))
-            self.assertFalse(self.login(srv, "alice@example.org", "pw2"))
-            # the alias still delivers to the new key
-            self.deliver(srv, "info@example.org")
-            self.assertEqual(self.inbox(srv, "alice@example.org"), 1)
+    def imap_session(self, srv, address, password):
+        ctx = srv.ssl_context()
+        ctx.check_hostname = False
+        m = imaplib.IMAP4("127.0.0.1", srv.port("imap"), timeout=30)
+        m.starttls(ssl_context=ctx)
+        m.login(address, password)
+        return m
 
+    def pop_session(self, srv, address, password):
+        ctx = srv.ssl_context()
+        ctx.check_hostname = False
+        p = poplib.POP3("127.0.0.1", srv.port("pop3"), timeout=30)
+        p.stls(context=ctx)
+        p.user(address)
+        p.pass_(password)
+        return p
+
+    def test_admin_reset_keeps_the_old_mail_stored_but_unreadable(self):
+        alice = "alice@example.org"
+        with daemon_server(listeners=("smtp", "submission", "imap", "pop3"),
+                           auth={"failure_delay_ms": "0", "cache_ttl": "0"}) as srv:
+            srv.add_domain("example.org")
+            srv.add_user(alice, PW1)
+            srv.ctl("alias", "add", "info@example.org", alice)
+            self.deliver(srv, "info@example.org")
+            self.assertEqual(self.inbox(srv, alice), 1)
+            app = as_json(srv.ctl("app-password", "add", alice, "phone", "--json",
+                                  input=PW1 + "\n"))["password"]
+            self.assertEqual(self.inbox(srv, alice), 2)  # + the app-password notice
+            # A change with the old password keeps everything readable, and says so.
+            srv.ctl("user", "passwd", alice, "--old-password-stdin", input=PW1 + "\n" + PW2 + "\n")
+            self.assertEqual(self.inbox(srv, alice), 3)
+            m = self.imap_session(srv, alice, PW2)
+            m.select("INBOX")
+            typ, data = m.fetch("1:*", "(BODY.PEEK[])")
+            self.assertEqual(typ, "OK")
+            bodies = [d[1] for d in data if isinstance(d, tuple)]
+            self.assertIn(b"Hello.", bodies[0])
+            self.assertIn(b"Security notice: password changed", bodies[2])
+            self.assertIn(b"changed with the current password", bodies[2])
+            m.logout()
+
+            # The admin reset: a new key pair, nothing deleted, app passwords revoked.
+            res = srv.ctl("user", "passwd", alice, "--yes", "--json", input=PW3 + "\n")
+            self.assertIn("UNREADABLE", res.stderr)
+            self.assertIn("app passwords are revoked", res.stderr)
+            out = as_json(res)
+            self.assertTrue(out["mail_kept"])
+            self.assertFalse(out["mail_readable"])
+            self.assertEqual(out["app_passwords_revoked"], 1)
+            self.assertEqual(self.inbox(srv, alice), 4)  # the old three + the reset notice
+            self.assertEqual(as_json(srv.ctl("app-password", "list", alice, "--json")), [])
+            self.assertFalse(self.login(srv, alice, app))
+            self.assertFalse(self.login(srv, alice, PW2))
+            srv.ctl("auth", "unblock", alice)  # smtplib tried two mechanisms each time
+            self.assertTrue(self.login(srv, alice, PW3))
+            self.deliver(srv, "info@example.org")  # new mail is sealed to the new key
+            self.assertEqual(self.inbox(srv, alice), 5)
+
+            # IMAP: the old messages get a clear NO, the new ones come, the session goes on.
+            m = self.imap_session(srv, alice, PW3)
+            m.select("INBOX")
+            typ, data = m.fetch("1", "(BODY.PEEK[])")
+            self.assertEqual(typ, "NO")
+            self.assertIn(b"cannot be decrypted", data[0])
+            typ, data = m.fetch("4", "(BODY.PEEK[])")
+            self.assertEqual(typ, "OK", data)
+            self.assertIn(b"reset by the administrator", data[0][1])
+            self.assertIn(b"cannot be read any more", data[0][1])
+            typ, data = m.fetch("5", "(BODY.PEEK[])")
+            self.assertEqual(typ, "OK", data)
+            self.assertIn(b"Hello.", data[0][1])
+            typ, data = m.fetch("1:*", "(FLAGS RFC822.SIZE)")
+            self.assertEqual(typ, "OK")
+            self.assertEqual(len(data), 5)
+            self.assertEqual(m.noop()[0], "OK")
+            m.logout()
+
+            # POP3 the same: -ERR for the old ones (not a temporary failure), the rest works.
+            p = self.pop_session(srv, alice, PW3)
+            self.assertEqual(p.stat()[0], 5)
+            with self.assertRaises(poplib.error_proto) as e:
+                p.retr(1)
+            self.assertIn(b"cannot be decrypted", e.exception.args[0])
+            self.assertNotIn(b"SYS/TEMP", e.exception.args[0])
+            self.assertIn(b"Hello.", b"\r\n".join(p.retr(5)[1]))
+            p.quit()
+            self.assertEqual(self.inbox(srv, alice), 5)
+            counts = as_json(srv.ctl("status", "--json"))["store"]
+            self.assertEqual(counts["messages"], 5)
+            self.assertIsNone(srv.proc.poll())
 
 if __name__ == "__main__":
     unittest.main()

@@ -312,10 +312,17 @@ class AddressThrottleTest(unittest.TestCase):
         self.pop_login("u99@example.org", "guess")
         self.assertTrue(self.pop_login("hank@example.org", PASSWORD).startswith(
             b"-ERR [SYS/TEMP]"))
-        # Client addresses are not accounts: "auth blocks" does not list them.
+        # "auth blocks" asks the daemon for the client addresses it holds back.
         blocks = json.loads(self.srv.ctl("auth", "blocks", "--json").stdout)
         self.assertNotIn("hank@example.org", [b["address"] for b in blocks])
+        ips = [b for b in blocks if b["kind"] == "ip"]
+        self.assertEqual([b["address"] for b in ips], ["127.0.0.1"])
+        self.assertEqual(ips[0]["failures"], 31)
+        self.assertGreater(ips[0]["retry_at"], 0)
+        self.assertIn("127.0.0.1", self.srv.ctl("auth", "blocks").stdout)
         self.srv.ctl("auth", "unblock", "127.0.0.1")
+        blocks = json.loads(self.srv.ctl("auth", "blocks", "--json").stdout)
+        self.assertEqual([b for b in blocks if b["kind"] == "ip"], [])
         self.assertIsNone(self.pop_login("hank@example.org", PASSWORD))
         rows = json.loads(self.srv.ctl("audit", "--json").stdout)
         self.assertIn(("auth.unblock", "127.0.0.1"),
@@ -416,6 +423,56 @@ class SmsCodeTest(unittest.TestCase):
         self.assertNotIn(code, self.srv.log())
         rows = json.loads(self.srv.ctl("audit", "--user", user, "--json").stdout)
         self.assertIn("password+sms", [r.get("method") for r in rows if r.get("result") == "ok"])
+
+
+class SmsReloadTest(unittest.TestCase):
+    """[sms] is read again on SIGHUP: codes go to the gateway configured now."""
+
+    def setUp(self):
+        self.old_gw, self.new_gw = Gateway(), Gateway()
+        for gw in (self.old_gw, self.new_gw):
+            threading.Thread(target=gw.serve_forever, daemon=True).start()
+            self.addCleanup(gw.server_close)
+            self.addCleanup(gw.shutdown)
+        self.srv = Server(listeners=("pop3",),
+                          config={"auth": FAST_AUTH, "sms": self.gateway(self.old_gw)})
+        self.addCleanup(self.srv.stop)
+        self.srv.add_domain("example.org")
+        self.srv.add_user("gail@example.org", PASSWORD)
+
+    @staticmethod
+    def gateway(gw):
+        return {"gateway_url": "http://127.0.0.1:%d/send" % gw.server_port,
+                "body": '{"to":"{phone}","text":"code {code}"}',
+                "content_type": "application/json", "timeout": "5"}
+
+    pop_login = LoginSecurityTest.pop_login
+
+    def test_sighup_switches_the_sms_gateway(self):
+        user = "gail@example.org"
+        proc = subprocess.Popen([program("posternctl"), "-c", self.srv.config_path, "otp", "sms",
+                                 user, "--phone", "+15550002222"], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                preexec_fn=demote)
+        first = self.old_gw.wait_for(1)[0]
+        out, err = proc.communicate(SmsCodeTest.code_of(first) + "\n", timeout=60)
+        self.assertEqual(proc.returncode, 0, err)
+        # The gateway moves; posternd learns it from SIGHUP, without a restart.
+        self.srv.overrides["sms"] = self.gateway(self.new_gw)
+        self.srv._write_config()
+        self.srv.reload()
+        deadline = time.monotonic() + 10
+        while "reloaded the SMS gateway settings" not in self.srv.log():
+            self.assertLess(time.monotonic(), deadline, self.srv.log())
+            time.sleep(0.05)
+        pid = self.srv.pid
+        self.assertIsNotNone(self.pop_login(user, PASSWORD))  # sends a code, fails
+        reqs = self.new_gw.wait_for(1)
+        self.assertEqual(len(reqs), 1)
+        self.assertEqual(len(self.old_gw.wait_for(2, timeout=1)), 1)
+        code = SmsCodeTest.code_of(reqs[0])
+        self.assertIsNone(self.pop_login(user, PASSWORD + code))
+        self.assertEqual(self.srv.pid, pid)
 
 
 if __name__ == "__main__":
