@@ -660,6 +660,51 @@ START_TEST(test_smime_encrypt_decrypt)
 }
 END_TEST
 
+/* Mail encrypted by the command-line tools, decrypted here. */
+START_TEST(test_decrypt_mail_made_by_gpg_and_openssl)
+{
+	static char msg[65536];
+	unsigned char *d = NULL;
+	size_t n, dlen;
+	char err[256] = "";
+	gpgme_ctx_t ctx;
+	char *armored;
+
+	write_file("entity.txt", "Content-Type: text/plain\r\n\r\nfrom the gpg tool\r\n", 47);
+	ck_assert_int_eq(run("gpg --homedir %s --batch --armor --encrypt -r bob@example.org -o - "
+			     "entity.txt",
+			     "alice"),
+			 0);
+	armored = read_out();
+	n = (size_t)snprintf(msg, sizeof(msg),
+			     "From: alice@example.org\r\nSubject: gpg made\r\nMIME-Version: 1.0\r\n"
+			     "Content-Type: multipart/encrypted; boundary=\"q\";\r\n"
+			     " protocol=\"application/pgp-encrypted\"\r\n\r\n--q\r\n"
+			     "Content-Type: application/pgp-encrypted\r\n\r\nVersion: 1\r\n"
+			     "--q\r\nContent-Type: application/octet-stream\r\n\r\n%s\r\n--q--\r\n",
+			     armored);
+	ctx = ctx_for("bob", GPGME_PROTOCOL_OpenPGP);
+	ck_assert_msg(
+	    pgp_mime_decrypt(ctx, (unsigned char *)msg, n, &d, &dlen, NULL, err, sizeof(err)) == 1,
+	    "%s", err);
+	gpgme_release(ctx);
+	ck_assert_ptr_nonnull(memmem(d, dlen, "from the gpg tool", 17));
+	ck_assert_ptr_nonnull(memmem(d, dlen, "Subject: gpg made\r\n", 19));
+	free(d);
+
+	write_file("sentity.txt", "Content-Type: text/plain\r\n\r\nfrom openssl\r\n", 42);
+	ck_assert_int_eq(run("openssl smime -encrypt -aes256 -in sentity.txt %s.pem", "dave"), 0);
+	n = (size_t)snprintf(msg, sizeof(msg), "From: carol@example.org\r\n%s", read_out());
+	ctx = ctx_for("dave", GPGME_PROTOCOL_CMS);
+	ck_assert_msg(
+	    pgp_mime_decrypt(ctx, (unsigned char *)msg, n, &d, &dlen, NULL, err, sizeof(err)) == 1,
+	    "%s", err);
+	gpgme_release(ctx);
+	ck_assert_ptr_nonnull(memmem(d, dlen, "from openssl", 12));
+	free(d);
+}
+END_TEST
+
 START_TEST(test_header_helpers)
 {
 	char buf[] = "From: a@b\r\nX-Postern-Password: s3cret\r\n\tcontinued\r\nSubject: hi\r\n\r\n"
@@ -773,6 +818,7 @@ int main(void)
 	tcase_add_test(tc, test_smime_openssl_signed_and_expired);
 	tcase_add_test(tc, test_smime_truncated_cms_is_error);
 	tcase_add_test(tc, test_smime_encrypt_decrypt);
+	tcase_add_test(tc, test_decrypt_mail_made_by_gpg_and_openssl);
 	tcase_add_test(tc, test_header_helpers);
 	tcase_add_test(tc, test_garbage_never_crashes);
 	suite_add_tcase(s, tc);
