@@ -9,6 +9,10 @@ and the clock runs until A's queue is empty: MX lookup, SMTP with STARTTLS,
 DKIM signing, and B's scanning, checks, sealing and storing are all inside.
 
     bench/queue/bench.py --builddir build [--messages 200] [--domains 20] [--size 2048]
+                         [--queue KEY=VALUE ...]
+
+--queue sets a [queue] key of A, e.g. max_per_connection=1 (a connection
+per message) against the default of 20.
 """
 
 import argparse
@@ -43,6 +47,8 @@ def main():
     ap.add_argument("--messages", type=int, default=200)
     ap.add_argument("--domains", type=int, default=20)
     ap.add_argument("--size", type=int, default=2048)
+    ap.add_argument("--queue", action="append", default=[], metavar="KEY=VALUE",
+                    help="a [queue] setting of the sending instance")
     args = ap.parse_args()
     os.environ["POSTERN_BUILDDIR"] = os.path.abspath(args.builddir)
 
@@ -68,6 +74,9 @@ def main():
                                  "poll_interval": "1", "retry_min": "3600",
                                  "retry_max": "3600", "timeout": "30"},
                        "auth": fast}
+        for kv in args.queue:
+            key, _, value = kv.partition("=")
+            a.overrides["queue"][key] = value
         a._write_config()
         a.start()
         a.add_domain("a.test")
@@ -114,8 +123,9 @@ def main():
         if stored != args.messages:
             raise RuntimeError("B stored %d of %d messages:\n%s" % (
                 stored, args.messages, a.log()[-3000:]))
-        print("messages %d  domains %d  size %d  drained in %.2f s  %.1f messages/s" % (
-            args.messages, len(domains), args.size, elapsed, args.messages / elapsed))
+        print("messages %d  domains %d  size %d  %s drained in %.2f s  %.1f messages/s" % (
+            args.messages, len(domains), args.size, " ".join(args.queue), elapsed,
+            args.messages / elapsed))
     finally:
         a.close()
         b.close()
