@@ -158,7 +158,7 @@ void imap_cmd_append(struct imap_session *s, struct imap_command *cmd)
 			s->cfg->limits.max_message_size);
 		return;
 	}
-	if (imap_mailbox_name(&cmd->args[0], name, sizeof(name)) < 0) {
+	if (imap_mailbox_arg(s, &cmd->args[0], name, sizeof(name)) < 0) {
 		imap_no(s, "[TRYCREATE] Invalid mailbox name");
 		return;
 	}

@@ -1,6 +1,7 @@
 /*
  * cmd_capability.c - CAPABILITY (RFC 3501 6.1.1). Credentials are only
  * accepted over TLS, so before it LOGINDISABLED is shown instead of AUTH=.
+ * IMAP4rev2 (RFC 9051) is offered beside IMAP4rev1; ENABLE IMAP4rev2 picks it.
  * Only what is implemented is listed (docs/imap.md).
  */
 #include <config.h>
@@ -9,7 +10,8 @@
 
 /* What a TLS session offers besides AUTH=; each is in docs/imap.md. */
 #define EXTENSIONS                                                                                 \
-	"IDLE UIDPLUS MOVE SPECIAL-USE CHILDREN NAMESPACE UNSELECT CONDSTORE QRESYNC ESEARCH "     \
+	"IDLE UIDPLUS MOVE SEARCHRES SPECIAL-USE CHILDREN NAMESPACE UNSELECT CONDSTORE QRESYNC "   \
+	"ESEARCH "                                                                                 \
 	"QUOTA "                                                                                   \
 	"QUOTA=RES-STORAGE STATUS=SIZE LIST-EXTENDED LIST-STATUS SORT "                            \
 	"THREAD=ORDEREDSUBJECT THREAD=REFERENCES BINARY COMPRESS=DEFLATE"
@@ -17,20 +19,21 @@
 static void capability_line(struct imap_session *s)
 {
 	if (!conn_is_tls(s->c)) {
-		imap_untagged(s, "CAPABILITY IMAP4rev1 %sLOGINDISABLED LITERAL+ ID ENABLE",
+		imap_untagged(s,
+			      "CAPABILITY IMAP4rev1 IMAP4rev2 %sLOGINDISABLED LITERAL+ ID ENABLE",
 			      conn_listener(s->c)->tls == TLS_MODE_STARTTLS ? "STARTTLS " : "");
 		return;
 	}
 	if (s->state == IMAP_STATE_NOT_AUTH) {
-		imap_untagged(
-		    s,
-		    "CAPABILITY IMAP4rev1 LITERAL+ AUTH=PLAIN SASL-IR ID ENABLE " EXTENSIONS
-		    " APPENDLIMIT=%zu",
-		    s->cfg->limits.max_message_size);
+		imap_untagged(s,
+			      "CAPABILITY IMAP4rev1 IMAP4rev2 LITERAL+ AUTH=PLAIN SASL-IR ID "
+			      "ENABLE " EXTENSIONS " APPENDLIMIT=%zu",
+			      s->cfg->limits.max_message_size);
 		return;
 	}
-	imap_untagged(s, "CAPABILITY IMAP4rev1 LITERAL+ ID ENABLE " EXTENSIONS " APPENDLIMIT=%zu",
-		      s->cfg->limits.max_message_size);
+	imap_untagged(
+	    s, "CAPABILITY IMAP4rev1 IMAP4rev2 LITERAL+ ID ENABLE " EXTENSIONS " APPENDLIMIT=%zu",
+	    s->cfg->limits.max_message_size);
 }
 
 /* RFC 3501 6.1.1 */

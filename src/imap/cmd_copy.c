@@ -29,7 +29,7 @@ void imap_cmd_copy(struct imap_session *s, struct imap_command *cmd)
 		imap_bad(s, "%s needs a sequence set and a mailbox name", cmd->verb);
 		return;
 	}
-	if (imap_mailbox_name(&cmd->args[1], name, sizeof(name)) < 0) {
+	if (imap_mailbox_arg(s, &cmd->args[1], name, sizeof(name)) < 0) {
 		imap_no(s, "[TRYCREATE] Invalid mailbox name");
 		return;
 	}

@@ -35,7 +35,7 @@ void imap_cmd_create(struct imap_session *s, struct imap_command *cmd)
 		memcpy(tmp, arg.str, arg.len);
 		tmp[arg.len] = '\0';
 		arg.str = tmp;
-		if (imap_mailbox_name(&arg, name, sizeof(name)) < 0) {
+		if (imap_mailbox_arg(s, &arg, name, sizeof(name)) < 0) {
 			imap_no(s, "[CANNOT] Invalid mailbox name");
 			return;
 		}

@@ -23,7 +23,7 @@ void imap_cmd_delete(struct imap_session *s, struct imap_command *cmd)
 		imap_bad(s, "DELETE needs one mailbox name");
 		return;
 	}
-	if (imap_mailbox_name(&cmd->args[0], name, sizeof(name)) < 0) {
+	if (imap_mailbox_arg(s, &cmd->args[0], name, sizeof(name)) < 0) {
 		imap_no(s, "[NONEXISTENT] Invalid mailbox name");
 		return;
 	}

@@ -10,7 +10,7 @@
 /* RFC 5161 3.1 */
 void imap_cmd_enable(struct imap_session *s, struct imap_command *cmd)
 {
-	bool condstore = false, qresync = false;
+	bool condstore = false, qresync = false, rev2 = false;
 	struct imap_buf b = {0};
 
 	if (cmd->n_args == 0) {
@@ -24,6 +24,7 @@ void imap_cmd_enable(struct imap_session *s, struct imap_command *cmd)
 		}
 		condstore |= imap_arg_is(&cmd->args[i], "CONDSTORE");
 		qresync |= imap_arg_is(&cmd->args[i], "QRESYNC");
+		rev2 |= imap_arg_is(&cmd->args[i], "IMAP4rev2");
 	}
 	/* RFC 5161 3.1: only what was not enabled before is listed. */
 	ibuf_str(&b, "* ENABLED");
@@ -31,11 +32,14 @@ void imap_cmd_enable(struct imap_session *s, struct imap_command *cmd)
 		ibuf_str(&b, " CONDSTORE");
 	if (qresync && !s->qresync)
 		ibuf_str(&b, " QRESYNC");
+	if (rev2 && !s->rev2)
+		ibuf_str(&b, " IMAP4rev2");
 	ibuf_str(&b, "\r\n");
 	if (!b.failed)
 		imap_write(s, b.p, b.len);
 	ibuf_free(&b);
 	s->condstore |= condstore || qresync;
 	s->qresync |= qresync;
+	s->rev2 |= rev2;
 	imap_ok(s, "ENABLE completed");
 }

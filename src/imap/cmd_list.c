@@ -2,7 +2,8 @@
  * cmd_list.c - LIST and LSUB (RFC 3501 6.3.8, 6.3.9) with the CHILDREN
  * (RFC 3348) and SPECIAL-USE (RFC 6154) attributes. "/" separates levels;
  * a parent that does not exist itself but has children is listed as
- * \Noselect (\NonExistent in the extended syntax). LIST-EXTENDED
+ * \Noselect (\NonExistent in the extended syntax and in IMAP4rev2). Names
+ * go out in modified UTF-7, or UTF-8 in IMAP4rev2 (imap_wire_names.c). LIST-EXTENDED
  * (RFC 5258): selection options SUBSCRIBED, SPECIAL-USE, REMOTE and
  * RECURSIVEMATCH (with CHILDINFO), several patterns, return options
  * SUBSCRIBED, CHILDREN, SPECIAL-USE and STATUS (RFC 5819 LIST-STATUS).
@@ -175,6 +176,10 @@ void imap_cmd_list(struct imap_session *s, struct imap_command *cmd)
 		memcpy(p, ref->str, ref->len);
 		memcpy(p + ref->len, pat->str, pat->len);
 		p[ref->len + pat->len] = '\0';
+		if (imap_pattern_decode(s, p, sizeof(patterns[i])) < 0) {
+			imap_bad(s, "Pattern is not valid modified UTF-7");
+			return;
+		}
 		if (strncasecmp(p, "INBOX", 5) == 0 && (p[5] == '\0' || p[5] == '/'))
 			memcpy(p, "INBOX", 5);
 	}
@@ -194,13 +199,14 @@ void imap_cmd_list(struct imap_session *s, struct imap_command *cmd)
 			continue;
 		b.len = 0;
 		ibuf_printf(&b, "* %s (%s%s%s%s) \"/\" ", cmd->verb,
-			    e->exists ? "" : (o.extended ? "\\NonExistent " : "\\Noselect "),
+			    e->exists ? ""
+				      : (o.extended || s->rev2 ? "\\NonExistent " : "\\Noselect "),
 			    children ? "\\HasChildren" : "\\HasNoChildren",
 			    !lsub && e->subscribed && (o.sel_subscribed || o.ret_subscribed)
 				? " \\Subscribed"
 				: "",
 			    use_attribute(e->use));
-		ibuf_nstring(&b, e->name, strlen(e->name));
+		imap_write_mailbox(s, &b, e->name);
 		if (info)
 			ibuf_printf(&b, " (\"CHILDINFO\" (%s%s%s))",
 				    o.sel_subscribed ? "\"SUBSCRIBED\"" : "",

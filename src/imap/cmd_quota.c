@@ -44,7 +44,7 @@ void imap_cmd_getquotaroot(struct imap_session *s, struct imap_command *cmd)
 		imap_bad(s, "GETQUOTAROOT needs a mailbox name");
 		return;
 	}
-	if (imap_mailbox_name(&cmd->args[0], name, sizeof(name)) < 0) {
+	if (imap_mailbox_arg(s, &cmd->args[0], name, sizeof(name)) < 0) {
 		imap_no(s, "[NONEXISTENT] Invalid mailbox name");
 		return;
 	}
@@ -58,7 +58,7 @@ void imap_cmd_getquotaroot(struct imap_session *s, struct imap_command *cmd)
 		return;
 	}
 	ibuf_str(&b, "* QUOTAROOT ");
-	ibuf_nstring(&b, name, strlen(name));
+	imap_write_mailbox(s, &b, name);
 	ibuf_str(&b, " \"\"\r\n");
 	if (!b.failed)
 		imap_write(s, b.p, b.len);

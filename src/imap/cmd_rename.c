@@ -141,8 +141,8 @@ void imap_cmd_rename(struct imap_session *s, struct imap_command *cmd)
 		imap_bad(s, "RENAME needs two mailbox names");
 		return;
 	}
-	if (imap_mailbox_name(&cmd->args[0], from, sizeof(from)) < 0 ||
-	    imap_mailbox_name(&cmd->args[1], to, sizeof(to)) < 0) {
+	if (imap_mailbox_arg(s, &cmd->args[0], from, sizeof(from)) < 0 ||
+	    imap_mailbox_arg(s, &cmd->args[1], to, sizeof(to)) < 0) {
 		imap_no(s, "[CANNOT] Invalid mailbox name");
 		return;
 	}

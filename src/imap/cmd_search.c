@@ -246,6 +246,8 @@ static bool match(struct imap_session *s, const struct imap_search_key *k, const
 		return !match(s, &k->children[0], m, seq, c);
 	case SEARCH_SEQSET:
 		return imap_seqset_contains(&k->set, seq, (uint32_t)s->sel.n);
+	case SEARCH_SAVED:
+		return imap_saved_contains(s, m->uid);
 	case SEARCH_UIDSET:
 		return s->sel.n &&
 		       imap_seqset_contains(&k->set, m->uid, s->sel.msgs[s->sel.n - 1].uid);
@@ -335,9 +337,10 @@ enum esearch_option {
 	ESEARCH_MAX = 1 << 1,
 	ESEARCH_ALL = 1 << 2,
 	ESEARCH_COUNT = 1 << 3,
+	ESEARCH_SAVE = 1 << 4, /* RFC 5182 */
 };
 
-/* RFC 4731 3: "RETURN (MIN MAX ALL COUNT)"; an empty list means ALL. -1 after a BAD. */
+/* RFC 4731 3: "RETURN (MIN MAX ALL COUNT SAVE)"; an empty list means ALL. -1 after a BAD. */
 static int parse_return(struct imap_session *s, const struct imap_arg *list, unsigned *opts)
 {
 	static const struct {
@@ -346,7 +349,8 @@ static int parse_return(struct imap_session *s, const struct imap_arg *list, uns
 	} names[] = {{"MIN", ESEARCH_MIN},
 		     {"MAX", ESEARCH_MAX},
 		     {"ALL", ESEARCH_ALL},
-		     {"COUNT", ESEARCH_COUNT}};
+		     {"COUNT", ESEARCH_COUNT},
+		     {"SAVE", ESEARCH_SAVE}};
 
 	*opts = 0;
 	for (size_t i = 0; i < list->n; i++) {
@@ -356,6 +360,10 @@ static int parse_return(struct imap_session *s, const struct imap_arg *list, uns
 				break;
 		if (k == sizeof(names) / sizeof(names[0])) {
 			imap_bad(s, "Unsupported SEARCH RETURN option");
+			return -1;
+		}
+		if (*opts & names[k].bit) {
+			imap_bad(s, "Repeated SEARCH RETURN option");
 			return -1;
 		}
 		*opts |= names[k].bit;
@@ -388,7 +396,30 @@ static void write_esearch(struct imap_session *s, struct imap_buf *b, bool uid, 
 	ibuf_str(b, "\r\n");
 }
 
-/* RFC 3501 6.4.4; RFC 4731 (ESEARCH); RFC 7162 3.1.5 for MODSEQ */
+/* RFC 5182 2.4: SAVE keeps every hit, or only the MIN and/or MAX when those
+ * are the only other options. HITS are sequence numbers. */
+static void save_result(struct imap_session *s, unsigned opts, const uint32_t *hits, size_t n)
+{
+	bool only_ends =
+	    (opts & (ESEARCH_MIN | ESEARCH_MAX)) && !(opts & (ESEARCH_ALL | ESEARCH_COUNT));
+	uint32_t *uids = malloc((n + 1) * sizeof(*uids));
+	size_t k = 0;
+
+	if (!uids) {
+		imap_saved_set(s, NULL, 0);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (only_ends &&
+		    !((i == 0 && (opts & ESEARCH_MIN)) || (i == n - 1 && (opts & ESEARCH_MAX))))
+			continue;
+		uids[k++] = s->sel.msgs[hits[i] - 1].uid;
+	}
+	imap_saved_set(s, uids, k);
+}
+
+/* RFC 3501 6.4.4; RFC 4731 (ESEARCH); RFC 5182 (SEARCHRES); RFC 7162 3.1.5 for MODSEQ;
+ * RFC 9051 6.4.4 */
 void imap_cmd_search(struct imap_session *s, struct imap_command *cmd)
 {
 	struct imap_search_key key;
@@ -411,8 +442,15 @@ void imap_cmd_search(struct imap_session *s, struct imap_command *cmd)
 		esearch = true;
 		args += 2;
 		nargs -= 2;
+	} else if (s->rev2) {
+		/* RFC 9051 6.4.4: results come as ESEARCH, like RETURN (ALL). */
+		esearch = true;
+		opts = ESEARCH_ALL;
 	}
 	if (imap_search_parse(args, nargs, &key, err, sizeof(err)) < 0) {
+		/* RFC 5182 2.1: a failed SEARCH ... SAVE leaves "$" empty. */
+		if (opts & ESEARCH_SAVE)
+			imap_saved_set(s, NULL, 0);
 		if (strncmp(err, "[BADCHARSET", 11) == 0)
 			imap_no(s, "%s", err);
 		else
@@ -424,9 +462,13 @@ void imap_cmd_search(struct imap_session *s, struct imap_command *cmd)
 		s->condstore = true;
 	if (imap_search_run(s, &key, &hits, &n_hits, &failed) < 0) {
 		imap_search_key_free(&key);
+		if (opts & ESEARCH_SAVE)
+			imap_saved_set(s, NULL, 0);
 		imap_no(s, "[SERVERBUG] Out of memory");
 		return;
 	}
+	if (opts & ESEARCH_SAVE)
+		save_result(s, opts, hits, n_hits);
 	for (size_t i = 0; i < n_hits; i++) {
 		const struct imap_msg *m = &s->sel.msgs[hits[i] - 1];
 		if (m->modseq > highest)
@@ -434,8 +476,10 @@ void imap_cmd_search(struct imap_session *s, struct imap_command *cmd)
 		if (cmd->uid)
 			hits[i] = m->uid;
 	}
-	if (esearch) {
+	if (esearch && (opts & ~(unsigned)ESEARCH_SAVE)) {
 		write_esearch(s, &b, cmd->uid, opts, hits, n_hits, modseq, highest);
+	} else if (esearch) {
+		/* RFC 5182 2.4: RETURN (SAVE) alone answers nothing but OK. */
 	} else {
 		ibuf_str(&b, "* SEARCH");
 		for (size_t i = 0; i < n_hits; i++)
@@ -451,7 +495,8 @@ void imap_cmd_search(struct imap_session *s, struct imap_command *cmd)
 		imap_no(s, "[SERVERBUG] Out of memory");
 		return;
 	}
-	imap_write(s, b.p, b.len);
+	if (b.len)
+		imap_write(s, b.p, b.len);
 	ibuf_free(&b);
 	if (failed)
 		imap_no(s, "[UNAVAILABLE] Some messages could not be read");

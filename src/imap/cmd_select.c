@@ -1,7 +1,8 @@
 /*
  * cmd_select.c - SELECT and EXAMINE (RFC 3501 6.3.1, 6.3.2) with the
  * CONDSTORE and QRESYNC parameters (RFC 7162). Postern keeps no \Recent
- * state (RFC 9051 dropped it), so RECENT is always 0.
+ * state (RFC 9051 dropped it), so RECENT is always 0 (and left out, with
+ * UNSEEN, once IMAP4rev2 is enabled).
  */
 #include <config.h>
 
@@ -72,7 +73,7 @@ void imap_cmd_select(struct imap_session *s, struct imap_command *cmd)
 		s->state = IMAP_STATE_AUTH;
 		imap_untagged(s, "OK [CLOSED] Previous mailbox closed");
 	}
-	if (imap_mailbox_name(&cmd->args[0], name, sizeof(name)) < 0) {
+	if (imap_mailbox_arg(s, &cmd->args[0], name, sizeof(name)) < 0) {
 		imap_select_params_free(&params);
 		imap_no(s, "[NONEXISTENT] Invalid mailbox name");
 		return;
@@ -97,9 +98,20 @@ void imap_cmd_select(struct imap_session *s, struct imap_command *cmd)
 	else
 		imap_untagged(s, "OK [PERMANENTFLAGS (" SYSTEM_FLAGS " \\*)] Flags permitted");
 	imap_untagged(s, "%zu EXISTS", s->sel.n);
-	imap_untagged(s, "0 RECENT");
-	if (first_unseen)
-		imap_untagged(s, "OK [UNSEEN %zu] First unseen message", first_unseen);
+	if (s->rev2) {
+		/* RFC 9051 6.3.2: LIST with the name as stored; no RECENT, no UNSEEN. */
+		struct imap_buf b = {0};
+		ibuf_str(&b, "* LIST () \"/\" ");
+		imap_write_mailbox(s, &b, mb.name);
+		ibuf_str(&b, "\r\n");
+		if (!b.failed)
+			imap_write(s, b.p, b.len);
+		ibuf_free(&b);
+	} else {
+		imap_untagged(s, "0 RECENT");
+		if (first_unseen)
+			imap_untagged(s, "OK [UNSEEN %zu] First unseen message", first_unseen);
+	}
 	imap_untagged(s, "OK [UIDVALIDITY %u] UIDs valid", mb.uidvalidity);
 	imap_untagged(s, "OK [UIDNEXT %u] Predicted next UID", mb.uidnext);
 	imap_untagged(s, "OK [HIGHESTMODSEQ %llu] Highest", (unsigned long long)mb.highestmodseq);

@@ -43,7 +43,7 @@ int imap_status_send(struct imap_session *s, const char *name, const struct stor
 			return rc;
 	}
 	ibuf_str(&b, "* STATUS ");
-	ibuf_nstring(&b, name, strlen(name));
+	imap_write_mailbox(s, &b, name);
 	ibuf_str(&b, " (");
 	for (size_t i = 0; i < items->n; i++) {
 		ibuf_printf(&b, "%s%s ", i ? " " : "", imap_status_item_name(items->items[i]));
@@ -102,7 +102,7 @@ void imap_cmd_status(struct imap_session *s, struct imap_command *cmd)
 		imap_bad(s, "%s", err);
 		return;
 	}
-	if (imap_mailbox_name(&cmd->args[0], name, sizeof(name)) < 0) {
+	if (imap_mailbox_arg(s, &cmd->args[0], name, sizeof(name)) < 0) {
 		imap_no(s, "[NONEXISTENT] Invalid mailbox name");
 		return;
 	}

@@ -20,7 +20,7 @@ void imap_cmd_subscribe(struct imap_session *s, struct imap_command *cmd)
 		imap_bad(s, "%s needs one mailbox name", cmd->verb);
 		return;
 	}
-	if (imap_mailbox_name(&cmd->args[0], name, sizeof(name)) < 0) {
+	if (imap_mailbox_arg(s, &cmd->args[0], name, sizeof(name)) < 0) {
 		imap_no(s, "[NONEXISTENT] Invalid mailbox name");
 		return;
 	}

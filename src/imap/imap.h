@@ -183,6 +183,7 @@ enum imap_search_op {
 	SEARCH_BODY,
 	SEARCH_TEXT,
 	SEARCH_MODSEQ,
+	SEARCH_SAVED, /* "$" (RFC 5182): the result a SEARCH RETURN (SAVE) kept */
 };
 struct imap_search_key {
 	enum imap_search_op op;
@@ -214,6 +215,12 @@ bool imap_list_match(const char *pattern, const char *name);
 /* Decodes and checks a mailbox argument: "inbox" in any case becomes "INBOX";
  * empty names, empty levels and "/" at either end are refused. 0 or -1. */
 int imap_mailbox_name(const struct imap_arg *arg, char *out, size_t outlen);
+
+/* Modified UTF-7 (RFC 3501 5.1.3), the mailbox names of IMAP4rev1: decodes
+ * IN (LEN bytes; bytes outside "&...-" runs pass through) into UTF-8 OUT,
+ * and encodes UTF-8 into it. 0, or -1 when malformed or OUT is too small. */
+int imap_mutf7_decode(const char *in, size_t len, char *out, size_t outlen);
+int imap_mutf7_encode(const char *utf8, char *out, size_t outlen);
 
 /* ---- LIST / LSUB arguments and STATUS items (imap_list_parse.c) ---- */
 enum imap_status_item {

@@ -93,6 +93,10 @@ struct imap_session {
 	bool idling;
 	bool condstore; /* RFC 7162 3.1: enabled by ENABLE or a CONDSTORE-enabling command */
 	bool qresync;	/* RFC 7162 3.2.3: ENABLE QRESYNC; expunges are reported as VANISHED */
+	bool rev2;	/* ENABLE IMAP4rev2 (RFC 9051 6.3.1): rev2 behaviour where it differs */
+
+	uint32_t *saved; /* SEARCHRES (RFC 5182): the UIDs "$" stands for, ascending */
+	size_t n_saved;
 
 	struct auth_identity id;
 	struct imap_selected sel;
@@ -135,10 +139,14 @@ void imap_sync(struct imap_session *s, bool allow_expunge);
 void imap_send_flags(struct imap_session *s, size_t seq, const struct imap_msg *m, bool uid);
 /* "* VANISHED [(EARLIER) ]uid-set" for the ascending UIDS; nothing when N is 0. */
 void imap_send_vanished(struct imap_session *s, bool earlier, const uint32_t *uids, size_t n);
+/* SEARCHRES: replaces the saved result with UIDS (taken over, ascending). */
+void imap_saved_set(struct imap_session *s, uint32_t *uids, size_t n);
+bool imap_saved_contains(const struct imap_session *s, uint32_t uid);
 /* Writes "\Seen \Flagged kw" for M into B. */
 void imap_format_flags(struct imap_buf *b, uint32_t flags, const char *keywords);
 /* Sequence numbers (1-based) the SET names, by sequence or by UID; malloc'd, *N set.
- * Messages already expunged are left out. -1 on a malformed set (BAD sent). */
+ * "$" is the saved search result (RFC 5182). Messages already expunged are
+ * left out. -1 on a malformed set (BAD sent). */
 int imap_resolve_set(struct imap_session *s, const char *set_text, bool by_uid, uint32_t **out,
 		     size_t *n);
 /* Decrypts message M of the selected mailbox; *MSG malloc'd, wipe before free.
@@ -162,6 +170,14 @@ void imap_changed(int64_t mailbox_id);
 /* Teaches the scanner when mail moves into or out of Junk. */
 void imap_junk_learn(struct imap_session *s, const struct imap_msg *m,
 		     const struct store_mailbox *from, const struct store_mailbox *to);
+
+/* ---- mailbox names on the wire (imap_wire_names.c) ---- */
+/* imap_mailbox_name() after undoing modified UTF-7 (not in IMAP4rev2). 0 or -1. */
+int imap_mailbox_arg(struct imap_session *s, const struct imap_arg *arg, char *out, size_t outlen);
+/* Decodes a LIST pattern in place (not in IMAP4rev2); 0 or -1. */
+int imap_pattern_decode(struct imap_session *s, char *pattern, size_t cap);
+/* NAME (UTF-8) as an IMAP string, in modified UTF-7 unless IMAP4rev2 is on. */
+void imap_write_mailbox(struct imap_session *s, struct imap_buf *b, const char *name);
 
 /* ---- MIME structure (imap_mime.c) ---- */
 struct imap_param {

@@ -108,8 +108,33 @@ int imap_select_load(struct imap_session *s, const struct store_mailbox *mb, boo
 	return STORE_OK;
 }
 
+void imap_saved_set(struct imap_session *s, uint32_t *uids, size_t n)
+{
+	free(s->saved);
+	s->saved = uids;
+	s->n_saved = uids ? n : 0;
+}
+
+bool imap_saved_contains(const struct imap_session *s, uint32_t uid)
+{
+	size_t lo = 0, hi = s->n_saved;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (s->saved[mid] == uid)
+			return true;
+		if (s->saved[mid] < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return false;
+}
+
 void imap_select_close(struct imap_session *s)
 {
+	/* RFC 5182 2.1: the saved result does not outlive the selection. */
+	imap_saved_set(s, NULL, 0);
 	if (s->sel.sub)
 		notify_unsubscribe(s->sel.sub);
 	msgs_free(s->sel.msgs, s->sel.n);
@@ -296,6 +321,18 @@ int imap_resolve_set(struct imap_session *s, const char *set_text, bool by_uid, 
 
 	*out = NULL;
 	*n = 0;
+	if (strcmp(set_text, "$") == 0) {
+		seqs = malloc((s->sel.n + 1) * sizeof(*seqs));
+		if (!seqs) {
+			imap_no(s, "[SERVERBUG] Out of memory");
+			return -1;
+		}
+		for (size_t i = 0; i < s->sel.n; i++)
+			if (!s->sel.msgs[i].expunged && imap_saved_contains(s, s->sel.msgs[i].uid))
+				seqs[(*n)++] = (uint32_t)(i + 1);
+		*out = seqs;
+		return 0;
+	}
 	if (imap_seqset_parse(set_text, &set, err, sizeof(err)) < 0) {
 		imap_bad(s, "%s", err);
 		return -1;

@@ -1,8 +1,9 @@
 /*
  * imap_names.c - mailbox names and LIST patterns (RFC 3501 5.1, 6.3.8) and
  * SASL PLAIN decoding (RFC 4616). Pure. Postern keeps mailbox names in
- * UTF-8 with "/" between levels; names arrive as clients send them (modified
- * UTF-7 is passed through unchanged, like any other 7-bit name).
+ * UTF-8 with "/" between levels; IMAP4rev1 sessions write them in modified
+ * UTF-7 (RFC 3501 5.1.3), converted here both ways (imap_wire_names.c
+ * decides when).
  */
 #include <config.h>
 
@@ -108,4 +109,201 @@ int imap_sasl_plain_decode(const char *b64, size_t len, char *user, size_t userc
 out:
 	sodium_memzero(buf, sizeof(buf));
 	return rc;
+}
+
+/* ---- modified UTF-7 (RFC 3501 5.1.3) ---- */
+
+static const char mb64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,";
+
+static int mb64_value(char c)
+{
+	const char *p = c ? strchr(mb64, c) : NULL;
+	return p ? (int)(p - mb64) : -1;
+}
+
+/* Appends code point CP as UTF-8; false when OUT is full. */
+static bool put_utf8(char *out, size_t outlen, size_t *o, uint32_t cp)
+{
+	unsigned char b[4];
+	size_t n;
+
+	if (cp < 0x80) {
+		b[0] = (unsigned char)cp;
+		n = 1;
+	} else if (cp < 0x800) {
+		b[0] = (unsigned char)(0xc0 | (cp >> 6));
+		b[1] = (unsigned char)(0x80 | (cp & 0x3f));
+		n = 2;
+	} else if (cp < 0x10000) {
+		b[0] = (unsigned char)(0xe0 | (cp >> 12));
+		b[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3f));
+		b[2] = (unsigned char)(0x80 | (cp & 0x3f));
+		n = 3;
+	} else {
+		b[0] = (unsigned char)(0xf0 | (cp >> 18));
+		b[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3f));
+		b[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3f));
+		b[3] = (unsigned char)(0x80 | (cp & 0x3f));
+		n = 4;
+	}
+	if (*o + n >= outlen)
+		return false;
+	memcpy(out + *o, b, n);
+	*o += n;
+	return true;
+}
+
+int imap_mutf7_decode(const char *in, size_t len, char *out, size_t outlen)
+{
+	size_t o = 0;
+
+	if (outlen == 0)
+		return -1;
+	for (size_t i = 0; i < len;) {
+		uint32_t bits = 0, high = 0;
+		unsigned nbits = 0;
+		size_t j;
+
+		if (in[i] != '&') {
+			if (o + 1 >= outlen)
+				return -1;
+			out[o++] = in[i++];
+			continue;
+		}
+		if (i + 1 < len && in[i + 1] == '-') {
+			if (o + 1 >= outlen)
+				return -1;
+			out[o++] = '&';
+			i += 2;
+			continue;
+		}
+		for (j = i + 1; j < len && in[j] != '-'; j++) {
+			int v = mb64_value(in[j]);
+			if (v < 0)
+				return -1;
+			bits = (bits << 6) | (uint32_t)v;
+			nbits += 6;
+			if (nbits < 16)
+				continue;
+			nbits -= 16;
+			uint32_t u = (bits >> nbits) & 0xffff;
+			bits &= (1u << nbits) - 1;
+			if (high) {
+				if (u < 0xdc00 || u > 0xdfff)
+					return -1;
+				u = 0x10000 + ((high - 0xd800) << 10) + (u - 0xdc00);
+				high = 0;
+			} else if (u >= 0xd800 && u <= 0xdbff) {
+				high = u;
+				continue;
+			} else if (u >= 0xdc00 && u <= 0xdfff) {
+				return -1;
+			} else if (u >= 0x20 && u <= 0x7e) {
+				return -1; /* printable ASCII is never encoded */
+			}
+			if (!put_utf8(out, outlen, &o, u))
+				return -1;
+		}
+		/* A run ends with "-", holds something, leaves no pair half done and
+		 * pads with fewer than 6 zero bits. */
+		if (j == len || j == i + 1 || high || nbits >= 6 || bits != 0)
+			return -1;
+		i = j + 1;
+	}
+	out[o] = '\0';
+	return 0;
+}
+
+/* Next code point of UTF-8 text; an invalid byte counts as U+FFFD. */
+static uint32_t next_utf8(const unsigned char **pp)
+{
+	const unsigned char *p = *pp;
+	uint32_t cp;
+	size_t n;
+
+	if (p[0] < 0x80) {
+		*pp = p + 1;
+		return p[0];
+	}
+	if ((p[0] & 0xe0) == 0xc0) {
+		cp = p[0] & 0x1f;
+		n = 1;
+	} else if ((p[0] & 0xf0) == 0xe0) {
+		cp = p[0] & 0x0f;
+		n = 2;
+	} else if ((p[0] & 0xf8) == 0xf0) {
+		cp = p[0] & 0x07;
+		n = 3;
+	} else {
+		*pp = p + 1;
+		return 0xfffd;
+	}
+	for (size_t i = 1; i <= n; i++) {
+		if ((p[i] & 0xc0) != 0x80) {
+			*pp = p + 1;
+			return 0xfffd;
+		}
+		cp = (cp << 6) | (p[i] & 0x3f);
+	}
+	*pp = p + n + 1;
+	return cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff) ? 0xfffd : cp;
+}
+
+int imap_mutf7_encode(const char *utf8, char *out, size_t outlen)
+{
+	const unsigned char *p = (const unsigned char *)utf8;
+	size_t o = 0;
+
+	while (*p) {
+		uint32_t bits = 0;
+		unsigned nbits = 0;
+
+		if (*p >= 0x20 && *p <= 0x7e) {
+			size_t need = *p == '&' ? 2 : 1;
+			if (o + need >= outlen)
+				return -1;
+			out[o++] = (char)*p;
+			if (*p == '&')
+				out[o++] = '-';
+			p++;
+			continue;
+		}
+		if (o + 1 >= outlen)
+			return -1;
+		out[o++] = '&';
+		while (*p && (*p < 0x20 || *p > 0x7e)) {
+			uint32_t cp = next_utf8(&p);
+			uint32_t units[2];
+			size_t nu = 1;
+
+			if (cp >= 0x10000) {
+				units[0] = 0xd800 + ((cp - 0x10000) >> 10);
+				units[1] = 0xdc00 + ((cp - 0x10000) & 0x3ff);
+				nu = 2;
+			} else {
+				units[0] = cp;
+			}
+			for (size_t k = 0; k < nu; k++) {
+				bits = (bits << 16) | units[k];
+				nbits += 16;
+				while (nbits >= 6) {
+					nbits -= 6;
+					if (o + 1 >= outlen)
+						return -1;
+					out[o++] = mb64[(bits >> nbits) & 0x3f];
+				}
+				bits &= (1u << nbits) - 1;
+			}
+		}
+		if (nbits) {
+			if (o + 1 >= outlen)
+				return -1;
+			out[o++] = mb64[(bits << (6 - nbits)) & 0x3f];
+		}
+		if (o + 1 >= outlen)
+			return -1;
+		out[o++] = '-';
+	}
+	out[o] = '\0';
+	return 0;
 }

@@ -276,6 +276,10 @@ static int parse_key(struct cursor *c, struct imap_search_key *k, unsigned depth
 			return -1;
 		if (s->type != IMAP_ARG_ATOM)
 			return fail(c->err, c->errlen, "invalid sequence set", NULL);
+		if (strcmp(s->str, "$") == 0) {
+			k->op = SEARCH_SAVED; /* RFC 5182 2.1: "UID $" is the same as "$" */
+			return 0;
+		}
 		return imap_seqset_parse(s->str, &k->set, c->err, c->errlen);
 	}
 	if (strcasecmp(name, "NOT") == 0) {
@@ -296,6 +300,10 @@ static int parse_key(struct cursor *c, struct imap_search_key *k, unsigned depth
 			return -1;
 		k->n = 2;
 		return parse_key(c, &k->children[1], depth + 1);
+	}
+	if (strcmp(name, "$") == 0) {
+		k->op = SEARCH_SAVED;
+		return 0;
 	}
 	if (isdigit((unsigned char)name[0]) || name[0] == '*') {
 		k->op = SEARCH_SEQSET;

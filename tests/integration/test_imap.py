@@ -531,7 +531,7 @@ class ImapTest(ImapBase):
         self.assertEqual(lines, [b'* ESEARCH (TAG "e3") COUNT 0'])
         lines, _ = r.cmd("SEARCH RETURN (ALL) OR 1 3:4", tag="e4")
         self.assertEqual(lines, [b'* ESEARCH (TAG "e4") ALL 1,3:4'])
-        _, tagged = r.cmd("SEARCH RETURN (SAVE) ALL")
+        _, tagged = r.cmd("SEARCH RETURN (PARTIAL 1:5) ALL")
         self.assertIn(b"BAD", tagged)
 
     # ---- two sessions ----

@@ -731,6 +731,116 @@ START_TEST(test_mime_many_parts_bounded)
 }
 END_TEST
 
+START_TEST(test_mutf7)
+{
+	static const struct {
+		const char *utf8, *mutf7;
+	} v[] = {{"\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e", "&ZeVnLIqe-"},
+		 {"Entw\xc3\xbcrfe", "Entw&APw-rfe"},
+		 {"\xf0\x9f\x98\x80x", "&2D3eAA-x"},
+		 {"~peter/mail/\xe5\x8f\xb0\xe5\x8c\x97/\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e",
+		  "~peter/mail/&U,BTFw-/&ZeVnLIqe-"},
+		 {"\xc3\x84rger&Co", "&AMQ-rger&-Co"},
+		 {"plain", "plain"}};
+	static const char *const bad[] = {"&",	   "&ZeVnLIqe", "&AGE-", "&2D3e-",
+					  "&3gA-", "&Ze!-",	"&-&",	 "&AMR-"};
+	char out[256];
+
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+		ck_assert_int_eq(imap_mutf7_encode(v[i].utf8, out, sizeof(out)), 0);
+		ck_assert_str_eq(out, v[i].mutf7);
+		ck_assert_int_eq(
+		    imap_mutf7_decode(v[i].mutf7, strlen(v[i].mutf7), out, sizeof(out)), 0);
+		ck_assert_str_eq(out, v[i].utf8);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		ck_assert_msg(imap_mutf7_decode(bad[i], strlen(bad[i]), out, sizeof(out)) < 0, "%s",
+			      bad[i]);
+	/* 8-bit bytes outside "&...-" pass through; OUT bounds are kept. */
+	ck_assert_int_eq(imap_mutf7_decode("\xc3\xa4", 2, out, sizeof(out)), 0);
+	ck_assert_str_eq(out, "\xc3\xa4");
+	ck_assert_int_eq(imap_mutf7_decode("&ZeVnLIqe-", 10, out, 9), -1);
+	ck_assert_int_eq(imap_mutf7_encode("\xe6\x97\xa5\xe6\x9c\xac", out, 6), -1);
+}
+END_TEST
+
+START_TEST(test_select_params)
+{
+	struct imap_command c;
+	struct imap_select_params p;
+	char err[160];
+
+	ck_assert_int_eq(parse("t SELECT INBOX", &c), 0);
+	ck_assert_int_eq(imap_select_params_parse(c.args + 1, c.n_args - 1, &p, err, sizeof(err)),
+			 0);
+	ck_assert(!p.condstore && !p.qresync);
+	imap_command_free(&c);
+	ck_assert_int_eq(parse("t SELECT INBOX (CONDSTORE QRESYNC (67890007 20050715194045000 "
+			       "41,43:211,214:541 (1:10 41:50)))",
+			       &c),
+			 0);
+	ck_assert_int_eq(imap_select_params_parse(c.args + 1, c.n_args - 1, &p, err, sizeof(err)),
+			 0);
+	ck_assert(p.condstore && p.qresync && p.has_known_uids && p.has_seq_match);
+	ck_assert_uint_eq(p.uidvalidity, 67890007);
+	ck_assert_uint_eq(p.modseq, 20050715194045000ULL);
+	ck_assert(imap_seqset_contains(&p.known_uids, 300, 1000));
+	ck_assert(!imap_seqset_contains(&p.known_uids, 212, 1000));
+	ck_assert(imap_seqset_contains(&p.match_uids, 45, 1000));
+	imap_select_params_free(&p);
+	imap_command_free(&c);
+	ck_assert_int_eq(parse("t SELECT INBOX (QRESYNC (1 2 (1:2 3:4)))", &c), 0);
+	ck_assert_int_eq(imap_select_params_parse(c.args + 1, c.n_args - 1, &p, err, sizeof(err)),
+			 0);
+	ck_assert(p.qresync && !p.has_known_uids && p.has_seq_match);
+	imap_select_params_free(&p);
+	imap_command_free(&c);
+
+	static const char *const bad[] = {
+	    "t SELECT INBOX ()",
+	    "t SELECT INBOX (QRESYNC)",
+	    "t SELECT INBOX (QRESYNC (1))",
+	    "t SELECT INBOX (QRESYNC (0 1))",
+	    "t SELECT INBOX (QRESYNC (1 0))",
+	    "t SELECT INBOX (QRESYNC (4294967296 1))",
+	    "t SELECT INBOX (QRESYNC (1 9223372036854775808))",
+	    "t SELECT INBOX (QRESYNC (1 1 x))",
+	    "t SELECT INBOX (QRESYNC (1 1 1 (1)))",
+	    "t SELECT INBOX (QRESYNC (1 1 1 (1 2) 3))",
+	    "t SELECT INBOX (CONDSTORE CONDSTORE)",
+	    "t SELECT INBOX (FOO)",
+	    "t SELECT INBOX CONDSTORE",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		ck_assert_int_eq(parse(bad[i], &c), 0);
+		ck_assert_msg(
+		    imap_select_params_parse(c.args + 1, c.n_args - 1, &p, err, sizeof(err)) < 0,
+		    "%s", bad[i]);
+		imap_command_free(&c);
+	}
+}
+END_TEST
+
+START_TEST(test_search_saved_result)
+{
+	struct imap_command c;
+	struct imap_search_key k;
+	char err[160];
+
+	ck_assert_int_eq(parse("t SEARCH $ UID $ OR $ SEEN", &c), 0);
+	ck_assert_int_eq(imap_search_parse(c.args, c.n_args, &k, err, sizeof(err)), 0);
+	ck_assert_uint_eq(k.n, 3);
+	ck_assert_int_eq(k.children[0].op, SEARCH_SAVED);
+	ck_assert_int_eq(k.children[1].op, SEARCH_SAVED);
+	ck_assert_int_eq(k.children[2].children[0].op, SEARCH_SAVED);
+	imap_search_key_free(&k);
+	imap_command_free(&c);
+	ck_assert_int_eq(parse("t SEARCH $,1", &c), 0);
+	ck_assert_int_eq(imap_search_parse(c.args, c.n_args, &k, err, sizeof(err)), -1);
+	imap_command_free(&c);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("imap_parse");
@@ -760,6 +870,9 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_binary_items);
 	tcase_add_test(tc, test_binary_decoding);
 	tcase_add_test(tc, test_literal8);
+	tcase_add_test(tc, test_mutf7);
+	tcase_add_test(tc, test_select_params);
+	tcase_add_test(tc, test_search_saved_result);
 	suite_add_tcase(s, tc);
 	return s;
 }
