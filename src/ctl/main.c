@@ -40,7 +40,6 @@ static const struct ctl_group groups[] = {
 	{"init", ctl_cmd_init, N_("create a data dir with config, certificate and store")},
 	{"otp", ctl_cmd_otp, N_("one-time codes (TOTP): enroll, reset, status, disable")},
 	{"pgp", ctl_cmd_pgp, N_("OpenPGP keys of a user: keygen, import, export, list, delete, locate")},
-	{"pgp-policy", ctl_pgp_policy, N_("OpenPGP/S-MIME signing and encryption policy of a domain or user")},
 	{"quarantine", ctl_cmd_quarantine, N_("messages held back as malware: list, show, release, delete")},
 	{"queue", ctl_cmd_queue, N_("outbound queue: list, show, retry, flush, delete, hold, release")},
 	{"quota", ctl_cmd_quota, N_("mailbox quotas: set")},

@@ -151,9 +151,9 @@ class PgpMail(unittest.TestCase):
         shutil.rmtree(cls.dir, ignore_errors=True)
 
     def tearDown(self):
-        self.srv.ctl("pgp-policy", ALICE, "--reset")
-        self.srv.ctl("pgp-policy", BOB, "--reset")
-        self.srv.ctl("pgp-policy", "example.org", "--reset")
+        self.srv.ctl("pgp", "policy", ALICE, "--reset")
+        self.srv.ctl("pgp", "policy", BOB, "--reset")
+        self.srv.ctl("pgp", "policy", "example.org", "--reset")
 
     # ---- clients ----
     def submit(self, rcpts, message):
@@ -226,7 +226,7 @@ class PgpMail(unittest.TestCase):
         self.assertNotIn(password, self.srv.log())
 
     def test_encryption_to_a_local_user_decrypts_with_the_peer_key(self):
-        self.srv.ctl("pgp-policy", ALICE, "--encrypt", "if-possible")
+        self.srv.ctl("pgp", "policy", ALICE, "--encrypt", "if-possible")
         msg = crlf(b"From: alice@example.org\nTo: bob@example.org\nSubject: for-bob-only\n\n"
                    b"Only Bob reads this.\n")
         self.submit([BOB], msg)
@@ -250,7 +250,7 @@ class PgpMail(unittest.TestCase):
             alice_keys.close()
 
     def test_required_encryption_refuses_a_recipient_without_key(self):
-        self.srv.ctl("pgp-policy", "example.org", "--encrypt", "required")
+        self.srv.ctl("pgp", "policy", "example.org", "--encrypt", "required")
         before = json.loads(self.srv.ctl("queue", "list", "--json").stdout)
         msg = crlf(b"From: alice@example.org\nTo: dave@nokey.example\nSubject: refused\n\nx\n")
         with self.assertRaises(smtplib.SMTPDataError) as cm:
@@ -269,7 +269,7 @@ class PgpMail(unittest.TestCase):
         finally:
             c.logout()
         # The user's own "never" wins over the domain's "required".
-        self.srv.ctl("pgp-policy", ALICE, "--encrypt", "never")
+        self.srv.ctl("pgp", "policy", ALICE, "--encrypt", "never")
         self.submit([BOB], crlf(b"From: alice@example.org\nSubject: in-clear\n\nclear\n"))
         self.assertIn(b"clear", self.last_message(BOB, BOB_PW, "in-clear"))
 
@@ -379,7 +379,7 @@ class PgpMail(unittest.TestCase):
         self.assertTrue(r.startswith("error; kind=smime") or r.startswith("bad; kind=smime"), r)
 
     def test_encrypted_inbound_for_an_opted_in_user_without_login_is_stored_as_received(self):
-        self.srv.ctl("pgp-policy", BOB, "--decrypt-inbound", "yes")
+        self.srv.ctl("pgp", "policy", BOB, "--decrypt-inbound", "yes")
         entity = b"Content-Type: text/plain\r\n\r\nSecret for Bob.\r\n"
         enc = self.carol.gpg("--import", input=self.bob_peer.gpg("--export", BOB).stdout)
         enc = crlf(self.carol.gpg("--encrypt", "--armor", "-r", BOB, input=entity).stdout)
@@ -408,27 +408,27 @@ class PgpPolicyCli(unittest.TestCase):
         cls.srv.close()
 
     def test_set_show_list_reset(self):
-        self.srv.ctl("pgp-policy", "example.org", "--sign", "never", "--encrypt", "required")
-        self.srv.ctl("pgp-policy", ALICE, "--decrypt-inbound", "yes")
-        shown = json.loads(self.srv.ctl("--json", "pgp-policy", ALICE).stdout)
+        self.srv.ctl("pgp", "policy", "example.org", "--sign", "never", "--encrypt", "required")
+        self.srv.ctl("pgp", "policy", ALICE, "--decrypt-inbound", "yes")
+        shown = json.loads(self.srv.ctl("--json", "pgp", "policy", ALICE).stdout)
         self.assertEqual(shown["effective"], {"sign": "never", "encrypt": "required",
                                               "decrypt_inbound": True})
         self.assertIsNone(shown["encrypt"])
-        rows = json.loads(self.srv.ctl("--json", "pgp-policy").stdout)
+        rows = json.loads(self.srv.ctl("--json", "pgp", "policy").stdout)
         self.assertEqual(sorted(r["name"] for r in rows), [ALICE, "example.org"])
-        self.srv.ctl("pgp-policy", ALICE, "--reset")
-        shown = json.loads(self.srv.ctl("--json", "pgp-policy", ALICE).stdout)
+        self.srv.ctl("pgp", "policy", ALICE, "--reset")
+        shown = json.loads(self.srv.ctl("--json", "pgp", "policy", ALICE).stdout)
         self.assertFalse(shown["effective"]["decrypt_inbound"])
 
     def test_bad_arguments(self):
-        res = self.srv.ctl("pgp-policy", ALICE, "--encrypt", "maybe", check=False)
+        res = self.srv.ctl("pgp", "policy", ALICE, "--encrypt", "maybe", check=False)
         self.assertEqual(res.returncode, 2)
         self.assertIn("--encrypt", res.stderr)
-        res = self.srv.ctl("pgp-policy", "nobody@example.org", check=False)
+        res = self.srv.ctl("pgp", "policy", "nobody@example.org", check=False)
         self.assertEqual(res.returncode, 3)
-        res = self.srv.ctl("pgp-policy", "nodomain.example", "--sign", "always", check=False)
+        res = self.srv.ctl("pgp", "policy", "nodomain.example", "--sign", "always", check=False)
         self.assertEqual(res.returncode, 3)
-        res = self.srv.ctl("pgp-policy", ALICE, "--reset", "--sign", "always", check=False)
+        res = self.srv.ctl("pgp", "policy", ALICE, "--reset", "--sign", "always", check=False)
         self.assertEqual(res.returncode, 2)
 
 
