@@ -485,8 +485,8 @@ static void *imap_open(struct conn *c)
 	strcpy(s->tag, "*");
 	s->cmd_start = now_usec();
 	if (conn_is_tls(c))
-		conn_printf(c, "* OK [CAPABILITY IMAP4rev1 IMAP4rev2 LITERAL+ AUTH=PLAIN SASL-IR ID ENABLE] "
-			       "Postern IMAP server ready\r\n");
+		conn_printf(c, "* OK [CAPABILITY IMAP4rev1 IMAP4rev2 LITERAL+ AUTH=PLAIN SASL-IR ID "
+			       "ENABLE] Postern IMAP server ready\r\n");
 	else
 		conn_printf(c, "* OK Postern IMAP server ready\r\n");
 	return s;
