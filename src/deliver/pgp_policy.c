@@ -125,27 +125,60 @@ static void trace_info(const struct deliver_envelope *env, const char *user, con
 
 /* ---- submission ---- */
 
+/* RCPT's own S/MIME certificates (PEM) from home R into *OUT; 1 with data. */
+static int export_certs(struct gpg_user *r, const char *rcpt, char **out, size_t *out_len)
+{
+	gpgme_ctx_t ctx = gpg_user_ctx(r, GPGME_PROTOCOL_CMS);
+	gpgme_data_t d = NULL;
+	char *p;
+	size_t n = 0;
+
+	*out = NULL;
+	if (!ctx || gpgme_data_new(&d) != 0)
+		return -1;
+	gpgme_set_armor(ctx, 1);
+	if (gpgme_op_export(ctx, rcpt, 0, d) != 0) {
+		gpgme_data_release(d);
+		return -1;
+	}
+	p = gpgme_data_release_and_get_mem(d, &n);
+	if (!p || n == 0) {
+		gpgme_free(p);
+		return 0;
+	}
+	*out = malloc(n);
+	if (*out)
+		memcpy(*out, p, n);
+	gpgme_free(p);
+	*out_len = n;
+	return *out ? 1 : -1;
+}
+
 /*
- * A local recipient's own OpenPGP key, copied into the sender's home so the
- * sender can encrypt to it. Returns 1 when a key was imported.
+ * A local recipient's own key (OpenPGP) or certificate (S/MIME), copied
+ * from their home into the sender's so the sender can encrypt to it.
+ * Returns 1 when something was imported.
  */
 static int import_local_key(struct store *st, const struct config *cfg, struct gpg_user *sender,
-			    const char *rcpt)
+			    gpgme_protocol_t proto, const char *rcpt)
 {
 	char resolved[STORE_ADDRESS_MAX + 1], err[256];
 	struct gpg_user *r = NULL;
 	char *key = NULL;
 	size_t key_len = 0;
 	unsigned n = 0;
-	int rc = 0;
+	int rc = 0, found;
 
 	if (store_resolve_address(st, rcpt, resolved) != STORE_OK || !home_exists(cfg, resolved))
 		return 0;
 	if (gpg_user_open(cfg, resolved, NULL, &r, err, sizeof(err)) != 0)
 		return 0;
-	if (gpg_user_export_own(r, false, &key, &key_len, err, sizeof(err)) == 1 &&
-	    gpg_user_import_public(sender, GPGME_PROTOCOL_OpenPGP, key, key_len, &n, err,
-				   sizeof(err)) == 0)
+	if (proto == GPGME_PROTOCOL_CMS)
+		found = export_certs(r, resolved, &key, &key_len);
+	else
+		found = gpg_user_export_own(r, false, &key, &key_len, err, sizeof(err));
+	if (found == 1 &&
+	    gpg_user_import_public(sender, proto, key, key_len, &n, err, sizeof(err)) == 0)
 		rc = 1;
 	free(key);
 	gpg_user_close(r);
@@ -161,10 +194,9 @@ static gpgme_key_t recipient_key(struct store *st, const struct config *cfg, str
 
 	if (gpg_user_find_key(u, proto, rcpt, false, &key, err, sizeof(err)) == 1)
 		return key;
-	if (proto != GPGME_PROTOCOL_OpenPGP)
-		return NULL;
-	if (local ? import_local_key(st, cfg, u, rcpt) == 1
-		  : (cfg->pgp.wkd_lookup && gpg_user_wkd_fetch(u, rcpt, err, sizeof(err)) == 1))
+	if (local ? import_local_key(st, cfg, u, proto, rcpt) == 1
+		  : (proto == GPGME_PROTOCOL_OpenPGP && cfg->pgp.wkd_lookup &&
+		     gpg_user_wkd_fetch(u, rcpt, err, sizeof(err)) == 1))
 		if (gpg_user_find_key(u, proto, rcpt, false, &key, err, sizeof(err)) == 1)
 			return key;
 	return NULL;

@@ -396,6 +396,59 @@ class PgpMail(unittest.TestCase):
         self.assertIn(b"Secret for Bob.", res.stdout)
 
 
+def cms_recipient_serials(der):
+    """Serial numbers of the recipients of CMS enveloped-data DER, read by openssl."""
+    out = subprocess.run(["openssl", "cms", "-cmsout", "-print", "-inform", "DER"], input=der,
+                         capture_output=True, check=True, timeout=60).stdout.decode()
+    return {int(v, 0) for v in re.findall(r"serialNumber: (0x[0-9A-Fa-f]+|\d+)", out)}
+
+
+def cert_serial(pem):
+    out = subprocess.run(["openssl", "x509", "-noout", "-serial"], input=pem.encode(),
+                         capture_output=True, check=True, timeout=60).stdout.decode()
+    return int(out.strip().split("=", 1)[1], 16)
+
+
+class SmimeSubmission(unittest.TestCase):
+    """S/MIME encryption at submission with certificates of the organization CA."""
+
+    def test_required_encryption_uses_smime_when_only_certificates_exist(self):
+        with Server(listeners=("submission", "imap"), config={"auth": FAST_AUTH}) as srv:
+            srv.add_domain("example.org")
+            srv.add_user(ALICE, ALICE_PW)
+            srv.add_user(BOB, BOB_PW)
+            srv.ctl("smime", "ca", "init")
+            srv.ctl("smime", "issue", ALICE, input=ALICE_PW + "\n")
+            srv.ctl("smime", "issue", BOB, input=BOB_PW + "\n")
+            srv.ctl("pgp", "policy", ALICE, "--encrypt", "required")
+            with smtplib.SMTP("127.0.0.1", srv.port("submission"), timeout=120) as c:
+                c.starttls(context=srv.ssl_context())
+                c.login(ALICE, ALICE_PW)
+                c.sendmail(ALICE, [BOB], crlf(b"From: alice@example.org\nSubject: smime-enc\n\n"
+                                              b"S/MIME for Bob.\n"))
+            c = imaplib.IMAP4("127.0.0.1", srv.port("imap"), timeout=120)
+            try:
+                c.starttls(ssl_context=srv.ssl_context())
+                c.login(BOB, BOB_PW)
+                got = None
+                for box in ("INBOX", "Junk"):
+                    c.select(box)
+                    ids = c.search(None, "SUBJECT", '"smime-enc"')[1][0].split()
+                    if ids:
+                        got = c.fetch(ids[-1], "(BODY.PEEK[])")[1][0][1]
+                        break
+            finally:
+                c.logout()
+            self.assertIsNotNone(got)
+            self.assertIn(b"smime-type=enveloped-data", got)
+            self.assertNotIn(b"S/MIME for Bob", got)
+            der = base64.b64decode(got.split(b"\r\n\r\n", 1)[1])
+            serials = cms_recipient_serials(der)
+            for user in (BOB, ALICE):
+                pem = srv.ctl("smime", "export", user).stdout
+                self.assertIn(cert_serial(pem), serials, "%s is not a recipient" % user)
+
+
 class PgpPolicyCli(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
