@@ -485,10 +485,11 @@ static bool send_to(struct held *h, const struct sockaddr_storage *addr,
 		    uint16_t port, struct member *m, size_t n, struct variants *v, bool *permanent)
 {
 	const struct store_queue_entry *lead = m[0].e;
-	struct queue_reply_info info;
-	enum queue_result res;
+	struct queue_reply_info info = {0};
+	enum queue_result res = QUEUE_TEMPFAIL;
 	struct queue_session *s = session_for(h, addr, opts, trace_id, host, port, &info, &res);
 	struct queue_rcpt rcpts[QUEUE_RCPTS_MAX];
+	char tls_version[sizeof(h->tls_version)], tls_cipher[sizeof(h->tls_cipher)];
 	size_t idx[QUEUE_RCPTS_MAX], k = 0;
 	struct queue_envelope env = {
 	    .sender = lead->sender,
@@ -507,6 +508,9 @@ static bool send_to(struct held *h, const struct sockaddr_storage *addr,
 		}
 		return false;
 	}
+	/* the session's TLS, kept before a failure closes it */
+	snprintf(tls_version, sizeof(tls_version), "%s", h->tls_version);
+	snprintf(tls_cipher, sizeof(tls_cipher), "%s", h->tls_cipher);
 	variant_for(v, lead->id, !queue_session_caps(s)->eightbit, &env.data, &env.len);
 	for (size_t i = 0; i < n; i++) {
 		if (!m[i].pending)
@@ -524,10 +528,8 @@ static bool send_to(struct held *h, const struct sockaddr_storage *addr,
 
 		mm->res = rcpts[j].result;
 		mm->info = rcpts[j].info;
-		snprintf(mm->info.tls_version, sizeof(mm->info.tls_version), "%s",
-			 info.tls_version[0] ? info.tls_version : h->tls_version);
-		snprintf(mm->info.tls_cipher, sizeof(mm->info.tls_cipher), "%s",
-			 info.tls_cipher[0] ? info.tls_cipher : h->tls_cipher);
+		snprintf(mm->info.tls_version, sizeof(mm->info.tls_version), "%s", tls_version);
+		snprintf(mm->info.tls_cipher, sizeof(mm->info.tls_cipher), "%s", tls_cipher);
 		snprintf(mm->mta, sizeof(mm->mta), "%s", host);
 		if (mm->res != QUEUE_TEMPFAIL)
 			mm->pending = false;
