@@ -579,9 +579,38 @@ static int signed_entity(gpgme_ctx_t ctx, gpgme_key_t signer, const struct buf *
 }
 
 /*
+ * RFC 3156 3 / RFC 8551 3.1.3: what is signed must survive transport
+ * unchanged, and trailing whitespace or a line starting with "From " may
+ * not. Like GMime's own signing, every leaf that is not base64 becomes
+ * quoted-printable (which protects both); parts already signed or
+ * encrypted are left alone.
+ */
+static void sign_prepare(GMimeObject *obj)
+{
+	if (GMIME_IS_MULTIPART_SIGNED(obj) || GMIME_IS_MULTIPART_ENCRYPTED(obj))
+		return;
+	if (GMIME_IS_MULTIPART(obj)) {
+		int n = g_mime_multipart_get_count(GMIME_MULTIPART(obj));
+
+		for (int i = 0; i < n; i++)
+			sign_prepare(g_mime_multipart_get_part(GMIME_MULTIPART(obj), i));
+	} else if (GMIME_IS_MESSAGE_PART(obj)) {
+		GMimeMessage *m = g_mime_message_part_get_message(GMIME_MESSAGE_PART(obj));
+
+		if (m && g_mime_message_get_mime_part(m))
+			sign_prepare(g_mime_message_get_mime_part(m));
+	} else if (GMIME_IS_PART(obj) &&
+		   g_mime_part_get_content_encoding(GMIME_PART(obj)) !=
+		       GMIME_CONTENT_ENCODING_BASE64) {
+		g_mime_part_set_content_encoding(GMIME_PART(obj),
+						 GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE);
+	}
+}
+
+/*
  * The entity of MSG prepared for signing: parsed by GMime, every part
- * re-encoded so that it is 7-bit safe (RFC 3156 3: quoted-printable or
- * base64 instead of 8bit/binary), written with CRLF line ends.
+ * re-encoded so that it is 7-bit safe and survives transport (RFC 3156 3:
+ * base64 or quoted-printable), written with CRLF line ends.
  */
 static int prepare_entity(const unsigned char *msg, size_t len, bool seven_bit, struct buf *outer,
 			  struct buf *entity, char *err, size_t errlen)
@@ -602,8 +631,10 @@ static int prepare_entity(const unsigned char *msg, size_t len, bool seven_bit, 
 		set_err(err, errlen, "the message's MIME structure cannot be parsed");
 		return -1;
 	}
-	if (seven_bit)
+	if (seven_bit) {
 		g_mime_object_encode(obj, GMIME_ENCODING_CONSTRAINT_7BIT);
+		sign_prepare(obj);
+	}
 	write_object_crlf(obj, entity);
 	g_object_unref(obj);
 	buf_free(&raw);

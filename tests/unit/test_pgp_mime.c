@@ -182,6 +182,9 @@ START_TEST(test_pgp_sign_is_valid_and_7bit)
 	for (size_t i = hl; i < len; i++)
 		ck_assert_msg(m[i] < 0x80, "8-bit byte at %zu", i);
 	ck_assert_ptr_nonnull(memmem(m, len, "quoted-printable", 16));
+	/* ... and the trailing space is protected (RFC 3156 3). */
+	ck_assert_ptr_nonnull(memmem(m, len, "here=20\r\n", 9));
+	ck_assert_ptr_null(memmem(m, len, "here \r\n", 7));
 	pgp_mime_inspect(m, len, &info);
 	ck_assert_int_eq(info.signed_kind, PGP_KIND_PGPMIME);
 	ck_assert_int_eq(info.encrypted_kind, PGP_KIND_NONE);
