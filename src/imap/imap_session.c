@@ -284,14 +284,13 @@ static bool cmd_append_bytes(struct imap_session *s, const void *data, size_t le
 
 static void cmd_reset(struct imap_session *s)
 {
+	/* Not kept between commands: thousands of idling sessions would each
+	 * hold one (and a big APPEND buffer not for the rest of the session). */
 	if (s->cmd) {
 		sodium_memzero(s->cmd, s->cmd_len);
-		/* A big APPEND buffer is not kept for the rest of the session. */
-		if (s->cmd_cap > IMAP_COMMAND_SMALL_MAX) {
-			free(s->cmd);
-			s->cmd = NULL;
-			s->cmd_cap = 0;
-		}
+		free(s->cmd);
+		s->cmd = NULL;
+		s->cmd_cap = 0;
 	}
 	s->cmd_len = 0;
 }
@@ -421,6 +420,13 @@ static void imap_input(void *arg)
 	struct imap_session *s = arg;
 
 	s->in_input = true;
+	/* The line buffer exists only while input is handled: an idle session
+	 * (most of them, in IDLE) holds none. Each line is wiped after use. */
+	if (!s->line && !(s->line = malloc(s->line_max + 2))) {
+		conn_close(s->c);
+		s->in_input = false;
+		return;
+	}
 	if (imap_compress_input(s, false) < 0)
 		goto broken;
 	while (!s->busy && !conn_is_closing(s->c) && s->state != IMAP_STATE_LOGOUT) {
@@ -449,12 +455,16 @@ static void imap_input(void *arg)
 		sodium_memzero(s->line, (size_t)n);
 	}
 	(void)imap_compress_input(s, true);
+	free(s->line);
+	s->line = NULL;
 	s->in_input = false;
 	return;
 broken:
 	imap_printf(s, "* BYE Compressed input is corrupt or too large\r\n");
 	imap_compress_free(s);
 	conn_close(s->c);
+	free(s->line);
+	s->line = NULL;
 	s->in_input = false;
 }
 
@@ -474,11 +484,6 @@ static void *imap_open(struct conn *c)
 	if (max < IMAP_LINE_MIN)
 		max = IMAP_LINE_MIN;
 	s->line_max = max;
-	s->line = malloc(max + 2);
-	if (!s->line) {
-		free(s);
-		return NULL;
-	}
 	s->cmd_max = s->cfg->limits.max_message_size + IMAP_LINE_MIN;
 	if (s->cmd_max < IMAP_COMMAND_SMALL_MAX)
 		s->cmd_max = IMAP_COMMAND_SMALL_MAX;
@@ -524,8 +529,7 @@ static void imap_close(void *arg)
 	auth_identity_clear(&s->id);
 	cmd_reset(s);
 	free(s->cmd);
-	sodium_memzero(s->line, s->line_max + 2);
-	free(s->line);
+	free(s->line); /* NULL outside imap_input(); each line was wiped */
 	free(s);
 }
 
