@@ -7,6 +7,7 @@ gpg-wks-client, the key read back by gpg) and fetched by posternctl from a
 loopback HTTPS server with a test CA; bad input gives a clear error and the
 documented exit code, never a crash."""
 
+import errno
 import http.server
 import json
 import os
@@ -15,6 +16,7 @@ import ssl
 import subprocess
 import tempfile
 import threading
+import time
 import unittest
 import urllib.error
 import urllib.request
@@ -326,6 +328,8 @@ class _KeyHandler(http.server.BaseHTTPRequestHandler):
         body = self.routes.get(self.path.split("?")[0])
         self.send_response(200 if body else 404)
         self.send_header("Content-Length", str(len(body or b"")))
+        self.send_header("Connection", "close")
+        self.close_connection = True
         self.end_headers()
         self.wfile.write(body or b"")
 
@@ -377,7 +381,14 @@ class WkdClientTest(unittest.TestCase):
             ca + ".key", "-CAcreateserial", "-days", "2", "-extfile", cert + ".ext",
             "-out", cert + ".pem")
         handler = type("Handler", (_KeyHandler,), {"routes": routes})
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 443), handler)
+        for attempt in range(50):  # the previous server's port may still be held briefly
+            try:
+                self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 443), handler)
+                break
+            except OSError as e:
+                if e.errno != errno.EADDRINUSE or attempt == 49:
+                    raise
+                time.sleep(0.1)
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(cert + ".pem", cert + ".key")
         self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
