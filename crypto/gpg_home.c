@@ -22,6 +22,7 @@
 #include <limits.h>
 #include <locale.h>
 #include <pthread.h>
+#include <pwd.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -417,6 +418,25 @@ static int home_prepare(const struct config *cfg, const char *address, char *hom
 	return 0;
 }
 
+/* Homes belong to the account posternd runs as: root must not create them or
+ * run a gpg-agent in them (the daemon could not use them afterwards). */
+static bool home_owner_ok(const struct config *cfg, char *err, size_t errlen)
+{
+	struct passwd pw, *found = NULL;
+	char buf[4096];
+
+	if (geteuid() != 0 || cfg->server.user[0] == '\0')
+		return true;
+	if (getpwnam_r(cfg->server.user, &pw, buf, sizeof(buf), &found) != 0 || found == NULL ||
+	    found->pw_uid == 0)
+		return true;
+	gpg_set_err(err, errlen,
+		    _("GnuPG homes belong to the account posternd runs as; run this as \"%s\" "
+		      "(e.g. sudo -u %s posternctl ...), not as root"),
+		    cfg->server.user, cfg->server.user);
+	return false;
+}
+
 int gpg_user_open(const struct config *cfg, const char *address, const struct user_key *key,
 		  struct gpg_user **out, char *err, size_t errlen)
 {
@@ -433,6 +453,8 @@ int gpg_user_open(const struct config *cfg, const char *address, const struct us
 		gpg_set_err(err, errlen, _("invalid address \"%s\""), address ? address : "");
 		return -1;
 	}
+	if (!home_owner_ok(cfg, err, errlen))
+		return -1;
 	u = calloc(1, sizeof(*u));
 	if (u == NULL) {
 		gpg_set_err(err, errlen, _("out of memory"));

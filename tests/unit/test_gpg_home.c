@@ -33,6 +33,8 @@ static void setup(void)
 	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
 	config_defaults(&cfg);
 	snprintf(cfg.server.data_dir, sizeof(cfg.server.data_dir), "%s", tmpdir);
+	/* No daemon account: the homes may belong to whoever runs the test. */
+	cfg.server.user[0] = '\0';
 }
 
 static void teardown(void)
