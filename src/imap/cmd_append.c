@@ -1,8 +1,10 @@
 /*
- * cmd_append.c - APPEND (RFC 3501 6.3.11) with APPENDUID (RFC 4315) and
- * APPENDLIMIT (RFC 7889). The message goes through deliver_to_mailbox() on
- * the job pool: scanned (result stored 1:1), sealed to the owner's key,
- * stored; the session waits meanwhile.
+ * cmd_append.c - APPEND (RFC 3501 6.3.11) with APPENDUID (RFC 4315),
+ * APPENDLIMIT (RFC 7889) and MULTIAPPEND (RFC 3502: several messages in one
+ * command, stored all or none). The messages go through
+ * deliver_to_mailbox() on the job pool in one transaction: scanned (result
+ * stored 1:1), sealed to the owner's key, stored; the session waits
+ * meanwhile.
  */
 #include <config.h>
 
@@ -16,23 +18,33 @@
 #include "util/i18n.h"
 #include "util/log.h"
 
+/* At most this many messages in one MULTIAPPEND. */
+#define IMAP_MULTIAPPEND_MAX 1000
+
+struct append_msg {
+	uint32_t flags;
+	int64_t date;
+	char keywords[512];
+	unsigned char *msg; /* plaintext, wiped when done */
+	size_t len;
+	uint32_t uid; /* once stored */
+};
+
 struct append_job {
 	struct imap_session *s;
 	int64_t user_id;
 	struct store_mailbox mb;
-	uint32_t flags;
-	int64_t date;
-	char keywords[512];
 	char client_ip[64];
-	unsigned char *msg; /* plaintext, wiped when done */
-	size_t len;
+	struct append_msg *msgs;
+	size_t n;
 	enum deliver_status status;
-	struct store_message out;
 };
 
 static void append_job_free(struct append_job *job)
 {
-	imap_wipe_free(job->msg, job->len);
+	for (size_t i = 0; i < job->n; i++)
+		imap_wipe_free(job->msgs[i].msg, job->msgs[i].len);
+	free(job->msgs);
 	free(job);
 }
 
@@ -52,15 +64,23 @@ static void append_work(struct store *st, void *arg)
 	}
 	scan_in.client_ip = job->client_ip;
 	scan_in.user_id = job->user_id;
-	job->status = deliver_to_mailbox(st, &user, job->mb.id, job->flags, job->date, job->msg,
-					 job->len, &scan_in, &job->out);
-	store_user_clear(&user);
-	if (job->status == DELIVER_OK && job->keywords[0]) {
-		uint64_t modseq;
-		if (store_message_set_flags(st, job->out.id, job->flags, job->keywords, &modseq) !=
-		    STORE_OK)
-			job->status = DELIVER_TEMPFAIL;
+	job->status = DELIVER_OK;
+	for (size_t i = 0; i < job->n && job->status == DELIVER_OK; i++) {
+		struct append_msg *m = &job->msgs[i];
+		struct store_message out;
+
+		job->status = deliver_to_mailbox(st, &user, job->mb.id, m->flags, m->date, m->msg,
+						 m->len, &scan_in, &out);
+		if (job->status == DELIVER_OK && m->keywords[0]) {
+			uint64_t modseq;
+			if (store_message_set_flags(st, out.id, m->flags, m->keywords, &modseq) !=
+			    STORE_OK)
+				job->status = DELIVER_TEMPFAIL;
+		}
+		m->uid = out.uid;
 	}
+	store_user_clear(&user);
+	/* RFC 3502 6.3.11: all or none. */
 	if (job->status == DELIVER_OK && store_commit(st) != STORE_OK)
 		job->status = DELIVER_TEMPFAIL;
 	if (job->status != DELIVER_OK)
@@ -78,8 +98,22 @@ static void append_done(struct conn *c, void *arg)
 		return;
 	}
 	if (job->status == DELIVER_OK) {
+		struct imap_buf uids = {0};
+		uint32_t *v = malloc(job->n * sizeof(*v));
+
+		/* UIDs of one transaction are consecutive and ascending. */
+		for (size_t i = 0; v && i < job->n; i++)
+			v[i] = job->msgs[i].uid;
+		if (v)
+			ibuf_seqset(&uids, v, job->n);
+		free(v);
 		imap_changed(job->mb.id);
-		imap_ok(s, "[APPENDUID %u %u] APPEND completed", job->mb.uidvalidity, job->out.uid);
+		if (uids.len && !uids.failed)
+			imap_ok(s, "[APPENDUID %u %s] APPEND completed", job->mb.uidvalidity,
+				uids.p);
+		else
+			imap_ok(s, "APPEND completed");
+		ibuf_free(&uids);
 	} else if (job->status == DELIVER_QUOTA) {
 		imap_no(s, "[OVERQUOTA] Quota exceeded");
 	} else {
@@ -90,85 +124,87 @@ static void append_done(struct conn *c, void *arg)
 	imap_continue_input(s);
 }
 
-/* RFC 3501 6.3.11 */
-void imap_cmd_append(struct imap_session *s, struct imap_command *cmd)
+/* Reads "[flag-list] [date-time] message" at ARGS[*I]; 0, or -1 with the
+ * tagged reply sent. */
+static int parse_one(struct imap_session *s, struct imap_command *cmd, size_t *i,
+		     struct append_msg *out)
 {
-	char name[STORE_MAILBOX_NAME_MAX + 1];
-	char keywords[512] = "";
-	struct store *st = conn_store(s->c);
 	const struct imap_arg *msg;
-	struct store_mailbox mb;
-	struct append_job *job;
-	uint32_t flags = 0;
-	int64_t date = (int64_t)time(NULL);
-	size_t i = 1;
-	int rc;
 
-	if (cmd->n_args < 2 || cmd->n_args > 4) {
-		imap_bad(s, "APPEND needs a mailbox name and a message");
-		return;
-	}
-	if (cmd->args[i].type == IMAP_ARG_LIST) {
-		const struct imap_arg *fl = &cmd->args[i++];
+	memset(out, 0, sizeof(*out));
+	out->date = (int64_t)time(NULL);
+	if (*i < cmd->n_args && cmd->args[*i].type == IMAP_ARG_LIST) {
+		const struct imap_arg *fl = &cmd->args[(*i)++];
 		size_t klen = 0;
 		for (size_t k = 0; k < fl->n; k++) {
 			int bit =
 			    fl->list[k].type == IMAP_ARG_ATOM ? imap_flag_bit(fl->list[k].str) : -1;
 			if (bit < 0) {
 				imap_bad(s, "Invalid flag in APPEND");
-				return;
+				return -1;
 			}
 			if (bit) {
-				flags |= (uint32_t)bit;
+				out->flags |= (uint32_t)bit;
 			} else {
-				if (klen + fl->list[k].len + 2 > sizeof(keywords)) {
+				if (klen + fl->list[k].len + 2 > sizeof(out->keywords)) {
 					imap_no(s, "[LIMIT] Too many keywords");
-					return;
+					return -1;
 				}
-				klen += (size_t)snprintf(keywords + klen, sizeof(keywords) - klen,
-							 "%s%s", klen ? " " : "", fl->list[k].str);
+				klen += (size_t)snprintf(out->keywords + klen,
+							 sizeof(out->keywords) - klen, "%s%s",
+							 klen ? " " : "", fl->list[k].str);
 			}
 		}
 	}
-	if (i + 2 == cmd->n_args) {
-		if (cmd->args[i].type != IMAP_ARG_QUOTED ||
-		    imap_parse_datetime(cmd->args[i].str, &date) < 0) {
+	/* A quoted string followed by another argument is the date-time. */
+	if (*i + 1 < cmd->n_args && cmd->args[*i].type == IMAP_ARG_QUOTED &&
+	    cmd->args[*i + 1].type != IMAP_ARG_LIST) {
+		if (imap_parse_datetime(cmd->args[*i].str, &out->date) < 0) {
 			imap_bad(s, "Invalid date-time in APPEND");
-			return;
+			return -1;
 		}
-		i++;
+		(*i)++;
 	}
-	if (i + 1 != cmd->n_args || !imap_arg_is_string(&cmd->args[i])) {
+	if (*i >= cmd->n_args || !imap_arg_is_string(&cmd->args[*i])) {
 		imap_bad(s, "APPEND needs a mailbox name and a message");
-		return;
+		return -1;
 	}
-	msg = &cmd->args[i];
+	msg = &cmd->args[*i];
 	if (msg->len == 0) {
 		imap_no(s, "Empty message");
-		return;
+		return -1;
 	}
 	/* RFC 3516 4.4: binary content cannot be stored as it is (messages
 	 * are RFC 5322 text); content without NUL is ordinary 8-bit text. */
 	if (msg->literal8 && memchr(msg->str, '\0', msg->len)) {
 		imap_no(s, "[UNKNOWN-CTE] Binary content cannot be stored");
-		return;
+		return -1;
 	}
 	if (msg->len > s->cfg->limits.max_message_size) {
 		imap_no(s, "[TOOBIG] Message larger than %zu bytes",
 			s->cfg->limits.max_message_size);
-		return;
+		return -1;
 	}
-	if (imap_mailbox_arg(s, &cmd->args[0], name, sizeof(name)) < 0) {
-		imap_no(s, "[TRYCREATE] Invalid mailbox name");
-		return;
-	}
-	rc = store_mailbox_get(st, s->id.user_id, name, &mb);
-	if (rc == STORE_NOTFOUND) {
-		imap_no(s, "[TRYCREATE] No such mailbox");
-		return;
-	}
-	if (rc != STORE_OK) {
-		imap_no(s, "[UNAVAILABLE] Cannot store the message now");
+	/* The message is taken over from the parsed command. */
+	out->msg = (unsigned char *)msg->str;
+	out->len = msg->len;
+	cmd->args[*i].str = NULL;
+	(*i)++;
+	return 0;
+}
+
+/* RFC 3501 6.3.11, RFC 3502 6.3.11 */
+void imap_cmd_append(struct imap_session *s, struct imap_command *cmd)
+{
+	char name[STORE_MAILBOX_NAME_MAX + 1];
+	struct store *st = conn_store(s->c);
+	struct store_mailbox mb;
+	struct append_job *job;
+	size_t i = 1, cap = 0;
+	int rc;
+
+	if (cmd->n_args < 2) {
+		imap_bad(s, "APPEND needs a mailbox name and a message");
 		return;
 	}
 	job = calloc(1, sizeof(*job));
@@ -176,17 +212,48 @@ void imap_cmd_append(struct imap_session *s, struct imap_command *cmd)
 		imap_no(s, "[UNAVAILABLE] Out of memory");
 		return;
 	}
+	while (i < cmd->n_args) {
+		if (job->n == IMAP_MULTIAPPEND_MAX) {
+			append_job_free(job);
+			imap_no(s, "[LIMIT] At most %d messages in one APPEND",
+				IMAP_MULTIAPPEND_MAX);
+			return;
+		}
+		if (job->n == cap) {
+			size_t ncap = cap ? cap * 2 : 4;
+			struct append_msg *nm = realloc(job->msgs, ncap * sizeof(*nm));
+			if (!nm) {
+				append_job_free(job);
+				imap_no(s, "[UNAVAILABLE] Out of memory");
+				return;
+			}
+			job->msgs = nm;
+			cap = ncap;
+		}
+		if (parse_one(s, cmd, &i, &job->msgs[job->n]) < 0) {
+			append_job_free(job);
+			return;
+		}
+		job->n++;
+	}
+	if (imap_mailbox_arg(s, &cmd->args[0], name, sizeof(name)) < 0) {
+		append_job_free(job);
+		imap_no(s, "[TRYCREATE] Invalid mailbox name");
+		return;
+	}
+	rc = store_mailbox_get(st, s->id.user_id, name, &mb);
+	if (rc != STORE_OK) {
+		append_job_free(job);
+		if (rc == STORE_NOTFOUND)
+			imap_no(s, "[TRYCREATE] No such mailbox");
+		else
+			imap_no(s, "[UNAVAILABLE] Cannot store the message now");
+		return;
+	}
 	job->s = s;
 	job->user_id = s->id.user_id;
 	job->mb = mb;
-	job->flags = flags;
-	job->date = date;
-	memcpy(job->keywords, keywords, sizeof(keywords));
 	snprintf(job->client_ip, sizeof(job->client_ip), "%s", conn_peer_address(s->c));
-	/* The job takes the message over from the parsed command. */
-	job->msg = (unsigned char *)msg->str;
-	job->len = msg->len;
-	cmd->args[i].str = NULL;
 	s->busy = true;
 	if (conn_defer(s->c, append_work, append_done, job) < 0) {
 		append_job_free(job);

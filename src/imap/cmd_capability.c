@@ -10,11 +10,9 @@
 
 /* What a TLS session offers besides AUTH=; each is in docs/imap.md. */
 #define EXTENSIONS                                                                                 \
-	"IDLE UIDPLUS MOVE SEARCHRES SPECIAL-USE CHILDREN NAMESPACE UNSELECT CONDSTORE QRESYNC "   \
-	"ESEARCH "                                                                                 \
-	"QUOTA "                                                                                   \
-	"QUOTA=RES-STORAGE STATUS=SIZE LIST-EXTENDED LIST-STATUS SORT "                            \
-	"THREAD=ORDEREDSUBJECT THREAD=REFERENCES BINARY COMPRESS=DEFLATE"
+	"IDLE UIDPLUS MOVE SEARCHRES MULTIAPPEND SPECIAL-USE CHILDREN NAMESPACE UNSELECT "         \
+	"CONDSTORE QRESYNC ESEARCH QUOTA QUOTA=RES-STORAGE STATUS=SIZE LIST-EXTENDED "             \
+	"LIST-STATUS SORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES BINARY COMPRESS=DEFLATE"
 
 static void capability_line(struct imap_session *s)
 {

@@ -1,6 +1,7 @@
 /*
  * cmd_status.c - STATUS (RFC 3501 6.3.10) with SIZE (RFC 8438), DELETED
- * (RFC 9051) and DELETED-STORAGE (RFC 9208 4.2, in units of 1024 octets).
+ * (RFC 9051), DELETED-STORAGE (RFC 9208 4.2, in units of 1024 octets) and
+ * APPENDLIMIT (RFC 7889 3).
  * The same response follows LIST lines for RETURN (STATUS ...) (RFC 5819).
  */
 #include <config.h>
@@ -75,6 +76,10 @@ int imap_status_send(struct imap_session *s, const char *name, const struct stor
 		case STATUS_DELETED_STORAGE:
 			ibuf_printf(&b, "%llu",
 				    (unsigned long long)imap_quota_kb(counts.deleted_bytes));
+			break;
+		case STATUS_APPENDLIMIT:
+			/* One limit for every mailbox, as in the capability. */
+			ibuf_printf(&b, "%zu", s->cfg->limits.max_message_size);
 			break;
 		}
 	}

@@ -233,6 +233,7 @@ enum imap_status_item {
 	STATUS_HIGHESTMODSEQ,
 	STATUS_DELETED,
 	STATUS_DELETED_STORAGE,
+	STATUS_APPENDLIMIT, /* RFC 7889 3 */
 };
 #define IMAP_STATUS_ITEMS_MAX 16
 struct imap_status_items {

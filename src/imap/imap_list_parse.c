@@ -24,6 +24,7 @@ static const char *const status_items[] = {
     [STATUS_HIGHESTMODSEQ] = "HIGHESTMODSEQ",
     [STATUS_DELETED] = "DELETED",
     [STATUS_DELETED_STORAGE] = "DELETED-STORAGE",
+    [STATUS_APPENDLIMIT] = "APPENDLIMIT",
 };
 
 int imap_status_item(const struct imap_arg *arg)

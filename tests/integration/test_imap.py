@@ -686,10 +686,11 @@ class ImapTest(ImapBase):
             _, tagged = r.cmd(text)
             self.assertIn(b" BAD ", tagged, text)
             self.assertIn(expect, tagged, text)
-        # A synchronizing literal that is too big is refused before it is sent.
+        # A synchronizing literal that is too big is refused before it is sent
+        # (an APPEND over APPENDLIMIT with NO, RFC 7889).
         r.send(b"big APPEND INBOX {99999999}\r\n")
         line = r.line()
-        self.assertTrue(line.startswith(b"big BAD [TOOBIG]"), line)
+        self.assertTrue(line.startswith(b"big NO [TOOBIG]"), line)
         # A non-synchronizing one is skipped.
         r.send(b"big2 LOGIN {70000+}\r\n" + b"x" * 70000 + b" y\r\n")
         self.assertTrue(r.line().startswith(b"big2 BAD [TOOBIG]"))
