@@ -361,7 +361,8 @@ static void handle_line(struct imap_session *s, const char *line, size_t len)
 		return;
 	}
 	{
-		uint64_t limit = assembling_append(s) ? s->cmd_max : IMAP_SMALL_LITERAL_MAX;
+		bool append = assembling_append(s);
+		uint64_t limit = append ? s->cfg->limits.max_message_size : IMAP_SMALL_LITERAL_MAX;
 		if (size > limit || s->cmd_len + size > s->cmd_max) {
 			cmd_reset(s);
 			if (nonsync) {
@@ -369,8 +370,14 @@ static void handle_line(struct imap_session *s, const char *line, size_t len)
 				s->discard_left = size;
 				s->skip_rest = true;
 			}
-			imap_bad(s, "[TOOBIG] Literal too large (at most %llu bytes)",
-				 (unsigned long long)limit);
+			/* RFC 7889 4: a message over APPENDLIMIT is a NO, not a client error. */
+			if (append)
+				imap_no(s, "[TOOBIG] Message too large (APPENDLIMIT %llu bytes, %llu "
+					   "for the whole command)",
+					(unsigned long long)limit, (unsigned long long)s->cmd_max);
+			else
+				imap_bad(s, "[TOOBIG] Literal too large (at most %llu bytes)",
+					 (unsigned long long)limit);
 			return;
 		}
 	}
