@@ -39,6 +39,7 @@ FAST_AUTH = {"argon2_mem": "8M", "argon2_ops": "1", "failure_delay_ms": "10"}
 ALICE, ALICE_PW = "alice@example.org", "alice pw 1 harbour"
 BOB, BOB_PW = "bob@example.org", "bob pw 2 lighthouse"
 CAROL = "carol@remote.example"
+DORA, DORA_PW = "dora@example.org", "dora pw 4 windmill"
 
 
 class Peer:
@@ -136,16 +137,27 @@ class PgpMail(unittest.TestCase):
             f.write(secret)
         harness.chown_tree(cls.dir)
         cls.srv.ctl("pgp", "import", BOB, path, "--no-passphrase", input=BOB_PW + "\n")
+        cls.srv.add_user(DORA, DORA_PW)
+        cls.dora_peer = Peer(cls.dir, "dora")
+        cls.dora_peer.keygen(DORA)
+        path = os.path.join(cls.dir, "dora-secret.asc")
+        with open(path, "wb") as f:
+            f.write(cls.dora_peer.gpg("--armor", "--export-secret-keys", DORA).stdout)
+        harness.chown_tree(cls.dir)
+        cls.srv.ctl("pgp", "import", DORA, path, "--no-passphrase", input=DORA_PW + "\n")
         # Alice's key is made by Postern.
         cls.srv.ctl("pgp", "keygen", ALICE, input=ALICE_PW + "\n")
         cls.alice_pub = cls.srv.ctl("pgp", "export", ALICE).stdout
         # Carol is outside, with gpg only.
         cls.carol = Peer(cls.dir, "carol")
         cls.carol.keygen(CAROL)
+        cls.carol.gpg("--import", input=cls.bob_peer.gpg("--export", BOB).stdout)
+        cls.carol.gpg("--import", input=cls.dora_peer.gpg("--export", DORA).stdout)
 
     @classmethod
     def tearDownClass(cls):
         cls.bob_peer.close()
+        cls.dora_peer.close()
         cls.carol.close()
         cls.srv.close()
         shutil.rmtree(cls.dir, ignore_errors=True)
@@ -153,6 +165,7 @@ class PgpMail(unittest.TestCase):
     def tearDown(self):
         self.srv.ctl("pgp", "policy", ALICE, "--reset")
         self.srv.ctl("pgp", "policy", BOB, "--reset")
+        self.srv.ctl("pgp", "policy", DORA, "--reset")
         self.srv.ctl("pgp", "policy", "example.org", "--reset")
 
     # ---- clients ----
@@ -378,23 +391,25 @@ class PgpMail(unittest.TestCase):
         r = self.result("smime-cut")
         self.assertTrue(r.startswith("error; kind=smime") or r.startswith("bad; kind=smime"), r)
 
-    def test_encrypted_inbound_for_an_opted_in_user_without_login_is_stored_as_received(self):
-        self.srv.ctl("pgp", "policy", BOB, "--decrypt-inbound", "yes")
-        entity = b"Content-Type: text/plain\r\n\r\nSecret for Bob.\r\n"
-        enc = self.carol.gpg("--import", input=self.bob_peer.gpg("--export", BOB).stdout)
-        enc = crlf(self.carol.gpg("--encrypt", "--armor", "-r", BOB, input=entity).stdout)
-        msg = (b"From: carol@remote.example\r\nSubject: enc-in\r\nMIME-Version: 1.0\r\n"
-               b"Content-Type: multipart/encrypted; boundary=\"e\";\r\n"
-               b" protocol=\"application/pgp-encrypted\"\r\n\r\n--e\r\n"
-               b"Content-Type: application/pgp-encrypted\r\n\r\nVersion: 1\r\n\r\n--e\r\n"
-               b"Content-Type: application/octet-stream\r\n\r\n" + enc + b"\r\n--e--\r\n")
-        self.send_in(msg)
-        got = self.last_message(BOB, BOB_PW, "enc-in")
-        self.assertTrue(header(got, "X-Postern-Decrypted").startswith("no;"))
-        self.assertNotIn(b"Secret for Bob", got)
-        res = self.bob_peer.gpg("--decrypt", self.write("enc-in.eml", got))
-        self.assertIn(b"Secret for Bob.", res.stdout)
+    def encrypted_by_carol(self, rcpt, subject, text, sign=False):
+        entity = b"Content-Type: text/plain\r\n\r\n" + text + b"\r\n"
+        args = ["--sign", "-u", CAROL] if sign else []
+        enc = crlf(self.carol.gpg("--encrypt", "--armor", "-r", rcpt, *args, input=entity).stdout)
+        return (b"From: carol@remote.example\r\nSubject: " + subject + b"\r\n"
+                b"MIME-Version: 1.0\r\nContent-Type: multipart/encrypted; boundary=\"e\";\r\n"
+                b" protocol=\"application/pgp-encrypted\"\r\n\r\n--e\r\n"
+                b"Content-Type: application/pgp-encrypted\r\n\r\nVersion: 1\r\n\r\n--e\r\n"
+                b"Content-Type: application/octet-stream\r\n\r\n" + enc + b"\r\n--e--\r\n")
 
+    def test_encrypted_inbound_for_an_opted_in_user_without_login_is_stored_as_received(self):
+        # Dora never logged in, so her key is locked when the mail arrives.
+        self.srv.ctl("pgp", "policy", DORA, "--decrypt-inbound", "yes")
+        self.send_in(self.encrypted_by_carol(DORA, b"enc-in", b"Secret for Dora."), rcpt=DORA)
+        got = self.last_message(DORA, DORA_PW, "enc-in")
+        self.assertTrue(header(got, "X-Postern-Decrypted").startswith("no;"))
+        self.assertNotIn(b"Secret for Dora", got)
+        res = self.dora_peer.gpg("--decrypt", self.write("enc-in.eml", got))
+        self.assertIn(b"Secret for Dora.", res.stdout)
 
 def cms_recipient_serials(der):
     """Serial numbers of the recipients of CMS enveloped-data DER, read by openssl."""
