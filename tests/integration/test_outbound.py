@@ -957,6 +957,22 @@ class Batching(unittest.TestCase):
         time.sleep(1.5)
         self.assertEqual(len(mailbox_messages(srv, "alice@a.test")), 1)
 
+    def test_recipient_needing_smtputf8_bounces_alone(self):
+        peer, srv = self.peer_and_server(["PIPELINING", "8BITMIME"])
+        submit_many(srv, "alice@a.test", ["j\u00fcrgen@peer.test", "ann@peer.test"],
+                    make_message("alice@a.test", "team@peer.test", "utf8 and ascii"),
+                    mail_options=["SMTPUTF8"])
+        self.wait(srv, lambda: queue_entries(srv) == [] and peer.transactions,
+                  "delivery to ann")
+        # ann got it; the peer never saw the address it could not take
+        self.assertEqual([tx["rcpt"] for tx in peer.transactions],
+                         [["RCPT TO:<ann@peer.test>"]])
+        self.assertEqual(peer.transactions[0]["mail"], "MAIL FROM:<alice@a.test>")
+        msgs = wait_for_messages(srv, "alice@a.test", 1)
+        self.assertEqual(len(msgs), 1)
+        self.assertIn(b"Status: 5.6.7", msgs[0])
+        self.assertNotIn(b"Final-Recipient: rfc822; ann@peer.test", msgs[0])
+
     def queue_while_unreachable(self, srv, peer, rcpts):
         """Queues one message per recipient while the relayhost is down, then
         points the restarted server at PEER: the first pass finds them all due."""
