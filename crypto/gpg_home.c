@@ -382,8 +382,8 @@ static int write_conf(const char *home, const char *name, const char *text, char
 }
 
 /* Creates <data_dir>/gnupg/<name> with our configuration unless it exists. */
-static int home_prepare(const struct config *cfg, const char *address, char *home,
-			size_t homelen, char *err, size_t errlen)
+static int home_prepare(const struct config *cfg, const char *address, char *home, size_t homelen,
+			char *err, size_t errlen)
 {
 	char name[GPG_HOME_NAME_LEN + 1], base[CRYPTO_PATH_MAX], conf[CRYPTO_PATH_MAX];
 	struct stat st;
@@ -398,7 +398,8 @@ static int home_prepare(const struct config *cfg, const char *address, char *hom
 		gpg_set_err(err, errlen, _("data directory path is too long"));
 		return -1;
 	}
-	if (strlen(home) + strlen(GPG_LONGEST_SOCKET) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
+	if (strlen(home) + strlen(GPG_LONGEST_SOCKET) >=
+	    sizeof(((struct sockaddr_un *)0)->sun_path)) {
 		gpg_set_err(err, errlen,
 			    _("GnuPG home %s is too long for gpg-agent's sockets; use a "
 			      "shorter data_dir"),
@@ -470,8 +471,7 @@ int gpg_user_open(const struct config *cfg, const char *address, const struct us
 		return -1;
 	}
 	if (slot_acquire(cfg, u->home) != 0) {
-		gpg_set_err(err, errlen,
-			    _("all %u gpg-agent slots are busy; try again later"),
+		gpg_set_err(err, errlen, _("all %u gpg-agent slots are busy; try again later"),
 			    cfg->pgp.max_agents);
 		free(u);
 		return -1;
@@ -563,7 +563,8 @@ void gpg_user_cms_preset(struct gpg_user *u)
 static void last_line(int fd, char *out, size_t outlen)
 {
 	char buf[4096];
-	off_t end = lseek(fd, 0, SEEK_END), from = end > (off_t)sizeof(buf) - 1 ? end - (off_t)sizeof(buf) + 1 : 0;
+	off_t end = lseek(fd, 0, SEEK_END),
+	      from = end > (off_t)sizeof(buf) - 1 ? end - (off_t)sizeof(buf) + 1 : 0;
 	ssize_t n = pread(fd, buf, sizeof(buf) - 1, from);
 	char *line;
 
@@ -580,13 +581,13 @@ static void last_line(int fd, char *out, size_t outlen)
 }
 
 /* Runs gpgsm --import FILE with the passphrase on a pipe (loopback works on the CLI). */
-int gpg_user_gpgsm_import(struct gpg_user *u, const void *data, size_t len,
-			  const char *passphrase, char *err, size_t errlen)
+int gpg_user_gpgsm_import(struct gpg_user *u, const void *data, size_t len, const char *passphrase,
+			  char *err, size_t errlen)
 {
 	char tmp[CRYPTO_PATH_MAX];
-	char *argv[] = {"gpgsm",	 "--homedir",	     u->home, "--batch",
-			"--pinentry-mode", "loopback",	     "--passphrase-fd", "3",
-			"--import",	 tmp,		     NULL};
+	char *argv[] = {"gpgsm",    "--homedir",       u->home, "--batch",  "--pinentry-mode",
+			"loopback", "--passphrase-fd", "3",	"--import", tmp,
+			NULL};
 	posix_spawn_file_actions_t fa;
 	int fd, logfd = -1, pfd[2] = {-1, -1}, status = -1, rc = -1;
 	pid_t pid;

@@ -86,24 +86,24 @@ gpgme_ctx_t gpg_user_ctx(struct gpg_user *u, gpgme_protocol_t proto);
  * Used for keys the user or admin imports, keys collected from verified
  * signed mail (Autocrypt header, attached keys) and keys fetched by WKD.
  */
-int gpg_user_import_public(struct gpg_user *u, gpgme_protocol_t proto, const void *data,
-			   size_t len, unsigned *imported, char *err, size_t errlen);
+int gpg_user_import_public(struct gpg_user *u, gpgme_protocol_t proto, const void *data, size_t len,
+			   unsigned *imported, char *err, size_t errlen);
 
 /*
  * The user's own keys: imports an OpenPGP secret key (PASSPHRASE is the
  * passphrase it was exported with, NULL when it has none) and re-protects it
  * with the derived passphrase. Needs an unlocked handle.
  */
-int gpg_user_import_secret(struct gpg_user *u, const void *data, size_t len,
-			   const char *passphrase, unsigned *imported, char *err, size_t errlen);
+int gpg_user_import_secret(struct gpg_user *u, const void *data, size_t len, const char *passphrase,
+			   unsigned *imported, char *err, size_t errlen);
 /*
  * Imports an S/MIME certificate with its private key from a PKCS#12 file
  * protected by P12_PASSWORD into the CMS home; the key is re-protected with
  * the derived passphrase. Needs an unlocked handle. A wrong password and a
  * truncated or malformed file are told apart in ERR.
  */
-int gpg_user_import_p12(struct gpg_user *u, const void *data, size_t len,
-			const char *p12_password, char *err, size_t errlen);
+int gpg_user_import_p12(struct gpg_user *u, const void *data, size_t len, const char *p12_password,
+			char *err, size_t errlen);
 
 /*
  * Finds a usable key of PROTO for ADDRESS in the user's home: SECRET false:
@@ -111,8 +111,8 @@ int gpg_user_import_p12(struct gpg_user *u, const void *data, size_t len,
  * SECRET true: the user's own key that can sign. *OUT gets a reference
  * (gpgme_key_unref). Returns 1 found, 0 none, -1 error.
  */
-int gpg_user_find_key(struct gpg_user *u, gpgme_protocol_t proto, const char *address,
-		      bool secret, gpgme_key_t *out, char *err, size_t errlen);
+int gpg_user_find_key(struct gpg_user *u, gpgme_protocol_t proto, const char *address, bool secret,
+		      gpgme_key_t *out, char *err, size_t errlen);
 
 /*
  * WKD client (OpenPGP): when [pgp] wkd_lookup is on, fetches ADDRESS's key

@@ -19,7 +19,8 @@ struct gpg_wkd_settings {
 const struct gpg_wkd_settings *gpg_user_wkd_settings(const struct gpg_user *u);
 
 /* snprintf into ERR when it is not NULL. */
-void gpg_set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void gpg_set_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* The passphrase callback gives PASSPHRASE once (the old passphrase of a key
  * being imported), then the derived one. PASSPHRASE must outlive its use;
@@ -36,7 +37,7 @@ void gpg_user_cms_preset(struct gpg_user *u);
 
 /* gpgsm --import of DATA (a PKCS#12 file protected by PASSPHRASE, which also
  * becomes the protection of the key in the agent). */
-int gpg_user_gpgsm_import(struct gpg_user *u, const void *data, size_t len,
-			  const char *passphrase, char *err, size_t errlen);
+int gpg_user_gpgsm_import(struct gpg_user *u, const void *data, size_t len, const char *passphrase,
+			  char *err, size_t errlen);
 
 #endif

@@ -90,9 +90,9 @@ static unsigned import_count(gpgme_import_result_t r)
 	unsigned n = 0;
 
 	for (gpgme_import_status_t s = r->imports; s; s = s->next)
-		if (s->result == 0 && (s->status & (GPGME_IMPORT_NEW | GPGME_IMPORT_UID |
-						    GPGME_IMPORT_SIG | GPGME_IMPORT_SUBKEY |
-						    GPGME_IMPORT_SECRET)))
+		if (s->result == 0 &&
+		    (s->status & (GPGME_IMPORT_NEW | GPGME_IMPORT_UID | GPGME_IMPORT_SIG |
+				  GPGME_IMPORT_SUBKEY | GPGME_IMPORT_SECRET)))
 			n++;
 	return n;
 }
@@ -112,8 +112,8 @@ static int import_all_failed(gpgme_import_result_t r, char *err, size_t errlen)
 	return -1;
 }
 
-int gpg_user_import_public(struct gpg_user *u, gpgme_protocol_t proto, const void *data,
-			   size_t len, unsigned *imported, char *err, size_t errlen)
+int gpg_user_import_public(struct gpg_user *u, gpgme_protocol_t proto, const void *data, size_t len,
+			   unsigned *imported, char *err, size_t errlen)
 {
 	gpgme_ctx_t ctx = gpg_user_ctx(u, proto);
 	gpgme_import_result_t r;
@@ -165,8 +165,8 @@ static void delete_secret(gpgme_ctx_t ctx, const char *fpr)
 	gpgme_key_unref(key);
 }
 
-int gpg_user_import_secret(struct gpg_user *u, const void *data, size_t len,
-			   const char *passphrase, unsigned *imported, char *err, size_t errlen)
+int gpg_user_import_secret(struct gpg_user *u, const void *data, size_t len, const char *passphrase,
+			   unsigned *imported, char *err, size_t errlen)
 {
 	gpgme_ctx_t ctx = gpg_user_ctx(u, GPGME_PROTOCOL_OpenPGP);
 	gpgme_import_result_t r;
@@ -242,8 +242,8 @@ static void ssl_err(char *err, size_t errlen, const char *what)
 	gpg_set_err(err, errlen, "%s (%s)", what, e ? buf : "-");
 }
 
-int gpg_user_import_p12(struct gpg_user *u, const void *data, size_t len,
-			const char *p12_password, char *err, size_t errlen)
+int gpg_user_import_p12(struct gpg_user *u, const void *data, size_t len, const char *p12_password,
+			char *err, size_t errlen)
 {
 	gpgme_ctx_t ctx = gpg_user_ctx(u, GPGME_PROTOCOL_CMS);
 	const unsigned char *p = data;
@@ -286,7 +286,8 @@ int gpg_user_import_p12(struct gpg_user *u, const void *data, size_t len,
 		goto out;
 	}
 	if (pkey == NULL || cert == NULL) {
-		gpg_set_err(err, errlen, _("the PKCS#12 file holds no private key and certificate"));
+		gpg_set_err(err, errlen,
+			    _("the PKCS#12 file holds no private key and certificate"));
 		goto out;
 	}
 	if (X509_check_private_key(cert, pkey) != 1) {
@@ -301,8 +302,8 @@ int gpg_user_import_p12(struct gpg_user *u, const void *data, size_t len,
 	}
 	out = PKCS12_create(pass, NULL, pkey, cert, ca, NID_pbe_WithSHA1And3_Key_TripleDES_CBC,
 			    NID_pbe_WithSHA1And3_Key_TripleDES_CBC, PKCS12_DEFAULT_ITER, 1, 0);
-	if (out == NULL || PKCS12_set_mac(out, pass, -1, NULL, 0, PKCS12_DEFAULT_ITER,
-					  EVP_sha1()) != 1) {
+	if (out == NULL ||
+	    PKCS12_set_mac(out, pass, -1, NULL, 0, PKCS12_DEFAULT_ITER, EVP_sha1()) != 1) {
 		ssl_err(err, errlen, _("cannot re-encode the PKCS#12 file"));
 		goto out;
 	}
@@ -369,8 +370,8 @@ static bool key_usable(gpgme_key_t key, bool secret)
 	return secret ? (key->can_sign && key->secret) : key->can_encrypt;
 }
 
-int gpg_user_find_key(struct gpg_user *u, gpgme_protocol_t proto, const char *address,
-		      bool secret, gpgme_key_t *out, char *err, size_t errlen)
+int gpg_user_find_key(struct gpg_user *u, gpgme_protocol_t proto, const char *address, bool secret,
+		      gpgme_key_t *out, char *err, size_t errlen)
 {
 	gpgme_ctx_t ctx = gpg_user_ctx(u, proto);
 	gpgme_key_t key, best = NULL;

@@ -154,8 +154,8 @@ int gpg_wkd_publish(const struct config *cfg, struct gpg_user *u, char *err, siz
 
 	if (split_address(address, &at) != 0 ||
 	    gpg_wkd_hash(address, (size_t)(at - address), hash) != 0 ||
-	    gpg_wkd_path(cfg->server.data_dir, at + 1, strlen(at + 1), hash, path,
-			 sizeof(path)) != 0) {
+	    gpg_wkd_path(cfg->server.data_dir, at + 1, strlen(at + 1), hash, path, sizeof(path)) !=
+		0) {
 		gpg_set_err(err, errlen, _("cannot publish a WKD key for \"%s\""), address);
 		return -1;
 	}
@@ -317,8 +317,8 @@ int gpg_user_wkd_fetch(struct gpg_user *u, const char *address, char *err, size_
 		gpg_set_err(err, errlen, _("cannot start GPGME for %s"), gpg_user_address(u));
 		return -1;
 	}
-	if (split_address(address, &at) != 0 || gpg_wkd_hash(address, (size_t)(at - address),
-							     hash) != 0) {
+	if (split_address(address, &at) != 0 ||
+	    gpg_wkd_hash(address, (size_t)(at - address), hash) != 0) {
 		gpg_set_err(err, errlen, _("invalid address \"%s\""), address);
 		return -1;
 	}

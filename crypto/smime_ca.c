@@ -120,8 +120,8 @@ static X509 *cert_new(EVP_PKEY *pkey, const char *cn, const char *email, unsigne
 	    X509_set_pubkey(x, pkey) != 1)
 		goto fail;
 	name = X509_get_subject_name(x);
-	if (X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1,
-				       -1, 0) != 1)
+	if (X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1,
+				       0) != 1)
 		goto fail;
 	if (email != NULL &&
 	    X509_NAME_add_entry_by_NID(name, NID_pkcs9_emailAddress, MBSTRING_ASC,
@@ -236,8 +236,9 @@ static int ca_load(const struct config *cfg, EVP_PKEY **pkey, X509 **x, char *er
 	}
 	f = fopen(cert_path, "re");
 	if (f == NULL) {
-		gpg_set_err(err, errlen, _("no S/MIME CA (%s: %s); create it with \"posternctl "
-					   "smime ca init\""),
+		gpg_set_err(err, errlen,
+			    _("no S/MIME CA (%s: %s); create it with \"posternctl "
+			      "smime ca init\""),
 			    cert_path, strerror(errno));
 		return -1;
 	}
@@ -259,8 +260,7 @@ static int ca_load(const struct config *cfg, EVP_PKEY **pkey, X509 **x, char *er
 	return 0;
 }
 
-int smime_ca_cert_pem(const struct config *cfg, char **pem, size_t *len, char *err,
-		      size_t errlen)
+int smime_ca_cert_pem(const struct config *cfg, char **pem, size_t *len, char *err, size_t errlen)
 {
 	EVP_PKEY *pkey;
 	X509 *x;
@@ -292,7 +292,8 @@ static int trust_ca(struct gpg_user *u, X509 *ca, char *err, size_t errlen)
 		return -1;
 	}
 	for (unsigned i = 0; i < mdlen; i++)
-		pos += (size_t)snprintf(line + pos, sizeof(line) - pos, i ? ":%02X" : "%02X", md[i]);
+		pos +=
+		    (size_t)snprintf(line + pos, sizeof(line) - pos, i ? ":%02X" : "%02X", md[i]);
 	snprintf(line + pos, sizeof(line) - pos, " S relax\n");
 	snprintf(path, sizeof(path), "%s/%s", gpg_user_homedir(u, GPGME_PROTOCOL_CMS),
 		 CA_TRUSTLIST);
@@ -374,10 +375,9 @@ int smime_ca_issue(const struct config *cfg, struct gpg_user *u, unsigned days, 
 	sodium_bin2hex(pw, sizeof(pw), pwbin, sizeof(pwbin));
 	chain = sk_X509_new_null();
 	if (chain == NULL || !sk_X509_push(chain, ca) ||
-	    (p12 = PKCS12_create(pw, address, pkey, x, chain,
-				 NID_pbe_WithSHA1And3_Key_TripleDES_CBC,
-				 NID_pbe_WithSHA1And3_Key_TripleDES_CBC, PKCS12_DEFAULT_ITER, 1,
-				 0)) == NULL ||
+	    (p12 = PKCS12_create(
+		 pw, address, pkey, x, chain, NID_pbe_WithSHA1And3_Key_TripleDES_CBC,
+		 NID_pbe_WithSHA1And3_Key_TripleDES_CBC, PKCS12_DEFAULT_ITER, 1, 0)) == NULL ||
 	    PKCS12_set_mac(p12, pw, -1, NULL, 0, PKCS12_DEFAULT_ITER, EVP_sha1()) != 1 ||
 	    (der_len = i2d_PKCS12(p12, &der)) <= 0) {
 		ssl_fail(err, errlen, _("cannot encode the user's key and certificate"));

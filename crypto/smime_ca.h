@@ -15,8 +15,7 @@ struct gpg_user;
 int smime_ca_init(const struct config *cfg, const char *name, unsigned days, char *err,
 		  size_t errlen);
 /* The CA certificate as PEM (*PEM malloc'd). */
-int smime_ca_cert_pem(const struct config *cfg, char **pem, size_t *len, char *err,
-		      size_t errlen);
+int smime_ca_cert_pem(const struct config *cfg, char **pem, size_t *len, char *err, size_t errlen);
 /* Issues a certificate for U's address valid DAYS (0: two years): new RSA
  * key, emailProtection, SAN rfc822Name; imports key and certificate into U's
  * gpgsm home (U must be unlocked) and marks the CA trusted there. *CERT_PEM

@@ -212,13 +212,13 @@ int ctl_gpg_list(struct ctl *ctl, struct gpg_user *u, int proto)
 			for (gpgme_user_id_t id = key->uids; id; id = id->next)
 				json_array_append_new(uids, json_string(id->uid ? id->uid : ""));
 			json_array_append_new(
-			    arr, json_pack("{s:s,s:o,s:b,s:s,s:b,s:b,s:I,s:I}", "fingerprint",
-					   key->fpr ? key->fpr : "", "uids", uids, "secret",
-					   key->secret, "validity", validity(key), "can_sign",
-					   key->can_sign, "can_encrypt", key->can_encrypt,
-					   "created",
-					   (json_int_t)(key->subkeys ? key->subkeys->timestamp : 0),
-					   "expires", (json_int_t)expires));
+			    arr,
+			    json_pack("{s:s,s:o,s:b,s:s,s:b,s:b,s:I,s:I}", "fingerprint",
+				      key->fpr ? key->fpr : "", "uids", uids, "secret", key->secret,
+				      "validity", validity(key), "can_sign", key->can_sign,
+				      "can_encrypt", key->can_encrypt, "created",
+				      (json_int_t)(key->subkeys ? key->subkeys->timestamp : 0),
+				      "expires", (json_int_t)expires));
 		} else {
 			char date[32] = "-";
 
@@ -308,8 +308,8 @@ static int pgp_keygen(struct ctl *ctl, int argc, char **argv)
 	}
 	if ((rc = ctl_gpg_open(ctl, pos[0], true, recovery, &u)) != CTL_EXIT_OK)
 		return rc == CTL_EXIT_USAGE ? usage("keygen") : rc;
-	found = gpg_user_find_key(u, GPGME_PROTOCOL_OpenPGP, gpg_user_address(u), true, &have,
-				  err, sizeof(err));
+	found = gpg_user_find_key(u, GPGME_PROTOCOL_OpenPGP, gpg_user_address(u), true, &have, err,
+				  sizeof(err));
 	if (found > 0) {
 		gpgme_key_unref(have);
 		if (!force) {
@@ -321,7 +321,8 @@ static int pgp_keygen(struct ctl *ctl, int argc, char **argv)
 	}
 	e = gpgme_op_createkey(gpg_user_ctx(u, GPGME_PROTOCOL_OpenPGP), gpg_user_address(u),
 			       PGP_KEYGEN_ALGO, 0, days * 86400UL, NULL,
-			       (days == 0 ? GPGME_CREATE_NOEXPIRE : 0) | (force ? GPGME_CREATE_FORCE : 0));
+			       (days == 0 ? GPGME_CREATE_NOEXPIRE : 0) |
+				   (force ? GPGME_CREATE_FORCE : 0));
 	res = e == 0 ? gpgme_op_genkey_result(gpg_user_ctx(u, GPGME_PROTOCOL_OpenPGP)) : NULL;
 	if (e != 0 || res == NULL || res->fpr == NULL) {
 		ctl_error(_("cannot generate an OpenPGP key for %s: %s"), gpg_user_address(u),
@@ -334,8 +335,8 @@ static int pgp_keygen(struct ctl *ctl, int argc, char **argv)
 	publish(ctl, u);
 	ctl_audit(ctl, "pgp.keygen", gpg_user_address(u));
 	if (ctl->json)
-		ctl_json_print(json_pack("{s:s,s:s}", "address", gpg_user_address(u),
-					 "fingerprint", fpr));
+		ctl_json_print(
+		    json_pack("{s:s,s:s}", "address", gpg_user_address(u), "fingerprint", fpr));
 	else
 		printf(_("OpenPGP key %s created for %s\n"), fpr, gpg_user_address(u));
 	rc = CTL_EXIT_OK;

@@ -66,8 +66,8 @@ static int smime_import(struct ctl *ctl, int argc, char **argv)
 		ctl_error(_("out of memory"));
 		goto out;
 	}
-	pl = ctl_read_password(_("Password of the PKCS#12 file: "), false, pw,
-			       CTL_PASSWORD_MAX + 1);
+	pl =
+	    ctl_read_password(_("Password of the PKCS#12 file: "), false, pw, CTL_PASSWORD_MAX + 1);
 	if (pl < 0) {
 		rc = CTL_EXIT_USAGE;
 		goto out;
@@ -78,8 +78,8 @@ static int smime_import(struct ctl *ctl, int argc, char **argv)
 	}
 	ctl_audit(ctl, "smime.import", gpg_user_address(u));
 	if (ctl->json)
-		ctl_json_print(json_pack("{s:s,s:s}", "address", gpg_user_address(u), "imported",
-					 pos[1]));
+		ctl_json_print(
+		    json_pack("{s:s,s:s}", "address", gpg_user_address(u), "imported", pos[1]));
 	else
 		printf(_("S/MIME key and certificate imported for %s\n"), gpg_user_address(u));
 	rc = CTL_EXIT_OK;
@@ -178,8 +178,8 @@ static int smime_export(struct ctl *ctl, int argc, char **argv)
 		buf = gpgme_data_release_and_get_mem(d, &len);
 		/* gpgsm puts "Issuer/Serial/Subject" lines before the PEM block. */
 		pem = buf ? memmem(buf, len, "-----BEGIN", 10) : NULL;
-		if (e == 0 && pem && fwrite(pem, 1, len - (size_t)(pem - buf), stdout) ==
-					 len - (size_t)(pem - buf))
+		if (e == 0 && pem &&
+		    fwrite(pem, 1, len - (size_t)(pem - buf), stdout) == len - (size_t)(pem - buf))
 			rc = CTL_EXIT_OK;
 		gpgme_free(buf);
 	}
@@ -229,7 +229,8 @@ static int smime_ca(struct ctl *ctl, int argc, char **argv)
 	}
 	ctl_audit(ctl, "smime.ca-init", name);
 	if (ctl->json)
-		ctl_json_print(json_pack("{s:s,s:s}", "name", name, "dir", ctl->cfg.server.data_dir));
+		ctl_json_print(
+		    json_pack("{s:s,s:s}", "name", name, "dir", ctl->cfg.server.data_dir));
 	else
 		printf(_("S/MIME CA \"%s\" created in %s/smime-ca\n"), name,
 		       ctl->cfg.server.data_dir);
@@ -239,9 +240,8 @@ static int smime_ca(struct ctl *ctl, int argc, char **argv)
 static int smime_issue(struct ctl *ctl, int argc, char **argv)
 {
 	const char *recovery = NULL, *days_text = NULL;
-	const struct ctl_option opts[] = {{"--recovery-key", &recovery, NULL},
-					  {"--days", &days_text, NULL},
-					  {NULL, NULL, NULL}};
+	const struct ctl_option opts[] = {
+	    {"--recovery-key", &recovery, NULL}, {"--days", &days_text, NULL}, {NULL, NULL, NULL}};
 	char *pos[1], err[512], *pem = NULL;
 	struct gpg_user *u;
 	unsigned days = 0;
@@ -275,8 +275,7 @@ static const struct ctl_verb verbs[] = {
      N_("create the organization S/MIME CA, or print its certificate")},
     {"delete", smime_delete, N_("smime delete USER FINGERPRINT [--yes]"),
      N_("delete a certificate (and its private key) of the user")},
-    {"export", smime_export, N_("smime export USER"),
-     N_("print the user's own certificate (PEM)")},
+    {"export", smime_export, N_("smime export USER"), N_("print the user's own certificate (PEM)")},
     {"import", smime_import, N_("smime import USER FILE.p12 [--recovery-key FILE]"),
      N_("import the user's key and certificate (password, then the PKCS#12 password)")},
     {"issue", smime_issue, N_("smime issue USER [--days N] [--recovery-key FILE]"),

@@ -48,8 +48,8 @@ bool wkd_http_matches(const char *url)
 	return strncmp(url, WKD_PREFIX, strlen(WKD_PREFIX)) == 0;
 }
 
-static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status, void *body,
-			     size_t len, const char *type)
+static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status, void *body, size_t len,
+			     const char *type)
 {
 	static const char not_found[] = "not found\n";
 	struct MHD_Response *resp;
@@ -127,7 +127,8 @@ static int host_domain(struct MHD_Connection *conn, char *out, size_t outlen)
 enum MHD_Result wkd_http_reply(struct MHD_Connection *conn, const char *url, const char *method)
 {
 	const char *rest = url + strlen(WKD_PREFIX), *slash;
-	char domain[WKD_DOMAIN_MAX + 1], dir[WKD_PATH_MAX], path[WKD_PATH_MAX + 16], data_dir[WKD_PATH_MAX];
+	char domain[WKD_DOMAIN_MAX + 1], dir[WKD_PATH_MAX], path[WKD_PATH_MAX + 16],
+	    data_dir[WKD_PATH_MAX];
 	const char *tail;
 	void *body;
 	size_t len = 0;
@@ -139,7 +140,8 @@ enum MHD_Result wkd_http_reply(struct MHD_Connection *conn, const char *url, con
 	pthread_mutex_unlock(&root_lock);
 	if (data_dir[0] == '\0')
 		return reply(conn, MHD_HTTP_NOT_FOUND, NULL, 0, NULL);
-	/* Direct method: "hu/<hash>" or "policy"; advanced: "<domain>/hu/<hash>" or "<domain>/policy". */
+	/* Direct method: "hu/<hash>" or "policy"; advanced: "<domain>/hu/<hash>" or
+	 * "<domain>/policy". */
 	if (strncmp(rest, "hu/", 3) == 0 || strcmp(rest, "policy") == 0) {
 		if (host_domain(conn, domain, sizeof(domain)) != 0)
 			return reply(conn, MHD_HTTP_NOT_FOUND, NULL, 0, NULL);
@@ -153,7 +155,8 @@ enum MHD_Result wkd_http_reply(struct MHD_Connection *conn, const char *url, con
 		tail = slash + 1;
 	}
 	if (strncmp(tail, "hu/", 3) == 0) {
-		if (gpg_wkd_path(data_dir, domain, strlen(domain), tail + 3, path, sizeof(path)) != 0)
+		if (gpg_wkd_path(data_dir, domain, strlen(domain), tail + 3, path, sizeof(path)) !=
+		    0)
 			return reply(conn, MHD_HTTP_NOT_FOUND, NULL, 0, NULL);
 		body = read_small(path, &len);
 		if (body == NULL || len == 0) {

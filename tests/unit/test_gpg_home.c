@@ -52,9 +52,8 @@ static struct user_key *new_key(const char *password)
 	size_t wrapped_len;
 	struct user_key *k;
 
-	ck_assert_int_eq(crypto_user_keygen(password, strlen(password), pub, &wrapped,
-					    &wrapped_len, &k),
-			 0);
+	ck_assert_int_eq(
+	    crypto_user_keygen(password, strlen(password), pub, &wrapped, &wrapped_len, &k), 0);
 	free(wrapped);
 	return k;
 }
@@ -144,19 +143,18 @@ START_TEST(wkd_paths_refuse_traversal)
 {
 	char p[512];
 
-	ck_assert_int_eq(gpg_wkd_path("/d", "Example.ORG", 11, "kei1q4tipxxu1yj79k9kfukdhfy631xe",
-				      p, sizeof(p)),
-			 0);
+	ck_assert_int_eq(
+	    gpg_wkd_path("/d", "Example.ORG", 11, "kei1q4tipxxu1yj79k9kfukdhfy631xe", p, sizeof(p)),
+	    0);
 	ck_assert_str_eq(p, "/d/gnupg/wkd/example.org/hu/kei1q4tipxxu1yj79k9kfukdhfy631xe");
 	ck_assert_int_eq(gpg_wkd_path("/d", "..", 2, NULL, p, sizeof(p)), -1);
 	ck_assert_int_eq(gpg_wkd_path("/d", "a/b", 3, NULL, p, sizeof(p)), -1);
 	ck_assert_int_eq(gpg_wkd_path("/d", "a..b", 4, NULL, p, sizeof(p)), -1);
-	ck_assert_int_eq(gpg_wkd_path("/d", "example.org", 11, "../../../../etc/passwd", p,
-				      sizeof(p)),
-			 -1);
-	ck_assert_int_eq(gpg_wkd_path("/d", "example.org", 11, "KEI1Q4TIPXXU1YJ79K9KFUKDHFY631XE",
-				      p, sizeof(p)),
-			 -1);
+	ck_assert_int_eq(
+	    gpg_wkd_path("/d", "example.org", 11, "../../../../etc/passwd", p, sizeof(p)), -1);
+	ck_assert_int_eq(
+	    gpg_wkd_path("/d", "example.org", 11, "KEI1Q4TIPXXU1YJ79K9KFUKDHFY631XE", p, sizeof(p)),
+	    -1);
 }
 END_TEST
 
@@ -278,9 +276,8 @@ static int sign_something_proto(struct gpg_user *u, gpgme_protocol_t proto)
 	char err[256];
 	gpgme_error_t e;
 
-	ck_assert_int_eq(gpg_user_find_key(u, proto, gpg_user_address(u), true, &key, err,
-					   sizeof(err)),
-			 1);
+	ck_assert_int_eq(
+	    gpg_user_find_key(u, proto, gpg_user_address(u), true, &key, err, sizeof(err)), 1);
 	gpgme_signers_clear(ctx);
 	ck_assert_int_eq(gpgme_signers_add(ctx, key), 0);
 	gpgme_key_unref(key);
