@@ -365,7 +365,13 @@ class PgpMail(unittest.TestCase):
 
     def test_inbound_inline_pgp_signature(self):
         text = self.carol.gpg("--clearsign", "-u", CAROL, input=b"Meet at noon.\n").stdout
-        self.send_in(crlf(b"From: carol@remote.example\nSubject: inline-sig\n\n") + crlf(text))
+        trace = Trace(self.srv)
+        try:
+            self.send_in(crlf(b"From: carol@remote.example\nSubject: inline-sig\n\n") + crlf(text))
+            # The result is published to the trace too.
+            trace.wait_for("(inline-pgp) signer=")
+        finally:
+            trace.stop()
         r = self.result("inline-sig")
         self.assertTrue(r.startswith("valid; kind=inline-pgp") or
                         r.startswith("unknown-key; kind=inline-pgp"), r)
