@@ -125,6 +125,19 @@ static void trace_info(const struct deliver_envelope *env, const char *user, con
 
 /* ---- submission ---- */
 
+/* The address in a From field value ("Name <a@b>" or "a@b"), lower-cased. */
+static void from_address(const char *from, char *out, size_t outlen)
+{
+	const char *lt = strrchr(from, '<'), *gt = lt ? strchr(lt, '>') : NULL;
+	size_t o = 0;
+	const char *p = lt && gt ? lt + 1 : from, *end = lt && gt ? gt : from + strlen(from);
+
+	for (; p < end && o + 1 < outlen; p++)
+		if (!isspace((unsigned char)*p))
+			out[o++] = (char)tolower((unsigned char)*p);
+	out[o] = '\0';
+}
+
 /* RCPT's own S/MIME certificates (PEM) from home R into *OUT; 1 with data. */
 static int export_certs(struct gpg_user *r, const char *rcpt, char **out, size_t *out_len)
 {
@@ -253,15 +266,25 @@ static gpgme_key_t signing_key(struct gpg_user *u, const char *sender, gpgme_pro
 	return NULL;
 }
 
-/* Adds the sender's Autocrypt header unless the client already did. */
+/*
+ * Adds the sender's Autocrypt header unless the client already did; only
+ * when From is the sender's own address (Autocrypt Level 1 2.1: readers
+ * ignore a header whose addr is not the From address).
+ */
 static void add_autocrypt(struct gpg_user *u, const char *sender, unsigned char **msg, size_t *len)
 {
 	gpgme_ctx_t ctx = gpg_user_ctx(u, GPGME_PROTOCOL_OpenPGP);
 	gpgme_key_t key = NULL;
-	char probe[8], err[256], *hdr = NULL;
+	char probe[8], err[256], *hdr = NULL, from[STORE_ADDRESS_MAX + 64];
+	char fromaddr[STORE_ADDRESS_MAX + 1];
 	unsigned char *n;
 	size_t nlen;
 
+	if (pgp_mime_header_get(*msg, *len, "From", from, sizeof(from)) != 1)
+		return;
+	from_address(from, fromaddr, sizeof(fromaddr));
+	if (strcmp(fromaddr, sender) != 0)
+		return;
 	if (!ctx || pgp_mime_header_get(*msg, *len, "Autocrypt", probe, sizeof(probe)) == 1 ||
 	    gpg_user_find_key(u, GPGME_PROTOCOL_OpenPGP, sender, false, &key, err, sizeof(err)) !=
 		1)
@@ -483,19 +506,6 @@ static void header_safe(const char *text, char *out, size_t outlen)
 		if (c >= 0x20 && c < 0x7f && c != ';' && c != '"' && c != '\\')
 			out[o++] = (char)c;
 	}
-	out[o] = '\0';
-}
-
-/* The address in a From field value ("Name <a@b>" or "a@b"), lower-cased. */
-static void from_address(const char *from, char *out, size_t outlen)
-{
-	const char *lt = strrchr(from, '<'), *gt = lt ? strchr(lt, '>') : NULL;
-	size_t o = 0;
-	const char *p = lt && gt ? lt + 1 : from, *end = lt && gt ? gt : from + strlen(from);
-
-	for (; p < end && o + 1 < outlen; p++)
-		if (!isspace((unsigned char)*p))
-			out[o++] = (char)tolower((unsigned char)*p);
 	out[o] = '\0';
 }
 
