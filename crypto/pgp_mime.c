@@ -599,9 +599,8 @@ static void sign_prepare(GMimeObject *obj)
 
 		if (m && g_mime_message_get_mime_part(m))
 			sign_prepare(g_mime_message_get_mime_part(m));
-	} else if (GMIME_IS_PART(obj) &&
-		   g_mime_part_get_content_encoding(GMIME_PART(obj)) !=
-		       GMIME_CONTENT_ENCODING_BASE64) {
+	} else if (GMIME_IS_PART(obj) && g_mime_part_get_content_encoding(GMIME_PART(obj)) !=
+					     GMIME_CONTENT_ENCODING_BASE64) {
 		g_mime_part_set_content_encoding(GMIME_PART(obj),
 						 GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE);
 	}
@@ -980,6 +979,13 @@ static void verify_outcome(gpgme_ctx_t ctx, gpgme_error_t e, struct pgp_verify_r
 			 (s->summary & GPGME_SIGSUM_SIG_EXPIRED) || code == GPG_ERR_SIG_EXPIRED
 			     ? "the signature expired"
 			     : "the key or certificate expired");
+	} else if (code == GPG_ERR_NO_ERROR && gpgme_get_protocol(ctx) == GPGME_PROTOCOL_CMS &&
+		   !(s->summary & GPGME_SIGSUM_VALID)) {
+		/* The math is right, but no trusted chain leads to the certificate. */
+		res->status = PGP_SIG_UNKNOWN_KEY;
+		snprintf(res->detail, sizeof(res->detail), "the certificate is not trusted: %s",
+			 gpgme_strerror(s->validity_reason ? s->validity_reason
+							   : gpg_error(GPG_ERR_NOT_TRUSTED)));
 	} else if (code == GPG_ERR_NO_ERROR) {
 		res->status = PGP_SIG_VALID;
 	} else {

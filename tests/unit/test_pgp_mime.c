@@ -593,6 +593,27 @@ START_TEST(test_smime_openssl_signed_and_expired)
 }
 END_TEST
 
+START_TEST(test_smime_untrusted_certificate_is_unknown_key)
+{
+	struct pgp_verify_result r;
+	static char msg[65536];
+	size_t n;
+
+	write_file("u.txt", "Content-Type: text/plain\r\n\r\nhello\r\n", 35);
+	ck_assert_int_eq(
+	    run("openssl req -x509 -newkey rsa:2048 -nodes -days 30 -keyout ss.key "
+		"-out ss.pem -subj /CN=mallory -addext subjectAltName=email:%s "
+		"2>/dev/null && openssl smime -sign -in u.txt -signer ss.pem -inkey ss.key",
+		"m@evil.example"),
+	    0);
+	n = (size_t)snprintf(msg, sizeof(msg), "From: m@evil.example\r\n%s", read_out());
+	verify_as("dave", GPGME_PROTOCOL_CMS, (unsigned char *)msg, n, &r);
+	ck_assert_msg(r.status == PGP_SIG_UNKNOWN_KEY, "%s: %s", pgp_sig_status_name(r.status),
+		      r.detail);
+	ck_assert_ptr_nonnull(strstr(r.detail, "not trusted"));
+}
+END_TEST
+
 START_TEST(test_smime_truncated_cms_is_error)
 {
 	struct pgp_verify_result r;
@@ -819,6 +840,7 @@ int main(void)
 	tcase_add_test(tc, test_autocrypt_header_imports);
 	tcase_add_test(tc, test_smime_sign_verified_by_openssl);
 	tcase_add_test(tc, test_smime_openssl_signed_and_expired);
+	tcase_add_test(tc, test_smime_untrusted_certificate_is_unknown_key);
 	tcase_add_test(tc, test_smime_truncated_cms_is_error);
 	tcase_add_test(tc, test_smime_encrypt_decrypt);
 	tcase_add_test(tc, test_decrypt_mail_made_by_gpg_and_openssl);
