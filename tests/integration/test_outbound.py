@@ -975,7 +975,8 @@ class Batching(unittest.TestCase):
 
     def queue_while_unreachable(self, srv, peer, rcpts):
         """Queues one message per recipient while the relayhost is down, then
-        points the restarted server at PEER: the first pass finds them all due."""
+        points the restarted server at PEER and makes them all due at once
+        (the retry delay is an hour, so no pass before the flush sees them)."""
         srv.stop()
         srv.overrides["queue"]["relayhost"] = "127.0.0.1:%d" % free_port()
         srv._write_config()
@@ -988,10 +989,13 @@ class Batching(unittest.TestCase):
         srv.overrides["queue"]["relayhost"] = "127.0.0.1:%d" % peer.port
         srv._write_config()
         srv.start()
+        self.assertEqual(json.loads(srv.ctl("queue", "flush", "--json").stdout)["count"],
+                         len(rcpts))
 
     def test_messages_to_one_host_share_a_connection(self):
         peer, srv = self.peer_and_server(["PIPELINING", "8BITMIME"], per_domain="1",
-                                         max_per_connection="2")
+                                         max_per_connection="2", retry_min="3600",
+                                         retry_max="3600")
         self.queue_while_unreachable(srv, peer, ["r1@peer.test", "r2@peer.test",
                                                  "r3@peer.test"])
         self.wait(srv, lambda: len(peer.transactions) == 3 and queue_entries(srv) == [],
