@@ -94,6 +94,7 @@ struct imap_session {
 	bool condstore; /* RFC 7162 3.1: enabled by ENABLE or a CONDSTORE-enabling command */
 	bool qresync;	/* RFC 7162 3.2.3: ENABLE QRESYNC; expunges are reported as VANISHED */
 	bool rev2;	/* ENABLE IMAP4rev2 (RFC 9051 6.3.1): rev2 behaviour where it differs */
+	bool long_timeout; /* the authenticated autologout timer is set (imap_ok) */
 
 	uint32_t *saved; /* SEARCHRES (RFC 5182): the UIDs "$" stands for, ascending */
 	size_t n_saved;

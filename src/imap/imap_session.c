@@ -32,6 +32,10 @@
 #define IMAP_LINE_MIN 65536
 /* Non-APPEND commands (with their literals) are at most this big. */
 #define IMAP_COMMAND_SMALL_MAX (1024 * 1024)
+/* RFC 9051 5.4 (RFC 3501 5.4): once authenticated, the autologout timer is
+ * at least 30 minutes, which also lets clients renew IDLE every 29 minutes
+ * (RFC 2177); limits.idle_timeout stays the timeout before login. */
+#define IMAP_AUTH_TIMEOUT_SEC 1800
 
 static void imap_input(void *arg);
 
@@ -92,6 +96,14 @@ void imap_ok(struct imap_session *s, const char *fmt, ...)
 
 	if (s->state == IMAP_STATE_SELECTED)
 		imap_sync(s, s->allow_expunge);
+	/* The OK of LOGIN or AUTHENTICATE is the first in an authenticated state. */
+	if (s->state != IMAP_STATE_NOT_AUTH && !s->long_timeout) {
+		unsigned idle = s->cfg->limits.idle_timeout;
+		s->long_timeout = true;
+		if (idle)
+			conn_set_idle_timeout(s->c, idle > IMAP_AUTH_TIMEOUT_SEC ? idle
+									 : IMAP_AUTH_TIMEOUT_SEC);
+	}
 	va_start(ap, fmt);
 	imap_reply(s, "OK", fmt, ap);
 	va_end(ap);

@@ -45,7 +45,7 @@ static void set_reason(struct conn *c, const char *reason)
 
 static void conn_setup_bev(struct conn *c)
 {
-	unsigned idle = c->cfg->limits.idle_timeout;
+	unsigned idle = c->idle_set ? c->idle_sec : c->cfg->limits.idle_timeout;
 
 	/* A refused client only gets its busy line: a short leash. */
 	if (c->refuse && (idle == 0 || idle > NET_REFUSED_TIMEOUT_SEC))
@@ -56,6 +56,18 @@ static void conn_setup_bev(struct conn *c)
 	bufferevent_setwatermark(c->bev, EV_READ, 0, NET_INPUT_HIGH_WATER);
 	bufferevent_set_timeouts(c->bev, idle ? &tv : NULL, idle ? &tv : NULL);
 	bufferevent_enable(c->bev, c->paused ? EV_WRITE : EV_READ | EV_WRITE);
+}
+
+void conn_set_idle_timeout(struct conn *c, unsigned sec)
+{
+	c->idle_set = true;
+	c->idle_sec = sec;
+	/* A refused client keeps its short leash; a handshake or STARTTLS in
+	 * progress picks the new value up in conn_setup_bev(). */
+	if (c->bev && !c->refuse && !c->handshaking && !c->closing) {
+		struct timeval tv = {(time_t)sec, 0};
+		bufferevent_set_timeouts(c->bev, sec ? &tv : NULL, sec ? &tv : NULL);
+	}
 }
 
 static void conn_free(struct conn *c)

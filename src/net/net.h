@@ -115,6 +115,9 @@ struct event_base *conn_base(struct conn *c);
 /* Sets the user shown on trace events for this connection. */
 bool conn_is_closing(const struct conn *c);
 void conn_set_user(struct conn *c, const char *address);
+/* Replaces limits.idle_timeout for this connection (0: none), e.g. the
+ * longer timeout of an authenticated IMAP session (RFC 9051 5.4). */
+void conn_set_idle_timeout(struct conn *c, unsigned sec);
 const char *conn_user(const struct conn *c);
 
 /*

@@ -71,6 +71,8 @@ struct conn {
 	bool paused;
 	bool discarding; /* dropping the rest of an overlong line */
 	bool shutdown_sent;
+	bool idle_set;	   /* IDLE_SEC replaces limits.idle_timeout (conn_set_idle_timeout) */
+	unsigned idle_sec; /* 0: no idle timeout */
 	unsigned jobs_pending;
 	struct timeval close_deadline;
 
