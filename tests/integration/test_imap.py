@@ -7,6 +7,7 @@ import base64
 import imaplib
 import os
 import re
+import secrets
 import shutil
 import smtplib
 import socket
@@ -449,7 +450,7 @@ class ImapTest(ImapBase):
         r.login(user)
 
     def test_trace_redacts_and_metrics_count(self):
-        secret = "Very-Secret-%d" % time.monotonic_ns()
+        secret = "Trace-%s-Kx9!" % secrets.token_hex(8)
         user = "traced@example.org"
         self.srv.add_user(user, secret)
         r = self.raw()
