@@ -196,6 +196,7 @@ class TwoInstances(unittest.TestCase):
                                         "--json").stdout)
         cls.b.add_domain("b.test")
         cls.b.add_user("bob@b.test", PASSWORD)
+        cls.b.add_user("carol@b.test", PASSWORD)
         # the key record is known only now, so the DNS server starts after keygen
         txt = cls.dkim["txt"]
         chunks = ",".join(txt[i:i + 250] for i in range(0, len(txt), 250))
@@ -268,6 +269,20 @@ class TwoInstances(unittest.TestCase):
         self.assertNotIn(b"DKIM-Signature:", raw)
         # delivered entries leave the queue
         self.assertEqual([e for e in queue_entries(self.a) if e["recipient"] == "bob@b.test"], [])
+
+    def test_one_signed_copy_for_two_recipients(self):
+        submit_many(self.a, "alice@a.test", ["bob@b.test", "carol@b.test"],
+                    make_message("alice@a.test", "bob@b.test", "to bob and carol"))
+        for user in ("bob@b.test", "carol@b.test"):
+            raw = self.seen(self.b, user, "to bob and carol")
+            # one transaction: A's Received names neither recipient, and the
+            # signature, made after that, holds at B and for dkimpy
+            fields = raw.split(b"\r\n\r\n", 1)[0].split(b"\r\nReceived: ")
+            sent = [f for f in fields if b"with ESMTPSA" in f]
+            self.assertEqual(len(sent), 1)
+            self.assertNotIn(b"for <", sent[0])
+            self.assertIn(b"dkim=pass header.d=a.test", raw)
+            self.assertEqual(dkimpy_verify(raw, self.dkim["txt"], self.dkim["name"]), "pass")
 
     @staticmethod
     def junk_and_inbox(srv, user):
