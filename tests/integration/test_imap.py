@@ -719,12 +719,18 @@ class ImapTest(ImapBase):
     @unittest.skipUnless(shutil.which("mbsync"), "mbsync (isync) not installed")
     def test_mbsync_two_way_sync(self):
         user = self.new_user()
+        count = 1000
+        # Filled quickly with two MULTIAPPENDs of 500 messages each.
+        r = self.raw(user)
+        for part in range(2):
+            cmd = b"APPEND INBOX"
+            for i in range(part * 500, part * 500 + 500):
+                msg = (b"From: a@example.net\r\nSubject: m%d\r\nMessage-ID: <%d@example.net>"
+                       b"\r\n\r\nbody %d\r\n" % (i, i, i))
+                cmd += b"%s {%d+}\r\n%s" % (b" (\\Seen)" if i % 3 == 0 else b"", len(msg), msg)
+            _, tagged = r.cmd(cmd)
+            self.assertIn(b"[APPENDUID ", tagged)
         m = self.client(user)
-        count = 150
-        for i in range(count):
-            m.append("INBOX", r"(\Seen)" if i % 3 == 0 else None, None,
-                     b"From: a@example.net\r\nSubject: m%d\r\nMessage-ID: <%d@example.net>"
-                     b"\r\n\r\nbody %d\r\n" % (i, i, i))
         home = tempfile.mkdtemp(prefix="postern-mbsync-")
         self.addCleanup(shutil.rmtree, home, True)
         os.makedirs(os.path.join(home, "mail"))
@@ -747,33 +753,56 @@ class ImapTest(ImapBase):
             return {name: os.path.join(inbox, sub, name) for sub in ("cur", "new")
                     for name in os.listdir(os.path.join(inbox, sub))}
 
+        def local_uid(name):
+            found = re.search(r",U=(\d+)", name)
+            return int(found.group(1)) if found else None
+
+        def local_flags(name):
+            return name.split(":2,")[1] if ":2," in name else ""
+
         sync()
         files = local_files()
         self.assertEqual(len(files), count)
-        self.assertEqual(sum(1 for n in files if n.endswith("S")), (count + 2) // 3)
+        self.assertEqual(sum(1 for n in files if "S" in local_flags(n)), (count + 2) // 3)
         self.assertTrue(os.path.isdir(os.path.join(home, "mail", "Sent")))
-        # Local changes: delete one, flag one, add one. Server changes: flag, new mail.
-        names = sorted(files)
-        os.unlink(files[names[0]])
-        path = files[names[1]]
-        base = path.split(":2,")[0] if ":2," in path else path
-        flags = path.split(":2,")[1] if ":2," in path else ""
-        os.rename(path, os.path.join(inbox, "cur", os.path.basename(base) + ":2," +
-                                     "".join(sorted(flags + "F"))))
-        with open(os.path.join(inbox, "new", "1700000000.local.host"), "wb") as f:
-            f.write(b"From: me@example.org\r\nSubject: written offline\r\n\r\nhi\r\n")
+        by_uid = {local_uid(n): n for n in files}
+        self.assertEqual(sorted(by_uid), list(range(1, count + 1)))
+        # Local changes: delete 5, flag 3, mark 2 read, write 2 new.
+        for uid in range(1, 6):
+            os.unlink(files[by_uid[uid]])
+        for uid in (10, 11, 12, 14, 17):
+            name = by_uid[uid]
+            add = "F" if uid in (10, 11, 12) else "S"
+            flags = "".join(sorted(set(local_flags(name) + add)))
+            os.rename(files[name], os.path.join(inbox, "cur", name.split(":2,")[0] + ":2," + flags))
+        for i in range(2):
+            with open(os.path.join(inbox, "new", "1700000000.local%d.host" % i), "wb") as f:
+                f.write(b"From: me@example.org\r\nSubject: written offline %d\r\n\r\nhi\r\n" % i)
+        # Server changes: answer 3, delete 4, 2 new messages.
         m.select("INBOX")
-        m.uid("STORE", "%d" % count, "+FLAGS", r"(\Answered)")
-        m.append("INBOX", None, None, b"Subject: from server\r\n\r\nnew\r\n")
+        m.uid("STORE", "600:602", "+FLAGS", r"(\Answered)")
+        m.uid("STORE", "500:503", "+FLAGS", r"(\Deleted)")
+        m.expunge()
+        for i in range(2):
+            m.append("INBOX", None, None, b"Subject: from server %d\r\n\r\nnew\r\n" % i)
         sync()
+        total = count - 5 - 4 + 2 + 2
         m.noop()
-        typ, data = m.search(None, "ALL")
-        self.assertEqual(len(data[0].split()), count + 1)  # -1 deleted, +1 up, +1 new
-        self.assertEqual(len(m.search(None, "FLAGGED")[1][0].split()), 1)
-        self.assertEqual(len(m.search(None, "SUBJECT", '"written offline"')[1][0].split()), 1)
+        self.assertEqual(len(m.search(None, "ALL")[1][0].split()), total)
+        self.assertEqual(len(m.search(None, "FLAGGED")[1][0].split()), 3)
+        self.assertEqual(m.uid("SEARCH", "UID 1:5")[1], [b""])
+        self.assertEqual(m.uid("SEARCH", "UID 14,17 SEEN")[1], [b"14 17"])
+        self.assertEqual(len(m.search(None, "SUBJECT", '"written offline"')[1][0].split()), 2)
         files = local_files()
-        self.assertEqual(len(files), count + 1)
-        self.assertEqual(sum(1 for n in files if "R" in n.split(":2,")[-1]), 1)
+        self.assertEqual(len(files), total)
+        self.assertEqual(sum(1 for n in files if "R" in local_flags(n)), 3)
+        self.assertFalse({500, 501, 502, 503} & {local_uid(n) for n in files})
+        def read(path):
+            with open(path, "rb") as f:
+                return f.read()
+
+        self.assertEqual(sum(1 for n in files if b"from server" in read(files[n])), 2)
+
         # A second sync changes nothing on either side.
         def state():
             m.noop()
