@@ -277,29 +277,41 @@ int pgp_mime_header_get(const unsigned char *msg, size_t len, const char *name, 
 	out[0] = '\0';
 	while (i < hlen && !blank_line(msg, hlen, i)) {
 		size_t end = field_end(msg, hlen, i), o = 0, k;
-		bool space = false;
 
 		if (!field_is(msg, i, end, name)) {
 			i = end;
 			continue;
 		}
+		/* RFC 5322 2.2.3: unfolding removes the CRLFs, the whitespace stays. */
 		for (k = i + n + 1; k < end; k++) {
 			unsigned char c = msg[k];
 
-			if (c == '\r' || c == '\n' || c == ' ' || c == '\t') {
-				space = o > 0;
+			if (c == '\r' || c == '\n' || ((c == ' ' || c == '\t') && o == 0))
 				continue;
-			}
-			if (space && o + 1 < outlen)
-				out[o++] = ' ';
-			space = false;
 			if (o + 1 < outlen)
 				out[o++] = (char)c;
 		}
+		while (o > 0 && (out[o - 1] == ' ' || out[o - 1] == '\t'))
+			o--;
 		out[o] = '\0';
 		return 1;
 	}
 	return 0;
+}
+
+void pgp_mime_decode_words(char *text, size_t size)
+{
+	char *dec;
+
+	if (!strstr(text, "=?"))
+		return;
+	pthread_once(&init_once, init_libs);
+	dec = g_mime_utils_header_decode_text(NULL, text);
+	if (dec) {
+		snprintf(text, size, "%s", dec);
+		sodium_memzero(dec, strlen(dec));
+		g_free(dec);
+	}
 }
 
 /*

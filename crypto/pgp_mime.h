@@ -131,9 +131,12 @@ size_t pgp_mime_header_length(const unsigned char *msg, size_t len);
 /* Removes every field named NAME (with its continuation lines) from the
  * header of MSG in place; returns the new length. */
 size_t pgp_mime_header_remove(unsigned char *msg, size_t len, const char *name);
-/* The first NAME field's value, unfolded and trimmed, in OUT (truncated to
- * OUTLEN - 1). Returns 1 found, 0 not. */
+/* The first NAME field's value, unfolded (CRLFs removed, whitespace kept) and
+ * trimmed, in OUT (truncated to OUTLEN - 1). Returns 1 found, 0 not. */
 int pgp_mime_header_get(const unsigned char *msg, size_t len, const char *name, char *out,
 			size_t outlen);
+
+/* Decodes RFC 2047 encoded words in TEXT (SIZE bytes, NUL-terminated) in place. */
+void pgp_mime_decode_words(char *text, size_t size);
 
 #endif

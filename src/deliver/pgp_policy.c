@@ -336,8 +336,11 @@ enum deliver_status pgp_policy_submission(struct store *st, const struct config 
 
 	has_pw =
 	    pgp_mime_header_get(*msg, *len, PGP_PASSWORD_HEADER, password, sizeof(password)) == 1;
-	if (has_pw)
+	if (has_pw) {
 		*len = pgp_mime_header_remove(*msg, *len, PGP_PASSWORD_HEADER);
+		/* Non-ASCII passwords come RFC 2047 encoded ("=?utf-8?..."). */
+		pgp_mime_decode_words(password, sizeof(password));
+	}
 	if (pgp_policy_effective(st, sender, &pol) != 0) {
 		report_set(report, "%s", "temporary failure, try again later");
 		status = DELIVER_TEMPFAIL;
@@ -532,7 +535,7 @@ static int collect_autocrypt(struct gpg_user *u, const unsigned char *msg, size_
 		goto out;
 	from_address(from, fromaddr, sizeof(fromaddr));
 	for (attr = strtok_r(value, ";", &save); attr; attr = strtok_r(NULL, ";", &save)) {
-		while (*attr == ' ')
+		while (*attr == ' ' || *attr == '\t')
 			attr++;
 		if (strncmp(attr, "addr=", 5) == 0)
 			from_address(attr + 5, addr, sizeof(addr));
@@ -543,7 +546,7 @@ static int collect_autocrypt(struct gpg_user *u, const unsigned char *msg, size_
 		goto out;
 	binlen = strlen(kd);
 	bin = malloc(binlen + 1);
-	if (!bin || sodium_base642bin(bin, binlen, kd, strlen(kd), " ", &binlen, NULL,
+	if (!bin || sodium_base642bin(bin, binlen, kd, strlen(kd), " \t", &binlen, NULL,
 				      sodium_base64_VARIANT_ORIGINAL) != 0)
 		goto out;
 	if (gpg_user_import_public(u, GPGME_PROTOCOL_OpenPGP, bin, binlen, &n, err, sizeof(err)) ==

@@ -205,7 +205,7 @@ class PgpMail(unittest.TestCase):
 
     # ---- submission ----
     def test_password_protected_mail_opens_with_gpg_and_the_password(self):
-        password = "Correct Horse 42 battery"
+        password = "Correct  Horse 42 battery"  # inner whitespace is part of it
         msg = crlf(b"From: alice@example.org\nTo: bob@example.org\nSubject: pw-protected\n"
                    b"X-Postern-Password: " + password.encode() + b"\n"
                    b"MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"b\"\n\n"

@@ -731,20 +731,28 @@ END_TEST
 
 START_TEST(test_header_helpers)
 {
-	char buf[] = "From: a@b\r\nX-Postern-Password: s3cret\r\n\tcontinued\r\nSubject: hi\r\n\r\n"
+	char buf[] = "From: a@b\r\nX-Postern-Password:  s3cret  two\r\n continued \r\nSubject: "
+		     "hi\r\n\r\n"
 		     "X-Postern-Password: body stays\r\n";
 	char v[64];
 	size_t len = strlen(buf);
 
 	ck_assert_int_eq(
 	    pgp_mime_header_get((unsigned char *)buf, len, "x-postern-password", v, sizeof(v)), 1);
-	ck_assert_str_eq(v, "s3cret continued");
+	ck_assert_str_eq(v, "s3cret  two continued");
 	len = pgp_mime_header_remove((unsigned char *)buf, len, "X-Postern-Password");
 	buf[len] = '\0';
 	ck_assert_str_eq(buf, "From: a@b\r\nSubject: hi\r\n\r\nX-Postern-Password: body stays\r\n");
 	ck_assert_int_eq(
 	    pgp_mime_header_get((unsigned char *)buf, len, "X-Postern-Password", v, sizeof(v)), 0);
 	ck_assert_uint_eq(pgp_mime_header_length((unsigned char *)buf, len), 26);
+	{
+		char w[64] = "=?utf-8?q?Gr=C3=BC=C3=9Fe_42?=";
+
+		pgp_mime_decode_words(w, sizeof(w));
+		ck_assert_str_eq(w, "Gr\xc3\xbc\xc3\x9f"
+				    "e 42");
+	}
 }
 END_TEST
 
