@@ -50,6 +50,8 @@
 /* The longest socket name gpg-agent creates in a home. */
 #define GPG_LONGEST_SOCKET "/S.gpg-agent.browser"
 #define GPG_PRESET_MAX 16
+/* Presets expire after the agent's max-cache-ttl (3600 s); a handle renews them sooner. */
+#define GPG_PRESET_RENEW_SECONDS 1200
 #define GPG_AGENT_STOP_POLLS 150 /* waiting at most 3 s for a stopped agent to go */
 #define GPG_AGENT_STOP_POLL_US 20000
 
@@ -70,7 +72,7 @@ static const char agent_conf[] =
     "allow-loopback-pinentry\n"
     "allow-preset-passphrase\n"
     "default-cache-ttl 0\n"
-    "max-cache-ttl 0\n"
+    "max-cache-ttl 3600\n"
     "no-allow-external-cache\n"
     "disable-scdaemon\n"
     "# Never prompt: a passphrase Postern did not give fails at once.\n"
@@ -79,6 +81,7 @@ static const char agent_conf[] =
 struct agent_slot {
 	char home[CRYPTO_PATH_MAX]; /* empty: free */
 	unsigned holders;
+	unsigned presetters; /* unlocked handles that preset S/MIME passphrases */
 	time_t last_used;
 };
 
@@ -190,6 +193,7 @@ static void slot_free(struct agent_slot *s)
 	agent_stop(s->home);
 	s->home[0] = '\0';
 	s->holders = 0;
+	s->presetters = 0;
 }
 
 /* Frees idle slots past their lifetime. Called with the lock held. */
@@ -263,6 +267,7 @@ static int slots_configure(const struct config *cfg)
 	for (unsigned i = agents.n_slots; i < want; i++) {
 		n[i].home[0] = '\0';
 		n[i].holders = 0;
+		n[i].presetters = 0;
 		n[i].last_used = 0;
 	}
 	agents.slots = n;
@@ -313,6 +318,7 @@ static int slot_acquire(const struct config *cfg, const char *home)
 		if (free_slot != NULL) {
 			snprintf(free_slot->home, sizeof(free_slot->home), "%s", home);
 			free_slot->holders = 1;
+			free_slot->presetters = 0;
 			free_slot->last_used = now;
 			rc = 0;
 			goto out;
@@ -354,6 +360,8 @@ struct gpg_user {
 	/* S/MIME keygrips whose passphrase this handle preset in the agent. */
 	char preset[GPG_PRESET_MAX][48];
 	size_t n_preset;
+	bool presetting; /* counted in its slot's presetters */
+	time_t preset_time;
 };
 
 static int mkdir_0700(const char *path, char *err, size_t errlen)
@@ -381,12 +389,26 @@ static int write_conf(const char *home, const char *name, const char *text, char
 	return 0;
 }
 
-/* Creates <data_dir>/gnupg/<name> with our configuration unless it exists. */
+/* True when PATH holds exactly TEXT. */
+static bool file_equals(const char *path, const char *text)
+{
+	char buf[1024];
+	size_t want = strlen(text);
+	FILE *f = fopen(path, "re");
+	size_t n;
+
+	if (f == NULL)
+		return false;
+	n = fread(buf, 1, sizeof(buf), f);
+	fclose(f);
+	return n == want && memcmp(buf, text, want) == 0;
+}
+
+/* Creates <data_dir>/gnupg/<name> with our configuration unless it is there. */
 static int home_prepare(const struct config *cfg, const char *address, char *home, size_t homelen,
 			char *err, size_t errlen)
 {
 	char name[GPG_HOME_NAME_LEN + 1], base[CRYPTO_PATH_MAX], conf[CRYPTO_PATH_MAX];
-	struct stat st;
 
 	if (gpg_home_name(address, name) != 0) {
 		gpg_set_err(err, errlen, _("invalid address \"%s\""), address);
@@ -409,8 +431,10 @@ static int home_prepare(const struct config *cfg, const char *address, char *hom
 	if (mkdir_0700(base, err, errlen) != 0 || mkdir_0700(home, err, errlen) != 0)
 		return -1;
 	snprintf(conf, sizeof(conf), "%s/gpg-agent.conf", home);
-	if (stat(conf, &st) == 0)
+	if (file_equals(conf, agent_conf))
 		return 0;
+	/* New home, or one written by an older Postern: (re)write our files,
+	 * gpg-agent.conf last (it marks a complete set). */
 	if (write_conf(home, "gpg.conf", gpg_conf, err, errlen) != 0 ||
 	    write_conf(home, "gpgsm.conf", gpgsm_conf, err, errlen) != 0 ||
 	    write_conf(home, "address", address, err, errlen) != 0 ||
@@ -510,16 +534,60 @@ static int agent_command(const struct gpg_user *u, const char *cmd)
 	return e == 0 && op == 0 ? 0 : -1;
 }
 
-static void cms_clear_presets(struct gpg_user *u)
+static struct agent_slot *slot_find(const char *home)
+{
+	for (unsigned i = 0; i < agents.n_slots; i++)
+		if (strcmp(agents.slots[i].home, home) == 0)
+			return &agents.slots[i];
+	return NULL;
+}
+
+static void clear_one(struct gpg_user *u, const char *grip)
 {
 	char cmd[128];
 
-	for (size_t i = 0; i < u->n_preset; i++) {
-		snprintf(cmd, sizeof(cmd), "CLEAR_PASSPHRASE --mode=normal %s", u->preset[i]);
-		if (agent_command(u, cmd) != 0)
-			log_warn(_("cannot clear an S/MIME passphrase in the gpg-agent of %s"),
-				 u->home);
+	snprintf(cmd, sizeof(cmd), "CLEAR_PASSPHRASE --mode=normal %s", grip);
+	if (agent_command(u, cmd) != 0)
+		log_warn(_("cannot clear an S/MIME passphrase in the gpg-agent of %s"), u->home);
+}
+
+/* The last unlocked handle of a home clears every S/MIME preset in its agent
+ * (other handles of the same user, in other threads, still need them before). */
+static void cms_clear_presets(struct gpg_user *u)
+{
+	struct agent_slot *slot;
+	gpgme_key_t key;
+	gpgme_error_t e;
+
+	if (!u->presetting)
+		return;
+	u->presetting = false;
+	pthread_mutex_lock(&agents.lock);
+	slot = slot_find(u->home);
+	if (slot != NULL && slot->presetters > 0 && --slot->presetters > 0) {
+		pthread_mutex_unlock(&agents.lock);
+		u->n_preset = 0;
+		return;
 	}
+	for (size_t i = 0; i < u->n_preset; i++)
+		clear_one(u, u->preset[i]);
+	/* Keys another handle preset and this one did not see. */
+	e = u->ctx_cms ? gpgme_op_keylist_start(u->ctx_cms, NULL, 1) : gpg_error(GPG_ERR_EOF);
+	while (e == 0 && (e = gpgme_op_keylist_next(u->ctx_cms, &key)) == 0) {
+		for (gpgme_subkey_t sk = key->subkeys; sk; sk = sk->next) {
+			bool done = false;
+
+			for (size_t i = 0; i < u->n_preset; i++)
+				if (sk->keygrip && strcmp(u->preset[i], sk->keygrip) == 0)
+					done = true;
+			if (sk->keygrip && !done && strlen(sk->keygrip) < sizeof(u->preset[0]))
+				clear_one(u, sk->keygrip);
+		}
+		gpgme_key_unref(key);
+	}
+	if (u->ctx_cms)
+		gpgme_op_keylist_end(u->ctx_cms);
+	pthread_mutex_unlock(&agents.lock);
 	u->n_preset = 0;
 }
 
@@ -533,6 +601,17 @@ void gpg_user_cms_preset(struct gpg_user *u)
 
 	if (u->key == NULL || ctx == NULL || gpg_passphrase_derive(u->key, pass) != 0)
 		return;
+	if (!u->presetting) {
+		struct agent_slot *slot;
+
+		pthread_mutex_lock(&agents.lock);
+		slot = slot_find(u->home);
+		if (slot != NULL)
+			slot->presetters++;
+		pthread_mutex_unlock(&agents.lock);
+		u->presetting = true;
+	}
+	u->preset_time = time(NULL);
 	sodium_bin2hex(hex, sizeof(hex), (const unsigned char *)pass, GPG_PASSPHRASE_LEN);
 	e = gpgme_op_keylist_start(ctx, NULL, 1);
 	while (e == 0 && (e = gpgme_op_keylist_next(ctx, &key)) == 0) {
@@ -746,8 +825,14 @@ gpgme_ctx_t gpg_user_ctx(struct gpg_user *u, gpgme_protocol_t proto)
 		slot = &u->ctx_cms;
 	else
 		return NULL;
-	if (*slot != NULL)
+	if (*slot != NULL) {
+		if (proto == GPGME_PROTOCOL_CMS && u->key != NULL &&
+		    time(NULL) - u->preset_time >= GPG_PRESET_RENEW_SECONDS) {
+			u->n_preset = 0;
+			gpg_user_cms_preset(u);
+		}
 		return *slot;
+	}
 	if (gpgme_new(&ctx) != 0)
 		return NULL;
 	/* Loopback for gpg only: GPGME 1.18 cannot set a pinentry mode for gpgsm

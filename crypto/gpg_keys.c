@@ -295,13 +295,15 @@ int gpg_user_import_p12(struct gpg_user *u, const void *data, size_t len, const 
 		gpg_set_err(err, errlen, _("the PKCS#12 key does not match its certificate"));
 		goto out;
 	}
-	/* gpgsm 2.2 reads 3DES-protected PKCS#12 with a SHA-1 MAC. */
+	/* gpgsm 2.2 reads a 3DES-shrouded key with a SHA-1 MAC; its parser of an
+	 * encrypted certificate bag fails now and then (salt-dependent), so the
+	 * (public) certificates go in unencrypted. */
 	if (gpg_passphrase_derive_user(u, pass) != 0) {
 		gpg_set_err(err, errlen, _("the user's key is locked; secret keys need it"));
 		goto out;
 	}
-	out = PKCS12_create(pass, NULL, pkey, cert, ca, NID_pbe_WithSHA1And3_Key_TripleDES_CBC,
-			    NID_pbe_WithSHA1And3_Key_TripleDES_CBC, PKCS12_DEFAULT_ITER, 1, 0);
+	out = PKCS12_create(pass, NULL, pkey, cert, ca, NID_pbe_WithSHA1And3_Key_TripleDES_CBC, -1,
+			    PKCS12_DEFAULT_ITER, 1, 0);
 	if (out == NULL ||
 	    PKCS12_set_mac(out, pass, -1, NULL, 0, PKCS12_DEFAULT_ITER, EVP_sha1()) != 1) {
 		ssl_err(err, errlen, _("cannot re-encode the PKCS#12 file"));

@@ -375,9 +375,9 @@ int smime_ca_issue(const struct config *cfg, struct gpg_user *u, unsigned days, 
 	sodium_bin2hex(pw, sizeof(pw), pwbin, sizeof(pwbin));
 	chain = sk_X509_new_null();
 	if (chain == NULL || !sk_X509_push(chain, ca) ||
-	    (p12 = PKCS12_create(
-		 pw, address, pkey, x, chain, NID_pbe_WithSHA1And3_Key_TripleDES_CBC,
-		 NID_pbe_WithSHA1And3_Key_TripleDES_CBC, PKCS12_DEFAULT_ITER, 1, 0)) == NULL ||
+	    (p12 =
+		 PKCS12_create(pw, address, pkey, x, chain, NID_pbe_WithSHA1And3_Key_TripleDES_CBC,
+			       -1, PKCS12_DEFAULT_ITER, 1, 0)) == NULL ||
 	    PKCS12_set_mac(p12, pw, -1, NULL, 0, PKCS12_DEFAULT_ITER, EVP_sha1()) != 1 ||
 	    (der_len = i2d_PKCS12(p12, &der)) <= 0) {
 		ssl_fail(err, errlen, _("cannot encode the user's key and certificate"));

@@ -297,7 +297,7 @@ static int sign_something(struct gpg_user *u)
 START_TEST(smime_keys_from_the_ca_sign_only_when_unlocked)
 {
 	struct user_key *k = new_key("pw");
-	struct gpg_user *u;
+	struct gpg_user *u, *u2;
 	char err[256], *pem;
 	size_t len;
 
@@ -319,6 +319,15 @@ START_TEST(smime_keys_from_the_ca_sign_only_when_unlocked)
 	gpg_user_close(u);
 	ck_assert_int_eq(gpg_user_open(&cfg, "erin@example.org", k, &u, err, sizeof(err)), 0);
 	ck_assert_int_eq(sign_something_proto(u, GPGME_PROTOCOL_CMS), 0);
+	/* Two unlocked handles (two sessions): closing one leaves the other working. */
+	ck_assert_int_eq(gpg_user_open(&cfg, "erin@example.org", k, &u2, err, sizeof(err)), 0);
+	ck_assert_int_eq(sign_something_proto(u2, GPGME_PROTOCOL_CMS), 0);
+	ck_assert_int_eq(sign_something_proto(u2, GPGME_PROTOCOL_CMS), 0);
+	gpg_user_close(u);
+	ck_assert_int_eq(sign_something_proto(u2, GPGME_PROTOCOL_CMS), 0);
+	gpg_user_close(u2);
+	ck_assert_int_eq(gpg_user_open(&cfg, "erin@example.org", NULL, &u, err, sizeof(err)), 0);
+	ck_assert_int_eq(sign_something_proto(u, GPGME_PROTOCOL_CMS), -1);
 	gpg_user_close(u);
 	user_key_free(k);
 }
