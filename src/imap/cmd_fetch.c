@@ -215,141 +215,114 @@ static void send_vanished_earlier(struct imap_session *s, const char *set_text, 
 	imap_seqset_free(&set);
 }
 
-/* RFC 3501 6.4.5 and 6.4.8 */
-void imap_cmd_fetch(struct imap_session *s, struct imap_command *cmd)
-{
+/* A FETCH in progress. Messages are served in slices of at most
+ * FETCH_SLICE_USEC on the event loop; between slices the session is busy
+ * (pipelined input waits) and other connections of the loop get their turn. */
+struct imap_fetch_run {
+	struct imap_session *s;
 	struct imap_fetch_atts atts;
-	char err[160];
-	uint32_t *seqs = NULL;
-	size_t n = 0;
-	bool content = false, seen = false, has_flags = false, has_uid = false, failed = false;
-	bool unreadable = false; /* some were sealed to a key that is gone */
-	bool changed = false, has_modseq = false, unknown_cte = false, whole = false;
-	uint64_t changed_since = 0;
-	bool conditional = false, vanished = false;
+	uint32_t *seqs;
+	size_t n, next;
+	uint64_t changed_since;
+	bool content, whole, seen, has_flags, has_uid, has_modseq, conditional, uid;
+	bool failed, changed, unknown_cte, unreadable;
+};
+
+/* Decrypting and formatting may take this long before the loop is let go. */
+#define FETCH_SLICE_USEC 20000
+
+static uint64_t now_usec(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+void imap_fetch_run_free(struct imap_fetch_run *r)
+{
+	if (!r)
+		return;
+	free(r->seqs);
+	imap_fetch_atts_free(&r->atts);
+	free(r);
+}
+
+static void fetch_one(struct imap_fetch_run *r, uint32_t seq)
+{
+	struct imap_session *s = r->s;
 	struct store *st = conn_store(s->c);
+	struct imap_msg *m = &s->sel.msgs[seq - 1];
+	unsigned char *msg = NULL;
+	size_t msg_len = 0;
+	struct imap_mime *root = NULL;
+	struct imap_buf b = {0};
+	bool flags_now = false;
 
-	if (cmd->n_args < 2 || cmd->n_args > 3 || cmd->args[0].type != IMAP_ARG_ATOM) {
-		imap_bad(s, "FETCH needs a sequence set and data items");
+	if (r->conditional && m->modseq <= r->changed_since)
 		return;
-	}
-	/* RFC 7162 3.1.4 and 3.2.6: FETCH set items (CHANGEDSINCE n [VANISHED]) */
-	if (cmd->n_args == 3) {
-		const struct imap_arg *mod = &cmd->args[2];
-		bool ok = mod->type == IMAP_ARG_LIST && mod->n > 0;
-		for (size_t i = 0; ok && i < mod->n; i++) {
-			const struct imap_arg *a = &mod->list[i];
-			if (imap_arg_is(a, "CHANGEDSINCE") && !conditional && i + 1 < mod->n &&
-			    mod->list[i + 1].type == IMAP_ARG_ATOM &&
-			    imap_parse_number(mod->list[i + 1].str, mod->list[i + 1].len, INT64_MAX,
-					      &changed_since) == 0 &&
-			    changed_since > 0) {
-				conditional = true;
-				i++;
-			} else if (imap_arg_is(a, "VANISHED") && !vanished) {
-				vanished = true;
-			} else {
-				ok = false;
-			}
-		}
-		if (!ok) {
-			imap_bad(s, "Invalid FETCH modifier (use CHANGEDSINCE n, VANISHED)");
+
+	if (r->content) {
+		int rc = r->whole ? imap_message_load(s, m, &msg, &msg_len)
+				  : imap_message_load_header(s, m, &msg, &msg_len);
+		if (rc == STORE_NOTFOUND)
+			return; /* expunged meanwhile by another session */
+		if (rc != STORE_OK || !(root = imap_mime_parse((char *)msg, msg_len))) {
+			imap_wipe_free(msg, msg_len);
+			r->failed = true;
+			r->unreadable |= rc == IMAP_UNREADABLE;
 			return;
 		}
-		if (vanished && (!cmd->uid || !conditional || !s->qresync)) {
-			imap_bad(s, "VANISHED needs UID FETCH, CHANGEDSINCE and ENABLE QRESYNC");
-			return;
+	}
+	if (r->seen && !(m->flags & FLAG_SEEN)) {
+		uint64_t modseq;
+		if (store_message_set_flags(st, m->id, m->flags | FLAG_SEEN, m->keywords,
+					    &modseq) == STORE_OK) {
+			m->flags |= FLAG_SEEN;
+			m->modseq = modseq;
+			flags_now = !r->has_flags;
+			r->changed = true;
 		}
-		s->condstore = true;
 	}
-	if (imap_fetch_parse(&cmd->args[1], &atts, err, sizeof(err)) < 0) {
-		imap_bad(s, "%s", err);
-		return;
+	ibuf_printf(&b, "* %u FETCH (", seq);
+	if ((r->uid || s->qresync || (flags_now && s->condstore)) && !r->has_uid)
+		ibuf_printf(&b, "UID %u ", m->uid);
+	for (size_t i = 0; i < r->atts.n && !b.failed; i++) {
+		int rc;
+		if (i)
+			ibuf_str(&b, " ");
+		rc = write_item(&b, &r->atts.atts[i], m, (const char *)msg, msg_len, root);
+		if (rc == -2)
+			r->unknown_cte = true;
+		if (rc < 0)
+			b.failed = true;
 	}
-	if (imap_resolve_set(s, cmd->args[0].str, cmd->uid, &seqs, &n) < 0) {
-		imap_fetch_atts_free(&atts);
-		return;
+	if (flags_now) {
+		ibuf_str(&b, " FLAGS (");
+		imap_format_flags(&b, m->flags, m->keywords);
+		ibuf_str(&b, ")");
 	}
-	for (size_t i = 0; i < atts.n; i++) {
-		content |= needs_content(&atts.atts[i]);
-		whole |= needs_content(&atts.atts[i]) && !header_only(&atts.atts[i]);
-		seen |= sets_seen(&atts.atts[i]);
-		has_flags |= atts.atts[i].kind == FETCH_FLAGS;
-		has_uid |= atts.atts[i].kind == FETCH_UID;
-		has_modseq |= atts.atts[i].kind == FETCH_MODSEQ;
-	}
-	if (has_modseq)
-		s->condstore = true; /* RFC 7162 3.1: a CONDSTORE-enabling command */
-	if (vanished)
-		send_vanished_earlier(s, cmd->args[0].str, changed_since);
-	if (s->sel.readonly)
-		seen = false;
-	for (size_t k = 0; k < n && !conn_is_closing(s->c); k++) {
-		struct imap_msg *m = &s->sel.msgs[seqs[k] - 1];
-		unsigned char *msg = NULL;
-		size_t msg_len = 0;
-		struct imap_mime *root = NULL;
-		struct imap_buf b = {0};
-		bool flags_now = false;
+	if ((r->conditional || flags_now) && s->condstore && !r->has_modseq)
+		ibuf_printf(&b, " MODSEQ (%llu)", (unsigned long long)m->modseq);
+	ibuf_str(&b, ")\r\n");
+	if (b.failed)
+		r->failed |= !r->unknown_cte;
+	else
+		imap_write(s, b.p, b.len);
+	ibuf_free(&b);
+	imap_mime_free(root);
+	imap_wipe_free(msg, msg_len);
+}
 
-		if (conditional && m->modseq <= changed_since)
-			continue;
+/* The tagged reply once every message is served. */
+static void fetch_finish(struct imap_fetch_run *r)
+{
+	struct imap_session *s = r->s;
+	bool failed = r->failed, unknown_cte = r->unknown_cte, unreadable = r->unreadable;
 
-		if (content) {
-			int rc = whole ? imap_message_load(s, m, &msg, &msg_len)
-				       : imap_message_load_header(s, m, &msg, &msg_len);
-			if (rc == STORE_NOTFOUND)
-				continue; /* expunged meanwhile by another session */
-			if (rc != STORE_OK || !(root = imap_mime_parse((char *)msg, msg_len))) {
-				imap_wipe_free(msg, msg_len);
-				failed = true;
-				unreadable |= rc == IMAP_UNREADABLE;
-				continue;
-			}
-		}
-		if (seen && !(m->flags & FLAG_SEEN)) {
-			uint64_t modseq;
-			if (store_message_set_flags(st, m->id, m->flags | FLAG_SEEN, m->keywords,
-						    &modseq) == STORE_OK) {
-				m->flags |= FLAG_SEEN;
-				m->modseq = modseq;
-				flags_now = !has_flags;
-				changed = true;
-			}
-		}
-		ibuf_printf(&b, "* %u FETCH (", seqs[k]);
-		if ((cmd->uid || s->qresync || (flags_now && s->condstore)) && !has_uid)
-			ibuf_printf(&b, "UID %u ", m->uid);
-		for (size_t i = 0; i < atts.n && !b.failed; i++) {
-			int rc;
-			if (i)
-				ibuf_str(&b, " ");
-			rc = write_item(&b, &atts.atts[i], m, (const char *)msg, msg_len, root);
-			if (rc == -2)
-				unknown_cte = true;
-			if (rc < 0)
-				b.failed = true;
-		}
-		if (flags_now) {
-			ibuf_str(&b, " FLAGS (");
-			imap_format_flags(&b, m->flags, m->keywords);
-			ibuf_str(&b, ")");
-		}
-		if ((conditional || flags_now) && s->condstore && !has_modseq)
-			ibuf_printf(&b, " MODSEQ (%llu)", (unsigned long long)m->modseq);
-		ibuf_str(&b, ")\r\n");
-		if (b.failed)
-			failed |= !unknown_cte;
-		else
-			imap_write(s, b.p, b.len);
-		ibuf_free(&b);
-		imap_mime_free(root);
-		imap_wipe_free(msg, msg_len);
-	}
-	free(seqs);
-	imap_fetch_atts_free(&atts);
-	if (changed)
+	if (r->changed)
 		imap_changed(s->sel.mb.id);
+	s->fetch_run = NULL;
+	imap_fetch_run_free(r);
 	if (unknown_cte && !failed) {
 		imap_no(s, "[UNKNOWN-CTE] A part has a transfer encoding Postern cannot decode");
 		return;
@@ -365,4 +338,111 @@ void imap_cmd_fetch(struct imap_session *s, struct imap_command *cmd)
 		return;
 	}
 	imap_ok(s, "FETCH completed");
+}
+
+static void fetch_resume(struct conn *c, void *arg);
+
+/* Serves messages for up to FETCH_SLICE_USEC; true when the FETCH is done. */
+static bool fetch_slice(struct imap_fetch_run *r)
+{
+	struct imap_session *s = r->s;
+	uint64_t start = now_usec();
+
+	while (r->next < r->n && !conn_is_closing(s->c)) {
+		fetch_one(r, r->seqs[r->next++]);
+		if (r->next < r->n && now_usec() - start > FETCH_SLICE_USEC &&
+		    conn_after(s->c, 0, fetch_resume, r) == 0) {
+			s->busy = true;
+			s->fetch_run = r;
+			return false;
+		}
+	}
+	fetch_finish(r);
+	return true;
+}
+
+static void fetch_resume(struct conn *c, void *arg)
+{
+	struct imap_fetch_run *r = arg;
+	struct imap_session *s = r->s; /* R is freed once the FETCH is done */
+
+	(void)c;
+	if (fetch_slice(r))
+		imap_continue_input(s);
+}
+
+/* RFC 3501 6.4.5 and 6.4.8 */
+void imap_cmd_fetch(struct imap_session *s, struct imap_command *cmd)
+{
+	struct imap_fetch_run *r = calloc(1, sizeof(*r));
+	char err[160];
+	bool vanished = false;
+
+	if (!r) {
+		imap_no(s, "[SERVERBUG] Out of memory");
+		return;
+	}
+	r->s = s;
+	r->uid = cmd->uid;
+	if (cmd->n_args < 2 || cmd->n_args > 3 || cmd->args[0].type != IMAP_ARG_ATOM) {
+		free(r);
+		imap_bad(s, "FETCH needs a sequence set and data items");
+		return;
+	}
+	/* RFC 7162 3.1.4 and 3.2.6: FETCH set items (CHANGEDSINCE n [VANISHED]) */
+	if (cmd->n_args == 3) {
+		const struct imap_arg *mod = &cmd->args[2];
+		bool ok = mod->type == IMAP_ARG_LIST && mod->n > 0;
+		for (size_t i = 0; ok && i < mod->n; i++) {
+			const struct imap_arg *a = &mod->list[i];
+			if (imap_arg_is(a, "CHANGEDSINCE") && !r->conditional && i + 1 < mod->n &&
+			    mod->list[i + 1].type == IMAP_ARG_ATOM &&
+			    imap_parse_number(mod->list[i + 1].str, mod->list[i + 1].len, INT64_MAX,
+					      &r->changed_since) == 0 &&
+			    r->changed_since > 0) {
+				r->conditional = true;
+				i++;
+			} else if (imap_arg_is(a, "VANISHED") && !vanished) {
+				vanished = true;
+			} else {
+				ok = false;
+			}
+		}
+		if (!ok) {
+			free(r);
+			imap_bad(s, "Invalid FETCH modifier (use CHANGEDSINCE n, VANISHED)");
+			return;
+		}
+		if (vanished && (!cmd->uid || !r->conditional || !s->qresync)) {
+			free(r);
+			imap_bad(s, "VANISHED needs UID FETCH, CHANGEDSINCE and ENABLE QRESYNC");
+			return;
+		}
+		s->condstore = true;
+	}
+	if (imap_fetch_parse(&cmd->args[1], &r->atts, err, sizeof(err)) < 0) {
+		free(r);
+		imap_bad(s, "%s", err);
+		return;
+	}
+	if (imap_resolve_set(s, cmd->args[0].str, cmd->uid, &r->seqs, &r->n) < 0) {
+		imap_fetch_run_free(r);
+		return;
+	}
+	for (size_t i = 0; i < r->atts.n; i++) {
+		const struct imap_fetch_att *a = &r->atts.atts[i];
+		r->content |= needs_content(a);
+		r->whole |= needs_content(a) && !header_only(a);
+		r->seen |= sets_seen(a);
+		r->has_flags |= a->kind == FETCH_FLAGS;
+		r->has_uid |= a->kind == FETCH_UID;
+		r->has_modseq |= a->kind == FETCH_MODSEQ;
+	}
+	if (r->has_modseq)
+		s->condstore = true; /* RFC 7162 3.1: a CONDSTORE-enabling command */
+	if (vanished)
+		send_vanished_earlier(s, cmd->args[0].str, r->changed_since);
+	if (s->sel.readonly)
+		r->seen = false;
+	(void)fetch_slice(r);
 }

@@ -418,78 +418,90 @@ static void save_result(struct imap_session *s, unsigned opts, const uint32_t *h
 	imap_saved_set(s, uids, k);
 }
 
-/* RFC 3501 6.4.4; RFC 4731 (ESEARCH); RFC 5182 (SEARCHRES); RFC 7162 3.1.5 for MODSEQ;
- * RFC 9051 6.4.4 */
-void imap_cmd_search(struct imap_session *s, struct imap_command *cmd)
+/* Keys that read message content: a search with them decrypts messages
+ * and runs on the job pool instead of the event loop. */
+static bool reads_content(const struct imap_search_key *k)
 {
-	struct imap_search_key key;
-	struct imap_buf b = {0};
-	char err[160];
-	bool failed = false, modseq, esearch = false;
-	uint64_t highest = 0;
-	unsigned opts = 0;
-	const struct imap_arg *args = cmd->args;
-	size_t nargs = cmd->n_args, n_hits = 0;
-	uint32_t *hits;
+	switch (k->op) {
+	case SEARCH_HEADER:
+	case SEARCH_BODY:
+	case SEARCH_TEXT:
+	case SEARCH_SENTBEFORE:
+	case SEARCH_SENTON:
+	case SEARCH_SENTSINCE:
+		return true;
+	default:
+		for (size_t i = 0; i < k->n; i++)
+			if (reads_content(&k->children[i]))
+				return true;
+		return false;
+	}
+}
 
-	if (nargs >= 2 && imap_arg_is(&args[0], "RETURN")) {
-		if (args[1].type != IMAP_ARG_LIST) {
-			imap_bad(s, "RETURN needs a list of options");
-			return;
-		}
-		if (parse_return(s, &args[1], &opts) < 0)
-			return;
-		esearch = true;
-		args += 2;
-		nargs -= 2;
-	} else if (s->rev2) {
-		/* RFC 9051 6.4.4: results come as ESEARCH, like RETURN (ALL). */
-		esearch = true;
-		opts = ESEARCH_ALL;
-	}
-	if (imap_search_parse(args, nargs, &key, err, sizeof(err)) < 0) {
-		/* RFC 5182 2.1: a failed SEARCH ... SAVE leaves "$" empty. */
-		if (opts & ESEARCH_SAVE)
-			imap_saved_set(s, NULL, 0);
-		if (strncmp(err, "[BADCHARSET", 11) == 0)
-			imap_no(s, "%s", err);
-		else
-			imap_bad(s, "%s", err);
-		return;
-	}
-	modseq = uses_modseq(&key);
-	if (modseq)
-		s->condstore = true;
-	if (imap_search_run(s, &key, &hits, &n_hits, &failed) < 0) {
-		imap_search_key_free(&key);
+struct search_job {
+	struct imap_session *s;
+	struct imap_search_key key;
+	unsigned opts;
+	bool esearch, modseq, uid;
+	uint32_t *hits;
+	size_t n_hits;
+	bool failed;
+	int rc;
+};
+
+static void search_job_free(struct search_job *job)
+{
+	imap_search_key_free(&job->key);
+	free(job->hits);
+	free(job);
+}
+
+/* Runs the search: on the job pool with that thread's store (ST), or on the loop (ST NULL). */
+static void search_work(struct store *st, void *arg)
+{
+	struct search_job *job = arg;
+
+	/* The session is busy meanwhile: nothing else touches its view. */
+	job->s->job_store = st;
+	job->rc = imap_search_run(job->s, &job->key, &job->hits, &job->n_hits, &job->failed);
+	job->s->job_store = NULL;
+}
+
+/* The untagged result and the tagged reply. */
+static void search_answer(struct search_job *job)
+{
+	struct imap_session *s = job->s;
+	struct imap_buf b = {0};
+	uint64_t highest = 0;
+	unsigned opts = job->opts;
+
+	if (job->rc < 0) {
 		if (opts & ESEARCH_SAVE)
 			imap_saved_set(s, NULL, 0);
 		imap_no(s, "[SERVERBUG] Out of memory");
 		return;
 	}
 	if (opts & ESEARCH_SAVE)
-		save_result(s, opts, hits, n_hits);
-	for (size_t i = 0; i < n_hits; i++) {
-		const struct imap_msg *m = &s->sel.msgs[hits[i] - 1];
+		save_result(s, opts, job->hits, job->n_hits);
+	for (size_t i = 0; i < job->n_hits; i++) {
+		const struct imap_msg *m = &s->sel.msgs[job->hits[i] - 1];
 		if (m->modseq > highest)
 			highest = m->modseq;
-		if (cmd->uid)
-			hits[i] = m->uid;
+		if (job->uid)
+			job->hits[i] = m->uid;
 	}
-	if (esearch && (opts & ~(unsigned)ESEARCH_SAVE)) {
-		write_esearch(s, &b, cmd->uid, opts, hits, n_hits, modseq, highest);
-	} else if (esearch) {
+	if (job->esearch && (opts & ~(unsigned)ESEARCH_SAVE)) {
+		write_esearch(s, &b, job->uid, opts, job->hits, job->n_hits, job->modseq, highest);
+	} else if (job->esearch) {
 		/* RFC 5182 2.4: RETURN (SAVE) alone answers nothing but OK. */
 	} else {
 		ibuf_str(&b, "* SEARCH");
-		for (size_t i = 0; i < n_hits; i++)
-			ibuf_printf(&b, " %u", hits[i]);
-		if (modseq && n_hits)
+		for (size_t i = 0; i < job->n_hits; i++)
+			ibuf_printf(&b, " %u", job->hits[i]);
+		if (job->modseq && job->n_hits)
 			ibuf_printf(&b, " (MODSEQ %llu)", (unsigned long long)highest);
 		ibuf_str(&b, "\r\n");
 	}
-	free(hits);
-	imap_search_key_free(&key);
 	if (b.failed) {
 		ibuf_free(&b);
 		imap_no(s, "[SERVERBUG] Out of memory");
@@ -498,8 +510,78 @@ void imap_cmd_search(struct imap_session *s, struct imap_command *cmd)
 	if (b.len)
 		imap_write(s, b.p, b.len);
 	ibuf_free(&b);
-	if (failed)
+	if (job->failed)
 		imap_no(s, "[UNAVAILABLE] Some messages could not be read");
 	else
 		imap_ok(s, "SEARCH completed");
+}
+
+static void search_done(struct conn *c, void *arg)
+{
+	struct search_job *job = arg;
+	struct imap_session *s = job->s;
+
+	if (!conn_is_closing(c))
+		search_answer(job);
+	search_job_free(job);
+	if (!conn_is_closing(c))
+		imap_continue_input(s);
+}
+
+/* RFC 3501 6.4.4; RFC 4731 (ESEARCH); RFC 5182 (SEARCHRES); RFC 7162 3.1.5 for MODSEQ;
+ * RFC 9051 6.4.4 */
+void imap_cmd_search(struct imap_session *s, struct imap_command *cmd)
+{
+	struct search_job *job = calloc(1, sizeof(*job));
+	char err[160];
+	const struct imap_arg *args = cmd->args;
+	size_t nargs = cmd->n_args;
+
+	if (!job) {
+		imap_no(s, "[SERVERBUG] Out of memory");
+		return;
+	}
+	job->s = s;
+	job->uid = cmd->uid;
+	if (nargs >= 2 && imap_arg_is(&args[0], "RETURN")) {
+		if (args[1].type != IMAP_ARG_LIST) {
+			free(job);
+			imap_bad(s, "RETURN needs a list of options");
+			return;
+		}
+		if (parse_return(s, &args[1], &job->opts) < 0) {
+			free(job);
+			return;
+		}
+		job->esearch = true;
+		args += 2;
+		nargs -= 2;
+	} else if (s->rev2) {
+		/* RFC 9051 6.4.4: results come as ESEARCH, like RETURN (ALL). */
+		job->esearch = true;
+		job->opts = ESEARCH_ALL;
+	}
+	if (imap_search_parse(args, nargs, &job->key, err, sizeof(err)) < 0) {
+		/* RFC 5182 2.1: a failed SEARCH ... SAVE leaves "$" empty. */
+		if (job->opts & ESEARCH_SAVE)
+			imap_saved_set(s, NULL, 0);
+		free(job);
+		if (strncmp(err, "[BADCHARSET", 11) == 0)
+			imap_no(s, "%s", err);
+		else
+			imap_bad(s, "%s", err);
+		return;
+	}
+	job->modseq = uses_modseq(&job->key);
+	if (job->modseq)
+		s->condstore = true;
+	if (reads_content(&job->key)) {
+		s->busy = true;
+		if (conn_defer(s->c, search_work, search_done, job) == 0)
+			return;
+		s->busy = false; /* the pool refused: search here */
+	}
+	search_work(NULL, job);
+	search_answer(job);
+	search_job_free(job);
 }

@@ -91,10 +91,13 @@ struct imap_session {
 
 	bool sasl_wait;
 	bool idling;
-	bool condstore; /* RFC 7162 3.1: enabled by ENABLE or a CONDSTORE-enabling command */
-	bool qresync;	/* RFC 7162 3.2.3: ENABLE QRESYNC; expunges are reported as VANISHED */
-	bool rev2;	/* ENABLE IMAP4rev2 (RFC 9051 6.3.1): rev2 behaviour where it differs */
+	bool condstore;	   /* RFC 7162 3.1: enabled by ENABLE or a CONDSTORE-enabling command */
+	bool qresync;	   /* RFC 7162 3.2.3: ENABLE QRESYNC; expunges are reported as VANISHED */
+	bool rev2;	   /* ENABLE IMAP4rev2 (RFC 9051 6.3.1): rev2 behaviour where it differs */
 	bool long_timeout; /* the authenticated autologout timer is set (imap_ok) */
+
+	struct imap_fetch_run *fetch_run; /* a FETCH served in slices (cmd_fetch.c) */
+	struct store *job_store;	  /* a job of this session runs: its store (cmd_search.c) */
 
 	uint32_t *saved; /* SEARCHRES (RFC 5182): the UIDs "$" stands for, ascending */
 	size_t n_saved;
@@ -242,6 +245,8 @@ void imap_cmd_check(struct imap_session *s, struct imap_command *cmd);
 void imap_cmd_close(struct imap_session *s, struct imap_command *cmd);
 void imap_cmd_expunge(struct imap_session *s, struct imap_command *cmd);
 void imap_cmd_fetch(struct imap_session *s, struct imap_command *cmd);
+struct imap_fetch_run;
+void imap_fetch_run_free(struct imap_fetch_run *r);
 void imap_cmd_store(struct imap_session *s, struct imap_command *cmd);
 void imap_cmd_copy(struct imap_session *s, struct imap_command *cmd);
 void imap_cmd_search(struct imap_session *s, struct imap_command *cmd);

@@ -388,7 +388,9 @@ int imap_message_load(struct imap_session *s, const struct imap_msg *m, unsigned
 
 	*msg = NULL;
 	*len = 0;
-	rc = store_message_blob(conn_store(s->c), m->id, &blob, &blob_len);
+	/* On the job pool (SEARCH) the pool thread's own store is used. */
+	rc = store_message_blob(s->job_store ? s->job_store : conn_store(s->c), m->id, &blob,
+				&blob_len);
 	if (rc != STORE_OK)
 		return rc;
 	rc = crypto_open(s->id.key, blob, blob_len, msg, len) == 0 ? STORE_OK : IMAP_UNREADABLE;

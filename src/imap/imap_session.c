@@ -542,6 +542,7 @@ static void imap_close(void *arg)
 
 	if (s->idle_poll)
 		event_free(s->idle_poll);
+	imap_fetch_run_free(s->fetch_run); /* its next slice will not run */
 	imap_select_close(s);
 	imap_compress_free(s);
 	imap_hdrcache_free(s->hdrcache);

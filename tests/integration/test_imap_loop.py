@@ -1,0 +1,91 @@
+#!/usr/bin/env python3
+"""IMAP work that decrypts many messages does not hold the event loop: with
+one network thread, a FETCH of many bodies is served in slices and a
+SEARCH BODY runs on the job pool, so another client's NOOP on the same loop
+is answered before they finish - and their results are complete."""
+
+import threading
+import time
+import unittest
+
+from harness import Server
+from test_imap import PASSWORD, Raw
+
+CONFIG = {"auth": {"argon2_mem": "8M", "argon2_ops": "1", "failure_delay_ms": "200"},
+          "limits": {"max_message_size": "1M"}, "server": {"workers": "1"}}
+COUNT = 480
+BODY = b"".join(b"line %05d of a longish body to decrypt and send\r\n" % i for i in range(1200))
+
+
+class ImapLoopTest(unittest.TestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        cls.srv = Server(listeners=("imaps",), config=CONFIG)
+        cls.srv.add_domain("example.org")
+        cls.srv.add_user("big@example.org", PASSWORD)
+        r = Raw(cls.srv)
+        r.login("big@example.org")
+        for part in range(0, COUNT, 12):
+            cmd = b"APPEND INBOX"
+            for i in range(part, part + 12):
+                msg = b"From: a@example.net\r\nSubject: big %d\r\n\r\n%sneedle-%d.\r\n" % (
+                    i, BODY, i)
+                cmd += b" {%d+}\r\n%s" % (len(msg), msg)
+            _, tagged = r.cmd(cmd)
+            assert b"[APPENDUID " in tagged, tagged
+        r.close()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.srv.close()
+
+    def sessions(self):
+        a, b = Raw(self.srv), Raw(self.srv)
+        self.addCleanup(a.close)
+        self.addCleanup(b.close)
+        a.login("big@example.org")
+        b.login("big@example.org")
+        a.cmd("EXAMINE INBOX")
+        return a, b
+
+    def race(self, a, b, command):
+        """Starts COMMAND on A, then NOOP on B, reading both at once; returns
+        (when B's NOOP was answered, when A's command was, A's untagged lines).
+        Both answers are short, so their arrival order is the server's order."""
+        result = {}
+
+        def read_a():
+            result["lines"], result["tagged"] = a.until("big")
+            result["a"] = time.monotonic()
+
+        reader = threading.Thread(target=read_a)
+        a.send(b"big " + command + b"\r\n")
+        reader.start()
+        time.sleep(0.005)
+        b.send(b"n1 NOOP\r\n")
+        _, tagged = b.until("n1")
+        noop = time.monotonic()
+        reader.join(60)
+        self.assertIn(b" OK ", tagged)
+        self.assertIn(b" OK ", result["tagged"])
+        return noop, result["a"], result["lines"]
+
+    def test_fetch_of_many_bodies_is_sliced(self):
+        a, b = self.sessions()
+        # Every message is decrypted and parsed; the answer is short.
+        noop, done, lines = self.race(a, b, b"FETCH 1:* (BINARY.SIZE[1])")
+        self.assertEqual(sum(1 for l in lines if l.startswith(b"* ") and b" FETCH (" in l), COUNT)
+        self.assertIn(b"* 2 FETCH (BINARY.SIZE[1] %d)" % (len(BODY) + len(b"needle-1.\r\n")),
+                      lines)
+        self.assertLess(noop, done)
+
+    def test_search_body_runs_on_the_job_pool(self):
+        a, b = self.sessions()
+        noop, done, lines = self.race(a, b, b"SEARCH BODY needle-17.")
+        self.assertEqual(lines, [b"* SEARCH 18"])
+        self.assertLess(noop, done)
+
+
+if __name__ == "__main__":
+    unittest.main()
