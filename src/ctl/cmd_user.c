@@ -639,7 +639,9 @@ static int user_passwd(struct ctl *ctl, int argc, char **argv)
 		    _("WARNING: without the current password, %s's mail key cannot be "
 		      "recovered.\nA new key pair will be made: the mail stored so far is kept "
 		      "but BECOMES UNREADABLE for good (mail clients will report it as "
-		      "unreadable), and the user's app passwords are revoked.\nTo keep the mail "
+		      "unreadable), and the user's app passwords are revoked. OpenPGP and S/MIME "
+		      "secret keys Postern keeps for the user are protected by the old key and "
+		      "can no longer be used.\nTo keep the mail "
 		      "readable, use --old-password-stdin (the user gives the current password) "
 		      "or \"posternctl user recover\" with the recovery key."),
 		    u.address);
