@@ -9,10 +9,12 @@
 
 #include <check.h>
 #include <dirent.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <gpgme.h>
@@ -249,6 +251,35 @@ START_TEST(at_most_max_agents_run)
 }
 END_TEST
 
+static void *close_later(void *arg)
+{
+	sleep(1);
+	gpg_user_close(arg);
+	return NULL;
+}
+
+START_TEST(an_open_waits_for_a_held_slot)
+{
+	struct gpg_user *held, *u;
+	pthread_t t;
+	char err[256];
+	time_t start;
+
+	cfg.pgp.max_agents = 1;
+	ck_assert_int_eq(gpg_user_open(&cfg, "held@example.org", NULL, &held, err, sizeof(err)), 0);
+	touch_agent(held);
+	ck_assert_int_eq(pthread_create(&t, NULL, close_later, held), 0);
+	start = time(NULL);
+	/* Every slot is held: this waits until the other thread closes its handle. */
+	ck_assert_int_eq(gpg_user_open(&cfg, "waiter@example.org", NULL, &u, err, sizeof(err)), 0);
+	ck_assert_int_ge(time(NULL) - start, 1);
+	ck_assert_int_eq(pthread_join(t, NULL), 0);
+	ck_assert_uint_eq(gpg_agents_running(), 1);
+	ck_assert_uint_le(agents_settle(0), 0);
+	gpg_user_close(u);
+}
+END_TEST
+
 START_TEST(idle_agents_are_stopped)
 {
 	struct gpg_user *u;
@@ -378,6 +409,7 @@ static Suite *gpg_home_suite(void)
 	tcase_add_test(tc, passphrase_is_stable_per_user_and_survives_password_change);
 	tcase_add_test(tc, homes_are_private_and_configured);
 	tcase_add_test(tc, at_most_max_agents_run);
+	tcase_add_test(tc, an_open_waits_for_a_held_slot);
 	tcase_add_test(tc, idle_agents_are_stopped);
 	tcase_add_test(tc, secret_keys_work_only_with_the_unlocked_key);
 	tcase_add_test(tc, smime_keys_from_the_ca_sign_only_when_unlocked);
