@@ -5,7 +5,9 @@
  * One home per user, <data_dir>/gnupg/<name>/, shared by gpg (OpenPGP) and
  * gpgsm (S/MIME) as GnuPG intends (one keybox, one agent). Postern writes the
  * configuration files when it creates the home, so every home runs with
- * loopback pinentry, no network and no passphrase cache in the agent.
+ * loopback pinentry, no network, no pinentry and no passphrase cache of the
+ * agent's own. S/MIME passphrases are preset in the agent (gpgsm 2.2 in
+ * server mode ignores loopback requests) and cleared again.
  *
  * Agents: gpg and gpgsm start an agent for a home on demand. This file keeps
  * a table of the homes that may have one (at most [pgp] max_agents slots).

@@ -1,21 +1,24 @@
 /*
- * gpg_home.h - a user's GnuPG homes (OpenPGP through gpg, S/MIME through
- * gpgsm), both driven through GPGME.
+ * gpg_home.h - a user's GnuPG home (OpenPGP through gpg, S/MIME through
+ * gpgsm), both driven through GPGME (docs/pgp.md, "Keys").
  *
- * Every user has two homes of their own under the data dir,
- * <data_dir>/gnupg/<name>/openpgp and .../smime, where <name> is derived
- * from the lower-cased address (gpg_home_name). They are created 0700 with
- * gpg.conf, gpgsm.conf and gpg-agent.conf written by Postern (loopback
- * pinentry, no network access by gpg/gpgsm/dirmngr, no passphrase caching in
- * the agent, trust model "always" for OpenPGP because Postern decides whom a
- * key belongs to by the user's or admin's import and by verified mail).
+ * Every user has one home of their own, <data_dir>/gnupg/<name>/, where
+ * <name> is derived from the lower-cased address (gpg_home_name); gpg and
+ * gpgsm share it (one keybox, one agent). It is created 0700 with gpg.conf,
+ * gpgsm.conf and gpg-agent.conf written by Postern (no network access by
+ * gpg/gpgsm, the agent never prompts and caches nothing on its own, trust
+ * model "always" for OpenPGP because Postern decides whom a key belongs to
+ * by the user's or admin's import, by verified mail and by WKD).
  *
  * Secret keys in a home are protected by a passphrase derived from the
  * user's unlocked at-rest private key (keyed BLAKE2b of a fixed label; see
  * gpg_passphrase_derive). A password change rewraps that key without
- * changing it, so the passphrase survives it; without the unlocked key (user
- * not logged in) secret-key operations fail with GPG_ERR_NO_SECKEY /
- * GPG_ERR_BAD_PASSPHRASE instead of prompting.
+ * changing it, so the passphrase survives it. OpenPGP contexts get it by a
+ * loopback passphrase callback; for S/MIME an unlocked handle presets it in
+ * the agent until the last unlocked handle of the home closes. Without the
+ * unlocked key (user not logged in) secret-key operations fail instead of
+ * prompting. Do not set a passphrase callback or pinentry mode on a CMS
+ * context: GPGME 1.18 then fails gpgsm operations.
  *
  * gpg-agent processes are bounded: at most [pgp] max_agents homes have a
  * live agent at any time; the least recently used idle home loses its agent
@@ -25,7 +28,7 @@
  *
  * Threads: a struct gpg_user and the GPGME contexts it hands out belong to
  * one thread at a time. Opening the same user from two threads gives two
- * handles on the same homes (GnuPG locks its files itself).
+ * handles on the same home (GnuPG locks its files itself).
  *
  * Return values: 0 on success, -1 on failure with a translated message in
  * ERR (when ERR is not NULL); lookups return 1 found / 0 not found / -1.
