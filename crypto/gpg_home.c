@@ -21,6 +21,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <limits.h>
 #include <locale.h>
 #include <pthread.h>
@@ -755,6 +756,67 @@ void gpg_user_close(struct gpg_user *u)
 		user_key_free(u->key);
 	slot_release(u->home);
 	free(u);
+}
+
+static int remove_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)ftw;
+	return (flag == FTW_DP ? rmdir(path) : unlink(path)) == 0 || errno == ENOENT ? 0 : -1;
+}
+
+int gpg_home_remove(const struct config *cfg, const char *address, char *err, size_t errlen)
+{
+	char lower[GPG_ADDRESS_MAX], name[GPG_HOME_NAME_LEN + 1], home[CRYPTO_PATH_MAX];
+	char hash[33], wkd[CRYPTO_PATH_MAX];
+	const char *at;
+	struct agent_slot *slot;
+	struct stat st;
+	size_t len = address ? strlen(address) : 0;
+
+	if (len == 0 || len >= sizeof(lower) || (at = strrchr(address, '@')) == NULL ||
+	    gpg_home_name(address, name) != 0) {
+		gpg_set_err(err, errlen, _("invalid address \"%s\""), address ? address : "");
+		return -1;
+	}
+	if (!home_owner_ok(cfg, err, errlen))
+		return -1;
+	for (size_t i = 0; i <= len; i++)
+		lower[i] = (address[i] >= 'A' && address[i] <= 'Z') ? (char)(address[i] - 'A' + 'a')
+								    : address[i];
+	if ((size_t)snprintf(home, sizeof(home), "%s/gnupg/%s", cfg->server.data_dir, name) >=
+	    sizeof(home)) {
+		gpg_set_err(err, errlen, _("data directory path is too long"));
+		return -1;
+	}
+	/* The published key goes first: nothing is served for the address any more. */
+	at = strrchr(lower, '@');
+	if (gpg_wkd_hash(lower, (size_t)(at - lower), hash) == 0 &&
+	    gpg_wkd_path(cfg->server.data_dir, at + 1, strlen(at + 1), hash, wkd, sizeof(wkd)) ==
+		0 &&
+	    unlink(wkd) != 0 && errno != ENOENT) {
+		gpg_set_err(err, errlen, _("cannot remove %s: %s"), wkd, strerror(errno));
+		return -1;
+	}
+	if (lstat(home, &st) != 0)
+		return 0;
+	pthread_mutex_lock(&agents.lock);
+	slot = slot_find(home);
+	if (slot != NULL && slot->holders > 0) {
+		pthread_mutex_unlock(&agents.lock);
+		gpg_set_err(err, errlen, _("the GnuPG home of %s is in use"), lower);
+		return -1;
+	}
+	if (slot != NULL)
+		slot_free(slot);
+	else
+		agent_stop(home); /* another process may have started one */
+	pthread_mutex_unlock(&agents.lock);
+	if (nftw(home, remove_one, 16, FTW_DEPTH | FTW_PHYS) != 0) {
+		gpg_set_err(err, errlen, _("cannot remove %s: %s"), home, strerror(errno));
+		return -1;
+	}
+	return 1;
 }
 
 const char *gpg_user_address(const struct gpg_user *u)

@@ -65,6 +65,14 @@ int gpg_user_open(const struct config *cfg, const char *address, const struct us
 		  struct gpg_user **out, char *err, size_t errlen);
 void gpg_user_close(struct gpg_user *u);
 
+/*
+ * Removes ADDRESS's home with every key in it (stopping its agent) and its
+ * published WKD key: for deleting a user, so that a later user of the same
+ * address starts empty. Fails when a handle of this process holds the home.
+ * Returns 1 removed, 0 when there was none, -1 with ERR.
+ */
+int gpg_home_remove(const struct config *cfg, const char *address, char *err, size_t errlen);
+
 /* The lower-cased address the handle was opened for. */
 const char *gpg_user_address(const struct gpg_user *u);
 /* True when the handle was opened with the user's unlocked key. */

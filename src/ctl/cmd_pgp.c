@@ -476,16 +476,55 @@ static int pgp_list(struct ctl *ctl, int argc, char **argv)
 	return rc;
 }
 
+/* pgp delete ADDRESS --all: the whole home (OpenPGP and S/MIME) and the WKD
+ * copy; the user need not exist any more (run it after "user del"). */
+static int delete_home(struct ctl *ctl, const char *arg, bool yes)
+{
+	char address[STORE_ADDRESS_MAX + 1], err[512], question[512];
+	int rc, removed;
+
+	if (ctl_address_normalize(arg, address, sizeof(address), err, sizeof(err)) != 0) {
+		ctl_error("%s", err);
+		return usage("delete");
+	}
+	if ((rc = ctl_config(ctl)) != CTL_EXIT_OK)
+		return rc;
+	snprintf(question, sizeof(question),
+		 _("Delete every OpenPGP and S/MIME key and certificate of %s?"), address);
+	if (!yes && !ctl_confirm(question)) {
+		ctl_error(_("not confirmed; nothing deleted"));
+		return CTL_EXIT_FAIL;
+	}
+	removed = gpg_home_remove(&ctl->cfg, address, err, sizeof(err));
+	if (removed < 0) {
+		ctl_error("%s", err);
+		return CTL_EXIT_FAIL;
+	}
+	if (removed == 0) {
+		ctl_error(_("%s has no GnuPG home"), address);
+		return CTL_EXIT_NOTFOUND;
+	}
+	ctl_audit(ctl, "pgp.delete-all", address);
+	if (ctl->json)
+		ctl_json_print(json_pack("{s:s,s:s}", "address", address, "deleted", "all"));
+	else
+		printf(_("every key of %s deleted\n"), address);
+	return CTL_EXIT_OK;
+}
+
 static int pgp_delete(struct ctl *ctl, int argc, char **argv)
 {
-	bool yes = false;
-	const struct ctl_option opts[] = {{"--yes", NULL, &yes}, {NULL, NULL, NULL}};
+	bool yes = false, all = false;
+	const struct ctl_option opts[] = {
+	    {"--yes", NULL, &yes}, {"--all", NULL, &all}, {NULL, NULL, NULL}};
 	char *pos[2], question[512];
 	struct gpg_user *u;
 	int n, rc;
 
-	if (ctl_parse_args(ctl, argc, argv, opts, pos, 2, 2, &n) != 0)
+	if (ctl_parse_args(ctl, argc, argv, opts, pos, 1, 2, &n) != 0 || (all != (n == 1)))
 		return usage("delete");
+	if (all)
+		return delete_home(ctl, pos[0], yes);
 	if ((rc = ctl_gpg_open(ctl, pos[0], false, NULL, &u)) != CTL_EXIT_OK)
 		return rc == CTL_EXIT_USAGE ? usage("delete") : rc;
 	snprintf(question, sizeof(question),
@@ -552,8 +591,9 @@ out:
 }
 
 static const struct ctl_verb verbs[] = {
-    {"delete", pgp_delete, N_("pgp delete USER FINGERPRINT [--yes]"),
-     N_("delete a key (and its secret part) from the user's keyring")},
+    {"delete", pgp_delete,
+     N_("pgp delete USER FINGERPRINT [--yes] | pgp delete ADDRESS --all [--yes]"),
+     N_("delete a key (and its secret part), or a whole home and its WKD copy")},
     {"export", pgp_export, N_("pgp export USER [--binary]"),
      N_("print the user's own public key (armored)")},
     {"import", pgp_import, N_("pgp import USER FILE [--recovery-key FILE] [--no-passphrase]"),

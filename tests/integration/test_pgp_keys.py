@@ -132,6 +132,24 @@ class PgpKeysTest(unittest.TestCase):
                                   input=ALICE_PW + "\n").returncode, EXIT_NOTFOUND)
         self.assertEqual(self.ctl("pgp", "keygen").returncode, EXIT_USAGE)
 
+    def test_delete_all_removes_home_and_wkd_copy_after_user_deletion(self):
+        self.keygen()
+        gnupg = os.path.join(self.server.data_dir, "gnupg")
+        homes = [d for d in os.listdir(gnupg) if d != "wkd"]
+        published = os.path.join(gnupg, "wkd", "wkd.localhost", "hu")
+        self.assertEqual(len(os.listdir(published)), 1)
+        self.assertEqual(self.server.ctl("user", "del", ALICE, "--yes", check=False).returncode, 0)
+        self.assertEqual(self.ctl("pgp", "delete", ALICE).returncode, EXIT_USAGE)
+        r = self.ctl("pgp", "delete", ALICE, "--all", "--yes")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertFalse(os.path.exists(os.path.join(gnupg, homes[0])))
+        self.assertEqual(os.listdir(published), [])
+        self.assertEqual(self.ctl("pgp", "delete", ALICE, "--all", "--yes").returncode,
+                         EXIT_NOTFOUND)
+        # A new user of the same address starts with an empty keyring.
+        self.server.add_user(ALICE, ALICE_PW)
+        self.assertEqual(json.loads(self.ctl("--json", "pgp", "list", ALICE).stdout), [])
+
     def test_import_of_gpg_made_public_key_and_delete(self):
         self.peer.gpg("--quick-gen-key", BOB, "future-default", "default", "never")
         pub = self.peer.gpg("--armor", "--export", BOB).stdout
