@@ -8,7 +8,9 @@
 #include <config.h>
 
 #include <ctype.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,16 +107,25 @@ int pgp_policy_effective(struct store *st, const char *address, struct pgp_effec
 	return 0;
 }
 
+/* ADDRESS's GnuPG home directory (crypto/gpg_home.h names it), without creating it. */
+static int home_path(const struct config *cfg, const char *address, char *out, size_t outlen)
+{
+	char name[GPG_HOME_NAME_LEN + 1];
+
+	if (gpg_home_name(address, name) != 0)
+		return -1;
+	snprintf(out, outlen, "%s/gnupg/%s", cfg->server.data_dir, name);
+	return 0;
+}
+
 /* Whether ADDRESS has a GnuPG home yet (without creating one). */
 static bool home_exists(const struct config *cfg, const char *address)
 {
-	char name[GPG_HOME_NAME_LEN + 1], path[CONFIG_PATH_MAX + 64];
+	char path[CONFIG_PATH_MAX + 64];
 	struct stat sb;
 
-	if (gpg_home_name(address, name) != 0)
-		return false;
-	snprintf(path, sizeof(path), "%s/gnupg/%s", cfg->server.data_dir, name);
-	return stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
+	return home_path(cfg, address, path, sizeof(path)) == 0 && stat(path, &sb) == 0 &&
+	       S_ISDIR(sb.st_mode);
 }
 
 static void trace_info(const struct deliver_envelope *env, const char *user, const char *text)
@@ -267,33 +278,135 @@ static gpgme_key_t signing_key(struct gpg_user *u, const char *sender, gpgme_pro
 }
 
 /*
+ * Autocrypt headers by sender: exporting the key spawns gpg twice (some
+ * 20 ms), so the header is kept until the sender's keyring changes (its
+ * pubring.kbx has another size or modification time).
+ */
+#define AUTOCRYPT_CACHE_MAX 64
+struct autocrypt_entry {
+	char address[STORE_ADDRESS_MAX + 1];
+	struct timespec mtime;
+	off_t size;
+	char *header; /* NULL: the sender has no key */
+	uint64_t used;
+};
+static struct {
+	pthread_mutex_t lock;
+	struct autocrypt_entry e[AUTOCRYPT_CACHE_MAX];
+	uint64_t clock;
+} autocrypt_cache = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static int keyring_stat(const struct config *cfg, const char *address, struct stat *sb)
+{
+	char path[CONFIG_PATH_MAX + 64];
+
+	if (home_path(cfg, address, path, sizeof(path)) != 0 ||
+	    strlen(path) + sizeof("/pubring.kbx") > sizeof(path))
+		return -1;
+	strcat(path, "/pubring.kbx");
+	return stat(path, sb);
+}
+
+/* 1 and *HEADER (malloc'd, or NULL for "no key") when cached and current, else 0. */
+static int autocrypt_cached(const struct config *cfg, const char *address, char **header)
+{
+	struct stat sb;
+	int found = 0;
+
+	if (keyring_stat(cfg, address, &sb) != 0)
+		return 0;
+	pthread_mutex_lock(&autocrypt_cache.lock);
+	for (size_t i = 0; i < AUTOCRYPT_CACHE_MAX; i++) {
+		struct autocrypt_entry *e = &autocrypt_cache.e[i];
+
+		if (e->used == 0 || strcmp(e->address, address) != 0)
+			continue;
+		if (e->size == sb.st_size && e->mtime.tv_sec == sb.st_mtim.tv_sec &&
+		    e->mtime.tv_nsec == sb.st_mtim.tv_nsec) {
+			*header = e->header ? strdup(e->header) : NULL;
+			found = !e->header || *header ? 1 : 0;
+			e->used = ++autocrypt_cache.clock;
+		}
+		break;
+	}
+	pthread_mutex_unlock(&autocrypt_cache.lock);
+	return found;
+}
+
+/* Remembers HEADER (NULL: no key) for ADDRESS with the keyring state SB. */
+static void autocrypt_remember(const char *address, const struct stat *sb, const char *header)
+{
+	struct autocrypt_entry *slot = NULL;
+	char *copy = header ? strdup(header) : NULL;
+
+	if (header && !copy)
+		return;
+	pthread_mutex_lock(&autocrypt_cache.lock);
+	for (size_t i = 0; i < AUTOCRYPT_CACHE_MAX; i++) {
+		struct autocrypt_entry *e = &autocrypt_cache.e[i];
+
+		if (e->used && strcmp(e->address, address) == 0) {
+			slot = e;
+			break;
+		}
+		if (!slot || e->used < slot->used)
+			slot = e;
+	}
+	free(slot->header);
+	snprintf(slot->address, sizeof(slot->address), "%s", address);
+	slot->mtime = sb->st_mtim;
+	slot->size = sb->st_size;
+	slot->header = copy;
+	slot->used = ++autocrypt_cache.clock;
+	pthread_mutex_unlock(&autocrypt_cache.lock);
+}
+
+/*
  * Adds the sender's Autocrypt header unless the client already did; only
  * when From is the sender's own address (Autocrypt Level 1 2.1: readers
- * ignore a header whose addr is not the From address).
+ * ignore a header whose addr is not the From address). *U is the sender's
+ * home, opened here when the header is not cached and U is NULL.
  */
-static void add_autocrypt(struct gpg_user *u, const char *sender, unsigned char **msg, size_t *len)
+static void add_autocrypt(const struct config *cfg, struct gpg_user **u, const char *sender,
+			  unsigned char **msg, size_t *len)
 {
-	gpgme_ctx_t ctx = gpg_user_ctx(u, GPGME_PROTOCOL_OpenPGP);
+	gpgme_ctx_t ctx;
 	gpgme_key_t key = NULL;
 	char probe[8], err[256], *hdr = NULL, from[STORE_ADDRESS_MAX + 64];
 	char fromaddr[STORE_ADDRESS_MAX + 1];
 	unsigned char *n;
+	struct stat before;
 	size_t nlen;
+	bool stat_ok;
 
 	if (pgp_mime_header_get(*msg, *len, "From", from, sizeof(from)) != 1)
 		return;
 	from_address(from, fromaddr, sizeof(fromaddr));
-	if (strcmp(fromaddr, sender) != 0)
+	if (strcmp(fromaddr, sender) != 0 ||
+	    pgp_mime_header_get(*msg, *len, "Autocrypt", probe, sizeof(probe)) == 1)
 		return;
-	if (!ctx || pgp_mime_header_get(*msg, *len, "Autocrypt", probe, sizeof(probe)) == 1 ||
-	    gpg_user_find_key(u, GPGME_PROTOCOL_OpenPGP, sender, false, &key, err, sizeof(err)) !=
-		1)
+	if (autocrypt_cached(cfg, sender, &hdr) == 1)
+		goto add;
+	stat_ok = keyring_stat(cfg, sender, &before) == 0;
+	if (!*u && gpg_user_open(cfg, sender, NULL, u, err, sizeof(err)) != 0)
 		return;
-	if (pgp_mime_autocrypt_header(ctx, sender, key, &hdr, err, sizeof(err)) == 0 &&
-	    strlen(hdr) < AUTOCRYPT_HEADER_MAX && (n = with_header(hdr, *msg, *len, &nlen)))
+	ctx = gpg_user_ctx(*u, GPGME_PROTOCOL_OpenPGP);
+	if (!ctx)
+		return;
+	if (gpg_user_find_key(*u, GPGME_PROTOCOL_OpenPGP, sender, false, &key, err, sizeof(err)) ==
+	    1) {
+		if (pgp_mime_autocrypt_header(ctx, sender, key, &hdr, err, sizeof(err)) != 0)
+			hdr = NULL;
+		gpgme_key_unref(key);
+		if (!hdr)
+			return; /* an error, not "no key": do not remember it */
+	}
+	if (stat_ok)
+		autocrypt_remember(sender, &before, hdr);
+add:
+	if (hdr && strlen(hdr) < AUTOCRYPT_HEADER_MAX && (n = with_header(hdr, *msg, *len, &nlen)))
 		replace_message(msg, len, n, nlen);
 	free(hdr);
-	gpgme_key_unref(key);
 }
 
 /* Password protection (PGP_PASSWORD_HEADER, already removed from *MSG). */
@@ -346,9 +459,12 @@ enum deliver_status pgp_policy_submission(struct store *st, const struct config 
 		status = DELIVER_TEMPFAIL;
 		goto out;
 	}
-	if (!has_pw && pol.sign == PGP_SIGN_NEVER && pol.encrypt == PGP_ENCRYPT_NEVER &&
-	    !home_exists(cfg, sender))
+	if (!has_pw && pol.sign == PGP_SIGN_NEVER && pol.encrypt == PGP_ENCRYPT_NEVER) {
+		/* Only the Autocrypt header, usually from the cache. */
+		if (home_exists(cfg, sender))
+			add_autocrypt(cfg, &u, sender, msg, len);
 		goto out;
+	}
 	if ((pol.sign == PGP_SIGN_ALWAYS || pol.encrypt != PGP_ENCRYPT_NEVER) && key_lookup)
 		ukey = key_lookup(sender_id);
 	if (gpg_user_open(cfg, sender, ukey, &u, err, sizeof(err)) != 0) {
@@ -357,7 +473,7 @@ enum deliver_status pgp_policy_submission(struct store *st, const struct config 
 		status = DELIVER_TEMPFAIL;
 		goto out;
 	}
-	add_autocrypt(u, sender, msg, len);
+	add_autocrypt(cfg, &u, sender, msg, len);
 
 	if (has_pw) {
 		if (password[0] == '\0') {
