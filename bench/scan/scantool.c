@@ -4,10 +4,13 @@
  * a config file or a store.
  *
  *   scantool train DIR OUT [--algo lr|nb] [--bits N] [--epochs N] [--threshold T]
- *                          [--ham-weight W] [--cv] [--all]
+ *                          [--ham-weight W] [--cv] [--cv-repeat N] [--cv-misses] [--all]
  *
  * --cv prints the out-of-fold figures (training part only) behind the
  * threshold choice: the way to compare settings without the test part.
+ * --cv-repeat N scores N different 5-fold partitions and sums their errors
+ * (less noise when comparing settings); --cv-misses names every message
+ * the out-of-fold models got wrong (first partition).
  *   scantool eval DIR [--model FILE] [--json] [--all] [--predictions FILE]
  *   scantool scan FILE [--model FILE]
  *
@@ -25,7 +28,7 @@ static int usage(void)
 {
 	fprintf(stderr,
 		"usage: scantool train DIR OUT [--algo lr|nb] [--bits N] [--epochs N] "
-		"[--threshold T] [--ham-weight W] [--cv] [--all]\n"
+		"[--threshold T] [--ham-weight W] [--cv] [--cv-repeat N] [--cv-misses] [--all]\n"
 		"       scantool eval DIR [--model FILE] [--json] [--all] [--predictions FILE]\n"
 		"       scantool scan FILE [--model FILE]\n");
 	return 2;
@@ -59,6 +62,15 @@ int main(int argc, char **argv)
 		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
 		if (strcmp(a, "--cv") == 0) {
 			o.report = stderr;
+		} else if (strcmp(a, "--cv-misses") == 0) {
+			o.report = stderr;
+			o.cv_misses = true;
+		} else if (v && strcmp(a, "--cv-repeat") == 0) {
+			o.report = stderr;
+			o.cv_repeats = (unsigned)strtoul(v, NULL, 10);
+			if (o.cv_repeats < 1 || o.cv_repeats > 8)
+				return usage();
+			i++;
 		} else if (strcmp(a, "--all") == 0) {
 			o.split = SCAN_SPLIT_ALL;
 			eval_split = SCAN_SPLIT_ALL;

@@ -18,6 +18,9 @@
 #define TOKEN_MIN 2
 #define TOKEN_MAX 30
 #define BIGRAM_TOKENS 1500
+#ifndef SPARSE_TOKENS
+#define SPARSE_TOKENS 1500
+#endif
 #define CJK_PAIRS                                                                                  \
 	400 /* character pairs per unspaced run */ /* bigrams only from the first tokens of a text \
 						    */
@@ -57,9 +60,12 @@ uint32_t scan_hash(const char *prefix, const char *s, size_t len)
 static pthread_key_t doc_key;
 static pthread_once_t doc_once = PTHREAD_ONCE_INIT;
 
+static void byte_class_init(void);
+
 static void doc_key_init(void)
 {
 	pthread_key_create(&doc_key, free);
+	byte_class_init();
 }
 
 struct scan_doc *scan_doc_get(struct scan_result *out)
@@ -89,39 +95,84 @@ struct scan_doc *scan_doc_get(struct scan_result *out)
 	return d;
 }
 
-static void keep_name(struct scan_doc *d, size_t slot, const char *prefix, const char *s,
-		      size_t len)
+/* Inserts hash H into the set; the slot for its name, or -1 when it was
+ * there already or the set is full. */
+static long insert_hash(struct scan_doc *d, uint32_t h)
 {
-	size_t plen = strlen(prefix);
+	size_t slot = h & (SCAN_SET_SLOTS - 1);
+	while (d->slot_hash[slot]) {
+		if (d->slot_hash[slot] == h)
+			return -1;
+		slot = (slot + 1) & (SCAN_SET_SLOTS - 1);
+	}
+	if (d->n_feats >= SCAN_MAX_FEATURES)
+		return -1;
+	d->slot_hash[slot] = h;
+	d->feats[d->n_feats++] = h;
 	d->slot_name[slot] = 0;
-	if (d->names_len + plen + 1 + len + 1 > SCAN_NAMES_MAX)
+	return (long)slot;
+}
+
+static void name_append(char *dst, const char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		char c = s[i];
+		dst[i] = (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
+	}
+}
+
+/* Keeps the name PREFIX ':' A [SEP B] (lower-cased) of the feature in SLOT. */
+static void keep_name(struct scan_doc *d, size_t slot, const char *prefix, const char *a,
+		      size_t alen, const char *sep, const char *b, size_t blen)
+{
+	size_t plen = strlen(prefix), slen = sep ? strlen(sep) : 0;
+	size_t total = plen + 1 + alen + (sep ? slen + blen : 0) + 1;
+	if (d->names_len + total > SCAN_NAMES_MAX)
 		return;
 	char *dst = d->names + d->names_len;
 	memcpy(dst, prefix, plen);
 	dst[plen] = ':';
-	for (size_t i = 0; i < len; i++) {
-		char c = s[i];
-		dst[plen + 1 + i] = (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
+	size_t o = plen + 1;
+	name_append(dst + o, a, alen);
+	o += alen;
+	if (sep) {
+		memcpy(dst + o, sep, slen);
+		o += slen;
+		name_append(dst + o, b, blen);
+		o += blen;
 	}
-	dst[plen + 1 + len] = '\0';
+	dst[o] = '\0';
 	d->slot_name[slot] = (uint32_t)d->names_len + 1;
-	d->names_len += plen + 1 + len + 1;
+	d->names_len += total;
 }
 
 void scan_feat(struct scan_doc *d, const char *prefix, const char *s, size_t len)
 {
-	uint32_t h = scan_hash(prefix, s, len);
-	size_t slot = h & (SCAN_SET_SLOTS - 1);
-	while (d->slot_hash[slot]) {
-		if (d->slot_hash[slot] == h)
-			return;
-		slot = (slot + 1) & (SCAN_SET_SLOTS - 1);
+	long slot = insert_hash(d, scan_hash(prefix, s, len));
+	if (slot >= 0)
+		keep_name(d, (size_t)slot, prefix, s, len, NULL, NULL, 0);
+}
+
+/* FNV-1a of the lower-cased bytes, without the final mix: tokens are
+ * hashed once, and their unigram and bigram features derived from it. */
+static uint32_t token_hash(const char *s, size_t len)
+{
+	uint32_t h = 2166136261u;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c >= 'A' && c <= 'Z')
+			c = (unsigned char)(c + 32);
+		h ^= c;
+		h *= 16777619u;
 	}
-	if (d->n_feats >= SCAN_MAX_FEATURES)
-		return;
-	d->slot_hash[slot] = h;
-	d->feats[d->n_feats++] = h;
-	keep_name(d, slot, prefix, s, len);
+	return h;
+}
+
+/* Feature hash of a token (or a pair of tokens) under a prefix hash. */
+static inline uint32_t derive(uint32_t prefix_hash, uint32_t a, uint32_t b)
+{
+	uint32_t h = fmix32(prefix_hash ^ fmix32(a * 0x9e3779b1u + b));
+	return h ? h : 1;
 }
 
 void scan_feat_str(struct scan_doc *d, const char *prefix, const char *s)
@@ -140,17 +191,26 @@ const char *scan_doc_name(const struct scan_doc *d, uint32_t hash)
 	return NULL;
 }
 
-static int is_word_byte(unsigned char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-	       c >= 0x80;
-}
+/* Byte classes of the tokenizer: word bytes (letters, digits, every byte
+ * of a UTF-8 sequence), and inner punctuation that belongs to a token when
+ * a word byte follows ("paypal.com", "can't", "e-mail", "user@host"). */
+enum { CL_WORD = 1, CL_DIGIT = 2, CL_UPPER = 4, CL_INNER = 8 };
+static unsigned char byte_class[256];
 
-/* Inner punctuation that belongs to a token when a word byte follows
- * ("paypal.com", "can't", "e-mail", "$100"). */
-static int is_inner_byte(unsigned char c)
+static void byte_class_init(void)
 {
-	return c == '.' || c == '-' || c == '\'' || c == '_' || c == '@';
+	for (int c = 0; c < 256; c++) {
+		unsigned char k = 0;
+		if ((c >= 'a' && c <= 'z') || c >= 0x80)
+			k = CL_WORD;
+		else if (c >= 'A' && c <= 'Z')
+			k = CL_WORD | CL_UPPER;
+		else if (c >= '0' && c <= '9')
+			k = CL_WORD | CL_DIGIT;
+		else if (c == '.' || c == '-' || c == '\'' || c == '_' || c == '@')
+			k = CL_INNER;
+		byte_class[c] = k;
+	}
 }
 
 static size_t utf8_char_len(unsigned char c)
@@ -175,17 +235,38 @@ static void cjk_bigrams(struct scan_doc *d, const char *prefix, const char *s, s
 	}
 }
 
+uint32_t scan_word_hash(const char *prefix, const char *word, size_t len)
+{
+	return derive(token_hash(prefix, strlen(prefix)), 0, token_hash(word, len));
+}
+
+/* Shapes that replace a token's text: numbers by their digit count,
+ * over-long tokens by their length in tens. */
+static const char *const num_shape[] = {"num0", "num1", "num2", "num3",	 "num4",  "num5", "num6",
+					"num7", "num8", "num9", "num10", "num11", "num12"};
+static const char *const long_shape[] = {"long30", "long40", "long50",
+					 "long60", "long70", "long80"};
+
 void scan_tokenize(struct scan_doc *d, const char *prefix, const char *text, size_t len)
 {
 	char bigram_prefix[8];
-	char prev[TOKEN_MAX + 1] = "";
-	size_t prev_len = 0;
+	const char *prev = NULL, *prev2 = NULL; /* previous tokens' text, for names */
+	size_t prev_len = 0, prev2_len = 0;
 	size_t ntok = 0;
 	size_t i = 0;
 
 	snprintf(bigram_prefix, sizeof(bigram_prefix), "%s2", prefix);
+	/* Names are kept only where explanations read them (the readable
+	 * features of scan.c): copying every name costs time. */
+	int names = strcmp(prefix, "b") == 0 || strcmp(prefix, "s") == 0 ||
+		    strcmp(prefix, "up") == 0 || strcmp(prefix, "fn") == 0 ||
+		    strcmp(prefix, "xm") == 0;
+	int pair_names = strcmp(prefix, "b") == 0 || strcmp(prefix, "s") == 0;
+	uint32_t ph1 = token_hash(prefix, strlen(prefix)),
+		 ph2 = token_hash(bigram_prefix, 1 + strlen(prefix)), ph3 = ph2 ^ 0x5bd1e995u,
+		 prev_h = 0, prev2_h = 0;
 	while (i < len) {
-		while (i < len && !is_word_byte((unsigned char)text[i])) {
+		while (i < len && !(byte_class[(unsigned char)text[i]] & CL_WORD)) {
 			/* Money and exclamation marks are signal on their own. */
 			if (text[i] == '$' || text[i] == '!')
 				scan_feat(d, prefix, text + i, 1);
@@ -193,16 +274,22 @@ void scan_tokenize(struct scan_doc *d, const char *prefix, const char *text, siz
 		}
 		size_t start = i;
 		int digits = 0, letters = 0;
+		/* the token's hash as token_hash() would compute it, on the way */
+		uint32_t th = 2166136261u;
 		while (i < len) {
 			unsigned char c = (unsigned char)text[i];
-			if (is_word_byte(c)) {
-				if (c >= '0' && c <= '9')
+			unsigned char k = byte_class[c];
+			if (k & CL_WORD) {
+				if (k & CL_DIGIT)
 					digits++;
 				else
 					letters++;
+				th = (th ^ (unsigned char)(k & CL_UPPER ? c + 32 : c)) * 16777619u;
 				i++;
-			} else if (is_inner_byte(c) && i + 1 < len &&
-				   is_word_byte((unsigned char)text[i + 1]) && i > start) {
+			} else if ((k & CL_INNER) && i + 1 < len &&
+				   (byte_class[(unsigned char)text[i + 1]] & CL_WORD) &&
+				   i > start) {
+				th = (th ^ c) * 16777619u;
 				i++;
 			} else {
 				break;
@@ -211,34 +298,45 @@ void scan_tokenize(struct scan_doc *d, const char *prefix, const char *text, siz
 		size_t tlen = i - start;
 		if (tlen < TOKEN_MIN)
 			continue;
-		char tok[TOKEN_MAX + 1];
-		size_t klen;
+		const char *tok = text + start;
+		size_t klen = tlen;
 		if (tlen > TOKEN_MAX && letters > 0 && (unsigned char)text[start] >= 0xe0) {
 			/* Scripts written without spaces (CJK): pairs of characters. */
 			cjk_bigrams(d, prefix, text + start, tlen);
-			klen = (size_t)snprintf(tok, sizeof(tok), "cjk");
+			tok = "cjk";
 		} else if (tlen > TOKEN_MAX) {
-			klen = (size_t)snprintf(tok, sizeof(tok), "long%zu",
-						tlen > 80 ? 80 : tlen / 10 * 10);
+			tok = long_shape[(tlen > 80 ? 80 : tlen / 10 * 10) / 10 - 3];
 		} else if (letters == 0) {
 			/* Numbers: keep their shape, not their value. */
-			klen =
-			    (size_t)snprintf(tok, sizeof(tok), "num%d", digits > 12 ? 12 : digits);
-		} else {
-			memcpy(tok, text + start, tlen);
-			klen = tlen;
+			tok = num_shape[digits > 12 ? 12 : digits];
 		}
-		tok[klen] = '\0';
-		scan_feat(d, prefix, tok, klen);
+		if (tok != text + start) {
+			klen = strlen(tok);
+			th = token_hash(tok, klen);
+		}
+		long slot = insert_hash(d, derive(ph1, 0, th));
+		if (slot >= 0 && names)
+			keep_name(d, (size_t)slot, prefix, tok, klen, NULL, NULL, 0);
 		if (ntok < BIGRAM_TOKENS && prev_len) {
-			char pair[2 * TOKEN_MAX + 2];
-			memcpy(pair, prev, prev_len);
-			pair[prev_len] = ' ';
-			memcpy(pair + prev_len + 1, tok, klen);
-			scan_feat(d, bigram_prefix, pair, prev_len + 1 + klen);
+			slot = insert_hash(d, derive(ph2, prev_h, th));
+			if (slot >= 0 && pair_names)
+				keep_name(d, (size_t)slot, bigram_prefix, prev, prev_len, " ", tok,
+					  klen);
 		}
-		memcpy(prev, tok, klen + 1);
+		/* Sparse bigram over one word ("click _ here"): survives
+		 * words slipped in between. */
+		if (ntok < SPARSE_TOKENS && prev2_len) {
+			slot = insert_hash(d, derive(ph3, prev2_h, th));
+			if (slot >= 0 && pair_names)
+				keep_name(d, (size_t)slot, bigram_prefix, prev2, prev2_len, " _ ",
+					  tok, klen);
+		}
+		prev2 = prev;
+		prev2_len = prev_len;
+		prev2_h = prev_h;
+		prev = tok;
 		prev_len = klen;
+		prev_h = th;
 		ntok++;
 		if (d->n_feats >= SCAN_MAX_FEATURES)
 			return;

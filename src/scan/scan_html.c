@@ -106,6 +106,17 @@ static int tag_attr(const char *s, size_t len, const char *name, char *out, size
 	return -1;
 }
 
+static int inline_tag(const char *name)
+{
+	static const char *const tags[] = {"b",	     "i",    "u",    "s",     "em",
+					   "strong", "font", "span", "small", "big",
+					   "sub",    "sup",  "a",    "tt",    "strike"};
+	for (size_t i = 0; i < sizeof(tags) / sizeof(tags[0]); i++)
+		if (strcmp(name, tags[i]) == 0)
+			return 1;
+	return 0;
+}
+
 void scan_html(struct scan_doc *d, const char *html, size_t len)
 {
 	struct html_out o = {malloc(len + 1), 0, len + 1};
@@ -203,8 +214,10 @@ void scan_html(struct scan_doc *d, const char *html, size_t len)
 			    strcasecmp(type, "password") == 0)
 				scan_feat_str(d, "html", "password-input");
 		}
-		/* Block elements separate words. */
-		out_space(&o);
+		/* Block elements separate words; inline ones (bold, fonts) do
+		 * not: "V<b>iagra</b>" is one word to the reader. */
+		if (!inline_tag(name))
+			out_space(&o);
 	}
 	if (in_anchor) {
 		size_t tl = o.len - anchor_start;

@@ -84,8 +84,12 @@ struct scan_doc *scan_doc_get(struct scan_result *out);
 /* Adds feature PREFIX+S (S of LEN bytes). */
 void scan_feat(struct scan_doc *d, const char *prefix, const char *s, size_t len);
 void scan_feat_str(struct scan_doc *d, const char *prefix, const char *s);
-/* Tokenizes UTF-8 TEXT into words and bigrams with PREFIX ("b" body, "s" subject). */
+/* Tokenizes UTF-8 TEXT with PREFIX ("b" body, "s" subject): words, pairs
+ * of adjacent words and pairs over one word ("a _ c"). A token is hashed
+ * once; its features' hashes are derived from that hash and the prefix. */
 void scan_tokenize(struct scan_doc *d, const char *prefix, const char *text, size_t len);
+/* The feature hash scan_tokenize gives the word WORD under PREFIX. */
+uint32_t scan_word_hash(const char *prefix, const char *word, size_t len);
 /* Looks up the text of a feature hash kept for explanations; NULL if none. */
 const char *scan_doc_name(const struct scan_doc *d, uint32_t hash);
 /* Makes S safe to show, log and store as JSON: invalid UTF-8, control

@@ -7,6 +7,7 @@
  * Input GMime cannot make sense of, or that exceeds the caps in scan_int.h,
  * is still scanned as raw text, with a reason saying so.
  */
+#include <config.h>
 #include <ctype.h>
 #include <gmime/gmime.h>
 #include <pthread.h>
@@ -14,6 +15,9 @@
 #include <string.h>
 
 #include "scan/scan_int.h"
+
+#define RECV_MAX 64   /* Received headers looked at */
+#define RECV_ORIGIN 3 /* of them, the last ones tokenized as the origin */
 
 static pthread_once_t gmime_once = PTHREAD_ONCE_INIT;
 
@@ -238,6 +242,8 @@ static void walk_headers(struct scan_doc *d, GMimeMessage *m)
 	GMimeHeaderList *hl = g_mime_object_get_header_list(GMIME_OBJECT(m));
 	int n = hl ? g_mime_header_list_get_count(hl) : 0;
 	int received = 0, have_msgid = 0, have_date = 0;
+	GMimeHeader *recv_hdr[RECV_MAX];
+	int n_recv = 0;
 
 	for (int i = 0; i < n; i++) {
 		GMimeHeader *h = g_mime_header_list_get_header_at(hl, i);
@@ -245,23 +251,35 @@ static void walk_headers(struct scan_doc *d, GMimeMessage *m)
 		if (!name)
 			continue;
 		scan_feat_str(d, "hn", name);
+		if (strcasecmp(name, "Received") == 0 && n_recv < RECV_MAX)
+			recv_hdr[n_recv++] = h;
 		/* Values are decoded lazily by GMime and that is costly: only
 		 * the headers used below are decoded. */
 		if (!header_wanted(name))
 			continue;
+		if (strcasecmp(name, "Received") == 0) {
+			/* The hops nearest this server (the first ones; the
+			 * origin's are tokenized below). Raw: unfolding and
+			 * decoding would change no token of a Received value. */
+			const char *raw = g_mime_header_get_raw_value(h);
+			if (raw && received < 3)
+				scan_tokenize(d, "hr", raw, strnlen(raw, 256));
+			received++;
+			continue;
+		}
+		if (strcasecmp(name, "Message-ID") == 0) {
+			have_msgid = 1;
+			continue;
+		}
+		if (strcasecmp(name, "Date") == 0) {
+			have_date = 1;
+			continue;
+		}
 		const char *value = g_mime_header_get_value(h);
 		if (!value)
 			value = "";
 		size_t vlen = strnlen(value, SCAN_MAX_HEADER_BYTES);
-		if (strcasecmp(name, "Received") == 0) {
-			/* the hops nearest the sender say most about it */
-			if (received++ < 3)
-				scan_tokenize(d, "hr", value, vlen < 256 ? vlen : 256);
-		} else if (strcasecmp(name, "Message-ID") == 0)
-			have_msgid = 1;
-		else if (strcasecmp(name, "Date") == 0)
-			have_date = 1;
-		else if (strcasecmp(name, "X-Mailer") == 0 || strcasecmp(name, "User-Agent") == 0)
+		if (strcasecmp(name, "X-Mailer") == 0 || strcasecmp(name, "User-Agent") == 0)
 			scan_tokenize(d, "xm", value, vlen);
 		else if (strcasecmp(name, "Authentication-Results") == 0)
 			auth_results(d, value);
@@ -274,6 +292,25 @@ static void walk_headers(struct scan_doc *d, GMimeMessage *m)
 			scan_tokenize(d, "hto", value, vlen < 256 ? vlen : 256);
 		else if (strcasecmp(name, "List-Id") == 0 || strcasecmp(name, "Precedence") == 0)
 			scan_tokenize(d, "hl", value, vlen < 128 ? vlen : 128);
+	}
+	/* The hops nearest the sender (the last Received headers) say who
+	 * handed the message in: a host without reverse DNS ("unknown"), a
+	 * HELO that is a bare IP address. */
+	for (int k = n_recv - 1; k >= 0 && k >= n_recv - RECV_ORIGIN; k--) {
+		const char *v = g_mime_header_get_raw_value(recv_hdr[k]);
+		if (!v)
+			continue;
+		size_t vl = strnlen(v, 256);
+		scan_tokenize(d, "hro", v, vl);
+		if (k == n_recv - 1) {
+			if (memmem(v, vl, "unknown", 7))
+				scan_feat_str(d, "hrx", "origin-unknown");
+			const char *helo = memmem(v, vl, "HELO ", 5);
+			if (!helo)
+				helo = memmem(v, vl, "helo=", 5);
+			if (helo && (size_t)(helo - v) + 5 < vl && isdigit((unsigned char)helo[5]))
+				scan_feat_str(d, "hrx", "origin-helo-ip");
+		}
 	}
 	char buf[16];
 	snprintf(buf, sizeof(buf), "%d", received > 10 ? 10 : received);

@@ -44,6 +44,8 @@ struct scan_train_opts {
 	double ham_weight;     /* lr only: loss weight of ham examples; 0 = default */
 	enum scan_split split; /* which part to learn from (default: train) */
 	FILE *report;	       /* when set: out-of-fold figures of the threshold choice */
+	unsigned cv_repeats;   /* with report: partitions scored (1..8; 0 = 1) */
+	bool cv_misses;	       /* with report: name the out-of-fold mistakes */
 };
 
 /* Trains on the chosen part of C and writes the model to OUT_PATH.
