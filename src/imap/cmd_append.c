@@ -1,7 +1,8 @@
 /*
  * cmd_append.c - APPEND (RFC 3501 6.3.11) with APPENDUID (RFC 4315),
- * APPENDLIMIT (RFC 7889) and MULTIAPPEND (RFC 3502: several messages in one
- * command, stored all or none). The messages go through
+ * APPENDLIMIT (RFC 7889), MULTIAPPEND (RFC 3502: several messages in one
+ * command, stored all or none) and the UTF8 data item of UTF8=ACCEPT
+ * (RFC 6855 4). The messages go through
  * deliver_to_mailbox() on the job pool in one transaction: scanned (result
  * stored 1:1), sealed to the owner's key, stored; the session waits
  * meanwhile.
@@ -129,7 +130,7 @@ static void append_done(struct conn *c, void *arg)
 static int parse_one(struct imap_session *s, struct imap_command *cmd, size_t *i,
 		     struct append_msg *out)
 {
-	const struct imap_arg *msg;
+	struct imap_arg *msg;
 
 	memset(out, 0, sizeof(*out));
 	out->date = (int64_t)time(NULL);
@@ -165,11 +166,25 @@ static int parse_one(struct imap_session *s, struct imap_command *cmd, size_t *i
 		}
 		(*i)++;
 	}
-	if (*i >= cmd->n_args || !imap_arg_is_string(&cmd->args[*i])) {
+	if (*i + 1 < cmd->n_args && imap_arg_is(&cmd->args[*i], "UTF8") &&
+	    cmd->args[*i + 1].type == IMAP_ARG_LIST) {
+		/* RFC 6855 4: "UTF8 (literal8)", a message with UTF-8 header fields. */
+		struct imap_arg *l = &cmd->args[++(*i)];
+		if (!s->utf8_accept) {
+			imap_bad(s, "APPEND UTF8 needs ENABLE UTF8=ACCEPT first");
+			return -1;
+		}
+		if (l->n != 1 || l->list[0].type != IMAP_ARG_LITERAL) {
+			imap_bad(s, "APPEND UTF8 takes one literal in parentheses");
+			return -1;
+		}
+		msg = &l->list[0];
+	} else if (*i < cmd->n_args && imap_arg_is_string(&cmd->args[*i])) {
+		msg = &cmd->args[*i];
+	} else {
 		imap_bad(s, "APPEND needs a mailbox name and a message");
 		return -1;
 	}
-	msg = &cmd->args[*i];
 	if (msg->len == 0) {
 		imap_no(s, "Empty message");
 		return -1;
@@ -188,7 +203,7 @@ static int parse_one(struct imap_session *s, struct imap_command *cmd, size_t *i
 	/* The message is taken over from the parsed command. */
 	out->msg = (unsigned char *)msg->str;
 	out->len = msg->len;
-	cmd->args[*i].str = NULL;
+	msg->str = NULL;
 	(*i)++;
 	return 0;
 }

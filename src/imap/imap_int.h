@@ -94,6 +94,8 @@ struct imap_session {
 	bool condstore;	   /* RFC 7162 3.1: enabled by ENABLE or a CONDSTORE-enabling command */
 	bool qresync;	   /* RFC 7162 3.2.3: ENABLE QRESYNC; expunges are reported as VANISHED */
 	bool rev2;	   /* ENABLE IMAP4rev2 (RFC 9051 6.3.1): rev2 behaviour where it differs */
+	bool utf8;	   /* IMAP4rev2 or UTF8=ACCEPT (RFC 6855) enabled: names in UTF-8 */
+	bool utf8_accept;  /* ENABLE UTF8=ACCEPT itself (APPEND UTF8 allowed) */
 	bool long_timeout; /* the authenticated autologout timer is set (imap_ok) */
 
 	struct imap_fetch_run *fetch_run; /* a FETCH served in slices (cmd_fetch.c) */

@@ -15,7 +15,7 @@ int imap_mailbox_arg(struct imap_session *s, const struct imap_arg *arg, char *o
 	char decoded[STORE_MAILBOX_NAME_MAX + 1];
 	struct imap_arg utf8;
 
-	if (s->rev2 || !imap_arg_is_string(arg) || !memchr(arg->str, '&', arg->len))
+	if (s->utf8 || !imap_arg_is_string(arg) || !memchr(arg->str, '&', arg->len))
 		return imap_mailbox_name(arg, out, outlen);
 	if (strlen(arg->str) != arg->len ||
 	    imap_mutf7_decode(arg->str, arg->len, decoded, sizeof(decoded)) < 0)
@@ -31,7 +31,7 @@ int imap_pattern_decode(struct imap_session *s, char *pattern, size_t cap)
 {
 	char decoded[2 * STORE_MAILBOX_NAME_MAX + 2];
 
-	if (s->rev2 || !strchr(pattern, '&'))
+	if (s->utf8 || !strchr(pattern, '&'))
 		return 0;
 	if (imap_mutf7_decode(pattern, strlen(pattern), decoded, sizeof(decoded)) < 0 ||
 	    strlen(decoded) >= cap)
@@ -45,7 +45,7 @@ void imap_write_mailbox(struct imap_session *s, struct imap_buf *b, const char *
 	/* Modified UTF-7 is at most 8/3 + 2 times as long as the UTF-8 name. */
 	char encoded[4 * STORE_MAILBOX_NAME_MAX + 8];
 
-	if (s->rev2) {
+	if (s->utf8) {
 		/* RFC 9051 4.3: quoted strings may hold UTF-8; names hold no CR, LF or NUL. */
 		ibuf_str(b, "\"");
 		for (const char *p = name; *p; p++) {

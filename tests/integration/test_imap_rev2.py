@@ -153,6 +153,37 @@ class ImapRev2Test(ImapBase):
         lines, _ = new.cmd('LIST "" "R&D"')
         self.assertEqual(lines, [b'* LIST (\\HasNoChildren) "/" "R&D"'])
 
+    def test_utf8_accept(self):
+        user = self.new_user()
+        r = self.raw(user)
+        lines, _ = r.cmd("CAPABILITY")
+        self.assertIn(b" UTF8=ACCEPT", lines[0])
+        msg = ("From: J\u00f6rg <j@example.net>\r\nSubject: Gr\u00fc\u00dfe\r\n\r\n"
+               "caf\u00e9\r\n").encode()
+        # The UTF8 data item needs ENABLE UTF8=ACCEPT.
+        _, tagged = r.cmd(b"APPEND INBOX UTF8 (~{%d+}\r\n%s)" % (len(msg), msg))
+        self.assertIn(b" BAD ", tagged)
+        lines, _ = r.cmd("ENABLE UTF8=ACCEPT")
+        self.assertEqual(lines, [b"* ENABLED UTF8=ACCEPT"])
+        _, tagged = r.cmd(b"APPEND INBOX (\\Seen) UTF8 (~{%d+}\r\n%s)" % (len(msg), msg))
+        self.assertIn(b"[APPENDUID ", tagged)
+        _, tagged = r.cmd(b"APPEND INBOX UTF8 ({2+}\r\nab {2+}\r\ncd)")
+        self.assertIn(b" BAD ", tagged)
+        # Names are UTF-8 now, in and out.
+        _, tagged = r.cmd('CREATE "%s"' % DRAFTS_DE)
+        self.assertIn(b" OK ", tagged)
+        lines, _ = r.cmd('LIST "" "Entw*"')
+        self.assertEqual(lines, [('* LIST (\\HasNoChildren) "/" "%s"' % DRAFTS_DE).encode()])
+        old = self.raw(user)
+        lines, _ = old.cmd('LIST "" "Entw*"')
+        self.assertEqual(lines, [b'* LIST (\\HasNoChildren) "/" "Entw&APw-rfe"'])
+        r.cmd("SELECT INBOX")
+        lines, _ = r.cmd("FETCH 1 (FLAGS BODY.PEEK[])")
+        self.assertIn(b"\\Seen", lines[0])
+        # The literal's lines follow the FETCH line: the UTF-8 header is stored as sent.
+        self.assertEqual(lines[1], msg.split(b"\r\n")[0])
+        self.assertEqual(lines[2], msg.split(b"\r\n")[1])
+
 
 if __name__ == "__main__":
     unittest.main()
