@@ -1,7 +1,8 @@
 /*
  * fuzz_imap_parse.c - fuzz target for the IMAP command parser and the pure
  * helpers behind it (sequence sets, FETCH items, SEARCH keys, literal
- * markers, mailbox names, LIST patterns) and for the MIME structure,
+ * markers, mailbox names and modified UTF-7, LIST patterns, SELECT's
+ * CONDSTORE/QRESYNC parameters) and for the MIME structure,
  * ENVELOPE and BODYSTRUCTURE builder. With clang -fsanitize=fuzzer,address
  * (-DPOSTERN_LIBFUZZER) it is a libFuzzer target; in the normal build its
  * main() replays the files given as arguments, or runs a fixed number of
@@ -48,6 +49,12 @@ static void walk_args(const struct imap_arg *args, size_t n)
 			imap_seqset_free(&set);
 		}
 		(void)imap_mailbox_name(a, name, sizeof(name));
+		/* Modified UTF-7 both ways: what decodes must encode again. */
+		if (strlen(a->str) == a->len &&
+		    imap_mutf7_decode(a->str, a->len, name, sizeof(name)) == 0) {
+			char back[4 * sizeof(name)];
+			(void)imap_mutf7_encode(name, back, sizeof(back));
+		}
 		(void)imap_list_match(a->str, "INBOX/a/b");
 		(void)imap_line_literal(a->str, a->len, &lsize, &nonsync);
 	}
@@ -60,7 +67,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char err[160];
 
 	if (imap_parse((const char *)data, size, &cmd) == 0) {
+		struct imap_select_params params;
 		walk_args(cmd.args, cmd.n_args);
+		/* As SELECT parameters (CONDSTORE, QRESYNC) after the first argument. */
+		if (cmd.n_args > 0 && imap_select_params_parse(cmd.args + 1, cmd.n_args - 1,
+							       &params, err, sizeof(err)) == 0)
+			imap_select_params_free(&params);
 		if (imap_search_parse(cmd.args, cmd.n_args, &key, err, sizeof(err)) == 0)
 			imap_search_key_free(&key);
 	}
@@ -99,6 +111,9 @@ static const char *const seeds[] = {
     "a4 APPEND INBOX (\\Seen) \" 1-Feb-2024 10:00:00 +0100\" {11}\r\nHello world",
     "a5 STORE 1,2:4 +FLAGS.SILENT (\\Deleted $Label)",
     "a6 LIST \"\" \"*\"",
+    "a7 SELECT \"Entw&APw-rfe/&ZeVnLIqe-\" (CONDSTORE QRESYNC (67890007 90060115194045000 "
+    "41:211,214:541 (1:10 41:50)))",
+    "a8 SEARCH RETURN (SAVE MIN) UID $ OR $ 1:*",
     ("From: a@b\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\n"
      "Content-Type: message/rfc822\r\n\r\nSubject: in\r\n\r\nbody\r\n--x--\r\n"),
 };
