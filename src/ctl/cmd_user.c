@@ -26,6 +26,7 @@
 
 #include "auth/auth.h"
 #include "crypto/crypto.h"
+#include "crypto/gpg_home.h"
 #include "ctl/ctl.h"
 #include "otp/otp.h"
 #include "store/store.h"
@@ -378,7 +379,7 @@ static int user_del(struct ctl *ctl, int argc, char **argv)
 {
 	bool yes = false;
 	const struct ctl_option opts[] = {{"--yes", NULL, &yes}, {NULL, NULL, NULL}};
-	char *pos[1], address[STORE_ADDRESS_MAX + 1], question[512];
+	char *pos[1], address[STORE_ADDRESS_MAX + 1], question[512], gerr[512];
 	struct store *st;
 	struct store_user u;
 	struct alias_list al = {address, NULL};
@@ -434,6 +435,11 @@ static int user_del(struct ctl *ctl, int argc, char **argv)
 	ctl_audit(ctl, "user.del", address);
 	json_array_foreach(al.aliases, i, a) ctl_audit(ctl, "alias.del", json_string_value(a));
 	ctl_daemon_forget(ctl, address);
+	/* The OpenPGP/S-MIME keys and the published WKD key go with the user. */
+	if (gpg_home_remove(&ctl->cfg, address, gerr, sizeof(gerr)) < 0)
+		ctl_note(_("the OpenPGP and S/MIME keys of %s were not removed: %s\n"
+			   "Remove them with \"posternctl pgp delete %s --all\"."),
+			 address, gerr, address);
 	if (ctl->json) {
 		ctl_json_print(json_pack("{s:b,s:s,s:O}", "ok", 1, "address", address,
 					 "aliases_removed", al.aliases));

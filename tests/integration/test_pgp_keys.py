@@ -132,16 +132,29 @@ class PgpKeysTest(unittest.TestCase):
                                   input=ALICE_PW + "\n").returncode, EXIT_NOTFOUND)
         self.assertEqual(self.ctl("pgp", "keygen").returncode, EXIT_USAGE)
 
-    def test_delete_all_removes_home_and_wkd_copy_after_user_deletion(self):
+    def test_delete_all_removes_home_and_wkd_copy(self):
         self.keygen()
         gnupg = os.path.join(self.server.data_dir, "gnupg")
         homes = [d for d in os.listdir(gnupg) if d != "wkd"]
         published = os.path.join(gnupg, "wkd", "wkd.localhost", "hu")
         self.assertEqual(len(os.listdir(published)), 1)
-        self.assertEqual(self.server.ctl("user", "del", ALICE, "--yes", check=False).returncode, 0)
         self.assertEqual(self.ctl("pgp", "delete", ALICE).returncode, EXIT_USAGE)
         r = self.ctl("pgp", "delete", ALICE, "--all", "--yes")
         self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertFalse(os.path.exists(os.path.join(gnupg, homes[0])))
+        self.assertEqual(os.listdir(published), [])
+        self.assertEqual(self.ctl("pgp", "delete", ALICE, "--all", "--yes").returncode,
+                         EXIT_NOTFOUND)
+
+    def test_user_deletion_removes_home_and_wkd_copy(self):
+        self.keygen()
+        gnupg = os.path.join(self.server.data_dir, "gnupg")
+        homes = [d for d in os.listdir(gnupg) if d != "wkd"]
+        published = os.path.join(gnupg, "wkd", "wkd.localhost", "hu")
+        self.assertEqual(len(os.listdir(published)), 1)
+        r = self.server.ctl("user", "del", ALICE, "--yes", check=False)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertNotIn("not removed", r.stderr)
         self.assertFalse(os.path.exists(os.path.join(gnupg, homes[0])))
         self.assertEqual(os.listdir(published), [])
         self.assertEqual(self.ctl("pgp", "delete", ALICE, "--all", "--yes").returncode,
