@@ -199,6 +199,30 @@ static bool report_vanished(struct imap_session *s, const struct imap_msg *old, 
 	return true;
 }
 
+/* RFC 7162 3.2 (and its errata 3509): while VANISHED for some messages
+ * waits (during FETCH, STORE, SEARCH), MODSEQ values the client sees may be
+ * above those expunges; a HIGHESTMODSEQ below them tells it where a
+ * resynchronization has to start. Lower than needed is safe. */
+static void report_delayed_expunges(struct imap_session *s)
+{
+	uint32_t lo = 0, hi = 0;
+	uint64_t lowest = 0;
+
+	for (size_t i = 0; i < s->sel.n; i++) {
+		if (!s->sel.msgs[i].expunged)
+			continue;
+		if (!lo)
+			lo = s->sel.msgs[i].uid;
+		hi = s->sel.msgs[i].uid;
+	}
+	if (lo &&
+	    store_expunged_min_modseq(conn_store(s->c), s->sel.mb.id, lo, hi, &lowest) ==
+		STORE_OK &&
+	    lowest > 1)
+		imap_untagged(s, "OK [HIGHESTMODSEQ %llu] Expunges are pending",
+			      (unsigned long long)(lowest - 1));
+}
+
 void imap_sync(struct imap_session *s, bool allow_expunge)
 {
 	struct list_ctx l;
@@ -260,6 +284,8 @@ void imap_sync(struct imap_session *s, bool allow_expunge)
 	if (out_n != n_old - removed)
 		imap_untagged(s, "%zu EXISTS", out_n);
 	s->sel.n = out_n;
+	if (!allow_expunge && s->qresync)
+		report_delayed_expunges(s);
 }
 
 void imap_format_flags(struct imap_buf *b, uint32_t flags, const char *keywords)

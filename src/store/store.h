@@ -135,6 +135,11 @@ int store_mailbox_get(struct store *st, int64_t user_id, const char *name,
 		      struct store_mailbox *out);
 int store_mailbox_get_special(struct store *st, int64_t user_id, enum store_special_use use,
 			      struct store_mailbox *out);
+/* Only the id of USER_ID's mailbox NAME or, with NAME NULL, of its first
+ * mailbox with special-use USE: no pass over its messages for the count and
+ * size that get fills in (delivery needs none of them). */
+int store_mailbox_lookup(struct store *st, int64_t user_id, const char *name,
+			 enum store_special_use use, int64_t *id);
 int store_mailbox_rename(struct store *st, int64_t mailbox_id, const char *new_name);
 int store_mailbox_delete(struct store *st, int64_t mailbox_id);
 int store_mailbox_set_subscribed(struct store *st, int64_t mailbox_id, bool subscribed);
@@ -264,6 +269,9 @@ int store_expunged_since(struct store *st, int64_t mailbox_id, uint64_t modseq, 
 			 size_t *n);
 /* The mailbox's HIGHESTMODSEQ as stored now. */
 int store_mailbox_highestmodseq(struct store *st, int64_t mailbox_id, uint64_t *modseq);
+/* The lowest expunge modseq of UIDs UID_LO..UID_HI of MAILBOX_ID; 0 when none. */
+int store_expunged_min_modseq(struct store *st, int64_t mailbox_id, uint32_t uid_lo,
+			      uint32_t uid_hi, uint64_t *modseq);
 
 /* ---- sender grants (store_senders.c) ---- */
 /* Extra MAIL FROM addresses of a user: "local@domain" or "@domain" (every

@@ -2,7 +2,8 @@
  * store_imap.c - what only the IMAP server asks of the store: the UIDs
  * expunged from a mailbox since a modseq (QRESYNC, RFC 7162 3.2; the
  * "expunged" table is filled by a trigger on every message delete, see
- * sql/<engine>/007_expunged.sql) and the mailbox's current HIGHESTMODSEQ.
+ * sql/<engine>/007_expunged.sql), the lowest such modseq in a UID range,
+ * and the mailbox's current HIGHESTMODSEQ.
  */
 #include <config.h>
 
@@ -14,6 +15,9 @@
 static const char SQL_EXPUNGED_SINCE[] =
     "SELECT uid FROM expunged WHERE mailbox_id = ? AND modseq > ? ORDER BY uid";
 static const char SQL_MAILBOX_HIGHESTMODSEQ[] = "SELECT highestmodseq FROM mailboxes WHERE id = ?";
+static const char SQL_EXPUNGED_MIN_MODSEQ[] =
+    "SELECT COALESCE(MIN(modseq), 0) FROM expunged WHERE mailbox_id = ? AND uid >= ? AND "
+    "uid <= ?";
 
 int store_expunged_since(struct store *st, int64_t mailbox_id, uint64_t modseq, uint32_t **uids,
 			 size_t *n)
@@ -59,6 +63,18 @@ int store_mailbox_highestmodseq(struct store *st, int64_t mailbox_id, uint64_t *
 {
 	int64_t v = 0;
 	int rc = store_query_int64(st, &v, SQL_MAILBOX_HIGHESTMODSEQ, "i", mailbox_id);
+
+	if (rc == STORE_OK)
+		*modseq = (uint64_t)v;
+	return rc;
+}
+
+int store_expunged_min_modseq(struct store *st, int64_t mailbox_id, uint32_t uid_lo,
+			      uint32_t uid_hi, uint64_t *modseq)
+{
+	int64_t v = 0;
+	int rc = store_query_int64(st, &v, SQL_EXPUNGED_MIN_MODSEQ, "iii", mailbox_id,
+				   (int64_t)uid_lo, (int64_t)uid_hi);
 
 	if (rc == STORE_OK)
 		*modseq = (uint64_t)v;

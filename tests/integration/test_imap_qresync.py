@@ -116,6 +116,29 @@ class ImapQresyncTest(ImapBase):
         self.assertFalse(any(b"EXPUNGE" in l for l in lines))
         self.assertIn(b" OK ", tagged)
 
+    def test_delayed_vanished_gets_a_lower_highestmodseq(self):
+        # RFC 7162 3.2 errata 3509: FETCH may not announce an expunge, but
+        # may show a newer MODSEQ; HIGHESTMODSEQ then stays below the expunge.
+        user = self.new_user()
+        r = self.qresync_session(user)
+        self.fill(r, 3)
+        r.cmd("SELECT INBOX")
+        other = self.client(user)
+        other.select("INBOX")
+        other.uid("STORE", "2", "+FLAGS", r"(\Deleted)")
+        other.expunge()
+        # (asked in the other session: STATUS here would announce the expunge)
+        expunge_modseq = status_value(other.status("INBOX", "(HIGHESTMODSEQ)")[1],
+                                      "HIGHESTMODSEQ")
+        other.uid("STORE", "3", "+FLAGS", r"(\Flagged)")
+        lines, _ = r.cmd("FETCH 1 (UID)")
+        self.assertEqual(lines, [
+            b"* 1 FETCH (UID 1)",
+            b"* 3 FETCH (UID 3 FLAGS (\\Flagged) MODSEQ (%d))" % (expunge_modseq + 1),
+            b"* OK [HIGHESTMODSEQ %d] Expunges are pending" % (expunge_modseq - 1)])
+        lines, _ = r.cmd("NOOP")
+        self.assertEqual(lines, [b"* VANISHED 2"])
+
     def test_expunges_by_pop3_style_deletes_are_remembered(self):
         # Deleting a mailbox's messages any way (here CLOSE in another
         # session) is recorded for a later resync.
