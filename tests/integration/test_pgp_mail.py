@@ -40,6 +40,7 @@ ALICE, ALICE_PW = "alice@example.org", "alice pw 1 harbour"
 BOB, BOB_PW = "bob@example.org", "bob pw 2 lighthouse"
 CAROL = "carol@remote.example"
 DORA, DORA_PW = "dora@example.org", "dora pw 4 windmill"
+ERIN, ERIN_PW = "erin@example.org", "erin pw 5 riverbank"  # no key at all
 
 
 class Peer:
@@ -138,6 +139,7 @@ class PgpMail(unittest.TestCase):
         harness.chown_tree(cls.dir)
         cls.srv.ctl("pgp", "import", BOB, path, "--no-passphrase", input=BOB_PW + "\n")
         cls.srv.add_user(DORA, DORA_PW)
+        cls.srv.add_user(ERIN, ERIN_PW)
         cls.dora_peer = Peer(cls.dir, "dora")
         cls.dora_peer.keygen(DORA)
         path = os.path.join(cls.dir, "dora-secret.asc")
@@ -285,6 +287,20 @@ class PgpMail(unittest.TestCase):
         self.srv.ctl("pgp", "policy", ALICE, "--encrypt", "never")
         self.submit([BOB], crlf(b"From: alice@example.org\nSubject: in-clear\n\nclear\n"))
         self.assertIn(b"clear", self.last_message(BOB, BOB_PW, "in-clear"))
+
+    def test_if_possible_sends_in_clear_when_a_local_recipient_has_no_key(self):
+        self.srv.ctl("pgp", "policy", ALICE, "--encrypt", "if-possible")
+        self.submit([BOB, ERIN], crlf(b"From: alice@example.org\nSubject: mixed-keys\n\n"
+                                      b"Erin has no key.\n"))
+        for user, pw in ((BOB, BOB_PW), (ERIN, ERIN_PW)):
+            got = self.last_message(user, pw, "mixed-keys")
+            self.assertIn(b"Erin has no key.", got)
+            self.assertNotIn(b"multipart/encrypted", got)
+        self.srv.ctl("pgp", "policy", ALICE, "--encrypt", "required")
+        with self.assertRaises(smtplib.SMTPDataError) as cm:
+            self.submit([BOB, ERIN], crlf(b"From: alice@example.org\nSubject: mixed-2\n\nx\n"))
+        self.assertEqual(cm.exception.smtp_code, 554)
+        self.assertIn(b"<erin@example.org>", cm.exception.smtp_error)
 
     def test_autocrypt_header_carries_the_senders_key(self):
         self.submit([BOB], crlf(b"From: alice@example.org\nSubject: autocrypt\n\nhi\n"))
