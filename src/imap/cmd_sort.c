@@ -5,7 +5,9 @@
  * the values compared - the base subject (RFC 5256 2.1) and the local part
  * of the first From/To/Cc address, both decoded (RFC 2047) and case-folded,
  * the sent date (the internal date when Date: is missing or invalid), and
- * for THREAD the Message-ID, References and In-Reply-To fields.
+ * for THREAD the Message-ID, References and In-Reply-To fields. Reading
+ * headers means decrypting messages, so that part runs on the job pool
+ * (imap_sort_start) while the session waits.
  */
 #include <config.h>
 
@@ -153,38 +155,20 @@ void imap_sort_info_free(struct imap_sort_info *v, size_t n)
 	free(v);
 }
 
-int imap_sort_collect(struct imap_session *s, const struct imap_arg *args, size_t nargs,
-		      bool need_content, bool threading, struct imap_sort_info **out, size_t *n,
-		      bool *failed)
+/* The search and what SORT / THREAD compare, for the hits. 0, or -1 when out
+ * of memory. Runs on the job pool when content is read (imap_sort_start). */
+static int collect(struct imap_session *s, const struct imap_search_key *key, bool need_content,
+		   bool threading, struct imap_sort_info **out, size_t *n, bool *failed)
 {
-	struct imap_search_key key;
 	struct imap_sort_info *v;
-	char err[160];
 	uint32_t *hits;
 	size_t n_hits;
 
-	if (nargs < 2) {
-		imap_bad(s, "%s needs a charset and search criteria", s->verb);
+	if (imap_search_run(s, key, &hits, &n_hits, failed) < 0)
 		return -1;
-	}
-	if (imap_sort_charset(&args[0]) < 0) {
-		imap_no(s, "[BADCHARSET (UTF-8 US-ASCII)] Unsupported charset");
-		return -1;
-	}
-	if (imap_search_parse(args + 1, nargs - 1, &key, err, sizeof(err)) < 0) {
-		imap_bad(s, "%s", err);
-		return -1;
-	}
-	if (imap_search_run(s, &key, &hits, &n_hits, failed) < 0) {
-		imap_search_key_free(&key);
-		imap_no(s, "[SERVERBUG] Out of memory");
-		return -1;
-	}
-	imap_search_key_free(&key);
 	v = calloc(n_hits + 1, sizeof(*v));
 	if (!v) {
 		free(hits);
-		imap_no(s, "[SERVERBUG] Out of memory");
 		return -1;
 	}
 	pthread_once(&gmime_once, gmime_setup);
@@ -219,6 +203,95 @@ int imap_sort_collect(struct imap_session *s, const struct imap_arg *args, size_
 	free(hits);
 	*out = v;
 	*n = n_hits;
+	return 0;
+}
+
+struct sort_job {
+	struct imap_session *s;
+	struct imap_search_key key;
+	bool need_content, threading, failed;
+	int rc;
+	struct imap_sort_info *v;
+	size_t n;
+	imap_sort_done done;
+	void *ctx;
+};
+
+static void sort_work(struct store *st, void *arg)
+{
+	struct sort_job *job = arg;
+
+	/* The session is busy meanwhile: nothing else touches its view. */
+	job->s->job_store = st;
+	job->rc = collect(job->s, &job->key, job->need_content, job->threading, &job->v, &job->n,
+			  &job->failed);
+	job->s->job_store = NULL;
+}
+
+/* Hands the result to DONE (which owns it from then on) and frees the job. */
+static void sort_finish(struct sort_job *job, bool gone)
+{
+	if (job->rc < 0 && !gone)
+		imap_no(job->s, "[SERVERBUG] Out of memory");
+	if (job->rc < 0 || gone) {
+		imap_sort_info_free(job->v, job->n);
+		job->done(job->s, -1, NULL, 0, false, job->ctx);
+	} else {
+		job->done(job->s, 0, job->v, job->n, job->failed, job->ctx);
+	}
+	imap_search_key_free(&job->key);
+	free(job);
+}
+
+static void sort_done(struct conn *c, void *arg)
+{
+	struct sort_job *job = arg;
+	struct imap_session *s = job->s;
+	bool gone = conn_is_closing(c);
+
+	sort_finish(job, gone);
+	if (!gone)
+		imap_continue_input(s);
+}
+
+int imap_sort_start(struct imap_session *s, const struct imap_arg *args, size_t nargs,
+		    bool need_content, bool threading, imap_sort_done done, void *ctx)
+{
+	struct sort_job *job;
+	char err[160];
+
+	if (nargs < 2) {
+		imap_bad(s, "%s needs a charset and search criteria", s->verb);
+		return -1;
+	}
+	if (imap_sort_charset(&args[0]) < 0) {
+		imap_no(s, "[BADCHARSET (UTF-8 US-ASCII)] Unsupported charset");
+		return -1;
+	}
+	job = calloc(1, sizeof(*job));
+	if (!job) {
+		imap_no(s, "[SERVERBUG] Out of memory");
+		return -1;
+	}
+	if (imap_search_parse(args + 1, nargs - 1, &job->key, err, sizeof(err)) < 0) {
+		free(job);
+		imap_bad(s, "%s", err);
+		return -1;
+	}
+	job->s = s;
+	job->need_content = need_content;
+	job->threading = threading;
+	job->done = done;
+	job->ctx = ctx;
+	/* Reading message content means decrypting: not on the event loop. */
+	if (need_content) {
+		s->busy = true;
+		if (conn_defer(s->c, sort_work, sort_done, job) == 0)
+			return 0;
+		s->busy = false;
+	}
+	sort_work(NULL, job);
+	sort_finish(job, false);
 	return 0;
 }
 
@@ -260,31 +333,28 @@ static int compare(const void *pa, const void *pb, void *arg)
 }
 
 /* RFC 5256 3 */
-void imap_cmd_sort(struct imap_session *s, struct imap_command *cmd)
-{
+struct sort_ctx {
 	struct imap_sort_spec spec;
-	struct imap_sort_info *v = NULL;
-	struct imap_buf b = {0};
-	char err[128];
-	bool need_content = false, failed = false;
-	size_t n = 0;
+	bool uid;
+};
 
-	if (cmd->n_args < 1 || imap_sort_parse(&cmd->args[0], &spec, err, sizeof(err)) < 0) {
-		imap_bad(s, "%s", cmd->n_args < 1 ? "SORT needs sort criteria" : err);
+static void sort_answer(struct imap_session *s, int rc, struct imap_sort_info *v, size_t n,
+			bool failed, void *arg)
+{
+	struct sort_ctx *ctx = arg;
+	struct imap_buf b = {0};
+
+	if (rc < 0) {
+		free(ctx);
 		return;
 	}
-	for (size_t i = 0; i < spec.n; i++)
-		if (spec.crit[i].key != SORT_ARRIVAL && spec.crit[i].key != SORT_SIZE)
-			need_content = true;
-	if (imap_sort_collect(s, cmd->args + 1, cmd->n_args - 1, need_content, false, &v, &n,
-			      &failed) < 0)
-		return;
-	qsort_r(v, n, sizeof(*v), compare, &spec);
+	qsort_r(v, n, sizeof(*v), compare, &ctx->spec);
 	ibuf_str(&b, "* SORT");
 	for (size_t i = 0; i < n; i++)
-		ibuf_printf(&b, " %u", cmd->uid ? v[i].uid : v[i].seq);
+		ibuf_printf(&b, " %u", ctx->uid ? v[i].uid : v[i].seq);
 	ibuf_str(&b, "\r\n");
 	imap_sort_info_free(v, n);
+	free(ctx);
 	if (b.failed) {
 		ibuf_free(&b);
 		imap_no(s, "[SERVERBUG] Out of memory");
@@ -296,4 +366,28 @@ void imap_cmd_sort(struct imap_session *s, struct imap_command *cmd)
 		imap_no(s, "[UNAVAILABLE] Some messages could not be read");
 	else
 		imap_ok(s, "SORT completed");
+}
+
+void imap_cmd_sort(struct imap_session *s, struct imap_command *cmd)
+{
+	struct sort_ctx *ctx = calloc(1, sizeof(*ctx));
+	char err[128];
+	bool need_content = false;
+
+	if (!ctx) {
+		imap_no(s, "[SERVERBUG] Out of memory");
+		return;
+	}
+	if (cmd->n_args < 1 || imap_sort_parse(&cmd->args[0], &ctx->spec, err, sizeof(err)) < 0) {
+		free(ctx);
+		imap_bad(s, "%s", cmd->n_args < 1 ? "SORT needs sort criteria" : err);
+		return;
+	}
+	ctx->uid = cmd->uid;
+	for (size_t i = 0; i < ctx->spec.n; i++)
+		if (ctx->spec.crit[i].key != SORT_ARRIVAL && ctx->spec.crit[i].key != SORT_SIZE)
+			need_content = true;
+	if (imap_sort_start(s, cmd->args + 1, cmd->n_args - 1, need_content, false, sort_answer,
+			    ctx) < 0)
+		free(ctx);
 }

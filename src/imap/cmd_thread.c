@@ -1,6 +1,6 @@
 /*
  * cmd_thread.c - THREAD and UID THREAD (RFC 5256 4) with ORDEREDSUBJECT
- * and REFERENCES. The messages come from imap_sort_collect (search
+ * and REFERENCES. The messages come from imap_sort_start (search
  * criteria, base subjects, sent dates, Message-ID and References). The
  * REFERENCES tree is built iteratively over an array of containers linked
  * by index, so long reference chains need no deep recursion except when
@@ -435,28 +435,30 @@ static void ordered_subject(struct imap_buf *b, struct imap_sort_info *v, size_t
 }
 
 /* RFC 5256 4 */
-void imap_cmd_thread(struct imap_session *s, struct imap_command *cmd)
-{
-	struct imap_sort_info *v = NULL;
-	struct imap_buf b = {0};
-	bool failed = false, oom = false;
-	size_t n = 0;
+struct thread_ctx {
 	int algo;
+	bool uid;
+};
 
-	if (cmd->n_args < 1 || (algo = imap_thread_algorithm(&cmd->args[0])) < 0) {
-		imap_bad(s, "THREAD needs ORDEREDSUBJECT or REFERENCES");
+static void thread_answer(struct imap_session *s, int rc, struct imap_sort_info *v, size_t n,
+			  bool failed, void *arg)
+{
+	struct thread_ctx *ctx = arg;
+	struct imap_buf b = {0};
+	bool oom = false;
+
+	if (rc < 0) {
+		free(ctx);
 		return;
 	}
-	if (imap_sort_collect(s, cmd->args + 1, cmd->n_args - 1, true, algo == THREAD_REFERENCES,
-			      &v, &n, &failed) < 0)
-		return;
 	ibuf_str(&b, "* THREAD");
-	if (algo == THREAD_REFERENCES)
-		references(&b, v, n, cmd->uid, &oom);
+	if (ctx->algo == THREAD_REFERENCES)
+		references(&b, v, n, ctx->uid, &oom);
 	else
-		ordered_subject(&b, v, n, cmd->uid, &oom);
+		ordered_subject(&b, v, n, ctx->uid, &oom);
 	ibuf_str(&b, "\r\n");
 	imap_sort_info_free(v, n);
+	free(ctx);
 	if (b.failed || oom) {
 		ibuf_free(&b);
 		imap_no(s, "[SERVERBUG] Out of memory");
@@ -468,4 +470,25 @@ void imap_cmd_thread(struct imap_session *s, struct imap_command *cmd)
 		imap_no(s, "[UNAVAILABLE] Some messages could not be read");
 	else
 		imap_ok(s, "THREAD completed");
+}
+
+void imap_cmd_thread(struct imap_session *s, struct imap_command *cmd)
+{
+	struct thread_ctx *ctx;
+	int algo;
+
+	if (cmd->n_args < 1 || (algo = imap_thread_algorithm(&cmd->args[0])) < 0) {
+		imap_bad(s, "THREAD needs ORDEREDSUBJECT or REFERENCES");
+		return;
+	}
+	ctx = calloc(1, sizeof(*ctx));
+	if (!ctx) {
+		imap_no(s, "[SERVERBUG] Out of memory");
+		return;
+	}
+	ctx->algo = algo;
+	ctx->uid = cmd->uid;
+	if (imap_sort_start(s, cmd->args + 1, cmd->n_args - 1, true, algo == THREAD_REFERENCES,
+			    thread_answer, ctx) < 0)
+		free(ctx);
 }

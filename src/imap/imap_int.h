@@ -271,13 +271,18 @@ struct imap_sort_info {
 	char *from, *to, *cc;	  /* case-folded local part of the first address, or "" */
 	char *msgid, *references; /* THREAD: Message-ID, References (else In-Reply-To), or NULL */
 };
-/* Parses "charset search-criteria" (ARGS), runs the search and fills *OUT
- * (in mailbox order) for the hits; the header is read only when
- * NEED_CONTENT, the threading fields only when THREADING. 0, or -1 with the
- * tagged reply sent. *FAILED when some messages could not be read. */
-int imap_sort_collect(struct imap_session *s, const struct imap_arg *args, size_t nargs,
-		      bool need_content, bool threading, struct imap_sort_info **out, size_t *n,
-		      bool *failed);
+/* What imap_sort_start hands over: RC 0 with the hits in mailbox order (V,
+ * N; DONE frees them), or -1 when there is nothing to answer (out of memory,
+ * already answered, or the connection is gone). CTX is DONE's to free. */
+typedef void (*imap_sort_done)(struct imap_session *s, int rc, struct imap_sort_info *v, size_t n,
+			       bool failed, void *ctx);
+/* Parses "charset search-criteria" (ARGS), runs the search and reads what
+ * SORT and THREAD compare for the hits - the header only when NEED_CONTENT
+ * (then on the job pool, the session waiting), the threading fields only
+ * when THREADING - and calls DONE on the event loop. A bad argument is
+ * answered here and DONE is not called: -1 then (CTX stays the caller's). */
+int imap_sort_start(struct imap_session *s, const struct imap_arg *args, size_t nargs,
+		    bool need_content, bool threading, imap_sort_done done, void *ctx);
 void imap_sort_info_free(struct imap_sort_info *v, size_t n);
 void imap_cmd_sort(struct imap_session *s, struct imap_command *cmd);
 void imap_cmd_thread(struct imap_session *s, struct imap_command *cmd);

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """IMAP work that decrypts many messages does not hold the event loop: with
-one network thread, a FETCH of many bodies is served in slices and a
-SEARCH BODY runs on the job pool, so another client's NOOP on the same loop
-is answered before they finish - and their results are complete."""
+one network thread, a FETCH of many bodies is served in slices and SEARCH
+BODY, SORT and THREAD run on the job pool, so another client's NOOP on the
+same loop is answered before they finish - and their results are complete."""
 
 import threading
 import time
@@ -84,6 +84,16 @@ class ImapLoopTest(unittest.TestCase):
         a, b = self.sessions()
         noop, done, lines = self.race(a, b, b"SEARCH BODY needle-17.")
         self.assertEqual(lines, [b"* SEARCH 18"])
+        self.assertLess(noop, done)
+
+    def test_sort_and_thread_run_on_the_job_pool(self):
+        a, b = self.sessions()
+        noop, done, lines = self.race(a, b, b"SORT (REVERSE SUBJECT) UTF-8 ALL")
+        self.assertEqual(len(lines), 1)
+        self.assertTrue(lines[0].startswith(b"* SORT 100 99 "), lines[0][:40])  # "big 99" first
+        self.assertLess(noop, done)
+        noop, done, lines = self.race(a, b, b"THREAD REFERENCES UTF-8 ALL")
+        self.assertEqual(lines[0].count(b"("), COUNT)
         self.assertLess(noop, done)
 
 
