@@ -6,6 +6,8 @@
  */
 #include <config.h>
 
+#include <stdio.h>
+
 #include "imap/imap_int.h"
 
 /* What a TLS session offers besides AUTH=; each is in docs/imap.md. */
@@ -15,33 +17,32 @@
 	"LIST-STATUS SORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES BINARY COMPRESS=DEFLATE "        \
 	"UTF8=ACCEPT"
 
-static void capability_line(struct imap_session *s)
+void imap_capabilities(struct imap_session *s, char *out, size_t outlen)
 {
-	if (!conn_is_tls(s->c)) {
-		imap_untagged(s,
-			      "CAPABILITY IMAP4rev1 IMAP4rev2 %sLOGINDISABLED LITERAL+ ID ENABLE",
-			      conn_listener(s->c)->tls == TLS_MODE_STARTTLS ? "STARTTLS " : "");
-		return;
-	}
-	if (s->state == IMAP_STATE_NOT_AUTH) {
-		imap_untagged(s,
-			      "CAPABILITY IMAP4rev1 IMAP4rev2 LITERAL+ AUTH=PLAIN SASL-IR ID "
-			      "ENABLE " EXTENSIONS " APPENDLIMIT=%zu",
-			      s->cfg->limits.max_message_size);
-		return;
-	}
-	imap_untagged(
-	    s, "CAPABILITY IMAP4rev1 IMAP4rev2 LITERAL+ ID ENABLE " EXTENSIONS " APPENDLIMIT=%zu",
-	    s->cfg->limits.max_message_size);
+	if (!conn_is_tls(s->c))
+		snprintf(out, outlen, "IMAP4rev1 IMAP4rev2 %sLOGINDISABLED LITERAL+ ID ENABLE",
+			 conn_listener(s->c)->tls == TLS_MODE_STARTTLS ? "STARTTLS " : "");
+	else if (s->state == IMAP_STATE_NOT_AUTH)
+		snprintf(out, outlen,
+			 "IMAP4rev1 IMAP4rev2 LITERAL+ AUTH=PLAIN SASL-IR ID ENABLE " EXTENSIONS
+			 " APPENDLIMIT=%zu",
+			 s->cfg->limits.max_message_size);
+	else
+		snprintf(out, outlen,
+			 "IMAP4rev1 IMAP4rev2 LITERAL+ ID ENABLE " EXTENSIONS " APPENDLIMIT=%zu",
+			 s->cfg->limits.max_message_size);
 }
 
 /* RFC 3501 6.1.1 */
 void imap_cmd_capability(struct imap_session *s, struct imap_command *cmd)
 {
+	char caps[IMAP_CAPABILITIES_MAX];
+
 	if (cmd->n_args) {
 		imap_bad(s, "CAPABILITY takes no arguments");
 		return;
 	}
-	capability_line(s);
+	imap_capabilities(s, caps, sizeof(caps));
+	imap_untagged(s, "CAPABILITY %s", caps);
 	imap_ok(s, "CAPABILITY completed");
 }

@@ -223,6 +223,12 @@ int imap_binary(const char *msg, const struct imap_mime *root, const struct imap
 int imap_section(const char *msg, const struct imap_mime *root, const struct imap_fetch_att *a,
 		 struct imap_buf *scratch, const char **out, size_t *out_len);
 
+/* ---- capabilities (cmd_capability.c) ---- */
+#define IMAP_CAPABILITIES_MAX 640
+/* The capability list for S's state and transport (without "CAPABILITY"),
+ * for CAPABILITY and the [CAPABILITY ...] response code after login. */
+void imap_capabilities(struct imap_session *s, char *out, size_t outlen);
+
 /* ---- command handlers (cmd_*.c) ---- */
 typedef void (*imap_handler)(struct imap_session *s, struct imap_command *cmd);
 void imap_cmd_capability(struct imap_session *s, struct imap_command *cmd);
