@@ -274,7 +274,7 @@ static enum deliver_status deliver_local(struct delivery *d, const struct delive
 {
 	char resolved[STORE_ADDRESS_MAX + 1], hdr[TRACE_HEADERS_MAX + SCAN_HEADERS_MAX];
 	struct store_user user;
-	struct store_mailbox mb;
+	int64_t mailbox_id = 0;
 	struct store_message out;
 	struct scan_result res;
 	struct scan_input in;
@@ -356,13 +356,13 @@ static enum deliver_status deliver_local(struct delivery *d, const struct delive
 	 * does mail whose sender domain's DMARC policy asks for quarantine. */
 	rc = STORE_NOTFOUND;
 	if (res.verdict != SCAN_CLEAN || dmarc_quarantine(msg, len, d->cfg->server.hostname))
-		rc = store_mailbox_get_special(d->st, user.id, SPECIAL_JUNK, &mb);
+		rc = store_mailbox_lookup(d->st, user.id, NULL, SPECIAL_JUNK, &mailbox_id);
 	if (rc == STORE_NOTFOUND)
-		rc = store_mailbox_get(d->st, user.id, "INBOX", &mb);
+		rc = store_mailbox_lookup(d->st, user.id, "INBOX", SPECIAL_NONE, &mailbox_id);
 	if (rc != STORE_OK)
 		goto out;
-	status = store_sealed(d->st, user.public_key, mb.id, 0, d->env->received_at, full, full_len,
-			      &res, &out);
+	status = store_sealed(d->st, user.public_key, mailbox_id, 0, d->env->received_at, full,
+			      full_len, &res, &out);
 	if (status == DELIVER_QUOTA)
 		set_message(d->report, "<%s>: mailbox full", r->address);
 	else if (status == DELIVER_OK)

@@ -29,6 +29,9 @@ static const char SQL_MAILBOX_GET[] = MAILBOX_COLUMNS "WHERE m.user_id = ? AND m
 static const char SQL_MAILBOX_GET_ID[] = MAILBOX_COLUMNS "WHERE m.id = ?";
 static const char SQL_MAILBOX_GET_SPECIAL[] =
     MAILBOX_COLUMNS "WHERE m.user_id = ? AND m.special_use = ? ORDER BY m.id";
+static const char SQL_MAILBOX_ID[] = "SELECT id FROM mailboxes WHERE user_id = ? AND name = ?";
+static const char SQL_MAILBOX_ID_SPECIAL[] =
+    "SELECT id FROM mailboxes WHERE user_id = ? AND special_use = ? ORDER BY id";
 static const char SQL_MAILBOX_LIST[] = MAILBOX_COLUMNS "WHERE m.user_id = ? ORDER BY m.name";
 /* Every mailbox a user ever creates gets a larger UIDVALIDITY than the one
  * before (at least the current time), so a recreated name never reuses one. */
@@ -79,7 +82,10 @@ static const char SQL_SCAN_COPY[] =
     "INSERT INTO scan_results (message_id, verdict, score, confidence, model_version, "
     "reasons) SELECT ?, verdict, score, confidence, model_version, reasons "
     "FROM scan_results WHERE message_id = ?";
-static const char SQL_SCAN_DEL[] = "DELETE FROM scan_results WHERE message_id = ?";
+static const char SQL_SCAN_EXISTS[] = "SELECT message_id FROM scan_results WHERE message_id = ?";
+static const char SQL_SCAN_UPDATE[] =
+    "UPDATE scan_results SET verdict = ?, score = ?, confidence = ?, model_version = ?, "
+    "reasons = ? WHERE message_id = ?";
 static const char SQL_SCAN_ADD[] =
     "INSERT INTO scan_results (message_id, verdict, score, confidence, model_version, "
     "reasons) VALUES (?, ?, ?, ?, ?, ?)";
@@ -208,6 +214,22 @@ int store_mailbox_get_special(struct store *st, int64_t user_id, enum store_spec
 	    store_query(st, SQL_MAILBOX_GET_SPECIAL, "ii", user_id, (int64_t)use);
 
 	return mailbox_one(st, s, out);
+}
+
+int store_mailbox_lookup(struct store *st, int64_t user_id, const char *name,
+			 enum store_special_use use, int64_t *id)
+{
+	char mbname[STORE_MAILBOX_NAME_MAX + 1];
+	int rc;
+
+	if (name != NULL && check_mailbox_name(st, name, mbname) != STORE_OK)
+		return STORE_NOTFOUND;
+	rc = name != NULL
+		 ? store_query_int64(st, id, SQL_MAILBOX_ID, "it", user_id, mbname)
+		 : store_query_int64(st, id, SQL_MAILBOX_ID_SPECIAL, "ii", user_id, (int64_t)use);
+	if (rc == STORE_NOTFOUND)
+		store_set_error(st, "%s", _("no such mailbox"));
+	return rc;
 }
 
 struct mailbox_child {
@@ -654,11 +676,19 @@ int store_scan_result_put(struct store *st, const struct store_scan_result *r)
 	rc = store_query_int64(st, &id, SQL_MESSAGE_EXISTS, "i", r->message_id);
 	if (rc == STORE_NOTFOUND)
 		store_set_error(st, "%s", _("no such message"));
-	if (rc == STORE_OK)
-		rc = store_run(st, SQL_SCAN_DEL, "i", r->message_id);
-	if (rc == STORE_OK)
-		rc = store_run(st, SQL_SCAN_ADD, "itddtt", r->message_id, r->verdict, r->score,
-			       r->confidence, r->model_version, r->reasons);
+	/* Replace or insert, without DELETE or UPDATE of a row that is not
+	 * there: on InnoDB those lock the gap after the newest message, and
+	 * concurrent deliveries inserting into that gap then deadlock. A plain
+	 * SELECT locks nothing. */
+	if (rc == STORE_OK) {
+		rc = store_query_int64(st, &id, SQL_SCAN_EXISTS, "i", r->message_id);
+		if (rc == STORE_OK)
+			rc = store_run(st, SQL_SCAN_UPDATE, "tddtti", r->verdict, r->score,
+				       r->confidence, r->model_version, r->reasons, r->message_id);
+		else if (rc == STORE_NOTFOUND)
+			rc = store_run(st, SQL_SCAN_ADD, "itddtt", r->message_id, r->verdict,
+				       r->score, r->confidence, r->model_version, r->reasons);
+	}
 	return store_end(st, rc);
 }
 

@@ -631,8 +631,13 @@ static const void *mariadb_column_blob(struct store_stmt *s, int col, size_t *le
 static void mariadb_finish(struct store_stmt *s)
 {
 	if (s->executed) {
+		/* The stored result lives on the client: freeing it is enough to
+		 * execute again. A reset is a round trip to the server (half of
+		 * all of them for one-row statements), needed only when a failure
+		 * may have left the statement in the middle of a result. */
 		mysql_stmt_free_result(s->stmt);
-		mysql_stmt_reset(s->stmt);
+		if (mysql_stmt_errno(s->stmt) != 0)
+			mysql_stmt_reset(s->stmt);
 		s->executed = false;
 	}
 	if (s->nparams > 0) {
