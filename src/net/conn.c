@@ -629,3 +629,8 @@ int conn_defer(struct conn *c, conn_job_fn work, conn_done_fn done, void *arg)
 {
 	return jobs_submit(c, work, done, arg);
 }
+
+int conn_defer_lookup(struct conn *c, conn_job_fn work, conn_done_fn done, void *arg)
+{
+	return jobs_submit_lookup(c, work, done, arg);
+}

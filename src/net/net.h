@@ -130,6 +130,9 @@ const char *conn_user(const struct conn *c);
 typedef void (*conn_job_fn)(struct store *st, void *arg);
 typedef void (*conn_done_fn)(struct conn *c, void *arg);
 int conn_defer(struct conn *c, conn_job_fn work, conn_done_fn done, void *arg);
+/* conn_defer() for a short store read (an envelope lookup on MariaDB): it
+ * runs on a small pool of its own and never waits behind slow jobs. */
+int conn_defer_lookup(struct conn *c, conn_job_fn work, conn_done_fn done, void *arg);
 
 /* Arms a one-shot timer on the connection's loop (e.g. the failed-login delay). */
 int conn_after(struct conn *c, unsigned msec, void (*fn)(struct conn *c, void *arg), void *arg);

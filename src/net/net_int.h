@@ -117,5 +117,6 @@ void tls_describe(SSL *ssl, char *out, size_t outlen);
 int jobs_start(const struct config *cfg, char *err, size_t errlen);
 void jobs_stop(void);
 int jobs_submit(struct conn *c, conn_job_fn work, conn_done_fn done, void *arg);
+int jobs_submit_lookup(struct conn *c, conn_job_fn work, conn_done_fn done, void *arg);
 
 #endif

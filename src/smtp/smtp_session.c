@@ -263,10 +263,11 @@ static void smtp_proceed_auth(struct smtp_session *s, const struct smtp_command 
 
 /*
  * Envelope lookups (is the sender the user's, is the recipient local and
- * known, is its mailbox full) run on the job pool when the store is
+ * known, is its mailbox full) run on the lookup pool when the store is
  * MariaDB: each is a network round trip, and the loop must not wait for
- * it. The session is busy meanwhile, so pipelined commands queue up in
- * order. With SQLite they run inline (see lookup_start).
+ * it (nor the lookup for the deliveries queued on the main job pool). The
+ * session is busy meanwhile, so pipelined commands queue up in order. With
+ * SQLite they run inline (see lookup_start).
  */
 enum lookup_result {
 	LOOKUP_LOCAL = 0, /* sender owned / local recipient with room */
@@ -449,7 +450,7 @@ static void lookup_start(struct smtp_session *s, struct lookup_job *job)
 		return;
 	}
 	s->busy = true;
-	if (conn_defer(s->c, lookup_work, lookup_done, job) < 0) {
+	if (conn_defer_lookup(s->c, lookup_work, lookup_done, job) < 0) {
 		s->busy = false;
 		free(job);
 		smtp_reply(s, "451 4.3.0 Temporary lookup failure");
