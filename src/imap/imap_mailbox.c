@@ -92,6 +92,20 @@ static void changed_cb(void *arg)
 		imap_sync(s, true);
 }
 
+/* Thousands of sessions idle with their view kept: it holds no spare room. */
+static void view_fit(struct imap_selected *sel)
+{
+	struct imap_msg *fit;
+
+	if (sel->n == 0 || sel->n >= sel->cap)
+		return;
+	fit = realloc(sel->msgs, sel->n * sizeof(*fit));
+	if (fit) {
+		sel->msgs = fit;
+		sel->cap = sel->n;
+	}
+}
+
 int imap_select_load(struct imap_session *s, const struct store_mailbox *mb, bool readonly)
 {
 	struct list_ctx l;
@@ -104,6 +118,7 @@ int imap_select_load(struct imap_session *s, const struct store_mailbox *mb, boo
 	s->sel.msgs = l.msgs;
 	s->sel.n = l.n;
 	s->sel.cap = l.cap;
+	view_fit(&s->sel);
 	s->sel.sub = notify_subscribe(mb->id, s->id.user_id, conn_base(s->c), changed_cb, s);
 	return STORE_OK;
 }
@@ -284,6 +299,7 @@ void imap_sync(struct imap_session *s, bool allow_expunge)
 	if (out_n != n_old - removed)
 		imap_untagged(s, "%zu EXISTS", out_n);
 	s->sel.n = out_n;
+	view_fit(&s->sel);
 	if (!allow_expunge && s->qresync)
 		report_delayed_expunges(s);
 }
