@@ -719,6 +719,32 @@ START_TEST(callbacks_may_reenter_the_store)
 }
 END_TEST
 
+START_TEST(mailbox_lookup_gives_the_id_get_gives)
+{
+	struct store_mailbox inbox, junk, other_inbox;
+	int64_t uid, other, id = 0;
+
+	OK(store_domain_add(st, "example.org"));
+	uid = make_user("alice@example.org", 0);
+	other = make_user("bob@example.org", 0);
+	OK(store_mailbox_get(st, uid, "INBOX", &inbox));
+	OK(store_mailbox_get_special(st, uid, SPECIAL_JUNK, &junk));
+	OK(store_mailbox_get(st, other, "INBOX", &other_inbox));
+	OK(store_mailbox_lookup(st, uid, "INBOX", SPECIAL_NONE, &id));
+	ck_assert_int_eq(id, inbox.id);
+	OK(store_mailbox_lookup(st, uid, "inbox", SPECIAL_NONE, &id));
+	ck_assert_int_eq(id, inbox.id);
+	OK(store_mailbox_lookup(st, uid, NULL, SPECIAL_JUNK, &id));
+	ck_assert_int_eq(id, junk.id);
+	OK(store_mailbox_lookup(st, other, "INBOX", SPECIAL_NONE, &id));
+	ck_assert_int_eq(id, other_inbox.id);
+	ck_assert_int_eq(store_mailbox_lookup(st, uid, "Nowhere", SPECIAL_NONE, &id),
+			 STORE_NOTFOUND);
+	OK(store_mailbox_delete(st, junk.id));
+	ck_assert_int_eq(store_mailbox_lookup(st, uid, NULL, SPECIAL_JUNK, &id), STORE_NOTFOUND);
+}
+END_TEST
+
 START_TEST(scan_results_follow_their_message)
 {
 	struct store_scan_result r, got;
@@ -1290,6 +1316,7 @@ static Suite *store_suite(const char *name)
 	tcase_add_test(tc, mailboxes_create_rename_delete);
 	tcase_add_test(tc, messages_uid_modseq_flags_blob);
 	tcase_add_test(tc, quota_refuses_and_expunge_frees);
+	tcase_add_test(tc, mailbox_lookup_gives_the_id_get_gives);
 	tcase_add_test(tc, scan_results_follow_their_message);
 	tcase_add_test(tc, queue_add_update_delete);
 	tcase_add_test(tc, quarantine_keeps_sealed_copy);
