@@ -186,23 +186,6 @@ static int first_mailbox(InternetAddressList *list, char *domain, size_t dlen, c
 	return at ? 0 : -1;
 }
 
-static void auth_results(struct scan_doc *d, const char *value)
-{
-	static const char *const methods[] = {"spf=", "dkim=", "dmarc="};
-	for (size_t m = 0; m < sizeof(methods) / sizeof(methods[0]); m++) {
-		const char *p = strstr(value, methods[m]);
-		if (!p)
-			continue;
-		p += strlen(methods[m]);
-		size_t n = 0;
-		while (p[n] && isalpha((unsigned char)p[n]) && n < 12)
-			n++;
-		char feat[32];
-		snprintf(feat, sizeof(feat), "%s%.*s", methods[m], (int)n, p);
-		scan_feat_str(d, "auth", feat);
-	}
-}
-
 static void smtp_facts(struct scan_doc *d, const struct scan_input *in)
 {
 	const struct {
@@ -226,11 +209,10 @@ static void smtp_facts(struct scan_doc *d, const struct scan_input *in)
 
 static int header_wanted(const char *name)
 {
-	static const char *const wanted[] = {"Received",     "Message-ID", "Date",
-					     "X-Mailer",     "User-Agent", "Authentication-Results",
-					     "Content-Type", "From",	   "Reply-To",
-					     "Return-Path",  "Sender",	   "To",
-					     "Cc",	     "List-Id",	   "Precedence"};
+	static const char *const wanted[] = {"Received",    "Message-ID",   "Date", "X-Mailer",
+					     "User-Agent",  "Content-Type", "From", "Reply-To",
+					     "Return-Path", "Sender",	    "To",   "Cc",
+					     "List-Id",	    "Precedence"};
 	for (size_t i = 0; i < sizeof(wanted) / sizeof(wanted[0]); i++)
 		if (strcasecmp(name, wanted[i]) == 0)
 			return 1;
@@ -248,7 +230,12 @@ static void walk_headers(struct scan_doc *d, GMimeMessage *m)
 	for (int i = 0; i < n; i++) {
 		GMimeHeader *h = g_mime_header_list_get_header_at(hl, i);
 		const char *name = g_mime_header_get_name(h);
-		if (!name)
+		/* Authentication-Results is written by receiving servers,
+		 * Postern among them: it says where a message was received,
+		 * not what it is (in the corpus only the newer phishing
+		 * carries it, so a model would learn "has it: phishing").
+		 * The results Postern trusts come through scan_input. */
+		if (!name || strcasecmp(name, "Authentication-Results") == 0)
 			continue;
 		scan_feat_str(d, "hn", name);
 		if (strcasecmp(name, "Received") == 0 && n_recv < RECV_MAX)
@@ -281,8 +268,6 @@ static void walk_headers(struct scan_doc *d, GMimeMessage *m)
 		size_t vlen = strnlen(value, SCAN_MAX_HEADER_BYTES);
 		if (strcasecmp(name, "X-Mailer") == 0 || strcasecmp(name, "User-Agent") == 0)
 			scan_tokenize(d, "xm", value, vlen);
-		else if (strcasecmp(name, "Authentication-Results") == 0)
-			auth_results(d, value);
 		else if (strcasecmp(name, "Content-Type") == 0)
 			scan_tokenize(d, "hct", value, vlen < 64 ? vlen : 64);
 		else if (strcasecmp(name, "From") == 0 || strcasecmp(name, "Reply-To") == 0 ||
