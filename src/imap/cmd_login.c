@@ -38,6 +38,7 @@ static void login_failed_reply(struct conn *c, void *arg)
 static void login_done(struct conn *c, struct auth_login *l)
 {
 	struct imap_session *s = l->arg;
+	char caps[IMAP_CAPABILITIES_MAX];
 	(void)c;
 
 	if (l->result == AUTH_OK) {
@@ -46,10 +47,9 @@ static void login_done(struct conn *c, struct auth_login *l)
 		s->state = IMAP_STATE_AUTH;
 		conn_set_user(s->c, s->id.address);
 		trace_publish(conn_id(s->c), IMAP_PROTOCOL, s->id.address, TRACE_AUTH, 0, "ok");
-		imap_ok(s,
-			"[CAPABILITY IMAP4rev1 LITERAL+ ID ENABLE IDLE UIDPLUS MOVE SPECIAL-USE "
-			"CHILDREN NAMESPACE UNSELECT CONDSTORE ESEARCH APPENDLIMIT=%zu] Logged in",
-			s->cfg->limits.max_message_size);
+		/* The same list CAPABILITY gives now (RFC 9051 7.1: the new capabilities). */
+		imap_capabilities(s, caps, sizeof(caps));
+		imap_ok(s, "[CAPABILITY %s] Logged in", caps);
 		imap_continue_input(s);
 		return;
 	}

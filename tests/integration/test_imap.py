@@ -440,6 +440,16 @@ class ImapTest(ImapBase):
         self.assertTrue(whole.startswith(b"Return-Path: <sender@example.net>\r\n"))
         self.assertEqual(data[1][1], b"line one\r\n.dot line\r\n\r\nlast line\r\n")
 
+    def test_login_reply_lists_the_capabilities_of_capability(self):
+        r = self.raw()
+        _, tagged = r.cmd('LOGIN "%s" "%s"' % (self.new_user(), PASSWORD))
+        listed = re.search(rb"OK \[CAPABILITY ([^\]]+)\] Logged in", tagged)
+        self.assertIsNotNone(listed, tagged)
+        untagged, _ = r.cmd("CAPABILITY")
+        current = [l for l in untagged if l.startswith(b"* CAPABILITY ")][0]
+        self.assertEqual(listed.group(1).split(), current[len(b"* CAPABILITY "):].split())
+        self.assertIn(b"QRESYNC", listed.group(1).split())
+
     def test_locked_account_is_refused_like_a_wrong_password(self):
         user = self.new_user()
         self.srv.ctl("user", "lock", user)
