@@ -34,6 +34,7 @@
 
 #define NET_MAX_PROTOCOLS 16
 #define NET_MAX_WORKERS 64
+#define NET_MARIADB_WORKERS_PER_CORE 4
 #define NET_LISTEN_BACKLOG 511
 #define IP_BUCKETS 1024
 
@@ -474,6 +475,12 @@ static size_t worker_count(const struct config *cfg)
 	cores = sysconf(_SC_NPROCESSORS_ONLN);
 	if (cores < 1)
 		cores = 1;
+	/* IMAP and POP3 run their store calls on the loop. With SQLite those
+	 * take microseconds; with MariaDB every statement is a round trip and
+	 * every commit waits for the server's log flush, so more loops keep the
+	 * cores busy meanwhile (and let InnoDB flush concurrent commits as one). */
+	if (cfg->store.engine == STORE_ENGINE_MARIADB)
+		cores *= NET_MARIADB_WORKERS_PER_CORE;
 	return cores > NET_MAX_WORKERS ? NET_MAX_WORKERS : (size_t)cores;
 }
 
