@@ -22,16 +22,15 @@ import multiprocessing
 import os
 import random
 import shutil
-import socket
 import ssl
-import subprocess
 import sys
 import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SRCDIR = os.path.abspath(os.path.join(HERE, "..", ".."))
-sys.path.insert(0, os.path.join(SRCDIR, "tests", "integration"))
+sys.path.insert(0, os.path.dirname(HERE))
+import common  # noqa: E402 (bench/common.py)
+from common import SRCDIR  # noqa: E402
 
 USER = "bench@example.org"
 PASSWORD = "bench password 42"
@@ -114,31 +113,15 @@ def run_load(port, cafile, clients, seconds):
     return total, elapsed
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def bench_postern(args, messages, tmp):
-    os.environ["POSTERN_BUILDDIR"] = os.path.abspath(args.builddir)
-    import harness
-    harness.BUILDDIR = os.environ["POSTERN_BUILDDIR"]
+    harness = common.harness(args.builddir)
     with harness.Server(listeners=("imaps",),
                         config={"server": {"log_level": "warn", "workers": "0"},
                                 "limits": {"max_connections_per_ip": "1000"}}) as srv:
         srv.add_domain("example.org")
         srv.add_user(USER, PASSWORD)
-        paths = []
-        for i, m in enumerate(messages):
-            path = os.path.join(tmp, "p%d.eml" % i)
-            with open(path, "wb") as f:
-                f.write(m)
-            paths.append(path)
-        subprocess.run([os.path.join(harness.BUILDDIR, "tests/integration/pop3_fill"), "-c",
-                        srv.config_path, USER, *paths], check=True, stdout=subprocess.DEVNULL)
-        shutil.copy(srv.cafile, os.path.join(tmp, "cert.pem"))
-        shutil.copy(srv.keyfile, os.path.join(tmp, "key.pem"))
+        common.pop3_fill(harness, srv, USER, common.write_messages(messages, tmp, "p"))
+        common.keep_certificate(srv, tmp)
         return run_load(srv.port("imaps"), srv.cafile, args.clients, args.seconds)
 
 
@@ -183,13 +166,9 @@ service imap-login {{
 
 
 def bench_dovecot(args, messages, tmp):
-    if not shutil.which("dovecot") or not os.path.exists("/usr/lib/dovecot/imap"):
-        subprocess.run(["apt-get", "install", "-y", "-q", "dovecot-imapd"], check=True,
-                       stdout=subprocess.DEVNULL)
+    common.ensure_dovecot("imap", "dovecot-imapd")
     d = os.path.join(tmp, "dovecot")
-    maildir = os.path.join(d, "home", USER, "Maildir")
-    for sub in ("cur", "new", "tmp"):
-        os.makedirs(os.path.join(maildir, sub))
+    maildir = common.maildir(d, USER)
     shutil.copy(os.path.join(tmp, "cert.pem"), os.path.join(d, "cert.pem"))
     shutil.copy(os.path.join(tmp, "key.pem"), os.path.join(d, "key.pem"))
     now = int(time.time())
@@ -197,32 +176,14 @@ def bench_dovecot(args, messages, tmp):
         name = "%d.M%dP1.bench:2," % (now + i, i)
         with open(os.path.join(maildir, "cur", name), "wb") as f:
             f.write(m.replace(b"\r\n", b"\n"))
-    pw = subprocess.run(["doveadm", "pw", "-s", "ARGON2ID", "-p", PASSWORD], check=True,
-                        capture_output=True, text=True).stdout.strip()
-    with open(os.path.join(d, "passwd"), "w") as f:
-        f.write("%s:%s\n" % (USER, pw))
-    port = free_port()
-    conf = os.path.join(d, "dovecot.conf")
-    with open(conf, "w") as f:
-        f.write(DOVECOT_CONF.format(d=d, port=port, cores=os.cpu_count() or 1))
-    subprocess.run(["chown", "-R", "nobody:nogroup", os.path.join(d, "home")], check=True)
-    os.chmod(tmp, 0o755)
-    os.chmod(d, 0o755)
-    proc = subprocess.Popen(["dovecot", "-F", "-c", conf])
+    common.dovecot_passwd(d, [USER], PASSWORD)
+    port = common.free_port()
+    proc = common.start_dovecot(tmp, d, DOVECOT_CONF.format(d=d, port=port,
+                                                            cores=os.cpu_count() or 1), port)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("dovecot did not start; see %s/dovecot.log" % d)
-                time.sleep(0.1)
         return run_load(port, os.path.join(d, "cert.pem"), args.clients, args.seconds)
     finally:
-        proc.terminate()
-        proc.wait(30)
+        common.stop_dovecot(proc, 30)
 
 
 def main():

@@ -29,8 +29,9 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SRCDIR = os.path.abspath(os.path.join(HERE, "..", ".."))
-sys.path.insert(0, os.path.join(SRCDIR, "tests", "integration"))
+sys.path.insert(0, os.path.dirname(HERE))
+import common  # noqa: E402 (bench/common.py)
+from common import SRCDIR  # noqa: E402
 sys.path.insert(0, HERE)
 
 PASSWORD = "idle password 42"
@@ -172,9 +173,7 @@ def report(name, n, base_rss, base_pss, rss, pss, woken):
 
 
 def bench_postern(args, message_paths, tmp):
-    os.environ["POSTERN_BUILDDIR"] = os.path.abspath(args.builddir)
-    import harness
-    harness.BUILDDIR = os.environ["POSTERN_BUILDDIR"]
+    harness = common.harness(args.builddir)
     names = users(args.users)
     limit = str(args.connections + args.users + 100)
     with harness.Server(listeners=("imaps",),
@@ -185,9 +184,7 @@ def bench_postern(args, message_paths, tmp):
         srv.add_domain("example.org")
         for u in names:
             srv.add_user(u, PASSWORD)
-            subprocess.run([os.path.join(harness.BUILDDIR, "tests/integration/pop3_fill"), "-c",
-                            srv.config_path, u, *message_paths], check=True,
-                           stdout=subprocess.DEVNULL)
+            common.pop3_fill(harness, srv, u, message_paths)
 
         def deliver():
             # APPEND from one more session per user: wakes the idlers like
@@ -203,8 +200,7 @@ def bench_postern(args, message_paths, tmp):
                          b"From: someone@example.net\r\nSubject: wake up\r\n\r\nhi\r\n")
                 m.logout()
 
-        shutil.copy(srv.cafile, os.path.join(tmp, "cert.pem"))
-        shutil.copy(srv.keyfile, os.path.join(tmp, "key.pem"))
+        common.keep_certificate(srv, tmp)
         result = asyncio.run(measure(srv.port("imaps"), lambda: [srv.pid], args.connections,
                                      names, deliver, args.settle))
         report("postern", args.connections, *result)
@@ -287,54 +283,28 @@ def dovecot_pids():
 
 
 def bench_dovecot(args, messages, tmp):
-    if not shutil.which("dovecot") or not os.path.exists("/usr/lib/dovecot/imap"):
-        subprocess.run(["apt-get", "install", "-y", "-q", "dovecot-imapd"], check=True,
-                       stdout=subprocess.DEVNULL)
-    import bench as imap_bench
+    common.ensure_dovecot("imap", "dovecot-imapd")
     n = args.dovecot
     d = os.path.join(tmp, "dovecot")
     names = users(args.users)
     now = int(time.time())
     for u in names:
-        maildir = os.path.join(d, "home", u, "Maildir")
-        for sub in ("cur", "new", "tmp"):
-            os.makedirs(os.path.join(maildir, sub))
+        maildir = common.maildir(d, u)
         for i, m in enumerate(messages):
             with open(os.path.join(maildir, "cur", "%d.M%dP1.idle:2," % (now + i, i)), "wb") as f:
                 f.write(m.replace(b"\r\n", b"\n"))
     shutil.copy(os.path.join(tmp, "cert.pem"), os.path.join(d, "cert.pem"))
     shutil.copy(os.path.join(tmp, "key.pem"), os.path.join(d, "key.pem"))
-    pw = subprocess.run(["doveadm", "pw", "-s", "ARGON2ID", "-p", PASSWORD], check=True,
-                        capture_output=True, text=True).stdout.strip()
-    with open(os.path.join(d, "passwd"), "w") as f:
-        for u in names:
-            f.write("%s:%s\n" % (u, pw))
-    port = imap_bench.free_port()
-    conf = os.path.join(d, "dovecot.conf")
-    with open(conf, "w") as f:
-        f.write(DOVECOT_CONF.format(d=d, port=port, cores=os.cpu_count() or 1, n=n + 100,
-                                    n2=2 * n + 100))
-    subprocess.run(["chown", "-R", "nobody:nogroup", os.path.join(d, "home")], check=True)
-    os.chmod(tmp, 0o755)
-    os.chmod(d, 0o755)
-    proc = subprocess.Popen(["dovecot", "-F", "-c", conf])
+    common.dovecot_passwd(d, names, PASSWORD)
+    port = common.free_port()
+    proc = common.start_dovecot(tmp, d, DOVECOT_CONF.format(
+        d=d, port=port, cores=os.cpu_count() or 1, n=n + 100, n2=2 * n + 100), port)
     try:
-        import socket
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("dovecot did not start; see %s/dovecot.log" % d)
-                time.sleep(0.1)
         result = asyncio.run(measure(port, dovecot_pids, n, names, None, args.settle))
         report("dovecot", n, *result)
         return result
     finally:
-        proc.terminate()
-        proc.wait(60)
+        common.stop_dovecot(proc, 60)
 
 
 def main():
@@ -355,12 +325,7 @@ def main():
     messages = imap_bench.make_messages(args.messages)
     tmp = tempfile.mkdtemp(prefix="postern-bench-idle-")
     try:
-        paths = []
-        for i, m in enumerate(messages):
-            path = os.path.join(tmp, "m%d.eml" % i)
-            with open(path, "wb") as f:
-                f.write(m)
-            paths.append(path)
+        paths = common.write_messages(messages, tmp, "m")
         bench_postern(args, paths, tmp)
         if args.dovecot:
             bench_dovecot(args, messages, tmp)

@@ -20,14 +20,14 @@ import os
 import shutil
 import socket
 import ssl
-import subprocess
 import sys
 import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SRCDIR = os.path.abspath(os.path.join(HERE, "..", ".."))
-sys.path.insert(0, os.path.join(SRCDIR, "tests", "integration"))
+sys.path.insert(0, os.path.dirname(HERE))
+import common  # noqa: E402 (bench/common.py)
+from common import SRCDIR  # noqa: E402
 
 USER = "bench@example.org"
 PASSWORD = "bench password 42"
@@ -146,33 +146,15 @@ def run_load(port, cafile, clients, seconds, expect):
     return sum(counts), elapsed
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def bench_postern(args, messages, tmp):
-    os.environ["POSTERN_BUILDDIR"] = os.path.abspath(args.builddir)
-    from harness import Server  # noqa: E402 (needs POSTERN_BUILDDIR)
-    import harness
-    harness.BUILDDIR = os.environ["POSTERN_BUILDDIR"]
-    with Server(listeners=("pop3s",),
-                config={"server": {"log_level": "warn", "workers": "0"},
-                        "limits": {"max_connections_per_ip": "1000"}}) as srv:
+    harness = common.harness(args.builddir)
+    with harness.Server(listeners=("pop3s",),
+                        config={"server": {"log_level": "warn", "workers": "0"},
+                                "limits": {"max_connections_per_ip": "1000"}}) as srv:
         srv.add_domain("example.org")
         srv.add_user(USER, PASSWORD)
-        paths = []
-        for i, m in enumerate(messages):
-            path = os.path.join(tmp, "p%d.eml" % i)
-            with open(path, "wb") as f:
-                f.write(m)
-            paths.append(path)
-        subprocess.run([os.path.join(harness.BUILDDIR, "tests/integration/pop3_fill"), "-c",
-                        srv.config_path, USER, *paths], check=True, stdout=subprocess.DEVNULL)
-        # The server's data dir goes away with it; Dovecot uses the same certificate.
-        shutil.copy(srv.cafile, os.path.join(tmp, "cert.pem"))
-        shutil.copy(srv.keyfile, os.path.join(tmp, "key.pem"))
+        common.pop3_fill(harness, srv, USER, common.write_messages(messages, tmp, "p"))
+        common.keep_certificate(srv, tmp)
         return run_load(srv.port("pop3s"), srv.cafile, args.clients, args.seconds,
                         len(messages)), os.path.join(tmp, "cert.pem")
 
@@ -219,50 +201,27 @@ service pop3-login {{
 
 
 def bench_dovecot(args, messages, tmp, cafile):
-    if not shutil.which("dovecot") or not os.path.exists("/usr/lib/dovecot/pop3"):
-        subprocess.run(["apt-get", "install", "-y", "-q", "dovecot-pop3d"], check=True,
-                       stdout=subprocess.DEVNULL)
+    common.ensure_dovecot("pop3", "dovecot-pop3d")
     d = os.path.join(tmp, "dovecot")
-    os.makedirs(os.path.join(d, "home", USER, "Maildir", "cur"))
-    os.makedirs(os.path.join(d, "home", USER, "Maildir", "new"))
-    os.makedirs(os.path.join(d, "home", USER, "Maildir", "tmp"))
+    maildir = common.maildir(d, USER)
     shutil.copy(cafile, os.path.join(d, "cert.pem"))
     shutil.copy(os.path.join(os.path.dirname(cafile), "key.pem"), os.path.join(d, "key.pem"))
     now = int(time.time())
     for i, m in enumerate(messages):
         # Maildir keeps LF line ends; Dovecot adds the CR when it sends.
         name = "%d.M%dP1.bench,S=%d:2," % (now + i, i, len(m.replace(b"\r\n", b"\n")))
-        with open(os.path.join(d, "home", USER, "Maildir", "cur", name), "wb") as f:
+        with open(os.path.join(maildir, "cur", name), "wb") as f:
             f.write(m.replace(b"\r\n", b"\n"))
-    pw = subprocess.run(["doveadm", "pw", "-s", "ARGON2ID", "-p", PASSWORD], check=True,
-                        capture_output=True, text=True).stdout.strip()
-    with open(os.path.join(d, "passwd"), "w") as f:
-        f.write("%s:%s\n" % (USER, pw))
-    port = free_port()
-    conf = os.path.join(d, "dovecot.conf")
-    with open(conf, "w") as f:
-        f.write(DOVECOT_CONF.format(d=d, cert=os.path.join(d, "cert.pem"),
-                                    key=os.path.join(d, "key.pem"), port=port,
-                                    cores=os.cpu_count() or 1))
-    subprocess.run(["chown", "-R", "nobody:nogroup", os.path.join(d, "home")], check=True)
-    os.chmod(tmp, 0o755)
-    os.chmod(d, 0o755)
-    proc = subprocess.Popen(["dovecot", "-F", "-c", conf])
+    common.dovecot_passwd(d, [USER], PASSWORD)
+    port = common.free_port()
+    proc = common.start_dovecot(tmp, d, DOVECOT_CONF.format(
+        d=d, cert=os.path.join(d, "cert.pem"), key=os.path.join(d, "key.pem"), port=port,
+        cores=os.cpu_count() or 1), port)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("dovecot did not start; see %s/dovecot.log" % d)
-                time.sleep(0.1)
         return run_load(port, os.path.join(d, "cert.pem"), args.clients, args.seconds,
                         len(messages))
     finally:
-        proc.terminate()
-        proc.wait(30)
+        common.stop_dovecot(proc, 30)
 
 
 def main():

@@ -31,8 +31,9 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SRCDIR = os.path.abspath(os.path.join(HERE, "..", ".."))
-sys.path.insert(0, os.path.join(SRCDIR, "tests", "integration"))
+sys.path.insert(0, os.path.dirname(HERE))
+import common  # noqa: E402 (bench/common.py)
+from common import SRCDIR, free_port, wait_port  # noqa: E402
 
 DOMAIN = "example.org"
 WORDS = (b"meeting report budget quarterly project timeline review draft invoice "
@@ -127,11 +128,8 @@ def run_load(port, users, clients, size, seconds):
 # ---- Postern ----
 
 def bench_postern(args, engine, users):
-    from harness import Server
-    os.environ["POSTERN_BUILDDIR"] = os.path.abspath(args.builddir)
     os.environ["POSTERN_TEST_ENGINE"] = engine
-    import harness
-    harness.BUILDDIR = os.path.abspath(args.builddir)
+    Server = common.harness(args.builddir).Server
     config = {"limits": {"max_connections_per_ip": str(args.clients * 2)}}
     # As root, the harness runs posternd and posternctl as "nobody".
     srv = Server(listeners=("smtp",), config=config, start=False)
@@ -156,12 +154,6 @@ def json_inbox(srv, address):
 
 
 # ---- Postfix + Dovecot ----
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def ensure_packages():
     if os.path.exists("/usr/sbin/postfix") and os.path.exists("/usr/lib/dovecot/lmtp"):
@@ -295,17 +287,6 @@ def bench_postfix(args, users):
         dovecot.wait(30)
         if not os.environ.get("BENCH_KEEP"):
             shutil.rmtree(d, ignore_errors=True)
-
-
-def wait_port(port, timeout=30):
-    end = time.time() + timeout
-    while time.time() < end:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError("nothing listens on port %d" % port)
 
 
 def main():

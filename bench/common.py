@@ -1,0 +1,122 @@
+"""Pieces shared by the Postern benchmarks in bench/*/.
+
+Imported by path: a bench script puts its parent directory (bench/) on
+sys.path and does "import common". Importing this module also puts
+tests/integration on sys.path so that the test harness can be loaded with
+harness().
+"""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+
+SRCDIR = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+sys.path.insert(0, os.path.join(SRCDIR, "tests", "integration"))
+
+
+def harness(builddir):
+    """The integration test harness module, pointed at BUILDDIR."""
+    os.environ["POSTERN_BUILDDIR"] = os.path.abspath(builddir)
+    import harness as h  # noqa: E402 (needs POSTERN_BUILDDIR)
+    h.BUILDDIR = os.environ["POSTERN_BUILDDIR"]
+    return h
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, timeout=30, proc=None, what=None):
+    """Waits until something accepts on 127.0.0.1:PORT. Gives up after TIMEOUT
+    seconds or, when PROC is given, as soon as PROC has exited; WHAT names the
+    server in the error."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline or (proc is not None and proc.poll() is not None):
+                raise RuntimeError(what or "nothing listens on port %d" % port)
+            time.sleep(0.1)
+
+
+def write_messages(messages, tmp, prefix):
+    """Writes each message to TMP/<PREFIX><i>.eml; returns the paths."""
+    paths = []
+    for i, m in enumerate(messages):
+        path = os.path.join(tmp, "%s%d.eml" % (prefix, i))
+        with open(path, "wb") as f:
+            f.write(m)
+        paths.append(path)
+    return paths
+
+
+def pop3_fill(h, srv, user, paths):
+    """Seals the message files PATHS into USER's INBOX in the store of SRV
+    (tests/integration/pop3_fill of harness module H's build dir)."""
+    subprocess.run([os.path.join(h.BUILDDIR, "tests/integration/pop3_fill"), "-c",
+                    srv.config_path, user, *paths], check=True, stdout=subprocess.DEVNULL)
+
+
+def keep_certificate(srv, tmp):
+    """Copies the server's certificate and key to TMP/cert.pem and TMP/key.pem:
+    its data dir goes away with it, and Dovecot uses the same pair."""
+    shutil.copy(srv.cafile, os.path.join(tmp, "cert.pem"))
+    shutil.copy(srv.keyfile, os.path.join(tmp, "key.pem"))
+
+
+# ---- Dovecot ----
+
+def ensure_dovecot(service, package):
+    """Installs the Debian PACKAGE (e.g. dovecot-imapd) when dovecot or
+    /usr/lib/dovecot/SERVICE is missing."""
+    if not shutil.which("dovecot") or not os.path.exists("/usr/lib/dovecot/" + service):
+        subprocess.run(["apt-get", "install", "-y", "-q", package], check=True,
+                       stdout=subprocess.DEVNULL)
+
+
+def maildir(d, user):
+    """Creates D/home/USER/Maildir with cur, new and tmp; returns its path."""
+    path = os.path.join(d, "home", user, "Maildir")
+    for sub in ("cur", "new", "tmp"):
+        os.makedirs(os.path.join(path, sub))
+    return path
+
+
+def dovecot_passwd(d, users, password):
+    """Writes D/passwd giving every user in USERS the Argon2id hash of PASSWORD."""
+    pw = subprocess.run(["doveadm", "pw", "-s", "ARGON2ID", "-p", password], check=True,
+                        capture_output=True, text=True).stdout.strip()
+    with open(os.path.join(d, "passwd"), "w") as f:
+        for u in users:
+            f.write("%s:%s\n" % (u, pw))
+
+
+def start_dovecot(tmp, d, config, port):
+    """Writes CONFIG to D/dovecot.conf, hands D/home to nobody, starts Dovecot
+    in the foreground and waits until it accepts on PORT. Returns the process;
+    the caller stops it with stop_dovecot()."""
+    conf = os.path.join(d, "dovecot.conf")
+    with open(conf, "w") as f:
+        f.write(config)
+    subprocess.run(["chown", "-R", "nobody:nogroup", os.path.join(d, "home")], check=True)
+    os.chmod(tmp, 0o755)
+    os.chmod(d, 0o755)
+    proc = subprocess.Popen(["dovecot", "-F", "-c", conf])
+    try:
+        wait_port(port, proc=proc, what="dovecot did not start; see %s/dovecot.log" % d)
+    except BaseException:
+        stop_dovecot(proc, 30)
+        raise
+    return proc
+
+
+def stop_dovecot(proc, timeout):
+    proc.terminate()
+    proc.wait(timeout)
