@@ -24,6 +24,7 @@
 
 #include "imap/imap.h"
 #include "imap/imap_int.h"
+#include "replay.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -120,54 +121,13 @@ static const char *const seeds[] = {
 
 int main(int argc, char **argv)
 {
+	static const struct fuzz_mutation how = {3000, 4, 16, "(){}[]\" *:\\\r\n", "()\"{}<>"};
 	unsigned seed = 12345;
 
-	if (argc > 1) {
-		for (int i = 1; i < argc; i++) {
-			FILE *f = fopen(argv[i], "rb");
-			unsigned char buf[65536];
-			size_t n;
-			if (!f)
-				return 1;
-			n = fread(buf, 1, sizeof(buf), f);
-			fclose(f);
-			LLVMFuzzerTestOneInput(buf, n);
-		}
-		return 0;
-	}
-	for (size_t s = 0; s < sizeof(seeds) / sizeof(seeds[0]); s++) {
-		size_t len = strlen(seeds[s]);
-		unsigned char *buf = malloc(len + 16);
-		if (!buf)
-			return 1;
-		for (int round = 0; round < 3000; round++) {
-			size_t n = len;
-			memcpy(buf, seeds[s], len);
-			for (int k = 0; k < 4; k++) {
-				seed = seed * 1103515245u + 12345u;
-				switch ((seed >> 16) % 4) {
-				case 0:
-					buf[(seed >> 8) % n] = (unsigned char)(seed >> 3);
-					break;
-				case 1:
-					if (n > 1)
-						n = (seed >> 8) % n + 1;
-					break;
-				case 2:
-					buf[(seed >> 8) % n] =
-					    "(){}[]\" *:\\\r\n"[(seed >> 4) % 13];
-					break;
-				default:
-					if (n < len + 16)
-						buf[n++] =
-						    (unsigned char)"()\"{}<>"[(seed >> 5) % 7];
-					break;
-				}
-			}
-			LLVMFuzzerTestOneInput(buf, n);
-		}
-		free(buf);
-	}
+	if (argc > 1)
+		return fuzz_replay_files(argc - 1, argv + 1, 65536);
+	if (fuzz_mutate_seeds(seeds, sizeof(seeds) / sizeof(seeds[0]), &how, &seed) < 0)
+		return 1;
 	/* Deep nesting and many arguments stay bounded. */
 	{
 		char deep[4096];

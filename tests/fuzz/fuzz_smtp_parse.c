@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "smtp/smtp.h"
+#include "replay.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -87,33 +88,13 @@ static const char *seeds[] = {
     "a\n.\r\nb\r\n.\r\n",
 };
 
-static int replay_file(const char *path)
-{
-	static uint8_t buf[1 << 16];
-	FILE *f = fopen(path, "rb");
-	size_t n;
-
-	if (!f) {
-		perror(path);
-		return -1;
-	}
-	n = fread(buf, 1, sizeof(buf), f);
-	fclose(f);
-	LLVMFuzzerTestOneInput(buf, n);
-	return 0;
-}
-
 int main(int argc, char **argv)
 {
 	uint8_t buf[900];
 	uint32_t seed = 4242;
 
-	if (argc > 1) {
-		for (int i = 1; i < argc; i++)
-			if (replay_file(argv[i]) < 0)
-				return EXIT_FAILURE;
-		return EXIT_SUCCESS;
-	}
+	if (argc > 1)
+		return fuzz_replay_files(argc - 1, argv + 1, 1 << 16);
 	for (unsigned iter = 0; iter < 200000; iter++) {
 		const char *s = seeds[iter % (sizeof(seeds) / sizeof(seeds[0]))];
 		size_t len = strlen(s);

@@ -25,6 +25,7 @@
 
 #include "crypto/crypto.h"
 #include "stego/stego.h"
+#include "replay.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -115,22 +116,6 @@ static unsigned char *make_seed(unsigned channels, unsigned depth, size_t msg_le
 	return out;
 }
 
-static int replay_file(const char *path)
-{
-	static uint8_t buf[1 << 20];
-	FILE *f = fopen(path, "rb");
-	size_t n;
-
-	if (!f) {
-		perror(path);
-		return -1;
-	}
-	n = fread(buf, 1, sizeof(buf), f);
-	fclose(f);
-	LLVMFuzzerTestOneInput(buf, n);
-	return 0;
-}
-
 /* Flips carrier bits of a decoded seed and encodes it again: a valid PNG
  * whose hidden stream is damaged (length field, body, tag). */
 static void mutate_pixels(const unsigned char *png, size_t len)
@@ -176,12 +161,8 @@ int main(int argc, char **argv)
 		}
 		return EXIT_SUCCESS;
 	}
-	if (argc > 1) {
-		for (int i = 1; i < argc; i++)
-			if (replay_file(argv[i]) < 0)
-				return EXIT_FAILURE;
-		return EXIT_SUCCESS;
-	}
+	if (argc > 1)
+		return fuzz_replay_files(argc - 1, argv + 1, 1 << 20);
 	seeds[0] = make_seed(3, 8, 100, &seed_len[0]);
 	seeds[1] = make_seed(4, 8, 0, &seed_len[1]);
 	seeds[2] = make_seed(1, 16, 20, &seed_len[2]);

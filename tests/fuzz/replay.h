@@ -1,0 +1,38 @@
+/*
+ * replay.h - the parts of the fuzz drivers' main() that run without
+ * libFuzzer: replaying corpus files and seeded random mutations of text
+ * seeds, both through the target's LLVMFuzzerTestOneInput(). Linked into
+ * the normal builds of tests/fuzz/fuzz_*; a libFuzzer build
+ * (-DPOSTERN_LIBFUZZER) does not need it.
+ */
+#ifndef POSTERN_FUZZ_REPLAY_H
+#define POSTERN_FUZZ_REPLAY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* Runs the first MAX bytes of each of the N files PATHS through the target.
+ * Returns EXIT_SUCCESS, or EXIT_FAILURE (after a message on stderr) when a
+ * file does not open or memory runs out. */
+int fuzz_replay_files(int n, char *const *paths, size_t max);
+
+/* How fuzz_mutate_seeds() changes a seed. */
+struct fuzz_mutation {
+	unsigned rounds;     /* mutated copies of each seed */
+	unsigned edits;      /* random edits of each copy */
+	size_t grow;         /* how many bytes a copy may grow by */
+	const char *replace; /* bytes an edit may write over one of the copy's */
+	const char *append;  /* bytes an edit may append */
+};
+
+/* Runs ROUNDS mutated copies of each of the N NUL-terminated SEEDS through
+ * the target. An edit overwrites a byte with a random one or one of
+ * HOW->replace, cuts the copy short or appends one of HOW->append. *STATE
+ * is the random generator's state (a linear congruential generator, so
+ * runs repeat). Returns 0, or -1 when memory runs out. */
+int fuzz_mutate_seeds(const char *const *seeds, size_t n, const struct fuzz_mutation *how,
+		      unsigned *state);
+
+#endif
