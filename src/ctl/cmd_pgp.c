@@ -93,27 +93,15 @@ static int unlock_user(struct ctl *ctl, const struct store_user *u, const char *
 int ctl_gpg_open(struct ctl *ctl, const char *arg, bool unlock, const char *recovery_key,
 		 struct gpg_user **out)
 {
-	char address[STORE_ADDRESS_MAX + 1], err[512];
+	char err[512];
 	struct store *st;
 	struct store_user u;
 	struct user_key *key = NULL;
 	int rc;
 
 	*out = NULL;
-	if (ctl_address_normalize(arg, address, sizeof(address), err, sizeof(err)) != 0) {
-		ctl_error("%s", err);
-		return CTL_EXIT_USAGE;
-	}
-	if ((rc = ctl_store_open(ctl, &st)) != CTL_EXIT_OK)
+	if ((rc = ctl_user_load(ctl, arg, &st, &u)) != CTL_EXIT_OK)
 		return rc;
-	memset(&u, 0, sizeof(u));
-	rc = store_user_get(st, address, &u);
-	if (rc == STORE_NOTFOUND) {
-		ctl_error(_("no such user: %s"), address);
-		return CTL_EXIT_NOTFOUND;
-	}
-	if (rc != STORE_OK)
-		return ctl_store_fail(ctl, rc, address);
 	rc = unlock ? unlock_user(ctl, &u, recovery_key, &key) : CTL_EXIT_OK;
 	if (rc == CTL_EXIT_OK &&
 	    gpg_user_open(&ctl->cfg, u.address, key, out, err, sizeof(err)) != 0) {
@@ -185,8 +173,8 @@ static const char *validity(gpgme_key_t k)
 	return "valid";
 }
 
-/* Prints the keys of PROTO in U's home (both public and own). Shared with cmd_smime.c. */
-int ctl_gpg_list(struct ctl *ctl, struct gpg_user *u, int proto)
+/* Prints the keys of PROTO in U's home (both public and own). */
+static int list_keys(struct ctl *ctl, struct gpg_user *u, int proto)
 {
 	gpgme_ctx_t ctx = gpg_user_ctx(u, (gpgme_protocol_t)proto);
 	json_t *arr = ctl->json ? json_array() : NULL;
@@ -248,13 +236,35 @@ int ctl_gpg_list(struct ctl *ctl, struct gpg_user *u, int proto)
 }
 
 /* Deletes the key FPR (with its secret part) from U's home of PROTO. Shared with cmd_smime.c. */
-int ctl_gpg_delete(struct ctl *ctl, struct gpg_user *u, int proto, const char *fpr)
+/* Shared with cmd_smime.c. */
+int ctl_gpg_list(struct ctl *ctl, int argc, char **argv, int proto)
+{
+	char *pos[1];
+	struct gpg_user *u;
+	int n, rc;
+
+	if (ctl_parse_args(ctl, argc, argv, NULL, pos, 1, 1, &n) != 0)
+		return CTL_EXIT_USAGE;
+	if ((rc = ctl_gpg_open(ctl, pos[0], false, NULL, &u)) != CTL_EXIT_OK)
+		return rc;
+	rc = list_keys(ctl, u, proto);
+	gpg_user_close(u);
+	return rc;
+}
+
+/* Shared with cmd_smime.c. */
+int ctl_gpg_delete(struct ctl *ctl, struct gpg_user *u, int proto, const char *fpr, bool yes,
+		   const char *question)
 {
 	gpgme_ctx_t ctx = gpg_user_ctx(u, (gpgme_protocol_t)proto);
 	gpgme_key_t key;
 	gpgme_error_t e;
 
 	(void)ctl;
+	if (!yes && !ctl_confirm(question)) {
+		ctl_error(_("not confirmed; nothing deleted"));
+		return CTL_EXIT_FAIL;
+	}
 	if (ctx == NULL) {
 		ctl_error(_("cannot start GPGME for %s"), gpg_user_address(u));
 		return CTL_EXIT_FAIL;
@@ -463,17 +473,9 @@ static int pgp_export(struct ctl *ctl, int argc, char **argv)
 
 static int pgp_list(struct ctl *ctl, int argc, char **argv)
 {
-	char *pos[1];
-	struct gpg_user *u;
-	int n, rc;
+	int rc = ctl_gpg_list(ctl, argc, argv, GPGME_PROTOCOL_OpenPGP);
 
-	if (ctl_parse_args(ctl, argc, argv, NULL, pos, 1, 1, &n) != 0)
-		return usage("list");
-	if ((rc = ctl_gpg_open(ctl, pos[0], false, NULL, &u)) != CTL_EXIT_OK)
-		return rc == CTL_EXIT_USAGE ? usage("list") : rc;
-	rc = ctl_gpg_list(ctl, u, GPGME_PROTOCOL_OpenPGP);
-	gpg_user_close(u);
-	return rc;
+	return rc == CTL_EXIT_USAGE ? usage("list") : rc;
 }
 
 /* pgp delete ADDRESS --all: the whole home (OpenPGP and S/MIME) and the WKD
@@ -530,12 +532,7 @@ static int pgp_delete(struct ctl *ctl, int argc, char **argv)
 	snprintf(question, sizeof(question),
 		 _("Delete OpenPGP key %s of %s (its secret part too, if any)?"), pos[1],
 		 gpg_user_address(u));
-	if (!yes && !ctl_confirm(question)) {
-		ctl_error(_("not confirmed; nothing deleted"));
-		rc = CTL_EXIT_FAIL;
-	} else {
-		rc = ctl_gpg_delete(ctl, u, GPGME_PROTOCOL_OpenPGP, pos[1]);
-	}
+	rc = ctl_gpg_delete(ctl, u, GPGME_PROTOCOL_OpenPGP, pos[1], yes, question);
 	if (rc == CTL_EXIT_OK) {
 		publish(ctl, u);
 		ctl_audit(ctl, "pgp.delete", gpg_user_address(u));

@@ -40,24 +40,9 @@ static int grant_arg(const char *verb, const char *in, char *out, size_t outlen)
 static int open_user(struct ctl *ctl, const char *verb, const char *in, struct store **st,
 		     struct store_user *u)
 {
-	char address[STORE_ADDRESS_MAX + 1], err[512];
-	int rc;
+	int rc = ctl_user_load(ctl, in, st, u);
 
-	if (ctl_address_normalize(in, address, sizeof(address), err, sizeof(err)) != 0) {
-		ctl_error("%s", err);
-		return usage(verb);
-	}
-	if ((rc = ctl_store_open(ctl, st)) != CTL_EXIT_OK)
-		return rc;
-	memset(u, 0, sizeof(*u));
-	rc = store_user_get(*st, address, u);
-	if (rc == STORE_NOTFOUND) {
-		ctl_error(_("no such user: %s"), address);
-		return CTL_EXIT_NOTFOUND;
-	}
-	if (rc != STORE_OK)
-		return ctl_store_fail(ctl, rc, address);
-	return CTL_EXIT_OK;
+	return rc == CTL_EXIT_USAGE ? usage(verb) : rc;
 }
 
 static int sender_grant(struct ctl *ctl, int argc, char **argv)

@@ -96,17 +96,9 @@ out:
 
 static int smime_list(struct ctl *ctl, int argc, char **argv)
 {
-	char *pos[1];
-	struct gpg_user *u;
-	int n, rc;
+	int rc = ctl_gpg_list(ctl, argc, argv, GPGME_PROTOCOL_CMS);
 
-	if (ctl_parse_args(ctl, argc, argv, NULL, pos, 1, 1, &n) != 0)
-		return usage("list");
-	if ((rc = ctl_gpg_open(ctl, pos[0], false, NULL, &u)) != CTL_EXIT_OK)
-		return rc == CTL_EXIT_USAGE ? usage("list") : rc;
-	rc = ctl_gpg_list(ctl, u, GPGME_PROTOCOL_CMS);
-	gpg_user_close(u);
-	return rc;
+	return rc == CTL_EXIT_USAGE ? usage("list") : rc;
 }
 
 static int smime_delete(struct ctl *ctl, int argc, char **argv)
@@ -124,12 +116,7 @@ static int smime_delete(struct ctl *ctl, int argc, char **argv)
 	snprintf(question, sizeof(question),
 		 _("Delete S/MIME certificate %s of %s (its private key too, if any)?"), pos[1],
 		 gpg_user_address(u));
-	if (!yes && !ctl_confirm(question)) {
-		ctl_error(_("not confirmed; nothing deleted"));
-		rc = CTL_EXIT_FAIL;
-	} else {
-		rc = ctl_gpg_delete(ctl, u, GPGME_PROTOCOL_CMS, pos[1]);
-	}
+	rc = ctl_gpg_delete(ctl, u, GPGME_PROTOCOL_CMS, pos[1], yes, question);
 	if (rc == CTL_EXIT_OK) {
 		ctl_audit(ctl, "smime.delete", gpg_user_address(u));
 		if (ctl->json)

@@ -200,10 +200,14 @@ struct gpg_user;
  * after printing why (CTL_EXIT_USAGE for a malformed address). */
 int ctl_gpg_open(struct ctl *ctl, const char *arg, bool unlock, const char *recovery_key,
 		 struct gpg_user **out);
-/* Lists the keys of PROTO (a gpgme_protocol_t) in U's home, as text or --json. */
-int ctl_gpg_list(struct ctl *ctl, struct gpg_user *u, int proto);
-/* Deletes key FPR (and its secret part) of PROTO from U's home. */
-int ctl_gpg_delete(struct ctl *ctl, struct gpg_user *u, int proto, const char *fpr);
+/* The "list USER" verb of pgp and smime: lists the keys of PROTO (a
+ * gpgme_protocol_t) in the user's home, as text or --json. CTL_EXIT_USAGE
+ * (nothing printed: the caller adds its usage line) for bad arguments. */
+int ctl_gpg_list(struct ctl *ctl, int argc, char **argv, int proto);
+/* Deletes key FPR (and its secret part) of PROTO from U's home once QUESTION
+ * is confirmed, or at once when YES. */
+int ctl_gpg_delete(struct ctl *ctl, struct gpg_user *u, int proto, const char *fpr, bool yes,
+		   const char *question);
 /* Reads PATH ("-": stdin) into *DATA (malloc'd), at most MAX bytes, not empty. */
 int ctl_read_file(const char *path, size_t max, char **data, size_t *len);
 
