@@ -44,23 +44,27 @@ static bool selector_ok(const char *s)
 	return true;
 }
 
-/* "v=DKIM1; k=rsa; p=<base64 SubjectPublicKeyInfo>" of PKEY (malloc'd). */
+/* "v=DKIM1; k=rsa; p=<base64 SubjectPublicKeyInfo>" of PKEY (malloc'd), or
+ * NULL after printing why. Frees PKEY. */
 static char *txt_value(EVP_PKEY *pkey)
 {
 	unsigned char *der = NULL;
 	int der_len = i2d_PUBKEY(pkey, &der);
-	char *out;
+	char *out = NULL;
 	size_t prefix;
 
-	if (der_len <= 0)
-		return NULL;
-	prefix = strlen("v=DKIM1; k=rsa; p=");
-	out = malloc(prefix + 4 * ((size_t)der_len / 3 + 1) + 1);
-	if (out) {
-		memcpy(out, "v=DKIM1; k=rsa; p=", prefix);
-		EVP_EncodeBlock((unsigned char *)out + prefix, der, der_len);
+	EVP_PKEY_free(pkey);
+	if (der_len > 0) {
+		prefix = strlen("v=DKIM1; k=rsa; p=");
+		out = malloc(prefix + 4 * ((size_t)der_len / 3 + 1) + 1);
+		if (out) {
+			memcpy(out, "v=DKIM1; k=rsa; p=", prefix);
+			EVP_EncodeBlock((unsigned char *)out + prefix, der, der_len);
+		}
+		OPENSSL_free(der);
 	}
-	OPENSSL_free(der);
+	if (out == NULL)
+		ctl_error(_("cannot encode the public key"));
 	return out;
 }
 
@@ -184,11 +188,8 @@ static int dkim_keygen(struct ctl *ctl, int argc, char **argv)
 		return CTL_EXIT_FAIL;
 	}
 	txt = txt_value(pkey);
-	EVP_PKEY_free(pkey);
-	if (!txt) {
-		ctl_error(_("cannot encode the public key"));
+	if (!txt)
 		return CTL_EXIT_FAIL;
-	}
 	ctl_audit(ctl, "dkim.keygen", domain);
 	if (!ctl->json)
 		printf(_("DKIM key for %s written to %s. Publish this record:\n"), domain,
@@ -232,11 +233,8 @@ static int dkim_show(struct ctl *ctl, int argc, char **argv)
 		return CTL_EXIT_FAIL;
 	}
 	txt = txt_value(pkey);
-	EVP_PKEY_free(pkey);
-	if (!txt) {
-		ctl_error(_("cannot encode the public key"));
+	if (!txt)
 		return CTL_EXIT_FAIL;
-	}
 	print_record(ctl, domain, selector, txt);
 	free(txt);
 	return CTL_EXIT_OK;

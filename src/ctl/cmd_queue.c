@@ -173,16 +173,7 @@ static int queue_show(struct ctl *ctl, int argc, char **argv)
 		return CTL_EXIT_FAIL;
 	}
 	/* The header block only: the body is the sender's business. */
-	hl = len;
-	for (size_t i = 0; i + 1 < len; i++) {
-		if (msg[i] == '\n' && (msg[i + 1] == '\n' ||
-				       (msg[i + 1] == '\r' && i + 2 < len && msg[i + 2] == '\n'))) {
-			hl = i + 1;
-			break;
-		}
-	}
-	if (hl > SHOW_HEADER_MAX)
-		hl = SHOW_HEADER_MAX;
+	hl = ctl_header_length(msg, len, SHOW_HEADER_MAX);
 	if (ctl->json) {
 		json_t *o = entry_json(&e);
 

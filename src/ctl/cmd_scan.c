@@ -283,16 +283,7 @@ static int q_show(struct ctl *ctl, int argc, char **argv)
 	if ((rc = q_open(ctl, pos[0], &e, &msg, &len)) != CTL_EXIT_OK)
 		return rc;
 	/* The header block only: the body is what was judged dangerous. */
-	size_t hl = len;
-	for (size_t i = 0; i + 1 < len; i++) {
-		if (msg[i] == '\n' && (msg[i + 1] == '\n' ||
-				       (msg[i + 1] == '\r' && i + 2 < len && msg[i + 2] == '\n'))) {
-			hl = i + 1;
-			break;
-		}
-	}
-	if (hl > SHOW_HEADER_MAX)
-		hl = SHOW_HEADER_MAX;
+	size_t hl = ctl_header_length(msg, len, SHOW_HEADER_MAX);
 	struct scan_result r;
 	int have_model = load_model(ctl, NULL) == CTL_EXIT_OK;
 	if (have_model)

@@ -101,6 +101,10 @@ void ctl_format_size(int64_t bytes, char *out, size_t outlen);
 /* Base64 of a binary value into OUT (standard alphabet, padded). */
 void ctl_base64(const unsigned char *bin, size_t len, char *out, size_t outlen);
 
+/* Length of the header block of message MSG (through the line break before
+ * the empty line; all of LEN when there is none), at most MAX. */
+size_t ctl_header_length(const unsigned char *msg, size_t len, size_t max);
+
 /*
  * Option parsing for a verb. ARGV[0] is the verb; options may come anywhere
  * after it ("--json" is always understood). Positional arguments are

@@ -463,6 +463,20 @@ void ctl_base64(const unsigned char *bin, size_t len, char *out, size_t outlen)
 	sodium_bin2base64(out, outlen, bin, len, sodium_base64_VARIANT_ORIGINAL);
 }
 
+size_t ctl_header_length(const unsigned char *msg, size_t len, size_t max)
+{
+	size_t hl = len;
+
+	for (size_t i = 0; i + 1 < len; i++) {
+		if (msg[i] == '\n' && (msg[i + 1] == '\n' ||
+				       (msg[i + 1] == '\r' && i + 2 < len && msg[i + 2] == '\n'))) {
+			hl = i + 1;
+			break;
+		}
+	}
+	return hl < max ? hl : max;
+}
+
 int ctl_parse_args(struct ctl *ctl, int argc, char **argv, const struct ctl_option *opts,
 		   char **pos, int min_pos, int max_pos, int *npos)
 {
