@@ -490,8 +490,7 @@ int mailauth_dkim_feed(void *handle, const unsigned char *m, size_t len)
 	return DKIM_STAT_SYNTAX; /* no blank line after the header */
 }
 
-/* MSG with CRLF line ends (malloc'd). */
-static unsigned char *crlf_copy(const unsigned char *msg, size_t len, size_t *out_len)
+unsigned char *mailauth_crlf_copy(const unsigned char *msg, size_t len, size_t *out_len)
 {
 	unsigned char *out = malloc(2 * len + 3);
 	size_t o = 0;
@@ -516,7 +515,7 @@ static void check_dkim(const unsigned char *msg, size_t len, struct mailauth_res
 	DKIM_SIGINFO *sig;
 
 	out->dkim = MAILAUTH_TEMPERROR;
-	if (!dkim_lib || !(m = crlf_copy(msg, len, &mlen)))
+	if (!dkim_lib || !(m = mailauth_crlf_copy(msg, len, &mlen)))
 		return;
 	dkim = dkim_verify(dkim_lib, (const unsigned char *)"postern", NULL, &st);
 	if (!dkim) {

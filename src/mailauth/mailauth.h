@@ -79,4 +79,8 @@ size_t mailauth_strip(unsigned char *msg, size_t len, const char *authserv_id);
  * verifying, ending with dkim_eom(). Returns the DKIM_STAT. */
 int mailauth_dkim_feed(void *dkim, const unsigned char *msg, size_t len);
 
+/* MSG with every bare LF made CRLF, as libopendkim wants it (malloc'd; NULL
+ * when out of memory). */
+unsigned char *mailauth_crlf_copy(const unsigned char *msg, size_t len, size_t *out_len);
+
 #endif

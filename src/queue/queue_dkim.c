@@ -91,23 +91,6 @@ int queue_from_domain(const unsigned char *msg, size_t len, char *out, size_t ou
 	return -1;
 }
 
-/* MSG with CRLF line ends (malloc'd). */
-static unsigned char *crlf_copy(const unsigned char *msg, size_t len, size_t *out_len)
-{
-	unsigned char *out = malloc(2 * len + 3);
-	size_t o = 0;
-
-	if (!out)
-		return NULL;
-	for (size_t i = 0; i < len; i++) {
-		if (msg[i] == '\n' && (i == 0 || msg[i - 1] != '\r'))
-			out[o++] = '\r';
-		out[o++] = msg[i];
-	}
-	*out_len = o;
-	return out;
-}
-
 int queue_dkim_sign(const struct config *cfg, const unsigned char *msg, size_t len,
 		    char **sig_header, char *err, size_t errlen)
 {
@@ -139,7 +122,7 @@ int queue_dkim_sign(const struct config *cfg, const unsigned char *msg, size_t l
 		goto out;
 	}
 	selector[strcspn(selector, "\r\n \t")] = '\0';
-	if (!(m = crlf_copy(msg, len, &mlen)) || !(lib = dkim_init(NULL, NULL))) {
+	if (!(m = mailauth_crlf_copy(msg, len, &mlen)) || !(lib = dkim_init(NULL, NULL))) {
 		snprintf(err, errlen, "out of memory");
 		goto out;
 	}
