@@ -63,6 +63,21 @@ static bool sets_seen(const struct imap_fetch_att *a)
 	       a->kind == FETCH_RFC822 || a->kind == FETCH_RFC822_TEXT;
 }
 
+/* The <offset.count> slice of DATA, LEN that a partial fetch asks for. */
+static void partial(const struct imap_fetch_att *a, const char **data, size_t *len)
+{
+	if (!a->partial)
+		return;
+	if (a->offset >= *len) {
+		*len = 0;
+	} else {
+		*data += a->offset;
+		*len -= a->offset;
+		if (*len > a->count)
+			*len = a->count;
+	}
+}
+
 /* Writes a section's bytes (or NIL when it does not exist), partial applied. */
 static void write_section(struct imap_buf *b, const char *msg, const struct imap_mime *root,
 			  const struct imap_fetch_att *a)
@@ -79,16 +94,7 @@ static void write_section(struct imap_buf *b, const char *msg, const struct imap
 		ibuf_free(&scratch);
 		return;
 	}
-	if (a->partial) {
-		if (a->offset >= len) {
-			len = 0;
-		} else {
-			data += a->offset;
-			len -= a->offset;
-			if (len > a->count)
-				len = a->count;
-		}
-	}
+	partial(a, &data, &len);
 	ibuf_printf(b, "{%zu}\r\n", len);
 	ibuf_add(b, data, len);
 	ibuf_free(&scratch);
@@ -119,16 +125,7 @@ static int write_binary(struct imap_buf *b, const char *msg, const struct imap_m
 		ibuf_free(&scratch);
 		return 0;
 	}
-	if (a->partial) {
-		if (a->offset >= len) {
-			len = 0;
-		} else {
-			data += a->offset;
-			len -= a->offset;
-			if (len > a->count)
-				len = a->count;
-		}
-	}
+	partial(a, &data, &len);
 	ibuf_printf(b, " %s{%zu}\r\n", memchr(data, '\0', len) ? "~" : "", len);
 	ibuf_add(b, data, len);
 	ibuf_free(&scratch);

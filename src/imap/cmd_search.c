@@ -502,18 +502,24 @@ static void search_answer(struct search_job *job)
 			ibuf_printf(&b, " (MODSEQ %llu)", (unsigned long long)highest);
 		ibuf_str(&b, "\r\n");
 	}
-	if (b.failed) {
-		ibuf_free(&b);
+	imap_search_reply(s, &b, job->failed, "SEARCH");
+}
+
+void imap_search_reply(struct imap_session *s, struct imap_buf *b, bool failed,
+		       const char *command)
+{
+	if (b->failed) {
+		ibuf_free(b);
 		imap_no(s, "[SERVERBUG] Out of memory");
 		return;
 	}
-	if (b.len)
-		imap_write(s, b.p, b.len);
-	ibuf_free(&b);
-	if (job->failed)
+	if (b->len)
+		imap_write(s, b->p, b->len);
+	ibuf_free(b);
+	if (failed)
 		imap_no(s, "[UNAVAILABLE] Some messages could not be read");
 	else
-		imap_ok(s, "SEARCH completed");
+		imap_ok(s, "%s completed", command);
 }
 
 static void search_done(struct conn *c, void *arg)

@@ -355,17 +355,7 @@ static void sort_answer(struct imap_session *s, int rc, struct imap_sort_info *v
 	ibuf_str(&b, "\r\n");
 	imap_sort_info_free(v, n);
 	free(ctx);
-	if (b.failed) {
-		ibuf_free(&b);
-		imap_no(s, "[SERVERBUG] Out of memory");
-		return;
-	}
-	imap_write(s, b.p, b.len);
-	ibuf_free(&b);
-	if (failed)
-		imap_no(s, "[UNAVAILABLE] Some messages could not be read");
-	else
-		imap_ok(s, "SORT completed");
+	imap_search_reply(s, &b, failed, "SORT");
 }
 
 void imap_cmd_sort(struct imap_session *s, struct imap_command *cmd)

@@ -107,15 +107,9 @@ void imap_cmd_status(struct imap_session *s, struct imap_command *cmd)
 		imap_bad(s, "%s", err);
 		return;
 	}
-	if (imap_mailbox_arg(s, &cmd->args[0], name, sizeof(name)) < 0) {
-		imap_no(s, "[NONEXISTENT] Invalid mailbox name");
+	rc = imap_mailbox_find(s, &cmd->args[0], name, sizeof(name), &mb);
+	if (rc == STORE_NOTFOUND)
 		return;
-	}
-	rc = store_mailbox_get(conn_store(s->c), s->id.user_id, name, &mb);
-	if (rc == STORE_NOTFOUND) {
-		imap_no(s, "[NONEXISTENT] No such mailbox");
-		return;
-	}
 	if (rc == STORE_OK)
 		rc = imap_status_send(s, name, &mb, &items);
 	if (rc != STORE_OK) {

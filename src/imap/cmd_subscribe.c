@@ -20,15 +20,9 @@ void imap_cmd_subscribe(struct imap_session *s, struct imap_command *cmd)
 		imap_bad(s, "%s needs one mailbox name", cmd->verb);
 		return;
 	}
-	if (imap_mailbox_arg(s, &cmd->args[0], name, sizeof(name)) < 0) {
-		imap_no(s, "[NONEXISTENT] Invalid mailbox name");
+	rc = imap_mailbox_find(s, &cmd->args[0], name, sizeof(name), &mb);
+	if (rc == STORE_NOTFOUND)
 		return;
-	}
-	rc = store_mailbox_get(conn_store(s->c), s->id.user_id, name, &mb);
-	if (rc == STORE_NOTFOUND) {
-		imap_no(s, "[NONEXISTENT] No such mailbox");
-		return;
-	}
 	if (rc == STORE_OK)
 		rc = store_mailbox_set_subscribed(conn_store(s->c), mb.id, on);
 	if (rc != STORE_OK) {

@@ -459,17 +459,9 @@ static void thread_answer(struct imap_session *s, int rc, struct imap_sort_info 
 	ibuf_str(&b, "\r\n");
 	imap_sort_info_free(v, n);
 	free(ctx);
-	if (b.failed || oom) {
-		ibuf_free(&b);
-		imap_no(s, "[SERVERBUG] Out of memory");
-		return;
-	}
-	imap_write(s, b.p, b.len);
-	ibuf_free(&b);
-	if (failed)
-		imap_no(s, "[UNAVAILABLE] Some messages could not be read");
-	else
-		imap_ok(s, "THREAD completed");
+	if (oom)
+		b.failed = true;
+	imap_search_reply(s, &b, failed, "THREAD");
 }
 
 void imap_cmd_thread(struct imap_session *s, struct imap_command *cmd)

@@ -180,6 +180,11 @@ void imap_junk_learn(struct imap_session *s, const struct imap_msg *m,
 /* ---- mailbox names on the wire (imap_wire_names.c) ---- */
 /* imap_mailbox_name() after undoing modified UTF-7 (not in IMAP4rev2). 0 or -1. */
 int imap_mailbox_arg(struct imap_session *s, const struct imap_arg *arg, char *out, size_t outlen);
+/* The user's mailbox named by ARG: its name into NAME (NAMELEN bytes) and its
+ * row into MB. STORE_NOTFOUND after answering NO [NONEXISTENT] (a bad name or
+ * no such mailbox); else store_mailbox_get's status, for the caller to answer. */
+int imap_mailbox_find(struct imap_session *s, const struct imap_arg *arg, char *name,
+		      size_t namelen, struct store_mailbox *mb);
 /* Decodes a LIST pattern in place (not in IMAP4rev2); 0 or -1. */
 int imap_pattern_decode(struct imap_session *s, char *pattern, size_t cap);
 /* NAME (UTF-8) as an IMAP string, in modified UTF-7 unless IMAP4rev2 is on. */
@@ -268,6 +273,12 @@ int imap_status_send(struct imap_session *s, const char *name, const struct stor
  * when out of memory. */
 int imap_search_run(struct imap_session *s, const struct imap_search_key *key, uint32_t **out,
 		    size_t *n, bool *failed);
+/* Ends SEARCH, SORT or THREAD (cmd_search.c): writes the untagged answer in
+ * B and frees it, then the tagged reply: NO [SERVERBUG] when B ran out of
+ * memory, NO [UNAVAILABLE] when FAILED (some messages could not be read),
+ * else "OK <COMMAND> completed". */
+void imap_search_reply(struct imap_session *s, struct imap_buf *b, bool failed,
+		       const char *command);
 /* ---- what SORT and THREAD compare (cmd_sort.c) ---- */
 struct imap_sort_info {
 	uint32_t seq, uid;

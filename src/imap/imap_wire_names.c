@@ -27,6 +27,21 @@ int imap_mailbox_arg(struct imap_session *s, const struct imap_arg *arg, char *o
 	return imap_mailbox_name(&utf8, out, outlen);
 }
 
+int imap_mailbox_find(struct imap_session *s, const struct imap_arg *arg, char *name,
+		      size_t namelen, struct store_mailbox *mb)
+{
+	int rc;
+
+	if (imap_mailbox_arg(s, arg, name, namelen) < 0) {
+		imap_no(s, "[NONEXISTENT] Invalid mailbox name");
+		return STORE_NOTFOUND;
+	}
+	rc = store_mailbox_get(conn_store(s->c), s->id.user_id, name, mb);
+	if (rc == STORE_NOTFOUND)
+		imap_no(s, "[NONEXISTENT] No such mailbox");
+	return rc;
+}
+
 int imap_pattern_decode(struct imap_session *s, char *pattern, size_t cap)
 {
 	char decoded[2 * STORE_MAILBOX_NAME_MAX + 2];
