@@ -52,8 +52,8 @@ def main():
     args = ap.parse_args()
     os.environ["POSTERN_BUILDDIR"] = os.path.abspath(args.builddir)
 
-    from harness import Server, free_port
-    from test_outbound import DNS
+    from harness import Server
+    from test_outbound import pair_dns
 
     domains = ["d%02d.test" % i for i in range(1, args.domains + 1)]
     records = []
@@ -64,11 +64,7 @@ def main():
     fast = {"failure_delay_ms": "100", "argon2_mem": "8M", "argon2_ops": "1"}
     a = Server(listeners=listeners, start=False)
     b = Server(listeners=listeners, start=False)
-    taken = set(a.ports.values()) | set(b.ports.values()) | {a.metrics_port, b.metrics_port}
-    port = free_port()
-    while port in taken:
-        port = free_port()
-    dns = DNS(records, port=port)
+    dns = pair_dns(a, b, records)
     try:
         a.overrides = {"queue": {"resolver": dns.address, "remote_port": str(b.port("smtp")),
                                  "poll_interval": "1", "retry_min": "3600",

@@ -102,6 +102,37 @@ def queue_config(dns, remote_port, **extra):
     return {"queue": q, "auth": FAST_AUTH}
 
 
+def pair_dns(a, b, records):
+    """A DNS server with RECORDS on a port that neither A nor B takes (their
+    ports are chosen but not bound until they start)."""
+    taken = set(a.ports.values()) | set(b.ports.values()) | {a.metrics_port, b.metrics_port}
+    port = free_port()
+    while port in taken:
+        port = free_port()
+    return DNS(records, port=port)
+
+
+def start_pair(a, b, dns):
+    """Starts A and B, each one's queue resolving through DNS and delivering
+    to the other's SMTP port."""
+    for srv, peer in ((a, b), (b, a)):
+        srv.overrides = queue_config(dns, peer.port("smtp"))
+        srv._write_config()
+        srv.start()
+
+
+def close_pair(a, b, dns):
+    """Stops A, B and DNS (None when it never started), each even when one fails."""
+    try:
+        a.close()
+    finally:
+        try:
+            b.close()
+        finally:
+            if dns:
+                dns.close()
+
+
 def submit(srv, sender, rcpt, msg):
     ctx = srv.ssl_context()
     ctx.check_hostname = False
@@ -200,29 +231,13 @@ class TwoInstances(unittest.TestCase):
         # the key record is known only now, so the DNS server starts after keygen
         txt = cls.dkim["txt"]
         chunks = ",".join(txt[i:i + 250] for i in range(0, len(txt), 250))
-        # the servers' ports are chosen but not bound yet: the DNS server must not take one
-        taken = set(cls.a.ports.values()) | set(cls.b.ports.values()) | {
-            cls.a.metrics_port, cls.b.metrics_port}
-        dns_port = free_port()
-        while dns_port in taken:
-            dns_port = free_port()
-        cls.dns = DNS(RECORDS + AUTH_RECORDS + ["--txt-record=s1._domainkey.a.test," + chunks],
-                      port=dns_port)
-        for srv, peer in ((cls.a, cls.b), (cls.b, cls.a)):
-            srv.overrides = queue_config(cls.dns, peer.port("smtp"))
-            srv._write_config()
-            srv.start()
+        cls.dns = pair_dns(cls.a, cls.b, RECORDS + AUTH_RECORDS +
+                           ["--txt-record=s1._domainkey.a.test," + chunks])
+        start_pair(cls.a, cls.b, cls.dns)
 
     @classmethod
     def tearDownClass(cls):
-        try:
-            cls.a.close()
-        finally:
-            try:
-                cls.b.close()
-            finally:
-                if cls.dns:
-                    cls.dns.close()
+        close_pair(cls.a, cls.b, cls.dns)
 
     def seen(self, srv, user, subject):
         """The message with SUBJECT in USER's mailbox, waiting for it."""

@@ -431,30 +431,15 @@ class PasswordCopies(unittest.TestCase):
             cls.a.add_user("carol@a.test", ob.PASSWORD)
             cls.b.add_domain("b.test")
             cls.b.add_user("bob@b.test", ob.PASSWORD)
-            taken = set(cls.a.ports.values()) | set(cls.b.ports.values()) | {
-                cls.a.metrics_port, cls.b.metrics_port}
-            port = harness.free_port()
-            while port in taken:
-                port = harness.free_port()
-            cls.dns = ob.DNS(ob.RECORDS, port=port)
-            for srv, peer in ((cls.a, cls.b), (cls.b, cls.a)):
-                srv.overrides = ob.queue_config(cls.dns, peer.port("smtp"))
-                srv._write_config()
-                srv.start()
+            cls.dns = ob.pair_dns(cls.a, cls.b, ob.RECORDS)
+            ob.start_pair(cls.a, cls.b, cls.dns)
         except BaseException:
             cls.tearDownClass()
             raise
 
     @classmethod
     def tearDownClass(cls):
-        try:
-            cls.a.close()
-        finally:
-            try:
-                cls.b.close()
-            finally:
-                if cls.dns:
-                    cls.dns.close()
+        cls.ob.close_pair(cls.a, cls.b, cls.dns)
 
     def setUp(self):
         self.dir = tempfile.mkdtemp(prefix="postern-stego-")
