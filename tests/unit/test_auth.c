@@ -19,12 +19,12 @@
 #include "auth/auth.h"
 #include "crypto/crypto.h"
 #include "store/store.h"
+#include "store_env.h"
 
 static char tmpdir[256];
 static struct config_store store_cfg;
 static struct store *st;
-static char mariadb_db[64];
-static const char *mariadb_socket;
+static struct test_store_env store_env;
 
 static struct store *open_store(void)
 {
@@ -35,46 +35,17 @@ static struct store *open_store(void)
 	return s;
 }
 
-static void run(const char *cmd)
-{
-	ck_assert_msg(system(cmd) == 0, "command failed: %s", cmd);
-}
-
 /* The engine under test: $POSTERN_TEST_ENGINE (sqlite by default, or mariadb
  * on the server at $POSTERN_TEST_MARIADB_SOCKET, one database per test). */
 static void setup(void)
 {
-	const char *engine = getenv("POSTERN_TEST_ENGINE");
-	char cmd[1024];
 	int version = 0;
 
 	ck_assert_int_eq(crypto_setup(), 0);
 	crypto_set_argon2_cost(1, 8192); /* these tests are about logic, not cost */
 	snprintf(tmpdir, sizeof(tmpdir), "/tmp/postern-test-auth-XXXXXX");
 	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
-	memset(&store_cfg, 0, sizeof(store_cfg));
-	mariadb_db[0] = '\0';
-	if (engine != NULL && strcmp(engine, "mariadb") == 0) {
-		mariadb_socket = getenv("POSTERN_TEST_MARIADB_SOCKET");
-		ck_assert_msg(mariadb_socket != NULL, "POSTERN_TEST_MARIADB_SOCKET is not set");
-		snprintf(mariadb_db, sizeof(mariadb_db), "postern_auth_%ld", (long)getpid());
-		snprintf(cmd, sizeof(cmd),
-			 "mariadb --no-defaults -S '%s' -u root -e 'DROP DATABASE IF EXISTS %s; "
-			 "CREATE DATABASE %s'",
-			 mariadb_socket, mariadb_db, mariadb_db);
-		run(cmd);
-		store_cfg.engine = STORE_ENGINE_MARIADB;
-		snprintf(store_cfg.mariadb_socket, sizeof(store_cfg.mariadb_socket), "%s",
-			 mariadb_socket);
-		snprintf(store_cfg.mariadb_user, sizeof(store_cfg.mariadb_user), "root");
-		snprintf(store_cfg.mariadb_database, sizeof(store_cfg.mariadb_database), "%s",
-			 mariadb_db);
-		store_cfg.mariadb_port = 3306;
-	} else {
-		store_cfg.engine = STORE_ENGINE_SQLITE;
-		snprintf(store_cfg.sqlite_path, sizeof(store_cfg.sqlite_path), "%s/postern.db",
-			 tmpdir);
-	}
+	test_store_env_config(&store_env, "postern_auth", tmpdir, &store_cfg);
 	st = open_store();
 	ck_assert_msg(store_migrate(st, &version) == STORE_OK, "migrate: %s", store_error(st));
 	ck_assert_int_eq(store_domain_add(st, "example.org"), STORE_OK);
@@ -83,19 +54,10 @@ static void setup(void)
 
 static void teardown(void)
 {
-	char cmd[1024];
-
 	auth_cache_clear();
 	store_close(st);
 	st = NULL;
-	if (mariadb_db[0] != '\0') {
-		snprintf(cmd, sizeof(cmd),
-			 "mariadb --no-defaults -S '%s' -u root -e 'DROP DATABASE IF EXISTS %s'",
-			 mariadb_socket, mariadb_db);
-		run(cmd);
-	}
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-	run(cmd);
+	test_store_env_clean(&store_env, tmpdir);
 }
 
 /* Creates ADDRESS with PASSWORD as posternctl does; returns the user id, fills PUB. */

@@ -22,6 +22,7 @@
 #include "crypto/crypto.h"
 #include "otp/otp.h"
 #include "store/store.h"
+#include "store_env.h"
 
 #define PW "alice pass phrase"
 #define T0 1800000000LL /* a step boundary: 1800000000 / 30 is whole */
@@ -30,13 +31,7 @@ static char tmpdir[256], keyfile[512];
 static struct config_store store_cfg;
 static struct store *st;
 static int64_t fake_now;
-static char mariadb_db[64];
-static const char *mariadb_socket;
-
-static void run(const char *cmd)
-{
-	ck_assert_msg(system(cmd) == 0, "command failed: %s", cmd);
-}
+static struct test_store_env store_env;
 
 static int64_t fake_clock(void)
 {
@@ -52,32 +47,7 @@ static void setup(void)
 	crypto_set_argon2_cost(1, 8192);
 	snprintf(tmpdir, sizeof(tmpdir), "/tmp/postern-test-otp-XXXXXX");
 	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
-	memset(&store_cfg, 0, sizeof(store_cfg));
-	mariadb_db[0] = '\0';
-	if (getenv("POSTERN_TEST_ENGINE") != NULL &&
-	    strcmp(getenv("POSTERN_TEST_ENGINE"), "mariadb") == 0) {
-		char cmd[1024];
-
-		mariadb_socket = getenv("POSTERN_TEST_MARIADB_SOCKET");
-		ck_assert_msg(mariadb_socket != NULL, "POSTERN_TEST_MARIADB_SOCKET is not set");
-		snprintf(mariadb_db, sizeof(mariadb_db), "postern_otp_%ld", (long)getpid());
-		snprintf(cmd, sizeof(cmd),
-			 "mariadb --no-defaults -S '%s' -u root -e 'DROP DATABASE IF EXISTS %s; "
-			 "CREATE DATABASE %s'",
-			 mariadb_socket, mariadb_db, mariadb_db);
-		run(cmd);
-		store_cfg.engine = STORE_ENGINE_MARIADB;
-		snprintf(store_cfg.mariadb_socket, sizeof(store_cfg.mariadb_socket), "%s",
-			 mariadb_socket);
-		snprintf(store_cfg.mariadb_user, sizeof(store_cfg.mariadb_user), "root");
-		snprintf(store_cfg.mariadb_database, sizeof(store_cfg.mariadb_database), "%s",
-			 mariadb_db);
-		store_cfg.mariadb_port = 3306;
-	} else {
-		store_cfg.engine = STORE_ENGINE_SQLITE;
-		snprintf(store_cfg.sqlite_path, sizeof(store_cfg.sqlite_path), "%s/postern.db",
-			 tmpdir);
-	}
+	test_store_env_config(&store_env, "postern_otp", tmpdir, &store_cfg);
 	st = store_open(&store_cfg, err, sizeof(err));
 	ck_assert_msg(st != NULL, "store_open: %s", err);
 	ck_assert_int_eq(store_migrate(st, &version), STORE_OK);
@@ -92,18 +62,9 @@ static void setup(void)
 
 static void teardown(void)
 {
-	char cmd[1024];
-
 	throttle_set_clock(NULL);
 	store_close(st);
-	if (mariadb_db[0] != '\0') {
-		snprintf(cmd, sizeof(cmd),
-			 "mariadb --no-defaults -S '%s' -u root -e 'DROP DATABASE IF EXISTS %s'",
-			 mariadb_socket, mariadb_db);
-		run(cmd);
-	}
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-	run(cmd);
+	test_store_env_clean(&store_env, tmpdir);
 }
 
 static int64_t add_user(const char *address)
