@@ -285,6 +285,19 @@ void auth_cache_clear(void)
 	pthread_mutex_unlock(&cache_lock);
 }
 
+struct user_key *auth_cache_user_key(int64_t user_id)
+{
+	struct user_key *key = NULL;
+	time_t now = now_monotonic();
+
+	pthread_mutex_lock(&cache_lock);
+	for (size_t i = 0; i < AUTH_CACHE_MAX && key == NULL; i++)
+		if (cache[i].used && cache[i].user_id == user_id && cache[i].expires > now)
+			key = user_key_dup(cache[i].key);
+	pthread_mutex_unlock(&cache_lock);
+	return key;
+}
+
 size_t auth_cache_count(void)
 {
 	size_t n = 0;

@@ -124,5 +124,9 @@ json_t *auth_address_blocks(void);
 void auth_cache_clear(void);
 /* Number of cached logins (status output and tests). */
 size_t auth_cache_count(void);
+/* A new reference (user_key_dup) to the unlocked key of a live cached login of USER_ID, or
+ * NULL (none, or the cache is off); the caller frees it with user_key_free. Signing at
+ * submission and server-side decryption (src/deliver/pgp_policy.c) use it. */
+struct user_key *auth_cache_user_key(int64_t user_id);
 
 #endif

@@ -19,6 +19,7 @@
 
 #include <sodium.h>
 
+#include "auth/auth.h"
 #include "crypto/crypto.h"
 #include "crypto/gpg_home.h"
 #include "crypto/pgp_mime.h"
@@ -35,7 +36,8 @@
 #define AUTOCRYPT_HEADER_MAX 16384
 #define RESULT_HEADER_MAX 1024
 
-static pgp_key_lookup_fn key_lookup;
+/* Unlocked at-rest keys of logged-in users come from the login cache. */
+static pgp_key_lookup_fn key_lookup = auth_cache_user_key;
 
 void pgp_policy_set_key_lookup(pgp_key_lookup_fn fn)
 {

@@ -432,6 +432,59 @@ class PgpMail(unittest.TestCase):
         self.assertNotIn(b"Secret for Dora", got)
         res = self.dora_peer.gpg("--decrypt", self.write("enc-in.eml", got))
         self.assertIn(b"Secret for Dora.", res.stdout)
+    def test_encrypted_inbound_for_a_logged_in_user_who_opted_in_is_decrypted(self):
+        self.srv.ctl("pgp", "policy", BOB, "--decrypt-inbound", "yes")
+        # Bob is logged in (IMAP): his key is unlocked in the login cache.
+        c = imaplib.IMAP4("127.0.0.1", self.srv.port("imap"), timeout=60)
+        c.starttls(ssl_context=self.srv.ssl_context())
+        c.login(BOB, BOB_PW)
+        try:
+            self.send_in(self.encrypted_by_carol(BOB, b"enc-bob", b"Decrypted for Bob.",
+                                                 sign=True))
+        finally:
+            c.logout()
+        got = self.last_message(BOB, BOB_PW, "enc-bob")
+        self.assertTrue(header(got, "X-Postern-Decrypted").startswith("yes; kind=pgp-mime"),
+                        header(got, "X-Postern-Decrypted"))
+        self.assertIn(b"Decrypted for Bob.", got)
+        self.assertNotIn(b"BEGIN PGP MESSAGE", got)
+        sig = header(got, "X-Postern-Signature")
+        self.assertIsNotNone(sig)
+        self.assertIn("kind=pgp-mime", sig)
+        # Without the opt-in the same mail stays encrypted.
+        self.srv.ctl("pgp", "policy", BOB, "--decrypt-inbound", "no")
+        self.send_in(self.encrypted_by_carol(BOB, b"enc-bob-2", b"Stays encrypted."))
+        got = self.last_message(BOB, BOB_PW, "enc-bob-2")
+        self.assertIsNone(header(got, "X-Postern-Decrypted"))
+        self.assertNotIn(b"Stays encrypted.", got)
+
+    def test_signing_policy_signs_with_the_senders_key(self):
+        self.srv.ctl("pgp", "policy", ALICE, "--sign", "always")
+        self.submit([BOB], crlf(b"From: alice@example.org\nSubject: signed-out\n\n"
+                                b"Signed for Alice, trailing space \nFrom here.\n"))
+        got = self.last_message(BOB, BOB_PW, "signed-out")
+        self.assertIn(b'protocol="application/pgp-signature"', got)
+        self.assertIn(b"micalg=pgp-sha", got)
+        # Bob's copy was verified on delivery (Alice's key came with her Autocrypt header).
+        r = header(got, "X-Postern-Signature")
+        self.assertTrue(r.startswith("valid; kind=pgp-mime"), r)
+        self.assertIn("signer=" + ALICE, r)
+        # gpg checks the exact signed bytes against Alice's exported key.
+        boundary = re.search(rb'boundary="([^"]+)"', got).group(1)
+        body = got.split(b"\r\n\r\n", 1)[1]
+        parts = body.split(b"--" + boundary + b"\r\n")
+        content = parts[1][:-2]  # the CRLF before the delimiter belongs to it
+        sig = parts[2][parts[2].index(b"-----BEGIN PGP SIGNATURE-----"):]
+        sig = sig[:sig.index(b"-----END PGP SIGNATURE-----") + 27]
+        verifier = Peer(self.dir, "alice-verifier")
+        try:
+            verifier.gpg("--import", input=self.alice_pub.encode())
+            res = verifier.gpg("--status-fd", "1", "--verify", self.write("out.sig", sig),
+                               self.write("out.txt", content))
+            self.assertIn(b"[GNUPG:] GOODSIG", res.stdout)
+            self.assertIn(b"=20", content)  # trailing space protected by quoted-printable
+        finally:
+            verifier.close()
 
 def cms_recipient_serials(der):
     """Serial numbers of the recipients of CMS enveloped-data DER, read by openssl."""
@@ -485,6 +538,52 @@ class SmimeSubmission(unittest.TestCase):
                 pem = srv.ctl("smime", "export", user).stdout
                 self.assertIn(cert_serial(pem), serials, "%s is not a recipient" % user)
 
+    def test_signing_policy_signs_smime_with_an_issued_certificate(self):
+        with Server(listeners=("submission", "imap"), config={"auth": FAST_AUTH}) as srv:
+            srv.add_domain("example.org")
+            srv.add_user(ALICE, ALICE_PW)
+            srv.add_user(BOB, BOB_PW)
+            srv.ctl("smime", "ca", "init")
+            srv.ctl("smime", "issue", ALICE, input=ALICE_PW + "\n")
+            srv.ctl("smime", "issue", BOB, input=BOB_PW + "\n")
+            srv.ctl("pgp", "policy", ALICE, "--sign", "always")
+            with smtplib.SMTP("127.0.0.1", srv.port("submission"), timeout=120) as c:
+                c.starttls(context=srv.ssl_context())
+                c.login(ALICE, ALICE_PW)
+                c.sendmail(ALICE, [BOB], crlf(b"From: alice@example.org\nSubject: smime-sig\n\n"
+                                              b"Signed with S/MIME.\n"))
+            c = imaplib.IMAP4("127.0.0.1", srv.port("imap"), timeout=120)
+            try:
+                c.starttls(ssl_context=srv.ssl_context())
+                c.login(BOB, BOB_PW)
+                got = None
+                for box in ("INBOX", "Junk"):
+                    c.select(box)
+                    ids = c.search(None, "SUBJECT", '"smime-sig"')[1][0].split()
+                    if ids:
+                        got = c.fetch(ids[-1], "(BODY.PEEK[])")[1][0][1]
+                        break
+            finally:
+                c.logout()
+            self.assertIsNotNone(got)
+            self.assertIn(b'protocol="application/pkcs7-signature"', got)
+            r = header(got, "X-Postern-Signature")
+            self.assertTrue(r.startswith("valid; kind=smime"), r)
+            self.assertIn("signer=" + ALICE, r)
+            tmp = tempfile.mkdtemp(prefix="postern-smime-")
+            try:
+                ca = os.path.join(tmp, "ca.pem")
+                with open(ca, "w") as f:
+                    f.write(srv.ctl("smime", "ca", "show").stdout)
+                eml = os.path.join(tmp, "m.eml")
+                with open(eml, "wb") as f:
+                    f.write(got)
+                res = subprocess.run(["openssl", "smime", "-verify", "-in", eml, "-CAfile", ca,
+                                      "-purpose", "smimesign"], capture_output=True, timeout=60)
+                self.assertEqual(res.returncode, 0, res.stderr.decode())
+                self.assertIn(b"Signed with S/MIME.", res.stdout)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
 
 class PgpPolicyCli(unittest.TestCase):
     @classmethod
