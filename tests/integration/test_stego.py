@@ -210,6 +210,17 @@ class SubmissionRewrite(unittest.TestCase):
             p.quit()
         return b"\r\n".join(lines) + b"\r\n"
 
+    def assert_pop3_empty(self, srv, user, password):
+        """USER's mailbox holds nothing (over POP3)."""
+        p = poplib.POP3("127.0.0.1", srv.port("pop3"), timeout=60)
+        try:
+            p.stls(context=srv.ssl_context())
+            p.user(user)
+            p.pass_(password)
+            self.assertEqual(p.stat()[0], 0)
+        finally:
+            p.quit()
+
     def fetch_imap(self, srv, user, password):
         c = imaplib.IMAP4("127.0.0.1", srv.port("imap"), timeout=60)
         try:
@@ -284,12 +295,7 @@ class SubmissionRewrite(unittest.TestCase):
                             self.ORIGINAL)
             self.assertEqual(cm.exception.smtp_code, 554)
             self.assertIn(b"X-Postern-Stego needs local recipients", cm.exception.smtp_error)
-            p = poplib.POP3("127.0.0.1", srv.port("pop3"), timeout=60)
-            p.stls(context=srv.ssl_context())
-            p.user("bob@example.org")
-            p.pass_("bob pw 22 tide")
-            self.assertEqual(p.stat()[0], 0)
-            p.quit()
+            self.assert_pop3_empty(srv, "bob@example.org", "bob pw 22 tide")
 
 
 def multipart(parts, headers):
@@ -402,12 +408,7 @@ class AttachedCover(SubmissionRewrite):
                         multipart([self.TEXT_PART, self.cover_part(make_cover(200, 150))], bad))
         self.assertEqual(cm.exception.smtp_code, 554)
         self.assertIn(b"unknown parameter", cm.exception.smtp_error)
-        p = poplib.POP3("127.0.0.1", srv.port("pop3"), timeout=60)
-        p.stls(context=srv.ssl_context())
-        p.user("bob@example.org")
-        p.pass_("bob pw 22 tide")
-        self.assertEqual(p.stat()[0], 0)
-        p.quit()
+        self.assert_pop3_empty(srv, "bob@example.org", "bob pw 22 tide")
 
 
 class PasswordCopies(unittest.TestCase):
