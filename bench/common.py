@@ -6,6 +6,7 @@ tests/integration on sys.path so that the test harness can be loaded with
 harness().
 """
 
+import argparse
 import os
 import shutil
 import socket
@@ -72,6 +73,19 @@ def keep_certificate(srv, tmp):
 
 
 # ---- Dovecot ----
+
+def dovecot_args(doc):
+    """The command line of a Postern-versus-Dovecot load benchmark (DOC's
+    first line describes it): --builddir, --clients, --messages, --seconds
+    and --no-dovecot."""
+    ap = argparse.ArgumentParser(description=doc.split("\n")[0])
+    ap.add_argument("--builddir", default=os.path.join(SRCDIR, "build"))
+    ap.add_argument("--clients", type=int, default=20)
+    ap.add_argument("--messages", type=int, default=200)
+    ap.add_argument("--seconds", type=int, default=20)
+    ap.add_argument("--no-dovecot", action="store_true")
+    return ap.parse_args()
+
 
 def ensure_dovecot(service, package):
     """Installs the Debian PACKAGE (e.g. dovecot-imapd) when dovecot or

@@ -16,7 +16,6 @@ in the foreground on a loopback port with its own config and data dir;
 everything is removed at the end.
 """
 
-import argparse
 import imaplib
 import multiprocessing
 import os
@@ -30,7 +29,6 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 import common  # noqa: E402 (bench/common.py)
-from common import SRCDIR  # noqa: E402
 
 USER = "bench@example.org"
 PASSWORD = "bench password 42"
@@ -187,13 +185,7 @@ def bench_dovecot(args, messages, tmp):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--builddir", default=os.path.join(SRCDIR, "build"))
-    ap.add_argument("--clients", type=int, default=20)
-    ap.add_argument("--messages", type=int, default=200)
-    ap.add_argument("--seconds", type=int, default=20)
-    ap.add_argument("--no-dovecot", action="store_true")
-    args = ap.parse_args()
+    args = common.dovecot_args(__doc__)
     messages = make_messages(args.messages)
     tmp = tempfile.mkdtemp(prefix="postern-bench-imap-")
     try:
