@@ -276,7 +276,9 @@ int main(int argc, char **argv)
 	net_set_store(store_open, store_close);
 	wkd_http_set_data_dir(cfg.server.data_dir);
 	if (cfg.metrics.enabled &&
-	    metrics_http_start(cfg.metrics.address, cfg.metrics.port, err, sizeof(err)) != 0) {
+	    metrics_http_start(cfg.metrics.address, cfg.metrics.port,
+			       cfg.metrics.tls ? cfg.tls.cert_file : NULL,
+			       cfg.metrics.tls ? cfg.tls.key_file : NULL, err, sizeof(err)) != 0) {
 		log_error("%s", err);
 		return EXIT_FAILURE;
 	}

@@ -37,8 +37,10 @@ double metrics_uptime_seconds(void);
  * uptime, start time, resident memory); returns malloc'd text or NULL. */
 char *metrics_render(size_t *len);
 
-/* Starts the HTTP listener (GET /metrics) on ADDRESS:PORT; 0 or -1 with ERR. */
-int metrics_http_start(const char *address, uint16_t port, char *err, size_t errlen);
+/* Starts the HTTP listener (GET /metrics) on ADDRESS:PORT; 0 or -1 with ERR.
+ * With CERT_FILE and KEY_FILE (PEM) it speaks HTTPS; NULL for plain HTTP. */
+int metrics_http_start(const char *address, uint16_t port, const char *cert_file,
+		       const char *key_file, char *err, size_t errlen);
 void metrics_http_stop(void);
 /* The port actually bound (useful when started with port 0), or 0. */
 uint16_t metrics_http_port(void);

@@ -98,6 +98,7 @@ static const struct key_def keys[] = {
     CFG("metrics", "enabled", VAL_BOOL, metrics.enabled),
     CFG("metrics", "address", VAL_ADDRESS, metrics.address),
     CFG("metrics", "port", VAL_PORT, metrics.port),
+    CFG("metrics", "tls", VAL_BOOL, metrics.tls),
     CFG("scan", "model_file", VAL_STRING, scan.model_file),
     CFG("queue", "key_file", VAL_STRING, queue.key_file),
     CFG("queue", "relayhost", VAL_STRING, queue.relayhost),

@@ -90,6 +90,7 @@ struct config {
 		bool enabled;
 		char address[64];
 		uint16_t port;
+		bool tls; /* HTTPS with [tls] cert_file and key_file */
 	} metrics;
 
 	/* [scan] */

@@ -3,9 +3,11 @@
 and openssl in homes of their own import what posternctl exports and make
 what posternctl imports; the organization CA's certificates verify with
 openssl and gpgsm; WKD is served on the HTTP listener (URLs computed by
-gpg-wks-client, the key read back by gpg) and fetched by posternctl from a
-loopback HTTPS server with a test CA; bad input gives a clear error and the
-documented exit code, never a crash."""
+gpg-wks-client, the key read back by gpg), and over HTTPS on port 443
+`gpg --locate-keys` fetches it by both methods (wkd_gpg_peer.py, in a private
+network and mount namespace); posternctl fetches keys from a loopback HTTPS
+server with a test CA; bad input gives a clear error and the documented exit
+code, never a crash."""
 
 import errno
 import http.server
@@ -14,6 +16,7 @@ import os
 import shutil
 import ssl
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -29,6 +32,7 @@ EXIT_FAIL, EXIT_USAGE, EXIT_NOTFOUND, EXIT_EXISTS = 1, 2, 3, 4
 ALICE, ALICE_PW = "alice@wkd.localhost", "Alice-Strong-7391"
 BOB = "bob@peer.localhost"
 WKS_CLIENT = "/usr/lib/gnupg/gpg-wks-client"
+WKD_GPG_PEER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "wkd_gpg_peer.py")
 
 
 def run(*args, input=None, check=True, env=None):
@@ -350,6 +354,45 @@ class WkdServerTest(unittest.TestCase):
         # Deleting the key unpublishes it.
         self.assertEqual(self.server.ctl("pgp", "delete", ALICE, fpr, "--yes").returncode, 0)
         self.assertEqual(self.get(advanced, "openpgpkey.wkd.localhost")[0], 404)
+
+
+class WkdHttpsTest(unittest.TestCase):
+    """[metrics] tls = yes: HTTPS with the server's certificate."""
+
+    def test_tls_without_certificate_is_a_startup_error(self):
+        # No TLS listener either, so the configuration itself is valid.
+        server = Server(listeners=(), start=False, config={
+            "tls": {"cert_file": "", "key_file": ""}, "metrics": {"tls": "yes"}})
+        try:
+            with self.assertRaises(RuntimeError) as e:
+                server.start()
+            self.assertIn("[metrics] tls needs [tls] cert_file and key_file", str(e.exception))
+        finally:
+            server.close()
+
+    def test_https_listener_serves_metrics(self):
+        with Server(listeners=("submission",), config={"metrics": {"tls": "yes"}}) as server:
+            url = "https://127.0.0.1:%d/metrics" % server.metrics_port
+            with urllib.request.urlopen(url, timeout=10, context=server.ssl_context()) as resp:
+                self.assertEqual(resp.status, 200)
+                self.assertIn(b"# TYPE", resp.read())
+            with self.assertRaises((urllib.error.URLError, ConnectionError)):
+                urllib.request.urlopen("http://127.0.0.1:%d/metrics" % server.metrics_port,
+                                       timeout=10)
+
+    @unittest.skipUnless(os.getuid() == 0, "gpg fetches WKD keys only from port 443; the test "
+                         "needs root for a private network and mount namespace")
+    def test_gpg_locate_keys_fetches_from_posternd(self):
+        probe = subprocess.run(["unshare", "--mount", "--net", "true"], capture_output=True,
+                               text=True)
+        if probe.returncode != 0:
+            self.skipTest("cannot create a network and mount namespace: " + probe.stderr)
+        # The helper starts posternd (HTTPS on 443), publishes Alice's key and
+        # runs gpg --locate-keys twice: advanced, then direct method.
+        r = subprocess.run(["unshare", "--mount", "--net", sys.executable, WKD_GPG_PEER],
+                           capture_output=True, text=True, timeout=300)
+        self.assertEqual(r.returncode, 0, r.stderr[-30000:])
+        self.assertRegex(r.stdout.strip(), "^[0-9A-F]{40}$")
 
 
 class _KeyHandler(http.server.BaseHTTPRequestHandler):

@@ -474,11 +474,11 @@ START_TEST(test_http_serves_metrics_and_refuses_the_rest)
 	char err[256] = "";
 	char *resp;
 
-	ck_assert_msg(metrics_http_start("127.0.0.1", 0, err, sizeof(err)) == 0, "%s", err);
+	ck_assert_msg(metrics_http_start("127.0.0.1", 0, NULL, NULL, err, sizeof(err)) == 0, "%s", err);
 	uint16_t port = metrics_http_port();
 	ck_assert_uint_gt(port, 0);
 	/* A second start is refused with a reason. */
-	ck_assert_int_eq(metrics_http_start("127.0.0.1", 0, err, sizeof(err)), -1);
+	ck_assert_int_eq(metrics_http_start("127.0.0.1", 0, NULL, NULL, err, sizeof(err)), -1);
 	ck_assert_uint_gt(strlen(err), 0);
 
 	metrics_command("smtp", "QUIT", 5);
@@ -520,11 +520,17 @@ START_TEST(test_http_rejects_bad_address)
 {
 	char err[256] = "";
 
-	ck_assert_int_eq(metrics_http_start("localhost", 0, err, sizeof(err)), -1);
+	ck_assert_int_eq(metrics_http_start("localhost", 0, NULL, NULL, err, sizeof(err)), -1);
 	ck_assert_ptr_nonnull(strstr(err, "localhost"));
-	ck_assert_int_eq(metrics_http_start("::1", 0, err, sizeof(err)), 0);
+	ck_assert_int_eq(metrics_http_start("::1", 0, NULL, NULL, err, sizeof(err)), 0);
 	ck_assert_uint_gt(metrics_http_port(), 0);
 	metrics_http_stop();
+	/* HTTPS with a certificate that cannot be read: a clear error. */
+	ck_assert_int_eq(metrics_http_start("127.0.0.1", 0, "/nonexistent/cert.pem",
+					    "/nonexistent/key.pem", err, sizeof(err)),
+			 -1);
+	ck_assert_ptr_nonnull(strstr(err, "/nonexistent/cert.pem"));
+	ck_assert_uint_eq(metrics_http_port(), 0);
 }
 END_TEST
 
