@@ -153,8 +153,11 @@ def locate(files, name):
         elif f[0] == "fpr" and want:
             fprs.append(f[9])
             want = False
-    with open(log, errors="replace") as f:
-        text = f.read()
+    try:
+        with open(log, errors="replace") as f:
+            text = f.read()
+    except FileNotFoundError:
+        text = "(dirmngr wrote no log)"
     if res.returncode != 0 and not fprs:
         sys.stderr.write("gpg --locate-keys exited %d:\n%s\n" % (res.returncode, res.stderr))
     return fprs, text
