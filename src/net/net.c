@@ -36,6 +36,8 @@
 #define NET_MAX_WORKERS 64
 #define NET_MARIADB_WORKERS_PER_CORE 4
 #define NET_LISTEN_BACKLOG 511
+/* Loop rounds at shutdown for the callbacks closed connections leave behind. */
+#define NET_DRAIN_ROUNDS 16
 #define IP_BUCKETS 1024
 
 static const struct protocol_ops *protocols[NET_MAX_PROTOCOLS];
@@ -438,6 +440,25 @@ int net_drop_privileges(const struct config *cfg, char *err, size_t errlen)
 static pthread_mutex_t start_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t start_cond = PTHREAD_COND_INITIALIZER;
 
+/*
+ * After worker_shutdown: runs what the closed connections left on the loop.
+ * bufferevent_free() only drops a reference; the memory goes in a finalizer
+ * the loop runs later, and a TLS bufferevent that has just written holds a
+ * second reference for its deferred write callback (libevent_openssl defers
+ * it). event_base_free() cancels a deferred callback without running it, so
+ * that reference, the bufferevent and its SSL would never be freed. Nothing
+ * new arrives any more (the job pools are joined, the listeners gone), so a
+ * few non-blocking rounds empty the loop.
+ */
+static void worker_drain(struct worker *w)
+{
+	for (int i = 0; i < NET_DRAIN_ROUNDS; i++) {
+		event_base_loop(w->base, EVLOOP_NONBLOCK);
+		if (event_base_get_num_events(w->base, EVENT_BASE_COUNT_ACTIVE) == 0)
+			break;
+	}
+}
+
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
@@ -448,8 +469,10 @@ static void *worker_main(void *arg)
 	w->started = true;
 	pthread_cond_broadcast(&start_cond);
 	pthread_mutex_unlock(&start_lock);
-	if (!w->failed)
+	if (!w->failed) {
 		event_base_loop(w->base, EVLOOP_NO_EXIT_ON_EMPTY);
+		worker_drain(w);
+	}
 	net_store_close_thread(w->store);
 	w->store = NULL;
 	return NULL;
