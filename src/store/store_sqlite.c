@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "store/store_engine.h"
 #include "util/i18n.h"
@@ -111,7 +112,21 @@ static int sqlite_open(struct store *st, const struct config_store *cfg)
 	sqlite3_extended_result_codes(s->db, 1);
 	sqlite3_busy_timeout(s->db, SQLITE_BUSY_TIMEOUT_MS);
 	for (size_t i = 0; i < sizeof(pragmas) / sizeof(pragmas[0]); i++) {
-		if (sqlite_exec(st, pragmas[i]) != STORE_OK) {
+		int rc = sqlite_exec(st, pragmas[i]);
+
+		/* Switching a new database to WAL while another process does the
+		 * same can fail with SQLITE_BUSY without the busy handler being
+		 * asked (SQLite avoids a lock upgrade deadlock): wait and retry. */
+		for (int waited = 0; rc != STORE_OK &&
+				     (sqlite3_errcode(s->db) & 0xff) == SQLITE_BUSY &&
+				     waited < SQLITE_BUSY_TIMEOUT_MS;
+		     waited += 10) {
+			struct timespec pause = {0, 10 * 1000 * 1000};
+
+			nanosleep(&pause, NULL);
+			rc = sqlite_exec(st, pragmas[i]);
+		}
+		if (rc != STORE_OK) {
 			char msg[sizeof(st->err)];
 
 			memcpy(msg, st->err, sizeof(msg));
