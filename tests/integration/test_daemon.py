@@ -80,6 +80,43 @@ def tls(srv, ctx=None, name=IMPLICIT):
     return ctx.wrap_socket(plain(srv, name), server_hostname="localhost")
 
 
+def connection_counts(srv):
+    """(accepted, open) connections of the listeners' protocols, from /metrics."""
+    url = "http://127.0.0.1:%d/metrics" % srv.metrics_port
+    with urllib.request.urlopen(url, timeout=10) as r:
+        text = r.read().decode()
+    counts = {"total": 0, "active": 0}
+    for line in text.splitlines():
+        for kind in counts:
+            for protocol in ("smtp", "submission"):
+                if line.startswith('postern_connections_%s{protocol="%s"} ' % (kind, protocol)):
+                    counts[kind] += int(line.rsplit(" ", 1)[1])
+    return counts["total"], counts["active"]
+
+
+def wait_for_idle(srv, still_open=0, timeout=30):
+    """Waits until posternd has accepted the harness's readiness probes (one
+    per listener) and seen every close but STILL_OPEN: a close it has not yet
+    handled, or a probe still in the accept queue, would use up a slot."""
+    deadline = time.monotonic() + timeout
+    while True:
+        accepted, active = connection_counts(srv)
+        if accepted >= len(srv.ports) and active <= still_open:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError("posternd counts %d accepted, %d open connections:\n%s"
+                                 % (accepted, active, srv.log()))
+        time.sleep(0.05)
+
+
+def wait_for_log(srv, text, timeout=30):
+    deadline = time.monotonic() + timeout
+    while text not in srv.log():
+        if time.monotonic() > deadline:
+            raise AssertionError("%r not logged:\n%s" % (text, srv.log()))
+        time.sleep(0.05)
+
+
 def fingerprint(srv):
     with tls(srv) as s:
         return hashlib.sha256(s.getpeercert(binary_form=True)).hexdigest()
@@ -186,13 +223,13 @@ class DaemonLimits(unittest.TestCase):
 
     def test_per_ip_limit_refuses_with_busy_reply(self):
         with server({"max_connections_per_ip": "2"}) as srv:
-            time.sleep(0.5)  # the harness's readiness probes are gone
+            wait_for_idle(srv)  # the harness's readiness probes are gone
             held = [plain(srv), plain(srv)]
             for s in held:
                 self.assertTrue(read_line(s).startswith("220"))
             self.assert_refused(srv)
             held.pop().close()
-            time.sleep(0.5)
+            wait_for_idle(srv, still_open=1)
             with plain(srv) as s:
                 self.assertTrue(read_line(s).startswith("220"))
             for s in held:
@@ -200,7 +237,7 @@ class DaemonLimits(unittest.TestCase):
 
     def test_total_limit_refuses_with_busy_reply(self):
         with server({"max_connections": "2"}) as srv:
-            time.sleep(0.5)
+            wait_for_idle(srv)
             held = [plain(srv), tls(srv)]
             for s in held:
                 self.assertTrue(read_line(s).startswith("220"))
@@ -252,7 +289,7 @@ class DaemonLifecycle(unittest.TestCase):
             old.sendall(b"NOOP\r\n")
             self.assertTrue(read_line(old).startswith("250"))
             old.close()
-            self.assertIn("reloaded", srv.log())
+            wait_for_log(srv, "reloaded")
 
     def test_admin_socket_reload_serves_new_certificate(self):
         with server() as srv:
@@ -279,7 +316,7 @@ class DaemonLifecycle(unittest.TestCase):
             with open(srv.cafile, "w") as f:
                 f.write("not a certificate\n")
             srv.reload()
-            time.sleep(1)
+            wait_for_log(srv, "reload failed")
             self.assertIsNone(srv.proc.poll())
             ctx = ssl.create_default_context()
             ctx.check_hostname = False
