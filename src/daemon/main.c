@@ -3,8 +3,9 @@
  * scanner and the store schema, binds the listeners, drops root, starts the
  * metrics endpoint and the admin socket, then runs the network loops in the
  * foreground until SIGTERM or SIGINT. SIGHUP (or "posternctl reload")
- * reloads the TLS certificate (running connections keep the old one) and
- * the SMS gateway settings.
+ * reloads the TLS certificate of the mail listeners and of the HTTPS
+ * metrics listener (running connections keep the old one) and the SMS
+ * gateway settings.
  *
  * Signals are blocked in every thread and taken by one thread with
  * sigwait(), so handlers are ordinary code rather than async-signal-safe
@@ -81,6 +82,14 @@ static void reload_tls(void)
 		log_error(_("reload failed, keeping the current certificate: %s"), err);
 	else
 		log_info(_("reloaded the TLS certificate from %s"), cfg.tls.cert_file);
+	if (!cfg.metrics.enabled || !cfg.metrics.tls)
+		return;
+	if (metrics_http_reload(cfg.tls.cert_file, cfg.tls.key_file, err, sizeof(err)) != 0)
+		log_error(_("metrics listener: reload failed, keeping the current certificate: %s"),
+			  err);
+	else
+		log_info(_("metrics listener: reloaded the TLS certificate from %s"),
+			 cfg.tls.cert_file);
 }
 
 /* Rereads the config file for the settings that apply without a restart:
@@ -266,8 +275,14 @@ int main(int argc, char **argv)
 	auth_set_notice_sink(deliver_notice);
 	/* The store is prepared after dropping root, so a database file it
 	 * creates belongs to the account that uses it. */
+	/* The metrics listener binds (and reads its certificate) with the
+	 * others while still root; it starts serving after the drop. */
 	if (prepare_scanner(err, sizeof(err)) != 0 || net_tls_reload(&cfg, err, sizeof(err)) != 0 ||
 	    net_bind(&cfg, err, sizeof(err)) != 0 ||
+	    (cfg.metrics.enabled &&
+	     metrics_http_bind(cfg.metrics.address, cfg.metrics.port,
+			       cfg.metrics.tls ? cfg.tls.cert_file : NULL,
+			       cfg.metrics.tls ? cfg.tls.key_file : NULL, err, sizeof(err)) != 0) ||
 	    net_drop_privileges(&cfg, err, sizeof(err)) != 0 ||
 	    prepare_store(err, sizeof(err)) != 0) {
 		log_error("%s", err);
@@ -275,10 +290,7 @@ int main(int argc, char **argv)
 	}
 	net_set_store(store_open, store_close);
 	wkd_http_set_data_dir(cfg.server.data_dir);
-	if (cfg.metrics.enabled &&
-	    metrics_http_start(cfg.metrics.address, cfg.metrics.port,
-			       cfg.metrics.tls ? cfg.tls.cert_file : NULL,
-			       cfg.metrics.tls ? cfg.tls.key_file : NULL, err, sizeof(err)) != 0) {
+	if (cfg.metrics.enabled && metrics_http_run(err, sizeof(err)) != 0) {
 		log_error("%s", err);
 		return EXIT_FAILURE;
 	}

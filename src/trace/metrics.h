@@ -37,10 +37,24 @@ double metrics_uptime_seconds(void);
  * uptime, start time, resident memory); returns malloc'd text or NULL. */
 char *metrics_render(size_t *len);
 
-/* Starts the HTTP listener (GET /metrics) on ADDRESS:PORT; 0 or -1 with ERR.
- * With CERT_FILE and KEY_FILE (PEM) it speaks HTTPS; NULL for plain HTTP. */
+/*
+ * The HTTP listener (GET /metrics, WKD) in two steps, like the mail
+ * listeners: metrics_http_bind() listens on ADDRESS:PORT and, with
+ * CERT_FILE and KEY_FILE (PEM; NULL for plain HTTP), reads them for HTTPS;
+ * posternd calls it before dropping root. metrics_http_run() then serves on
+ * that socket from libmicrohttpd's own thread. Both 0 or -1 with ERR.
+ * metrics_http_start() does both (tests).
+ */
+int metrics_http_bind(const char *address, uint16_t port, const char *cert_file,
+		      const char *key_file, char *err, size_t errlen);
+int metrics_http_run(char *err, size_t errlen);
 int metrics_http_start(const char *address, uint16_t port, const char *cert_file,
 		       const char *key_file, char *err, size_t errlen);
+/* SIGHUP: with HTTPS, rereads CERT_FILE and KEY_FILE; new connections get
+ * the new certificate, running ones finish with the old. Plain HTTP or not
+ * running: nothing to do, 0. A pair that does not load: -1 with ERR and the
+ * current certificate stays. Thread-safe. */
+int metrics_http_reload(const char *cert_file, const char *key_file, char *err, size_t errlen);
 void metrics_http_stop(void);
 /* The port actually bound (useful when started with port 0), or 0. */
 uint16_t metrics_http_port(void);

@@ -33,6 +33,8 @@ ALICE, ALICE_PW = "alice@wkd.localhost", "Alice-Strong-7391"
 BOB = "bob@peer.localhost"
 WKS_CLIENT = "/usr/lib/gnupg/gpg-wks-client"
 WKD_GPG_PEER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "wkd_gpg_peer.py")
+METRICS_HTTPS_PEER = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                  "metrics_https_peer.py")
 
 
 def run(*args, input=None, check=True, env=None):
@@ -379,6 +381,21 @@ class WkdHttpsTest(unittest.TestCase):
             with self.assertRaises((urllib.error.URLError, ConnectionError)):
                 urllib.request.urlopen("http://127.0.0.1:%d/metrics" % server.metrics_port,
                                        timeout=10)
+
+    @unittest.skipUnless(os.getuid() == 0, "binding port 443 before dropping root needs root "
+                         "and a private network namespace")
+    def test_https_on_port_443_binds_before_the_drop_and_reloads_on_sighup(self):
+        probe = subprocess.run(["unshare", "--net", "true"], capture_output=True, text=True)
+        if probe.returncode != 0:
+            self.skipTest("cannot create a network namespace: " + probe.stderr)
+        # The helper checks that the service account cannot bind 443, that a
+        # taken port is a clear start-up error, and that curl sees the new
+        # certificate's serial after SIGHUP (and no longer trusts the old one).
+        r = subprocess.run(["unshare", "--net", sys.executable, METRICS_HTTPS_PEER],
+                           capture_output=True, text=True, timeout=300)
+        self.assertEqual(r.returncode, 0, r.stderr[-30000:])
+        before, after = r.stdout.split()
+        self.assertNotEqual(before, after)
 
     @unittest.skipUnless(os.getuid() == 0, "gpg fetches WKD keys only from port 443; the test "
                          "needs root for a private network and mount namespace")

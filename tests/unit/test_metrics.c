@@ -7,6 +7,7 @@
 
 #include <arpa/inet.h>
 #include <check.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -534,6 +535,44 @@ START_TEST(test_http_rejects_bad_address)
 }
 END_TEST
 
+START_TEST(test_http_bind_then_run_and_a_taken_port_is_a_clear_error)
+{
+	char err[256] = "", want[64];
+	uint16_t port;
+	char *resp;
+
+	/* Bound but not yet serving (posternd drops root in between): the
+	 * port is known and connections wait in the backlog. */
+	ck_assert_msg(metrics_http_bind("127.0.0.1", 0, NULL, NULL, err, sizeof(err)) == 0, "%s",
+		      err);
+	port = metrics_http_port();
+	ck_assert_uint_gt(port, 0);
+	ck_assert_msg(metrics_http_run(err, sizeof(err)) == 0, "%s", err);
+	resp = http_exchange(port, "GET /metrics HTTP/1.0\r\n\r\n");
+	ck_assert_msg(strstr(resp, " 200 ") != NULL, "%.80s", resp);
+	free(resp);
+	/* Plain HTTP has no certificate to reload. */
+	ck_assert_int_eq(metrics_http_reload(NULL, NULL, err, sizeof(err)), 0);
+	metrics_http_stop();
+
+	/* Someone else holds the port: the error names it and the reason. */
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t sl = sizeof(sin);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	ck_assert_int_eq(listen(fd, 1), 0);
+	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sin, &sl), 0);
+	ck_assert_int_eq(metrics_http_bind("127.0.0.1", ntohs(sin.sin_port), NULL, NULL, err,
+					   sizeof(err)),
+			 -1);
+	snprintf(want, sizeof(want), "port %u: ", (unsigned)ntohs(sin.sin_port));
+	ck_assert_msg(strstr(err, want) != NULL && strstr(err, strerror(EADDRINUSE)) != NULL,
+		      "%s", err);
+	ck_assert_uint_eq(metrics_http_port(), 0);
+	close(fd);
+}
+END_TEST
+
 static Suite *metrics_suite(void)
 {
 	Suite *s = suite_create("metrics");
@@ -553,6 +592,7 @@ static Suite *metrics_suite(void)
 	tc = tcase_create("http");
 	tcase_add_test(tc, test_http_serves_metrics_and_refuses_the_rest);
 	tcase_add_test(tc, test_http_rejects_bad_address);
+	tcase_add_test(tc, test_http_bind_then_run_and_a_taken_port_is_a_clear_error);
 	suite_add_tcase(s, tc);
 	return s;
 }
