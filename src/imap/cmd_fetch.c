@@ -271,11 +271,16 @@ static void fetch_one(struct imap_fetch_run *r, uint32_t seq)
 		}
 	}
 	if (r->seen && !(m->flags & FLAG_SEEN)) {
-		uint64_t modseq;
-		if (store_message_set_flags(st, m->id, m->flags | FLAG_SEEN, m->keywords,
-					    &modseq) == STORE_OK) {
-			m->flags |= FLAG_SEEN;
-			m->modseq = modseq;
+		struct store_message now;
+		/* Flags other sessions set since the view was read are kept. */
+		if (store_message_change_flags(st, m->id, m->flags, m->keywords,
+					       m->flags | FLAG_SEEN, m->keywords, &now) == STORE_OK) {
+			m->flags = now.flags;
+			if (strcmp(now.keywords, m->keywords ? m->keywords : "") != 0) {
+				free(m->keywords);
+				m->keywords = now.keywords[0] ? strdup(now.keywords) : NULL;
+			}
+			m->modseq = now.modseq;
 			flags_now = !r->has_flags;
 			r->changed = true;
 		}

@@ -175,7 +175,7 @@ void imap_cmd_store(struct imap_session *s, struct imap_command *cmd)
 		uint32_t nf = mode == MODE_SET	 ? bits
 			      : mode == MODE_ADD ? m->flags | bits
 						 : m->flags & ~bits;
-		uint64_t modseq;
+		struct store_message now;
 		bool updated = false;
 		int rc;
 
@@ -190,18 +190,20 @@ void imap_cmd_store(struct imap_session *s, struct imap_command *cmd)
 			continue;
 		}
 		if (nf != m->flags || strcmp(keywords, m->keywords ? m->keywords : "") != 0) {
-			rc =
-			    store_message_set_flags(conn_store(s->c), m->id, nf, keywords, &modseq);
+			/* Only this change is applied: flags other sessions set since the
+			 * view was read are kept. */
+			rc = store_message_change_flags(conn_store(s->c), m->id, m->flags,
+							m->keywords, nf, keywords, &now);
 			if (rc == STORE_NOTFOUND)
 				continue;
 			if (rc != STORE_OK) {
 				failed = true;
 				continue;
 			}
-			m->flags = nf;
+			m->flags = now.flags;
 			free(m->keywords);
-			m->keywords = keywords[0] ? strdup(keywords) : NULL;
-			m->modseq = modseq;
+			m->keywords = now.keywords[0] ? strdup(now.keywords) : NULL;
+			m->modseq = now.modseq;
 			changed = true;
 			updated = true;
 		}

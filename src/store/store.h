@@ -182,6 +182,15 @@ int store_message_list(struct store *st, int64_t mailbox_id, uint32_t min_uid,
 		       store_message_cb cb, void *arg);
 int store_message_set_flags(struct store *st, int64_t message_id, uint32_t flags,
 			    const char *keywords, uint64_t *modseq_out);
+/*
+ * Applies to the message what a session changed in its view of it, from BASE_FLAGS and
+ * BASE_KEYWORDS to FLAGS and KEYWORDS, on top of the flags and keywords stored now (set
+ * meanwhile by other sessions, which are kept), in one transaction with a new modseq. OUT
+ * gets the resulting flags, keywords and modseq. STORE_NOTFOUND when the message is gone.
+ */
+int store_message_change_flags(struct store *st, int64_t message_id, uint32_t base_flags,
+			       const char *base_keywords, uint32_t flags, const char *keywords,
+			       struct store_message *out);
 /* Deletes the message, its blob and its scan result; frees its quota. */
 int store_message_expunge(struct store *st, int64_t message_id);
 /* Copies into another mailbox of the same user (new uid); the blob is shared or copied. */

@@ -77,6 +77,11 @@ static const char SQL_MESSAGE_SOURCE[] =
     "FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id WHERE m.id = ?";
 static const char SQL_MESSAGE_SET_FLAGS[] =
     "UPDATE messages SET flags = ?, keywords = ?, modseq = ? WHERE id = ?";
+/* Clears the bits outside the first mask, sets the second: no other session's change is lost. */
+static const char SQL_MESSAGE_CHANGE_FLAGS[] =
+    "UPDATE messages SET flags = (flags & ?) | ?, modseq = ? WHERE id = ?";
+static const char SQL_MESSAGE_FLAGS[] = "SELECT flags, keywords FROM messages WHERE id = ?";
+static const char SQL_MESSAGE_SET_KEYWORDS[] = "UPDATE messages SET keywords = ? WHERE id = ?";
 static const char SQL_MESSAGE_DEL[] = "DELETE FROM messages WHERE id = ?";
 static const char SQL_SCAN_COPY[] =
     "INSERT INTO scan_results (message_id, verdict, score, confidence, model_version, "
@@ -593,6 +598,100 @@ int store_message_set_flags(struct store *st, int64_t message_id, uint32_t flags
 			       keywords != NULL ? keywords : "", (int64_t)modseq, message_id);
 	if (rc == STORE_OK && modseq_out != NULL)
 		*modseq_out = modseq;
+	return store_end(st, rc);
+}
+
+/* True when the space-separated LIST holds the keyword KW of LEN bytes (keywords compare
+ * case-insensitively, RFC 3501 2.3.2). */
+static bool keyword_listed(const char *list, const char *kw, size_t len)
+{
+	for (const char *p = list != NULL ? list : ""; *p;) {
+		const char *sp = strchr(p, ' ');
+		size_t l = sp ? (size_t)(sp - p) : strlen(p);
+		if (l == len && strncasecmp(p, kw, len) == 0)
+			return true;
+		if (!sp)
+			break;
+		p = sp + 1;
+	}
+	return false;
+}
+
+/* Appends to OUT (of OUTLEN bytes, LEN used) each keyword of FROM that is neither in ABSENT
+ * nor in OUT and is in PRESENT exactly when WANT_PRESENT; false when one does not fit. */
+static bool keywords_add(char *out, size_t outlen, size_t *len, const char *from,
+			 const char *absent, const char *present, bool want_present)
+{
+	for (const char *p = from != NULL ? from : ""; *p;) {
+		const char *sp = strchr(p, ' ');
+		size_t l = sp ? (size_t)(sp - p) : strlen(p);
+		if (l && !keyword_listed(absent, p, l) && !keyword_listed(out, p, l) &&
+		    keyword_listed(present, p, l) == want_present) {
+			if (*len + l + 2 > outlen)
+				return false;
+			*len += (size_t)snprintf(out + *len, outlen - *len, "%s%.*s", *len ? " " : "",
+						 (int)l, p);
+		}
+		if (!sp)
+			break;
+		p = sp + 1;
+	}
+	return true;
+}
+
+int store_message_change_flags(struct store *st, int64_t message_id, uint32_t base_flags,
+			       const char *base_keywords, uint32_t flags, const char *keywords,
+			       struct store_message *out)
+{
+	struct message_source src;
+	struct store_stmt *s;
+	char current[sizeof(out->keywords)], merged[sizeof(out->keywords)];
+	int64_t user_id = 0;
+	uint32_t uid = 0, cleared = base_flags & ~flags, set = flags & ~base_flags;
+	uint64_t modseq = 0;
+	size_t len = 0;
+	int rc;
+
+	if (check_keywords(st, keywords) != STORE_OK)
+		return STORE_ERR;
+	if (store_begin_relaxed(st) != STORE_OK)
+		return STORE_ERR;
+	rc = message_source(st, message_id, &src);
+	if (rc == STORE_OK)
+		rc = mailbox_advance(st, src.mailbox_id, 0, &user_id, &uid, &modseq);
+	/* The update reads the row as committed now and keeps it locked: the keywords read
+	 * next are the current ones, and no other session changes them before the commit. */
+	if (rc == STORE_OK)
+		rc = store_run(st, SQL_MESSAGE_CHANGE_FLAGS, "iiii", (int64_t)(uint32_t)~cleared,
+			       (int64_t)set, (int64_t)modseq, message_id);
+	if (rc == STORE_OK && st->engine->changes(st) == 0) {
+		store_set_error(st, "%s", _("no such message"));
+		rc = STORE_NOTFOUND;
+	}
+	if (rc == STORE_OK) {
+		rc = (s = store_query(st, SQL_MESSAGE_FLAGS, "i", message_id)) ? store_next(st, s)
+									: STORE_ERR;
+		if (rc == STORE_OK) {
+			out->flags = (uint32_t)st->engine->column_int64(s, 0);
+			store_col_text(st, s, 1, current, sizeof(current));
+			store_done(st, s);
+		}
+	}
+	/* The keywords now, less those the caller removed, plus those it added. */
+	merged[0] = '\0';
+	if (rc == STORE_OK &&
+	    (!keywords_add(merged, sizeof(merged), &len, current, NULL, base_keywords, false) ||
+	     !keywords_add(merged, sizeof(merged), &len, current, NULL, keywords, true) ||
+	     !keywords_add(merged, sizeof(merged), &len, keywords, base_keywords, NULL, false))) {
+		store_set_error(st, "%s", _("too many keywords"));
+		rc = STORE_ERR;
+	}
+	if (rc == STORE_OK && strcmp(merged, current) != 0)
+		rc = store_run(st, SQL_MESSAGE_SET_KEYWORDS, "ti", merged, message_id);
+	if (rc == STORE_OK) {
+		snprintf(out->keywords, sizeof(out->keywords), "%s", merged);
+		out->modseq = modseq;
+	}
 	return store_end(st, rc);
 }
 

@@ -1052,6 +1052,26 @@ START_TEST(migrate_is_idempotent)
 }
 END_TEST
 
+/*
+ * A database that has a later step recorded but not an earlier one (built by
+ * a development version between the two) gets the earlier one too.
+ */
+START_TEST(migrate_applies_a_missing_earlier_step)
+{
+	int version = 0;
+	int64_t n = -1;
+
+	OK(store_run(st, "DROP TABLE pgp_policies", ""));
+	OK(store_run(st, "DELETE FROM schema_version WHERE version = 3", ""));
+	OK(store_migrate(st, &version));
+	ck_assert_int_eq(version, SCHEMA_VERSION);
+	OK(store_query_int64(st, &n, "SELECT COUNT(*) FROM schema_version WHERE version = 3", ""));
+	ck_assert_int_eq(n, 1);
+	OK(store_query_int64(st, &n, "SELECT COUNT(*) FROM pgp_policies", ""));
+	ck_assert_int_eq(n, 0);
+}
+END_TEST
+
 /* ---- concurrent writers ---- */
 
 #define WRITERS 4
@@ -1086,6 +1106,128 @@ static void *write_messages(void *arg)
 	store_close(own);
 	return NULL;
 }
+
+/* A session changes flags from its (possibly stale) view: what others set meanwhile stays. */
+START_TEST(flag_changes_keep_what_other_sessions_set)
+{
+	struct store_message m, a, b, got;
+	int64_t uid;
+
+	OK(store_domain_add(st, "example.org"));
+	uid = make_user("alice@example.org", 0);
+	add_message(inbox_of(uid), "shared", &m);
+	/* B marks it deleted; A, whose view still has no flags, marks it seen. */
+	OK(store_message_change_flags(st, m.id, 0, "", FLAG_DELETED, "work", &b));
+	ck_assert_uint_eq(b.flags, FLAG_DELETED);
+	ck_assert_str_eq(b.keywords, "work");
+	ck_assert_uint_gt(b.modseq, m.modseq);
+	OK(store_message_change_flags(st, m.id, 0, NULL, FLAG_SEEN, "$Forwarded", &a));
+	ck_assert_uint_eq(a.flags, FLAG_SEEN | FLAG_DELETED);
+	ck_assert_str_eq(a.keywords, "work $Forwarded");
+	ck_assert_uint_gt(a.modseq, b.modseq);
+	OK(store_message_get(st, inbox_of(uid), m.uid, &got));
+	ck_assert_uint_eq(got.flags, FLAG_SEEN | FLAG_DELETED);
+	ck_assert_str_eq(got.keywords, "work $Forwarded");
+	ck_assert_uint_eq(got.modseq, a.modseq);
+	/* A takes back only its own change; keywords compare case-insensitively. */
+	OK(store_message_change_flags(st, m.id, FLAG_SEEN, "$FORWARDED", 0, "", &a));
+	ck_assert_uint_eq(a.flags, FLAG_DELETED);
+	ck_assert_str_eq(a.keywords, "work");
+	/* A keyword already there is not added twice. */
+	OK(store_message_change_flags(st, m.id, 0, "", 0, "WORK", &a));
+	ck_assert_str_eq(a.keywords, "work");
+	ck_assert_int_eq(store_message_change_flags(st, m.id + 1000, 0, "", FLAG_SEEN, "", &a),
+			 STORE_NOTFOUND);
+}
+END_TEST
+
+#define FLAGGERS 4
+#define FLAG_ROUNDS 15
+
+struct flagger {
+	int64_t message_id;
+	int n; /* this one's flag bit and keyword */
+	int failures;
+	char err[512];
+};
+
+/* OUT = the space-separated LIST without KW. */
+static void keywords_without(const char *list, const char *kw, char *out, size_t len)
+{
+	char copy[512], *save = NULL;
+
+	out[0] = '\0';
+	snprintf(copy, sizeof(copy), "%s", list);
+	for (char *t = strtok_r(copy, " ", &save); t != NULL; t = strtok_r(NULL, " ", &save))
+		if (strcmp(t, kw) != 0)
+			snprintf(out + strlen(out), len - strlen(out), "%s%s", out[0] ? " " : "", t);
+}
+
+/* Sets and clears its own keyword, then sets its own flag and keyword, from its own view. */
+static void *change_flags(void *arg)
+{
+	struct flagger *f = arg;
+	struct store *own = store_open(&cfg, f->err, sizeof(f->err));
+	struct store_message view = {.keywords = ""}, out;
+	char kw[16], want[sizeof(view.keywords) + 16];
+
+	if (own == NULL) {
+		f->failures = 1;
+		return NULL;
+	}
+	snprintf(kw, sizeof(kw), "k%d", f->n);
+	for (int i = 0; i <= 2 * FLAG_ROUNDS; i++) {
+		bool add = i % 2 == 0;
+		uint32_t flags = view.flags | (i == 2 * FLAG_ROUNDS ? 1u << f->n : 0);
+
+		/* The keywords of the view, with or without this one's. */
+		keywords_without(view.keywords, kw, want, sizeof(want));
+		if (add)
+			snprintf(want + strlen(want), sizeof(want) - strlen(want), "%s%s",
+				 want[0] ? " " : "", kw);
+		if (store_message_change_flags(own, f->message_id, view.flags, view.keywords, flags,
+					       want, &out) != STORE_OK) {
+			snprintf(f->err, sizeof(f->err), "%s", store_error(own));
+			f->failures++;
+			continue;
+		}
+		view.flags = out.flags;
+		snprintf(view.keywords, sizeof(view.keywords), "%s", out.keywords);
+	}
+	store_close(own);
+	return NULL;
+}
+
+START_TEST(concurrent_flag_changes_are_not_lost)
+{
+	struct flagger f[FLAGGERS];
+	pthread_t t[FLAGGERS];
+	struct store_message m, got;
+	int64_t uid;
+
+	OK(store_domain_add(st, "example.org"));
+	uid = make_user("alice@example.org", 0);
+	add_message(inbox_of(uid), "busy", &m);
+	memset(f, 0, sizeof(f));
+	for (int i = 0; i < FLAGGERS; i++) {
+		f[i].message_id = m.id;
+		f[i].n = i;
+		ck_assert_int_eq(pthread_create(&t[i], NULL, change_flags, &f[i]), 0);
+	}
+	for (int i = 0; i < FLAGGERS; i++)
+		pthread_join(t[i], NULL);
+	for (int i = 0; i < FLAGGERS; i++)
+		ck_assert_msg(f[i].failures == 0, "flagger %d: %s", i, f[i].err);
+	OK(store_message_get(st, inbox_of(uid), m.uid, &got));
+	ck_assert_uint_eq(got.flags, (1u << FLAGGERS) - 1);
+	for (int i = 0; i < FLAGGERS; i++) {
+		char kw[16];
+		snprintf(kw, sizeof(kw), "k%d", i);
+		ck_assert_msg(strstr(got.keywords, kw) != NULL, "%s lost from \"%s\"", kw,
+			      got.keywords);
+	}
+}
+END_TEST
 
 START_TEST(concurrent_writers_get_distinct_uids)
 {
@@ -1325,7 +1467,10 @@ static Suite *store_suite(const char *name)
 	tcase_add_test(tc, audit_cuts_long_details_cleanly);
 	tcase_add_test(tc, rollback_leaves_nothing);
 	tcase_add_test(tc, migrate_is_idempotent);
+	tcase_add_test(tc, migrate_applies_a_missing_earlier_step);
 	tcase_add_test(tc, concurrent_writers_get_distinct_uids);
+	tcase_add_test(tc, flag_changes_keep_what_other_sessions_set);
+	tcase_add_test(tc, concurrent_flag_changes_are_not_lost);
 	tcase_add_test(tc, concurrent_processes_get_distinct_uids);
 	tcase_add_test(tc, bad_config_gives_clear_error);
 	tcase_add_test(tc, concurrent_migrations_apply_once);
