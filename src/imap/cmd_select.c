@@ -113,8 +113,9 @@ void imap_cmd_select(struct imap_session *s, struct imap_command *cmd)
 			imap_untagged(s, "OK [UNSEEN %zu] First unseen message", first_unseen);
 	}
 	imap_untagged(s, "OK [UIDVALIDITY %u] UIDs valid", mb.uidvalidity);
-	imap_untagged(s, "OK [UIDNEXT %u] Predicted next UID", mb.uidnext);
-	imap_untagged(s, "OK [HIGHESTMODSEQ %llu] Highest", (unsigned long long)mb.highestmodseq);
+	imap_untagged(s, "OK [UIDNEXT %u] Predicted next UID", s->sel.mb.uidnext);
+	imap_untagged(s, "OK [HIGHESTMODSEQ %llu] Highest",
+		      (unsigned long long)s->sel.mb.highestmodseq);
 	/* RFC 7162 3.2.5: another UIDVALIDITY means a full resync, nothing more here. */
 	if (params.qresync && params.uidvalidity == mb.uidvalidity)
 		qresync_report(s, &params);

@@ -62,6 +62,7 @@ struct imap_selected {
 	bool readonly;
 	struct imap_msg *msgs; /* sequence number i+1 */
 	size_t n, cap;
+	uint64_t synced; /* the view is the store's at this modseq (0: read it all) */
 	struct notify_sub *sub;
 };
 

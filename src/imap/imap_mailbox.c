@@ -25,23 +25,44 @@
 struct list_ctx {
 	struct imap_msg *msgs;
 	size_t n, cap;
+	uint32_t *gone; /* UIDs expunged since the view's modseq, ascending */
+	size_t n_gone, cap_gone;
+	struct store_view_state state;
 	bool failed;
 };
 
-static int list_cb(void *arg, const struct store_message *m)
+static bool grow(void **p, size_t *cap, size_t n, size_t size)
+{
+	size_t ncap;
+	void *np;
+
+	if (n < *cap)
+		return true;
+	ncap = *cap ? *cap * 2 : 64;
+	np = realloc(*p, ncap * size);
+	if (!np)
+		return false;
+	*p = np;
+	*cap = ncap;
+	return true;
+}
+
+static int list_cb(void *arg, const struct store_message *m, bool expunged)
 {
 	struct list_ctx *l = arg;
 	struct imap_msg *im;
 
-	if (l->n == l->cap) {
-		size_t ncap = l->cap ? l->cap * 2 : 64;
-		struct imap_msg *nm = realloc(l->msgs, ncap * sizeof(*nm));
-		if (!nm) {
+	if (expunged) {
+		if (!grow((void **)&l->gone, &l->cap_gone, l->n_gone, sizeof(*l->gone))) {
 			l->failed = true;
 			return -1;
 		}
-		l->msgs = nm;
-		l->cap = ncap;
+		l->gone[l->n_gone++] = m->uid;
+		return 0;
+	}
+	if (!grow((void **)&l->msgs, &l->cap, l->n, sizeof(*l->msgs))) {
+		l->failed = true;
+		return -1;
 	}
 	im = &l->msgs[l->n];
 	memset(im, 0, sizeof(*im));
@@ -69,18 +90,37 @@ static void msgs_free(struct imap_msg *msgs, size_t n)
 	free(msgs);
 }
 
-static int load_list(struct imap_session *s, int64_t mailbox_id, struct list_ctx *l)
+static void list_free(struct list_ctx *l)
+{
+	msgs_free(l->msgs, l->n);
+	free(l->gone);
+	memset(l, 0, sizeof(*l));
+}
+
+/* The messages changed and the UIDs expunged since SINCE (every message for
+ * 0), with the mailbox's counters, in one read. STORE_NOTFOUND (L empty)
+ * when the mailbox is gone. */
+static int load_view(struct imap_session *s, int64_t mailbox_id, uint64_t since, struct list_ctx *l)
 {
 	int rc;
 
 	memset(l, 0, sizeof(*l));
-	rc = store_message_list(conn_store(s->c), mailbox_id, 0, list_cb, l);
-	if (l->failed || (rc != STORE_OK && rc != STORE_NOTFOUND)) {
-		msgs_free(l->msgs, l->n);
-		memset(l, 0, sizeof(*l));
-		return STORE_ERR;
+	rc = store_mailbox_view(conn_store(s->c), mailbox_id, since, &l->state, list_cb, l);
+	if (rc == STORE_OK && !l->failed)
+		return STORE_OK;
+	list_free(l);
+	return rc == STORE_NOTFOUND ? STORE_NOTFOUND : STORE_ERR;
+}
+
+/* The view now is the store's at STATE. */
+static void view_synced(struct imap_selected *sel, const struct store_view_state *state)
+{
+	sel->synced = state->highestmodseq;
+	if (state->highestmodseq) {
+		sel->mb.highestmodseq = state->highestmodseq;
+		sel->mb.uidnext = state->uidnext;
+		sel->mb.messages = state->messages;
 	}
-	return STORE_OK;
 }
 
 static void changed_cb(void *arg)
@@ -111,13 +151,17 @@ int imap_select_load(struct imap_session *s, const struct store_mailbox *mb, boo
 	struct list_ctx l;
 
 	imap_select_close(s);
-	if (load_list(s, mb->id, &l) != STORE_OK)
+	if (load_view(s, mb->id, 0, &l) != STORE_OK)
 		return STORE_ERR;
 	s->sel.mb = *mb;
 	s->sel.readonly = readonly;
 	s->sel.msgs = l.msgs;
 	s->sel.n = l.n;
 	s->sel.cap = l.cap;
+	l.msgs = NULL;
+	l.n = 0;
+	view_synced(&s->sel, &l.state);
+	list_free(&l);
 	view_fit(&s->sel);
 	s->sel.sub = notify_subscribe(mb->id, s->id.user_id, conn_base(s->c), changed_cb, s);
 	return STORE_OK;
@@ -238,34 +282,29 @@ static void report_delayed_expunges(struct imap_session *s)
 			      (unsigned long long)(lowest - 1));
 }
 
-void imap_sync(struct imap_session *s, bool allow_expunge)
+/* Compares the whole view with L, every message of the mailbox. */
+static void sync_full(struct imap_session *s, bool allow_expunge, struct list_ctx *l)
 {
-	struct list_ctx l;
 	struct imap_msg *old = s->sel.msgs;
 	size_t n_old = s->sel.n, i = 0, j = 0, out_n = 0, removed = 0;
 	struct imap_msg *merged;
 
-	if (load_list(s, s->sel.mb.id, &l) != STORE_OK)
+	merged = calloc(n_old + l->n + 1, sizeof(*merged));
+	if (!merged)
 		return;
-	merged = calloc(n_old + l.n + 1, sizeof(*merged));
-	if (!merged) {
-		msgs_free(l.msgs, l.n);
-		return;
-	}
 	/* RFC 7162 3.2.10: with QRESYNC one VANISHED names every expunged UID,
 	 * before any FETCH that uses the new sequence numbers. */
-	if (allow_expunge && s->qresync && !report_vanished(s, old, n_old, &l)) {
-		msgs_free(l.msgs, l.n);
+	if (allow_expunge && s->qresync && !report_vanished(s, old, n_old, l)) {
 		free(merged);
 		return;
 	}
 	/* Both lists are in UID order. */
 	while (i < n_old) {
 		struct imap_msg *o = &old[i];
-		while (j < l.n && l.msgs[j].uid < o->uid)
+		while (j < l->n && l->msgs[j].uid < o->uid)
 			j++; /* cannot happen: new UIDs are larger than every old one */
-		if (j < l.n && l.msgs[j].uid == o->uid) {
-			struct imap_msg *nm = &l.msgs[j];
+		if (j < l->n && l->msgs[j].uid == o->uid) {
+			struct imap_msg *nm = &l->msgs[j];
 			bool flags_changed =
 			    nm->flags != o->flags || !same_keywords(nm->keywords, o->keywords);
 			merged[out_n] = *nm;
@@ -286,20 +325,165 @@ void imap_sync(struct imap_session *s, bool allow_expunge)
 		}
 		i++;
 	}
-	for (; j < l.n; j++) {
-		if (n_old && l.msgs[j].uid <= old[n_old - 1].uid)
+	for (; j < l->n; j++) {
+		if (n_old && l->msgs[j].uid <= old[n_old - 1].uid)
 			continue;
-		merged[out_n++] = l.msgs[j];
-		l.msgs[j].keywords = NULL;
+		merged[out_n++] = l->msgs[j];
+		l->msgs[j].keywords = NULL;
 	}
-	msgs_free(l.msgs, l.n);
 	msgs_free(old, n_old);
 	s->sel.msgs = merged;
-	s->sel.cap = n_old + l.n + 1;
+	s->sel.cap = n_old + l->n + 1;
 	if (out_n != n_old - removed)
 		imap_untagged(s, "%zu EXISTS", out_n);
 	s->sel.n = out_n;
+	view_synced(&s->sel, &l->state);
 	view_fit(&s->sel);
+}
+
+/* Is UID in the ascending GONE (from *G on, which advances)? */
+static bool gone_has(const struct list_ctx *l, size_t *g, uint32_t uid)
+{
+	while (*g < l->n_gone && l->gone[*g] < uid)
+		(*g)++;
+	return *g < l->n_gone && l->gone[*g] == uid;
+}
+
+/*
+ * Applies L, what changed since the view's modseq, to the view: 0 when
+ * done, -1 when out of memory (nothing sent, the view as it was), 1 when L
+ * does not fit the view (nothing sent; the caller compares all).
+ */
+static int sync_delta(struct imap_session *s, bool allow_expunge, struct list_ctx *l)
+{
+	struct imap_msg *v = s->sel.msgs;
+	size_t n_old = s->sel.n, live = 0, n_gone = 0, j = 0, g = 0, w = 0, removed = 0;
+	size_t n_new;
+
+	/* Check first: every changed row is a message of the view or a new
+	 * one, and the messages left are as many as the store counts. */
+	for (size_t i = 0; i < n_old; i++) {
+		bool gone = v[i].expunged || gone_has(l, &g, v[i].uid);
+
+		if (j < l->n && l->msgs[j].uid < v[i].uid)
+			return 1; /* a message the view never had */
+		if (j < l->n && l->msgs[j].uid == v[i].uid) {
+			if (gone)
+				return 1;
+			j++;
+		}
+		if (gone)
+			n_gone++;
+		else
+			live++;
+	}
+	n_new = l->n - j;
+	if (live + n_new != (size_t)l->state.messages)
+		return 1;
+	if (l->n == 0 && (n_gone == 0 || !allow_expunge)) {
+		/* No message changed: only the counters (and marks) may move. */
+		for (size_t i = 0, k = 0; i < n_old; i++)
+			if (!v[i].expunged && gone_has(l, &k, v[i].uid))
+				v[i].expunged = true;
+		view_synced(&s->sel, &l->state);
+		return 0;
+	}
+	if (n_old + n_new > s->sel.cap) {
+		struct imap_msg *nv = realloc(v, (n_old + n_new) * sizeof(*nv));
+		if (!nv)
+			return -1;
+		s->sel.msgs = v = nv;
+		s->sel.cap = n_old + n_new;
+	}
+	/* RFC 7162 3.2.10: with QRESYNC one VANISHED names every expunged UID,
+	 * before any FETCH that uses the new sequence numbers. */
+	if (allow_expunge && s->qresync && n_gone) {
+		uint32_t *uids = malloc(n_gone * sizeof(*uids));
+		size_t k = 0;
+
+		if (!uids)
+			return -1;
+		g = 0;
+		for (size_t i = 0; i < n_old; i++)
+			if (v[i].expunged || gone_has(l, &g, v[i].uid))
+				uids[k++] = v[i].uid;
+		imap_send_vanished(s, false, uids, k);
+		free(uids);
+	}
+	j = 0;
+	g = 0;
+	for (size_t i = 0; i < n_old; i++) {
+		struct imap_msg m = v[i];
+
+		if (m.expunged || gone_has(l, &g, m.uid)) {
+			if (allow_expunge) {
+				if (!s->qresync)
+					imap_untagged(s, "%zu EXPUNGE", i + 1 - removed);
+				free(m.keywords);
+				removed++;
+				continue;
+			}
+			m.expunged = true;
+			v[w++] = m;
+			continue;
+		}
+		if (j < l->n && l->msgs[j].uid == m.uid) {
+			struct imap_msg *nm = &l->msgs[j++];
+			bool flags_changed =
+			    nm->flags != m.flags || !same_keywords(nm->keywords, m.keywords);
+
+			m.flags = nm->flags;
+			m.modseq = nm->modseq;
+			free(m.keywords);
+			m.keywords = nm->keywords;
+			nm->keywords = NULL;
+			v[w++] = m;
+			if (flags_changed)
+				imap_send_flags(s, w, &v[w - 1], s->uid);
+			continue;
+		}
+		v[w++] = m;
+	}
+	for (; j < l->n; j++) {
+		v[w++] = l->msgs[j];
+		l->msgs[j].keywords = NULL;
+	}
+	if (w != n_old - removed)
+		imap_untagged(s, "%zu EXISTS", w);
+	s->sel.n = w;
+	view_synced(&s->sel, &l->state);
+	view_fit(&s->sel);
+	return 0;
+}
+
+void imap_sync(struct imap_session *s, bool allow_expunge)
+{
+	struct list_ctx l;
+	int rc;
+
+	/* What changed since the view was read: usually nothing or a few rows. */
+	if (s->sel.synced) {
+		rc = load_view(s, s->sel.mb.id, s->sel.synced, &l);
+		if (rc == STORE_ERR)
+			return;
+		if (rc == STORE_OK) {
+			rc = sync_delta(s, allow_expunge, &l);
+			list_free(&l);
+			if (rc < 0)
+				return;
+			if (rc == 0)
+				goto done;
+			log_debug(_("imap: the view of mailbox %lld is out of step, reading it whole"),
+				  (long long)s->sel.mb.id);
+		}
+	}
+	/* The first read, a gone mailbox, or a delta that does not fit. */
+	rc = load_view(s, s->sel.mb.id, 0, &l);
+	if (rc == STORE_ERR)
+		return;
+	sync_full(s, allow_expunge, &l);
+	list_free(&l);
+done:
 	if (!allow_expunge && s->qresync)
 		report_delayed_expunges(s);
 }

@@ -281,6 +281,26 @@ int store_mailbox_highestmodseq(struct store *st, int64_t mailbox_id, uint64_t *
 /* The lowest expunge modseq of UIDs UID_LO..UID_HI of MAILBOX_ID; 0 when none. */
 int store_expunged_min_modseq(struct store *st, int64_t mailbox_id, uint32_t uid_lo,
 			      uint32_t uid_hi, uint64_t *modseq);
+/* The mailbox's counters as of one read (store_mailbox_view). */
+struct store_view_state {
+	uint64_t highestmodseq;
+	uint32_t uidnext;
+	int64_t messages;
+};
+/* M is a message present, or (EXPUNGED) only M->uid and M->modseq of one gone. */
+typedef int (*store_view_cb)(void *arg, const struct store_message *m, bool expunged);
+/*
+ * One consistent read (a single statement) of MAILBOX_ID for an IMAP view:
+ * its counters into *STATE, then through CB, in uid order, every message
+ * whose modseq is above SINCE, then the UIDs expunged with a modseq above
+ * SINCE. SINCE 0 gives every message and no expunges. Since every change of
+ * a message or of the mailbox's message set raises the mailbox's
+ * HIGHESTMODSEQ, a view that was exact at SINCE is exact at
+ * STATE->highestmodseq after applying what CB got. STORE_NOTFOUND when the
+ * mailbox is gone.
+ */
+int store_mailbox_view(struct store *st, int64_t mailbox_id, uint64_t since,
+		       struct store_view_state *state, store_view_cb cb, void *arg);
 
 /* ---- sender grants (store_senders.c) ---- */
 /* Extra MAIL FROM addresses of a user: "local@domain" or "@domain" (every
