@@ -451,6 +451,7 @@ static const char SQL_SCHEMA_VERSION_TABLE[] =
     "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL PRIMARY KEY, "
     "name VARCHAR(128) NOT NULL, applied BIGINT NOT NULL)";
 static const char SQL_SCHEMA_VERSION[] = "SELECT COALESCE(MAX(version), 0) FROM schema_version";
+static const char SQL_SCHEMA_HAS[] = "SELECT COUNT(*) FROM schema_version WHERE version = ?";
 static const char SQL_SCHEMA_RECORD[] =
     "INSERT INTO schema_version (version, name, applied) VALUES (?, ?, ?)";
 
@@ -486,9 +487,17 @@ int store_migrate(struct store *st, int *version_out)
 			migrate_unlock(st);
 		return STORE_ERR;
 	}
-	rc = store_query_int64(st, &current, SQL_SCHEMA_VERSION, "");
+	/*
+	 * Every migration not yet recorded runs, in order, even one numbered
+	 * below the newest recorded: a database is never left without a step
+	 * because a later one was applied first.
+	 */
+	rc = STORE_OK;
 	for (size_t i = 0; i < count && rc == STORE_OK; i++) {
-		if (list[i].version <= current)
+		int64_t have = 0;
+
+		rc = store_query_int64(st, &have, SQL_SCHEMA_HAS, "i", (int64_t)list[i].version);
+		if (rc != STORE_OK || have > 0)
 			continue;
 		rc = run_script(st, list[i].sql);
 		if (rc != STORE_OK) {
@@ -500,9 +509,9 @@ int store_migrate(struct store *st, int *version_out)
 		}
 		rc = store_run(st, SQL_SCHEMA_RECORD, "iti", (int64_t)list[i].version, list[i].name,
 			       (int64_t)time(NULL));
-		if (rc == STORE_OK)
-			current = list[i].version;
 	}
+	if (rc == STORE_OK)
+		rc = store_query_int64(st, &current, SQL_SCHEMA_VERSION, "");
 	rc = store_end(st, rc == STORE_OK ? STORE_OK : STORE_ERR);
 	if (st->engine->migrate_lock != NULL)
 		migrate_unlock(st);
