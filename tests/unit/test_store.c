@@ -1072,26 +1072,6 @@ START_TEST(migrate_applies_a_missing_earlier_step)
 }
 END_TEST
 
-/*
- * A database that has a later step recorded but not an earlier one (built by
- * a development version between the two) gets the earlier one too.
- */
-START_TEST(migrate_applies_a_missing_earlier_step)
-{
-	int version = 0;
-	int64_t n = -1;
-
-	OK(store_run(st, "DROP TABLE pgp_policies", ""));
-	OK(store_run(st, "DELETE FROM schema_version WHERE version = 3", ""));
-	OK(store_migrate(st, &version));
-	ck_assert_int_eq(version, SCHEMA_VERSION);
-	OK(store_query_int64(st, &n, "SELECT COUNT(*) FROM schema_version WHERE version = 3", ""));
-	ck_assert_int_eq(n, 1);
-	OK(store_query_int64(st, &n, "SELECT COUNT(*) FROM pgp_policies", ""));
-	ck_assert_int_eq(n, 0);
-}
-END_TEST
-
 /* ---- concurrent writers ---- */
 
 #define WRITERS 4
@@ -1487,7 +1467,6 @@ static Suite *store_suite(const char *name)
 	tcase_add_test(tc, audit_cuts_long_details_cleanly);
 	tcase_add_test(tc, rollback_leaves_nothing);
 	tcase_add_test(tc, migrate_is_idempotent);
-	tcase_add_test(tc, migrate_applies_a_missing_earlier_step);
 	tcase_add_test(tc, migrate_applies_a_missing_earlier_step);
 	tcase_add_test(tc, concurrent_writers_get_distinct_uids);
 	tcase_add_test(tc, flag_changes_keep_what_other_sessions_set);
