@@ -121,5 +121,8 @@ void imap_cmd_select(struct imap_session *s, struct imap_command *cmd)
 		qresync_report(s, &params);
 	imap_select_params_free(&params);
 	s->state = IMAP_STATE_SELECTED;
+	/* The view was read just now; an expunge since then waits for the next
+	 * command, so that the EXISTS above stays the count the client uses. */
+	s->allow_expunge = false;
 	imap_ok(s, "[%s] %s completed", readonly ? "READ-ONLY" : "READ-WRITE", cmd->verb);
 }

@@ -97,6 +97,36 @@ static void list_free(struct list_ctx *l)
 	memset(l, 0, sizeof(*l));
 }
 
+static int msg_cmp(const void *a, const void *b)
+{
+	uint32_t x = ((const struct imap_msg *)a)->uid, y = ((const struct imap_msg *)b)->uid;
+
+	return x < y ? -1 : x > y;
+}
+
+static int uid_cmp(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static bool msgs_sorted(const struct imap_msg *v, size_t n)
+{
+	for (size_t i = 1; i < n; i++)
+		if (v[i - 1].uid > v[i].uid)
+			return false;
+	return true;
+}
+
+static bool uids_sorted(const uint32_t *v, size_t n)
+{
+	for (size_t i = 1; i < n; i++)
+		if (v[i - 1] > v[i])
+			return false;
+	return true;
+}
+
 /* The messages changed and the UIDs expunged since SINCE (every message for
  * 0), with the mailbox's counters, in one read. STORE_NOTFOUND (L empty)
  * when the mailbox is gone. */
@@ -106,8 +136,14 @@ static int load_view(struct imap_session *s, int64_t mailbox_id, uint64_t since,
 
 	memset(l, 0, sizeof(*l));
 	rc = store_mailbox_view(conn_store(s->c), mailbox_id, since, &l->state, list_cb, l);
-	if (rc == STORE_OK && !l->failed)
+	if (rc == STORE_OK && !l->failed) {
+		/* The store gives them in no particular order (mostly in order already). */
+		if (!msgs_sorted(l->msgs, l->n))
+			qsort(l->msgs, l->n, sizeof(*l->msgs), msg_cmp);
+		if (!uids_sorted(l->gone, l->n_gone))
+			qsort(l->gone, l->n_gone, sizeof(*l->gone), uid_cmp);
 		return STORE_OK;
+	}
 	list_free(l);
 	return rc == STORE_NOTFOUND ? STORE_NOTFOUND : STORE_ERR;
 }
@@ -473,8 +509,9 @@ void imap_sync(struct imap_session *s, bool allow_expunge)
 				return;
 			if (rc == 0)
 				goto done;
-			log_debug(_("imap: the view of mailbox %lld is out of step, reading it whole"),
-				  (long long)s->sel.mb.id);
+			log_debug(
+			    _("imap: the view of mailbox %lld is out of step, reading it whole"),
+			    (long long)s->sel.mb.id);
 		}
 	}
 	/* The first read, a gone mailbox, or a delta that does not fit. */

@@ -21,7 +21,7 @@
 #include "store/store_engine.h"
 
 /* The newest migration in sql/<engine>/. */
-#define SCHEMA_VERSION 7
+#define SCHEMA_VERSION 8
 
 /* "test_store --open-close PATH" opens and closes a SQLite store, as a
  * separate process would (see sqlite_handles_keep_their_locks). */
