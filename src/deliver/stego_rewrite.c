@@ -12,6 +12,7 @@
 #include <config.h>
 
 #include <ctype.h>
+#include <gmime/gmime.h>
 #include <math.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -26,6 +27,10 @@
 #define COVER_MIN_HEIGHT 240u
 #define COVER_USE_FRACTION 2u /* capacity = 2 x the sealed message */
 #define BASE64_LINE 76u
+/* The picture's file name when the cover was generated (or the sender's
+ * cover has no usable name), and the longest sender's name kept (bytes). */
+#define COVER_NAME_DEFAULT "picture.png"
+#define COVER_NAME_MAX 200u
 
 static const char *const kept_headers[] = {"From",	 "To",	     "Cc",	    "Date",
 					   "Message-ID", "Reply-To", "In-Reply-To", "References"};
@@ -264,6 +269,150 @@ static void buf_str(struct buf *b, const char *s)
 	buf_add(b, s, strlen(s));
 }
 
+/* Adds S (GMime's folded header text, lines ending in LF) with CRLF line ends. */
+static void buf_crlf(struct buf *b, const char *s)
+{
+	for (const char *nl; (nl = strchr(s, '\n')) != NULL; s = nl + 1) {
+		size_t n = (size_t)(nl - s);
+
+		buf_add(b, s, n > 0 && s[n - 1] == '\r' ? n - 1 : n);
+		buf_str(b, "\r\n");
+	}
+	buf_str(b, s);
+}
+
+/*
+ * NAME as a file name for the picture, into OUT (UTF-8): no directory part
+ * (after the last '/' or '\\'), no control characters (CR, LF, TAB, ...)
+ * and no quotes, white space trimmed, at most COVER_NAME_MAX bytes cut at
+ * a character boundary. Empty when nothing usable is left ("", ".", "..").
+ */
+static void sanitize_name(const char *name, char *out, size_t outlen)
+{
+	const char *base = name, *p;
+	gchar *valid;
+	size_t o = 0, max = outlen > 0 ? outlen - 1 : 0;
+
+	if (outlen == 0)
+		return;
+	out[0] = '\0';
+	for (p = name; *p; p++)
+		if (*p == '/' || *p == '\\')
+			base = p + 1;
+	valid = g_utf8_make_valid(base, -1);
+	if (valid == NULL)
+		return;
+	if (max > COVER_NAME_MAX)
+		max = COVER_NAME_MAX;
+	for (p = valid; *p;) {
+		const char *next = g_utf8_next_char(p);
+		gunichar c = g_utf8_get_char(p);
+		size_t n = (size_t)(next - p);
+
+		if (c < 0x20 || c == 0x7f || (c >= 0x80 && c < 0xa0) || c == '"' || c == '\'' ||
+		    c == 0x2028 || c == 0x2029) {
+			p = next;
+			continue;
+		}
+		if (o + n > max)
+			break;
+		if (c == ' ' && o == 0) { /* leading white space */
+			p = next;
+			continue;
+		}
+		memcpy(out + o, p, n);
+		o += n;
+		p = next;
+	}
+	while (o > 0 && out[o - 1] == ' ')
+		o--;
+	out[o] = '\0';
+	if (strcmp(out, ".") == 0 || strcmp(out, "..") == 0)
+		out[0] = '\0';
+	g_free(valid);
+}
+
+/*
+ * The file name the sender gave the cover (Content-Disposition filename,
+ * else Content-Type name, RFC 2231 and RFC 2047 decoded by GMime) of the
+ * first image/png part at the top level of MSG, the part stego_cover_take
+ * takes, sanitised into OUT; empty when it has none.
+ */
+static void cover_file_name(const unsigned char *msg, size_t len, char *out, size_t outlen)
+{
+	GMimeStream *stream;
+	GMimeParser *parser;
+	GMimeMessage *message;
+	GMimeObject *top;
+
+	out[0] = '\0';
+	g_mime_init();
+	stream = g_mime_stream_mem_new_with_buffer((const char *)msg, len);
+	parser = g_mime_parser_new_with_stream(stream);
+	message = g_mime_parser_construct_message(parser, NULL);
+	top = message ? g_mime_message_get_mime_part(message) : NULL;
+	if (top && GMIME_IS_MULTIPART(top)) {
+		GMimeMultipart *mp = GMIME_MULTIPART(top);
+
+		for (int i = 0; i < g_mime_multipart_get_count(mp); i++) {
+			GMimeObject *part = g_mime_multipart_get_part(mp, i);
+			const char *name;
+
+			if (!GMIME_IS_PART(part) ||
+			    !g_mime_content_type_is_type(g_mime_object_get_content_type(part),
+							 "image", "png"))
+				continue;
+			name = g_mime_part_get_filename(GMIME_PART(part));
+			if (name)
+				sanitize_name(name, out, outlen);
+			break;
+		}
+	}
+	if (message)
+		g_object_unref(message);
+	g_object_unref(parser);
+	g_object_unref(stream);
+}
+
+/*
+ * The picture part's Content-Type and Content-Disposition fields for
+ * NAME, each parameter in RFC 2231 form (UTF-8) when NAME is not plain
+ * ASCII, folded by GMime. False when out of memory.
+ */
+static bool add_picture_fields(struct buf *b, const char *name)
+{
+	GMimeContentType *ct = g_mime_content_type_new("image", "png");
+	GMimeContentDisposition *cd = g_mime_content_disposition_new();
+	GMimeParam *param;
+	char *ct_text, *cd_text;
+
+	g_mime_content_type_set_parameter(ct, "name", name);
+	g_mime_content_disposition_set_disposition(cd, GMIME_DISPOSITION_ATTACHMENT);
+	g_mime_content_disposition_set_parameter(cd, "filename", name);
+	/* GMime would pick the smallest charset that fits; UTF-8 is what
+	 * every client reads. */
+	param = g_mime_param_list_get_parameter(g_mime_content_type_get_parameters(ct), "name");
+	if (param)
+		g_mime_param_set_charset(param, "UTF-8");
+	param = g_mime_param_list_get_parameter(g_mime_content_disposition_get_parameters(cd),
+						"filename");
+	if (param)
+		g_mime_param_set_charset(param, "UTF-8");
+	ct_text = g_mime_content_type_encode(ct, NULL);
+	cd_text = g_mime_content_disposition_encode(cd, NULL);
+	if (ct_text && cd_text) {
+		buf_str(b, "Content-Type:");
+		buf_crlf(b, ct_text);
+		buf_str(b, "Content-Disposition:");
+		buf_crlf(b, cd_text);
+	}
+	g_free(ct_text);
+	g_free(cd_text);
+	g_object_unref(ct);
+	g_object_unref(cd);
+	return ct_text && cd_text;
+}
+
 static uint64_t xorshift(uint64_t *s)
 {
 	*s ^= *s << 13;
@@ -405,8 +554,9 @@ static int hide_in_picture(const struct stego_secret *secret, const unsigned cha
 }
 
 int stego_rewrite_message(const struct stego_secret *secret, const unsigned char *cover,
-			  size_t cover_len, const unsigned char *msg, size_t len,
-			  unsigned char **out, size_t *out_len, char *err, size_t errlen)
+			  size_t cover_len, const char *cover_name, const unsigned char *msg,
+			  size_t len, unsigned char **out, size_t *out_len, char *err,
+			  size_t errlen)
 {
 	struct buf b = {0};
 	unsigned char *png = NULL, rnd[12];
@@ -443,9 +593,12 @@ int stego_rewrite_message(const struct stego_secret *secret, const unsigned char
 	buf_str(&b, "\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n"
 		    "Here is the picture I promised.\r\n\r\n--");
 	buf_str(&b, boundary);
-	buf_str(&b, "\r\nContent-Type: image/png; name=\"picture.png\"\r\n"
-		    "Content-Disposition: attachment; filename=\"picture.png\"\r\n"
-		    "Content-Transfer-Encoding: base64\r\n\r\n");
+	buf_str(&b, "\r\n");
+	if (!add_picture_fields(&b, cover != NULL && cover_name != NULL && cover_name[0] != '\0'
+					? cover_name
+					: COVER_NAME_DEFAULT))
+		b.failed = true;
+	buf_str(&b, "Content-Transfer-Encoding: base64\r\n\r\n");
 	b64_len = sodium_base64_encoded_len(png_len, sodium_base64_VARIANT_ORIGINAL);
 	b64 = malloc(b64_len);
 	if (b64 == NULL) {
@@ -475,11 +628,13 @@ int stego_rewrite_message(const struct stego_secret *secret, const unsigned char
 }
 
 /* The recipients' copies, inside the caller's transaction; REPORT counts them. */
-static enum deliver_status
-deliver_copies(struct store *st, const struct config *cfg, const struct deliver_envelope *env,
-	       const struct deliver_recipient *rcpts, const bool *local, size_t n_rcpts,
-	       const struct stego_password *pw, const unsigned char *cover, size_t cover_len,
-	       const unsigned char *hidden, size_t hidden_len, struct deliver_report *report)
+static enum deliver_status deliver_copies(struct store *st, const struct config *cfg,
+					  const struct deliver_envelope *env,
+					  const struct deliver_recipient *rcpts, const bool *local,
+					  size_t n_rcpts, const struct stego_password *pw,
+					  const unsigned char *cover, size_t cover_len,
+					  const char *cover_name, const unsigned char *hidden,
+					  size_t hidden_len, struct deliver_report *report)
 {
 	enum deliver_status status = DELIVER_OK;
 	struct deliver_recipient *remote = NULL;
@@ -528,8 +683,8 @@ deliver_copies(struct store *st, const struct config *cfg, const struct deliver_
 		}
 		done[n_done++] = user.id;
 		secret.public_key = user.public_key;
-		rc = stego_rewrite_message(&secret, cover, cover_len, hidden, hidden_len, &copy,
-					   &copy_len, err, sizeof(err));
+		rc = stego_rewrite_message(&secret, cover, cover_len, cover_name, hidden,
+					   hidden_len, &copy, &copy_len, err, sizeof(err));
 		store_user_clear(&user);
 		if (rc != 0) {
 			status = DELIVER_FAIL;
@@ -555,8 +710,8 @@ deliver_copies(struct store *st, const struct config *cfg, const struct deliver_
 		size_t copy_len = 0;
 		char err[200];
 
-		if (stego_rewrite_message(&secret, cover, cover_len, hidden, hidden_len, &copy,
-					  &copy_len, err, sizeof(err)) != 0) {
+		if (stego_rewrite_message(&secret, cover, cover_len, cover_name, hidden, hidden_len,
+					  &copy, &copy_len, err, sizeof(err)) != 0) {
 			status = DELIVER_FAIL;
 			snprintf(report->message, sizeof(report->message), "%s", err);
 			goto out;
@@ -589,7 +744,7 @@ enum deliver_status stego_rewrite_deliver(struct store *st, const struct config 
 	const unsigned char *hidden = msg;
 	size_t cover_len = 0, rest_len = 0, hidden_len = len;
 	bool any_local = false, any_remote = false;
-	char err[240];
+	char err[240], cover_name[COVER_NAME_MAX + 1] = "";
 
 	memset(report, 0, sizeof(*report));
 	report->status = DELIVER_FAIL;
@@ -635,6 +790,7 @@ enum deliver_status stego_rewrite_deliver(struct store *st, const struct config 
 		}
 		hidden = rest;
 		hidden_len = rest_len;
+		cover_file_name(msg, len, cover_name, sizeof(cover_name));
 	}
 	if (store_begin(st) != STORE_OK) {
 		status = DELIVER_TEMPFAIL;
@@ -642,8 +798,8 @@ enum deliver_status stego_rewrite_deliver(struct store *st, const struct config 
 			 "temporary failure, try again later");
 		goto out;
 	}
-	status = deliver_copies(st, cfg, env, rcpts, local, n_rcpts, pw, cover, cover_len, hidden,
-				hidden_len, report);
+	status = deliver_copies(st, cfg, env, rcpts, local, n_rcpts, pw, cover, cover_len,
+				cover_name, hidden, hidden_len, report);
 	if (status == DELIVER_OK && store_commit(st) != STORE_OK) {
 		status = DELIVER_TEMPFAIL;
 		snprintf(report->message, sizeof(report->message),

@@ -36,8 +36,8 @@ bool stego_rewrite_requested(const unsigned char *msg, size_t len);
 
 /* Parses the X-Postern-Stego field of MSG into REQ. -1 with a reason
  * (English) in ERR when it is missing, repeated or has an unknown parameter. */
-int stego_rewrite_parse(const unsigned char *msg, size_t len, struct stego_request *req,
-			char *err, size_t errlen);
+int stego_rewrite_parse(const unsigned char *msg, size_t len, struct stego_request *req, char *err,
+			size_t errlen);
 
 /*
  * Takes the password out of submitted mail before anything else sees it:
@@ -65,10 +65,13 @@ int stego_rewrite_check_cover(const unsigned char *cover, size_t cover_len, size
 /* The rewritten message (*OUT malloc'd): the routing headers of MSG, a
  * neutral subject, a short text and a PNG that hides all of MSG for SECRET
  * (a recipient's public key or a password), made from COVER when not NULL,
- * else generated. Returns 0, or -1 with a reason (English) in ERR. */
+ * else generated. The picture is attached as COVER_NAME (the sender's name
+ * of the cover, sanitised; NULL or empty for none), as "picture.png" for a
+ * generated cover. Returns 0, or -1 with a reason (English) in ERR. */
 int stego_rewrite_message(const struct stego_secret *secret, const unsigned char *cover,
-			  size_t cover_len, const unsigned char *msg, size_t len,
-			  unsigned char **out, size_t *out_len, char *err, size_t errlen);
+			  size_t cover_len, const char *cover_name, const unsigned char *msg,
+			  size_t len, unsigned char **out, size_t *out_len, char *err,
+			  size_t errlen);
 
 /*
  * deliver_message() for a message that asks for the rewrite: each local

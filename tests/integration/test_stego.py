@@ -269,6 +269,8 @@ class SubmissionRewrite(unittest.TestCase):
                 self.assertEqual(msg["Message-ID"], "<stego-1@example.org>")
                 parts = [p for p in msg.walk() if p.get_content_type() == "image/png"]
                 self.assertEqual(len(parts), 1)
+                # A generated cover gets a neutral name.
+                self.assertEqual(parts[0].get_filename(), "picture.png")
                 pngs[user] = parts[0].get_payload(decode=True)
                 self.assertEqual(pngs[user][:8], b"\x89PNG\r\n\x1a\n")
             # Each picture opens for its own recipient only, byte-exact.
@@ -341,10 +343,9 @@ class AttachedCover(SubmissionRewrite):
                b"Subject: holiday pictures\r\nMessage-ID: <cover-1@example.org>\r\n"
                b"X-Postern-Stego: yes; cover=attached\r\n")
 
-    def cover_part(self, png):
-        return (b"Content-Type: image/png; name=\"harbour.png\"\r\n"
-                b"Content-Disposition: attachment; filename=\"harbour.png\"\r\n"
-                b"Content-Transfer-Encoding: base64\r\n", b64_lines(png))
+    def cover_part(self, png, fields=b"Content-Type: image/png; name=\"harbour.png\"\r\n"
+                   b"Content-Disposition: attachment; filename=\"harbour.png\"\r\n"):
+        return (fields + b"Content-Transfer-Encoding: base64\r\n", b64_lines(png))
 
     def server(self):
         srv = Server(listeners=("submission", "pop3"))
@@ -368,9 +369,12 @@ class AttachedCover(SubmissionRewrite):
         self.assertNotIn(b"plans", raw)
         msg = email.message_from_bytes(raw, policy=email.policy.default)
         self.assertEqual(msg["Subject"], "A picture for you")
-        pngs = [p.get_payload(decode=True) for p in msg.walk()
-                if p.get_content_type() == "image/png"]
+        parts = [p for p in msg.walk() if p.get_content_type() == "image/png"]
+        pngs = [p.get_payload(decode=True) for p in parts]
         self.assertEqual(len(pngs), 1)
+        # The sender's picture keeps its own name.
+        self.assertEqual(parts[0].get_filename(), "harbour.png")
+        self.assertEqual(parts[0].get_param("name"), "harbour.png")
         # The sender's picture: same size and metadata, every sample within 1.
         chunks = png_chunks(pngs[0])
         self.assertEqual(chunks[0], (b"IHDR", png_chunks(cover)[0][1]))
@@ -379,6 +383,70 @@ class AttachedCover(SubmissionRewrite):
         res, body = self.extract(srv, pngs[0], "bob@example.org", "bob pw 22 tide")
         self.assertEqual(res.returncode, 0, res.stderr)
         self.assertEqual(body, expected)
+
+    def take_one(self, srv, user, password):
+        """The one message in USER's maildrop, deleted after reading."""
+        p = poplib.POP3("127.0.0.1", srv.port("pop3"), timeout=60)
+        try:
+            p.stls(context=srv.ssl_context())
+            p.user(user)
+            p.pass_(password)
+            self.assertEqual(p.stat()[0], 1)
+            lines = p.retr(1)[1]
+            p.dele(1)
+        finally:
+            p.quit()
+        return b"\r\n".join(lines) + b"\r\n"
+
+    def test_cover_keeps_its_file_name_sanitised(self):
+        srv = self.server()
+        cover = make_cover(240, 180, seed=5)
+        utf8_2231 = rb"filename\*(0\*)?=(?i:utf-8)''"
+        cases = [
+            # RFC 2231 (UTF-8, continued) in, RFC 2231 (UTF-8) out.
+            (b"Content-Type: image/png\r\nContent-Disposition: attachment;\r\n"
+             b" filename*0*=UTF-8''H%C3%A4fen%20am%20Meer%20;\r\n"
+             b" filename*1*=%E2%80%93%20Sommer.png\r\n",
+             "H\u00e4fen am Meer \u2013 Sommer.png", utf8_2231),
+            # RFC 2047 in the Content-Type name only (what some clients send).
+            (b"Content-Type: image/png; name=\"=?UTF-8?B?w6lsw6lwaGFudC5wbmc=?=\"\r\n",
+             "\u00e9l\u00e9phant.png", utf8_2231),
+            # A path, quotes and an encoded CR LF: only the name stays.
+            (b"Content-Disposition: attachment;\r\n"
+             b" filename*=UTF-8''..%2F..%2Fetc%2F%22evil%22%0D%0ABcc%3A%20x.png\r\n"
+             b"Content-Type: image/png\r\n",
+             "evilBcc: x.png", None),
+            (b"Content-Type: image/png; name=\"C:\\\\Users\\\\me\\\\boat.png\"\r\n",
+             "boat.png", None),
+            # A long name is cut to 200 bytes, between characters.
+            (b"Content-Type: image/png\r\nContent-Disposition: attachment; filename*=UTF-8''"
+             + b"%C3%A9" * 150 + b".png\r\n", "\u00e9" * 100, utf8_2231),
+            # No name, or none left after cleaning: the neutral default.
+            (b"Content-Type: image/png\r\n", "picture.png", None),
+            (b"Content-Type: image/png; name=\"..\"\r\n", "picture.png", None),
+        ]
+        for n, (fields, want, raw_form) in enumerate(cases):
+            with self.subTest(want=want):
+                headers = self.HEADERS.replace(b"holiday pictures", b"name %d" % n)
+                original = multipart([self.TEXT_PART, self.cover_part(cover, fields),
+                                      self.PDF_PART], headers)
+                self.assertEqual(self.submit(srv, ["bob@example.org"], original), {})
+                raw = self.take_one(srv, "bob@example.org", "bob pw 22 tide")
+                msg = email.message_from_bytes(raw, policy=email.policy.default)
+                parts = [p for p in msg.walk() if p.get_content_type() == "image/png"]
+                self.assertEqual(len(parts), 1)
+                self.assertEqual(parts[0].get_filename(), want)
+                self.assertEqual(parts[0].get_param("name"), want)
+                head = raw[raw.index(b"Content-Type: image/png"):]
+                head = head[:head.index(b"\r\n\r\n")]
+                self.assertNotIn(b"/", head.replace(b"image/png", b""))
+                # The encoded CR LF did not start a field of its own.
+                self.assertNotIn(b"\nBcc", head)
+                self.assertIsNone(parts[0]["Bcc"])
+                if raw_form:
+                    self.assertRegex(head, raw_form)
+                else:
+                    self.assertTrue(all(b < 0x80 for b in head), head)
 
     def test_cover_too_small_or_missing_is_refused_with_the_reason(self):
         srv = self.server()
