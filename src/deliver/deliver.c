@@ -6,6 +6,8 @@
  * scan result. Remote recipients (submission) go into the outbound queue
  * sealed to the server's queue key with their DSN parameters. One store
  * transaction covers everything, committed (durably) before we return OK.
+ * The OpenPGP/S-MIME step (GnuPG, tens of milliseconds) runs before that
+ * transaction begins, so it never holds the store's write lock.
  */
 #include <config.h>
 
@@ -174,6 +176,19 @@ static int seal_for_server(const struct config *cfg, struct user_key **qkey,
 	return crypto_seal(user_key_public(*qkey), msg, len, blob, blob_len);
 }
 
+/*
+ * A local recipient's copy after the OpenPGP/S-MIME step (pgp_policy_inbound:
+ * signature check, result header, opt-in decryption). Made before the store
+ * transaction begins, so GnuPG never runs while the transaction (on SQLite,
+ * the database's write lock) is held.
+ */
+struct pgp_copy {
+	bool ready;	    /* made for USER_ID; else made (again) before the next attempt */
+	int64_t user_id;    /* the recipient's user when it was made */
+	unsigned char *msg; /* NULL: deliver the message as received (out of memory) */
+	size_t len;
+};
+
 struct delivery {
 	struct store *st;
 	const struct config *cfg;
@@ -182,6 +197,7 @@ struct delivery {
 	struct user_key *qkey;
 	int64_t *done_users; /* users that already got their copy (aliases may repeat) */
 	size_t n_done;
+	struct pgp_copy *pgp; /* one per recipient (local ones only) */
 };
 
 /*
@@ -269,8 +285,51 @@ static bool dmarc_quarantine(const unsigned char *msg, size_t len, const char *h
 	return false;
 }
 
+static void pgp_copy_clear(struct pgp_copy *pc)
+{
+	wipe_free(pc->msg, pc->len);
+	memset(pc, 0, sizeof(*pc));
+}
+
+/*
+ * Outside any transaction: the OpenPGP/S-MIME copy of every local recipient
+ * that has none yet, once per user (aliases may repeat one). A recipient that
+ * does not resolve now is left for deliver_local to judge inside the
+ * transaction.
+ */
+static void prepare_pgp_copies(struct delivery *d, const struct deliver_recipient *rcpts,
+			       const bool *local, size_t n_rcpts, const unsigned char *msg,
+			       size_t len)
+{
+	for (size_t i = 0; i < n_rcpts; i++) {
+		char resolved[STORE_ADDRESS_MAX + 1];
+		struct store_user user;
+		struct pgp_copy *pc = &d->pgp[i];
+		bool seen = false;
+
+		if (!local[i] || pc->ready)
+			continue;
+		memset(&user, 0, sizeof(user));
+		if (store_resolve_address(d->st, rcpts[i].address, resolved) != STORE_OK ||
+		    store_user_get(d->st, resolved, &user) != STORE_OK) {
+			store_user_clear(&user);
+			continue;
+		}
+		for (size_t k = 0; k < i && !seen; k++)
+			seen = d->pgp[k].ready && d->pgp[k].user_id == user.id;
+		if (!seen) {
+			if (pgp_policy_inbound(d->st, d->cfg, d->env, &user, msg, len, &pc->msg,
+					       &pc->len) != 0)
+				pc->msg = NULL;
+			pc->user_id = user.id;
+			pc->ready = true;
+		}
+		store_user_clear(&user);
+	}
+}
+
 static enum deliver_status deliver_local(struct delivery *d, const struct deliver_recipient *r,
-					 const unsigned char *msg, size_t len)
+					 struct pgp_copy *pc, const unsigned char *msg, size_t len)
 {
 	char resolved[STORE_ADDRESS_MAX + 1], hdr[TRACE_HEADERS_MAX + SCAN_HEADERS_MAX];
 	struct store_user user;
@@ -278,8 +337,8 @@ static enum deliver_status deliver_local(struct delivery *d, const struct delive
 	struct store_message out;
 	struct scan_result res;
 	struct scan_input in;
-	unsigned char *full = NULL, *blob = NULL, *pgp_copy = NULL;
-	size_t full_len = 0, blob_len = 0, pgp_len = 0, i;
+	unsigned char *full = NULL, *blob = NULL;
+	size_t full_len = 0, blob_len = 0, i;
 	enum deliver_status status = DELIVER_TEMPFAIL;
 	int rc, hlen, slen;
 
@@ -302,10 +361,18 @@ static enum deliver_status deliver_local(struct delivery *d, const struct delive
 	}
 	d->done_users[d->n_done++] = user.id;
 
-	/* OpenPGP/S-MIME: verify, our result header, opt-in decryption (pgp_policy.h). */
-	if (pgp_policy_inbound(d->st, d->cfg, d->env, &user, msg, len, &pgp_copy, &pgp_len) == 0) {
-		msg = pgp_copy;
-		len = pgp_len;
+	/* OpenPGP/S-MIME: made before the transaction (prepare_pgp_copies). A
+	 * recipient that resolved differently then gets its copy made afresh
+	 * before the next attempt. */
+	if (!pc->ready || pc->user_id != user.id) {
+		pgp_copy_clear(pc);
+		store_user_clear(&user);
+		set_message(d->report, "<%s>: temporary lookup failure", r->address);
+		return DELIVER_TEMPFAIL;
+	}
+	if (pc->msg) {
+		msg = pc->msg;
+		len = pc->len;
 	}
 
 	memset(&in, 0, sizeof(in));
@@ -371,7 +438,6 @@ out:
 	if (status == DELIVER_TEMPFAIL && !d->report->message[0])
 		set_message(d->report, "<%s>: temporary failure, try again later", r->address);
 	wipe_free(full, full_len);
-	wipe_free(pgp_copy, pgp_len);
 	store_user_clear(&user);
 	return status;
 }
@@ -432,7 +498,7 @@ static enum deliver_status deliver_once(struct delivery *d, const struct deliver
 		return DELIVER_TEMPFAIL;
 	}
 	for (i = 0; i < n_rcpts && status == DELIVER_OK; i++)
-		status = local[i] ? deliver_local(d, &rcpts[i], msg, len)
+		status = local[i] ? deliver_local(d, &rcpts[i], &d->pgp[i], msg, len)
 				  : deliver_remote(d, &rcpts[i], msg, len);
 	if (status == DELIVER_OK && store_commit(d->st) != STORE_OK) {
 		status = DELIVER_TEMPFAIL;
@@ -472,7 +538,10 @@ enum deliver_status deliver_message(struct store *st, const struct config *cfg,
 	d.env = env;
 	d.report = report;
 	d.done_users = calloc(n_rcpts, sizeof(*d.done_users));
-	if (!d.done_users) {
+	d.pgp = calloc(n_rcpts, sizeof(*d.pgp));
+	if (!d.done_users || !d.pgp) {
+		free(d.done_users);
+		free(d.pgp);
 		report->status = DELIVER_TEMPFAIL;
 		set_message(report, "%s", "temporary failure, try again later");
 		return DELIVER_TEMPFAIL;
@@ -484,6 +553,7 @@ enum deliver_status deliver_message(struct store *st, const struct config *cfg,
 	 * when it keeps failing.
 	 */
 	for (attempt = 0;; attempt++) {
+		prepare_pgp_copies(&d, rcpts, local, n_rcpts, msg, len);
 		status = deliver_once(&d, rcpts, local, n_rcpts, msg, len);
 		if (status != DELIVER_TEMPFAIL || attempt + 1 >= DELIVER_ATTEMPTS)
 			break;
@@ -493,6 +563,9 @@ enum deliver_status deliver_message(struct store *st, const struct config *cfg,
 	if (d.qkey)
 		user_key_free(d.qkey);
 	free(d.done_users);
+	for (size_t i = 0; i < n_rcpts; i++)
+		pgp_copy_clear(&d.pgp[i]);
+	free(d.pgp);
 	report->status = status;
 	return status;
 }
