@@ -290,10 +290,10 @@ static void finish_entry(struct store *st, const struct store_queue_entry *e, en
 		if (send_dsn(st, e, "failed", status, mta, err, msg, len) == 0)
 			store_queue_del(st, e->id);
 		else
-			store_queue_update(st, e->id, attempts,
-					   now + queue_retry_delay(attempts, cfg->queue.retry_min,
-								   cfg->queue.retry_max),
-					   "bounce pending: the report could not be stored");
+			store_queue_retry_later(
+			    st, e->id, attempts,
+			    now + queue_retry_delay(attempts, cfg->queue.retry_min, cfg->queue.retry_max),
+			    "bounce pending: the report could not be stored", QUEUE_HOLD_MARK);
 	} else {
 		int64_t delay =
 		    queue_retry_delay(attempts, cfg->queue.retry_min, cfg->queue.retry_max);
@@ -314,9 +314,12 @@ static void finish_entry(struct store *st, const struct store_queue_entry *e, en
 			char marked[sizeof(err) + sizeof(QUEUE_WARNED_MARK)];
 
 			snprintf(marked, sizeof(marked), "%s%s", QUEUE_WARNED_MARK, err);
-			store_queue_update(st, e->id, attempts, now + delay, marked);
+			store_queue_retry_later(st, e->id, attempts, now + delay, marked,
+						QUEUE_HOLD_MARK);
 		} else {
-			store_queue_update(st, e->id, attempts, now + delay, err);
+			/* A hold set while the attempt ran stays. */
+			store_queue_retry_later(st, e->id, attempts, now + delay, err,
+						QUEUE_HOLD_MARK);
 		}
 	}
 }

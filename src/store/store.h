@@ -231,6 +231,14 @@ int store_queue_list(struct store *st, store_queue_cb cb, void *arg);
 int store_queue_blob(struct store *st, int64_t id, unsigned char **blob, size_t *len);
 int store_queue_update(struct store *st, int64_t id, int attempts, int64_t next_attempt,
 		       const char *last_error);
+/*
+ * Records a failed attempt like store_queue_update, unless the entry's
+ * last_error now starts with KEEP_PREFIX (it was held while the attempt
+ * ran): then only ATTEMPTS is stored, and the hold stays. STORE_NOTFOUND
+ * when the entry is gone.
+ */
+int store_queue_retry_later(struct store *st, int64_t id, int attempts, int64_t next_attempt,
+			   const char *last_error, const char *keep_prefix);
 int store_queue_del(struct store *st, int64_t id);
 
 /* ---- per-user data blobs (scanner deltas, later OTP settings) ---- */
@@ -291,13 +299,13 @@ struct store_view_state {
 typedef int (*store_view_cb)(void *arg, const struct store_message *m, bool expunged);
 /*
  * One consistent read (a single statement) of MAILBOX_ID for an IMAP view:
- * its counters into *STATE, and through CB, in no particular order, every
- * message whose modseq is above SINCE and the UIDs expunged with a modseq
- * above SINCE. SINCE 0 gives every message and no expunges. Since every change of
+ * its counters into *STATE, then through CB, in uid order, every message
+ * whose modseq is above SINCE, then the UIDs expunged with a modseq above
+ * SINCE. SINCE 0 gives every message and no expunges. Since every change of
  * a message or of the mailbox's message set raises the mailbox's
  * HIGHESTMODSEQ, a view that was exact at SINCE is exact at
  * STATE->highestmodseq after applying what CB got. STORE_NOTFOUND when the
- * mailbox is gone (CB may have been called).
+ * mailbox is gone.
  */
 int store_mailbox_view(struct store *st, int64_t mailbox_id, uint64_t since,
 		       struct store_view_state *state, store_view_cb cb, void *arg);

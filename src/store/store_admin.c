@@ -23,6 +23,11 @@ static const char SQL_QUEUE_LIST[] =
 static const char SQL_QUEUE_BLOB[] = "SELECT data FROM queue WHERE id = ?";
 static const char SQL_QUEUE_UPDATE[] =
     "UPDATE queue SET attempts = ?, next_attempt = ?, last_error = ? WHERE id = ?";
+/* Unless the entry was marked (held) meanwhile: its prefix stays what it is. */
+static const char SQL_QUEUE_RETRY_LATER[] =
+    "UPDATE queue SET attempts = ?, next_attempt = ?, last_error = ? "
+    "WHERE id = ? AND SUBSTR(last_error, 1, ?) <> ?";
+static const char SQL_QUEUE_ATTEMPTS[] = "UPDATE queue SET attempts = ? WHERE id = ?";
 static const char SQL_QUEUE_DEL[] = "DELETE FROM queue WHERE id = ?";
 static const char SQL_QUARANTINE_ADD[] =
     "INSERT INTO quarantine (recipient, sender, verdict, reason, size, created, data) "
@@ -161,6 +166,25 @@ int store_queue_update(struct store *st, int64_t id, int attempts, int64_t next_
 	/* A long remote error is cut, not refused: the retry must be recorded. */
 	snprintf(err, sizeof(err), "%s", last_error != NULL ? last_error : "");
 	rc = store_run(st, SQL_QUEUE_UPDATE, "iiti", (int64_t)attempts, next_attempt, err, id);
+	if (rc == STORE_OK && st->engine->changes(st) == 0) {
+		store_set_error(st, _("no such %s: %lld"), _("queue entry"), (long long)id);
+		rc = STORE_NOTFOUND;
+	}
+	return rc;
+}
+
+int store_queue_retry_later(struct store *st, int64_t id, int attempts, int64_t next_attempt,
+			   const char *last_error, const char *keep_prefix)
+{
+	char err[512];
+	int rc;
+
+	snprintf(err, sizeof(err), "%s", last_error != NULL ? last_error : "");
+	/* One statement each: an admin's change cannot fall between a read and a write. */
+	rc = store_run(st, SQL_QUEUE_RETRY_LATER, "iitiit", (int64_t)attempts, next_attempt, err, id,
+		       (int64_t)strlen(keep_prefix), keep_prefix);
+	if (rc == STORE_OK && st->engine->changes(st) == 0)
+		rc = store_run(st, SQL_QUEUE_ATTEMPTS, "ii", (int64_t)attempts, id);
 	if (rc == STORE_OK && st->engine->changes(st) == 0) {
 		store_set_error(st, _("no such %s: %lld"), _("queue entry"), (long long)id);
 		rc = STORE_NOTFOUND;

@@ -839,6 +839,40 @@ START_TEST(queue_add_update_delete)
 	ck_assert_int_eq(store_queue_del(st, a.id), STORE_NOTFOUND);
 	ck_assert_int_eq(store_queue_blob(st, a.id, &data, &len), STORE_NOTFOUND);
 	ck_assert_int_eq(store_queue_update(st, a.id, 1, 1, ""), STORE_NOTFOUND);
+	ck_assert_int_eq(store_queue_retry_later(st, a.id, 1, 1, "", "[held] "), STORE_NOTFOUND);
+}
+END_TEST
+
+static int next_attempt_of(void *arg, const struct store_queue_entry *e)
+{
+	*(int64_t *)arg = e->next_attempt;
+	return 0;
+}
+
+/* An attempt that ends after an admin held its entry counts, but does not undo the hold. */
+START_TEST(queue_retry_later_keeps_a_hold)
+{
+	struct store_queue_entry e;
+	int64_t next = 0;
+	static const unsigned char blob[] = {1, 2};
+	char list[1024] = "";
+
+	memset(&e, 0, sizeof(e));
+	snprintf(e.sender, sizeof(e.sender), "alice@example.org");
+	snprintf(e.recipient, sizeof(e.recipient), "x@remote.example");
+	e.next_attempt = 100;
+	OK(store_queue_add(st, &e, blob, sizeof(blob)));
+	OK(store_queue_retry_later(st, e.id, 1, 300, "451 busy", "[held] "));
+	OK(store_queue_list(st, collect_queue, list));
+	ck_assert_str_eq(list, "alice@example.org|x@remote.example||1|451 busy,");
+	/* Held while the second attempt runs. */
+	OK(store_queue_update(st, e.id, 1, 253402300799, "[held] 451 busy"));
+	OK(store_queue_retry_later(st, e.id, 2, 400, "451 still busy", "[held] "));
+	list[0] = '\0';
+	OK(store_queue_list(st, collect_queue, list));
+	ck_assert_str_eq(list, "alice@example.org|x@remote.example||2|[held] 451 busy,");
+	OK(store_queue_list(st, next_attempt_of, &next));
+	ck_assert_int_eq(next, 253402300799);
 }
 END_TEST
 
@@ -1461,6 +1495,7 @@ static Suite *store_suite(const char *name)
 	tcase_add_test(tc, mailbox_lookup_gives_the_id_get_gives);
 	tcase_add_test(tc, scan_results_follow_their_message);
 	tcase_add_test(tc, queue_add_update_delete);
+	tcase_add_test(tc, queue_retry_later_keeps_a_hold);
 	tcase_add_test(tc, quarantine_keeps_sealed_copy);
 	tcase_add_test(tc, user_data_put_get_replace);
 	tcase_add_test(tc, audit_and_stats);
