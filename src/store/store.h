@@ -299,13 +299,13 @@ struct store_view_state {
 typedef int (*store_view_cb)(void *arg, const struct store_message *m, bool expunged);
 /*
  * One consistent read (a single statement) of MAILBOX_ID for an IMAP view:
- * its counters into *STATE, then through CB, in uid order, every message
- * whose modseq is above SINCE, then the UIDs expunged with a modseq above
- * SINCE. SINCE 0 gives every message and no expunges. Since every change of
+ * its counters into *STATE, and through CB, in no particular order, every
+ * message whose modseq is above SINCE and the UIDs expunged with a modseq
+ * above SINCE. SINCE 0 gives every message and no expunges. Since every change of
  * a message or of the mailbox's message set raises the mailbox's
  * HIGHESTMODSEQ, a view that was exact at SINCE is exact at
  * STATE->highestmodseq after applying what CB got. STORE_NOTFOUND when the
- * mailbox is gone.
+ * mailbox is gone (CB may have been called).
  */
 int store_mailbox_view(struct store *st, int64_t mailbox_id, uint64_t since,
 		       struct store_view_state *state, store_view_cb cb, void *arg);
