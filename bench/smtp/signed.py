@@ -7,11 +7,12 @@ CLIENTS processes each hold one SMTP session on the MX port and send signed
 messages (made by gpg for carol@remote.example, about SIZE bytes, with an
 Autocrypt header so the first delivery to each user imports Carol's key and
 every later one verifies as "valid") back to back for SECONDS, each to one of
-USERS local users in turn. Afterwards the script checks that every accepted
-message is stored.
+USERS local users in turn; PLAIN_CLIENTS more sessions send unsigned messages
+of the same size at the same time (they show how long the others hold the
+store). Afterwards the script checks that every accepted message is stored.
 
     bench/smtp/signed.py --builddir build [--clients 20] [--seconds 20] [--size 4096]
-                         [--users 10] [--engine sqlite]
+                         [--users 10] [--engine sqlite] [--plain-clients 0]
 
 Uses the SMTP client and the messages' text of bench/smtp/bench.py and runs
 posternd through the test harness (as root it runs as "nobody").
@@ -37,6 +38,7 @@ import common  # noqa: E402 (bench/common.py)
 
 SENDER = "carol@remote.example"
 MESSAGES = []  # the signed messages, made before the client processes fork
+PLAIN = []  # unsigned messages of the same size, for --plain-clients
 
 
 def gpg(home, *args, input=None):
@@ -100,14 +102,15 @@ def signature_results(srv, user):
 
 
 def client_main(args):
-    port, index, users, seconds, start_at = args
+    port, index, users, seconds, start_at, signed = args
+    messages = MESSAGES if signed else PLAIN
     while time.time() < start_at:
         time.sleep(0.01)
     c = bench.Client(port)
     sent = 0
     end = start_at + seconds
     while time.time() < end:
-        c.send(users[(index + sent) % len(users)], MESSAGES[(index + sent) % len(MESSAGES)])
+        c.send(users[(index + sent) % len(users)], messages[(index + sent) % len(messages)])
         sent += 1
     c.close()
     return sent
@@ -121,6 +124,8 @@ def main():
     p.add_argument("--size", type=int, default=4096)
     p.add_argument("--users", type=int, default=10)
     p.add_argument("--engine", default="sqlite")
+    p.add_argument("--plain-clients", type=int, default=0,
+                   help="more sessions sending unsigned mail at the same time")
     args = p.parse_args()
     users = ["bench%d@%s" % (i, bench.DOMAIN) for i in range(args.users)]
     home = tempfile.mkdtemp(prefix="postern-bench-gpg-")
@@ -130,8 +135,9 @@ def main():
     srv = None
     try:
         MESSAGES.extend(signed_messages(home, 50, args.size))
+        PLAIN.extend(bench.make_message(1000 + i, args.size) for i in range(50))
         srv = Server(listeners=("smtp", "imap"), start=False, config={
-            "limits": {"max_connections_per_ip": str(args.clients * 2)},
+            "limits": {"max_connections_per_ip": str((args.clients + args.plain_clients) * 2)},
             "auth": {"argon2_ops": "1", "argon2_mem": "8M"}})
         srv.add_domain(bench.DOMAIN)
         for u in users:
@@ -144,18 +150,26 @@ def main():
             warm.send(u, MESSAGES[0])
         warm.close()
         start_at = time.time() + 1.0
-        with multiprocessing.Pool(args.clients) as pool:
-            counts = pool.map(client_main, [(srv.port("smtp"), i, users, args.seconds, start_at)
-                                            for i in range(args.clients)])
-        n = sum(counts)
+        jobs = [(srv.port("smtp"), i, users, args.seconds, start_at, True)
+                for i in range(args.clients)]
+        jobs += [(srv.port("smtp"), i, users, args.seconds, start_at, False)
+                 for i in range(args.plain_clients)]
+        with multiprocessing.Pool(len(jobs)) as pool:
+            counts = pool.map(client_main, jobs)
+        n_signed = sum(counts[:args.clients])
+        n_plain = sum(counts[args.clients:])
+        n = n_signed + n_plain
         stored = sum(bench.json_inbox(srv, u) for u in users) - len(users)
         if stored < n:
             raise RuntimeError("%d accepted but %d stored" % (n, stored))
         results = signature_results(srv, users[0])
-        print("%d clients, %d s, signed %d-byte messages to %d local users, %s" % (
-            args.clients, args.seconds, args.size, args.users, args.engine))
-        print("accepted/s %.1f  messages %d  (%s: %d of %d stored copies verified valid)" % (
-            n / args.seconds, n, users[0], results.count("valid"), len(results)))
+        print("%d + %d clients, %d s, signed + unsigned %d-byte messages to %d local users, %s"
+              % (args.clients, args.plain_clients, args.seconds, args.size, args.users,
+                 args.engine))
+        print("signed accepted/s %.1f  unsigned accepted/s %.1f  messages %d  "
+              "(%s: %d of %d stored copies verified valid)" % (
+                  n_signed / args.seconds, n_plain / args.seconds, n, users[0],
+                  results.count("valid"), len(results)))
     finally:
         if srv:
             srv.close()
