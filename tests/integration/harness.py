@@ -160,8 +160,24 @@ class Server:
         chown_tree(self.data_dir)
 
     # ---- process control ----
-    def start(self, timeout=30):
+    def _ports_taken(self, since):
+        """True when posternd, whose log starts at offset SINCE, could not bind
+        a port: free_port() only found it free, and on a busy machine another
+        process (a client's outgoing connection, too) may take it before
+        posternd binds it."""
+        if "Address already in use" in self.log()[since:]:
+            return True
+        for port in list(self.ports.values()) + [self.metrics_port]:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    return True
+        return False
+
+    def start(self, timeout=30, port_retries=3):
         chown_tree(self.data_dir)
+        since = len(self.log())
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([program("posternd"), "-c", self.config_path],
                                      stdout=self._log, stderr=subprocess.STDOUT)
@@ -170,6 +186,12 @@ class Server:
         # The admin socket appears after the listeners, once root is dropped.
         while pending or not os.path.exists(self.admin_socket):
             if self.proc.poll() is not None:
+                if port_retries > 0 and self._ports_taken(since):
+                    self._log.close()
+                    self.ports = {name: free_port() for name in self.listeners}
+                    self.metrics_port = free_port()
+                    self._write_config()
+                    return self.start(timeout, port_retries - 1)
                 raise RuntimeError("posternd exited with %s:\n%s" % (self.proc.returncode, self.log()))
             if time.monotonic() > deadline:
                 raise RuntimeError("posternd not ready within %ss:\n%s" % (timeout, self.log()))
