@@ -42,21 +42,37 @@ def dnsmasq_path():
 class DNS:
     """dnsmasq answering only for .test names from the command line."""
 
-    def __init__(self, records, port=None):
-        self.port = port or free_port()
+    def __init__(self, records, port=None, timeout=30):
         self.dir = tempfile.mkdtemp(prefix="postern-dns-")
-        args = [dnsmasq_path(), "--keep-in-foreground", "--conf-file=/dev/null",
-                "--no-resolv", "--no-hosts", "--no-negcache", "--local=/test/",
-                "--listen-address=127.0.0.1", "--bind-interfaces",
-                "--port=%d" % self.port, "--pid-file=" + os.path.join(self.dir, "pid"),
-                "--log-facility=" + os.path.join(self.dir, "log")]
-        if RUN_AS:
-            args.append("--user=" + RUN_AS)
-        self.proc = subprocess.Popen(args + records, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE)
-        time.sleep(0.3)
-        if self.proc.poll() is not None:
-            raise RuntimeError("dnsmasq failed: %s" % self.proc.stderr.read().decode())
+        for attempt in range(3):
+            # A port found free may be taken before dnsmasq binds it: then another.
+            self.port = port if port and attempt == 0 else free_port()
+            args = [dnsmasq_path(), "--keep-in-foreground", "--conf-file=/dev/null",
+                    "--no-resolv", "--no-hosts", "--no-negcache", "--local=/test/",
+                    "--listen-address=127.0.0.1", "--bind-interfaces",
+                    "--port=%d" % self.port, "--pid-file=" + os.path.join(self.dir, "pid"),
+                    "--log-facility=" + os.path.join(self.dir, "log")]
+            if RUN_AS:
+                args.append("--user=" + RUN_AS)
+            self.proc = subprocess.Popen(args + records, stdout=subprocess.DEVNULL,
+                                         stderr=subprocess.PIPE)
+            # Ready when it accepts on its TCP port (it binds UDP and TCP together).
+            deadline = time.monotonic() + timeout
+            while self.proc.poll() is None:
+                try:
+                    socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                    return
+                except OSError:
+                    if time.monotonic() > deadline:
+                        self.proc.kill()
+                        self.proc.wait()
+                        raise RuntimeError("dnsmasq not ready within %ss" % timeout)
+                    time.sleep(0.05)
+            error = self.proc.stderr.read().decode()
+            self.proc.stderr.close()
+            if "in use" not in error:
+                break
+        raise RuntimeError("dnsmasq failed: %s" % error)
 
     def close(self):
         self.proc.terminate()
