@@ -10,6 +10,8 @@
 #include <check.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,8 +55,22 @@ static unsigned free_port(void)
 	return ntohs(sin.sin_port);
 }
 
-/* Starts dnsmasq; returns its "addr@port" in OUT. */
-static int start_dns(char *out, size_t outlen)
+/* True once something accepts TCP connections on 127.0.0.1:PORT. */
+static bool accepts(unsigned port)
+{
+	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	bool ok;
+
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ok = fd >= 0 && connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0;
+	if (fd >= 0)
+		close(fd);
+	return ok;
+}
+
+/* Starts dnsmasq on a free port; returns its "addr@port" in OUT. */
+static int start_dns_once(char *out, size_t outlen)
 {
 	static const char *const paths[] = {"/usr/sbin/dnsmasq", "/sbin/dnsmasq",
 					    "/usr/bin/dnsmasq"};
@@ -92,9 +108,28 @@ static int start_dns(char *out, size_t outlen)
 		execv(path, (char *const *)(uintptr_t)argv);
 		_exit(127);
 	}
-	usleep(300000);
-	snprintf(out, outlen, "127.0.0.1@%u", port);
-	return 0;
+	/* Ready when it accepts on its TCP port (it binds UDP and TCP together);
+	 * a fixed pause was too short on a busy machine. */
+	for (int i = 0; i < 600; i++) {
+		if (accepts(port)) {
+			snprintf(out, outlen, "127.0.0.1@%u", port);
+			return 0;
+		}
+		if (waitpid(dns_pid, NULL, WNOHANG) == dns_pid)
+			return -1; /* e.g. the port was taken since free_port() */
+		usleep(50 * 1000);
+	}
+	kill(dns_pid, SIGKILL);
+	waitpid(dns_pid, NULL, 0);
+	return -1;
+}
+
+static int start_dns(char *out, size_t outlen)
+{
+	for (int attempt = 0; attempt < 3; attempt++)
+		if (start_dns_once(out, outlen) == 0)
+			return 0;
+	return -1;
 }
 
 static void check(const char *ip, const char *mail_from, const char *from,
