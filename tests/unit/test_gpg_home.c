@@ -96,12 +96,13 @@ static unsigned agents_in_tmpdir(void)
 	return n;
 }
 
-/* gpgconf --kill returns before the agent is gone: wait (bounded) for COUNT. */
+/* gpgconf --kill returns before the agent is gone (it exits at its next
+ * timer tick, seconds later on a busy machine): wait (bounded) for COUNT. */
 static unsigned agents_settle(unsigned count)
 {
 	unsigned n = agents_in_tmpdir();
 
-	for (int i = 0; i < 50 && n > count; i++) {
+	for (int i = 0; i < 200 && n > count; i++) {
 		usleep(100 * 1000);
 		n = agents_in_tmpdir();
 	}
