@@ -2,7 +2,8 @@
  * cmd_append.c - APPEND (RFC 3501 6.3.11) with APPENDUID (RFC 4315),
  * APPENDLIMIT (RFC 7889), MULTIAPPEND (RFC 3502: several messages in one
  * command, stored all or none) and the UTF8 data item of UTF8=ACCEPT
- * (RFC 6855 4). The messages go through
+ * (RFC 6855 4), binary content in a literal8 (RFC 3516 4.4: NUL in a part's
+ * content, stored as it came). The messages go through
  * deliver_to_mailbox() on the job pool in one transaction: scanned (result
  * stored 1:1), sealed to the owner's key, stored; the session waits
  * meanwhile.
@@ -189,11 +190,25 @@ static int parse_one(struct imap_session *s, struct imap_command *cmd, size_t *i
 		imap_no(s, "Empty message");
 		return -1;
 	}
-	/* RFC 3516 4.4: binary content cannot be stored as it is (messages
-	 * are RFC 5322 text); content without NUL is ordinary 8-bit text. */
+	/* RFC 3516 4.4: binary content (a literal8 with NUL) is stored as it
+	 * came, when each NUL lies in the content of a part that base64 can
+	 * carry in the textual form every other FETCH shows (imap_binary.c). */
 	if (msg->literal8 && memchr(msg->str, '\0', msg->len)) {
-		imap_no(s, "[UNKNOWN-CTE] Binary content cannot be stored");
-		return -1;
+		unsigned char *text;
+		size_t text_len;
+		int rc = imap_binary_text((const unsigned char *)msg->str, msg->len, true, &text,
+					  &text_len);
+
+		imap_wipe_free(text, text_len);
+		if (rc == -1) {
+			imap_no(s, "[UNAVAILABLE] Out of memory");
+			return -1;
+		}
+		if (rc == -2) {
+			imap_no(s, "[UNKNOWN-CTE] NUL is allowed only in the content of a part "
+				   "without a transfer encoding");
+			return -1;
+		}
 	}
 	if (msg->len > s->cfg->limits.max_message_size) {
 		imap_no(s, "[TOOBIG] Message larger than %zu bytes",

@@ -104,12 +104,21 @@ static void write_section(struct imap_buf *b, const char *msg, const struct imap
  * when it holds NUL; BINARY.SIZE[part] as the decoded size. A part that does
  * not exist is empty, as in BODY[]. 0, or imap_binary's -2 / -3. */
 static int write_binary(struct imap_buf *b, const char *msg, const struct imap_mime *root,
-			const struct imap_fetch_att *a)
+			const struct imap_fetch_att *a, const char *raw, size_t raw_len)
 {
 	struct imap_buf scratch = {0};
 	const char *data = "";
 	size_t len = 0;
-	int rc = imap_binary(msg, root, a, &scratch, &data, &len);
+	int rc = 0;
+
+	/* The whole message as stored, NUL included (RAW); a part comes from
+	 * the textual form, where a part with NUL is base64 to decode. */
+	if (a->n_parts == 0 && raw) {
+		data = raw;
+		len = raw_len;
+	} else {
+		rc = imap_binary(msg, root, a, &scratch, &data, &len);
+	}
 
 	if (rc < -1) {
 		ibuf_free(&scratch);
@@ -134,7 +143,8 @@ static int write_binary(struct imap_buf *b, const char *msg, const struct imap_m
 
 /* 0, or write_binary's -2 (unknown transfer encoding) / -3 (out of memory). */
 static int write_item(struct imap_buf *b, const struct imap_fetch_att *a, const struct imap_msg *m,
-		      const char *msg, size_t msg_len, const struct imap_mime *root)
+		      const char *msg, size_t msg_len, const struct imap_mime *root, const char *raw,
+		      size_t raw_len)
 {
 	struct imap_fetch_att alias;
 
@@ -184,7 +194,7 @@ static int write_item(struct imap_buf *b, const struct imap_fetch_att *a, const 
 		break;
 	case FETCH_BINARY:
 	case FETCH_BINARY_SIZE:
-		return write_binary(b, msg, root, a);
+		return write_binary(b, msg, root, a, raw, raw_len);
 	}
 	return 0;
 }
@@ -249,8 +259,8 @@ static void fetch_one(struct imap_fetch_run *r, uint32_t seq)
 	struct imap_session *s = r->s;
 	struct store *st = conn_store(s->c);
 	struct imap_msg *m = &s->sel.msgs[seq - 1];
-	unsigned char *msg = NULL;
-	size_t msg_len = 0;
+	unsigned char *msg = NULL, *raw = NULL;
+	size_t msg_len = 0, raw_len = 0;
 	struct imap_mime *root = NULL;
 	struct imap_buf b = {0};
 	bool flags_now = false;
@@ -259,12 +269,21 @@ static void fetch_one(struct imap_fetch_run *r, uint32_t seq)
 		return;
 
 	if (r->content) {
-		int rc = r->whole ? imap_message_load(s, m, &msg, &msg_len)
+		int rc = r->whole ? imap_message_load_raw(s, m, &msg, &msg_len)
 				  : imap_message_load_header(s, m, &msg, &msg_len);
 		if (rc == STORE_NOTFOUND)
 			return; /* expunged meanwhile by another session */
+		/* A message stored with NUL: BINARY[] gives it as it is, the rest
+		 * its textual form. */
+		if (rc == STORE_OK && r->whole && memchr(msg, '\0', msg_len)) {
+			raw = msg;
+			raw_len = msg_len;
+			if (imap_binary_text(raw, raw_len, false, &msg, &msg_len) != 0)
+				rc = STORE_ERR;
+		}
 		if (rc != STORE_OK || !(root = imap_mime_parse((char *)msg, msg_len))) {
 			imap_wipe_free(msg, msg_len);
+			imap_wipe_free(raw, raw_len);
 			r->failed = true;
 			r->unreadable |= rc == IMAP_UNREADABLE;
 			return;
@@ -292,7 +311,8 @@ static void fetch_one(struct imap_fetch_run *r, uint32_t seq)
 		int rc;
 		if (i)
 			ibuf_str(&b, " ");
-		rc = write_item(&b, &r->atts.atts[i], m, (const char *)msg, msg_len, root);
+		rc = write_item(&b, &r->atts.atts[i], m, (const char *)msg, msg_len, root,
+				(const char *)raw, raw_len);
 		if (rc == -2)
 			r->unknown_cte = true;
 		if (rc < 0)
@@ -313,6 +333,7 @@ static void fetch_one(struct imap_fetch_run *r, uint32_t seq)
 	ibuf_free(&b);
 	imap_mime_free(root);
 	imap_wipe_free(msg, msg_len);
+	imap_wipe_free(raw, raw_len);
 }
 
 /* The tagged reply once every message is served. */

@@ -162,6 +162,13 @@ int imap_resolve_set(struct imap_session *s, const char *set_text, bool by_uid, 
 #define IMAP_UNREADABLE 100
 int imap_message_load(struct imap_session *s, const struct imap_msg *m, unsigned char **msg,
 		      size_t *len);
+/* The message as stored, NUL included (FETCH BINARY[]), where
+ * imap_message_load gives its textual form (imap_binary_text). */
+int imap_message_load_raw(struct imap_session *s, const struct imap_msg *m, unsigned char **msg,
+			  size_t *len);
+/* Replaces a loaded message that holds NUL by its textual form; a STORE_*
+ * code (STORE_ERR when out of memory, *MSG unchanged then). */
+int imap_message_text(unsigned char **msg, size_t *len);
 /* Only M's top-level header block (with its blank line), from the session's
  * cache when it was read before (imap_hdrcache.c); wipe and free like a
  * loaded message. Parsed alone it gives the same top-level header. */
@@ -225,6 +232,14 @@ const struct imap_mime *imap_mime_part(const struct imap_mime *root, const uint3
  * -3 when out of memory. */
 int imap_binary(const char *msg, const struct imap_mime *root, const struct imap_fetch_att *a,
 		struct imap_buf *scratch, const char **out, size_t *out_len);
+/* The textual form of a message RAW that holds NUL: every part whose content
+ * holds NUL and has no transfer encoding (or 7bit, 8bit, binary) is
+ * base64-encoded, its Content-Transfer-Encoding set to base64. NUL anywhere
+ * else (a header, a boundary line, an encoded part) makes it fail with -2
+ * when STRICT, else it is replaced by 0x80. *OUT malloc'd (wipe before
+ * free). 0, -1 when out of memory, -2. */
+int imap_binary_text(const unsigned char *raw, size_t len, bool strict, unsigned char **out,
+		     size_t *out_len);
 /* Resolves a section to the bytes it names; the result may be built in SCRATCH. 0 or -1. */
 int imap_section(const char *msg, const struct imap_mime *root, const struct imap_fetch_att *a,
 		 struct imap_buf *scratch, const char **out, size_t *out_len);

@@ -642,8 +642,8 @@ void imap_wipe_free(unsigned char *p, size_t len)
 	}
 }
 
-int imap_message_load(struct imap_session *s, const struct imap_msg *m, unsigned char **msg,
-		      size_t *len)
+int imap_message_load_raw(struct imap_session *s, const struct imap_msg *m, unsigned char **msg,
+			  size_t *len)
 {
 	unsigned char *blob = NULL;
 	size_t blob_len = 0;
@@ -661,6 +661,34 @@ int imap_message_load(struct imap_session *s, const struct imap_msg *m, unsigned
 	if (rc != STORE_OK)
 		log_error(_("imap: cannot decrypt message %lld of %s"), (long long)m->id,
 			  s->id.address);
+	return rc;
+}
+
+int imap_message_text(unsigned char **msg, size_t *len)
+{
+	unsigned char *text;
+	size_t text_len;
+
+	if (!memchr(*msg, '\0', *len))
+		return STORE_OK;
+	if (imap_binary_text(*msg, *len, false, &text, &text_len) != 0)
+		return STORE_ERR;
+	imap_wipe_free(*msg, *len);
+	*msg = text;
+	*len = text_len;
+	return STORE_OK;
+}
+
+int imap_message_load(struct imap_session *s, const struct imap_msg *m, unsigned char **msg,
+		      size_t *len)
+{
+	int rc = imap_message_load_raw(s, m, msg, len);
+
+	if (rc == STORE_OK && (rc = imap_message_text(msg, len)) != STORE_OK) {
+		imap_wipe_free(*msg, *len);
+		*msg = NULL;
+		*len = 0;
+	}
 	return rc;
 }
 

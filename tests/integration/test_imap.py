@@ -1248,12 +1248,13 @@ class ImapBinaryTest(ImapBase):
         lines, tagged = r.cmd("FETCH 1:2 (BINARY.PEEK[1])")
         self.assertIn(b"NO [UNKNOWN-CTE]", tagged)
         self.assertEqual(lines, [b"* 2 FETCH (BINARY[1] {25}", b"first line", b"second line", b")"])
-        # APPEND with a literal8 (RFC 3516 4.4): text is stored, NUL refused.
+        # APPEND with a literal8 (RFC 3516 4.4): text is stored; NUL only in
+        # a part's content (test_imap_binary.py), not in the header.
         r.send(b"a1 APPEND INBOX ~{%d}\r\n" % len(SIMPLE))
         self.assertTrue(r.line().startswith(b"+"))
         r.send(SIMPLE + b"\r\n")
         self.assertIn(b"a1 OK [APPENDUID", r.until("a1")[1])
-        binary = b"Subject: x\r\n\r\nab\0cdef\r\n"
+        binary = b"Subject: x\0y\r\n\r\nabcdef\r\n"
         r.send(b"a2 APPEND INBOX ~{%d+}\r\n%s\r\n" % (len(binary), binary))
         self.assertIn(b"a2 NO [UNKNOWN-CTE]", r.until("a2")[1])
         for item in ("BINARY[1.MIME]", "BINARY[HEADER]", "BINARY.SIZE[1]<0.5>", "BINARY.PEEK[1]<5>",
