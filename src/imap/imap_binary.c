@@ -165,8 +165,8 @@ static void write_base64_header(struct imap_buf *b, const char *hdr, size_t len)
 		if (blank)
 			break;
 		if (line[0] != ' ' && line[0] != '\t')
-			skipping = l >= 26 && g_ascii_strncasecmp(line, "Content-Transfer-Encoding:",
-								  26) == 0;
+			skipping = l >= 26 &&
+				   g_ascii_strncasecmp(line, "Content-Transfer-Encoding:", 26) == 0;
 		if (!skipping)
 			ibuf_add(b, line, l);
 		p += l;
