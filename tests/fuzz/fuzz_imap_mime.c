@@ -2,7 +2,8 @@
  * fuzz_imap_mime.c - fuzz target for what FETCH builds from a decrypted
  * message: the MIME structure (imap_mime_parse), BODYSTRUCTURE and BODY,
  * ENVELOPE, the bytes of every section (part numbers with HEADER, TEXT,
- * MIME, HEADER.FIELDS (NOT)) and BINARY decoding. The input is the message.
+ * MIME, HEADER.FIELDS (NOT)), BINARY decoding, and the textual form of a
+ * message holding NUL (imap_binary_text). The input is the message.
  * With clang -fsanitize=fuzzer,address (-DPOSTERN_LIBFUZZER) it is a
  * libFuzzer target; in the normal build its main() replays the files given
  * as arguments, or seeded random mutations of a few messages plus generated
@@ -84,6 +85,28 @@ static void walk(const char *msg, const struct imap_mime *root, const struct ima
 	}
 }
 
+/* The textual form of a message with NUL (imap_binary_text) holds no NUL
+ * and parses; the strict form exists only when nothing had to be replaced. */
+static void text_view(const uint8_t *data, size_t size)
+{
+	unsigned char *text = NULL;
+	size_t len = 0;
+	struct imap_mime *m;
+
+	if (imap_binary_text(data, size, false, &text, &len) == 0) {
+		if (memchr(text, '\0', len))
+			abort();
+		m = imap_mime_parse((const char *)text, len);
+		imap_mime_free(m);
+		free(text);
+	}
+	if (imap_binary_text(data, size, true, &text, &len) == 0) {
+		if (memchr(text, '\0', len))
+			abort();
+		free(text);
+	}
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	const char *msg = (const char *)data;
@@ -103,6 +126,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	free(v);
 	walk(msg, m, m, path, 0, &budget, 0);
 	imap_mime_free(m);
+	text_view(data, size);
 	return 0;
 }
 
