@@ -4,7 +4,9 @@ service account may not bind, and takes a renewed certificate on SIGHUP.
 
 Runs as root inside `unshare --net` (see test_pgp_keys.py): a private network
 with only lo, where ip_unprivileged_port_start is 1024 (set explicitly, in
-this namespace only). Checks, with curl as the client:
+this namespace only). Where no namespace can be made, `--port N` runs it in
+the host's network on 127.0.0.1 port N (below ip_unprivileged_port_start,
+free). Checks, with curl as the client:
   - the account posternd drops to cannot bind port 443 itself, so a listener
     there proves the bind happened before the drop;
   - a port already taken is a clear start-up error;
@@ -13,6 +15,7 @@ this namespace only). Checks, with curl as the client:
     certificate (curl trusts only the new one; its serial is the new one).
 Exits 0 when all hold; non-zero with the reason on stderr otherwise."""
 
+import argparse
 import os
 import pwd
 import re
@@ -25,8 +28,11 @@ import time
 import harness
 from harness import Server
 
-PORT = 443
-URL = "https://localhost:%d/metrics" % PORT
+PORT = 443  # main() may change it (--port)
+
+
+def url():
+    return "https://localhost:%d/metrics" % PORT
 
 
 def run(*args, check=True):
@@ -67,7 +73,7 @@ def service_account_cannot_bind():
 def serial(cafile):
     """(exit code, serial number) of what curl sees at URL trusting only CAFILE."""
     res = subprocess.run(["curl", "-sS", "-o", "/dev/null", "--max-time", "10", "--cacert", cafile,
-                          "-w", "%{certs}", URL], capture_output=True, text=True, timeout=30)
+                          "-w", "%{certs}", url()], capture_output=True, text=True, timeout=30)
     m = re.search(r"^Serial Number:\s*(\S+)", res.stdout, re.M)
     return res.returncode, m.group(1).replace(":", "").lower() if m else None
 
@@ -86,8 +92,17 @@ def uid_of(pid):
 
 
 def main():
+    global PORT
+    p = argparse.ArgumentParser()
+    p.add_argument("--port", type=int, help="no namespace: use this free port below 1024")
+    args = p.parse_args()
     failures = []
-    isolate()
+    if args.port:
+        PORT = args.port
+        if os.getuid() != 0:
+            raise RuntimeError("must run as root")
+    else:
+        isolate()
     if not harness.RUN_AS:
         raise RuntimeError("the harness does not drop root; nothing to prove")
     if not service_account_cannot_bind():
@@ -124,7 +139,7 @@ def main():
                 break
             time.sleep(0.1)
         if code != 0:
-            raise RuntimeError("curl exited %d on %s:\n%s" % (code, URL, server.log()))
+            raise RuntimeError("curl exited %d on %s:\n%s" % (code, url(), server.log()))
         if uid_of(server.pid) != pwd.getpwnam(harness.RUN_AS).pw_uid:
             failures.append("posternd does not run as %s" % harness.RUN_AS)
         if before != file_serial(server.cafile):
