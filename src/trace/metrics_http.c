@@ -379,7 +379,7 @@ int metrics_http_reload(const char *cert_file, const char *key_file, char *err, 
 		while (slot < METRICS_RETIRED_MAX && retired[slot].daemon != NULL)
 			slot++;
 		if (slot == METRICS_RETIRED_MAX) {
-			slot = 0; /* all busy: the oldest request loses */
+			slot = 0; /* all still busy: cut the requests of one */
 			server_free(&retired[0]);
 		}
 		old = MHD_quiesce_daemon(current.daemon);

@@ -12,7 +12,8 @@ free). Checks, with curl as the client:
   - a port already taken is a clear start-up error;
   - posternd serves /metrics over HTTPS on 443 while running as that account;
   - after a new certificate file and SIGHUP, new connections get the new
-    certificate (curl trusts only the new one; its serial is the new one).
+    certificate (curl trusts only the new one; its serial is the new one),
+    and a connection opened before still gets its answer.
 Exits 0 when all hold; non-zero with the reason on stderr otherwise."""
 
 import argparse
@@ -21,6 +22,7 @@ import pwd
 import re
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -147,6 +149,9 @@ def main():
                             % (before, file_serial(server.cafile)))
         old_ca = os.path.join(files, "old-cert.pem")
         shutil.copyfile(server.cafile, old_ca)
+        # Opened (TLS done) before the reload, used after it.
+        early = ssl.create_default_context(cafile=old_ca).wrap_socket(
+            socket.create_connection(("127.0.0.1", PORT), timeout=10), server_hostname="localhost")
         server.ctl("cert", "selfsigned", "--hostname", "localhost",
                    "--cert", server.cafile, "--key", server.keyfile)
         harness.chown_tree(files)
@@ -166,6 +171,15 @@ def main():
         code, _ = serial(old_ca)
         if code == 0:
             failures.append("after SIGHUP the old certificate is still served")
+        try:
+            early.sendall(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            answer = early.recv(64)
+        except OSError as e:
+            answer = repr(e).encode()
+        finally:
+            early.close()
+        if not answer.startswith(b"HTTP/1.1 200"):
+            failures.append("the connection opened before SIGHUP got %r" % answer)
         if "metrics listener: reloaded the TLS certificate" not in server.log():
             failures.append("no reload message in the log")
         if failures:
