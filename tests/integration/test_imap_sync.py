@@ -141,6 +141,36 @@ class ImapSyncTest(ImapBase):
         self.assertIn(b" OK ", tagged)
         self.assertEqual(lines, [])
 
+    def test_select_again_reports_the_state_not_the_changes(self):
+        a, b = self.pair(5)
+        self.ok(b, r"STORE 2 +FLAGS (\Deleted)")
+        self.ok(b, "EXPUNGE")
+        # One expunge held back in A's view (FETCH may not report it) ...
+        self.ok(a, "FETCH 1 (FLAGS)")
+        self.ok(b, r"STORE 1 +FLAGS (\Seen)")
+        self.ok(b, r"STORE 4 +FLAGS (\Deleted)")
+        self.ok(b, "EXPUNGE")
+        self.fill(b, 2)
+        # ... then SELECT of the same mailbox: its state, no EXPUNGE or FETCH.
+        lines = self.ok(a, "SELECT INBOX")
+        self.assertIn(b"* OK [CLOSED] Previous mailbox closed", lines)
+        self.assertIn(b"* 5 EXISTS", lines)
+        self.assertFalse([l for l in lines if l.endswith(b"EXPUNGE") or b"FETCH" in l], lines)
+        lines = self.ok(a, "FETCH 1:* (UID FLAGS)")
+        self.assertEqual(lines, [rb"* 1 FETCH (UID 1 FLAGS (\Seen))", b"* 2 FETCH (UID 3 FLAGS ())",
+                                 b"* 3 FETCH (UID 4 FLAGS ())", b"* 4 FETCH (UID 6 FLAGS ())",
+                                 b"* 5 FETCH (UID 7 FLAGS ())"])
+        self.assertEqual(self.ok(a, "NOOP"), [])
+        # EXAMINE of it is read-only; SELECT again writes.
+        lines, tagged = a.cmd("EXAMINE INBOX")
+        self.assertIn(b"[READ-ONLY]", tagged)
+        lines, tagged = a.cmd(r"STORE 1 +FLAGS (\Flagged)")
+        self.assertIn(b"NO [READ-ONLY]", tagged)
+        lines, tagged = a.cmd("SELECT INBOX")
+        self.assertIn(b"[READ-WRITE]", tagged)
+        self.ok(a, r"STORE 1 +FLAGS (\Flagged)")
+        self.assertNotIn("out of step", self.srv.log())
+
     def test_deleted_mailbox_expunges_the_view(self):
         user = self.new_user()
         a = self.raw(user)
