@@ -2,8 +2,9 @@
  * cmd_idle.c - IDLE (RFC 2177). While idling, changes to the selected
  * mailbox arrive through src/util/notify (imap_mailbox.c subscribes at
  * SELECT) and are reported at once; DONE ends it. Changes made outside this
- * process (another node on the same MariaDB, admin tools) are found by a
- * cheap look at the mailbox row every IMAP_IDLE_POLL_SEC seconds.
+ * process (another node on the same MariaDB, admin tools) are found by the
+ * view's catch-up read every IMAP_IDLE_POLL_SEC seconds (one row when
+ * nothing changed).
  */
 #include <config.h>
 
@@ -18,25 +19,15 @@
 
 static void idle_poll_arm(struct imap_session *s);
 
-/* One row read; the full comparison only runs when the counters moved. */
 static void idle_poll_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct imap_session *s = arg;
-	struct store_mailbox now;
 	(void)fd;
 	(void)what;
 
 	if (!s->idling || s->state != IMAP_STATE_SELECTED || conn_is_closing(s->c))
 		return;
-	if (store_mailbox_get(conn_store(s->c), s->id.user_id, s->sel.mb.name, &now) == STORE_OK &&
-	    now.id == s->sel.mb.id &&
-	    (now.uidnext != s->sel.mb.uidnext || now.highestmodseq != s->sel.mb.highestmodseq ||
-	     now.messages != s->sel.mb.messages)) {
-		s->sel.mb.uidnext = now.uidnext;
-		s->sel.mb.highestmodseq = now.highestmodseq;
-		s->sel.mb.messages = now.messages;
-		imap_sync(s, true);
-	}
+	imap_sync(s, true);
 	idle_poll_arm(s);
 }
 
