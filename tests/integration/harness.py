@@ -73,6 +73,18 @@ def engine():
     return os.environ.get("POSTERN_TEST_ENGINE", "sqlite")
 
 
+_sanitized = None
+
+
+def sanitized_build():
+    """True when posternd was built with --enable-sanitizers (ASan)."""
+    global _sanitized
+    if _sanitized is None:
+        with open(program("posternd"), "rb") as f:
+            _sanitized = b"__asan_init" in f.read()
+    return _sanitized
+
+
 def program(name):
     """Path of a built program (posternd, posternctl) in the build tree."""
     path = os.path.join(BUILDDIR, name)

@@ -17,6 +17,7 @@ import tempfile
 import time
 import unittest
 
+import harness
 from harness import Server
 
 PASSWORD = "correct horse battery"
@@ -584,9 +585,10 @@ class ImapTest(ImapBase):
             s.sendmail("x@example.net", [user], b"Subject: wake\r\n\r\nup\r\n")
             sent = time.monotonic()
         self.assertEqual(r.line(timeout=5), b"* 1 EXISTS")
-        # Pushed, not found by the 5-second poll (IMAP_IDLE_POLL_SEC); under
-        # ASan on MariaDB on a busy machine the push itself may take over 1 s.
-        self.assertLess(time.monotonic() - sent, 3.0)
+        # Pushed within a second, not found by the 5-second poll
+        # (IMAP_IDLE_POLL_SEC); under ASan on MariaDB on a busy machine the
+        # push itself may take over 1 s, still well below the poll.
+        self.assertLess(time.monotonic() - sent, 3.0 if harness.sanitized_build() else 1.0)
         # Another session's flag change shows up too.
         other = self.client(user)
         other.select("INBOX")
@@ -655,7 +657,6 @@ class ImapTest(ImapBase):
         """pop3_fill writes straight into the store from its own process (as
         another node on a shared database would): no in-process notification,
         so IDLE finds the message by looking at the mailbox row."""
-        import harness
         fill = os.path.join(harness.BUILDDIR, "tests/integration/pop3_fill")
         if not os.access(fill, os.X_OK):
             self.skipTest("tests/integration/pop3_fill not built")
