@@ -157,6 +157,15 @@ static void make_boundary(char out[48])
 	snprintf(out, 48, "=_postern_%s", hex);
 }
 
+/* PRE, "--", BOUNDARY and POST into B: a boundary delimiter line (RFC 2046 5.1.1). */
+static void buf_delimiter(struct buf *b, const char *pre, const char *boundary, const char *post)
+{
+	buf_str(b, pre);
+	buf_str(b, "--");
+	buf_str(b, boundary);
+	buf_str(b, post);
+}
+
 /* ---- header fields on raw bytes ---- */
 
 const char *pgp_sig_status_name(enum pgp_sig_status s)
@@ -470,6 +479,33 @@ static void data_take(gpgme_data_t d, struct buf *b, bool crlf)
 	gpgme_free(p);
 }
 
+/*
+ * IN over the N bytes at P and an empty OUT for one GPGME operation; -1
+ * with neither and "out of memory" in ERR when one cannot be made.
+ */
+static int data_pair(const void *p, size_t n, gpgme_data_t *in, gpgme_data_t *out, char *err,
+		     size_t errlen)
+{
+	*out = NULL;
+	*in = data_from(p, n);
+	if (*in && gpgme_data_new(out) == 0)
+		return 0;
+	if (*in)
+		gpgme_data_release(*in);
+	*in = NULL;
+	*out = NULL;
+	set_err(err, errlen, "out of memory");
+	return -1;
+}
+
+/* CTX writes ARMOR or binary output, takes its input as binary and has no signers yet. */
+static void output_mode(gpgme_ctx_t ctx, bool armor)
+{
+	gpgme_set_armor(ctx, armor);
+	gpgme_set_textmode(ctx, 0);
+	gpgme_signers_clear(ctx);
+}
+
 static void gpg_err_text(const char *what, gpgme_error_t e, char *err, size_t errlen)
 {
 	set_err(err, errlen, "%s: %s", what, gpgme_strerror(e));
@@ -507,19 +543,13 @@ static int detach_sign(gpgme_ctx_t ctx, gpgme_key_t signer, const unsigned char 
 		       struct buf *sig, char micalg[32], char *err, size_t errlen)
 {
 	gpgme_protocol_t proto = gpgme_get_protocol(ctx);
-	gpgme_data_t in = data_from(data, n), out = NULL;
+	gpgme_data_t in, out;
 	gpgme_sign_result_t sr;
 	gpgme_error_t e;
 
-	if (!in || gpgme_data_new(&out) != 0) {
-		if (in)
-			gpgme_data_release(in);
-		set_err(err, errlen, "out of memory");
+	if (data_pair(data, n, &in, &out, err, errlen) != 0)
 		return -1;
-	}
-	gpgme_set_armor(ctx, proto == GPGME_PROTOCOL_OpenPGP);
-	gpgme_set_textmode(ctx, 0);
-	gpgme_signers_clear(ctx);
+	output_mode(ctx, proto == GPGME_PROTOCOL_OpenPGP);
 	e = gpgme_signers_add(ctx, signer);
 	if (!e)
 		e = gpgme_op_sign(ctx, in, out, GPGME_SIG_MODE_DETACH);
@@ -565,11 +595,9 @@ static int signed_entity(gpgme_ctx_t ctx, gpgme_key_t signer, const struct buf *
 	buf_str(out, line);
 	buf_str(out, cms ? "This is a cryptographically signed message in MIME format.\r\n\r\n"
 			 : "This is an OpenPGP/MIME signed message (RFC 4880 and 3156)\r\n\r\n");
-	snprintf(line, sizeof(line), "--%s\r\n", boundary);
-	buf_str(out, line);
+	buf_delimiter(out, "", boundary, "\r\n");
 	buf_add(out, entity->p, entity->len);
-	snprintf(line, sizeof(line), "\r\n--%s\r\n", boundary);
-	buf_str(out, line);
+	buf_delimiter(out, "\r\n", boundary, "\r\n");
 	if (cms) {
 		buf_str(out, "Content-Type: application/pkcs7-signature; name=\"smime.p7s\"\r\n"
 			     "Content-Transfer-Encoding: base64\r\n"
@@ -584,8 +612,7 @@ static int signed_entity(gpgme_ctx_t ctx, gpgme_key_t signer, const struct buf *
 		if (sig.len && sig.p[sig.len - 1] != '\n')
 			buf_add(out, "\r\n", 2);
 	}
-	snprintf(line, sizeof(line), "--%s--\r\n", boundary);
-	buf_str(out, line);
+	buf_delimiter(out, "", boundary, "--\r\n");
 	buf_free(&sig);
 	return out->failed ? -1 : 0;
 }
@@ -702,13 +729,13 @@ int pgp_mime_encrypt(gpgme_ctx_t ctx, gpgme_key_t *recipients, gpgme_key_t signe
 	} else {
 		buf_add(&plain, entity.p, entity.len);
 	}
-	if (plain.failed || !(in = data_from(plain.p, plain.len)) || gpgme_data_new(&enc) != 0) {
+	if (plain.failed) {
 		set_err(err, errlen, "out of memory");
 		goto out;
 	}
-	gpgme_set_armor(ctx, !cms);
-	gpgme_set_textmode(ctx, 0);
-	gpgme_signers_clear(ctx);
+	if (data_pair(plain.p, plain.len, &in, &enc, err, errlen) != 0)
+		goto out;
+	output_mode(ctx, !cms);
 	if (!cms && signer) {
 		e = gpgme_signers_add(ctx, signer);
 		if (!e)
@@ -752,18 +779,16 @@ int pgp_mime_encrypt(gpgme_ctx_t ctx, gpgme_key_t *recipients, gpgme_key_t signe
 			 boundary);
 		buf_str(&res, line);
 		buf_str(&res, "This is an OpenPGP/MIME encrypted message (RFC 4880 and 3156)\r\n");
-		snprintf(line, sizeof(line), "--%s\r\n", boundary);
-		buf_str(&res, line);
+		buf_delimiter(&res, "", boundary, "\r\n");
 		buf_str(&res, "Content-Type: application/pgp-encrypted\r\n"
 			      "Content-Description: PGP/MIME version identification\r\n\r\n"
 			      "Version: 1\r\n\r\n");
-		buf_str(&res, line);
+		buf_delimiter(&res, "", boundary, "\r\n");
 		buf_str(&res, "Content-Type: application/octet-stream; name=\"encrypted.asc\"\r\n"
 			      "Content-Description: OpenPGP encrypted message\r\n"
 			      "Content-Disposition: inline; filename=\"encrypted.asc\"\r\n\r\n");
 		buf_add(&res, cipher.p, cipher.len);
-		snprintf(line, sizeof(line), "\r\n--%s--\r\n", boundary);
-		buf_str(&res, line);
+		buf_delimiter(&res, "\r\n", boundary, "--\r\n");
 	}
 	rc = buf_take(&res, out, out_len, err, errlen);
 out:
@@ -1184,10 +1209,8 @@ int pgp_mime_decrypt(gpgme_ctx_t ctx, const unsigned char *msg, size_t len, unsi
 		set_err(err, errlen, "malformed encrypted message (no encrypted data part)");
 		goto out;
 	}
-	if (!(in = data_from(cipher.p, cipher.len)) || gpgme_data_new(&plain) != 0) {
-		set_err(err, errlen, "out of memory");
+	if (data_pair(cipher.p, cipher.len, &in, &plain, err, errlen) != 0)
 		goto out;
-	}
 	if (info.encrypted_kind == PGP_KIND_PGPMIME)
 		e = gpgme_op_decrypt_verify(ctx, in, plain);
 	else
@@ -1284,19 +1307,15 @@ int pgp_mime_password_protect(gpgme_ctx_t ctx, const char *password, const unsig
 	}
 	if (prepare_entity(msg, len, false, &outer, &entity, err, errlen) != 0)
 		goto out;
-	if (!(in = data_from(entity.p, entity.len)) || gpgme_data_new(&enc) != 0) {
-		set_err(err, errlen, "out of memory");
+	if (data_pair(entity.p, entity.len, &in, &enc, err, errlen) != 0)
 		goto out;
-	}
 	gpgme_get_passphrase_cb(ctx, &old_cb, &old_hook);
 	old_mode = gpgme_get_pinentry_mode(ctx);
 	gpgme_set_passphrase_cb(ctx, password_cb, (void *)password);
 	gpgme_set_pinentry_mode(ctx, GPGME_PINENTRY_MODE_LOOPBACK);
 	/* The agent must not remember the password after this message. */
 	gpgme_set_ctx_flag(ctx, "no-symkey-cache", "1");
-	gpgme_set_armor(ctx, 1);
-	gpgme_set_textmode(ctx, 0);
-	gpgme_signers_clear(ctx);
+	output_mode(ctx, true);
 	e = gpgme_op_encrypt(ctx, NULL, GPGME_ENCRYPT_SYMMETRIC, in, enc);
 	gpgme_set_passphrase_cb(ctx, old_cb, old_hook);
 	gpgme_set_pinentry_mode(ctx, old_mode);
@@ -1312,20 +1331,17 @@ int pgp_mime_password_protect(gpgme_ctx_t ctx, const char *password, const unsig
 		 "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"%s\"\r\n\r\n",
 		 boundary);
 	buf_str(&res, line);
-	snprintf(line, sizeof(line), "--%s\r\n", boundary);
-	buf_str(&res, line);
+	buf_delimiter(&res, "", boundary, "\r\n");
 	buf_str(&res, "Content-Type: text/plain; charset=us-ascii\r\n"
 		      "Content-Transfer-Encoding: 7bit\r\n\r\n");
 	buf_str(&res, password_notice);
-	snprintf(line, sizeof(line), "\r\n--%s\r\n", boundary);
-	buf_str(&res, line);
+	buf_delimiter(&res, "\r\n", boundary, "\r\n");
 	buf_str(&res, "Content-Type: application/pgp-encrypted; name=\"message.asc\"\r\n"
 		      "Content-Transfer-Encoding: 7bit\r\n"
 		      "Content-Disposition: attachment; filename=\"message.asc\"\r\n"
 		      "Content-Description: password-protected message (OpenPGP)\r\n\r\n");
 	buf_add(&res, cipher.p, cipher.len);
-	snprintf(line, sizeof(line), "\r\n--%s--\r\n", boundary);
-	buf_str(&res, line);
+	buf_delimiter(&res, "\r\n", boundary, "--\r\n");
 	rc = buf_take(&res, out, out_len, err, errlen);
 out:
 	if (in)
