@@ -4,13 +4,16 @@
  * a config file or a store.
  *
  *   scantool train DIR OUT [--algo lr|nb] [--bits N] [--epochs N] [--threshold T]
- *                          [--ham-weight W] [--cv] [--cv-repeat N] [--cv-misses] [--all]
+ *                          [--ham-weight W] [--cv] [--cv-repeat N] [--cv-misses]
+ *                          [--cv-scores FILE] [--all]
  *
  * --cv prints the out-of-fold figures (training part only) behind the
  * threshold choice: the way to compare settings without the test part.
  * --cv-repeat N scores N different 5-fold partitions and sums their errors
  * (less noise when comparing settings); --cv-misses names every message
- * the out-of-fold models got wrong (first partition).
+ * the out-of-fold models got wrong (first partition); --cv-scores FILE
+ * writes every out-of-fold class probability (all partitions), for comparing
+ * decision rules and combinations offline without retraining.
  *   scantool eval DIR [--model FILE] [--json] [--all] [--predictions FILE]
  *   scantool scan FILE [--model FILE]
  *
@@ -28,7 +31,8 @@ static int usage(void)
 {
 	fprintf(stderr,
 		"usage: scantool train DIR OUT [--algo lr|nb] [--bits N] [--epochs N] "
-		"[--threshold T] [--ham-weight W] [--cv] [--cv-repeat N] [--cv-misses] [--all]\n"
+		"[--threshold T] [--ham-weight W] [--cv] [--cv-repeat N] [--cv-misses]\n"
+		"                      [--cv-scores FILE] [--all]\n"
 		"       scantool eval DIR [--model FILE] [--json] [--all] [--predictions FILE]\n"
 		"       scantool scan FILE [--model FILE]\n");
 	return 2;
@@ -50,7 +54,7 @@ int main(int argc, char **argv)
 	if (argc < 3)
 		return usage();
 	const char *cmd = argv[1];
-	const char *model = NULL, *predictions = NULL;
+	const char *model = NULL, *predictions = NULL, *cv_scores = NULL;
 	bool json = false;
 	struct scan_train_opts o = {.split = SCAN_SPLIT_TRAIN};
 	enum scan_split eval_split = SCAN_SPLIT_TEST;
@@ -65,6 +69,9 @@ int main(int argc, char **argv)
 		} else if (strcmp(a, "--cv-misses") == 0) {
 			o.report = stderr;
 			o.cv_misses = true;
+		} else if (v && strcmp(a, "--cv-scores") == 0) {
+			cv_scores = v;
+			i++;
 		} else if (v && strcmp(a, "--cv-repeat") == 0) {
 			o.report = stderr;
 			o.cv_repeats = (unsigned)strtoul(v, NULL, 10);
@@ -129,12 +136,19 @@ int main(int argc, char **argv)
 	int rc = 0;
 	if (strcmp(cmd, "train") == 0) {
 		size_t used = 0;
-		if (scan_train(&c, &o, argv[3], &used, err, sizeof(err)) != 0) {
+		if (cv_scores && !(o.cv_scores = fopen(cv_scores, "w"))) {
+			perror(cv_scores);
+			rc = 1;
+		} else if (scan_train(&c, &o, argv[3], &used, err, sizeof(err)) != 0) {
 			fprintf(stderr, "scantool: %s\n", err);
 			rc = 1;
 		} else {
 			fprintf(stderr, "scantool: learned from %zu messages, wrote %s\n", used,
 				argv[3]);
+		}
+		if (o.cv_scores && fclose(o.cv_scores) != 0) {
+			perror(cv_scores);
+			rc = 1;
 		}
 	} else if (strcmp(cmd, "eval") == 0) {
 		struct scan_eval_report r;

@@ -7,7 +7,9 @@
  * extensions, macro-enabled Office files), never by the statistical model.
  * Otherwise the model gives P(ham), P(spam), P(phishing) for the message;
  * when P(ham) falls under the model's threshold the message is spam or
- * phishing, whichever is likelier.
+ * phishing, whichever is likelier; a model with a phishing cut also calls
+ * it phishing when log(P(ham) / P(phishing)) is under that cut
+ * (scan_model_junk; both chosen by cross-validation, scan_train.c).
  *
  * Model lookup when no path is configured (first that exists wins):
  *   1. $POSTERN_SCAN_MODEL
@@ -262,8 +264,8 @@ void scan_message(struct store *st, const unsigned char *msg, size_t len,
 	double p[SCAN_NCLASS];
 	scan_model_score(m, have_delta ? &delta : NULL, d->feats, d->n_feats, p);
 	scan_apply_rules(d->flags, p);
-	int k = p[SCAN_CLASS_PHISH] > p[SCAN_CLASS_SPAM] ? SCAN_CLASS_PHISH : SCAN_CLASS_SPAM;
-	if (p[SCAN_CLASS_HAM] < m->threshold) {
+	int k = scan_model_junk(m, p);
+	if (k != SCAN_CLASS_HAM) {
 		out->verdict = k == SCAN_CLASS_PHISH ? SCAN_PHISHING : SCAN_SPAM;
 		out->confidence =
 		    p[k] / (p[SCAN_CLASS_SPAM] + p[SCAN_CLASS_PHISH]) * (1 - p[SCAN_CLASS_HAM]);
@@ -335,7 +337,9 @@ int scan_learn(struct store *st, int64_t user_id, const unsigned char *msg, size
 		scan_model_score(m, &delta, feats, n, p);
 		scan_apply_rules(flags, p);
 		int ok = target == SCAN_CLASS_HAM
-			     ? p[SCAN_CLASS_HAM] >= m->threshold + 0.2
+			     ? p[SCAN_CLASS_HAM] >= m->threshold + 0.2 &&
+				   (!m->has_phish_cut ||
+				    p[SCAN_CLASS_HAM] > p[SCAN_CLASS_PHISH] * exp(m->phish_cut + 1))
 			     : p[SCAN_CLASS_HAM] < m->threshold - 0.2 && p[target] >= p[3 - target];
 		if (ok)
 			break;

@@ -33,18 +33,52 @@ static void out_space(struct html_out *o)
 		out_byte(o, ' ');
 }
 
+/* Writes code point CP as UTF-8 (never longer than the entity it came from). */
+static void out_utf8(struct html_out *o, unsigned long cp)
+{
+	if (cp == 0 || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
+		out_byte(o, ' ');
+	} else if (cp < 0x80) {
+		out_byte(o, (char)cp);
+	} else if (cp < 0x800) {
+		out_byte(o, (char)(0xc0 | (cp >> 6)));
+		out_byte(o, (char)(0x80 | (cp & 0x3f)));
+	} else if (cp < 0x10000) {
+		out_byte(o, (char)(0xe0 | (cp >> 12)));
+		out_byte(o, (char)(0x80 | ((cp >> 6) & 0x3f)));
+		out_byte(o, (char)(0x80 | (cp & 0x3f)));
+	} else {
+		out_byte(o, (char)(0xf0 | (cp >> 18)));
+		out_byte(o, (char)(0x80 | ((cp >> 12) & 0x3f)));
+		out_byte(o, (char)(0x80 | ((cp >> 6) & 0x3f)));
+		out_byte(o, (char)(0x80 | (cp & 0x3f)));
+	}
+}
+
 /* Decodes the entity at S (after '&'); returns bytes consumed, 0 if none. */
 static size_t entity(const char *s, size_t len, struct html_out *o)
 {
+	/* The markup characters, and the letters and punctuation of Latin
+	 * text that HTML mail writes as named entities ("caf&eacute;"). */
 	static const struct {
 		const char *name;
-		char c;
-	} named[] = {{"amp;", '&'},  {"lt;", '<'},    {"gt;", '>'},
-		     {"quot;", '"'}, {"apos;", '\''}, {"nbsp;", ' '}};
+		unsigned long cp;
+	} named[] = {{"amp;", '&'},	 {"lt;", '<'},	     {"gt;", '>'},	{"quot;", '"'},
+		     {"apos;", '\''},	 {"nbsp;", ' '},     {"eacute;", 0xe9}, {"egrave;", 0xe8},
+		     {"ecirc;", 0xea},	 {"agrave;", 0xe0},  {"aacute;", 0xe1}, {"acirc;", 0xe2},
+		     {"ccedil;", 0xe7},	 {"iacute;", 0xed},  {"oacute;", 0xf3}, {"uacute;", 0xfa},
+		     {"ntilde;", 0xf1},	 {"auml;", 0xe4},    {"ouml;", 0xf6},	{"uuml;", 0xfc},
+		     {"szlig;", 0xdf},	 {"copy;", 0xa9},    {"reg;", 0xae},	{"trade;", 0x2122},
+		     {"euro;", 0x20ac},	 {"pound;", 0xa3},   {"mdash;", 0x2014}, {"ndash;", 0x2013},
+		     {"rsquo;", 0x2019}, {"lsquo;", 0x2018}, {"ldquo;", 0x201c}, {"rdquo;", 0x201d},
+		     {"hellip;", 0x2026}, {"bull;", 0x2022}, {"middot;", 0xb7}, {"shy;", 0}};
 	for (size_t i = 0; i < sizeof(named) / sizeof(named[0]); i++) {
 		size_t n = strlen(named[i].name);
-		if (len >= n && strncasecmp(s, named[i].name, n) == 0) {
-			out_byte(o, named[i].c);
+		if (len >= n && (s[0] | 0x20) == named[i].name[0] &&
+		    strncasecmp(s, named[i].name, n) == 0) {
+			/* A soft hyphen splits nothing: "Vi&shy;agra". */
+			if (named[i].cp)
+				out_utf8(o, named[i].cp);
 			return n;
 		}
 	}
@@ -65,9 +99,14 @@ static size_t entity(const char *s, size_t len, struct html_out *o)
 		}
 		if (k < len && s[k] == ';')
 			k++;
-		/* ASCII survives as itself (obfuscated "&#112;aypal"); the rest
-		 * becomes a word byte so tokens stay together. */
-		out_byte(o, cp > 0 && cp < 0x80 ? (char)cp : (char)0x80);
+		/* ASCII survives as itself (obfuscated "&#112;aypal"), the rest
+		 * as UTF-8; zero-width characters vanish so they cannot split
+		 * a word ("pay&#8203;pal"). */
+		if (k < 3 || (hex && k < 4))
+			return 0;
+		if (cp == 0x200b || cp == 0x200c || cp == 0x200d || cp == 0xad || cp == 0xfeff)
+			return k;
+		out_utf8(o, cp);
 		return k;
 	}
 	return 0;
@@ -104,6 +143,46 @@ static int tag_attr(const char *s, size_t len, const char *name, char *out, size
 		return 0;
 	}
 	return -1;
+}
+
+/* Does the tag's style hide its content (display:none, visibility:hidden)? */
+static int tag_hidden(const char *s, size_t len)
+{
+	char style[256], norm[256];
+	if (tag_attr(s, len, "style", style, sizeof(style)) != 0)
+		return 0;
+	size_t o = 0;
+	for (const char *p = style; *p; p++)
+		if (!isspace((unsigned char)*p))
+			norm[o++] = (char)tolower((unsigned char)*p);
+	norm[o] = '\0';
+	return strstr(norm, "display:none") || strstr(norm, "visibility:hidden");
+}
+
+/* Index after the element NAME that starts its content at I (nested
+ * elements of the same name counted), or LEN when it is not closed. */
+static size_t skip_element(const char *html, size_t len, size_t i, const char *name, size_t nl)
+{
+	int depth = 1;
+	while (i < len) {
+		const char *lt = memchr(html + i, '<', len - i);
+		if (!lt)
+			return len;
+		size_t k = (size_t)(lt - html) + 1;
+		int closing = k < len && html[k] == '/';
+		if (closing)
+			k++;
+		if (k + nl <= len && strncasecmp(html + k, name, nl) == 0 &&
+		    (k + nl == len || !isalnum((unsigned char)html[k + nl]))) {
+			depth += closing ? -1 : 1;
+			if (depth == 0) {
+				const char *gt = memchr(html + k, '>', len - k);
+				return gt ? (size_t)(gt - html) + 1 : len;
+			}
+		}
+		i = k;
+	}
+	return len;
 }
 
 static int inline_tag(const char *name)
@@ -189,6 +268,13 @@ void scan_html(struct scan_doc *d, const char *html, size_t len)
 				k++;
 			}
 			i = k + cl <= len ? k : len;
+			continue;
+		}
+		if (!closing && nl && tag_hidden(html + t, tend - t)) {
+			/* Text the reader never sees (display:none) is there
+			 * for filters: leave it out, and say it was there. */
+			scan_feat_str(d, "html", "hidden-text");
+			i = skip_element(html, len, i, name, nl);
 			continue;
 		}
 		if (strcmp(name, "a") == 0) {

@@ -138,6 +138,10 @@ struct scan_model {
 	float bias[SCAN_NCLASS];
 	float *w;	  /* (1 << bits) * SCAN_NCLASS, row-major */
 	double threshold; /* P(ham) below this: not clean */
+	/* Separate phishing cut: when HAS_PHISH_CUT, a message is also phishing
+	 * when log(P(ham) / P(phishing)) < PHISH_CUT (scan_model_junk). */
+	bool has_phish_cut;
+	double phish_cut;
 };
 
 /* Sparse per-user deltas on top of the global model. */
@@ -160,6 +164,11 @@ const struct scan_model *scan_model_current(void);
 /* Adds the rule evidence (look-alike links, brand impersonation) of FLAGS
  * to class probabilities P. */
 void scan_apply_rules(uint32_t flags, double p[SCAN_NCLASS]);
+/* The verdict of class probabilities P under M: SCAN_CLASS_HAM (clean),
+ * SCAN_CLASS_SPAM or SCAN_CLASS_PHISH. Not clean when P(ham) is under the
+ * threshold (then the likelier of spam and phishing), or phishing when the
+ * phishing cut says so. */
+int scan_model_junk(const struct scan_model *m, const double p[SCAN_NCLASS]);
 /* Replaces the process-wide model (takes ownership). */
 void scan_model_set(struct scan_model *m);
 size_t scan_model_rows(const struct scan_model *m);

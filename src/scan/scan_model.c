@@ -13,6 +13,7 @@
  *   bits=<B>                        2^B hash buckets
  *   norm=sqrt|none                  feature scaling: 1/sqrt(features present) or 1
  *   threshold=<t>                   P(ham) under t: not clean
+ *   phish_cut=<c>                   optional: log(P(ham)/P(phishing)) under c: phishing
  *   bias=<b0> <b1> <b2>             ham, spam, phishing
  *   scale=<s>                       weight = int16 * s
  *   rows=<N>
@@ -132,6 +133,8 @@ int scan_model_write(const struct scan_model *m, const char *path, char *err, si
 	char params[256];
 	int pl = snprintf(params, sizeof(params), "%.6f %.9g %.9g %.9g", m->threshold,
 			  (double)m->bias[0], (double)m->bias[1], (double)m->bias[2]);
+	if (m->has_phish_cut)
+		pl += snprintf(params + pl, sizeof(params) - (size_t)pl, " %.6f", m->phish_cut);
 	crypto_hash_sha256_state vs;
 	crypto_hash_sha256_init(&vs);
 	crypto_hash_sha256_update(&vs, bin, o);
@@ -139,13 +142,15 @@ int scan_model_write(const struct scan_model *m, const char *path, char *err, si
 	crypto_hash_sha256_final(&vs, h);
 	sodium_bin2hex(hex, sizeof(hex), h, 6);
 
-	char header[1024];
+	char header[1024], cut[64] = "";
+	if (m->has_phish_cut)
+		snprintf(cut, sizeof(cut), "phish_cut=%.6f\n", m->phish_cut);
 	int hl =
 	    snprintf(header, sizeof(header),
 		     MODEL_MAGIC "version=postern-%s-%s\nalgo=%s\nbits=%u\nnorm=%s\n"
-				 "threshold=%.6f\nbias=%.9g %.9g %.9g\nscale=%.9g\nrows=%zu\n\n",
+				 "threshold=%.6f\n%sbias=%.9g %.9g %.9g\nscale=%.9g\nrows=%zu\n\n",
 		     m->algo, hex, m->algo, m->bits, m->norm_sqrt ? "sqrt" : "none", m->threshold,
-		     (double)m->bias[0], (double)m->bias[1], (double)m->bias[2], scale, rows);
+		     cut, (double)m->bias[0], (double)m->bias[1], (double)m->bias[2], scale, rows);
 	crypto_hash_sha256_state st;
 	crypto_hash_sha256_init(&st);
 	crypto_hash_sha256_update(&st, (const unsigned char *)header, (size_t)hl);
@@ -270,6 +275,15 @@ int scan_model_read(const char *path, struct scan_model **out, char *err, size_t
 	sscanf(v_version, "%63[^\n]", m->version);
 	m->norm_sqrt = strncmp(v_norm, "sqrt\n", 5) == 0;
 	m->threshold = strtod(v_thr, NULL);
+	const char *v_cut = header_value(hdr, "phish_cut");
+	if (v_cut) {
+		char *cend;
+		m->phish_cut = strtod(v_cut, &cend);
+		why = "bad phish_cut line";
+		if (cend == v_cut || *cend != '\n' || !isfinite(m->phish_cut))
+			goto out;
+		m->has_phish_cut = true;
+	}
 	double scale = strtod(v_scale, NULL);
 	double b0, b1, b2;
 	why = "bad bias line";
@@ -370,6 +384,16 @@ void scan_model_score(const struct scan_model *m, const struct scan_delta *delta
 	}
 	for (int c = 0; c < SCAN_NCLASS; c++)
 		prob[c] /= sum;
+}
+
+int scan_model_junk(const struct scan_model *m, const double p[SCAN_NCLASS])
+{
+	if (p[SCAN_CLASS_HAM] < m->threshold)
+		return p[SCAN_CLASS_PHISH] > p[SCAN_CLASS_SPAM] ? SCAN_CLASS_PHISH : SCAN_CLASS_SPAM;
+	if (m->has_phish_cut && p[SCAN_CLASS_PHISH] > 0 &&
+	    log(p[SCAN_CLASS_HAM] / p[SCAN_CLASS_PHISH]) < m->phish_cut)
+		return SCAN_CLASS_PHISH;
+	return SCAN_CLASS_HAM;
 }
 
 /* ---- per-user deltas: sorted sparse rows ----

@@ -46,6 +46,9 @@ struct scan_train_opts {
 	FILE *report;	       /* when set: out-of-fold figures of the threshold choice */
 	unsigned cv_repeats;   /* with report: partitions scored (1..8; 0 = 1) */
 	bool cv_misses;	       /* with report: name the out-of-fold mistakes */
+	FILE *cv_scores;       /* when set: every out-of-fold score, one line per message
+				* and partition: "<partition> <label> <P(ham)> <P(spam)>
+				* <P(phishing)> <path>" (rule evidence included) */
 };
 
 /* Trains on the chosen part of C and writes the model to OUT_PATH.
