@@ -5,6 +5,7 @@
 #ifndef POSTERN_OTP_INT_H
 #define POSTERN_OTP_INT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -33,5 +34,8 @@ void otp_random_code(char *out, size_t groups);
 int otp_code_shape(const char *s, size_t len, size_t groups);
 /* Lower-cases a code of LEN bytes into OUT (LEN + 1 bytes). */
 void otp_code_normalize(const char *s, size_t len, char *out);
+/* Appends S to OUT at *POS, percent-encoded when ESCAPE (all but the RFC 3986
+ * unreserved characters). 0, or -1 when OUTLEN is too small. */
+int otp_uri_put(const char *s, bool escape, char *out, size_t outlen, size_t *pos);
 
 #endif

@@ -177,6 +177,29 @@ void otp_code_normalize(const char *s, size_t len, char *out)
 	out[len] = '\0';
 }
 
+int otp_uri_put(const char *s, bool escape, char *out, size_t outlen, size_t *pos)
+{
+	static const char hex[] = "0123456789ABCDEF";
+
+	for (; *s != '\0'; s++) {
+		unsigned char c = (unsigned char)*s;
+		bool plain = !escape || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+			     (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' || c == '~';
+
+		if (*pos + (plain ? 1 : 3) >= outlen)
+			return -1;
+		if (plain) {
+			out[(*pos)++] = (char)c;
+		} else {
+			out[(*pos)++] = '%';
+			out[(*pos)++] = hex[c >> 4];
+			out[(*pos)++] = hex[c & 15];
+		}
+	}
+	out[*pos] = '\0';
+	return 0;
+}
+
 void otp_state_clear(struct otp_state *s)
 {
 	if (s == NULL)

@@ -23,6 +23,7 @@
 #include <sodium.h>
 
 #include "otp/otp.h"
+#include "otp/otp_int.h"
 #include "util/i18n.h"
 #include "util/log.h"
 
@@ -70,29 +71,6 @@ bool sms_phone_valid(const char *phone)
 	return true;
 }
 
-/* Appends S to OUT, percent-encoded when ESCAPE (phone "+" becomes %2B). */
-static int put(char *out, size_t outlen, size_t *pos, const char *s, bool escape)
-{
-	static const char hex[] = "0123456789ABCDEF";
-
-	for (; *s != '\0'; s++) {
-		unsigned char c = (unsigned char)*s;
-		bool plain = !escape || isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~';
-
-		if (*pos + (plain ? 1 : 3) >= outlen)
-			return -1;
-		if (plain) {
-			out[(*pos)++] = (char)c;
-		} else {
-			out[(*pos)++] = '%';
-			out[(*pos)++] = hex[c >> 4];
-			out[(*pos)++] = hex[c & 15];
-		}
-	}
-	out[*pos] = '\0';
-	return 0;
-}
-
 int sms_render(const char *tmpl, const char *phone, const char *code, bool escape, char *out,
 	       size_t outlen)
 {
@@ -103,11 +81,12 @@ int sms_render(const char *tmpl, const char *phone, const char *code, bool escap
 	out[0] = '\0';
 	while (*tmpl != '\0') {
 		if (strncmp(tmpl, "{phone}", 7) == 0) {
-			if (put(out, outlen, &pos, phone, escape) != 0)
+			/* A phone's "+" becomes %2B. */
+			if (otp_uri_put(phone, escape, out, outlen, &pos) != 0)
 				return -1;
 			tmpl += 7;
 		} else if (strncmp(tmpl, "{code}", 6) == 0) {
-			if (put(out, outlen, &pos, code, escape) != 0)
+			if (otp_uri_put(code, escape, out, outlen, &pos) != 0)
 				return -1;
 			tmpl += 6;
 		} else {

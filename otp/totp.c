@@ -19,6 +19,7 @@
 #include <sodium.h>
 
 #include "otp/otp.h"
+#include "otp/otp_int.h"
 
 static pthread_once_t oath_once = PTHREAD_ONCE_INIT;
 static int oath_ready = -1;
@@ -99,30 +100,6 @@ int totp_secret_base32(const unsigned char *secret, size_t len, char *out, size_
 	return 0;
 }
 
-/* Percent-encodes S (RFC 3986 unreserved characters stay) onto OUT at *POS. */
-static int uri_escape(const char *s, char *out, size_t outlen, size_t *pos)
-{
-	static const char hex[] = "0123456789ABCDEF";
-
-	for (; *s != '\0'; s++) {
-		unsigned char c = (unsigned char)*s;
-		bool plain = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-			     (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' || c == '~';
-
-		if (*pos + (plain ? 1 : 3) >= outlen)
-			return -1;
-		if (plain) {
-			out[(*pos)++] = (char)c;
-		} else {
-			out[(*pos)++] = '%';
-			out[(*pos)++] = hex[c >> 4];
-			out[(*pos)++] = hex[c & 15];
-		}
-	}
-	out[*pos] = '\0';
-	return 0;
-}
-
 static int uri_append(const char *s, char *out, size_t outlen, size_t *pos)
 {
 	size_t n = strlen(s);
@@ -146,11 +123,12 @@ int totp_uri(const char *issuer, const char *account, const char *secret_b32, ch
 	snprintf(tail, sizeof(tail), "&algorithm=SHA1&digits=%d&period=%d", OTP_DIGITS,
 		 OTP_STEP_SECONDS);
 	if (uri_append("otpauth://totp/", out, outlen, &pos) ||
-	    uri_escape(issuer, out, outlen, &pos) || uri_append(":", out, outlen, &pos) ||
-	    uri_escape(account, out, outlen, &pos) || uri_append("?secret=", out, outlen, &pos) ||
-	    uri_escape(secret_b32, out, outlen, &pos) ||
-	    uri_append("&issuer=", out, outlen, &pos) || uri_escape(issuer, out, outlen, &pos) ||
-	    uri_append(tail, out, outlen, &pos))
+	    otp_uri_put(issuer, true, out, outlen, &pos) || uri_append(":", out, outlen, &pos) ||
+	    otp_uri_put(account, true, out, outlen, &pos) ||
+	    uri_append("?secret=", out, outlen, &pos) ||
+	    otp_uri_put(secret_b32, true, out, outlen, &pos) ||
+	    uri_append("&issuer=", out, outlen, &pos) ||
+	    otp_uri_put(issuer, true, out, outlen, &pos) || uri_append(tail, out, outlen, &pos))
 		return -1;
 	return 0;
 }
