@@ -106,24 +106,47 @@ static void login_start(struct smtp_session *s, const char *address, size_t alen
 	}
 }
 
-/* RFC 4616: [authzid] NUL authcid NUL passwd. */
-static void plain_response(struct smtp_session *s, const char *b64, size_t len)
+/*
+ * The base64 response B64 decoded into a new buffer of AUTH_DECODED_MAX
+ * bytes (its length in *N), to be given back with response_free(); NULL
+ * when it cannot be, after the reply that ends the exchange.
+ */
+static unsigned char *response_decode(struct smtp_session *s, const char *b64, size_t len,
+				      ssize_t *n)
 {
 	unsigned char *buf = malloc(AUTH_DECODED_MAX);
-	const unsigned char *authzid, *authcid, *pw, *nul1, *nul2;
-	ssize_t n;
 
 	if (!buf) {
 		s->mode = SMTP_INPUT_COMMAND;
 		smtp_reply(s, "454 4.7.0 Temporary authentication failure");
-		return;
+		return NULL;
 	}
-	n = b64_decode(b64, len, buf, AUTH_DECODED_MAX);
-	if (n < 0) {
+	*n = b64_decode(b64, len, buf, AUTH_DECODED_MAX);
+	if (*n < 0) {
 		s->mode = SMTP_INPUT_COMMAND;
 		smtp_fail(s, 501, "5.5.2", "Invalid base64 data");
-		goto out;
+		sodium_memzero(buf, AUTH_DECODED_MAX);
+		free(buf);
+		return NULL;
 	}
+	return buf;
+}
+
+static void response_free(unsigned char *buf)
+{
+	sodium_memzero(buf, AUTH_DECODED_MAX);
+	free(buf);
+}
+
+/* RFC 4616: [authzid] NUL authcid NUL passwd. */
+static void plain_response(struct smtp_session *s, const char *b64, size_t len)
+{
+	const unsigned char *authzid, *authcid, *pw, *nul1, *nul2;
+	ssize_t n;
+	unsigned char *buf = response_decode(s, b64, len, &n);
+
+	if (!buf)
+		return;
 	nul1 = memchr(buf, '\0', (size_t)n);
 	nul2 = nul1 ? memchr(nul1 + 1, '\0', (size_t)(buf + n - nul1 - 1)) : NULL;
 	if (!nul2) {
@@ -144,8 +167,7 @@ static void plain_response(struct smtp_session *s, const char *b64, size_t len)
 	login_start(s, (const char *)authcid, (size_t)(nul2 - authcid), (const char *)pw,
 		    (size_t)(buf + n - pw));
 out:
-	sodium_memzero(buf, AUTH_DECODED_MAX);
-	free(buf);
+	response_free(buf);
 }
 
 /* LOGIN: the user name (from the first prompt or the initial response). */
@@ -168,24 +190,14 @@ static void login_user(struct smtp_session *s, const char *b64, size_t len)
 
 static void login_pass(struct smtp_session *s, const char *b64, size_t len)
 {
-	unsigned char *buf = malloc(AUTH_DECODED_MAX);
 	ssize_t n;
+	unsigned char *buf = response_decode(s, b64, len, &n);
 
-	if (!buf) {
-		s->mode = SMTP_INPUT_COMMAND;
-		smtp_reply(s, "454 4.7.0 Temporary authentication failure");
-		return;
-	}
-	n = b64_decode(b64, len, buf, AUTH_DECODED_MAX);
-	if (n < 0) {
-		s->mode = SMTP_INPUT_COMMAND;
-		smtp_fail(s, 501, "5.5.2", "Invalid base64 data");
-	} else {
+	if (buf) {
 		login_start(s, s->login_user, strlen(s->login_user), (const char *)buf, (size_t)n);
+		response_free(buf);
 	}
 	sodium_memzero(s->login_user, sizeof(s->login_user));
-	sodium_memzero(buf, AUTH_DECODED_MAX);
-	free(buf);
 }
 
 void smtp_auth_start(struct smtp_session *s, const struct smtp_command *cmd)
