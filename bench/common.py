@@ -87,6 +87,57 @@ def dovecot_args(doc):
     return ap.parse_args()
 
 
+DOVECOT_CONF = """\
+protocols = {protocol}
+listen = 127.0.0.1
+base_dir = {d}/run
+state_dir = {d}/state
+log_path = {d}/dovecot.log
+ssl = required
+ssl_cert = <{d}/cert.pem
+ssl_key = <{d}/key.pem
+ssl_min_protocol = TLSv1.2
+disable_plaintext_auth = yes
+auth_mechanisms = plain
+auth_cache_size = 10M
+auth_cache_ttl = 600s
+{settings}passdb {{
+  driver = passwd-file
+  args = {d}/passwd
+}}
+userdb {{
+  driver = static
+  args = uid=nobody gid=nogroup home={d}/home/%u
+}}
+mail_location = maildir:~/Maildir
+protocol {protocol} {{
+  mail_max_userip_connections = {userip}
+}}
+service {protocol}-login {{
+  inet_listener {protocol} {{
+    port = 0
+  }}
+  inet_listener {protocol}s {{
+    port = {port}
+    ssl = yes
+  }}
+  service_count = 0
+  process_min_avail = {cores}
+{login}}}
+{services}"""
+
+
+def dovecot_config(d, protocol, port, settings="", login="", services="", userip=1000):
+    """The configuration of a Dovecot serving PROTOCOL ("imap" or "pop3") with
+    implicit TLS on 127.0.0.1:PORT from D: the users of D/passwd with their
+    Maildirs in D/home (as nobody), D/cert.pem and D/key.pem. SETTINGS adds
+    global lines, LOGIN lines in the login service, SERVICES whole service
+    blocks; USERIP is the most connections of one user from one address."""
+    return DOVECOT_CONF.format(d=d, protocol=protocol, port=port, settings=settings,
+                               login=login, services=services, userip=userip,
+                               cores=os.cpu_count() or 1)
+
+
 def ensure_dovecot(service, package):
     """Installs the Debian PACKAGE (e.g. dovecot-imapd) when dovecot or
     /usr/lib/dovecot/SERVICE is missing."""

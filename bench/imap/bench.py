@@ -123,44 +123,6 @@ def bench_postern(args, messages, tmp):
         return run_load(srv.port("imaps"), srv.cafile, args.clients, args.seconds)
 
 
-DOVECOT_CONF = """
-protocols = imap
-listen = 127.0.0.1
-base_dir = {d}/run
-state_dir = {d}/state
-log_path = {d}/dovecot.log
-ssl = required
-ssl_cert = <{d}/cert.pem
-ssl_key = <{d}/key.pem
-ssl_min_protocol = TLSv1.2
-disable_plaintext_auth = yes
-auth_mechanisms = plain
-auth_cache_size = 10M
-auth_cache_ttl = 600s
-passdb {{
-  driver = passwd-file
-  args = {d}/passwd
-}}
-userdb {{
-  driver = static
-  args = uid=nobody gid=nogroup home={d}/home/%u
-}}
-mail_location = maildir:~/Maildir
-protocol imap {{
-  mail_max_userip_connections = 1000
-}}
-service imap-login {{
-  inet_listener imap {{
-    port = 0
-  }}
-  inet_listener imaps {{
-    port = {port}
-    ssl = yes
-  }}
-  service_count = 0
-  process_min_avail = {cores}
-}}
-"""
 
 
 def bench_dovecot(args, messages, tmp):
@@ -176,8 +138,7 @@ def bench_dovecot(args, messages, tmp):
             f.write(m.replace(b"\r\n", b"\n"))
     common.dovecot_passwd(d, [USER], PASSWORD)
     port = common.free_port()
-    proc = common.start_dovecot(tmp, d, DOVECOT_CONF.format(d=d, port=port,
-                                                            cores=os.cpu_count() or 1), port)
+    proc = common.start_dovecot(tmp, d, common.dovecot_config(d, "imap", port), port)
     try:
         return run_load(port, os.path.join(d, "cert.pem"), args.clients, args.seconds)
     finally:

@@ -207,55 +207,6 @@ def bench_postern(args, message_paths, tmp):
         return result
 
 
-DOVECOT_CONF = """
-protocols = imap
-listen = 127.0.0.1
-base_dir = {d}/run
-state_dir = {d}/state
-log_path = {d}/dovecot.log
-ssl = required
-ssl_cert = <{d}/cert.pem
-ssl_key = <{d}/key.pem
-disable_plaintext_auth = yes
-auth_mechanisms = plain
-auth_cache_size = 10M
-auth_cache_ttl = 600s
-default_process_limit = {n}
-default_client_limit = {n}
-passdb {{
-  driver = passwd-file
-  args = {d}/passwd
-}}
-userdb {{
-  driver = static
-  args = uid=nobody gid=nogroup home={d}/home/%u
-}}
-mail_location = maildir:~/Maildir
-protocol imap {{
-  mail_max_userip_connections = {n}
-}}
-service imap-login {{
-  inet_listener imap {{
-    port = 0
-  }}
-  inet_listener imaps {{
-    port = {port}
-    ssl = yes
-  }}
-  service_count = 0
-  process_min_avail = {cores}
-  client_limit = {n}
-}}
-service imap {{
-  process_limit = {n}
-}}
-service anvil {{
-  client_limit = {n2}
-}}
-service auth {{
-  client_limit = {n2}
-}}
-"""
 
 
 def dovecot_pids():
@@ -297,8 +248,15 @@ def bench_dovecot(args, messages, tmp):
     shutil.copy(os.path.join(tmp, "key.pem"), os.path.join(d, "key.pem"))
     common.dovecot_passwd(d, names, PASSWORD)
     port = common.free_port()
-    proc = common.start_dovecot(tmp, d, DOVECOT_CONF.format(
-        d=d, port=port, cores=os.cpu_count() or 1, n=n + 100, n2=2 * n + 100), port)
+    limit, limit2 = n + 100, 2 * n + 100
+    proc = common.start_dovecot(tmp, d, common.dovecot_config(
+        d, "imap", port, userip=limit,
+        settings="default_process_limit = %d\ndefault_client_limit = %d\n" % (limit, limit),
+        login="  client_limit = %d\n" % limit,
+        services=("service imap {\n  process_limit = %d\n}\n"
+                  "service anvil {\n  client_limit = %d\n}\n"
+                  "service auth {\n  client_limit = %d\n}\n") % (limit, limit2, limit2)),
+        port)
     try:
         result = asyncio.run(measure(port, dovecot_pids, n, names, None, args.settle))
         report("dovecot", n, *result)

@@ -157,45 +157,6 @@ def bench_postern(args, messages, tmp):
                         len(messages)), os.path.join(tmp, "cert.pem")
 
 
-DOVECOT_CONF = """
-protocols = pop3
-listen = 127.0.0.1
-base_dir = {d}/run
-state_dir = {d}/state
-log_path = {d}/dovecot.log
-ssl = required
-ssl_cert = <{cert}
-ssl_key = <{key}
-ssl_min_protocol = TLSv1.2
-disable_plaintext_auth = yes
-auth_mechanisms = plain
-auth_cache_size = 10M
-auth_cache_ttl = 600s
-passdb {{
-  driver = passwd-file
-  args = {d}/passwd
-}}
-userdb {{
-  driver = static
-  args = uid=nobody gid=nogroup home={d}/home/%u
-}}
-mail_location = maildir:~/Maildir
-pop3_uidl_format = %08Xu%08Xv
-protocol pop3 {{
-  mail_max_userip_connections = 1000
-}}
-service pop3-login {{
-  inet_listener pop3 {{
-    port = 0
-  }}
-  inet_listener pop3s {{
-    port = {port}
-    ssl = yes
-  }}
-  service_count = 0
-  process_min_avail = {cores}
-}}
-"""
 
 
 def bench_dovecot(args, messages, tmp, cafile):
@@ -212,9 +173,8 @@ def bench_dovecot(args, messages, tmp, cafile):
             f.write(m.replace(b"\r\n", b"\n"))
     common.dovecot_passwd(d, [USER], PASSWORD)
     port = common.free_port()
-    proc = common.start_dovecot(tmp, d, DOVECOT_CONF.format(
-        d=d, cert=os.path.join(d, "cert.pem"), key=os.path.join(d, "key.pem"), port=port,
-        cores=os.cpu_count() or 1), port)
+    proc = common.start_dovecot(tmp, d, common.dovecot_config(
+        d, "pop3", port, settings="pop3_uidl_format = %08Xu%08Xv\n"), port)
     try:
         return run_load(port, os.path.join(d, "cert.pem"), args.clients, args.seconds,
                         len(messages))
