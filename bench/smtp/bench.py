@@ -101,19 +101,27 @@ class Client:
             self.sock.close()
 
 
-def client_main(args):
-    port, index, users, size, seconds, start_at = args
-    msgs = [make_message(index * 1000 + i, size) for i in range(50)]
+def send_load(port, start_at, seconds, pick):
+    """Waits until START_AT, then sends for SECONDS in one session to PORT;
+    PICK(n) gives the recipient and message of the n-th mail. Returns how
+    many were sent."""
     while time.time() < start_at:
         time.sleep(0.01)
     c = Client(port)
     sent = 0
     end = start_at + seconds
     while time.time() < end:
-        c.send(users[(index + sent) % len(users)], msgs[sent % len(msgs)])
+        c.send(*pick(sent))
         sent += 1
     c.close()
     return sent
+
+
+def client_main(args):
+    port, index, users, size, seconds, start_at = args
+    msgs = [make_message(index * 1000 + i, size) for i in range(50)]
+    return send_load(port, start_at, seconds,
+                     lambda n: (users[(index + n) % len(users)], msgs[n % len(msgs)]))
 
 
 def run_load(port, users, clients, size, seconds):

@@ -104,16 +104,9 @@ def signature_results(srv, user):
 def client_main(args):
     port, index, users, seconds, start_at, signed = args
     messages = MESSAGES if signed else PLAIN
-    while time.time() < start_at:
-        time.sleep(0.01)
-    c = bench.Client(port)
-    sent = 0
-    end = start_at + seconds
-    while time.time() < end:
-        c.send(users[(index + sent) % len(users)], messages[(index + sent) % len(messages)])
-        sent += 1
-    c.close()
-    return sent
+    return bench.send_load(port, start_at, seconds,
+                           lambda n: (users[(index + n) % len(users)],
+                                      messages[(index + n) % len(messages)]))
 
 
 def main():
