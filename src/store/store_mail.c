@@ -576,23 +576,38 @@ static int message_source(struct store *st, int64_t message_id, struct message_s
 	return STORE_OK;
 }
 
-int store_message_set_flags(struct store *st, int64_t message_id, uint32_t flags,
-			    const char *keywords, uint64_t *modseq_out)
+/*
+ * Checks KEYWORDS and opens the transaction of a flag change of MESSAGE_ID, with the next
+ * modseq of its mailbox in *MODSEQ. False (no transaction open) when the keywords are refused
+ * or none begins; otherwise *RC is STORE_OK or the error of finding the message or its
+ * mailbox, and the caller ends the transaction with store_end().
+ */
+static bool flag_change_begin(struct store *st, int64_t message_id, const char *keywords,
+			      uint64_t *modseq, int *rc)
 {
 	struct message_source src;
 	int64_t user_id = 0;
 	uint32_t uid = 0;
+
+	if (check_keywords(st, keywords) != STORE_OK)
+		return false;
+	/* Only flags, keywords and modseqs change: no need to wait for the disk. */
+	if (store_begin_relaxed(st) != STORE_OK)
+		return false;
+	*rc = message_source(st, message_id, &src);
+	if (*rc == STORE_OK)
+		*rc = mailbox_advance(st, src.mailbox_id, 0, &user_id, &uid, modseq);
+	return true;
+}
+
+int store_message_set_flags(struct store *st, int64_t message_id, uint32_t flags,
+			    const char *keywords, uint64_t *modseq_out)
+{
 	uint64_t modseq = 0;
 	int rc;
 
-	if (check_keywords(st, keywords) != STORE_OK)
+	if (!flag_change_begin(st, message_id, keywords, &modseq, &rc))
 		return STORE_ERR;
-	/* Only flags, keywords and modseqs change: no need to wait for the disk. */
-	if (store_begin_relaxed(st) != STORE_OK)
-		return STORE_ERR;
-	rc = message_source(st, message_id, &src);
-	if (rc == STORE_OK)
-		rc = mailbox_advance(st, src.mailbox_id, 0, &user_id, &uid, &modseq);
 	if (rc == STORE_OK)
 		rc = store_run(st, SQL_MESSAGE_SET_FLAGS, "itii", (int64_t)flags,
 			       keywords != NULL ? keywords : "", (int64_t)modseq, message_id);
@@ -643,22 +658,15 @@ int store_message_change_flags(struct store *st, int64_t message_id, uint32_t ba
 			       const char *base_keywords, uint32_t flags, const char *keywords,
 			       struct store_message *out)
 {
-	struct message_source src;
 	struct store_stmt *s;
 	char current[sizeof(out->keywords)], merged[sizeof(out->keywords)];
-	int64_t user_id = 0;
-	uint32_t uid = 0, cleared = base_flags & ~flags, set = flags & ~base_flags;
+	uint32_t cleared = base_flags & ~flags, set = flags & ~base_flags;
 	uint64_t modseq = 0;
 	size_t len = 0;
 	int rc;
 
-	if (check_keywords(st, keywords) != STORE_OK)
+	if (!flag_change_begin(st, message_id, keywords, &modseq, &rc))
 		return STORE_ERR;
-	if (store_begin_relaxed(st) != STORE_OK)
-		return STORE_ERR;
-	rc = message_source(st, message_id, &src);
-	if (rc == STORE_OK)
-		rc = mailbox_advance(st, src.mailbox_id, 0, &user_id, &uid, &modseq);
 	/* The update reads the row as committed now and keeps it locked: the keywords read
 	 * next are the current ones, and no other session changes them before the commit. */
 	if (rc == STORE_OK)
