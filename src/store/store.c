@@ -656,19 +656,27 @@ int store_alias_del(struct store *st, const char *alias)
 	return rc;
 }
 
+/* The rows of SQL_DOMAIN for the domain DOMAIN, or of SQL_ALL when DOMAIN is NULL; NULL when
+ * the domain name is invalid or the query fails. The normalized name goes to NAME, which is
+ * bound to the statement and must outlive it. */
+static struct store_stmt *query_domain_or_all(struct store *st, const char *domain,
+					      char name[STORE_DOMAIN_MAX + 1],
+					      const char *sql_domain, const char *sql_all)
+{
+	if (domain == NULL)
+		return store_query(st, sql_all, "");
+	if (normalize_domain(st, domain, name) != STORE_OK)
+		return NULL;
+	return store_query(st, sql_domain, "t", name);
+}
+
 int store_alias_list(struct store *st, const char *domain, store_alias_cb cb, void *arg)
 {
 	char name[STORE_DOMAIN_MAX + 1];
 	struct store_stmt *s;
 	int rc;
 
-	if (domain != NULL) {
-		if (normalize_domain(st, domain, name) != STORE_OK)
-			return STORE_ERR;
-		s = store_query(st, SQL_ALIAS_LIST_DOMAIN, "t", name);
-	} else {
-		s = store_query(st, SQL_ALIAS_LIST_ALL, "");
-	}
+	s = query_domain_or_all(st, domain, name, SQL_ALIAS_LIST_DOMAIN, SQL_ALIAS_LIST_ALL);
 	if (s == NULL)
 		return STORE_ERR;
 	while ((rc = store_next(st, s)) == STORE_OK) {
@@ -941,13 +949,7 @@ int store_user_list(struct store *st, const char *domain, store_user_cb cb, void
 	struct store_stmt *s;
 	int rc;
 
-	if (domain != NULL) {
-		if (normalize_domain(st, domain, name) != STORE_OK)
-			return STORE_ERR;
-		s = store_query(st, SQL_USER_LIST_DOMAIN, "t", name);
-	} else {
-		s = store_query(st, SQL_USER_LIST_ALL, "");
-	}
+	s = query_domain_or_all(st, domain, name, SQL_USER_LIST_DOMAIN, SQL_USER_LIST_ALL);
 	if (s == NULL)
 		return STORE_ERR;
 	while ((rc = store_next(st, s)) == STORE_OK) {
