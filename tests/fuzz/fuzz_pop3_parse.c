@@ -78,31 +78,13 @@ static const char *seeds[] = {
 
 int main(int argc, char **argv)
 {
-	uint8_t buf[600];
+	static const struct fuzz_line_mutation how = {200000, 600, ' ', NULL, 0};
 	uint32_t seed = 12345;
 
 	if (argc > 1)
 		return fuzz_replay_files(argc - 1, argv + 1, 1 << 16);
-	for (unsigned iter = 0; iter < 200000; iter++) {
-		const char *s = seeds[iter % (sizeof(seeds) / sizeof(seeds[0]))];
-		size_t len = strlen(s);
-		memcpy(buf, s, len);
-		for (unsigned k = 0; k < 4; k++) {
-			seed = seed * 1103515245u + 12345u;
-			unsigned op = (seed >> 16) % 4;
-			size_t at = len ? (seed >> 8) % len : 0;
-			if (op == 0 && len)
-				buf[at] = (uint8_t)(seed >> 24);
-			else if (op == 1 && len < sizeof(buf) - 300) {
-				memset(buf + len, (seed >> 24) % 2 ? ' ' : '9', 300);
-				len += (seed >> 4) % 300;
-			} else if (op == 2 && len)
-				len = at;
-			else if (op == 3 && len < sizeof(buf) - 1)
-				buf[len++] = (uint8_t)(seed >> 20);
-		}
-		LLVMFuzzerTestOneInput(buf, len);
-	}
+	if (fuzz_mutate_lines(seeds, sizeof(seeds) / sizeof(seeds[0]), &how, &seed) < 0)
+		return EXIT_FAILURE;
 	puts("fuzz_pop3_parse: 200000 inputs, no failure");
 	return EXIT_SUCCESS;
 }

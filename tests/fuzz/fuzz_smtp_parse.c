@@ -90,33 +90,16 @@ static const char *seeds[] = {
 
 int main(int argc, char **argv)
 {
-	uint8_t buf[900];
+	/* Path and parameter punctuation, line ends and NUL (twice: the
+	 * terminating one counts too) may replace a byte. */
+	static const char replace[] = "<>\"@.:\\\r\n\0 =";
+	static const struct fuzz_line_mutation how = {200000, 900, 'a', replace, sizeof(replace)};
 	uint32_t seed = 4242;
 
 	if (argc > 1)
 		return fuzz_replay_files(argc - 1, argv + 1, 1 << 16);
-	for (unsigned iter = 0; iter < 200000; iter++) {
-		const char *s = seeds[iter % (sizeof(seeds) / sizeof(seeds[0]))];
-		size_t len = strlen(s);
-		memcpy(buf, s, len);
-		for (unsigned k = 0; k < 4; k++) {
-			seed = seed * 1103515245u + 12345u;
-			unsigned op = (seed >> 16) % 5;
-			size_t at = len ? (seed >> 8) % len : 0;
-			if (op == 0 && len)
-				buf[at] = (uint8_t)(seed >> 24);
-			else if (op == 1 && len < sizeof(buf) - 300) {
-				memset(buf + len, (seed >> 24) % 2 ? 'a' : '9', 300);
-				len += (seed >> 4) % 300;
-			} else if (op == 2 && len)
-				len = at;
-			else if (op == 3 && len < sizeof(buf) - 1)
-				buf[len++] = (uint8_t)(seed >> 20);
-			else if (op == 4 && len && len < sizeof(buf) - 1)
-				buf[at] = "<>\"@.:\\\r\n\0 ="[(seed >> 12) % 13];
-		}
-		LLVMFuzzerTestOneInput(buf, len);
-	}
+	if (fuzz_mutate_lines(seeds, sizeof(seeds) / sizeof(seeds[0]), &how, &seed) < 0)
+		return EXIT_FAILURE;
 	puts("fuzz_smtp_parse: 200000 inputs, no failure");
 	return EXIT_SUCCESS;
 }

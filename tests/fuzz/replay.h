@@ -35,4 +35,25 @@ struct fuzz_mutation {
 int fuzz_mutate_seeds(const char *const *seeds, size_t n, const struct fuzz_mutation *how,
 		      unsigned *state);
 
+/* How fuzz_mutate_lines() changes a seed. */
+struct fuzz_line_mutation {
+	unsigned inputs;     /* inputs in all, made from the seeds in turn */
+	size_t size;         /* the longest input; more than FUZZ_PAD_MAX */
+	char pad;            /* a padding edit appends a run of this or of '9' */
+	const char *replace; /* NULL, or the bytes (NUL among them) an edit may write over one */
+	size_t nreplace;     /* how many bytes REPLACE holds */
+};
+
+/* The longest run one padding edit of fuzz_mutate_lines() appends. */
+#define FUZZ_PAD_MAX 300
+
+/* Runs HOW->inputs copies of the N NUL-terminated SEEDS (each shorter than
+ * HOW->size), taken in turn, through the target, each after four random
+ * edits: a byte overwritten with a random one (or one of HOW->replace), a
+ * run of padding appended (long lines), the copy cut short, or a random
+ * byte appended. *STATE is the linear congruential generator's state, so
+ * runs repeat. Returns 0, or -1 when memory runs out. */
+int fuzz_mutate_lines(const char *const *seeds, size_t n, const struct fuzz_line_mutation *how,
+		      uint32_t *state);
+
 #endif
