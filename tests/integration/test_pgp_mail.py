@@ -121,7 +121,35 @@ def header(msg, name):
     return re.sub(r"\r\n[ \t]+", " ", m.group(1)).strip() if m else None
 
 
-class PgpMail(unittest.TestCase):
+class MailClients:
+    """Submission as Alice and Bob's view over IMAP, on the server self.srv."""
+
+    def submit(self, rcpts, message):
+        with smtplib.SMTP("127.0.0.1", self.srv.port("submission"), timeout=120) as c:
+            c.starttls(context=self.srv.ssl_context())
+            c.login(ALICE, ALICE_PW)
+            return c.sendmail(ALICE, rcpts, message)
+
+    def last_message(self, user, password, subject):
+        c = imaplib.IMAP4("127.0.0.1", self.srv.port("imap"), timeout=120)
+        try:
+            c.starttls(ssl_context=self.srv.ssl_context())
+            c.login(user, password)
+            # Ciphertext and signatures look odd to the scanner: Junk is fine here.
+            for box in ("INBOX", "Junk"):
+                c.select(box)
+                typ, data = c.search(None, "SUBJECT", '"%s"' % subject)
+                self.assertEqual(typ, "OK")
+                ids = data[0].split()
+                if ids:
+                    typ, data = c.fetch(ids[-1], "(BODY.PEEK[])")
+                    return data[0][1]
+            self.fail("no message with subject %r for %s" % (subject, user))
+        finally:
+            c.logout()
+
+
+class PgpMail(MailClients, unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.srv = Server(listeners=("smtp", "submission", "imap"), config={"auth": FAST_AUTH})
@@ -171,33 +199,9 @@ class PgpMail(unittest.TestCase):
         self.srv.ctl("pgp", "policy", "example.org", "--reset")
 
     # ---- clients ----
-    def submit(self, rcpts, message):
-        with smtplib.SMTP("127.0.0.1", self.srv.port("submission"), timeout=120) as c:
-            c.starttls(context=self.srv.ssl_context())
-            c.login(ALICE, ALICE_PW)
-            return c.sendmail(ALICE, rcpts, message)
-
     def send_in(self, message, rcpt=BOB):
         with smtplib.SMTP("127.0.0.1", self.srv.port("smtp"), timeout=120) as c:
             c.sendmail(CAROL, [rcpt], message)
-
-    def last_message(self, user, password, subject):
-        c = imaplib.IMAP4("127.0.0.1", self.srv.port("imap"), timeout=120)
-        try:
-            c.starttls(ssl_context=self.srv.ssl_context())
-            c.login(user, password)
-            # Ciphertext and signatures look odd to the scanner: Junk is fine here.
-            for box in ("INBOX", "Junk"):
-                c.select(box)
-                typ, data = c.search(None, "SUBJECT", '"%s"' % subject)
-                self.assertEqual(typ, "OK")
-                ids = data[0].split()
-                if ids:
-                    typ, data = c.fetch(ids[-1], "(BODY.PEEK[])")
-                    return data[0][1]
-            self.fail("no message with subject %r for %s" % (subject, user))
-        finally:
-            c.logout()
 
     def write(self, name, data):
         path = os.path.join(self.dir, name)
@@ -499,37 +503,28 @@ def cert_serial(pem):
     return int(out.strip().split("=", 1)[1], 16)
 
 
-class SmimeSubmission(unittest.TestCase):
+class SmimeSubmission(MailClients, unittest.TestCase):
     """S/MIME encryption at submission with certificates of the organization CA."""
+
+    def send_under_policy(self, srv, policy, subject, body):
+        """Alice and Bob with certificates of the CA on SRV; Alice sends BODY to Bob under her
+        pgp policy POLICY (options); Bob's copy."""
+        self.srv = srv
+        srv.add_domain("example.org")
+        srv.add_user(ALICE, ALICE_PW)
+        srv.add_user(BOB, BOB_PW)
+        srv.ctl("smime", "ca", "init")
+        srv.ctl("smime", "issue", ALICE, input=ALICE_PW + "\n")
+        srv.ctl("smime", "issue", BOB, input=BOB_PW + "\n")
+        srv.ctl("pgp", "policy", ALICE, *policy)
+        self.submit([BOB], crlf(b"From: alice@example.org\nSubject: " + subject.encode() +
+                                b"\n\n" + body))
+        return self.last_message(BOB, BOB_PW, subject)
 
     def test_required_encryption_uses_smime_when_only_certificates_exist(self):
         with Server(listeners=("submission", "imap"), config={"auth": FAST_AUTH}) as srv:
-            srv.add_domain("example.org")
-            srv.add_user(ALICE, ALICE_PW)
-            srv.add_user(BOB, BOB_PW)
-            srv.ctl("smime", "ca", "init")
-            srv.ctl("smime", "issue", ALICE, input=ALICE_PW + "\n")
-            srv.ctl("smime", "issue", BOB, input=BOB_PW + "\n")
-            srv.ctl("pgp", "policy", ALICE, "--encrypt", "required")
-            with smtplib.SMTP("127.0.0.1", srv.port("submission"), timeout=120) as c:
-                c.starttls(context=srv.ssl_context())
-                c.login(ALICE, ALICE_PW)
-                c.sendmail(ALICE, [BOB], crlf(b"From: alice@example.org\nSubject: smime-enc\n\n"
-                                              b"S/MIME for Bob.\n"))
-            c = imaplib.IMAP4("127.0.0.1", srv.port("imap"), timeout=120)
-            try:
-                c.starttls(ssl_context=srv.ssl_context())
-                c.login(BOB, BOB_PW)
-                got = None
-                for box in ("INBOX", "Junk"):
-                    c.select(box)
-                    ids = c.search(None, "SUBJECT", '"smime-enc"')[1][0].split()
-                    if ids:
-                        got = c.fetch(ids[-1], "(BODY.PEEK[])")[1][0][1]
-                        break
-            finally:
-                c.logout()
-            self.assertIsNotNone(got)
+            got = self.send_under_policy(srv, ("--encrypt", "required"), "smime-enc",
+                                         b"S/MIME for Bob.\n")
             self.assertIn(b"smime-type=enveloped-data", got)
             self.assertNotIn(b"S/MIME for Bob", got)
             der = base64.b64decode(got.split(b"\r\n\r\n", 1)[1])
@@ -540,32 +535,8 @@ class SmimeSubmission(unittest.TestCase):
 
     def test_signing_policy_signs_smime_with_an_issued_certificate(self):
         with Server(listeners=("submission", "imap"), config={"auth": FAST_AUTH}) as srv:
-            srv.add_domain("example.org")
-            srv.add_user(ALICE, ALICE_PW)
-            srv.add_user(BOB, BOB_PW)
-            srv.ctl("smime", "ca", "init")
-            srv.ctl("smime", "issue", ALICE, input=ALICE_PW + "\n")
-            srv.ctl("smime", "issue", BOB, input=BOB_PW + "\n")
-            srv.ctl("pgp", "policy", ALICE, "--sign", "always")
-            with smtplib.SMTP("127.0.0.1", srv.port("submission"), timeout=120) as c:
-                c.starttls(context=srv.ssl_context())
-                c.login(ALICE, ALICE_PW)
-                c.sendmail(ALICE, [BOB], crlf(b"From: alice@example.org\nSubject: smime-sig\n\n"
-                                              b"Signed with S/MIME.\n"))
-            c = imaplib.IMAP4("127.0.0.1", srv.port("imap"), timeout=120)
-            try:
-                c.starttls(ssl_context=srv.ssl_context())
-                c.login(BOB, BOB_PW)
-                got = None
-                for box in ("INBOX", "Junk"):
-                    c.select(box)
-                    ids = c.search(None, "SUBJECT", '"smime-sig"')[1][0].split()
-                    if ids:
-                        got = c.fetch(ids[-1], "(BODY.PEEK[])")[1][0][1]
-                        break
-            finally:
-                c.logout()
-            self.assertIsNotNone(got)
+            got = self.send_under_policy(srv, ("--sign", "always"), "smime-sig",
+                                         b"Signed with S/MIME.\n")
             self.assertIn(b'protocol="application/pkcs7-signature"', got)
             r = header(got, "X-Postern-Signature")
             self.assertTrue(r.startswith("valid; kind=smime"), r)
