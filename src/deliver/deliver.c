@@ -117,10 +117,10 @@ static void wipe_free(unsigned char *buf, size_t len)
 	}
 }
 
-/* Seals MSG to PUB and stores it with its scan result. */
+/* Seals MSG to PUB and stores it with its scan result, SIZE as its size. */
 static enum deliver_status store_sealed(struct store *st, const unsigned char pub[32],
 					int64_t mailbox_id, uint32_t flags, int64_t date,
-					const unsigned char *msg, size_t len,
+					const unsigned char *msg, size_t len, int64_t size,
 					const struct scan_result *res, struct store_message *out)
 {
 	struct store_scan_result sr;
@@ -130,7 +130,7 @@ static enum deliver_status store_sealed(struct store *st, const unsigned char pu
 
 	if (crypto_seal(pub, msg, len, &blob, &blob_len) != 0)
 		return DELIVER_TEMPFAIL;
-	rc = store_message_add(st, mailbox_id, flags, date, (int64_t)len, blob, blob_len, out);
+	rc = store_message_add(st, mailbox_id, flags, date, size, blob, blob_len, out);
 	free(blob);
 	if (rc == STORE_QUOTA)
 		return DELIVER_QUOTA;
@@ -153,6 +153,17 @@ enum deliver_status deliver_to_mailbox(struct store *st, const struct store_user
 				       const unsigned char *msg, size_t len,
 				       const struct scan_input *scan_in, struct store_message *out)
 {
+	return deliver_to_mailbox_sized(st, user, mailbox_id, flags, internal_date, msg, len,
+					(int64_t)len, scan_in, out);
+}
+
+enum deliver_status deliver_to_mailbox_sized(struct store *st, const struct store_user *user,
+					     int64_t mailbox_id, uint32_t flags,
+					     int64_t internal_date, const unsigned char *msg,
+					     size_t len, int64_t size,
+					     const struct scan_input *scan_in,
+					     struct store_message *out)
+{
 	struct scan_result res;
 	struct scan_input in;
 
@@ -162,8 +173,8 @@ enum deliver_status deliver_to_mailbox(struct store *st, const struct store_user
 		memset(&in, 0, sizeof(in));
 	in.user_id = user->id;
 	scan_message(st, msg, len, &in, &res);
-	return store_sealed(st, user->public_key, mailbox_id, flags, internal_date, msg, len, &res,
-			    out);
+	return store_sealed(st, user->public_key, mailbox_id, flags, internal_date, msg, len, size,
+			    &res, out);
 }
 
 /* Seals MSG to the server's queue key (outbound queue and quarantine). */
@@ -429,7 +440,7 @@ static enum deliver_status deliver_local(struct delivery *d, const struct delive
 	if (rc != STORE_OK)
 		goto out;
 	status = store_sealed(d->st, user.public_key, mailbox_id, 0, d->env->received_at, full,
-			      full_len, &res, &out);
+			      full_len, (int64_t)full_len, &res, &out);
 	if (status == DELIVER_QUOTA)
 		set_message(d->report, "<%s>: mailbox full", r->address);
 	else if (status == DELIVER_OK)

@@ -70,5 +70,14 @@ enum deliver_status deliver_to_mailbox(struct store *st, const struct store_user
 				       int64_t mailbox_id, uint32_t flags, int64_t internal_date,
 				       const unsigned char *msg, size_t len,
 				       const struct scan_input *scan_in, struct store_message *out);
+/* The same with SIZE as the message's size (what IMAP RFC822.SIZE, POP3
+ * LIST and the quota count) where that is not LEN: a message with NUL from
+ * a BINARY APPEND counts the size of its textual form. */
+enum deliver_status deliver_to_mailbox_sized(struct store *st, const struct store_user *user,
+					     int64_t mailbox_id, uint32_t flags,
+					     int64_t internal_date, const unsigned char *msg,
+					     size_t len, int64_t size,
+					     const struct scan_input *scan_in,
+					     struct store_message *out);
 
 #endif

@@ -4,7 +4,7 @@
  * command, stored all or none) and the UTF8 data item of UTF8=ACCEPT
  * (RFC 6855 4), binary content in a literal8 (RFC 3516 4.4: NUL in a part's
  * content, stored as it came). The messages go through
- * deliver_to_mailbox() on the job pool in one transaction: scanned (result
+ * deliver_to_mailbox_sized() on the job pool in one transaction: scanned (result
  * stored 1:1), sealed to the owner's key, stored; the session waits
  * meanwhile.
  */
@@ -29,6 +29,7 @@ struct append_msg {
 	char keywords[512];
 	unsigned char *msg; /* plaintext, wiped when done */
 	size_t len;
+	size_t size;  /* its size: LEN, or its textual form's when it holds NUL */
 	uint32_t uid; /* once stored */
 };
 
@@ -71,8 +72,9 @@ static void append_work(struct store *st, void *arg)
 		struct append_msg *m = &job->msgs[i];
 		struct store_message out;
 
-		job->status = deliver_to_mailbox(st, &user, job->mb.id, m->flags, m->date, m->msg,
-						 m->len, &scan_in, &out);
+		job->status =
+		    deliver_to_mailbox_sized(st, &user, job->mb.id, m->flags, m->date, m->msg,
+					     m->len, (int64_t)m->size, &scan_in, &out);
 		if (job->status == DELIVER_OK && m->keywords[0]) {
 			uint64_t modseq;
 			if (store_message_set_flags(st, out.id, m->flags, m->keywords, &modseq) !=
@@ -192,7 +194,10 @@ static int parse_one(struct imap_session *s, struct imap_command *cmd, size_t *i
 	}
 	/* RFC 3516 4.4: binary content (a literal8 with NUL) is stored as it
 	 * came, when each NUL lies in the content of a part that base64 can
-	 * carry in the textual form every other FETCH shows (imap_binary.c). */
+	 * carry in the textual form every other FETCH shows (imap_binary.c).
+	 * Its size (RFC822.SIZE, POP3 LIST, quota) is that form's, the size of
+	 * what BODY[] and POP3 RETR send. */
+	out->size = msg->len;
 	if (msg->literal8 && memchr(msg->str, '\0', msg->len)) {
 		unsigned char *text;
 		size_t text_len;
@@ -200,6 +205,7 @@ static int parse_one(struct imap_session *s, struct imap_command *cmd, size_t *i
 					  &text_len);
 
 		imap_wipe_free(text, text_len);
+		out->size = text_len;
 		if (rc == -1) {
 			imap_no(s, "[UNAVAILABLE] Out of memory");
 			return -1;

@@ -298,6 +298,19 @@ char *imap_base_subject(const char *subject, bool *refwd);
  * the position after it; NULL when there is none. */
 const char *imap_next_msgid(const char *p, const char **id, size_t *len);
 
+/*
+ * The textual form of a message RAW that holds NUL (stored by a BINARY
+ * APPEND, RFC 3516 4.4): every part whose content holds NUL and has no
+ * transfer encoding (or 7bit, 8bit, binary) is base64-encoded, its
+ * Content-Transfer-Encoding set to base64. NUL anywhere else (a header, a
+ * boundary line, an encoded part) makes it fail with -2 when STRICT, else it
+ * is replaced by 0x80. *OUT malloc'd (wipe before free). 0, -1 when out of
+ * memory, -2. Pure (imap_binary.c): IMAP BODY[] and RFC822.SIZE, POP3 RETR,
+ * TOP and LIST all show or count this form.
+ */
+int imap_binary_text(const unsigned char *raw, size_t len, bool strict, unsigned char **out,
+		     size_t *out_len);
+
 /* Registers the "imap" protocol with src/net. */
 void imap_register(void);
 

@@ -232,14 +232,8 @@ const struct imap_mime *imap_mime_part(const struct imap_mime *root, const uint3
  * -3 when out of memory. */
 int imap_binary(const char *msg, const struct imap_mime *root, const struct imap_fetch_att *a,
 		struct imap_buf *scratch, const char **out, size_t *out_len);
-/* The textual form of a message RAW that holds NUL: every part whose content
- * holds NUL and has no transfer encoding (or 7bit, 8bit, binary) is
- * base64-encoded, its Content-Transfer-Encoding set to base64. NUL anywhere
- * else (a header, a boundary line, an encoded part) makes it fail with -2
- * when STRICT, else it is replaced by 0x80. *OUT malloc'd (wipe before
- * free). 0, -1 when out of memory, -2. */
-int imap_binary_text(const unsigned char *raw, size_t len, bool strict, unsigned char **out,
-		     size_t *out_len);
+/* imap_binary_text (the textual form of a message with NUL) is in imap.h:
+ * POP3 and APPEND's size use it too. */
 /* Resolves a section to the bytes it names; the result may be built in SCRATCH. 0 or -1. */
 int imap_section(const char *msg, const struct imap_mime *root, const struct imap_fetch_att *a,
 		 struct imap_buf *scratch, const char **out, size_t *out_len);

@@ -10,6 +10,7 @@
 
 #include <sodium.h>
 
+#include "imap/imap.h"
 #include "pop3/pop3_maildrop.h"
 #include "util/notify.h"
 
@@ -130,5 +131,19 @@ int pop3_message_fetch(struct store *st, const struct user_key *key, const struc
 		return rc == STORE_NOTFOUND ? STORE_NOTFOUND : STORE_ERR;
 	rc = crypto_open(key, blob, blob_len, plain, len) == 0 ? STORE_OK : POP3_UNREADABLE;
 	free(blob);
+	if (rc == STORE_OK && memchr(*plain, '\0', *len)) {
+		/* Stored with NUL by an IMAP BINARY APPEND (RFC 3516 4.4): POP3
+		 * is text (RFC 1939), so the client gets the textual form, the
+		 * parts with NUL in base64, whose size LIST gave. */
+		unsigned char *text;
+		size_t text_len;
+
+		if (imap_binary_text(*plain, *len, false, &text, &text_len) != 0)
+			rc = STORE_ERR;
+		sodium_memzero(*plain, *len);
+		free(*plain);
+		*plain = rc == STORE_OK ? text : NULL;
+		*len = rc == STORE_OK ? text_len : 0;
+	}
 	return rc;
 }

@@ -46,7 +46,9 @@ void pop3_maildrop_reset(struct pop3_maildrop *drop);
 int pop3_maildrop_expunge(struct store *st, const struct pop3_maildrop *drop, size_t *removed);
 
 /*
- * Reads and decrypts message M with KEY. *PLAIN is malloc'd; the caller wipes
+ * Reads and decrypts message M with KEY; a message stored with NUL (IMAP
+ * BINARY APPEND) comes as its textual form (imap_binary_text), the size
+ * the store keeps for it. *PLAIN is malloc'd; the caller wipes
  * it (sodium_memzero) before free. Returns STORE_OK, STORE_NOTFOUND when the
  * message was expunged meanwhile, POP3_UNREADABLE when the user's key does
  * not open it (sealed to a key an admin password reset replaced, or

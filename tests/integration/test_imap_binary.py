@@ -5,13 +5,18 @@ came. FETCH BINARY[] gives it back byte for byte (as a literal8), BINARY[n]
 a part's content; BODY[], BODYSTRUCTURE and SEARCH see its textual form, in
 which each part holding NUL is base64 (RFC 3516 6). NUL where base64 cannot
 carry it (a header, an encoded part) is refused with NO [UNKNOWN-CTE].
-The client is imaplib; the literal8 goes out raw on its connection."""
+The client is imaplib; the literal8 goes out raw on its connection.
+RFC822.SIZE is the size of the textual form (what BODY[] sends), BINARY.SIZE[]
+the stored size. POP3 (poplib) sends the textual form too: no NUL on the wire,
+LIST and STAT count what RETR sends."""
 
 import base64
+import poplib
 import re
 import unittest
 
-from test_imap import ImapBase
+from harness import Server
+from test_imap import CONFIG, PASSWORD, ImapBase
 
 BLOB = bytes(range(256)) * 4 + b"\0\0end\0"
 
@@ -24,6 +29,13 @@ MULTI = (b"From: bin@example.net\r\nSubject: binary two\r\nMIME-Version: 1.0\r\n
          b"--b1\r\nContent-Type: text/plain\r\n\r\nhello there\r\n"
          b"--b1\r\nContent-Type: application/octet-stream\r\n\r\n" + BLOB + b"\r\n"
          b"--b1--\r\n")
+
+# A text part with lines POP3 must dot-stuff, a binary part, no final CRLF.
+DOTTED = (b"From: bin@example.net\r\nSubject: binary dots\r\nMIME-Version: 1.0\r\n"
+          b"Content-Type: multipart/mixed; boundary=\"d\"\r\n\r\n"
+          b"--d\r\nContent-Type: text/plain\r\n\r\n.leading dot\r\n.\r\n..two\r\n"
+          b"--d\r\nContent-Type: application/octet-stream\r\n"
+          b"Content-Transfer-Encoding: 8bit\r\n\r\n" + BLOB + b"\r\n--d--")
 
 
 def append8(m, data, mailbox="INBOX"):
@@ -120,6 +132,123 @@ class ImapBinaryTest(ImapBase):
         typ, data = append8(m, b"Subject: plain\r\n\r\nno nul here\r\n")
         self.assertEqual(typ, "OK")
         self.assertEqual(fetched(m.fetch("1", "(BODY.PEEK[TEXT])")[1]), b"no nul here\r\n")
+
+
+    def test_rfc822_size_is_the_size_of_body(self):
+        user = self.new_user()
+        self.srv.ctl("quota", "set", user, "10M", check=True)
+        m = self.client(user)
+        for msg in (SINGLE, MULTI, DOTTED):
+            self.assertEqual(append8(m, msg)[0], "OK")
+        m.select("INBOX")
+        bodies = [fetched(m.fetch(str(i), "(BODY.PEEK[])")[1]) for i in (1, 2, 3)]
+        # The quota counts that size too.
+        typ, data = m.getquotaroot("INBOX")
+        self.assertEqual(typ, "OK")
+        used = (sum(len(b) for b in bodies) + 1023) // 1024
+        self.assertEqual(data[1], [b'"" (STORAGE %d 10240)' % used])
+        m.create("Copied")
+        self.assertEqual(m.copy("1:3", "Copied")[0], "OK")
+        for box in ("INBOX", "Copied"):
+            m.select(box)
+            for i, (msg, body) in enumerate(zip((SINGLE, MULTI, DOTTED), bodies), 1):
+                self.assertNotIn(b"\0", body)
+                self.assertGreater(len(body), len(msg))
+                self.assertEqual(fetched(m.fetch(str(i), "(BODY.PEEK[])")[1]), body)
+                typ, data = m.fetch(str(i), "(RFC822.SIZE BINARY.SIZE[])")
+                self.assertEqual(typ, "OK")
+                self.assertIn(b"RFC822.SIZE %d BINARY.SIZE[] %d" % (len(body), len(msg)), data[0])
+
+
+class Pop3BinaryTest(ImapBase):
+    """A message appended by IMAP with NUL, read by POP3 (poplib)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.srv = Server(listeners=("smtp", "imap", "imaps", "pop3s"), config=CONFIG)
+        cls.srv.add_domain("example.org")
+        cls.users = 0
+
+    def pop3(self, user):
+        ctx = self.srv.ssl_context()
+        ctx.check_hostname = False
+        p = poplib.POP3_SSL("127.0.0.1", self.srv.port("pop3s"), timeout=30, context=ctx)
+        self.addCleanup(self._quit, p)
+        p.user(user)
+        p.pass_(PASSWORD)
+        return p
+
+    @staticmethod
+    def _quit(p):
+        try:
+            p.quit()
+        except (poplib.error_proto, OSError):
+            pass
+
+    def test_retr_top_list_of_binary_messages(self):
+        user = self.new_user()
+        m = self.client(user)
+        plain = b"From: a@example.net\r\nSubject: plain\r\n\r\nno nul\r\n"
+        originals = (SINGLE, MULTI, DOTTED, plain)
+        for msg in originals:
+            self.assertEqual(append8(m, msg)[0], "OK")
+        m.select("INBOX")
+        bodies = [fetched(m.fetch(str(i), "(BODY.PEEK[])")[1]) for i in range(1, 5)]
+        self.assertEqual(bodies[3], plain)
+        p = self.pop3(user)
+        self.assertEqual(p.stat(), (4, sum(len(b) for b in bodies)))
+        listing = p.list()[1]
+        self.assertEqual(listing, [b"%d %d" % (i, len(b)) for i, b in enumerate(bodies, 1)])
+        for i, body in enumerate(bodies, 1):
+            resp, lines, octets = p.retr(i)
+            self.assertEqual(resp, b"+OK %d octets" % len(body))
+            self.assertEqual(p.list(i), b"+OK %d %d" % (i, len(body)))
+            # poplib undoes the dot-stuffing: the lines are BODY[]'s.
+            self.assertEqual(lines, body.split(b"\r\n")[:-1] if body.endswith(b"\r\n")
+                             else body.split(b"\r\n"))
+            self.assertFalse(any(b"\0" in ln for ln in lines))
+            self.assertEqual(b"\r\n".join(lines) + b"\r\n",
+                             body if body.endswith(b"\r\n") else body + b"\r\n")
+        # The base64 parts decode to the bytes appended.
+        single = b"\r\n".join(p.retr(1)[1])
+        header, content = single.split(b"\r\n\r\n", 1)
+        self.assertIn(b"Content-Transfer-Encoding: base64", header)
+        self.assertEqual(base64.b64decode(content), BLOB)
+        multi = b"\r\n".join(p.retr(2)[1])
+        part = multi.split(b"--b1\r\n")[2].split(b"\r\n\r\n", 1)[1]
+        self.assertEqual(base64.b64decode(part.split(b"\r\n--b1--")[0]), BLOB)
+        dotted = p.retr(3)[1]
+        self.assertIn(b".leading dot", dotted)
+        self.assertIn(b"..two", dotted)
+        part = b"\r\n".join(dotted).split(b"--d\r\n")[2].split(b"\r\n\r\n", 1)[1]
+        self.assertEqual(base64.b64decode(part.split(b"\r\n--d--")[0]), BLOB)
+        # TOP: the textual header and the first lines of the base64 content.
+        top = p.top(1, 2)[1]
+        self.assertEqual(top, bodies[0].split(b"\r\n")[:len(top)])
+        self.assertEqual(top[-3], b"")
+        self.assertEqual(base64.b64decode(b"".join(top[-2:])), BLOB[:2 * 57])
+        self.assertEqual(len(p.uidl()[1]), 4)
+
+    def test_raw_wire_has_no_nul_and_stuffs_dots(self):
+        user = self.new_user()
+        m = self.client(user)
+        self.assertEqual(append8(m, DOTTED)[0], "OK")
+        m.select("INBOX")
+        body = fetched(m.fetch("1", "(BODY.PEEK[])")[1])
+        p = self.pop3(user)
+        p._putcmd("RETR 1")
+        first = p._getline()[0]
+        self.assertEqual(first, b"+OK %d octets" % len(body))
+        wire = b""
+        while True:
+            line, _ = p._getline()
+            if line == b".":
+                break
+            wire += line + b"\r\n"
+        self.assertNotIn(b"\0", wire)
+        self.assertIn(b"\r\n..leading dot\r\n..\r\n...two\r\n", wire)
+        self.assertEqual(wire, b"\r\n".join(
+            (b"." + ln if ln.startswith(b".") else ln) for ln in body.split(b"\r\n")) + b"\r\n")
 
 
 if __name__ == "__main__":
