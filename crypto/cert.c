@@ -65,11 +65,14 @@ static void set_err(char *err, size_t errlen, const char *what)
 	ERR_clear_error();
 }
 
-static int add_ext(X509 *x, X509V3_CTX *ctx, int nid, const char *value)
+int crypto_x509_add_ext(X509 *x, X509 *issuer, int nid, const char *value)
 {
-	X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, ctx, nid, value);
+	X509V3_CTX ctx;
+	X509_EXTENSION *ext;
 	int ok;
 
+	X509V3_set_ctx(&ctx, issuer, x, NULL, NULL, 0);
+	ext = X509V3_EXT_conf_nid(NULL, &ctx, nid, value);
 	if (ext == NULL)
 		return -1;
 	ok = X509_add_ext(x, ext, -1);
@@ -100,20 +103,18 @@ static int set_random_serial(X509 *x)
 static int add_extensions(X509 *x, const char *hostname)
 {
 	char san[HOSTNAME_MAX + 64];
-	X509V3_CTX ctx;
 
 	if (strcmp(hostname, "localhost") == 0)
 		snprintf(san, sizeof(san), "DNS:localhost,IP:127.0.0.1,IP:::1");
 	else
 		snprintf(san, sizeof(san), "DNS:%s,DNS:localhost,IP:127.0.0.1,IP:::1", hostname);
-	X509V3_set_ctx(&ctx, x, x, NULL, NULL, 0);
 	/* The subject key identifier first: the authority key identifier copies it. */
-	if (add_ext(x, &ctx, NID_basic_constraints, "critical,CA:TRUE,pathlen:0") < 0 ||
-	    add_ext(x, &ctx, NID_key_usage, "critical,digitalSignature,keyCertSign") < 0 ||
-	    add_ext(x, &ctx, NID_ext_key_usage, "serverAuth") < 0 ||
-	    add_ext(x, &ctx, NID_subject_key_identifier, "hash") < 0 ||
-	    add_ext(x, &ctx, NID_authority_key_identifier, "keyid:always") < 0 ||
-	    add_ext(x, &ctx, NID_subject_alt_name, san) < 0)
+	if (crypto_x509_add_ext(x, x, NID_basic_constraints, "critical,CA:TRUE,pathlen:0") < 0 ||
+	    crypto_x509_add_ext(x, x, NID_key_usage, "critical,digitalSignature,keyCertSign") < 0 ||
+	    crypto_x509_add_ext(x, x, NID_ext_key_usage, "serverAuth") < 0 ||
+	    crypto_x509_add_ext(x, x, NID_subject_key_identifier, "hash") < 0 ||
+	    crypto_x509_add_ext(x, x, NID_authority_key_identifier, "keyid:always") < 0 ||
+	    crypto_x509_add_ext(x, x, NID_subject_alt_name, san) < 0)
 		return -1;
 	return 0;
 }

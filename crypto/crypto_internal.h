@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include <openssl/types.h>
+
 #include "crypto/crypto.h"
 
 #define CRYPTO_PRIVATE_KEY_BYTES 32
@@ -35,5 +37,9 @@ int crypto_file_write_atomic(const char *path, const void *data, size_t len, mod
 
 /* Counts one Argon2id derivation (password hash, verify or wrap key). */
 void crypto_count_argon2(void);
+
+/* Adds the X.509v3 extension NID with the OpenSSL config VALUE (e.g.
+ * "critical,CA:FALSE") to X, which ISSUER signs (X itself when self-signed). 0 or -1. */
+int crypto_x509_add_ext(X509 *x, X509 *issuer, int nid, const char *value);
 
 #endif

@@ -71,21 +71,6 @@ static int ca_path(const struct config *cfg, const char *file, char *out, size_t
 		   : 0;
 }
 
-static int add_ext(X509 *x, X509 *issuer, int nid, const char *value)
-{
-	X509V3_CTX ctx;
-	X509_EXTENSION *ext;
-	int ok;
-
-	X509V3_set_ctx(&ctx, issuer, x, NULL, NULL, 0);
-	ext = X509V3_EXT_conf_nid(NULL, &ctx, nid, value);
-	if (ext == NULL)
-		return -1;
-	ok = X509_add_ext(x, ext, -1);
-	X509_EXTENSION_free(ext);
-	return ok ? 0 : -1;
-}
-
 static int random_serial(X509 *x)
 {
 	unsigned char buf[CA_SERIAL_BYTES];
@@ -189,9 +174,9 @@ int smime_ca_init(const struct config *cfg, const char *name, unsigned days, cha
 	}
 	x = cert_new(pkey, name, NULL, days ? days : CA_DAYS_DEFAULT);
 	if (x == NULL || X509_set_issuer_name(x, X509_get_subject_name(x)) != 1 ||
-	    add_ext(x, x, NID_basic_constraints, "critical,CA:TRUE,pathlen:0") != 0 ||
-	    add_ext(x, x, NID_key_usage, "critical,keyCertSign,cRLSign") != 0 ||
-	    add_ext(x, x, NID_subject_key_identifier, "hash") != 0 ||
+	    crypto_x509_add_ext(x, x, NID_basic_constraints, "critical,CA:TRUE,pathlen:0") != 0 ||
+	    crypto_x509_add_ext(x, x, NID_key_usage, "critical,keyCertSign,cRLSign") != 0 ||
+	    crypto_x509_add_ext(x, x, NID_subject_key_identifier, "hash") != 0 ||
 	    X509_sign(x, pkey, EVP_sha256()) <= 0) {
 		ssl_fail(err, errlen, _("cannot build the CA certificate"));
 		goto out;
@@ -360,12 +345,13 @@ int smime_ca_issue(const struct config *cfg, struct gpg_user *u, unsigned days, 
 	pkey = rsa_keygen();
 	x = pkey ? cert_new(pkey, address, address, days ? days : 730) : NULL;
 	if (x == NULL || X509_set_issuer_name(x, X509_get_subject_name(ca)) != 1 ||
-	    add_ext(x, ca, NID_basic_constraints, "critical,CA:FALSE") != 0 ||
-	    add_ext(x, ca, NID_key_usage, "critical,digitalSignature,keyEncipherment") != 0 ||
-	    add_ext(x, ca, NID_ext_key_usage, "emailProtection") != 0 ||
-	    add_ext(x, ca, NID_subject_alt_name, san) != 0 ||
-	    add_ext(x, ca, NID_subject_key_identifier, "hash") != 0 ||
-	    add_ext(x, ca, NID_authority_key_identifier, "keyid:always") != 0 ||
+	    crypto_x509_add_ext(x, ca, NID_basic_constraints, "critical,CA:FALSE") != 0 ||
+	    crypto_x509_add_ext(x, ca, NID_key_usage,
+				"critical,digitalSignature,keyEncipherment") != 0 ||
+	    crypto_x509_add_ext(x, ca, NID_ext_key_usage, "emailProtection") != 0 ||
+	    crypto_x509_add_ext(x, ca, NID_subject_alt_name, san) != 0 ||
+	    crypto_x509_add_ext(x, ca, NID_subject_key_identifier, "hash") != 0 ||
+	    crypto_x509_add_ext(x, ca, NID_authority_key_identifier, "keyid:always") != 0 ||
 	    X509_sign(x, ca_key, EVP_sha256()) <= 0) {
 		ssl_fail(err, errlen, _("cannot build the user certificate"));
 		goto out;
