@@ -229,6 +229,26 @@ class Pop3BinaryTest(ImapBase):
         self.assertEqual(base64.b64decode(b"".join(top[-2:])), BLOB[:2 * 57])
         self.assertEqual(len(p.uidl()[1]), 4)
 
+    def test_large_binary_message(self):
+        # Over 256 KiB: read and decrypted on the job pool, then streamed.
+        blob = bytes(range(256)) * 1200
+        big = (b"From: bin@example.net\r\nSubject: big binary\r\n"
+               b"Content-Type: application/octet-stream\r\n\r\n" + blob)
+        user = self.new_user()
+        m = self.client(user)
+        self.assertEqual(append8(m, big)[0], "OK")
+        m.select("INBOX")
+        body = fetched(m.fetch("1", "(BODY.PEEK[])")[1])
+        self.assertGreater(len(body), 256 * 1024)
+        p = self.pop3(user)
+        self.assertEqual(p.list(1), b"+OK 1 %d" % len(body))
+        resp, lines, _ = p.retr(1)
+        self.assertEqual(resp, b"+OK %d octets" % len(body))
+        self.assertEqual(b"\r\n".join(lines) + b"\r\n", body)
+        header, content = body.split(b"\r\n\r\n", 1)
+        self.assertEqual(base64.b64decode(content), blob)
+        self.assertEqual(p.top(1, 0)[1], header.split(b"\r\n") + [b""])
+
     def test_raw_wire_has_no_nul_and_stuffs_dots(self):
         user = self.new_user()
         m = self.client(user)
