@@ -165,6 +165,21 @@ static void delete_secret(gpgme_ctx_t ctx, const char *fpr)
 	gpgme_key_unref(key);
 }
 
+/* 0 when U has the GPGME context CTX and its key is unlocked, as an import of secret keys
+ * needs; -1 with the reason in ERR otherwise. */
+static int secret_import_ready(const struct gpg_user *u, gpgme_ctx_t ctx, char *err, size_t errlen)
+{
+	if (ctx == NULL) {
+		gpg_set_err(err, errlen, _("cannot start GPGME for %s"), gpg_user_address(u));
+		return -1;
+	}
+	if (!gpg_user_unlocked(u)) {
+		gpg_set_err(err, errlen, _("the user's key is locked; secret keys need it"));
+		return -1;
+	}
+	return 0;
+}
+
 int gpg_user_import_secret(struct gpg_user *u, const void *data, size_t len, const char *passphrase,
 			   unsigned *imported, char *err, size_t errlen)
 {
@@ -176,14 +191,8 @@ int gpg_user_import_secret(struct gpg_user *u, const void *data, size_t len, con
 
 	if (imported)
 		*imported = 0;
-	if (ctx == NULL) {
-		gpg_set_err(err, errlen, _("cannot start GPGME for %s"), gpg_user_address(u));
+	if (secret_import_ready(u, ctx, err, errlen) != 0)
 		return -1;
-	}
-	if (!gpg_user_unlocked(u)) {
-		gpg_set_err(err, errlen, _("the user's key is locked; secret keys need it"));
-		return -1;
-	}
 	if (!looks_like_pgp_secret(data, len)) {
 		gpg_set_err(err, errlen, _("the input is not an OpenPGP secret key"));
 		return -1;
@@ -258,14 +267,8 @@ int gpg_user_import_p12(struct gpg_user *u, const void *data, size_t len, const 
 	gpgme_key_t key = NULL;
 	int der_len = 0, rc = -1;
 
-	if (ctx == NULL) {
-		gpg_set_err(err, errlen, _("cannot start GPGME for %s"), gpg_user_address(u));
+	if (secret_import_ready(u, ctx, err, errlen) != 0)
 		return -1;
-	}
-	if (!gpg_user_unlocked(u)) {
-		gpg_set_err(err, errlen, _("the user's key is locked; secret keys need it"));
-		return -1;
-	}
 	if (len == 0 || len > GPG_IMPORT_MAX || len > LONG_MAX) {
 		gpg_set_err(err, errlen, _("PKCS#12 file is empty or too large"));
 		return -1;
