@@ -34,6 +34,10 @@ void otp_random_code(char *out, size_t groups);
 int otp_code_shape(const char *s, size_t len, size_t groups);
 /* Lower-cases a code of LEN bytes into OUT (LEN + 1 bytes). */
 void otp_code_normalize(const char *s, size_t len, char *out);
+/* The salted BLAKE2b-256 hash of the LEN bytes of CODE (a one-time or recovery code): what
+ * is stored in place of the code. */
+void otp_code_hash(const unsigned char salt[16], const char *code, size_t len,
+		   unsigned char out[32]);
 /* Appends S to OUT at *POS, percent-encoded when ESCAPE (all but the RFC 3986
  * unreserved characters). 0, or -1 when OUTLEN is too small. */
 int otp_uri_put(const char *s, bool escape, char *out, size_t outlen, size_t *pos);

@@ -177,6 +177,18 @@ void otp_code_normalize(const char *s, size_t len, char *out)
 	out[len] = '\0';
 }
 
+void otp_code_hash(const unsigned char salt[16], const char *code, size_t len,
+		   unsigned char out[32])
+{
+	crypto_generichash_state st;
+
+	crypto_generichash_init(&st, NULL, 0, 32);
+	crypto_generichash_update(&st, salt, 16);
+	crypto_generichash_update(&st, (const unsigned char *)code, len);
+	crypto_generichash_final(&st, out, 32);
+	sodium_memzero(&st, sizeof(st));
+}
+
 int otp_uri_put(const char *s, bool escape, char *out, size_t outlen, size_t *pos)
 {
 	static const char hex[] = "0123456789ABCDEF";

@@ -17,17 +17,6 @@
 
 #define RECOVERY_GROUPS 4
 
-static void recovery_hash(const unsigned char salt[16], const char *code, unsigned char out[32])
-{
-	crypto_generichash_state st;
-
-	crypto_generichash_init(&st, NULL, 0, 32);
-	crypto_generichash_update(&st, salt, 16);
-	crypto_generichash_update(&st, (const unsigned char *)code, OTP_RECOVERY_CODE_LEN);
-	crypto_generichash_final(&st, out, 32);
-	sodium_memzero(&st, sizeof(st));
-}
-
 int recovery_codes_generate(struct otp_state *s,
 			    char codes[OTP_RECOVERY_CODES][OTP_RECOVERY_CODE_LEN + 1])
 {
@@ -36,7 +25,8 @@ int recovery_codes_generate(struct otp_state *s,
 	for (size_t i = 0; i < OTP_RECOVERY_CODES; i++) {
 		otp_random_code(codes[i], RECOVERY_GROUPS);
 		randombytes_buf(s->recovery[i].salt, sizeof(s->recovery[i].salt));
-		recovery_hash(s->recovery[i].salt, codes[i], s->recovery[i].hash);
+		otp_code_hash(s->recovery[i].salt, codes[i], OTP_RECOVERY_CODE_LEN,
+			      s->recovery[i].hash);
 		s->recovery[i].used = false;
 	}
 	s->n_recovery = OTP_RECOVERY_CODES;
@@ -58,7 +48,7 @@ int recovery_code_consume(struct otp_state *s, const char *code, size_t len)
 		return -1;
 	otp_code_normalize(code, len, norm);
 	for (size_t i = 0; i < s->n_recovery; i++) {
-		recovery_hash(s->recovery[i].salt, norm, h);
+		otp_code_hash(s->recovery[i].salt, norm, OTP_RECOVERY_CODE_LEN, h);
 		if (sodium_memcmp(h, s->recovery[i].hash, sizeof(h)) == 0 && !s->recovery[i].used &&
 		    found < 0)
 			found = (int)i;

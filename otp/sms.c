@@ -260,16 +260,6 @@ int sms_send_async(const char *phone, const char *code)
 	return 0;
 }
 
-static void code_hash(const unsigned char salt[16], const char *code, unsigned char out[32])
-{
-	crypto_generichash_state st;
-
-	crypto_generichash_init(&st, NULL, 0, 32);
-	crypto_generichash_update(&st, salt, 16);
-	crypto_generichash_update(&st, (const unsigned char *)code, OTP_DIGITS);
-	crypto_generichash_final(&st, out, 32);
-}
-
 int sms_code_issue(struct otp_state *s, int64_t now, char code_out[OTP_DIGITS + 1])
 {
 	size_t recent = 0;
@@ -287,7 +277,7 @@ int sms_code_issue(struct otp_state *s, int64_t now, char code_out[OTP_DIGITS + 
 		return -1;
 	snprintf(code_out, OTP_DIGITS + 1, "%06u", (unsigned)randombytes_uniform(1000000));
 	randombytes_buf(s->sms_salt, sizeof(s->sms_salt));
-	code_hash(s->sms_salt, code_out, s->sms_hash);
+	otp_code_hash(s->sms_salt, code_out, OTP_DIGITS, s->sms_hash);
 	s->sms_expires = now + SMS_CODE_TTL;
 	/* Replace the oldest send time. */
 	size_t oldest = 0;
@@ -305,7 +295,7 @@ int sms_code_check(struct otp_state *s, const char *code, int64_t now)
 
 	if (s->sms_expires == 0 || now >= s->sms_expires || !totp_code_shape(code, OTP_DIGITS))
 		return -1;
-	code_hash(s->sms_salt, code, h);
+	otp_code_hash(s->sms_salt, code, OTP_DIGITS, h);
 	ok = sodium_memcmp(h, s->sms_hash, sizeof(h)) == 0;
 	sodium_memzero(h, sizeof(h));
 	if (!ok)
