@@ -555,12 +555,12 @@ static void check_dkim(const unsigned char *msg, size_t len, struct mailauth_res
 	free(m);
 }
 
-/* Domain of the address in the From header (lower case); "" when none. */
-static void from_domain(const unsigned char *msg, size_t len, char *out, size_t outlen)
+int mailauth_from_domain(const unsigned char *msg, size_t len, char *out, size_t outlen)
 {
 	size_t i = 0;
 
-	out[0] = '\0';
+	if (outlen > 0)
+		out[0] = '\0';
 	while (i < len) {
 		size_t start = i, end;
 
@@ -572,29 +572,38 @@ static void from_domain(const unsigned char *msg, size_t len, char *out, size_t 
 		if (end > start && msg[end - 1] == '\r')
 			end--;
 		if (end == start)
-			return;
+			return -1; /* end of the header without From */
 		if (end - start > 5 && strncasecmp((const char *)msg + start, "From:", 5) == 0) {
-			const unsigned char *lt = memchr(msg + start, '<', end - start);
-			size_t at = 0, o = 0;
+			/* The field with its continuation lines. */
+			size_t fend = i, at = 0, o = 0;
+			const unsigned char *lt;
 
-			for (size_t k = lt ? (size_t)(lt - msg) : start + 5; k < end; k++) {
+			while (fend < len && (msg[fend] == ' ' || msg[fend] == '\t')) {
+				while (fend < len && msg[fend] != '\n')
+					fend++;
+				if (fend < len)
+					fend++;
+			}
+			lt = memchr(msg + start, '<', fend - start);
+			for (size_t k = lt ? (size_t)(lt - msg) : start + 5; k < fend; k++) {
 				if (msg[k] == '@')
 					at = k;
 				if (lt && msg[k] == '>')
 					break;
 			}
 			if (!at)
-				return;
-			for (size_t k = at + 1; k < end && o + 1 < outlen; k++) {
+				return -1;
+			for (size_t k = at + 1; k < fend && o + 1 < outlen; k++) {
 				unsigned char c = msg[k];
 				if (!(isalnum(c) || c == '-' || c == '.'))
 					break;
 				out[o++] = (char)tolower(c);
 			}
 			out[o] = '\0';
-			return;
+			return o > 0 && o + 1 < outlen ? 0 : -1;
 		}
 	}
+	return -1;
 }
 
 /* The DMARC record of DOMAIN ("v=DMARC1; ..."), or "" when it has none. */
@@ -731,6 +740,7 @@ void mailauth_check(const char *client_ip, const char *helo, const char *mail_fr
 	check_spf(client_ip ? client_ip : "0.0.0.0", helo && helo[0] ? helo : "unknown",
 		  mail_from ? mail_from : "", out);
 	check_dkim(msg, len, out);
-	from_domain(msg, len, out->from_domain, sizeof(out->from_domain));
+	if (mailauth_from_domain(msg, len, out->from_domain, sizeof(out->from_domain)) != 0)
+		out->from_domain[0] = '\0';
 	check_dmarc(client_ip ? client_ip : "0.0.0.0", out);
 }

@@ -62,6 +62,10 @@ void mailauth_psl_free(void);
  * it is a public suffix. Without a loaded list every TLD is a suffix. */
 const char *mailauth_org_domain(const char *domain);
 
+/* The domain of the address in MSG's From field (continuation lines
+ * included), lower case, into OUT; 0, or -1 when there is none (OUT ""). */
+int mailauth_from_domain(const unsigned char *msg, size_t len, char *out, size_t outlen);
+
 /* Runs SPF, DKIM and DMARC for one message. Safe from several threads. */
 void mailauth_check(const char *client_ip, const char *helo, const char *mail_from,
 		    const unsigned char *msg, size_t len, struct mailauth_result *out);

@@ -185,8 +185,7 @@ static inline int queue_dkim_path(const struct config *cfg, const char *domain, 
 
 	return n < 0 || (size_t)n >= outlen ? -1 : 0;
 }
-/* The domain of the address in the From header of MSG, lower case, into OUT. 0 or -1. */
-int queue_from_domain(const unsigned char *msg, size_t len, char *out, size_t outlen);
+
 /* Signs MSG (relaxed/relaxed, rsa-sha256) for the domain of its From header
  * when a key for that domain exists: *SIG_HEADER (malloc'd) is the complete
  * "DKIM-Signature: ...\r\n" field to put in front. *SIG_HEADER is NULL and 0

@@ -42,55 +42,6 @@ static ssize_t read_small(const char *path, char *buf, size_t buflen)
 	return (ssize_t)n;
 }
 
-int queue_from_domain(const unsigned char *msg, size_t len, char *out, size_t outlen)
-{
-	size_t i = 0;
-
-	while (i < len) {
-		size_t start = i, end;
-
-		while (i < len && msg[i] != '\n')
-			i++;
-		end = i;
-		if (i < len)
-			i++;
-		if (end > start && msg[end - 1] == '\r')
-			end--;
-		if (end == start)
-			return -1; /* end of the header without From */
-		if (end - start > 5 && strncasecmp((const char *)msg + start, "From:", 5) == 0) {
-			/* The field with its continuation lines. */
-			size_t fend = i, at = 0, o = 0;
-			const unsigned char *lt;
-
-			while (fend < len && (msg[fend] == ' ' || msg[fend] == '\t')) {
-				while (fend < len && msg[fend] != '\n')
-					fend++;
-				if (fend < len)
-					fend++;
-			}
-			lt = memchr(msg + start, '<', fend - start);
-			for (size_t k = lt ? (size_t)(lt - msg) : start + 5; k < fend; k++) {
-				if (msg[k] == '@')
-					at = k;
-				if (lt && msg[k] == '>')
-					break;
-			}
-			if (!at)
-				return -1;
-			for (size_t k = at + 1; k < fend && o + 1 < outlen; k++) {
-				unsigned char c = msg[k];
-				if (!(isalnum(c) || c == '-' || c == '.'))
-					break;
-				out[o++] = (char)tolower(c);
-			}
-			out[o] = '\0';
-			return o > 0 && o + 1 < outlen ? 0 : -1;
-		}
-	}
-	return -1;
-}
-
 int queue_dkim_sign(const struct config *cfg, const unsigned char *msg, size_t len,
 		    char **sig_header, char *err, size_t errlen)
 {
@@ -105,7 +56,7 @@ int queue_dkim_sign(const struct config *cfg, const unsigned char *msg, size_t l
 	int rc = -1;
 
 	*sig_header = NULL;
-	if (queue_from_domain(msg, len, domain, sizeof(domain)) != 0)
+	if (mailauth_from_domain(msg, len, domain, sizeof(domain)) != 0)
 		return 0;
 	if (queue_dkim_path(cfg, domain, "key", path, sizeof(path)) != 0)
 		return 0;

@@ -110,6 +110,28 @@ START_TEST(test_org_domain_from_the_public_suffix_list)
 }
 END_TEST
 
+START_TEST(test_from_domain_of_folded_and_plain_fields)
+{
+	static const char folded[] = "Subject: x\r\nFrom: \"A very long display name\"\r\n"
+				     "\t<Alice@Mail.Example.ORG>\r\nTo: b@c.test\r\n\r\nbody\r\n";
+	static const char plain[] = "From: bob@example.net\nTo: c@d.test\n\nFrom: x@body.test\n";
+	static const char none[] = "To: b@c.test\r\n\r\nFrom: x@body.test\r\n";
+	char out[256];
+
+	ck_assert_int_eq(mailauth_from_domain((const unsigned char *)folded, strlen(folded), out,
+					      sizeof(out)),
+			 0);
+	ck_assert_str_eq(out, "mail.example.org");
+	ck_assert_int_eq(
+	    mailauth_from_domain((const unsigned char *)plain, strlen(plain), out, sizeof(out)), 0);
+	ck_assert_str_eq(out, "example.net");
+	/* a From line in the body is not the From field */
+	ck_assert_int_eq(
+	    mailauth_from_domain((const unsigned char *)none, strlen(none), out, sizeof(out)), -1);
+	ck_assert_str_eq(out, "");
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("mailauth");
@@ -122,6 +144,7 @@ int main(void)
 	tcase_add_test(tc, test_strip_removes_only_ours_in_the_header);
 	tcase_add_test(tc, test_strip_lf_only_and_last_field);
 	tcase_add_test(tc, test_org_domain_from_the_public_suffix_list);
+	tcase_add_test(tc, test_from_domain_of_folded_and_plain_fields);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
