@@ -93,21 +93,36 @@ static int msg_has_feature(const unsigned char *msg, size_t len, const char *pre
 
 static int has_feature(const char *rel, const char *prefix, const char *text)
 {
-	size_t len, n;
-	uint32_t *rows;
+	size_t len;
 	unsigned char *buf = read_data(rel, &len);
-	ck_assert_int_ge(scan_extract(buf, len, 24, &rows, &n, NULL), 0);
+	int found = msg_has_feature(buf, len, prefix, text);
 	free(buf);
-	int word = strcmp(prefix, "b") == 0 || strcmp(prefix, "s") == 0;
-	uint32_t h = word ? scan_word_hash(prefix, text, strlen(text))
-			  : scan_hash(prefix, text, strlen(text));
-	uint32_t want = h & ((1u << 24) - 1);
-	int found = 0;
-	for (size_t i = 0; i < n; i++)
-		found |= rows[i] == want;
-	free(rows);
 	return found;
 }
+
+/* One expected feature of a message: PREFIX:TEXT there (WANT 1) or not. */
+struct feature_check {
+	int want;
+	const char *prefix;
+	const char *text;
+};
+
+static void check_features(const char *msg, size_t len, const struct feature_check *c, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		ck_assert_msg(msg_has_feature((const unsigned char *)msg, len, c[i].prefix,
+					      c[i].text) == c[i].want,
+			      "feature %s:%s %s", c[i].prefix, c[i].text,
+			      c[i].want ? "missing" : "present");
+}
+
+/* MSG is a string literal (its size counts the closing NUL). */
+#define CHECK_FEATURES(msg, checks)                                                                \
+	check_features((msg), sizeof(msg) - 1, (checks), sizeof(checks) / sizeof((checks)[0]))
+
+#define HTML_HEADER                                                                                \
+	"From: a@example.org\r\nTo: b@example.net\r\nSubject: x\r\n"                               \
+	"Content-Type: text/html\r\n\r\n"
 
 static void setup_model(void)
 {
@@ -309,16 +324,13 @@ END_TEST
 /* HTML to text: inline markup does not split a word; block markup does. */
 START_TEST(inline_html_keeps_words_whole)
 {
-	static const char msg[] =
-	    "From: a@example.org\r\nTo: b@example.net\r\nSubject: x\r\n"
-	    "Content-Type: text/html\r\n\r\n"
+	static const char msg[] = HTML_HEADER
 	    "<p>Buy V<b>ia</b>g<font color=red>ra</font> now</p><div>cheap</div><p>pills</p>\r\n";
-	const unsigned char *m = (const unsigned char *)msg;
-	ck_assert(msg_has_feature(m, sizeof(msg) - 1, "b", "viagra"));
-	ck_assert(!msg_has_feature(m, sizeof(msg) - 1, "b", "ia"));
-	ck_assert(msg_has_feature(m, sizeof(msg) - 1, "b", "cheap"));
-	ck_assert(msg_has_feature(m, sizeof(msg) - 1, "b", "pills"));
-	ck_assert(!msg_has_feature(m, sizeof(msg) - 1, "b", "cheappills"));
+	static const struct feature_check checks[] = {
+	    {1, "b", "viagra"}, {0, "b", "ia"},		{1, "b", "cheap"},
+	    {1, "b", "pills"},	{0, "b", "cheappills"},
+	};
+	CHECK_FEATURES(msg, checks);
 }
 END_TEST
 
@@ -326,41 +338,35 @@ END_TEST
  * show nothing (zero-width space, soft hyphen) do not split a word. */
 START_TEST(html_entities_are_decoded)
 {
-	static const char msg[] =
-	    "From: a@example.org\r\nTo: b@example.net\r\nSubject: x\r\n"
-	    "Content-Type: text/html\r\n\r\n"
+	static const char msg[] = HTML_HEADER
 	    "<p>caf&eacute; cr&#xE8;me pay&#8203;pal Vi&shy;agra &#112;aypal &amp; a&#;b</p>\r\n";
-	const unsigned char *m = (const unsigned char *)msg;
-	ck_assert(msg_has_feature(m, sizeof(msg) - 1, "b", "caf\xc3\xa9"));
-	ck_assert(msg_has_feature(m, sizeof(msg) - 1, "b", "cr\xc3\xa8me"));
-	ck_assert(msg_has_feature(m, sizeof(msg) - 1, "b", "paypal"));
-	ck_assert(msg_has_feature(m, sizeof(msg) - 1, "b", "viagra"));
-	ck_assert(!msg_has_feature(m, sizeof(msg) - 1, "b", "pay"));
-	ck_assert(!msg_has_feature(m, sizeof(msg) - 1, "b", "eacute"));
+	static const struct feature_check checks[] = {
+	    {1, "b", "caf\xc3\xa9"}, {1, "b", "cr\xc3\xa8me"}, {1, "b", "paypal"},
+	    {1, "b", "viagra"},	     {0, "b", "pay"},	       {0, "b", "eacute"},
+	};
+	CHECK_FEATURES(msg, checks);
 }
 END_TEST
 
 /* Text hidden by its style is not body text (but says it was there). */
 START_TEST(hidden_html_text_is_left_out)
 {
-	static const char msg[] =
-	    "From: a@example.org\r\nTo: b@example.net\r\nSubject: x\r\n"
-	    "Content-Type: text/html\r\n\r\n"
+	static const char msg[] = HTML_HEADER
 	    "<p>visible</p><div STYLE=\"Display: None\">poison <div>nested</div> more</div>"
 	    "<span style='visibility:hidden'>secret</span><p>after</p>\r\n";
-	const unsigned char *m = (const unsigned char *)msg;
-	ck_assert(msg_has_feature(m, sizeof(msg) - 1, "b", "visible"));
-	ck_assert(msg_has_feature(m, sizeof(msg) - 1, "b", "after"));
-	ck_assert(msg_has_feature(m, sizeof(msg) - 1, "html", "hidden-text"));
-	ck_assert(!msg_has_feature(m, sizeof(msg) - 1, "b", "poison"));
-	ck_assert(!msg_has_feature(m, sizeof(msg) - 1, "b", "nested"));
-	ck_assert(!msg_has_feature(m, sizeof(msg) - 1, "b", "more"));
-	ck_assert(!msg_has_feature(m, sizeof(msg) - 1, "b", "secret"));
-	static const char plain[] = "From: a@example.org\r\nSubject: x\r\n"
-				    "Content-Type: text/html\r\n\r\n<div style=\"color:red\">shown</div>";
-	const unsigned char *p = (const unsigned char *)plain;
-	ck_assert(msg_has_feature(p, sizeof(plain) - 1, "b", "shown"));
-	ck_assert(!msg_has_feature(p, sizeof(plain) - 1, "html", "hidden-text"));
+	static const struct feature_check checks[] = {
+	    {1, "b", "visible"}, {1, "b", "after"}, {1, "html", "hidden-text"}, {0, "b", "poison"},
+	    {0, "b", "nested"},	 {0, "b", "more"},  {0, "b", "secret"},
+	};
+	CHECK_FEATURES(msg, checks);
+	static const char plain[] =
+	    "From: a@example.org\r\nSubject: x\r\n"
+	    "Content-Type: text/html\r\n\r\n<div style=\"color:red\">shown</div>";
+	static const struct feature_check plain_checks[] = {
+	    {1, "b", "shown"},
+	    {0, "html", "hidden-text"},
+	};
+	CHECK_FEATURES(plain, plain_checks);
 }
 END_TEST
 
@@ -400,11 +406,13 @@ START_TEST(origin_received_is_read)
 	    "\tby mx.example.net with SMTP\r\n"
 	    "Received: from 203.0.113.9 (HELO 203.0.113.9) by relay.example.org\r\n"
 	    "From: a@example.org\r\nSubject: x\r\n\r\nhello\r\n";
-	const unsigned char *m = (const unsigned char *)msg;
-	ck_assert(msg_has_feature(m, sizeof(msg) - 1, "hrx", "origin-helo-ip"));
-	ck_assert(!msg_has_feature(m, sizeof(msg) - 1, "hrx", "origin-unknown"));
-	ck_assert(msg_has_feature(m, sizeof(msg) - 1, "hro", "relay.example.org"));
-	ck_assert(msg_has_feature(m, sizeof(msg) - 1, "hro", "unknown"));
+	static const struct feature_check checks[] = {
+	    {1, "hrx", "origin-helo-ip"},
+	    {0, "hrx", "origin-unknown"},
+	    {1, "hro", "relay.example.org"},
+	    {1, "hro", "unknown"},
+	};
+	CHECK_FEATURES(msg, checks);
 }
 END_TEST
 
