@@ -35,6 +35,19 @@ static uint32_t fmix32(uint32_t h)
 	return h;
 }
 
+/* FNV-1a, continued from H, over the lower-cased (ASCII) bytes of S. */
+static uint32_t fnv1a_lower(uint32_t h, const char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c >= 'A' && c <= 'Z')
+			c = (unsigned char)(c + 32);
+		h ^= c;
+		h *= 16777619u;
+	}
+	return h;
+}
+
 /* FNV-1a over PREFIX ':' S, lower-cased, then a final avalanche so that the
  * low bits (the model row) depend on every byte. */
 uint32_t scan_hash(const char *prefix, const char *s, size_t len)
@@ -46,14 +59,7 @@ uint32_t scan_hash(const char *prefix, const char *s, size_t len)
 	}
 	h ^= ':';
 	h *= 16777619u;
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c >= 'A' && c <= 'Z')
-			c = (unsigned char)(c + 32);
-		h ^= c;
-		h *= 16777619u;
-	}
-	h = fmix32(h);
+	h = fmix32(fnv1a_lower(h, s, len));
 	return h ? h : 1;
 }
 
@@ -157,15 +163,7 @@ void scan_feat(struct scan_doc *d, const char *prefix, const char *s, size_t len
  * hashed once, and their unigram and bigram features derived from it. */
 static uint32_t token_hash(const char *s, size_t len)
 {
-	uint32_t h = 2166136261u;
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c >= 'A' && c <= 'Z')
-			c = (unsigned char)(c + 32);
-		h ^= c;
-		h *= 16777619u;
-	}
-	return h;
+	return fnv1a_lower(2166136261u, s, len);
 }
 
 /* Feature hash of a token (or a pair of tokens) under a prefix hash. */
