@@ -4,6 +4,7 @@ password and with a Postern user's key (through the store of a running
 server), and the errors a person sees for bad input."""
 
 import base64
+import contextlib
 import email
 import email.policy
 import imaplib
@@ -42,6 +43,19 @@ def make_cover(width, height, seed=7):
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) +
             png_chunk(b"IDAT", zlib.compress(bytes(rows), 9)) + png_chunk(b"IEND", b""))
+
+
+@contextlib.contextmanager
+def pop3_session(srv, user, password):
+    """A POP3 session (STARTTLS, USER/PASS) as USER; QUIT when it ends."""
+    p = poplib.POP3("127.0.0.1", srv.port("pop3"), timeout=60)
+    try:
+        p.stls(context=srv.ssl_context())
+        p.user(user)
+        p.pass_(password)
+        yield p
+    finally:
+        p.quit()
 
 
 def tool():
@@ -198,28 +212,16 @@ class SubmissionRewrite(unittest.TestCase):
             return c.sendmail("alice@example.org", rcpts, message)
 
     def retrieve(self, srv, user, password):
-        p = poplib.POP3("127.0.0.1", srv.port("pop3"), timeout=60)
-        try:
-            p.stls(context=srv.ssl_context())
-            p.user(user)
-            p.pass_(password)
+        with pop3_session(srv, user, password) as p:
             count, _ = p.stat()
             self.assertEqual(count, 1)
             lines = p.retr(1)[1]
-        finally:
-            p.quit()
         return b"\r\n".join(lines) + b"\r\n"
 
     def assert_pop3_empty(self, srv, user, password):
         """USER's mailbox holds nothing (over POP3)."""
-        p = poplib.POP3("127.0.0.1", srv.port("pop3"), timeout=60)
-        try:
-            p.stls(context=srv.ssl_context())
-            p.user(user)
-            p.pass_(password)
+        with pop3_session(srv, user, password) as p:
             self.assertEqual(p.stat()[0], 0)
-        finally:
-            p.quit()
 
     def fetch_imap(self, srv, user, password):
         c = imaplib.IMAP4("127.0.0.1", srv.port("imap"), timeout=60)
@@ -386,16 +388,10 @@ class AttachedCover(SubmissionRewrite):
 
     def take_one(self, srv, user, password):
         """The one message in USER's maildrop, deleted after reading."""
-        p = poplib.POP3("127.0.0.1", srv.port("pop3"), timeout=60)
-        try:
-            p.stls(context=srv.ssl_context())
-            p.user(user)
-            p.pass_(password)
+        with pop3_session(srv, user, password) as p:
             self.assertEqual(p.stat()[0], 1)
             lines = p.retr(1)[1]
             p.dele(1)
-        finally:
-            p.quit()
         return b"\r\n".join(lines) + b"\r\n"
 
     def test_cover_keeps_its_file_name_sanitised(self):
