@@ -297,13 +297,21 @@ def bench_postfix(args, users):
             shutil.rmtree(d, ignore_errors=True)
 
 
-def main():
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def load_parser(doc):
+    """A command line parser with the options every SMTP load run takes
+    (build dir, client sessions, duration, message size, users); DOC is the
+    script's docstring, whose first paragraph describes it."""
+    p = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     p.add_argument("--builddir", required=True)
     p.add_argument("--clients", type=int, default=20)
     p.add_argument("--seconds", type=int, default=20)
     p.add_argument("--size", type=int, default=4096)
     p.add_argument("--users", type=int, default=10)
+    return p
+
+
+def main():
+    p = load_parser(__doc__)
     p.add_argument("--engines", default="sqlite,mariadb")
     p.add_argument("--no-postfix", action="store_true")
     args = p.parse_args()

@@ -18,7 +18,6 @@ Uses the SMTP client and the messages' text of bench/smtp/bench.py and runs
 posternd through the test harness (as root it runs as "nobody").
 """
 
-import argparse
 import base64
 import imaplib
 import multiprocessing
@@ -110,12 +109,7 @@ def client_main(args):
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--builddir", required=True)
-    p.add_argument("--clients", type=int, default=20)
-    p.add_argument("--seconds", type=int, default=20)
-    p.add_argument("--size", type=int, default=4096)
-    p.add_argument("--users", type=int, default=10)
+    p = bench.load_parser(__doc__)
     p.add_argument("--engine", default="sqlite")
     p.add_argument("--plain-clients", type=int, default=0,
                    help="more sessions sending unsigned mail at the same time")
