@@ -12,10 +12,11 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 
 SRCDIR = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 sys.path.insert(0, os.path.join(SRCDIR, "tests", "integration"))
+# Needs no POSTERN_BUILDDIR: harness() below points the module at the build.
+from harness import wait_port  # noqa: E402,F401 (tests/integration/harness.py)
 
 
 def harness(builddir):
@@ -30,21 +31,6 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def wait_port(port, timeout=30, proc=None, what=None):
-    """Waits until something accepts on 127.0.0.1:PORT. Gives up after TIMEOUT
-    seconds or, when PROC is given, as soon as PROC has exited; WHAT names the
-    server in the error."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            if time.monotonic() > deadline or (proc is not None and proc.poll() is not None):
-                raise RuntimeError(what or "nothing listens on port %d" % port)
-            time.sleep(0.1)
 
 
 def write_messages(messages, tmp, prefix):

@@ -69,6 +69,21 @@ def free_port():
         return s.getsockname()[1]
 
 
+def wait_port(port, timeout=30, proc=None, what=None):
+    """Waits until something accepts on 127.0.0.1:PORT. Gives up after TIMEOUT
+    seconds or, when PROC is given, as soon as PROC has exited; WHAT names the
+    server in the error."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline or (proc is not None and proc.poll() is not None):
+                raise RuntimeError(what or "nothing listens on port %d" % port)
+            time.sleep(0.05)
+
+
 def engine():
     return os.environ.get("POSTERN_TEST_ENGINE", "sqlite")
 

@@ -20,7 +20,6 @@ import struct
 import sys
 import tempfile
 import threading
-import time
 
 import harness
 from harness import Server
@@ -116,18 +115,6 @@ def write_hosts(path, names):
         f.write("127.0.0.1 localhost %s\n" % " ".join(names))
 
 
-def wait_for_port(port, timeout=15):
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise RuntimeError("nothing listens on port %d" % port)
-            time.sleep(0.05)
-
-
 def locate(files, name):
     """gpg --locate-keys by WKD only, in a fresh home; (fingerprints, dirmngr log)."""
     home = tempfile.mkdtemp(prefix="gnupg-%s-" % name, dir=files)
@@ -176,7 +163,7 @@ def main():
         server.add_domain(DOMAIN)
         server.add_user(ALICE, ALICE_PW)
         server.start()
-        wait_for_port(443)
+        harness.wait_port(443, timeout=15)
         keygen = server.ctl("--json", "pgp", "keygen", ALICE, input=ALICE_PW + "\n")
         fpr = json.loads(keygen.stdout)["fingerprint"]
 
