@@ -30,6 +30,8 @@
 
 #define GPG_IMPORT_MAX (4 * 1024 * 1024)
 #define GPG_EXPORT_MAX (4 * 1024 * 1024)
+/* Encodings of one PKCS#12 file tried before its import is given up. */
+#define P12_IMPORT_ATTEMPTS 3
 
 static const char *gerr(gpgme_error_t e)
 {
@@ -305,20 +307,6 @@ int gpg_user_import_p12(struct gpg_user *u, const void *data, size_t len, const 
 		gpg_set_err(err, errlen, _("the user's key is locked; secret keys need it"));
 		goto out;
 	}
-	out = PKCS12_create(pass, NULL, pkey, cert, ca, NID_pbe_WithSHA1And3_Key_TripleDES_CBC, -1,
-			    PKCS12_DEFAULT_ITER, 1, 0);
-	if (out == NULL ||
-	    PKCS12_set_mac(out, pass, -1, NULL, 0, PKCS12_DEFAULT_ITER, EVP_sha1()) != 1) {
-		ssl_err(err, errlen, _("cannot re-encode the PKCS#12 file"));
-		goto out;
-	}
-	der_len = i2d_PKCS12(out, &der);
-	if (der_len <= 0) {
-		ssl_err(err, errlen, _("cannot re-encode the PKCS#12 file"));
-		goto out;
-	}
-	if (gpg_user_gpgsm_import(u, der, (size_t)der_len, pass, err, errlen) != 0)
-		goto out;
 	/* gpgsm's exit code does not say whether the key came in: look for it. */
 	if (X509_digest(cert, EVP_sha1(), md, &mdlen) != 1) {
 		ssl_err(err, errlen, _("cannot hash the certificate"));
@@ -326,10 +314,35 @@ int gpg_user_import_p12(struct gpg_user *u, const void *data, size_t len, const 
 	}
 	for (unsigned i = 0; i < mdlen; i++)
 		snprintf(fpr + 2 * i, sizeof(fpr) - 2 * i, "%02X", md[i]);
-	if (gpgme_get_key(ctx, fpr, &key, 1) != 0 || key == NULL) {
-		gpg_set_err(err, errlen, _("gpgsm did not import the private key"));
-		goto out;
+	/*
+	 * gpgsm 2.2's PKCS#12 parser also fails on some shrouded key bags,
+	 * depending on the random salt: a failed import is tried again with a
+	 * fresh encoding (importing the certificate again changes nothing).
+	 */
+	for (int attempt = 0; attempt < P12_IMPORT_ATTEMPTS && key == NULL; attempt++) {
+		PKCS12_free(out);
+		if (der) {
+			OPENSSL_cleanse(der, (size_t)der_len);
+			OPENSSL_free(der);
+			der = NULL;
+		}
+		out = PKCS12_create(pass, NULL, pkey, cert, ca, NID_pbe_WithSHA1And3_Key_TripleDES_CBC,
+				    -1, PKCS12_DEFAULT_ITER, 1, 0);
+		if (out == NULL ||
+		    PKCS12_set_mac(out, pass, -1, NULL, 0, PKCS12_DEFAULT_ITER, EVP_sha1()) != 1 ||
+		    (der_len = i2d_PKCS12(out, &der)) <= 0) {
+			ssl_err(err, errlen, _("cannot re-encode the PKCS#12 file"));
+			goto out;
+		}
+		if (gpg_user_gpgsm_import(u, der, (size_t)der_len, pass, err, errlen) != 0)
+			continue;
+		if (gpgme_get_key(ctx, fpr, &key, 1) != 0 || key == NULL) {
+			key = NULL;
+			gpg_set_err(err, errlen, _("gpgsm did not import the private key"));
+		}
 	}
+	if (key == NULL)
+		goto out;
 	gpgme_key_unref(key);
 	gpg_user_cms_preset(u);
 	rc = 0;
