@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -32,6 +33,7 @@
 #define GPG_EXPORT_MAX (4 * 1024 * 1024)
 /* Encodings of one PKCS#12 file tried before its import is given up. */
 #define P12_IMPORT_ATTEMPTS 3
+#define P12_RETRY_PAUSE_US (500 * 1000)
 
 static const char *gerr(gpgme_error_t e)
 {
@@ -320,6 +322,8 @@ int gpg_user_import_p12(struct gpg_user *u, const void *data, size_t len, const 
 	 * fresh encoding (importing the certificate again changes nothing).
 	 */
 	for (int attempt = 0; attempt < P12_IMPORT_ATTEMPTS && key == NULL; attempt++) {
+		if (attempt > 0)
+			usleep(P12_RETRY_PAUSE_US); /* let a gpg-agent gpgsm started settle */
 		PKCS12_free(out);
 		if (der) {
 			OPENSSL_cleanse(der, (size_t)der_len);
