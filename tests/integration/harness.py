@@ -62,11 +62,21 @@ def chown_tree(path):
             os.lchown(os.path.join(root, name), pw.pw_uid, pw.pw_gid)
 
 
+_ports_given = set()
+
+
 def free_port():
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A TCP port on 127.0.0.1 that nothing listens on right now and that this
+    process has not handed out before (the kernel may offer a port it just
+    gave for another listener of the same server)."""
+    for _ in range(1000):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _ports_given:
+            _ports_given.add(port)
+            return port
+    raise RuntimeError("no unused loopback port found")
 
 
 def wait_port(port, timeout=30, proc=None, what=None):
