@@ -193,6 +193,7 @@ static void explain(const struct scan_doc *d, const struct scan_model *m,
 		const float *dw = delta ? scan_delta_find(delta, row) : NULL;
 		if (dw)
 			v += dw[k] - dw[SCAN_CLASS_HAM];
+		v *= m->famw[d->fam[i]];
 		if (v <= best_w[EXPLAIN_TOP - 1])
 			continue;
 		const char *name = scan_doc_name(d, d->feats[i]), *text;
@@ -262,7 +263,7 @@ void scan_message(struct store *st, const unsigned char *msg, size_t len,
 	struct scan_delta delta;
 	int have_delta = in && load_delta(st, in->user_id, &delta) == 0;
 	double p[SCAN_NCLASS];
-	scan_model_score(m, have_delta ? &delta : NULL, d->feats, d->n_feats, p);
+	scan_model_score(m, have_delta ? &delta : NULL, d->feats, d->fam, d->n_feats, p);
 	scan_apply_rules(d->flags, p);
 	int k = scan_model_junk(m, p);
 	if (k != SCAN_CLASS_HAM) {
@@ -286,8 +287,8 @@ void scan_message(struct store *st, const unsigned char *msg, size_t len,
 		scan_delta_free(&delta);
 }
 
-int scan_extract(const unsigned char *msg, size_t len, uint32_t bits, uint32_t **rows, size_t *n,
-		 uint32_t *flags)
+int scan_extract(const unsigned char *msg, size_t len, uint32_t bits, uint32_t **rows,
+		 uint8_t **fam, size_t *n, uint32_t *flags)
 {
 	struct scan_result scratch;
 	memset(&scratch, 0, sizeof(scratch));
@@ -298,6 +299,14 @@ int scan_extract(const unsigned char *msg, size_t len, uint32_t bits, uint32_t *
 	*rows = malloc((d->n_feats ? d->n_feats : 1) * sizeof(**rows));
 	if (!*rows) {
 		return -1;
+	}
+	if (fam) {
+		*fam = malloc(d->n_feats ? d->n_feats : 1);
+		if (!*fam) {
+			free(*rows);
+			return -1;
+		}
+		memcpy(*fam, d->fam, d->n_feats);
 	}
 	uint32_t mask = (1u << bits) - 1;
 	for (size_t i = 0; i < d->n_feats; i++)
@@ -322,7 +331,8 @@ int scan_learn(struct store *st, int64_t user_id, const unsigned char *msg, size
 	size_t n;
 	/* Rows, not hashes: scoring masks hashes to rows, and rows mask to themselves. */
 	uint32_t flags;
-	if (scan_extract(msg, len, m->bits, &feats, &n, &flags) < 0)
+	uint8_t *fam;
+	if (scan_extract(msg, len, m->bits, &feats, &fam, &n, &flags) < 0)
 		return -1;
 	struct scan_delta delta;
 	if (load_delta(st, user_id, &delta) != 0)
@@ -334,7 +344,7 @@ int scan_learn(struct store *st, int64_t user_id, const unsigned char *msg, size
 	double scale = n && m->norm_sqrt ? sqrt((double)n) : 1.0;
 	for (int round = 0; round < LEARN_ROUNDS; round++) {
 		double p[SCAN_NCLASS];
-		scan_model_score(m, &delta, feats, n, p);
+		scan_model_score(m, &delta, feats, fam, n, p);
 		scan_apply_rules(flags, p);
 		int ok = target == SCAN_CLASS_HAM
 			     ? p[SCAN_CLASS_HAM] >= m->threshold + 0.2 &&
@@ -350,12 +360,14 @@ int scan_learn(struct store *st, int64_t user_id, const unsigned char *msg, size
 				break;
 			}
 			for (int c = 0; c < SCAN_NCLASS; c++)
-				row[c] += (float)(LEARN_STEP * ((c == target) - p[c]) / scale);
+				row[c] += (float)(LEARN_STEP * ((c == target) - p[c]) *
+						  m->famw[fam[i]] / scale);
 		}
 		if (rc)
 			break;
 	}
 	free(feats);
+	free(fam);
 	if (rc == 0) {
 		unsigned char *blob;
 		size_t blen;

@@ -114,6 +114,7 @@ static long insert_hash(struct scan_doc *d, uint32_t h)
 	if (d->n_feats >= SCAN_MAX_FEATURES)
 		return -1;
 	d->slot_hash[slot] = h;
+	d->fam[d->n_feats] = d->cur_fam;
 	d->feats[d->n_feats++] = h;
 	d->slot_name[slot] = 0;
 	return (long)slot;
@@ -152,8 +153,31 @@ static void keep_name(struct scan_doc *d, size_t slot, const char *prefix, const
 	d->names_len += total;
 }
 
+/* The family of the features under PREFIX. */
+static uint8_t family_of(const char *prefix)
+{
+	switch (prefix[0]) {
+	case 'b':
+		return SCAN_FAM_BODY;
+	case 's':
+		return SCAN_FAM_SUBJECT;
+	case 'h':
+		return strncmp(prefix, "html", 4) == 0 ? SCAN_FAM_OTHER : SCAN_FAM_HEADER;
+	case 'x':
+	case 'f':
+		return SCAN_FAM_HEADER;
+	case 'n':
+		return strcmp(prefix, "nurl") == 0 ? SCAN_FAM_OTHER : SCAN_FAM_HEADER;
+	case 'a':
+		return strcmp(prefix, "auth") == 0 ? SCAN_FAM_HEADER : SCAN_FAM_OTHER;
+	default:
+		return SCAN_FAM_OTHER;
+	}
+}
+
 void scan_feat(struct scan_doc *d, const char *prefix, const char *s, size_t len)
 {
+	d->cur_fam = family_of(prefix);
 	long slot = insert_hash(d, scan_hash(prefix, s, len));
 	if (slot >= 0)
 		keep_name(d, (size_t)slot, prefix, s, len, NULL, NULL, 0);
@@ -254,6 +278,7 @@ void scan_tokenize(struct scan_doc *d, const char *prefix, const char *text, siz
 	size_t i = 0;
 
 	snprintf(bigram_prefix, sizeof(bigram_prefix), "%s2", prefix);
+	d->cur_fam = family_of(prefix);
 	/* Names are kept only where explanations read them (the readable
 	 * features of scan.c): copying every name costs time. */
 	int names = strcmp(prefix, "b") == 0 || strcmp(prefix, "s") == 0 ||

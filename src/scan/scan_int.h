@@ -32,6 +32,10 @@
 /* Classes of the statistical model (malware is decided by rules only). */
 enum scan_class { SCAN_CLASS_HAM = 0, SCAN_CLASS_SPAM, SCAN_CLASS_PHISH, SCAN_NCLASS };
 
+/* Feature families, by prefix: body text, subject, headers, the rest
+ * (URLs, attachments, rules, MIME structure). */
+enum scan_family { SCAN_FAM_BODY = 0, SCAN_FAM_SUBJECT, SCAN_FAM_HEADER, SCAN_FAM_OTHER, SCAN_NFAM };
+
 /* Heuristic findings: each is also a model feature so its weight is learned. */
 enum scan_flag {
 	SCAN_F_URL_IP = 1u << 0,
@@ -58,7 +62,9 @@ enum scan_flag {
 
 struct scan_doc {
 	uint32_t feats[SCAN_MAX_FEATURES]; /* distinct feature hashes, in order seen */
+	uint8_t fam[SCAN_MAX_FEATURES];	   /* family of each feature (enum scan_family) */
 	size_t n_feats;
+	uint8_t cur_fam; /* family of the features being added */
 	uint32_t slot_hash[SCAN_SET_SLOTS]; /* 0 = empty */
 	uint32_t slot_name[SCAN_SET_SLOTS]; /* offset+1 into names, 0 = none */
 	char names[SCAN_NAMES_MAX];	    /* arena of NUL-terminated feature names */
@@ -142,6 +148,11 @@ struct scan_model {
 	 * when log(P(ham) / P(phishing)) < PHISH_CUT (scan_model_junk). */
 	bool has_phish_cut;
 	double phish_cut;
+	/* Weight of each feature family (enum scan_family) in the sum: a
+	 * feature of family F counts famw[F] times. HAS_FAMW when one differs
+	 * from 1 (model format 2). */
+	float famw[SCAN_NFAM];
+	bool has_famw;
 };
 
 /* Sparse per-user deltas on top of the global model. */
@@ -156,10 +167,13 @@ struct scan_model *scan_model_new(unsigned bits, const char *algo);
 void scan_model_free(struct scan_model *m);
 int scan_model_read(const char *path, struct scan_model **out, char *err, size_t errlen);
 int scan_model_write(const struct scan_model *m, const char *path, char *err, size_t errlen);
-/* Class probabilities of the features of D; contributions of the strongest
- * features toward the winning class go to TOP (hashes) when non-NULL. */
+/* Class probabilities of the N features FEATS (hashes or rows), whose
+ * families are FAM (NULL: all weighted 1). */
 void scan_model_score(const struct scan_model *m, const struct scan_delta *delta,
-		      const uint32_t *feats, size_t n, double prob[SCAN_NCLASS]);
+		      const uint32_t *feats, const uint8_t *fam, size_t n,
+		      double prob[SCAN_NCLASS]);
+/* Sets the family weights of M to W. */
+void scan_model_set_famw(struct scan_model *m, const float w[SCAN_NFAM]);
 const struct scan_model *scan_model_current(void);
 /* Adds the rule evidence (look-alike links, brand impersonation) of FLAGS
  * to class probabilities P. */
@@ -179,10 +193,11 @@ void scan_delta_free(struct scan_delta *d);
 float *scan_delta_row(struct scan_delta *d, uint32_t idx);
 const float *scan_delta_find(const struct scan_delta *d, uint32_t idx);
 
-/* Feature extraction for training and learning: the sorted distinct model
- * rows of MSG into *ROWS (malloc'd) and its rule flags into *FLAGS (may be
+/* Feature extraction for training and learning: the model rows of the
+ * distinct features of MSG into *ROWS (malloc'd), their families into *FAM
+ * (malloc'd; FAM may be NULL) and its rule flags into *FLAGS (may be
  * NULL). Returns 1 when the rules say malware, 0 otherwise, -1 on error. */
-int scan_extract(const unsigned char *msg, size_t len, uint32_t bits, uint32_t **rows, size_t *n,
-		 uint32_t *flags);
+int scan_extract(const unsigned char *msg, size_t len, uint32_t bits, uint32_t **rows,
+		 uint8_t **fam, size_t *n, uint32_t *flags);
 
 #endif

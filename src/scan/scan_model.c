@@ -6,21 +6,27 @@
  * the same thing: per class a bias and one weight per hash bucket, so
  * scoring is "sum the weights of the features present, softmax".
  *
- * File format (version 1), text header then binary rows then a checksum:
- *   POSTERN-SCAN-MODEL 1
+ * File format (version 1, or 2 with family weights), text header then
+ * binary rows then a checksum:
+ *   POSTERN-SCAN-MODEL 1|2
  *   version=postern-lr-<12 hex>     identifies the weights (stored with every scan result)
  *   algo=lr|nb
  *   bits=<B>                        2^B hash buckets
  *   norm=sqrt|none                  feature scaling: 1/sqrt(features present) or 1
  *   threshold=<t>                   P(ham) under t: not clean
  *   phish_cut=<c>                   optional: log(P(ham)/P(phishing)) under c: phishing
+ *   famw=<b> <s> <h> <o>            version 2 only, required there: weight of the body,
+ *                                   subject, header and other features (enum scan_family)
  *   bias=<b0> <b1> <b2>             ham, spam, phishing
  *   scale=<s>                       weight = int16 * s
  *   rows=<N>
  *   <empty line>
  *   N x { uint32 LE bucket, 3 x int16 LE weight }   buckets ascending, zero rows left out
  *   sha256=<hex of every byte before this line>
- * Only non-zero rows are stored, so the file stays compact.
+ * Only non-zero rows are stored, so the file stays compact. A model with
+ * family weights other than 1 is written as version 2, which older
+ * Postern refuses (it would score such a model wrongly); version 1 files
+ * still load, with every family weighted 1.
  */
 #include <errno.h>
 #include <math.h>
@@ -34,6 +40,7 @@
 #include "util/i18n.h"
 
 #define MODEL_MAGIC "POSTERN-SCAN-MODEL 1\n"
+#define MODEL_MAGIC2 "POSTERN-SCAN-MODEL 2\n"
 #define MODEL_MAX_BITS 24
 #define MODEL_MAX_FILE (64u * 1024 * 1024)
 #define ROW_BYTES (4 + 2 * SCAN_NCLASS)
@@ -49,12 +56,23 @@ struct scan_model *scan_model_new(unsigned bits, const char *algo)
 	snprintf(m->algo, sizeof(m->algo), "%s", algo);
 	m->threshold = 0.5;
 	m->norm_sqrt = strcmp(algo, "nb") != 0;
+	for (int f = 0; f < SCAN_NFAM; f++)
+		m->famw[f] = 1.0f;
 	m->w = calloc((size_t)1 << bits, SCAN_NCLASS * sizeof(float));
 	if (!m->w) {
 		free(m);
 		return NULL;
 	}
 	return m;
+}
+
+void scan_model_set_famw(struct scan_model *m, const float w[SCAN_NFAM])
+{
+	m->has_famw = false;
+	for (int f = 0; f < SCAN_NFAM; f++) {
+		m->famw[f] = w[f];
+		m->has_famw |= w[f] != 1.0f;
+	}
 }
 
 void scan_model_free(struct scan_model *m)
@@ -135,6 +153,12 @@ int scan_model_write(const struct scan_model *m, const char *path, char *err, si
 			  (double)m->bias[0], (double)m->bias[1], (double)m->bias[2]);
 	if (m->has_phish_cut)
 		pl += snprintf(params + pl, sizeof(params) - (size_t)pl, " %.6f", m->phish_cut);
+	char famw[96] = "";
+	if (m->has_famw) {
+		snprintf(famw, sizeof(famw), "famw=%.6g %.6g %.6g %.6g\n", (double)m->famw[0],
+			 (double)m->famw[1], (double)m->famw[2], (double)m->famw[3]);
+		pl += snprintf(params + pl, sizeof(params) - (size_t)pl, " %s", famw);
+	}
 	crypto_hash_sha256_state vs;
 	crypto_hash_sha256_init(&vs);
 	crypto_hash_sha256_update(&vs, bin, o);
@@ -147,10 +171,10 @@ int scan_model_write(const struct scan_model *m, const char *path, char *err, si
 		snprintf(cut, sizeof(cut), "phish_cut=%.6f\n", m->phish_cut);
 	int hl =
 	    snprintf(header, sizeof(header),
-		     MODEL_MAGIC "version=postern-%s-%s\nalgo=%s\nbits=%u\nnorm=%s\n"
-				 "threshold=%.6f\n%sbias=%.9g %.9g %.9g\nscale=%.9g\nrows=%zu\n\n",
-		     m->algo, hex, m->algo, m->bits, m->norm_sqrt ? "sqrt" : "none", m->threshold,
-		     cut, (double)m->bias[0], (double)m->bias[1], (double)m->bias[2], scale, rows);
+		     "%sversion=postern-%s-%s\nalgo=%s\nbits=%u\nnorm=%s\n"
+		     "threshold=%.6f\n%s%sbias=%.9g %.9g %.9g\nscale=%.9g\nrows=%zu\n\n",
+		     m->has_famw ? MODEL_MAGIC2 : MODEL_MAGIC, m->algo, hex, m->algo, m->bits,
+		     m->norm_sqrt ? "sqrt" : "none", m->threshold, cut, famw, (double)m->bias[0], (double)m->bias[1], (double)m->bias[2], scale, rows);
 	crypto_hash_sha256_state st;
 	crypto_hash_sha256_init(&st);
 	crypto_hash_sha256_update(&st, (const unsigned char *)header, (size_t)hl);
@@ -227,8 +251,10 @@ int scan_model_read(const char *path, struct scan_model **out, char *err, size_t
 	struct scan_model *m = NULL;
 	char *hdr = NULL;
 	const char *why = "not a Postern scan model";
-	if (len < sizeof(MODEL_MAGIC) || memcmp(buf, MODEL_MAGIC, sizeof(MODEL_MAGIC) - 1) != 0)
+	if (len < sizeof(MODEL_MAGIC) || (memcmp(buf, MODEL_MAGIC, sizeof(MODEL_MAGIC) - 1) != 0 &&
+					  memcmp(buf, MODEL_MAGIC2, sizeof(MODEL_MAGIC2) - 1) != 0))
 		goto out;
+	bool v2 = memcmp(buf, MODEL_MAGIC2, sizeof(MODEL_MAGIC2) - 1) == 0;
 	/* checksum line: "sha256=<64 hex>\n" at the end */
 	why = "checksum line missing";
 	if (len < 72 || memcmp(buf + len - 72, "sha256=", 7) != 0 || buf[len - 1] != '\n')
@@ -283,6 +309,25 @@ int scan_model_read(const char *path, struct scan_model **out, char *err, size_t
 		if (cend == v_cut || *cend != '\n' || !isfinite(m->phish_cut))
 			goto out;
 		m->has_phish_cut = true;
+	}
+	const char *v_famw = header_value(hdr, "famw");
+	why = v2 ? "bad or missing famw line" : "famw line in a version 1 model";
+	if (v_famw && !v2)
+		goto out;
+	if (v2) {
+		double fw[SCAN_NFAM];
+		int used = 0;
+		if (!v_famw ||
+		    sscanf(v_famw, "%lf %lf %lf %lf%n", &fw[0], &fw[1], &fw[2], &fw[3], &used) != 4 ||
+		    v_famw[used] != '\n')
+			goto out;
+		float w[SCAN_NFAM];
+		for (int k = 0; k < SCAN_NFAM; k++) {
+			if (!isfinite(fw[k]) || fw[k] <= 0 || fw[k] > 100)
+				goto out;
+			w[k] = (float)fw[k];
+		}
+		scan_model_set_famw(m, w);
 	}
 	double scale = strtod(v_scale, NULL);
 	double b0, b1, b2;
@@ -354,20 +399,23 @@ void scan_model_set(struct scan_model *m)
 }
 
 void scan_model_score(const struct scan_model *m, const struct scan_delta *delta,
-		      const uint32_t *feats, size_t n, double prob[SCAN_NCLASS])
+		      const uint32_t *feats, const uint8_t *fam, size_t n,
+		      double prob[SCAN_NCLASS])
 {
 	double z[SCAN_NCLASS] = {0};
 	uint32_t mask = (1u << m->bits) - 1;
+	bool weighted = fam && m->has_famw;
 	for (size_t i = 0; i < n; i++) {
 		uint32_t row = feats[i] & mask;
 		const float *w = m->w + (size_t)row * SCAN_NCLASS;
+		double f = weighted ? m->famw[fam[i]] : 1.0;
 		for (int c = 0; c < SCAN_NCLASS; c++)
-			z[c] += w[c];
+			z[c] += w[c] * f;
 		if (delta) {
 			const float *dw = scan_delta_find(delta, row);
 			if (dw)
 				for (int c = 0; c < SCAN_NCLASS; c++)
-					z[c] += dw[c];
+					z[c] += dw[c] * f;
 		}
 	}
 	double s = n && m->norm_sqrt ? 1.0 / sqrt((double)n) : 1.0;

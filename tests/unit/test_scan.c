@@ -6,7 +6,9 @@
  */
 #include <check.h>
 #include <jansson.h>
+#include <math.h>
 #include <pthread.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,7 +80,7 @@ static int msg_has_feature(const unsigned char *msg, size_t len, const char *pre
 {
 	size_t n;
 	uint32_t *rows;
-	ck_assert_int_ge(scan_extract(msg, len, 24, &rows, &n, NULL), 0);
+	ck_assert_int_ge(scan_extract(msg, len, 24, &rows, NULL, &n, NULL), 0);
 	int word =
 	    strcmp(prefix, "b") == 0 || strcmp(prefix, "s") == 0 || strcmp(prefix, "hro") == 0;
 	uint32_t h = word ? scan_word_hash(prefix, text, strlen(text))
@@ -176,6 +178,89 @@ START_TEST(damaged_model_is_refused)
 	fclose(f);
 	ck_assert_int_eq(scan_model_load(dst, err, sizeof(err)), -1);
 	ck_assert_ptr_nonnull(strstr(err, "not a Postern scan model"));
+}
+END_TEST
+
+/* Writes BUF (LEN bytes) to PATH with its last line replaced by a correct
+ * "sha256=" checksum of everything before it: the loader's checks after
+ * the checksum can be reached with edited headers. */
+static void write_with_checksum(const char *path, const unsigned char *buf, size_t len)
+{
+	unsigned char h[crypto_hash_sha256_BYTES];
+	char hex[2 * crypto_hash_sha256_BYTES + 1];
+	crypto_hash_sha256(h, buf, len - 72);
+	sodium_bin2hex(hex, sizeof(hex), h, sizeof(h));
+	FILE *f = fopen(path, "wb");
+	ck_assert_ptr_nonnull(f);
+	fwrite(buf, 1, len - 72, f);
+	fprintf(f, "sha256=%s\n", hex);
+	fclose(f);
+}
+
+/* Family weights: a model with a header weight of 1.4 is written as
+ * format 2, reads back with its weights, and scores a header feature 1.4
+ * times as strongly as a body feature of the same weight; version 1
+ * models still load (weights 1), and inconsistent files are refused. */
+START_TEST(family_weights_round_trip)
+{
+	char path[512], err[512];
+	struct scan_model *m = scan_model_new(10, "lr");
+	ck_assert_ptr_nonnull(m);
+	const float w[SCAN_NFAM] = {1.0f, 1.0f, 1.4f, 1.0f};
+	scan_model_set_famw(m, w);
+	ck_assert(m->has_famw);
+	m->w[5 * SCAN_NCLASS + SCAN_CLASS_SPAM] = 2.0f;
+	snprintf(path, sizeof(path), "%s/famw.model", tmpdir);
+	ck_assert_int_eq(scan_model_write(m, path, err, sizeof(err)), 0);
+	scan_model_free(m);
+
+	size_t len;
+	unsigned char *buf;
+	ck_assert_int_eq(scan_read_file(path, 1u << 20, &buf, &len, err, sizeof(err)), 0);
+	ck_assert_int_eq(memcmp(buf, "POSTERN-SCAN-MODEL 2\n", 21), 0);
+	ck_assert_ptr_nonnull(strstr((const char *)buf, "\nfamw=1 1 1.4 1\n"));
+
+	struct scan_model *r = NULL;
+	ck_assert_msg(scan_model_read(path, &r, err, sizeof(err)) == 0, "%s", err);
+	ck_assert(r->has_famw);
+	ck_assert(r->famw[SCAN_FAM_HEADER] > 1.39f && r->famw[SCAN_FAM_HEADER] < 1.41f);
+	const uint32_t row = 5;
+	const uint8_t body = SCAN_FAM_BODY, header = SCAN_FAM_HEADER;
+	double pb[SCAN_NCLASS], ph[SCAN_NCLASS];
+	scan_model_score(r, NULL, &row, &body, 1, pb);
+	scan_model_score(r, NULL, &row, &header, 1, ph);
+	/* one feature: logit of spam over ham is 2 (body) or 2.8 (header) */
+	ck_assert_double_eq_tol(log(pb[SCAN_CLASS_SPAM] / pb[SCAN_CLASS_HAM]), 2.0, 1e-3);
+	ck_assert_double_eq_tol(log(ph[SCAN_CLASS_SPAM] / ph[SCAN_CLASS_HAM]), 2.8, 1e-3);
+	scan_model_free(r);
+
+	/* format 2 without its famw line, and a famw line in format 1: refused */
+	char *fl = strstr((char *)buf, "famw=");
+	memcpy(fl, "famx", 4);
+	write_with_checksum(path, buf, len);
+	ck_assert_int_eq(scan_model_read(path, &r, err, sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, "famw"));
+	memcpy(fl, "famw", 4);
+	buf[19] = '1';
+	write_with_checksum(path, buf, len);
+	ck_assert_int_eq(scan_model_read(path, &r, err, sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, "famw"));
+	free(buf);
+
+	/* all weights 1: format 1, as before */
+	m = scan_model_new(10, "lr");
+	const float one[SCAN_NFAM] = {1.0f, 1.0f, 1.0f, 1.0f};
+	scan_model_set_famw(m, one);
+	ck_assert(!m->has_famw);
+	ck_assert_int_eq(scan_model_write(m, path, err, sizeof(err)), 0);
+	scan_model_free(m);
+	ck_assert_int_eq(scan_read_file(path, 1u << 20, &buf, &len, err, sizeof(err)), 0);
+	ck_assert_int_eq(memcmp(buf, "POSTERN-SCAN-MODEL 1\n", 21), 0);
+	ck_assert_ptr_null(strstr((const char *)buf, "famw="));
+	free(buf);
+	ck_assert_int_eq(scan_model_read(path, &r, err, sizeof(err)), 0);
+	ck_assert(!r->has_famw);
+	scan_model_free(r);
 }
 END_TEST
 
@@ -378,7 +463,7 @@ START_TEST(sparse_bigrams_are_features)
 	const unsigned char *m = (const unsigned char *)msg;
 	size_t n;
 	uint32_t *rows;
-	ck_assert_int_ge(scan_extract(m, sizeof(msg) - 1, 24, &rows, &n, NULL), 0);
+	ck_assert_int_ge(scan_extract(m, sizeof(msg) - 1, 24, &rows, NULL, &n, NULL), 0);
 	free(rows);
 	ck_assert(msg_has_feature(m, sizeof(msg) - 1, "b", "click"));
 	/* the tokenizer's pair hashes are not reachable by name from here,
@@ -387,7 +472,7 @@ START_TEST(sparse_bigrams_are_features)
 	static const char two[] = "From: a@example.org\r\nSubject: x\r\n\r\nplease click\r\n";
 	size_t n2;
 	ck_assert_int_ge(
-	    scan_extract((const unsigned char *)two, sizeof(two) - 1, 24, &rows, &n2, NULL), 0);
+	    scan_extract((const unsigned char *)two, sizeof(two) - 1, 24, &rows, NULL, &n2, NULL), 0);
 	free(rows);
 	/* four words: 4 words + 3 adjacent pairs + 2 pairs over one word;
 	 * two words: 2 words + 1 pair. The rest of both messages is equal. */
@@ -893,6 +978,7 @@ static Suite *scan_suite(void)
 	tcase_add_test(tc, default_model_is_found_and_loads);
 	tcase_add_test(tc, environment_overrides_model_path);
 	tcase_add_test(tc, damaged_model_is_refused);
+	tcase_add_test(tc, family_weights_round_trip);
 	tcase_add_test(tc, lookalike_domain_is_phishing);
 	tcase_add_test(tc, lookalike_rules);
 	tcase_add_test(tc, link_text_mismatch_is_phishing);
