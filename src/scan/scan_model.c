@@ -402,22 +402,27 @@ void scan_model_score(const struct scan_model *m, const struct scan_delta *delta
 		      const uint32_t *feats, const uint8_t *fam, size_t n,
 		      double prob[SCAN_NCLASS])
 {
-	double z[SCAN_NCLASS] = {0};
+	/* sums per family, weighted once at the end */
+	double zf[SCAN_NFAM][SCAN_NCLASS] = {{0}};
 	uint32_t mask = (1u << m->bits) - 1;
 	bool weighted = fam && m->has_famw;
 	for (size_t i = 0; i < n; i++) {
 		uint32_t row = feats[i] & mask;
 		const float *w = m->w + (size_t)row * SCAN_NCLASS;
-		double f = weighted ? m->famw[fam[i]] : 1.0;
+		double *z = zf[weighted ? fam[i] : 0];
 		for (int c = 0; c < SCAN_NCLASS; c++)
-			z[c] += w[c] * f;
+			z[c] += w[c];
 		if (delta) {
 			const float *dw = scan_delta_find(delta, row);
 			if (dw)
 				for (int c = 0; c < SCAN_NCLASS; c++)
-					z[c] += dw[c] * f;
+					z[c] += dw[c];
 		}
 	}
+	double z[SCAN_NCLASS] = {0};
+	for (int f = 0; f < SCAN_NFAM; f++)
+		for (int c = 0; c < SCAN_NCLASS; c++)
+			z[c] += zf[f][c] * (weighted ? m->famw[f] : 1.0);
 	double s = n && m->norm_sqrt ? 1.0 / sqrt((double)n) : 1.0;
 	double maxz = -1e300;
 	for (int c = 0; c < SCAN_NCLASS; c++) {
