@@ -93,6 +93,27 @@ static int msg_has_feature(const unsigned char *msg, size_t len, const char *pre
 	return found;
 }
 
+/* The family scan_extract gives feature PREFIX:TEXT of MSG, -1 if absent. */
+static int feature_family(const unsigned char *msg, size_t len, const char *prefix,
+			  const char *text)
+{
+	size_t n;
+	uint32_t *rows;
+	uint8_t *fam;
+	ck_assert_int_ge(scan_extract(msg, len, 24, &rows, &fam, &n, NULL), 0);
+	int word = strcmp(prefix, "b") == 0 || strcmp(prefix, "s") == 0;
+	uint32_t h = word ? scan_word_hash(prefix, text, strlen(text))
+			  : scan_hash(prefix, text, strlen(text));
+	uint32_t want = h & ((1u << 24) - 1);
+	int found = -1;
+	for (size_t i = 0; i < n; i++)
+		if (rows[i] == want)
+			found = fam[i];
+	free(rows);
+	free(fam);
+	return found;
+}
+
 static int has_feature(const char *rel, const char *prefix, const char *text)
 {
 	size_t len;
@@ -261,6 +282,24 @@ START_TEST(family_weights_round_trip)
 	ck_assert_int_eq(scan_model_read(path, &r, err, sizeof(err)), 0);
 	ck_assert(!r->has_famw);
 	scan_model_free(r);
+}
+END_TEST
+
+/* Every feature knows its family: body and subject words, header
+ * features (names, sender), and the rest (links, rules). */
+START_TEST(features_know_their_family)
+{
+	static const char msg[] = "From: Ann <ann@example.org>\r\nSubject: lunch today\r\n"
+				  "Content-Type: text/html\r\n\r\n"
+				  "<p>see <a href=\"http://menu.example.net/x\">menu</a></p>\r\n";
+	const unsigned char *m = (const unsigned char *)msg;
+	size_t len = sizeof(msg) - 1;
+	ck_assert_int_eq(feature_family(m, len, "s", "lunch"), SCAN_FAM_SUBJECT);
+	ck_assert_int_eq(feature_family(m, len, "b", "see"), SCAN_FAM_BODY);
+	ck_assert_int_eq(feature_family(m, len, "hn", "subject"), SCAN_FAM_HEADER);
+	ck_assert_int_eq(feature_family(m, len, "fd", "example.org"), SCAN_FAM_HEADER);
+	ck_assert_int_eq(feature_family(m, len, "ud", "example.net"), SCAN_FAM_OTHER);
+	ck_assert_int_eq(feature_family(m, len, "html", "yes"), SCAN_FAM_OTHER);
 }
 END_TEST
 
@@ -979,6 +1018,7 @@ static Suite *scan_suite(void)
 	tcase_add_test(tc, environment_overrides_model_path);
 	tcase_add_test(tc, damaged_model_is_refused);
 	tcase_add_test(tc, family_weights_round_trip);
+	tcase_add_test(tc, features_know_their_family);
 	tcase_add_test(tc, lookalike_domain_is_phishing);
 	tcase_add_test(tc, lookalike_rules);
 	tcase_add_test(tc, link_text_mismatch_is_phishing);
