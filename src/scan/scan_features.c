@@ -78,6 +78,7 @@ struct scan_doc *scan_doc_get(struct scan_result *out)
 {
 	pthread_once(&doc_once, doc_key_init);
 	struct scan_doc *d = pthread_getspecific(doc_key);
+	bool fresh = !d;
 	if (!d) {
 		d = malloc(sizeof(*d));
 		if (!d || pthread_setspecific(doc_key, d) != 0) {
@@ -85,9 +86,14 @@ struct scan_doc *scan_doc_get(struct scan_result *out)
 			return NULL;
 		}
 	}
-	/* Only the set's occupancy needs clearing: names and feats are
-	 * written before they are read. */
-	memset(d->slot_hash, 0, sizeof(d->slot_hash));
+	/* Only the set's occupancy needs clearing (names and feats are
+	 * written before they are read): the slots the last scan took, or
+	 * all of them in a new document. */
+	if (fresh)
+		memset(d->slot_hash, 0, sizeof(d->slot_hash));
+	else
+		for (size_t i = 0; i < d->n_feats; i++)
+			d->slot_hash[d->feat_slot[i]] = 0;
 	d->n_feats = 0;
 	d->names_len = 0;
 	d->flags = 0;
@@ -114,18 +120,19 @@ static long insert_hash(struct scan_doc *d, uint32_t h)
 	if (d->n_feats >= SCAN_MAX_FEATURES)
 		return -1;
 	d->slot_hash[slot] = h;
+	d->feat_slot[d->n_feats] = (uint16_t)slot;
 	d->fam[d->n_feats] = d->cur_fam;
 	d->feats[d->n_feats++] = h;
 	d->slot_name[slot] = 0;
 	return (long)slot;
 }
 
+static unsigned char lower_byte[256];
+
 static void name_append(char *dst, const char *s, size_t len)
 {
-	for (size_t i = 0; i < len; i++) {
-		char c = s[i];
-		dst[i] = (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
-	}
+	for (size_t i = 0; i < len; i++)
+		dst[i] = (char)lower_byte[(unsigned char)s[i]];
 }
 
 /* Keeps the name PREFIX ':' A [SEP B] (lower-cased) of the feature in SLOT. */
@@ -221,6 +228,8 @@ static unsigned char byte_class[256];
 
 static void byte_class_init(void)
 {
+	for (int c = 0; c < 256; c++)
+		lower_byte[c] = (unsigned char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
 	for (int c = 0; c < 256; c++) {
 		unsigned char k = 0;
 		if ((c >= 'a' && c <= 'z') || c >= 0x80)

@@ -58,6 +58,7 @@ enum scan_flag {
 };
 
 #define SCAN_SET_SLOTS 16384	    /* open addressing set of features, 2x the cap */
+_Static_assert(SCAN_SET_SLOTS <= 65536, "feat_slot holds a slot in 16 bits");
 #define SCAN_NAMES_MAX (64u * 1024) /* bytes of feature names kept for reasons */
 
 struct scan_doc {
@@ -65,6 +66,7 @@ struct scan_doc {
 	uint8_t fam[SCAN_MAX_FEATURES];	   /* family of each feature (enum scan_family) */
 	size_t n_feats;
 	uint8_t cur_fam; /* family of the features being added */
+	uint16_t feat_slot[SCAN_MAX_FEATURES]; /* slot of each feature in slot_hash */
 	uint32_t slot_hash[SCAN_SET_SLOTS]; /* 0 = empty */
 	uint32_t slot_name[SCAN_SET_SLOTS]; /* offset+1 into names, 0 = none */
 	char names[SCAN_NAMES_MAX];	    /* arena of NUL-terminated feature names */
