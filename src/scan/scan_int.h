@@ -34,7 +34,13 @@ enum scan_class { SCAN_CLASS_HAM = 0, SCAN_CLASS_SPAM, SCAN_CLASS_PHISH, SCAN_NC
 
 /* Feature families, by prefix: body text, subject, headers, the rest
  * (URLs, attachments, rules, MIME structure). */
-enum scan_family { SCAN_FAM_BODY = 0, SCAN_FAM_SUBJECT, SCAN_FAM_HEADER, SCAN_FAM_OTHER, SCAN_NFAM };
+enum scan_family {
+	SCAN_FAM_BODY = 0,
+	SCAN_FAM_SUBJECT,
+	SCAN_FAM_HEADER,
+	SCAN_FAM_OTHER,
+	SCAN_NFAM
+};
 
 /* Heuristic findings: each is also a model feature so its weight is learned. */
 enum scan_flag {
@@ -57,7 +63,7 @@ enum scan_flag {
 	SCAN_F_BRAND_LINK = 1u << 16, /* link shows a brand or goes to an IP, but leads elsewhere */
 };
 
-#define SCAN_SET_SLOTS 16384	    /* open addressing set of features, 2x the cap */
+#define SCAN_SET_SLOTS 16384 /* open addressing set of features, 2x the cap */
 _Static_assert(SCAN_SET_SLOTS <= 65536, "feat_slot holds a slot in 16 bits");
 #define SCAN_NAMES_MAX (64u * 1024) /* bytes of feature names kept for reasons */
 
@@ -66,7 +72,9 @@ struct scan_doc {
 	uint8_t fam[SCAN_MAX_FEATURES];	   /* family of each feature (enum scan_family) */
 	size_t n_feats;
 	uint8_t cur_fam; /* family of the features being added */
-	uint16_t feat_slot[SCAN_MAX_FEATURES]; /* slot of each feature in slot_hash */
+	/* slot of each feature in slot_hash: every feature enters through
+	 * that set, so these are the slots to clear for the next scan */
+	uint16_t feat_slot[SCAN_MAX_FEATURES];
 	uint32_t slot_hash[SCAN_SET_SLOTS]; /* 0 = empty */
 	uint32_t slot_name[SCAN_SET_SLOTS]; /* offset+1 into names, 0 = none */
 	char names[SCAN_NAMES_MAX];	    /* arena of NUL-terminated feature names */

@@ -169,12 +169,12 @@ int scan_model_write(const struct scan_model *m, const char *path, char *err, si
 	char header[1024], cut[64] = "";
 	if (m->has_phish_cut)
 		snprintf(cut, sizeof(cut), "phish_cut=%.6f\n", m->phish_cut);
-	int hl =
-	    snprintf(header, sizeof(header),
-		     "%sversion=postern-%s-%s\nalgo=%s\nbits=%u\nnorm=%s\n"
-		     "threshold=%.6f\n%s%sbias=%.9g %.9g %.9g\nscale=%.9g\nrows=%zu\n\n",
-		     m->has_famw ? MODEL_MAGIC2 : MODEL_MAGIC, m->algo, hex, m->algo, m->bits,
-		     m->norm_sqrt ? "sqrt" : "none", m->threshold, cut, famw, (double)m->bias[0], (double)m->bias[1], (double)m->bias[2], scale, rows);
+	int hl = snprintf(header, sizeof(header),
+			  "%sversion=postern-%s-%s\nalgo=%s\nbits=%u\nnorm=%s\n"
+			  "threshold=%.6f\n%s%sbias=%.9g %.9g %.9g\nscale=%.9g\nrows=%zu\n\n",
+			  m->has_famw ? MODEL_MAGIC2 : MODEL_MAGIC, m->algo, hex, m->algo, m->bits,
+			  m->norm_sqrt ? "sqrt" : "none", m->threshold, cut, famw,
+			  (double)m->bias[0], (double)m->bias[1], (double)m->bias[2], scale, rows);
 	crypto_hash_sha256_state st;
 	crypto_hash_sha256_init(&st);
 	crypto_hash_sha256_update(&st, (const unsigned char *)header, (size_t)hl);
@@ -318,7 +318,8 @@ int scan_model_read(const char *path, struct scan_model **out, char *err, size_t
 		double fw[SCAN_NFAM];
 		int used = 0;
 		if (!v_famw ||
-		    sscanf(v_famw, "%lf %lf %lf %lf%n", &fw[0], &fw[1], &fw[2], &fw[3], &used) != 4 ||
+		    sscanf(v_famw, "%lf %lf %lf %lf%n", &fw[0], &fw[1], &fw[2], &fw[3], &used) !=
+			4 ||
 		    v_famw[used] != '\n')
 			goto out;
 		float w[SCAN_NFAM];
@@ -399,8 +400,7 @@ void scan_model_set(struct scan_model *m)
 }
 
 void scan_model_score(const struct scan_model *m, const struct scan_delta *delta,
-		      const uint32_t *feats, const uint8_t *fam, size_t n,
-		      double prob[SCAN_NCLASS])
+		      const uint32_t *feats, const uint8_t *fam, size_t n, double prob[SCAN_NCLASS])
 {
 	/* sums per family, weighted once at the end */
 	double zf[SCAN_NFAM][SCAN_NCLASS] = {{0}};
@@ -442,7 +442,8 @@ void scan_model_score(const struct scan_model *m, const struct scan_delta *delta
 int scan_model_junk(const struct scan_model *m, const double p[SCAN_NCLASS])
 {
 	if (p[SCAN_CLASS_HAM] < m->threshold)
-		return p[SCAN_CLASS_PHISH] > p[SCAN_CLASS_SPAM] ? SCAN_CLASS_PHISH : SCAN_CLASS_SPAM;
+		return p[SCAN_CLASS_PHISH] > p[SCAN_CLASS_SPAM] ? SCAN_CLASS_PHISH
+								: SCAN_CLASS_SPAM;
 	if (m->has_phish_cut && p[SCAN_CLASS_PHISH] > 0 &&
 	    log(p[SCAN_CLASS_HAM] / p[SCAN_CLASS_PHISH]) < m->phish_cut)
 		return SCAN_CLASS_PHISH;
